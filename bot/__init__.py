@@ -1,0 +1,1 @@
+"""ResolveMeQ for Slack: the application layer (services, settings, views, CLI)."""

@@ -1,0 +1,229 @@
+"""Every setting ResolveMeQ reads, from the environment, validated once at startup.
+
+The defaults give the embedded mode: a SQLite file, no Redis, the knowledge-base agent.
+A bad value stops startup with one line that names the variable and what it expects
+(:class:`SettingsError`), because a bot that half-starts with a wrong threshold acts on
+people's tickets with rules nobody chose.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from limits import parse as parse_rate_limit
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_DATABASE_URL = "sqlite:///resolvemeq.db"
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class SettingsError(Exception):
+    """A setting has a value we cannot run with; the message is one line for the operator."""
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Parse `90`, `90s`, `30m`, `24h` or `2d` (bare numbers are seconds).
+
+    Args:
+        value: the raw value, a string, a number or a timedelta.
+
+    Returns:
+        The duration; always positive.
+
+    Raises:
+        ValueError: for anything else, with the accepted forms in the message.
+    """
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, bool):
+        raise ValueError("expected a duration such as 90, 90s, 30m or 24h")
+    elif isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError("expected a duration such as 90, 90s, 30m or 24h")
+        seconds = int(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+    if seconds <= 0:
+        raise ValueError("expected a positive duration such as 90, 90s, 30m or 24h")
+    return timedelta(seconds=seconds)
+
+
+def _csv(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return [str(v).strip() for v in value if str(v).strip()]
+
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class Settings(BaseSettings):
+    """The whole configuration; read with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="", case_sensitive=False, extra="ignore", frozen=True
+    )
+
+    # Slack
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: AnyHttpUrl = AnyHttpUrl(DEFAULT_SLACK_API_URL)
+    slack_team_id: str | None = None
+
+    # Storage; URLs may carry passwords, so they stay out of repr().
+    database_url: str = Field(DEFAULT_DATABASE_URL, repr=False)
+    redis_url: str | None = Field(None, repr=False)
+
+    # People and channels
+    admin_user_ids: Annotated[list[str], NoDecode] = []
+    allow_workspace_admins: bool = False
+    alerts_channel: str | None = None
+    critical_alerts_channel: str | None = None
+    escalation_channel: str | None = None
+
+    # The agent
+    agent_url: AnyHttpUrl | None = None
+    agent_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
+    agent_retries: Annotated[int, Field(ge=0, le=5)] = 2
+    agent_breaker_failures: PositiveInt = 5
+    agent_breaker_reset: Annotated[timedelta, NoDecode] = timedelta(seconds=60)
+
+    # Policy: the high band is AUTONOMY_THRESHOLD, then the medium and low bands.
+    autonomy_threshold: Fraction = 0.8
+    medium_confidence_threshold: Fraction = 0.6
+    low_confidence_threshold: Fraction = 0.3
+    auto_resolve_min_success: Fraction = 0.8
+    default_team: str = "IT Support"
+
+    # Caps on autonomous actions
+    max_autonomous_actions_per_minute: PositiveInt = 50
+    max_autonomous_actions_per_hour: PositiveInt = 100
+    max_autonomous_actions_per_day: PositiveInt = 500
+
+    # Feedback and rollback
+    followup_delay: Annotated[timedelta, NoDecode] = timedelta(hours=24)
+    rollback_rate_limit: str = "10/hour"
+
+    # Observability
+    sentry_dsn: SecretStr | None = None
+    environment: str = "development"
+    app_version: str = "0.1.0"
+
+    @field_validator("admin_user_ids", mode="before")
+    @classmethod
+    def _split_admins(cls, value: Any) -> list[str]:
+        return _csv(value)
+
+    @field_validator("followup_delay", "agent_breaker_reset", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta:
+        return parse_duration(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                "expected a SQLAlchemy URL such as sqlite:///resolvemeq.db or "
+                "postgresql+psycopg2://user:pass@host/db"
+            ) from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError("expected a sqlite:// or postgresql:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not re.match(r"^rediss?://", value):
+            raise ValueError("expected a URL such as redis://127.0.0.1:6379/0")
+        return value
+
+    @field_validator("rollback_rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            parse_rate_limit(value)
+        except ValueError:
+            raise ValueError("expected a rate such as 10/hour or 5 per minute") from None
+        return value
+
+    @model_validator(mode="after")
+    def _bands_in_order(self) -> Settings:
+        if not (
+            self.low_confidence_threshold
+            <= self.medium_confidence_threshold
+            <= self.autonomy_threshold
+        ):
+            raise ValueError(
+                "expected LOW_CONFIDENCE_THRESHOLD <= MEDIUM_CONFIDENCE_THRESHOLD "
+                "<= AUTONOMY_THRESHOLD"
+            )
+        return self
+
+    @property
+    def database_url_safe(self) -> str:
+        """The database URL with any password masked, for logs."""
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
+    def is_configured_admin(self, user_id: str) -> bool:
+        """Whether ADMIN_USER_IDS names this Slack user."""
+        return user_id in self.admin_user_ids
+
+
+_FRACTIONS = {
+    "autonomy_threshold",
+    "medium_confidence_threshold",
+    "low_confidence_threshold",
+    "auto_resolve_min_success",
+}
+
+
+def _one_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    loc = [str(part) for part in first.get("loc", ()) if part != "__root__"]
+    message = first.get("msg", "invalid value")
+    message = message.removeprefix("Value error, ")
+    if not loc:
+        return f"invalid settings: {message}"
+    if Settings.model_fields.get(loc[0]) is not None and loc[0] in _FRACTIONS:
+        message = "expected a number from 0 to 1, such as 0.8"
+    name = loc[0].upper()
+    raw = first.get("input")
+    shown = "" if name.startswith(("SLACK_", "SENTRY_")) or "URL" in name else f"={raw!r}"
+    return f"{name}{shown} is invalid: {message}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings from the environment (and any explicit overrides).
+
+    Raises:
+        SettingsError: one line naming the variable and the value expected.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise SettingsError(_one_line(error)) from None

@@ -1,0 +1,24 @@
+"""SQLAlchemy models and the session factory. Imports nothing of ours outside models/."""
+
+from models.action_history import ACTION_TYPES, RECORD_TYPES, ActionHistory
+from models.agent_call import AgentCall
+from models.audit_event import AuditEvent
+from models.base import Base
+from models.session import make_engine, make_session_factory, transaction
+from models.ticket import TICKET_STATUSES, Ticket
+from models.ticket_resolution import TicketResolution
+
+__all__ = [
+    "ACTION_TYPES",
+    "RECORD_TYPES",
+    "ActionHistory",
+    "AgentCall",
+    "AuditEvent",
+    "Base",
+    "TICKET_STATUSES",
+    "Ticket",
+    "TicketResolution",
+    "make_engine",
+    "make_session_factory",
+    "transaction",
+]

@@ -1,0 +1,63 @@
+"""A request for help, from Slack (or the CLI)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Index, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base
+
+TICKET_STATUSES = (
+    "new",  # stored at intake, not yet decided on
+    "open",  # with a human team, no action pending (also: reopened by the requester)
+    "in_progress",  # assigned to a team
+    "awaiting_user",  # the bot asked the requester for more detail
+    "escalated",
+    "resolved",
+)
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in TICKET_STATUSES) + ")",
+            name="status_known",
+        ),
+        Index("ix_tickets_status_created_at", "status", "created_at"),
+        Index("ix_tickets_assigned_team", "assigned_team"),
+    )
+
+    ticket_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    # The requester: a Slack user id.
+    user_id: Mapped[str] = mapped_column(String(32))
+    user_name: Mapped[str | None] = mapped_column(String(255))
+    department: Mapped[str | None] = mapped_column(String(255))
+    issue_type: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(50), default="new")
+    description: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(30), default="other")
+    tags: Mapped[list] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    agent_response: Mapped[dict | None] = mapped_column()
+    agent_processed: Mapped[bool] = mapped_column(default=False)
+    # Decision kept when autonomy was not allowed (cap, limiter down, agent down).
+    suggested_action: Mapped[dict | None] = mapped_column()
+
+    assigned_team: Mapped[str | None] = mapped_column(String(100))
+    awaiting_response_from: Mapped[str] = mapped_column(String(20), default="")
+    escalated_at: Mapped[datetime | None] = mapped_column()
+    escalation_priority: Mapped[str | None] = mapped_column(String(10))
+    resolved_at: Mapped[datetime | None] = mapped_column()
+
+    # Where the ticket lives in Slack.
+    source: Mapped[str] = mapped_column(String(20), default="slash_command")
+    source_event_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    slack_team_id: Mapped[str | None] = mapped_column(String(32))
+    slack_channel_id: Mapped[str | None] = mapped_column(String(32))
+    slack_thread_ts: Mapped[str] = mapped_column(String(50), default="")
+    slack_message_ts: Mapped[str | None] = mapped_column(String(50))

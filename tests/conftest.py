@@ -1,0 +1,108 @@
+"""Shared fixtures: a real PostgreSQL database built by the migrations, real Redis.
+
+Each test runs inside an outer transaction that is rolled back at teardown
+(`join_transaction_mode="create_savepoint"`), so services may flush and even commit
+without leaking into the next test. Tests of concurrency need real commits from
+several connections: they use `committing_factory`, which empties the tables after.
+
+Environment:
+    TEST_POSTGRES_URL: server URL without a database name
+        (default postgresql+psycopg2://postgres@127.0.0.1:5432).
+    TEST_DATABASE_NAME: the database to (re)create (default resolvemeq_test).
+    TEST_REDIS_URL: a Redis database the tests may use (default redis://127.0.0.1:6379/15).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+from bot import migrations
+from bot.settings import Settings, load_settings
+from models import Base
+from models.session import make_engine, make_session_factory
+
+PG_SERVER = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432"
+).rstrip("/")
+PG_DATABASE = os.environ.get("TEST_DATABASE_NAME", "resolvemeq_test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _recreate_database(name: str) -> str:
+    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return f"{PG_SERVER}/{name}"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """A fresh PostgreSQL database at the head migration (built by Alembic, not create_all)."""
+    url = _recreate_database(PG_DATABASE)
+    migrations.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_engine(pg_url):
+    engine = make_engine(pg_url, pool_size=20, max_overflow=20)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture()
+def session(pg_engine) -> Session:
+    """A session whose work is rolled back after the test, commits included."""
+    connection = pg_engine.connect()
+    outer = connection.begin()
+    db = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield db
+    finally:
+        db.close()
+        outer.rollback()
+        connection.close()
+
+
+@pytest.fixture()
+def committing_factory(pg_engine):
+    """A real session factory (real commits, many connections); tables emptied after."""
+    yield make_session_factory(pg_engine)
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with pg_engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture()
+def sqlite_url(tmp_path) -> str:
+    """A new SQLite file at the head migration: the embedded default."""
+    url = f"sqlite:///{tmp_path / 'resolvemeq.db'}"
+    migrations.upgrade(url)
+    return url
+
+
+@pytest.fixture()
+def redis_url() -> str:
+    return REDIS_URL
+
+
+@pytest.fixture()
+def namespace() -> str:
+    """A unique key prefix, so tests sharing one Redis never share a budget."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture()
+def settings(pg_url, monkeypatch) -> Settings:
+    """Settings as a test would set the environment, isolated from the developer's."""
+    for name in list(os.environ):
+        if name in Settings.model_fields or name.lower() in Settings.model_fields:
+            monkeypatch.delenv(name, raising=False)
+    return load_settings(database_url=pg_url, admin_user_ids="UADMIN")
