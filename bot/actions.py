@@ -1,0 +1,170 @@
+"""Carrying out an action on a ticket, with the record that explains and undoes it.
+
+One call of `execute` changes the ticket, writes the action_history row (before and
+after snapshots, confidence, reasoning) and, for AUTO_RESOLVE, the ticket_resolution
+row with its follow-up due time. It only flushes: the caller owns the transaction,
+so either all of it lands or none of it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot import snapshots
+from models import ACTION_TYPES, ActionHistory, Ticket, TicketResolution
+
+AUTO_RESOLVE = "AUTO_RESOLVE"
+ESCALATE = "ESCALATE"
+ASSIGN_TO_TEAM = "ASSIGN_TO_TEAM"
+REQUEST_CLARIFICATION = "REQUEST_CLARIFICATION"
+
+AGENT_ACTOR = "autonomous_agent"
+SYSTEM_ACTOR = "system"
+
+
+@dataclass(frozen=True)
+class PlannedAction:
+    """What the policy decided to do with a ticket, before it is done."""
+
+    action_type: str
+    confidence: float | None
+    reasoning: str
+    params: dict[str, Any] = field(default_factory=dict)
+    # True when the bot acts on its own; only these count against the caps.
+    autonomous: bool = True
+    executed_by: str = AGENT_ACTOR
+
+    def __post_init__(self) -> None:
+        if self.action_type not in ACTION_TYPES:
+            raise ValueError(f"unknown action type {self.action_type!r}")
+        if self.confidence is not None and not 0.0 <= self.confidence <= 1.0:
+            raise ValueError("confidence must be between 0 and 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action_type": self.action_type,
+            "confidence": self.confidence,
+            "reasoning": self.reasoning,
+            "params": self.params,
+        }
+
+
+def _auto_resolve(ticket: Ticket, params: dict[str, Any], now: datetime) -> None:
+    ticket.status = "resolved"
+    ticket.resolved_at = now
+    ticket.awaiting_response_from = ""
+
+
+def _escalate(ticket: Ticket, params: dict[str, Any], now: datetime) -> None:
+    ticket.status = "escalated"
+    ticket.escalated_at = now
+    ticket.escalation_priority = params.get("priority", "medium")
+    ticket.assigned_team = params["team"]
+    ticket.awaiting_response_from = "support"
+
+
+def _assign(ticket: Ticket, params: dict[str, Any], now: datetime) -> None:
+    ticket.status = "in_progress"
+    ticket.assigned_team = params["team"]
+    ticket.awaiting_response_from = "support"
+
+
+def _clarify(ticket: Ticket, params: dict[str, Any], now: datetime) -> None:
+    ticket.status = "awaiting_user"
+    ticket.awaiting_response_from = "user"
+
+
+_APPLY: dict[str, Callable[[Ticket, dict[str, Any], datetime], None]] = {
+    AUTO_RESOLVE: _auto_resolve,
+    ESCALATE: _escalate,
+    ASSIGN_TO_TEAM: _assign,
+    REQUEST_CLARIFICATION: _clarify,
+}
+_NEEDS_TEAM = frozenset({ESCALATE, ASSIGN_TO_TEAM})
+
+
+def execute(
+    session: Session,
+    ticket: Ticket,
+    plan: PlannedAction,
+    *,
+    now: datetime,
+    followup_delay: timedelta,
+) -> ActionHistory:
+    """Apply `plan` to `ticket` and record it.
+
+    Args:
+        session: the caller's session; flushed, not committed.
+        ticket: the ticket, ideally loaded FOR UPDATE by the caller.
+        plan: the action to carry out.
+        now: the clock reading for every timestamp written.
+        followup_delay: for AUTO_RESOLVE, when the follow-up DM becomes due.
+
+    Returns:
+        The new action_history row.
+
+    Raises:
+        ValueError: an ESCALATE or ASSIGN_TO_TEAM without a team.
+    """
+    if plan.action_type in _NEEDS_TEAM and not plan.params.get("team"):
+        raise ValueError(f"{plan.action_type} needs a team")
+    before = snapshots.snapshot(ticket)
+    _APPLY[plan.action_type](ticket, plan.params, now)
+    ticket.updated_at = now
+    row = ActionHistory(
+        ticket_id=ticket.ticket_id,
+        action_type=plan.action_type,
+        action_params=plan.params,
+        executed_at=now,
+        executed_by=plan.executed_by,
+        autonomous=plan.autonomous,
+        confidence_score=plan.confidence,
+        agent_reasoning=plan.reasoning,
+        rollback_possible=True,
+        before_state=before,
+        after_state=snapshots.snapshot(ticket),
+    )
+    session.add(row)
+    session.flush()
+    if plan.action_type == AUTO_RESOLVE:
+        _open_resolution(session, ticket, row, now=now, followup_delay=followup_delay)
+    return row
+
+
+def _open_resolution(
+    session: Session,
+    ticket: Ticket,
+    action: ActionHistory,
+    *,
+    now: datetime,
+    followup_delay: timedelta,
+) -> TicketResolution:
+    # One resolution per ticket (ticket_id is unique): a ticket resolved again after a
+    # rollback starts its outcome afresh on the same row.
+    resolution = session.scalars(
+        select(TicketResolution).where(TicketResolution.ticket_id == ticket.ticket_id)
+    ).one_or_none()
+    if resolution is None:
+        resolution = TicketResolution(ticket_id=ticket.ticket_id, created_at=now)
+        session.add(resolution)
+    resolution.action_id = action.id
+    resolution.autonomous_action = action.action_type
+    resolution.resolution_confirmed = None
+    resolution.satisfaction_score = None
+    resolution.user_feedback_text = ""
+    resolution.followup_due_at = now + followup_delay
+    resolution.followup_sent_at = None
+    resolution.response_received_at = None
+    resolution.reopened = False
+    resolution.reopened_at = None
+    resolution.reopened_reason = ""
+    resolution.created_at = now
+    resolution.updated_at = now
+    session.flush()
+    return resolution

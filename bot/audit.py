@@ -1,0 +1,48 @@
+"""Security-relevant events, written in the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bot import clock
+from models import AuditEvent
+
+# Event types, one place so alerts and reports agree on the names.
+ROLLBACK_DENIED = "rollback_denied"
+ROLLBACK_THROTTLED = "rollback_throttled"
+FEEDBACK_WRONG_USER = "feedback_wrong_user"
+FEEDBACK_CHANGED = "feedback_changed"
+AUTONOMY_CAP_REACHED = "autonomy_cap_reached"
+AUTONOMY_LIMITER_DOWN = "autonomy_limiter_unavailable"
+
+
+def record(
+    session: Session,
+    event_type: str,
+    *,
+    actor_id: str | None,
+    ticket_id: int | None = None,
+    action_id: uuid.UUID | None = None,
+    detail: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> AuditEvent:
+    """Add an audit event to the session and flush it.
+
+    Returns:
+        The new event.
+    """
+    event = AuditEvent(
+        occurred_at=now or clock.now(),
+        event_type=event_type,
+        actor_id=actor_id,
+        ticket_id=ticket_id,
+        action_id=action_id,
+        detail=detail or {},
+    )
+    session.add(event)
+    session.flush()
+    return event

@@ -1,0 +1,123 @@
+"""Moving-window limits: the autonomy caps and the per-admin rollback throttle.
+
+Both use the `limits` library's moving window, because a fixed window lets twice
+the cap through around a window edge. With REDIS_URL every process shares one
+budget; without it the budget is this process's memory (the embedded mode).
+
+Both fail closed: when the store cannot be reached, nothing autonomous happens and
+no rollback goes through, and the caller is told why.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerHour
+from limits import RateLimitItemPerMinute, parse
+from limits.storage import Storage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from bot.errors import LimiterUnavailable
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Short timeouts: a slow Redis must not hold a Slack request past its 3 s.
+_REDIS_OPTIONS = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+
+
+def make_storage(redis_url: str | None) -> Storage:
+    """Redis storage when a URL is given, else in-process memory."""
+    if redis_url:
+        return storage_from_string(redis_url, wrap_exceptions=True, **_REDIS_OPTIONS)
+    return storage_from_string("memory://")
+
+
+@dataclass(frozen=True)
+class CapCheck:
+    """Whether one more autonomous action is allowed, and if not, why."""
+
+    allowed: bool
+    reason: str = ""
+    # The cap that was hit ("50 per 1 minute"), when one was.
+    cap: str = ""
+
+
+class AutonomyBudget:
+    """The per-minute, per-hour and per-day caps on autonomous actions."""
+
+    def __init__(self, settings: Settings, storage: Storage, *, namespace: str = "resolvemeq"):
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._namespace = namespace
+        self._caps: tuple[RateLimitItem, ...] = (
+            RateLimitItemPerMinute(settings.max_autonomous_actions_per_minute),
+            RateLimitItemPerHour(settings.max_autonomous_actions_per_hour),
+            RateLimitItemPerDay(settings.max_autonomous_actions_per_day),
+        )
+
+    def try_acquire(self) -> CapCheck:
+        """Take one unit of every cap if all have room; never raises.
+
+        Returns:
+            allowed=False with the reason when a cap is full or the store is down.
+        """
+        try:
+            for cap in self._caps:
+                if not self._limiter.test(cap, self._namespace, "autonomy"):
+                    return CapCheck(False, f"autonomy cap reached ({cap})", str(cap))
+            for cap in self._caps:
+                # test() and hit() are two steps; another process may fill the cap
+                # in between, so a failed hit is a refusal too.
+                if not self._limiter.hit(cap, self._namespace, "autonomy"):
+                    return CapCheck(False, f"autonomy cap reached ({cap})", str(cap))
+        except Exception as error:  # any storage failure: fail closed
+            log.warning("autonomy limiter unavailable: %s", type(error).__name__)
+            return CapCheck(False, "autonomy limiter unavailable")
+        return CapCheck(True)
+
+
+class RollbackThrottle:
+    """At most ROLLBACK_RATE_LIMIT rollbacks per admin in a moving window."""
+
+    def __init__(self, settings: Settings, storage: Storage, *, namespace: str = "resolvemeq"):
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._namespace = namespace
+        self._item = parse(settings.rollback_rate_limit)
+
+    @property
+    def limit(self) -> str:
+        return str(self._item)
+
+    def retry_at(self, admin_id: str) -> datetime | None:
+        """When `admin_id` may roll back again, or None if they may now.
+
+        Raises:
+            LimiterUnavailable: the store cannot be reached.
+        """
+        try:
+            if self._limiter.test(self._item, self._namespace, "rollback", admin_id):
+                return None
+            stats = self._limiter.get_window_stats(self._item, self._namespace, "rollback", admin_id)
+        except Exception as error:
+            log.warning("rollback throttle unavailable: %s", type(error).__name__)
+            raise LimiterUnavailable(
+                "Rollbacks are paused: the rate-limit store cannot be reached. "
+                "Try again when it is back."
+            ) from None
+        return datetime.fromtimestamp(stats.reset_time, UTC)
+
+    def hit(self, admin_id: str) -> None:
+        """Count one rollback by `admin_id`.
+
+        Raises:
+            LimiterUnavailable: the store cannot be reached.
+        """
+        try:
+            self._limiter.hit(self._item, self._namespace, "rollback", admin_id)
+        except Exception as error:
+            log.warning("rollback throttle unavailable: %s", type(error).__name__)
+            raise LimiterUnavailable(
+                "Rollbacks are paused: the rate-limit store cannot be reached."
+            ) from None

@@ -1,0 +1,59 @@
+"""The part of a ticket an action changes, as JSON, and putting it back.
+
+`before_state` and `after_state` in action_history are these snapshots; rollback
+compares the ticket's current snapshot with `after_state` and restores `before_state`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from models import Ticket
+
+# Everything an action may change. A rollback restores exactly these.
+SNAPSHOT_FIELDS = (
+    "status",
+    "assigned_team",
+    "awaiting_response_from",
+    "escalated_at",
+    "escalation_priority",
+    "resolved_at",
+)
+_DATETIME_FIELDS = frozenset({"escalated_at", "resolved_at"})
+
+
+def snapshot(ticket: Ticket) -> dict[str, Any]:
+    """The ticket's state as a JSON-safe dict (datetimes as ISO 8601 UTC)."""
+    state: dict[str, Any] = {}
+    for name in SNAPSHOT_FIELDS:
+        value = getattr(ticket, name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        state[name] = value
+    return state
+
+
+def restore(ticket: Ticket, state: dict[str, Any]) -> None:
+    """Put the snapshot back on the ticket.
+
+    Raises:
+        ValueError: if the snapshot lacks a field (a corrupt history row).
+    """
+    missing = [name for name in SNAPSHOT_FIELDS if name not in state]
+    if missing:
+        raise ValueError(f"snapshot lacks {', '.join(missing)}")
+    for name in SNAPSHOT_FIELDS:
+        value = state[name]
+        if name in _DATETIME_FIELDS and value is not None:
+            value = datetime.fromisoformat(value)
+        setattr(ticket, name, value)
+
+
+def differences(current: dict[str, Any], expected: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Fields where `current` differs from `expected`, as {field: (expected, current)}."""
+    return {
+        name: (expected.get(name), current.get(name))
+        for name in SNAPSHOT_FIELDS
+        if current.get(name) != expected.get(name)
+    }
