@@ -59,6 +59,10 @@ def _auto_resolve(ticket: Ticket, params: dict[str, Any], now: datetime) -> None
     ticket.status = "resolved"
     ticket.resolved_at = now
     ticket.awaiting_response_from = ""
+    # The team that owns the topic owns the outcome: a "No" reopens the ticket to it,
+    # and analytics count the resolution for it.
+    if params.get("team"):
+        ticket.assigned_team = params["team"]
 
 
 def _escalate(ticket: Ticket, params: dict[str, Any], now: datetime) -> None:
