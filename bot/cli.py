@@ -20,11 +20,23 @@ def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _ask(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy import inspect
+
+    from bot.errors import ResolveMeQError
     from bot.runtime import Runtime
+    from bot.text_views import outcome_text
 
     runtime = Runtime.from_settings(settings)
-    outcome = runtime.ask(user_id=args.user, text=" ".join(args.text))
-    print(outcome.render_text())
+    if not inspect(runtime.engine).has_table("tickets"):
+        print("resolvemeq: the database has no tables yet; run `resolvemeq db upgrade` first",
+              file=sys.stderr)
+        return 2
+    try:
+        outcome = runtime.ask(user_id=args.user, text=" ".join(args.text))
+    except ResolveMeQError as error:
+        print(f"resolvemeq: {error.message}", file=sys.stderr)
+        return 2
+    print(outcome_text(outcome))
     return 0
 
 

@@ -1,0 +1,110 @@
+"""Opening a ticket from what a person typed, once per Slack delivery."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot import clock
+from bot.errors import InvalidInput
+from models import Ticket
+
+SOURCES = frozenset({"slash_command", "dm", "mention", "cli"})
+MAX_TEXT = 4000
+USAGE = "Tell me what is wrong, for example: `/ticket my VPN keeps disconnecting`"
+_USER_ID = re.compile(r"^[A-Z0-9]{2,32}$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Intake:
+    ticket: Ticket
+    # False when this delivery was seen before (a Slack retry): nothing new was written.
+    created: bool
+
+
+def open_ticket(
+    session: Session,
+    *,
+    user_id: str,
+    text: str,
+    source: str,
+    channel_id: str | None = None,
+    thread_ts: str = "",
+    team_id: str | None = None,
+    event_id: str | None = None,
+    user_name: str | None = None,
+    now: datetime | None = None,
+) -> Intake:
+    """Store a new ticket in status `new`, to be decided on off the request path.
+
+    Args:
+        session: the caller's session (flushed, not committed).
+        user_id: the requester's Slack user id.
+        text: what they typed; stored as typed (escaping is the view's job).
+        source: slash_command, dm, mention or cli.
+        channel_id, thread_ts, team_id: where in Slack it was asked.
+        event_id: Slack's id for the delivery; the same id twice opens one ticket.
+        user_name: the requester's display name, when known.
+        now: the clock reading.
+
+    Raises:
+        InvalidInput: empty or over-long text, a malformed user id, an unknown source.
+    """
+    if not isinstance(user_id, str) or not _USER_ID.match(user_id):
+        raise InvalidInput("That request did not come from a Slack user I recognise.")
+    if source not in SOURCES:
+        raise InvalidInput(f"Unknown ticket source {source!r}.")
+    if not isinstance(text, str):
+        raise InvalidInput(USAGE)
+    description = _CONTROL.sub("", text).strip()
+    if not description:
+        raise InvalidInput(USAGE)
+    if len(description) > MAX_TEXT:
+        raise InvalidInput(
+            f"That is {len(description):,} characters; please keep a ticket under "
+            f"{MAX_TEXT:,} and put logs in a file or thread."
+        )
+    if event_id is not None:
+        existing = _by_event(session, event_id)
+        if existing is not None:
+            return Intake(existing, created=False)
+    now = now or clock.now()
+    ticket = Ticket(
+        user_id=user_id,
+        user_name=user_name,
+        issue_type=description.splitlines()[0][:100],
+        description=description,
+        status="new",
+        tags=[],
+        source=source,
+        source_event_id=event_id,
+        slack_team_id=team_id,
+        slack_channel_id=channel_id,
+        slack_thread_ts=thread_ts or "",
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        # A savepoint, so losing the race with a concurrent delivery of the same
+        # event does not poison the caller's transaction.
+        with session.begin_nested():
+            session.add(ticket)
+            session.flush()
+    except IntegrityError:
+        if event_id is None:
+            raise
+        existing = _by_event(session, event_id)
+        if existing is None:
+            raise
+        return Intake(existing, created=False)
+    return Intake(ticket, created=True)
+
+
+def _by_event(session: Session, event_id: str) -> Ticket | None:
+    return session.scalars(select(Ticket).where(Ticket.source_event_id == event_id)).one_or_none()

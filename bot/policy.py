@@ -1,0 +1,167 @@
+"""From an agent's answer to an action, by confidence band.
+
+Bands (defaults 0.8 / 0.6 / 0.3, from the environment):
+- high (>= AUTONOMY_THRESHOLD): follow the agent. Auto-resolve also needs the
+  solution's success probability >= AUTO_RESOLVE_MIN_SUCCESS; otherwise the answer
+  is suggested to the owning team.
+- medium (>= MEDIUM_CONFIDENCE_THRESHOLD): never auto-resolve; suggest the answer and
+  route the ticket to the team.
+- low (>= LOW_CONFIDENCE_THRESHOLD): ask the requester for the missing detail.
+- below low: the agent's guess is not worth showing; ask with general questions.
+Critical tickets (security, outage, data loss) are escalated in every band: a human
+must see them, and escalating is always safe.
+
+An action the agent names that we do not know goes to human triage, as does any
+ticket the bot may not act on alone (caps, limiter down, agent down).
+"""
+
+from __future__ import annotations
+
+from bot.actions import (
+    ASSIGN_TO_TEAM,
+    AUTO_RESOLVE,
+    ESCALATE,
+    REQUEST_CLARIFICATION,
+    SYSTEM_ACTOR,
+    PlannedAction,
+)
+from bot.agent.answer import AgentAnswer
+from bot.settings import Settings
+
+CRITICAL_CATEGORIES = frozenset({"security", "outage", "data_loss"})
+
+GENERAL_QUESTIONS = (
+    "What were you trying to do when it went wrong?",
+    "What exactly do you see (an error message, a screenshot)?",
+    "Since when, and does it affect anyone else?",
+)
+_TOPIC_QUESTIONS = (
+    "Which device, app or service is it about?",
+    "What have you already tried?",
+)
+
+
+def is_critical(answer: AgentAnswer) -> bool:
+    """Whether the ticket must reach a human whatever the confidence."""
+    return answer.severity == "critical" or answer.category in CRITICAL_CATEGORIES
+
+
+def band(confidence: float, settings: Settings) -> str:
+    """The name of the confidence band: high, medium, low or very_low."""
+    if confidence >= settings.autonomy_threshold:
+        return "high"
+    if confidence >= settings.medium_confidence_threshold:
+        return "medium"
+    if confidence >= settings.low_confidence_threshold:
+        return "low"
+    return "very_low"
+
+
+def plan(answer: AgentAnswer, settings: Settings) -> PlannedAction:
+    """Decide what the bot does with a ticket the agent has analysed.
+
+    Args:
+        answer: the agent's analysis.
+        settings: the thresholds and the default team.
+
+    Returns:
+        The planned action; `autonomous` is False only for human triage.
+    """
+    level = band(answer.confidence, settings)
+    team = answer.suggested_team or settings.default_team
+    params = {
+        "team": team,
+        "steps": list(answer.steps),
+        "estimated_time": answer.estimated_time,
+        "category": answer.category,
+        "severity": answer.severity,
+        "source": answer.source,
+        "band": level,
+    }
+
+    def act(action_type: str, why: str, **extra) -> PlannedAction:
+        return PlannedAction(
+            action_type=action_type,
+            confidence=answer.confidence,
+            reasoning=_explain(answer, level, why),
+            params={**params, **extra},
+        )
+
+    if not answer.recommendation_known:
+        return triage(
+            f"the agent recommended {answer.recommended_action!r}, which the bot does not know",
+            settings=settings,
+            answer=answer,
+        )
+    if is_critical(answer):
+        return act(ESCALATE, "critical issue: a human must see it now", priority="critical")
+
+    wanted = answer.recommended_action
+    if level == "high":
+        if wanted == "auto_resolve":
+            if answer.success_probability >= settings.auto_resolve_min_success:
+                return act(AUTO_RESOLVE, "confident, and the fix usually works")
+            return act(
+                ASSIGN_TO_TEAM,
+                f"confident, but the fix works only {answer.success_probability:.0%} of "
+                f"the time: suggesting it to {team}",
+                suggested_answer=True,
+            )
+        if wanted == "escalate":
+            return act(ESCALATE, "the agent asked for escalation", priority="high")
+        if wanted == "assign_to_team":
+            return act(ASSIGN_TO_TEAM, f"routed to {team}")
+        return act(REQUEST_CLARIFICATION, "the agent needs more detail", questions=list(_TOPIC_QUESTIONS))
+    if level == "medium":
+        if wanted == "escalate":
+            return act(ESCALATE, "the agent asked for escalation", priority="medium")
+        if wanted == "request_clarification":
+            return act(REQUEST_CLARIFICATION, "the agent needs more detail", questions=list(_TOPIC_QUESTIONS))
+        return act(
+            ASSIGN_TO_TEAM,
+            f"not sure enough to resolve alone: suggesting the answer to {team}",
+            suggested_answer=bool(answer.steps),
+        )
+    if level == "low":
+        return act(REQUEST_CLARIFICATION, "not sure what this is about", questions=list(_TOPIC_QUESTIONS))
+    return act(REQUEST_CLARIFICATION, "no good match", questions=list(GENERAL_QUESTIONS))
+
+
+def triage(
+    reason: str,
+    *,
+    settings: Settings,
+    answer: AgentAnswer | None = None,
+    suggestion: PlannedAction | None = None,
+) -> PlannedAction:
+    """Route a ticket to the human triage queue, keeping the bot's idea as a suggestion.
+
+    Args:
+        reason: why the bot is not acting alone, shown to people.
+        settings: for the default team.
+        answer: the agent's analysis, when there is one.
+        suggestion: what the bot would have done, kept for the humans.
+    """
+    critical = answer is not None and is_critical(answer)
+    params = {
+        "team": settings.default_team,
+        "priority": "critical" if critical else "medium",
+        "triage": True,
+        "reason": reason,
+    }
+    if suggestion is not None:
+        params["suggestion"] = suggestion.to_dict()
+    return PlannedAction(
+        action_type=ESCALATE,
+        confidence=answer.confidence if answer else None,
+        reasoning=f"Sent to human triage: {reason}."
+        + (f" Agent: {answer.reasoning}" if answer and answer.reasoning else ""),
+        params=params,
+        autonomous=False,
+        executed_by=SYSTEM_ACTOR,
+    )
+
+
+def _explain(answer: AgentAnswer, level: str, why: str) -> str:
+    note = f"Confidence {answer.confidence:.2f} ({level.replace('_', ' ')} band): {why}."
+    return f"{answer.reasoning} {note}".strip()
