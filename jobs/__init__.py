@@ -1,0 +1,1 @@
+"""The Celery app and its tasks: thin wrappers over bot/ services."""
