@@ -1,0 +1,236 @@
+"""How well the bot is doing: resolution outcomes, per action type and per team.
+
+Everything is aggregated in the database (conditional counts and averages with
+GROUP BY), so the cost of `/resolution-stats` and the App Home tab stays a few
+queries however many tickets there are. The SQL is plain enough to run on both
+PostgreSQL and SQLite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, case, func, literal, select
+from sqlalchemy.orm import Session
+
+from bot import clock
+from bot.errors import InvalidInput
+from models import ACTION_TYPES, ActionHistory, Ticket, TicketResolution
+
+MAX_DAYS = 365
+UNASSIGNED = "Unassigned"
+
+
+@dataclass(frozen=True)
+class ActionTypeStats:
+    """What the bot did with one action type in the window."""
+
+    action_type: str
+    actions: int
+    autonomous: int
+    average_confidence: float | None
+    rolled_back: int
+
+
+@dataclass(frozen=True)
+class TeamStats:
+    """The tickets the bot acted on for one team, and how its resolutions went."""
+
+    team: str
+    tickets: int
+    resolutions: int
+    confirmed: int
+    failed: int
+    success_rate: float | None
+    average_rating: float | None
+
+
+@dataclass(frozen=True)
+class ResolutionStats:
+    """Outcomes of auto-resolutions over the last `days` days (since `since`)."""
+
+    days: int
+    since: datetime
+    resolutions: int
+    confirmed: int
+    failed: int
+    pending: int
+    reopened: int
+    success_rate: float | None
+    average_rating: float | None
+    ratings: int
+    withdrawn: int
+    by_action_type: tuple[ActionTypeStats, ...]
+    by_team: tuple[TeamStats, ...]
+
+
+# An admin's rollback withdraws the resolution. `IS NOT true` keeps a resolution
+# whose action row is gone (action_id set NULL), which a plain `= false` would drop.
+_WITHDRAWN = ActionHistory.rolled_back.is_(True)
+_KEPT = ActionHistory.rolled_back.is_not(True)
+
+
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    # COUNT skips NULLs and a CASE without ELSE yields NULL: a conditional count that
+    # is 0 (not NULL, as SUM would be) on an empty set, on every backend.
+    return func.count(case((condition, 1)))
+
+
+def _kept(condition: ColumnElement[bool] | None = None) -> ColumnElement[bool]:
+    return _KEPT if condition is None else and_(_KEPT, condition)
+
+
+def _rate(yes: int, no: int) -> float | None:
+    # Nobody answered yet: there is no rate, and 0% would read as "all failed".
+    return None if yes + no == 0 else yes / (yes + no)
+
+
+def _rounded(value: object, places: int) -> float | None:
+    # PostgreSQL averages integers as NUMERIC (Decimal); report plain floats.
+    return None if value is None else round(float(value), places)
+
+
+def _validate_days(days: object) -> int:
+    # bool is an int subclass; `days=True` is a bug, not "one day".
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+        raise InvalidInput(
+            f"The number of days must be a whole number from 1 to {MAX_DAYS}, not {days!r}."
+        )
+    return days
+
+
+def _outcome_columns() -> list[ColumnElement]:
+    """Aggregates over resolutions outer-joined to their action, withdrawn excluded."""
+    confirmed = TicketResolution.resolution_confirmed
+    return [
+        _count_if(_KEPT).label("resolutions"),
+        _count_if(_kept(confirmed.is_(True))).label("confirmed"),
+        _count_if(_kept(confirmed.is_(False))).label("failed"),
+        _count_if(_kept(confirmed.is_(None))).label("pending"),
+        _count_if(_kept(TicketResolution.reopened.is_(True))).label("reopened"),
+        # The CASE hides withdrawn scores; AVG and COUNT ignore the NULLs.
+        func.avg(case((_KEPT, TicketResolution.satisfaction_score))).label("avg_rating"),
+        func.count(case((_KEPT, TicketResolution.satisfaction_score))).label("ratings"),
+    ]
+
+
+def resolution_stats(
+    session: Session, *, days: int = 30, now: datetime | None = None
+) -> ResolutionStats:
+    """Resolution outcomes, per action type and per team, over the last `days` days.
+
+    Args:
+        session: a session to read with; nothing is written.
+        days: the window length, a whole number from 1 to 365.
+        now: the end of the window (tz-aware); defaults to the bot clock.
+
+    Returns:
+        The figures as a frozen `ResolutionStats`. Rates and averages are None
+        when there is nothing to base them on.
+
+    Raises:
+        InvalidInput: `days` is not an int from 1 to 365.
+        ValueError: `now` is a naive datetime.
+    """
+    days = _validate_days(days)
+    now = clock.now() if now is None else now
+    if now.tzinfo is None:
+        raise ValueError("now must be a tz-aware datetime")
+    since = now - timedelta(days=days)
+
+    resolutions = (
+        select(*_outcome_columns(), _count_if(_WITHDRAWN).label("withdrawn"))
+        .select_from(TicketResolution)
+        .outerjoin(ActionHistory, ActionHistory.id == TicketResolution.action_id)
+        .where(TicketResolution.created_at >= since)
+    )
+    totals = session.execute(resolutions).one()
+
+    return ResolutionStats(
+        days=days,
+        since=since,
+        resolutions=totals.resolutions,
+        confirmed=totals.confirmed,
+        failed=totals.failed,
+        pending=totals.pending,
+        reopened=totals.reopened,
+        success_rate=_rate(totals.confirmed, totals.failed),
+        average_rating=_rounded(totals.avg_rating, 2),
+        ratings=totals.ratings,
+        withdrawn=totals.withdrawn,
+        by_action_type=_by_action_type(session, since),
+        by_team=_by_team(session, since),
+    )
+
+
+def _by_action_type(session: Session, since: datetime) -> tuple[ActionTypeStats, ...]:
+    # Only the bot's own actions: ROLLBACK/REOPEN/CONFIRM rows are people's records.
+    # A rolled-back AUTO_RESOLVE still counts here: it happened, and was undone.
+    query = (
+        select(
+            ActionHistory.action_type,
+            func.count().label("actions"),
+            _count_if(ActionHistory.autonomous.is_(True)).label("autonomous"),
+            func.avg(ActionHistory.confidence_score).label("avg_confidence"),
+            _count_if(ActionHistory.rolled_back.is_(True)).label("rolled_back"),
+        )
+        .where(ActionHistory.action_type.in_(ACTION_TYPES), ActionHistory.executed_at >= since)
+        .group_by(ActionHistory.action_type)
+        .order_by(ActionHistory.action_type)
+    )
+    return tuple(
+        ActionTypeStats(
+            action_type=row.action_type,
+            actions=row.actions,
+            autonomous=row.autonomous,
+            average_confidence=_rounded(row.avg_confidence, 3),
+            rolled_back=row.rolled_back,
+        )
+        for row in session.execute(query)
+    )
+
+
+def _by_team(session: Session, since: datetime) -> tuple[TeamStats, ...]:
+    # Grouping on the display name (not the raw column) lets the database merge
+    # unassigned tickets under one key, so Python never has to re-aggregate.
+    team = func.coalesce(Ticket.assigned_team, literal(UNASSIGNED)).label("team")
+
+    ticket_counts = (
+        select(team, func.count(func.distinct(ActionHistory.ticket_id)).label("tickets"))
+        .select_from(ActionHistory)
+        .join(Ticket, Ticket.ticket_id == ActionHistory.ticket_id)
+        .where(ActionHistory.action_type.in_(ACTION_TYPES), ActionHistory.executed_at >= since)
+        .group_by(team)
+    )
+    tickets = {row.team: row.tickets for row in session.execute(ticket_counts)}
+
+    outcomes_query = (
+        select(team, *_outcome_columns())
+        .select_from(TicketResolution)
+        .join(Ticket, Ticket.ticket_id == TicketResolution.ticket_id)
+        .outerjoin(ActionHistory, ActionHistory.id == TicketResolution.action_id)
+        .where(TicketResolution.created_at >= since)
+        .group_by(team)
+    )
+    outcomes = {row.team: row for row in session.execute(outcomes_query)}
+
+    # A resolution whose action row was deleted has no action in the window, so a
+    # team can appear in either result alone.
+    stats = []
+    for name in sorted(tickets.keys() | outcomes.keys()):
+        row = outcomes.get(name)
+        confirmed = row.confirmed if row else 0
+        failed = row.failed if row else 0
+        stats.append(
+            TeamStats(
+                team=name,
+                tickets=tickets.get(name, 0),
+                resolutions=row.resolutions if row else 0,
+                confirmed=confirmed,
+                failed=failed,
+                success_rate=_rate(confirmed, failed),
+                average_rating=_rounded(row.avg_rating, 2) if row else None,
+            )
+        )
+    return tuple(stats)
