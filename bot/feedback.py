@@ -1,0 +1,218 @@
+"""The requester's verdict on an auto-resolution: "did this solve it?" and the stars.
+
+Only the person the ticket is for counts; anyone else's click is audited and refused.
+A "No" reopens the ticket to a human team; a later "Yes" resolves it again. Any
+answer or rating stops the follow-up DM (the sweep picks resolutions whose
+`response_received_at` is empty).
+
+The ticket row is locked before its resolution, the order rollback and processing
+use too, so a click racing a rollback waits for it instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot import audit, clock, snapshots
+from bot.errors import InvalidInput, NotFound, NotRequester
+from models import ActionHistory, Ticket, TicketResolution
+
+REOPEN = "REOPEN"
+# A "Yes" after a "No" resolves the ticket again; recorded so /history shows it.
+CONFIRM = "CONFIRM"
+REOPENED_REASON = "requester said the answer did not solve it"
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """What a click did."""
+
+    resolution: TicketResolution
+    ticket: Ticket
+    # False when the click repeated what was already recorded: nothing was written.
+    changed: bool
+    # True when this click reopened the ticket.
+    reopened: bool
+
+
+def record_answer(
+    session: Session,
+    *,
+    ticket_id: int,
+    user_id: str,
+    solved: bool,
+    default_team: str,
+    now: datetime | None = None,
+) -> FeedbackResult:
+    """Record the requester's Yes/No to "did this solve it?".
+
+    Args:
+        session: the caller's session; flushed, not committed. NotRequester leaves its
+            audit row flushed for the transaction owner to keep.
+        ticket_id: the ticket the resolution is for.
+        user_id: the Slack user id who clicked.
+        solved: True for Yes, False for No.
+        default_team: where a reopened ticket goes when the resolution named no team.
+        now: the clock reading for every timestamp written.
+
+    Returns:
+        The resolution and ticket, whether anything changed, and whether the ticket
+        was reopened by this answer.
+
+    Raises:
+        InvalidInput: a malformed ticket id or answer, or a withdrawn resolution.
+        NotFound: the ticket has no resolution.
+        NotRequester: the clicker is not the requester (audited).
+    """
+    if not isinstance(solved, bool):
+        raise InvalidInput("The answer must be yes or no.")
+    now = now or clock.now()
+    ticket, resolution, action = _load(session, ticket_id, user_id, now,
+                                       {"kind": "answer", "solved": solved})
+    previous = resolution.resolution_confirmed
+    if previous is solved:
+        return FeedbackResult(resolution, ticket, changed=False, reopened=False)
+
+    resolution.resolution_confirmed = solved
+    resolution.response_received_at = resolution.response_received_at or now
+    resolution.updated_at = now
+    if previous is not None:
+        # The requester changed their mind: worth knowing when the numbers move.
+        audit.record(
+            session, audit.FEEDBACK_CHANGED, actor_id=user_id, ticket_id=ticket.ticket_id,
+            action_id=resolution.action_id,
+            detail={"kind": "answer", "from": previous, "to": solved}, now=now,
+        )
+    if solved:
+        if previous is False:
+            _change_ticket(session, ticket, user_id, CONFIRM, now,
+                           params={"resolution_id": resolution.id},
+                           apply=lambda: _resolve(ticket, now))
+        session.flush()
+        return FeedbackResult(resolution, ticket, changed=True, reopened=False)
+
+    team = (action.action_params or {}).get("team") if action else None
+    team = team or default_team
+    resolution.reopened = True
+    resolution.reopened_at = now
+    resolution.reopened_reason = REOPENED_REASON
+    _change_ticket(session, ticket, user_id, REOPEN, now,
+                   params={"resolution_id": resolution.id, "team": team,
+                           "reason": REOPENED_REASON},
+                   apply=lambda: _reopen(ticket, team))
+    session.flush()
+    return FeedbackResult(resolution, ticket, changed=True, reopened=True)
+
+
+def record_rating(
+    session: Session,
+    *,
+    ticket_id: int,
+    user_id: str,
+    score: int,
+    now: datetime | None = None,
+) -> FeedbackResult:
+    """Record the requester's 1-5 star rating; the last one wins.
+
+    Args:
+        session: the caller's session; flushed, not committed. NotRequester leaves its
+            audit row flushed for the transaction owner to keep.
+        ticket_id: the ticket the resolution is for.
+        user_id: the Slack user id who clicked.
+        score: 1 to 5.
+        now: the clock reading for every timestamp written.
+
+    Returns:
+        The resolution and ticket; `changed` is False when the score was already this.
+
+    Raises:
+        InvalidInput: a malformed ticket id or score, or a withdrawn resolution.
+        NotFound: the ticket has no resolution.
+        NotRequester: the clicker is not the requester (audited).
+    """
+    # bool is an int in Python; a True rating is a bug, not a 1.
+    if type(score) is not int or not 1 <= score <= 5:
+        raise InvalidInput("A rating is a whole number of stars from 1 to 5.")
+    now = now or clock.now()
+    ticket, resolution, _ = _load(session, ticket_id, user_id, now,
+                                  {"kind": "rating", "score": score})
+    if resolution.satisfaction_score == score:
+        return FeedbackResult(resolution, ticket, changed=False, reopened=False)
+    resolution.satisfaction_score = score
+    resolution.response_received_at = resolution.response_received_at or now
+    resolution.updated_at = now
+    session.flush()
+    return FeedbackResult(resolution, ticket, changed=True, reopened=False)
+
+
+def _load(
+    session: Session, ticket_id: int, user_id: str, now: datetime, detail: dict
+) -> tuple[Ticket, TicketResolution, ActionHistory | None]:
+    """Lock the ticket and its resolution and check the clicker may answer."""
+    if type(ticket_id) is not int or ticket_id <= 0:
+        raise InvalidInput("That is not a ticket number.")
+    if not isinstance(user_id, str) or not user_id.strip():
+        raise InvalidInput("Who clicked is unknown; try again from Slack.")
+    # populate_existing: after waiting on a lock, see the winner's commit.
+    ticket = session.scalars(
+        select(Ticket).where(Ticket.ticket_id == ticket_id)
+        .with_for_update().execution_options(populate_existing=True)
+    ).one_or_none()
+    resolution = None
+    if ticket is not None:
+        resolution = session.scalars(
+            select(TicketResolution).where(TicketResolution.ticket_id == ticket_id)
+            .with_for_update().execution_options(populate_existing=True)
+        ).one_or_none()
+    if ticket is None or resolution is None:
+        raise NotFound(f"Ticket #{ticket_id} has no answer from the bot to give feedback on.")
+    if user_id != ticket.user_id:
+        audit.record(session, audit.FEEDBACK_WRONG_USER, actor_id=user_id,
+                     ticket_id=ticket_id, action_id=resolution.action_id, detail=detail, now=now)
+        raise NotRequester(
+            f"Only the person who asked for help (<@{ticket.user_id}>) can answer this."
+        )
+    action = None
+    if resolution.action_id is not None:
+        action = session.get(ActionHistory, resolution.action_id, populate_existing=True)
+    if action is not None and action.rolled_back:
+        raise InvalidInput("This answer was withdrawn by an admin; nothing to rate.")
+    return ticket, resolution, action
+
+
+def _change_ticket(
+    session: Session, ticket: Ticket, user_id: str, action_type: str, now: datetime,
+    *, params: dict, apply: Callable[[], None],
+) -> ActionHistory:
+    # The requester's change goes in the history like any action, so /history tells
+    # the whole story and a later rollback sees why the ticket moved.
+    before = snapshots.snapshot(ticket)
+    apply()
+    ticket.updated_at = now
+    row = ActionHistory(
+        ticket_id=ticket.ticket_id, action_type=action_type, action_params=params,
+        executed_at=now, executed_by=user_id, autonomous=False, confidence_score=None,
+        agent_reasoning="", rollback_possible=False,
+        before_state=before, after_state=snapshots.snapshot(ticket),
+    )
+    session.add(row)
+    return row
+
+
+def _reopen(ticket: Ticket, team: str) -> None:
+    ticket.status = "open"
+    ticket.assigned_team = team
+    ticket.awaiting_response_from = "support"
+    # Not resolved any more; a later "Yes" stamps a new time.
+    ticket.resolved_at = None
+
+
+def _resolve(ticket: Ticket, now: datetime) -> None:
+    ticket.status = "resolved"
+    ticket.resolved_at = now
+    ticket.awaiting_response_from = ""

@@ -1,0 +1,369 @@
+"""Undoing one of the bot's actions: admins only, throttled, never over someone's work.
+
+A rollback puts the ticket back to the action's `before_state`, but only while the
+ticket still looks exactly as the action left it (`after_state`); otherwise someone
+changed it since, and restoring would silently throw their work away.
+
+Locks are taken in one order (action, ticket, resolution; feedback and processing
+also take the ticket before its resolution), so concurrent rollbacks, feedback and
+processing wait for each other instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import String, cast, func, select
+from sqlalchemy.orm import Session
+
+from bot import audit, clock, snapshots
+from bot.errors import (AlreadyRolledBack, Ambiguous, InvalidInput, NotAuthorized, NotFound,
+                        ResolveMeQError, RollbackConflict, RollbackNotPossible, Throttled)
+from bot.ratelimit import RollbackThrottle
+from models import ACTION_TYPES, ActionHistory, Ticket, TicketResolution
+
+ROLLBACK = "ROLLBACK"
+MAX_REASON_LENGTH = 500
+MIN_PREFIX = 4
+# How many matches an ambiguous prefix lists; more would flood the Slack message.
+_MAX_LISTED = 10
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+@dataclass(frozen=True)
+class RollbackPreview:
+    """What a rollback would do, for the confirm dialog."""
+
+    action_id: uuid.UUID
+    short_id: str
+    ticket_id: int
+    action_type: str
+    executed_at: datetime
+    confidence: float | None
+    reasoning: str
+    # {field: (current value, value after the rollback)}, only fields that change.
+    changes: dict[str, tuple[Any, Any]]
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    """A rollback that happened."""
+
+    action: ActionHistory
+    rollback: ActionHistory
+    ticket: Ticket
+    # {field: (value before the rollback, restored value)}, only fields that changed.
+    restored: dict[str, tuple[Any, Any]]
+
+
+def short_id(action_id: uuid.UUID) -> str:
+    """The first 8 hex digits of an action id: what people type and see."""
+    return action_id.hex[:8]
+
+
+def find_action(session: Session, ref: str) -> ActionHistory:
+    """The action_history row whose id is `ref` or starts with it.
+
+    Args:
+        session: the caller's session.
+        ref: a full UUID or a prefix of at least 4 hex digits; hyphens and case are
+            ignored.
+
+    Returns:
+        The one matching row, of any type (rollback decides what it may undo).
+
+    Raises:
+        InvalidInput: `ref` is not hex, too short or too long.
+        NotFound: no action has this id.
+        Ambiguous: the prefix matches several actions; `matches` lists their short ids.
+    """
+    if not isinstance(ref, str):
+        raise InvalidInput("Give an action id, such as 3f2a9c1e.")
+    shown = ref.strip()[:40]
+    digits = ref.strip().replace("-", "").lower()
+    if not _HEX.match(digits) or len(digits) > 32:
+        raise InvalidInput(
+            f"'{shown}' is not an action id: use the id shown in /history (hex digits, "
+            "such as 3f2a9c1e)."
+        )
+    if len(digits) < MIN_PREFIX:
+        raise InvalidInput(
+            f"'{shown}' is too short: give at least {MIN_PREFIX} characters of the action id."
+        )
+    if len(digits) == 32:
+        action = session.get(ActionHistory, uuid.UUID(hex=digits))
+        if action is None:
+            raise NotFound(f"No action has the id {digits}.")
+        return action
+    # PostgreSQL casts a uuid to hyphenated text, SQLite stores 32 hex digits: without
+    # hyphens and lowercased both compare alike. `digits` is validated hex, so it
+    # carries no LIKE wildcards.
+    id_text = func.lower(func.replace(cast(ActionHistory.id, String), "-", ""))
+    rows = session.scalars(
+        select(ActionHistory)
+        .where(id_text.like(digits + "%"))
+        .order_by(ActionHistory.executed_at, ActionHistory.id)
+        .limit(_MAX_LISTED + 1)
+    ).all()
+    if not rows:
+        raise NotFound(f"No action id starts with {digits}.")
+    if len(rows) > 1:
+        listed = rows[:_MAX_LISTED]
+        described = "; ".join(
+            f"{short_id(row.id)} (ticket #{row.ticket_id}, {row.action_type})" for row in listed
+        )
+        more = " and more" if len(rows) > _MAX_LISTED else ""
+        raise Ambiguous(
+            f"{digits} matches several actions: {described}{more}. "
+            "Give more characters of the id.",
+            [short_id(row.id) for row in listed],
+        )
+    return rows[0]
+
+
+def preview_rollback(
+    session: Session,
+    *,
+    ref: str,
+    admin_id: str,
+    is_admin: bool,
+    throttle: RollbackThrottle | None = None,
+    now: datetime | None = None,
+) -> RollbackPreview:
+    """Check that a rollback would go through and say what it would change.
+
+    The checks of :func:`rollback_action`, refusals audited alike, but nothing on the
+    ticket or the action changes and the throttle is only read, never counted.
+
+    Args:
+        session: the caller's session; flushed, not committed.
+        ref: the action id or a prefix of it.
+        admin_id: the Slack user id asking.
+        is_admin: whether they are an admin (see bot.admins.is_admin).
+        throttle: when given, read so a throttled admin hears it before the dialog.
+        now: the clock reading.
+
+    Returns:
+        The preview for the confirm dialog.
+
+    Raises:
+        The errors of :func:`rollback_action`, except the reason check.
+    """
+    now = now or clock.now()
+    _check_allowed(session, ref, admin_id, is_admin, throttle, now, stage="preview")
+    action = find_action(session, ref)
+    _check_undoable(action)
+    current = snapshots.snapshot(_ticket_of(session, action, lock=False))
+    _check_no_conflict(action, current)
+    return RollbackPreview(
+        action_id=action.id,
+        short_id=short_id(action.id),
+        ticket_id=action.ticket_id,
+        action_type=action.action_type,
+        executed_at=action.executed_at,
+        confidence=action.confidence_score,
+        reasoning=action.agent_reasoning,
+        changes=_changes(current, action.before_state),
+    )
+
+
+def rollback_action(
+    session: Session,
+    *,
+    ref: str,
+    admin_id: str,
+    is_admin: bool,
+    reason: str,
+    throttle: RollbackThrottle,
+    now: datetime | None = None,
+) -> RollbackResult:
+    """Undo an action: restore the ticket's `before_state` and record who and why.
+
+    Args:
+        session: the caller's session; flushed, not committed. NotAuthorized and
+            Throttled leave their audit row flushed for the owner to keep.
+        ref: the action id or a prefix of it.
+        admin_id: the Slack user id of the admin.
+        is_admin: whether they are an admin (see bot.admins.is_admin).
+        reason: why, up to 500 characters; may be empty.
+        throttle: the per-admin rollback throttle; only successful rollbacks count.
+        now: the clock reading for every timestamp written.
+
+    Returns:
+        The original action, the new ROLLBACK row, the ticket and the restored fields.
+
+    Raises:
+        NotAuthorized: not an admin (audited).
+        Throttled: too many rollbacks lately (audited); says when to retry.
+        LimiterUnavailable: the throttle store is down; nothing is rolled back.
+        InvalidInput: a malformed id or a reason too long.
+        NotFound, Ambiguous: see :func:`find_action`.
+        AlreadyRolledBack: it was rolled back before (says by whom and when).
+        RollbackNotPossible: not an undoable action (a ROLLBACK or REOPEN record...).
+        RollbackConflict: the ticket changed since the action; nothing is changed.
+    """
+    now = now or clock.now()
+    _check_allowed(session, ref, admin_id, is_admin, throttle, now, stage="rollback")
+    if not isinstance(reason, str):
+        raise InvalidInput("The reason must be text.")
+    reason = reason.strip()
+    if len(reason) > MAX_REASON_LENGTH:
+        raise InvalidInput(
+            f"The reason is {len(reason)} characters long; keep it to {MAX_REASON_LENGTH}."
+        )
+    found = find_action(session, ref)
+    # FOR UPDATE makes a second rollback of the same action wait for the first;
+    # populate_existing makes it see the first one's commit, not its stale copy.
+    action = session.scalars(
+        select(ActionHistory)
+        .where(ActionHistory.id == found.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    _check_undoable(action)
+    ticket = _ticket_of(session, action, lock=True)
+    before = snapshots.snapshot(ticket)
+    _check_no_conflict(action, before)
+
+    snapshots.restore(ticket, action.before_state)
+    ticket.updated_at = now
+    after = snapshots.snapshot(ticket)
+    action.rolled_back = True
+    action.rolled_back_at = now
+    action.rolled_back_by = admin_id
+    action.rollback_reason = reason
+    record = ActionHistory(
+        ticket_id=ticket.ticket_id, action_type=ROLLBACK, executed_at=now,
+        action_params={"rolled_back_action_id": str(action.id), "reason": reason},
+        executed_by=admin_id, autonomous=False, confidence_score=None,
+        agent_reasoning=reason, rollback_possible=False, rollback_of=action.id,
+        before_state=before, after_state=after,
+    )
+    session.add(record)
+    if action.action_type == "AUTO_RESOLVE":
+        # An undone resolution has nothing to follow up on; the row stays as a record.
+        resolution = session.scalars(
+            select(TicketResolution)
+            .where(TicketResolution.action_id == action.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+        if resolution is not None:
+            resolution.followup_due_at = None
+    session.flush()
+    # Counted last, so refusals and failures never use up an admin's budget.
+    throttle.hit(admin_id)
+    return RollbackResult(action, record, ticket, _changes(before, after))
+
+
+def _check_allowed(
+    session: Session,
+    ref: str,
+    admin_id: str,
+    is_admin: bool,
+    throttle: RollbackThrottle | None,
+    now: datetime,
+    *,
+    stage: str,
+) -> None:
+    if is_admin is not True:
+        _audit_refusal(session, audit.ROLLBACK_DENIED, ref, admin_id, {"stage": stage}, now)
+        raise NotAuthorized("Only helpdesk admins can roll back the bot's actions.")
+    if throttle is None:
+        return
+    retry_at = throttle.retry_at(admin_id)  # LimiterUnavailable propagates: fail closed
+    if retry_at is not None:
+        detail = {"stage": stage, "limit": throttle.limit, "retry_at": retry_at.isoformat()}
+        _audit_refusal(session, audit.ROLLBACK_THROTTLED, ref, admin_id, detail, now)
+        raise Throttled(
+            f"You have reached the rollback limit ({throttle.limit}). "
+            f"Try again {_when(retry_at, now)}.",
+            retry_at,
+        )
+
+
+def _audit_refusal(
+    session: Session, event_type: str, ref: object, admin_id: str, detail: dict, now: datetime
+) -> None:
+    # Name the action in the audit row when the reference resolves; the refusal is
+    # recorded either way.
+    action_id = ticket_id = None
+    try:
+        action = find_action(session, ref)  # type: ignore[arg-type]
+        action_id, ticket_id = action.id, action.ticket_id
+    except ResolveMeQError:
+        pass
+    audit.record(session, event_type, actor_id=admin_id, ticket_id=ticket_id,
+                 action_id=action_id, detail={"ref": str(ref)[:64], **detail}, now=now)
+
+
+def _when(retry_at: datetime, now: datetime) -> str:
+    minutes = max(1, math.ceil((retry_at - now).total_seconds() / 60))
+    hours, rest = divmod(minutes, 60)
+    parts = [f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in
+             ((hours, "hour"), (rest, "minute")) if n]
+    at = retry_at.astimezone(UTC)
+    # The date only when it is not today, so the usual case stays short.
+    pattern = "%H:%M" if at.date() == now.astimezone(UTC).date() else "%Y-%m-%d %H:%M"
+    return f"in {' '.join(parts)} (at {at.strftime(pattern)} UTC)"
+
+
+def _check_undoable(action: ActionHistory) -> None:
+    sid = short_id(action.id)
+    if action.rolled_back:
+        when = clock.as_utc(action.rolled_back_at)
+        at = f" at {when:%Y-%m-%d %H:%M} UTC" if when else ""
+        raise AlreadyRolledBack(
+            f"Action {sid} was already rolled back by <@{action.rolled_back_by}>{at}."
+        )
+    if action.action_type not in ACTION_TYPES:
+        raise RollbackNotPossible(
+            f"Action {sid} is a {action.action_type} record, not an action of the bot; "
+            "it cannot be rolled back."
+        )
+    complete = all(
+        isinstance(state, dict) and all(name in state for name in snapshots.SNAPSHOT_FIELDS)
+        for state in (action.before_state, action.after_state)
+    )
+    if not action.rollback_possible or not complete:
+        raise RollbackNotPossible(
+            f"Action {sid} cannot be rolled back: it was recorded without what it takes "
+            "to undo it."
+        )
+
+
+def _ticket_of(session: Session, action: ActionHistory, *, lock: bool) -> Ticket:
+    query = select(Ticket).where(Ticket.ticket_id == action.ticket_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    ticket = session.scalars(query).one_or_none()
+    if ticket is None:  # the FK cascades, so only a row deleted under us gets here
+        raise NotFound(f"The ticket of action {short_id(action.id)} no longer exists.")
+    return ticket
+
+
+def _check_no_conflict(action: ActionHistory, current: dict[str, Any]) -> None:
+    differing = snapshots.differences(current, action.after_state)
+    if differing:
+        described = "; ".join(
+            f"{name} is now {now_value!r} (the action left {left!r})"
+            for name, (left, now_value) in differing.items()
+        )
+        raise RollbackConflict(
+            f"Ticket #{action.ticket_id} changed after action {short_id(action.id)}, so "
+            f"rolling it back would overwrite someone's work: {described}. Nothing was changed.",
+            differing,
+        )
+
+
+def _changes(current: dict[str, Any], target: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    return {
+        name: (current.get(name), target.get(name))
+        for name in snapshots.SNAPSHOT_FIELDS
+        if current.get(name) != target.get(name)
+    }
