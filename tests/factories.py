@@ -44,9 +44,7 @@ def make_plan(
     reasoning: str = "Matched KB article 'vpn'",
     autonomous: bool = True,
 ) -> PlannedAction:
-    params: dict = {"steps": ["Reconnect"]}
-    if action_type in (actions.ESCALATE, actions.ASSIGN_TO_TEAM):
-        params["team"] = team
+    params: dict = {"steps": ["Reconnect"], "team": team}
     if action_type == actions.ESCALATE:
         params["priority"] = "high"
     if action_type == actions.REQUEST_CLARIFICATION:
