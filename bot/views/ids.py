@@ -1,0 +1,198 @@
+"""Block Kit ids and button values: what Slack sends back when someone clicks.
+
+Button values come back in interaction payloads and feed authorization checks (is
+this the requester's ticket? is this the action the admin previewed?), so their
+parsers are strict: one canonical spelling is accepted, anything else raises
+`ValueError`. A value that round-trips is one we wrote.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from enum import StrEnum
+
+# Ticket ids are a PostgreSQL `integer` primary key.
+MAX_TICKET_ID = 2**31 - 1
+# Slack rejects a button whose value is longer than this.
+MAX_BUTTON_VALUE = 2000
+
+RATING_ACTION_RE = re.compile(r"^rate_([1-5])$")
+
+# `[0-9]` and not `\d`: `\d` also matches other scripts' digits ("٣"). No leading
+# zeros, so each ticket has exactly one spelling. Ten digits at most keeps int()
+# cheap before the range check.
+_FEEDBACK_RE = re.compile(r"t=([1-9][0-9]{0,9})(?:;s=([1-5]))?")
+_ROLLBACK_RE = re.compile(r"a=([0-9a-f]{32});r=(.*)", re.DOTALL)
+_WHY_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_ROLLBACK_PREFIX_LEN = len("a=") + 32 + len(";r=")
+_ELLIPSIS = "…"
+
+
+class ActionId(StrEnum):
+    """`action_id`s of our interactive elements; handlers bind to these."""
+
+    FEEDBACK_YES = "feedback_yes"
+    FEEDBACK_NO = "feedback_no"
+    WHY = "show_reasoning"
+    ROLLBACK_CONFIRM = "rollback_confirm"
+    ROLLBACK_CANCEL = "rollback_cancel"
+
+
+class BlockId(StrEnum):
+    """`block_id`s of the blocks that carry our buttons or are updated in place."""
+
+    TICKET_ACK = "ticket_ack"
+    ANSWER = "answer"
+    CONFIDENCE = "confidence"
+    FEEDBACK = "feedback"
+    FEEDBACK_RESULT = "feedback_result"
+    RATING = "rating"
+    RATING_RESULT = "rating_result"
+    TICKET_CONTEXT = "ticket_context"
+    ROLLBACK_CONFIRM = "rollback_confirm"
+
+
+def rating_action_id(score: int) -> str:
+    """The action_id of the star button for `score`.
+
+    Slack wants distinct action_ids within one block, so each star has its own.
+
+    Args:
+        score: 1 to 5.
+
+    Returns:
+        "rate_1" to "rate_5".
+
+    Raises:
+        ValueError: `score` is not an int from 1 to 5.
+    """
+    _check_score(score)
+    return f"rate_{score}"
+
+
+def parse_rating_action_id(action_id: str) -> int:
+    """The score of a star button's action_id ("rate_4" -> 4).
+
+    Raises:
+        ValueError: not one of our star buttons.
+    """
+    match = RATING_ACTION_RE.fullmatch(action_id) if isinstance(action_id, str) else None
+    if match is None:
+        raise ValueError(f"not a rating action id: {action_id!r:.40}")
+    return int(match.group(1))
+
+
+def feedback_value(ticket_id: int, *, score: int | None = None) -> str:
+    """The value of a feedback button: "t=123", or "t=123;s=4" for a star.
+
+    Args:
+        ticket_id: the ticket the answer was for.
+        score: the star rating the button gives, if it is a star button.
+
+    Raises:
+        ValueError: the ticket id or the score is out of range.
+    """
+    _check_ticket_id(ticket_id)
+    if score is None:
+        return f"t={ticket_id}"
+    _check_score(score)
+    return f"t={ticket_id};s={score}"
+
+
+def parse_feedback_value(value: str) -> tuple[int, int | None]:
+    """Read a feedback button's value back.
+
+    Args:
+        value: the `value` from the interaction payload.
+
+    Returns:
+        (ticket_id, score), score None for the Yes/No buttons.
+
+    Raises:
+        ValueError: anything `feedback_value` would not have written.
+    """
+    # fullmatch, not match with `$`: `$` also matches before a trailing newline.
+    match = _FEEDBACK_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"not a feedback value: {value!r:.40}")
+    ticket_id = int(match.group(1))
+    if ticket_id > MAX_TICKET_ID:
+        raise ValueError("ticket id out of range")
+    score = match.group(2)
+    return ticket_id, None if score is None else int(score)
+
+
+def rollback_value(action_id: uuid.UUID, reason: str) -> str:
+    """The value of the rollback Confirm button: the action and the admin's reason.
+
+    The reason rides in the button so the confirm click needs no server-side state;
+    it is cut (with an ellipsis) so the value fits Slack's 2000-character limit,
+    counted in UTF-8 bytes so it fits however Slack counts.
+
+    Args:
+        action_id: the action to roll back.
+        reason: the admin's reason, as typed (it is not rendered from here).
+
+    Raises:
+        ValueError: `action_id` is not a UUID or `reason` is not a string.
+    """
+    if not isinstance(action_id, uuid.UUID):
+        raise ValueError("action_id must be a UUID")
+    if not isinstance(reason, str):
+        raise ValueError("reason must be a string")
+    budget = MAX_BUTTON_VALUE - _ROLLBACK_PREFIX_LEN
+    encoded = reason.encode("utf-8")
+    if len(encoded) > budget:
+        cut = budget - len(_ELLIPSIS.encode("utf-8"))
+        # errors="ignore" drops a code point split by the byte cut.
+        reason = encoded[:cut].decode("utf-8", errors="ignore") + _ELLIPSIS
+    return f"a={action_id.hex};r={reason}"
+
+
+def parse_rollback_value(value: str) -> tuple[uuid.UUID, str]:
+    """Read the rollback Confirm button's value back.
+
+    Returns:
+        (action_id, reason).
+
+    Raises:
+        ValueError: anything `rollback_value` would not have written.
+    """
+    if not isinstance(value, str) or len(value.encode("utf-8")) > MAX_BUTTON_VALUE:
+        raise ValueError("not a rollback value")
+    match = _ROLLBACK_RE.fullmatch(value)
+    if match is None:
+        raise ValueError(f"not a rollback value: {value!r:.60}")
+    return uuid.UUID(hex=match.group(1)), match.group(2)
+
+
+def why_value(action_id: uuid.UUID) -> str:
+    """The value of the "Why?" button: the action id, canonical hyphenated form."""
+    if not isinstance(action_id, uuid.UUID):
+        raise ValueError("action_id must be a UUID")
+    return str(action_id)
+
+
+def parse_why_value(value: str) -> uuid.UUID:
+    """Read the "Why?" button's value back.
+
+    Raises:
+        ValueError: not a lowercase hyphenated UUID (what `why_value` writes).
+    """
+    if not isinstance(value, str) or _WHY_RE.fullmatch(value) is None:
+        raise ValueError(f"not an action id: {value!r:.40}")
+    return uuid.UUID(value)
+
+
+def _check_ticket_id(ticket_id: int) -> None:
+    # bool is an int subclass: `True` as a ticket id is a bug, not ticket #1.
+    if isinstance(ticket_id, bool) or not isinstance(ticket_id, int):
+        raise ValueError("ticket id must be an int")
+    if not 1 <= ticket_id <= MAX_TICKET_ID:
+        raise ValueError("ticket id out of range")
+
+
+def _check_score(score: int) -> None:
+    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+        raise ValueError("score must be an int from 1 to 5")
