@@ -1,0 +1,189 @@
+"""Small pieces every view uses: block constructors that respect Slack's limits, and
+the way ids, confidences, times and actors are written.
+
+Every mrkdwn object is `verbatim`: Slack then does no automatic parsing of plain
+text (auto-linked channel names, "certain mentions"), so only the `<…>` we write
+ourselves can become a link or a mention.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from bot.views.escape import (
+    BUTTON_TEXT_LIMIT,
+    CONTEXT_TEXT_LIMIT,
+    FALLBACK_TEXT_LIMIT,
+    HEADER_TEXT_LIMIT,
+    SECTION_FIELD_LIMIT,
+    SECTION_TEXT_LIMIT,
+    escape,
+    mention,
+    truncate,
+)
+
+SHORT_ID_LENGTH = 8
+AGENT_ACTOR = "autonomous_agent"
+SYSTEM_ACTOR = "system"
+NONE_SHOWN = "—"
+
+
+def md(text: str, limit: int = SECTION_TEXT_LIMIT) -> MarkdownTextObject:
+    """A verbatim mrkdwn text object, cut to `limit` (Slack rejects empty text)."""
+    return MarkdownTextObject(text=truncate(text or " ", limit), verbatim=True)
+
+
+def section(
+    text: str, *, block_id: str | None = None, accessory: ButtonElement | None = None
+) -> SectionBlock:
+    """A section of mrkdwn text (already escaped by the caller where needed)."""
+    return SectionBlock(text=md(text), block_id=block_id, accessory=accessory)
+
+
+def fields_section(pairs: Sequence[tuple[str, str]], *, block_id: str | None = None) -> SectionBlock:
+    """A section of up to ten "*label*\\nvalue" fields (Slack's maximum)."""
+    fields = [md(f"*{label}*\n{value}", SECTION_FIELD_LIMIT) for label, value in pairs[:10]]
+    return SectionBlock(fields=fields, block_id=block_id)
+
+
+def context(*texts: str, block_id: str | None = None) -> ContextBlock:
+    """A context line (small grey text); at most ten elements, as Slack allows."""
+    return ContextBlock(elements=[md(t, CONTEXT_TEXT_LIMIT) for t in texts[:10]], block_id=block_id)
+
+
+def header(text: str) -> HeaderBlock:
+    """A header; never built from people's text (plain_text is not escaped by Slack)."""
+    return HeaderBlock(text=PlainTextObject(text=truncate(text, HEADER_TEXT_LIMIT), emoji=True))
+
+
+def button(
+    text: str,
+    action_id: str,
+    value: str,
+    *,
+    style: str | None = None,
+    label: str | None = None,
+) -> ButtonElement:
+    """A button with a label cut to Slack's 75 characters.
+
+    Args:
+        text: what the button shows (our own words, never people's text).
+        action_id: what the handler binds to.
+        value: what the click sends back.
+        style: "primary", "danger" or None.
+        label: what screen readers say, when the text alone is unclear ("★★★").
+    """
+    return ButtonElement(
+        text=PlainTextObject(text=truncate(text, BUTTON_TEXT_LIMIT), emoji=True),
+        action_id=str(action_id),
+        value=value,
+        style=style,
+        accessibility_label=truncate(label, BUTTON_TEXT_LIMIT) if label else None,
+    )
+
+
+def to_dicts(blocks: Iterable[Block]) -> list[dict[str, Any]]:
+    """Serialize blocks; `to_dict` runs slack_sdk's validators, which raise on a limit."""
+    return [block.to_dict() for block in blocks]
+
+
+def fallback(text: str) -> str:
+    """A message's top-level `text` (notifications, screen readers), kept short."""
+    return truncate(" ".join(text.split()), FALLBACK_TEXT_LIMIT)
+
+
+def action_uuid(action: Any) -> uuid.UUID:
+    """The action's id; views are built from flushed rows, which always have one.
+
+    Raises:
+        ValueError: the row has no id yet (built before a flush).
+    """
+    value = getattr(action, "id", None)
+    if not isinstance(value, uuid.UUID):
+        raise ValueError("the action has no id yet: flush it before rendering")
+    return value
+
+
+def short_id(action_id: uuid.UUID | None) -> str:
+    """The first 8 hex digits of an action id: what people type into /rollback."""
+    return action_id.hex[:SHORT_ID_LENGTH] if isinstance(action_id, uuid.UUID) else "????????"
+
+
+def percent(confidence: float | None) -> str:
+    """A confidence 0..1 as "92%", or "n/a" when there is none (human triage)."""
+    return "n/a" if confidence is None else f"{confidence:.0%}"
+
+
+def utc(moment: datetime) -> datetime:
+    """`moment` in UTC; a naive value is taken to be UTC already (our models store UTC)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def when(moment: datetime | None) -> str:
+    """A timestamp in UTC, minutes precision ("2024-05-01 14:03 UTC").
+
+    Not `<!date^…>`: that is a `<!` sequence, and keeping every `<!` out of our
+    output lets tests prove none came from people's text.
+    """
+    if moment is None:
+        return "unknown time"
+    return utc(moment).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def actor(executed_by: str | None) -> str:
+    """Who did an action, for people: the agent, the system, or a mention."""
+    if not executed_by or executed_by == AGENT_ACTOR:
+        return "autonomous agent"
+    if executed_by == SYSTEM_ACTOR:
+        return "system"
+    return mention(executed_by)
+
+
+def params(action: Any) -> dict[str, Any]:
+    """The action's parameters, {} when missing or malformed."""
+    value = getattr(action, "action_params", None)
+    return value if isinstance(value, dict) else {}
+
+
+def text_list(value: Any) -> list[str]:
+    """A list of strings from a parameter that should be one (steps, questions)."""
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    if not isinstance(value, list | tuple):
+        return []
+    return [str(item) for item in value if str(item).strip()]
+
+
+def numbered(items: Sequence[str]) -> str:
+    """Escaped items as a numbered mrkdwn list."""
+    return "\n".join(f"{n}. {escape(item)}" for n, item in enumerate(items, 1))
+
+
+def bulleted(items: Sequence[str]) -> str:
+    """Escaped items as a bulleted mrkdwn list."""
+    return "\n".join(f"• {escape(item)}" for item in items)
+
+
+def team_name(team: Any) -> str:
+    """A team name (it may come from an HTTP agent), escaped; a default when unset."""
+    return escape(str(team)) if team else "the helpdesk"
+
+
+def humanize(value: Any) -> str:
+    """A snake_case or UPPER_CASE code as words ("very_low" -> "very low")."""
+    return escape(str(value).replace("_", " ")) if value is not None else NONE_SHOWN
