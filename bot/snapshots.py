@@ -6,7 +6,7 @@ compares the ticket's current snapshot with `after_state` and restores `before_s
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from models import Ticket
@@ -29,7 +29,7 @@ def snapshot(ticket: Ticket) -> dict[str, Any]:
     for name in SNAPSHOT_FIELDS:
         value = getattr(ticket, name)
         if isinstance(value, datetime):
-            value = value.isoformat()
+            value = value.astimezone(UTC).isoformat()
         state[name] = value
     return state
 

@@ -68,12 +68,16 @@ def make_action(
     followup_delay: timedelta = timedelta(hours=24),
     **ticket_fields,
 ) -> ActionHistory:
-    """An executed action (and its ticket, unless one is given)."""
+    """An executed action (and its ticket, unless one is given).
+
+    The plan's team is the ticket's own team when it has one, so the action does not
+    move the ticket to another team behind the test's back.
+    """
     ticket = ticket or make_ticket(session, **ticket_fields)
     return actions.execute(
         session,
         ticket,
-        make_plan(action_type, confidence=confidence),
+        make_plan(action_type, confidence=confidence, team=ticket.assigned_team or "Network"),
         now=now or clock.now(),
         followup_delay=followup_delay,
     )
