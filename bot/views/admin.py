@@ -1,0 +1,270 @@
+"""What admins see: the rollback confirm step, its result, the ticket's history, and
+error messages; plus the notice a rollback leaves in the ticket's thread.
+
+The rollback objects are duck-typed: a preview needs action_id, short_id,
+ticket_id, action_type, executed_at, confidence, reasoning and `changes` (or
+`diff`); a result is either flat (short_id, ticket_id, action_type, admin_id,
+reason, restored) or bot.rollback's RollbackResult (action, rollback, restored).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_sdk.models.blocks import ActionsBlock, Block
+
+from bot.views.common import (
+    actor,
+    button,
+    context,
+    fallback,
+    fields_section,
+    header,
+    humanize,
+    percent,
+    section,
+    short_id,
+    to_dicts,
+    utc,
+    when,
+)
+from bot.views.escape import MESSAGE_BLOCK_LIMIT, clip, escape, mention
+from bot.views.ids import ActionId, BlockId, rollback_value
+
+Blocks = list[dict[str, Any]]
+
+_REASONING_IN_HISTORY = 300
+_VALUE_LIMIT = 100
+_NO_REASON = "no reason given"
+_ARROW = ":leftwards_arrow_with_hook:"
+# Snapshot timestamps are ISO strings; only these are shown as times (fromisoformat
+# alone would also read a team called "20240501" as a date).
+_ISO_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}.*")
+
+
+def rollback_confirm(preview: Any, *, reason: str = "") -> Blocks:
+    """The confirm step of `/rollback`: what the action did and what undoing it changes.
+
+    Args:
+        preview: a RollbackPreview (see the module docstring for the fields read).
+        reason: the admin's reason, carried in the Confirm button's value.
+
+    Returns:
+        Blocks for an ephemeral message with Confirm (danger) and Cancel.
+    """
+    action_id: uuid.UUID = preview.action_id
+    changes = _changes_of(preview)
+    reasoning = getattr(preview, "reasoning", "") or "No reasoning was recorded."
+    blocks: list[Block] = [
+        header("Roll back this action?"),
+        fields_section(
+            [
+                ("Action", f"`{escape(str(preview.short_id))}`"),
+                ("Type", humanize(preview.action_type)),
+                ("Ticket", f"#{preview.ticket_id}"),
+                ("Confidence", percent(getattr(preview, "confidence", None))),
+                ("Executed", when(getattr(preview, "executed_at", None))),
+                ("Reason", clip(reason, 500) if reason.strip() else f"_{_NO_REASON}_"),
+            ]
+        ),
+        section("*Reasoning:*\n" + clip(reasoning, 1500)),
+        section(
+            "*What changes on the ticket* (now → after the rollback):\n" + _diff_lines(changes)
+            if changes
+            else "Nothing on the ticket changes: it already looks as it did before the action."
+        ),
+        ActionsBlock(
+            block_id=BlockId.ROLLBACK_CONFIRM,
+            elements=[
+                button(
+                    "Roll back",
+                    ActionId.ROLLBACK_CONFIRM,
+                    rollback_value(action_id, reason),
+                    style="danger",
+                ),
+                button("Cancel", ActionId.ROLLBACK_CANCEL, action_id.hex),
+            ],
+        ),
+    ]
+    return to_dicts(blocks)
+
+
+def rollback_done(result: Any) -> tuple[str, Blocks]:
+    """The admin's confirmation that the rollback happened.
+
+    Args:
+        result: a flat result or a RollbackResult (see the module docstring).
+
+    Returns:
+        (fallback text, blocks).
+    """
+    facts = _facts(result)
+    what = f"{humanize(facts.action_type)} `{facts.short_id}` on ticket *#{facts.ticket_id}*"
+    blocks: list[Block] = [
+        section(f"{_ARROW} *Rolled back* {what}."),
+        section(
+            "*Restored* (before → now):\n" + _diff_lines(facts.restored)
+            if facts.restored
+            else "Nothing on the ticket needed to change."
+        ),
+        context(f"By {mention(facts.admin_id)} · reason: {_reason(facts.reason)}"),
+    ]
+    text = f"Rolled back {humanize(facts.action_type)} {facts.short_id} on ticket #{facts.ticket_id}."
+    return fallback(text), to_dicts(blocks)
+
+
+def rollback_thread_notice(result: Any) -> tuple[str, Blocks]:
+    """The notice in the ticket's thread that an admin undid the bot's action.
+
+    Args:
+        result: a flat result or a RollbackResult (see the module docstring).
+
+    Returns:
+        (fallback text, blocks).
+    """
+    facts = _facts(result)
+    kind = humanize(facts.action_type)
+    line = (
+        f"An admin {mention(facts.admin_id)} rolled back the bot's {kind} "
+        f"(reason: {_reason(facts.reason)})."
+    )
+    blocks: list[Block] = [section(f"{_ARROW} {line}")]
+    status = facts.restored.get("status")
+    if isinstance(status, tuple | list) and len(status) == 2:
+        blocks.append(context(f"Ticket #{facts.ticket_id} is {humanize(status[1])} again."))
+    blocks.append(context(f"Ticket #{facts.ticket_id} · action `{facts.short_id}`"))
+    return fallback(line), to_dicts(blocks)
+
+
+def history_blocks(ticket_id: int, rows: Sequence[Any]) -> Blocks:
+    """The action timeline of one ticket for `/history`, newest first.
+
+    Args:
+        ticket_id: the ticket.
+        rows: its ActionHistory rows, in any order.
+
+    Returns:
+        At most 50 blocks; older actions beyond that are counted, not shown.
+    """
+    ordered = sorted(rows, key=_executed_key, reverse=True)
+    blocks: list[Block] = [header(f"History of ticket #{ticket_id}")]
+    if not ordered:
+        blocks.append(section(f"No actions are recorded for ticket #{ticket_id}."))
+        return to_dicts(blocks)
+    room = MESSAGE_BLOCK_LIMIT - len(blocks)
+    shown = ordered if len(ordered) <= room else ordered[: room - 1]
+    blocks += [section(_history_entry(row)) for row in shown]
+    hidden = len(ordered) - len(shown)
+    if hidden:
+        noun = "action" if hidden == 1 else "actions"
+        blocks.append(context(f"… and {hidden} older {noun}"))
+    return to_dicts(blocks)
+
+
+def error_message(text: str) -> Blocks:
+    """An ephemeral error: a warning icon and the (escaped) message.
+
+    Error texts may quote what someone typed (an unknown action id), hence escaped.
+    """
+    return to_dicts([section(f":warning: {clip(text or 'Something went wrong.', 2900)}")])
+
+
+@dataclass(frozen=True)
+class _Facts:
+    short_id: str
+    ticket_id: Any
+    action_type: str
+    admin_id: str
+    reason: str
+    restored: dict[str, Any]
+
+
+def _facts(result: Any) -> _Facts:
+    action = getattr(result, "action", None)
+    if action is not None and not hasattr(result, "short_id"):
+        # bot.rollback.RollbackResult: the undone action carries who and why.
+        record = getattr(result, "rollback", None)
+        return _Facts(
+            short_id=short_id(action.id),
+            ticket_id=action.ticket_id,
+            action_type=action.action_type,
+            admin_id=action.rolled_back_by or getattr(record, "executed_by", "") or "",
+            reason=action.rollback_reason or "",
+            restored=dict(getattr(result, "restored", None) or {}),
+        )
+    return _Facts(
+        short_id=escape(str(result.short_id)),
+        ticket_id=result.ticket_id,
+        action_type=result.action_type,
+        admin_id=result.admin_id or "",
+        reason=result.reason or "",
+        restored=dict(getattr(result, "restored", None) or {}),
+    )
+
+
+def _changes_of(preview: Any) -> dict[str, Any]:
+    changes = getattr(preview, "changes", None)
+    if changes is None:
+        changes = getattr(preview, "diff", None)
+    return dict(changes or {})
+
+
+def _diff_lines(changes: dict[str, Any]) -> str:
+    lines = []
+    for field, pair in changes.items():
+        old, new = pair if isinstance(pair, tuple | list) and len(pair) == 2 else (None, pair)
+        lines.append(f"• `{escape(str(field))}`: {_value(old)} → {_value(new)}")
+    return "\n".join(lines)
+
+
+def _value(value: Any) -> str:
+    if value is None or value == "":
+        return "_(none)_"
+    if isinstance(value, datetime):
+        return when(value)
+    if isinstance(value, str) and _ISO_TIMESTAMP.fullmatch(value):
+        try:
+            return when(datetime.fromisoformat(value))
+        except ValueError:
+            pass
+    return clip(str(value), _VALUE_LIMIT)
+
+
+def _reason(reason: str) -> str:
+    return clip(reason, 500) if reason and reason.strip() else _NO_REASON
+
+
+def _history_entry(row: Any) -> str:
+    kind = getattr(row, "action_type", "?")
+    parts = [f"*{humanize(kind)}* `{short_id(getattr(row, 'id', None))}`"]
+    confidence = getattr(row, "confidence_score", None)
+    if confidence is not None:
+        parts.append(percent(confidence))
+    parts.append(f"by {actor(getattr(row, 'executed_by', None))}")
+    parts.append(when(getattr(row, "executed_at", None)))
+    undone = getattr(row, "rollback_of", None)
+    if undone is not None:
+        parts.append(f"undoes `{short_id(undone)}`")
+    entry = " · ".join(parts)
+    reasoning = " ".join((getattr(row, "agent_reasoning", "") or "").split())
+    if reasoning:
+        entry += "\n> " + clip(reasoning, _REASONING_IN_HISTORY)
+    if getattr(row, "rolled_back", False):
+        by = getattr(row, "rolled_back_by", None)
+        entry += (
+            f"\n{_ARROW} *Rolled back* by {mention(by) if by else 'an admin'} "
+            f"at {when(getattr(row, 'rolled_back_at', None))} "
+            f"({_reason(getattr(row, 'rollback_reason', '') or '')})"
+        )
+    return entry
+
+
+def _executed_key(row: Any) -> datetime:
+    # Rows not yet flushed have no executed_at; they sort as the oldest.
+    moment = getattr(row, "executed_at", None)
+    return utc(moment) if isinstance(moment, datetime) else datetime.min.replace(tzinfo=UTC)
