@@ -1,0 +1,185 @@
+"""`/resolution-stats` and the App Home tab: how well the bot is doing.
+
+Duck-typed on bot.analytics.ResolutionStats (days, since, resolutions, confirmed,
+failed, pending, reopened, success_rate, average_rating, ratings, withdrawn,
+by_action_type, by_team). A rate or average of None means nobody answered yet; it
+is said in words, because "0%" would read as "everything failed".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from slack_sdk.models.blocks import Block, DividerBlock
+from slack_sdk.models.views import View
+
+from bot.views.common import context, fields_section, header, percent, section, to_dicts, when
+from bot.views.escape import ELLIPSIS, SECTION_TEXT_LIMIT, escape
+
+Blocks = list[dict[str, Any]]
+
+NO_ANSWERS = "no answers yet"
+NO_RATINGS = "no ratings yet"
+_CELL_WIDTH = 24
+# Leave room for the title line and the "… and N more" note under the table.
+_TABLE_BUDGET = SECTION_TEXT_LIMIT - 200
+
+
+def stats_blocks(stats: Any) -> Blocks:
+    """The figures for `/resolution-stats`.
+
+    Args:
+        stats: a ResolutionStats.
+
+    Returns:
+        Blocks: the headline figures, a table per action type and one per team.
+    """
+    return to_dicts(_stats_blocks(stats))
+
+
+def home_view(stats: Any | None, *, is_admin: bool) -> dict[str, Any]:
+    """The App Home tab: how to ask for help, the figures, and admin hints for admins.
+
+    Args:
+        stats: a ResolutionStats, or None when the figures could not be read.
+        is_admin: whether the viewer may use /rollback and /history.
+
+    Returns:
+        A `{"type": "home", "blocks": [...]}` view for views.publish.
+    """
+    blocks: list[Block] = [
+        header("ResolveMeQ: IT help in Slack"),
+        section(
+            "Ask for help with `/ticket what's wrong`, send me a direct message, or "
+            "mention me in a channel. When I'm confident I answer right away; when I'm "
+            "not, a person from the right team takes over."
+        ),
+        DividerBlock(),
+    ]
+    if stats is None:
+        blocks.append(section("The figures are not available right now."))
+    else:
+        blocks += _stats_blocks(stats)
+    if is_admin:
+        blocks += [
+            DividerBlock(),
+            section(
+                "*Admin tools*\n"
+                "• `/rollback <action-id> [reason]` undoes one of the bot's actions "
+                "(the first 8 characters of the id are enough; you confirm first).\n"
+                "• `/history <ticket-id>` shows a ticket's actions, confidence, reasoning "
+                "and rollbacks.\n"
+                "• `/resolution-stats [days]` shows these figures for another window."
+            ),
+        ]
+    return View(type="home", blocks=blocks).to_dict()
+
+
+def _stats_blocks(stats: Any) -> list[Block]:
+    days = stats.days
+    window = "the last day" if days == 1 else f"the last {days} days"
+    rating = (
+        NO_RATINGS
+        if stats.average_rating is None
+        else f"{stats.average_rating:.1f} / 5 ({stats.ratings} "
+        f"{'rating' if stats.ratings == 1 else 'ratings'})"
+    )
+    return [
+        header(f"Resolution stats for {window}"),
+        fields_section(
+            [
+                ("Success rate", _rate(stats.success_rate)),
+                ("Average rating", rating),
+                ("Resolutions", str(stats.resolutions)),
+                ("Confirmed", str(stats.confirmed)),
+                ("Failed", str(stats.failed)),
+                ("Pending", str(stats.pending)),
+                ("Reopened", str(stats.reopened)),
+                ("Withdrawn", str(stats.withdrawn)),
+            ]
+        ),
+        context(
+            f"Since {when(stats.since)}. The success rate counts Yes/No answers; "
+            "withdrawn resolutions were rolled back by an admin and are not counted."
+        ),
+        section(_by_action_type(stats.by_action_type)),
+        section(_by_team(stats.by_team)),
+    ]
+
+
+def _rate(rate: float | None) -> str:
+    return NO_ANSWERS if rate is None else percent(rate)
+
+
+def _by_action_type(rows: Sequence[Any]) -> str:
+    if not rows:
+        return "*By action type*\nNo actions in this window."
+    table = [
+        (
+            str(r.action_type),
+            str(r.actions),
+            str(r.autonomous),
+            percent(r.average_confidence),
+            str(r.rolled_back),
+        )
+        for r in rows
+    ]
+    headings = ("Action", "Actions", "Autonomous", "Avg conf.", "Rolled back")
+    return "*By action type*\n" + _table(headings, table, noun="action types")
+
+
+def _by_team(rows: Sequence[Any]) -> str:
+    if not rows:
+        return "*By team*\nNo tickets for any team in this window."
+    table = [
+        (
+            str(r.team),
+            str(r.tickets),
+            str(r.resolutions),
+            str(r.confirmed),
+            str(r.failed),
+            "n/a" if r.success_rate is None else percent(r.success_rate),
+            "n/a" if r.average_rating is None else f"{r.average_rating:.1f}",
+        )
+        for r in rows
+    ]
+    headings = ("Team", "Tickets", "Resolved", "Yes", "No", "Success", "Rating")
+    return "*By team*\n" + _table(headings, table, noun="teams")
+
+
+def _table(headings: Sequence[str], rows: Sequence[Sequence[str]], *, noun: str) -> str:
+    """A fixed-width table in a code block, cut to fit one section.
+
+    Widths are measured on the raw text and each cell escaped afterwards: `&amp;`
+    shows as one character, so measuring escaped text would misalign the columns.
+    """
+    cells = [[_cell(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headings)]
+
+    def line(row: Sequence[str]) -> str:
+        first = escape(row[0]) + " " * (widths[0] - len(row[0]))
+        rest = [" " * (w - len(c)) + escape(c) for c, w in zip(row[1:], widths[1:], strict=True)]
+        return "  ".join([first, *rest]).rstrip()
+
+    lines = [line(headings)]
+    used = len(lines[0]) + len("```\n\n```")
+    shown = 0
+    for row in cells:
+        text = line(row)
+        if used + len(text) + 1 > _TABLE_BUDGET:
+            break
+        lines.append(text)
+        used += len(text) + 1
+        shown += 1
+    out = "```\n" + "\n".join(lines) + "\n```"
+    if shown < len(cells):
+        out += f"\n{ELLIPSIS} and {len(cells) - shown} more {noun}"
+    return out
+
+
+def _cell(value: str) -> str:
+    # One line per row, no cell so wide that the table wraps, and no backtick to
+    # close the code block early.
+    value = " ".join(value.replace("`", "'").split()) or "-"
+    return value if len(value) <= _CELL_WIDTH else value[: _CELL_WIDTH - 1] + ELLIPSIS
