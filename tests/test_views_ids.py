@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.views.escape import escape
 from bot.views.ids import (
     MAX_TICKET_ID,
     RATING_ACTION_RE,
@@ -134,7 +135,8 @@ def test_rollback_values_round_trip_and_fit_slacks_limit(action_id, reason):
     assert len(value.encode("utf-8")) <= 2000
     parsed_id, parsed_reason = parse_rollback_value(value)
     assert parsed_id == action_id
-    if len(reason.encode("utf-8")) <= 2000 - len(f"a={action_id.hex};r="):
+    assert "<" not in value and ">" not in value
+    if len(escape(reason).encode("utf-8")) <= 2000 - len(f"a={action_id.hex};r="):
         assert parsed_reason == reason
     else:
         # Cut to fit, visibly.
@@ -151,9 +153,17 @@ def test_a_long_reason_is_truncated_to_fit():
     assert reason.endswith("…") and set(reason[:-1]) == {"é"}
 
 
+def test_a_long_reason_is_never_cut_inside_an_entity():
+    action_id = uuid.uuid4()
+    for shift in range(5):
+        value = rollback_value(action_id, "x" * shift + "<" * 2000)
+        _, reason = parse_rollback_value(value)
+        assert reason.endswith("…") and set(reason[shift:-1]) <= {"<"}
+
+
 def test_a_reason_with_separators_survives():
     action_id = uuid.uuid4()
-    reason = "wrong fix; a=1;r=2\nsecond line"
+    reason = "wrong fix; a=1;r=2\nsecond line <!here> &amp; &lt; & <"
     assert parse_rollback_value(rollback_value(action_id, reason)) == (action_id, reason)
 
 
@@ -169,6 +179,11 @@ def test_a_reason_with_separators_survives():
         "r=x;a=3f2a9c1e0b6d4c1a9e2f5a7b8c9d0e1f",
         " a=3f2a9c1e0b6d4c1a9e2f5a7b8c9d0e1f;r=x",
         "a=3f2a9c1e0b6d4c1a9e2f5a7b8c9d0e1f;r=" + "x" * 2000,
+        "a=3f2a9c1e0b6d4c1a9e2f5a7b8c9d0e1f;r=<!channel>",
+        "a=3f2a9c1e0b6d4c1a9e2f5a7b8c9d0e1f;r=a > b",
+        "a=3f2a9c1e0b6d4c1a9e2f5a7b8c9d0e1f;r=R&D",
+        "a=3f2a9c1e0b6d4c1a9e2f5a7b8c9d0e1f;r=&quot;",
+        "a=3f2a9c1e0b6d4c1a9e2f5a7b8c9d0e1f;r=&amp",
     ],
 )
 def test_tampered_rollback_values_are_rejected(value):

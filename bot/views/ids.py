@@ -23,7 +23,12 @@ RATING_ACTION_RE = re.compile(r"^rate_([1-5])$")
 # zeros, so each ticket has exactly one spelling. Ten digits at most keeps int()
 # cheap before the range check.
 _FEEDBACK_RE = re.compile(r"t=([1-9][0-9]{0,9})(?:;s=([1-5]))?")
-_ROLLBACK_RE = re.compile(r"a=([0-9a-f]{32});r=(.*)", re.DOTALL)
+# The reason is stored escaped (Slack's three entities), so the message JSON holds no
+# `<` from what an admin typed even in a button value nobody sees.
+_ROLLBACK_RE = re.compile(r"a=([0-9a-f]{32});r=((?:[^&<>]|&(?:amp|lt|gt);)*)", re.DOTALL)
+_ENTITY_RE = re.compile(r"&(amp|lt|gt);")
+_ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
+_PARTIAL_ENTITY_RE = re.compile(r"&[a-z]{0,3}$")
 _WHY_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _ROLLBACK_PREFIX_LEN = len("a=") + 32 + len(";r=")
 _ELLIPSIS = "…"
@@ -126,8 +131,9 @@ def parse_feedback_value(value: str) -> tuple[int, int | None]:
 def rollback_value(action_id: uuid.UUID, reason: str) -> str:
     """The value of the rollback Confirm button: the action and the admin's reason.
 
-    The reason rides in the button so the confirm click needs no server-side state;
-    it is cut (with an ellipsis) so the value fits Slack's 2000-character limit,
+    The reason rides in the button so the confirm click needs no server-side state.
+    It is escaped like any text we send Slack (`parse_rollback_value` undoes that)
+    and cut, with an ellipsis, so the value fits Slack's 2000-character limit,
     counted in UTF-8 bytes so it fits however Slack counts.
 
     Args:
@@ -142,19 +148,22 @@ def rollback_value(action_id: uuid.UUID, reason: str) -> str:
     if not isinstance(reason, str):
         raise ValueError("reason must be a string")
     budget = MAX_BUTTON_VALUE - _ROLLBACK_PREFIX_LEN
-    encoded = reason.encode("utf-8")
+    escaped = reason.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    encoded = escaped.encode("utf-8")
     if len(encoded) > budget:
         cut = budget - len(_ELLIPSIS.encode("utf-8"))
-        # errors="ignore" drops a code point split by the byte cut.
-        reason = encoded[:cut].decode("utf-8", errors="ignore") + _ELLIPSIS
-    return f"a={action_id.hex};r={reason}"
+        # errors="ignore" drops a code point split by the byte cut; the regex drops
+        # an entity split by it.
+        head = encoded[:cut].decode("utf-8", errors="ignore")
+        escaped = _PARTIAL_ENTITY_RE.sub("", head) + _ELLIPSIS
+    return f"a={action_id.hex};r={escaped}"
 
 
 def parse_rollback_value(value: str) -> tuple[uuid.UUID, str]:
     """Read the rollback Confirm button's value back.
 
     Returns:
-        (action_id, reason).
+        (action_id, reason), the reason as the admin typed it (unescaped).
 
     Raises:
         ValueError: anything `rollback_value` would not have written.
@@ -164,7 +173,9 @@ def parse_rollback_value(value: str) -> tuple[uuid.UUID, str]:
     match = _ROLLBACK_RE.fullmatch(value)
     if match is None:
         raise ValueError(f"not a rollback value: {value!r:.60}")
-    return uuid.UUID(hex=match.group(1)), match.group(2)
+    # One pass, so "&amp;lt;" becomes "&lt;" and not "<".
+    reason = _ENTITY_RE.sub(lambda m: _ENTITIES[m.group(1)], match.group(2))
+    return uuid.UUID(hex=match.group(1)), reason
 
 
 def why_value(action_id: uuid.UUID) -> str:
