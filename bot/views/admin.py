@@ -114,7 +114,10 @@ def rollback_done(result: Any) -> tuple[str, Blocks]:
         ),
         context(f"By {mention(facts.admin_id)} · reason: {_reason(facts.reason)}"),
     ]
-    text = f"Rolled back {humanize(facts.action_type)} {facts.short_id} on ticket #{facts.ticket_id}."
+    text = (
+        f"Rolled back {humanize(facts.action_type)} {facts.short_id} "
+        f"on ticket #{facts.ticket_id}."
+    )
     return fallback(text), to_dicts(blocks)
 
 

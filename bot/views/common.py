@@ -53,7 +53,9 @@ def section(
     return SectionBlock(text=md(text), block_id=block_id, accessory=accessory)
 
 
-def fields_section(pairs: Sequence[tuple[str, str]], *, block_id: str | None = None) -> SectionBlock:
+def fields_section(
+    pairs: Sequence[tuple[str, str]], *, block_id: str | None = None
+) -> SectionBlock:
     """A section of up to ten "*label*\\nvalue" fields (Slack's maximum)."""
     fields = [md(f"*{label}*\n{value}", SECTION_FIELD_LIMIT) for label, value in pairs[:10]]
     return SectionBlock(fields=fields, block_id=block_id)

@@ -62,13 +62,14 @@ def home_view(stats: Any | None, *, is_admin: bool) -> dict[str, Any]:
     else:
         blocks += _stats_blocks(stats)
     if is_admin:
+        # `&lt;…&gt;` even for our own placeholders: a raw `<…>` is link syntax.
         blocks += [
             DividerBlock(),
             section(
                 "*Admin tools*\n"
-                "• `/rollback <action-id> [reason]` undoes one of the bot's actions "
+                "• `/rollback &lt;action-id&gt; [reason]` undoes one of the bot's actions "
                 "(the first 8 characters of the id are enough; you confirm first).\n"
-                "• `/history <ticket-id>` shows a ticket's actions, confidence, reasoning "
+                "• `/history &lt;ticket-id&gt;` shows a ticket's actions, confidence, reasoning "
                 "and rollbacks.\n"
                 "• `/resolution-stats [days]` shows these figures for another window."
             ),

@@ -120,7 +120,9 @@ def answered_resolution_message(ticket: Any, action: Any, resolution: Any) -> tu
         blocks.append(_ticket_context(ticket, action))
         return _answer_fallback(ticket, action), to_dicts(blocks)
     if confirmed is True:
-        blocks.append(section(":white_check_mark: You said this solved it.", block_id=BlockId.FEEDBACK_RESULT))
+        blocks.append(
+            section(":white_check_mark: You said this solved it.", block_id=BlockId.FEEDBACK_RESULT)
+        )
     elif confirmed is False:
         blocks.append(
             section(
@@ -170,7 +172,8 @@ def followup_dm(ticket: Any, action: Any, *, now: datetime | None = None) -> tup
     blocks += _feedback_buttons(tid, question="*Did it solve it?*")
     blocks += _rating_buttons(tid)
     blocks.append(_ticket_context(ticket, action))
-    return fallback(f"{lead} I suggested a fix for ticket #{tid}. Did it solve it?"), to_dicts(blocks)
+    text = f"{lead} I suggested a fix for ticket #{tid}. Did it solve it?"
+    return fallback(text), to_dicts(blocks)
 
 
 def action_thread_message(ticket: Any, action: Any) -> tuple[str, Blocks]:
@@ -248,11 +251,12 @@ def reasoning_message(action: Any) -> tuple[str, Blocks]:
         (fallback text, blocks).
     """
     p = params(action)
+    ticket_id = getattr(action, "ticket_id", "?")
     kind = humanize(getattr(action, "action_type", None))
     confidence = percent(_confidence(getattr(action, "confidence_score", None)))
     reasoning = getattr(action, "agent_reasoning", "") or "No reasoning was recorded."
     blocks: list[Block] = [
-        section(f":mag: *Why I did this* — {kind} on ticket *#{getattr(action, 'ticket_id', '?')}*"),
+        section(f":mag: *Why I did this* — {kind} on ticket *#{ticket_id}*"),
         fields_section(
             [
                 ("Confidence", confidence),
@@ -266,7 +270,8 @@ def reasoning_message(action: Any) -> tuple[str, Blocks]:
     if getattr(action, "rolled_back", False):
         blocks.append(context(_rolled_back_line(action)))
     blocks.append(context(f"Action `{short_id(getattr(action, 'id', None))}`"))
-    return fallback(f"Why: {kind}, confidence {confidence}. {clip(reasoning, 500)}"), to_dicts(blocks)
+    text = f"Why: {kind}, confidence {confidence}. {clip(reasoning, 500)}"
+    return fallback(text), to_dicts(blocks)
 
 
 def reopened_notice(ticket: Any, *, team: str | None, ticket_text: str) -> tuple[str, Blocks]:
