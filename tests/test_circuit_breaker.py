@@ -151,7 +151,11 @@ def test_concurrent_callers_get_a_single_half_open_trial(clock):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"failure_threshold": 0}, {"reset_timeout": timedelta(0)}, {"reset_timeout": timedelta(seconds=-1)}],
+    [
+        {"failure_threshold": 0},
+        {"reset_timeout": timedelta(0)},
+        {"reset_timeout": timedelta(seconds=-1)},
+    ],
 )
 def test_rejects_nonsense_configuration(kwargs):
     with pytest.raises(ValueError):

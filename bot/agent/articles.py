@@ -68,7 +68,9 @@ def load_articles(directory: Path | Traversable | None = None) -> tuple[Article,
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise KnowledgeBaseError(f"KB article {file.name}: not readable JSON ({error})") from None
+            raise KnowledgeBaseError(
+                f"KB article {file.name}: not readable JSON ({error})"
+            ) from None
         try:
             article = _parse(data)
         except ValueError as error:

@@ -26,7 +26,9 @@ HALF_OPEN = "half_open"
 class CircuitBreaker:
     """Counts consecutive failures and refuses calls while the circuit is open."""
 
-    def __init__(self, *, failure_threshold: int = 5, reset_timeout: timedelta = timedelta(seconds=60)):
+    def __init__(
+        self, *, failure_threshold: int = 5, reset_timeout: timedelta = timedelta(seconds=60)
+    ) -> None:
         """Create a closed breaker.
 
         Args:

@@ -40,8 +40,10 @@ KINDS: tuple[CriticalKind, ...] = (
             "suspicious sign in",
         ),
         steps=(
-            "Do not click links, open attachments or enter your password anywhere until Security answers.",
-            "If you think your device is infected, disconnect it from the network (Wi-Fi off, cable out) but leave it switched on.",
+            "Do not click links, open attachments or enter your password anywhere "
+            "until Security answers.",
+            "If you think your device is infected, disconnect it from the network "
+            "(Wi-Fi off, cable out) but leave it switched on.",
             "If you typed your password into a suspicious page, change it now from another device.",
             "Do not delete the suspicious email or file: Security needs it to investigate.",
         ),
@@ -55,9 +57,11 @@ KINDS: tuple[CriticalKind, ...] = (
             "files deleted", "files disappeared", "files gone", "lost all my work",
         ),
         steps=(
-            "Stop working in the affected folder or drive, so nothing overwrites what can still be recovered.",
+            "Stop working in the affected folder or drive, so nothing overwrites what "
+            "can still be recovered.",
             "Check the Recycle Bin / Trash and OneDrive's or SharePoint's own recycle bin first.",
-            "Note the exact path, the file names and when you last saw them; Infrastructure restores from backups by time.",
+            "Note the exact path, the file names and when you last saw them; "
+            "Infrastructure restores from backups by time.",
         ),
     ),
     CriticalKind(
@@ -72,14 +76,17 @@ KINDS: tuple[CriticalKind, ...] = (
         steps=(
             "Check the IT status page or the incidents channel: the outage may already be known.",
             "Note what is down, since when, and who is affected (your team, floor, office).",
-            "Use the documented fallback for the service (webmail, phone bridge) until it is restored.",
+            "Use the documented fallback for the service (webmail, phone bridge) "
+            "until it is restored.",
         ),
     ),
 )
 
 # "security" on its own is a security signal, but not in these everyday phrases:
 # an MFA "security code" or a "security group" for a shared drive is no incident.
-_BENIGN_AFTER_SECURITY = frozenset(stems("code codes key keys question questions group groups info settings updates"))
+_BENIGN_AFTER_SECURITY = frozenset(
+    stems("code codes key keys question questions group groups info settings updates")
+)
 
 
 @dataclass(frozen=True)

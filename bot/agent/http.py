@@ -18,7 +18,13 @@ from typing import Any
 
 import httpx
 
-from bot.agent.answer import AgentAnswer, AgentUnavailable, CallRecorder, MalformedAnswer, TicketInput
+from bot.agent.answer import (
+    AgentAnswer,
+    AgentUnavailable,
+    CallRecorder,
+    MalformedAnswer,
+    TicketInput,
+)
 from bot.agent.breaker import CircuitBreaker
 from bot.agent.routing import team_for
 
@@ -106,7 +112,9 @@ class HttpAgent:
                 answer = self._attempt(body)
             except _Retryable as error:
                 last = str(error)
-                log.info("agent attempt %d for ticket %s failed: %s", attempts, ticket.ticket_id, last)
+                log.info(
+                    "agent attempt %d for ticket %s failed: %s", attempts, ticket.ticket_id, last
+                )
                 continue
             except AgentUnavailable as error:
                 self.breaker.record_failure()

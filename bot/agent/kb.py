@@ -208,7 +208,9 @@ def _escalation(match: CriticalMatch) -> AgentAnswer:
     return AgentAnswer(
         confidence=CRITICAL_CONFIDENCE,
         recommended_action="escalate",
-        reasoning=f"The request mentions {words}: a possible {kind.name}, escalated to {kind.team}.",
+        reasoning=(
+            f"The request mentions {words}: a possible {kind.name}, escalated to {kind.team}."
+        ),
         category=kind.category,
         severity="critical",
         complexity="high",
