@@ -1,0 +1,309 @@
+"""The app's one Slack Web API client: explicit timeout, bounded retries, safe calls.
+
+Every Web API call ResolveMeQ makes goes through a client built by
+:func:`make_web_client`, so the base URL (``SLACK_API_URL``, a local fake in tests),
+the timeout and the retry policy are decided in one place:
+
+- HTTP 429: wait what ``Retry-After`` says and try again, at most ``max_retries``
+  times; if Slack asks for a wait longer than the cap, give up at once (a request path
+  or a worker must not hang for minutes; the job layer can retry later).
+- Connection errors (refused, reset, closed without an answer) and HTTP 500/502/503/
+  504: retry with a short exponential backoff. A *read timeout* is not retried: Slack
+  may already have acted on the request, and a second chat.postMessage would post twice.
+
+:func:`safe_call` turns failures into values. Errors that will not go away by trying
+again (a channel that does not exist, a revoked token) are logged and return ``None``;
+anything else returns ``None`` too, or raises :class:`SlackUnavailable` when the caller
+asks, so a job can schedule a retry. Logs carry the method, the error code and the
+channel, never the token or the message text.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from http.client import HTTPException
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import (
+    BackoffRetryIntervalCalculator,
+    HttpRequest,
+    HttpResponse,
+    Jitter,
+    RetryHandler,
+    RetryState,
+)
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.web import SlackResponse
+
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 10.0
+"""Seconds per HTTP attempt (slack_sdk's own default is 30, too long for a request path)."""
+MAX_RETRIES = 2
+"""Retries after the first attempt, shared by all causes: at most 3 attempts per call."""
+MAX_RATE_LIMIT_WAIT = 30.0
+"""The longest ``Retry-After`` we sleep through; longer asks fail the call instead."""
+_BACKOFF_FACTOR = 0.5  # 0.5 s, then 1 s (plus jitter) between connection/5xx retries
+_MAX_JITTER = 0.25  # spreads retries of many workers without adding seconds to each
+
+PERMANENT_ERRORS: frozenset[str] = frozenset(
+    {
+        # The target is gone or out of reach.
+        "channel_not_found", "not_in_channel", "is_archived", "user_not_found",
+        "users_not_found", "user_not_visible", "account_inactive", "cannot_dm_bot",
+        "message_not_found", "cant_update_message", "cant_delete_message",
+        "restricted_action", "not_found",
+        # The token or the app's grants are wrong: an operator must act.
+        "invalid_auth", "not_authed", "token_revoked", "token_expired", "missing_scope",
+        "not_allowed_token_type", "no_permission", "team_access_not_granted",
+        "ekm_access_denied",
+        # The request itself is wrong; sending it again gives the same answer.
+        "msg_too_long", "no_text", "invalid_blocks", "invalid_blocks_format",
+        "invalid_attachments", "too_many_attachments", "invalid_metadata_format",
+        "invalid_metadata_schema", "metadata_too_large", "invalid_arguments",
+        "invalid_arg_name", "invalid_form_data", "invalid_trigger_id", "expired_trigger_id",
+        "view_too_large", "duplicate_external_id", "hash_conflict", "already_reacted",
+        "too_many_reactions", "invalid_name", "unknown_method",
+    }
+)
+"""Slack error codes that retrying cannot fix; :func:`safe_call` never raises for these."""
+
+_OPERATOR_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "token_revoked", "token_expired", "missing_scope",
+     "not_allowed_token_type", "account_inactive", "team_access_not_granted"}
+)
+
+
+class SlackUnavailable(Exception):
+    """Slack did not accept a call after the retries, for a reason that may pass.
+
+    Attributes:
+        method: the Web API method, e.g. ``chat.postMessage``.
+        error: Slack's error code, ``http_<status>``, or the network exception's name.
+        status: the HTTP status, when Slack answered at all.
+        retry_after: seconds Slack asked us to wait (HTTP 429), if it said.
+    """
+
+    def __init__(
+        self,
+        method: str,
+        error: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"Slack {method} unavailable: {error}")
+        self.method = method
+        self.error = error
+        self.status = status
+        self.retry_after = retry_after
+
+
+def _header(headers: Any, name: str) -> str | None:
+    """One header's value from slack_sdk's header shapes (dict of str or of lists)."""
+    if not headers:
+        return None
+    for key, value in dict(headers).items():
+        if str(key).lower() == name:
+            if isinstance(value, (list, tuple)):
+                return str(value[0]) if value else None
+            return str(value)
+    return None
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = _header(headers, "retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP-date or garbage: treated as "not said"
+
+
+class _SmallJitter(Jitter):
+    def recalculate(self, duration: float) -> float:
+        return duration + random.random() * _MAX_JITTER
+
+
+class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
+    """Retries HTTP 429 after ``Retry-After``, but never sleeps longer than ``max_wait``.
+
+    slack_sdk's handler sleeps whatever Slack says, with no cap; a worker told to wait
+    ten minutes would hold its slot for ten minutes. Here such a call fails instead.
+
+    Args:
+        max_retry_count: retries allowed (the attempt counter is shared with the other
+            handlers of the same client).
+        max_wait: the longest ``Retry-After`` honoured, in seconds.
+    """
+
+    def __init__(self, max_retry_count: int = MAX_RETRIES,
+                 max_wait: float = MAX_RATE_LIMIT_WAIT) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait = max_wait
+
+    def _wait(self, response: HttpResponse | None) -> float:
+        said = _retry_after(response.headers if response is not None else None)
+        return 1.0 if said is None else said  # Slack always sends it; 1 s if it did not
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return (
+            response is not None
+            and response.status_code == 429
+            and self._wait(response) <= self.max_wait
+        )
+
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        """Sleep what Slack asked (plus a little jitter, within the cap), then go again."""
+        state.next_attempt_requested = True
+        wait = self._wait(response)
+        time.sleep(min(wait + random.random() * _MAX_JITTER, self.max_wait))
+        state.increment_current_attempt()
+
+
+class GatewayAwareServerErrorRetryHandler(ServerErrorRetryHandler):
+    """Retries 500 and 503 like slack_sdk's handler, and also 502 and 504.
+
+    Gateway errors come from the load balancers in front of Slack and pass like a 503.
+    """
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return response is not None and response.status_code in (500, 502, 503, 504)
+
+
+def retry_handlers(
+    *, max_retries: int = MAX_RETRIES, max_rate_limit_wait: float = MAX_RATE_LIMIT_WAIT
+) -> list[RetryHandler]:
+    """The retry policy of :func:`make_web_client`, as slack_sdk handlers.
+
+    Args:
+        max_retries: retries after the first attempt.
+        max_rate_limit_wait: the longest ``Retry-After`` honoured, in seconds.
+
+    Returns:
+        Handlers for rate limits, connection errors and server errors.
+    """
+    backoff = BackoffRetryIntervalCalculator(backoff_factor=_BACKOFF_FACTOR, jitter=_SmallJitter())
+    return [
+        BoundedRateLimitRetryHandler(max_retry_count=max_retries, max_wait=max_rate_limit_wait),
+        ConnectionErrorRetryHandler(max_retry_count=max_retries, interval_calculator=backoff),
+        GatewayAwareServerErrorRetryHandler(max_retry_count=max_retries,
+                                            interval_calculator=backoff),
+    ]
+
+
+def make_web_client(
+    settings: Settings,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_retries: int = MAX_RETRIES,
+    max_rate_limit_wait: float = MAX_RATE_LIMIT_WAIT,
+) -> WebClient:
+    """Build the Web API client for ``SLACK_API_URL`` and ``SLACK_BOT_TOKEN``.
+
+    Args:
+        settings: the application settings.
+        timeout: seconds per HTTP attempt.
+        max_retries: retries after the first attempt (all causes together).
+        max_rate_limit_wait: the longest ``Retry-After`` honoured, in seconds.
+
+    Returns:
+        A ``slack_sdk.WebClient`` with the timeout and retry policy set.
+    """
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    return WebClient(
+        token=token,
+        # WebClient adds the trailing "/" that urljoin needs to keep ".../api".
+        base_url=str(settings.slack_api_url),
+        timeout=timeout,  # type: ignore[arg-type]  # urllib takes float seconds
+        retry_handlers=retry_handlers(
+            max_retries=max_retries, max_rate_limit_wait=max_rate_limit_wait
+        ),
+    )
+
+
+def _error_code(error: SlackApiError) -> str | None:
+    data = getattr(error.response, "data", None)
+    code = data.get("error") if isinstance(data, dict) else None
+    return str(code) if code else None
+
+
+def safe_call(
+    client: WebClient, method: str, *, raise_transient: bool = False, **kwargs: Any
+) -> SlackResponse | None:
+    """Call a Web API method; failures are logged and become ``None``.
+
+    Args:
+        client: a client from :func:`make_web_client` (its retries run first).
+        method: ``chat.postMessage`` or ``chat_postMessage``.
+        raise_transient: raise :class:`SlackUnavailable` for failures that may pass
+            (rate limits, 5xx, network, timeouts, unknown error codes) so a job can
+            retry later. Permanent errors never raise.
+        **kwargs: the method's arguments.
+
+    Returns:
+        The response, or ``None`` if the call failed.
+
+    Raises:
+        SlackUnavailable: only with ``raise_transient=True``, for a non-permanent failure.
+        ValueError: ``method`` is not a Web API method of the client (a bug, not Slack).
+    """
+    name = method.replace(".", "_")
+    call = getattr(client, name, None)
+    if name.startswith("_") or not callable(call):
+        raise ValueError(f"not a Slack Web API method: {method!r}")
+    channel = kwargs.get("channel")
+    try:
+        return call(**kwargs)  # type: ignore[no-any-return]
+    except SlackApiError as error:
+        status = error.response.status_code
+        code = _error_code(error)
+        if code in PERMANENT_ERRORS:
+            level = logging.ERROR if code in _OPERATOR_ERRORS else logging.WARNING
+            logger.log(level, "Slack %s failed permanently: error=%s channel=%s",
+                       method, code, channel)
+            return None
+        failure = SlackUnavailable(
+            method, code or f"http_{status}", status=status,
+            retry_after=_retry_after(error.response.headers) if status == 429 else None,
+        )
+        cause: Exception = error
+    except (OSError, HTTPException) as error:
+        # URLError, timeouts, resets and disconnects are all OSError or HTTPException.
+        failure = SlackUnavailable(method, type(error).__name__)
+        cause = error
+    logger.warning("Slack %s unavailable after retries: error=%s status=%s channel=%s",
+                   method, failure.error, failure.status, channel)
+    if raise_transient:
+        raise failure from cause
+    return None
