@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_api_url: AnyHttpUrl = AnyHttpUrl(DEFAULT_SLACK_API_URL)
     slack_team_id: str | None = None
+    # Threads for slow work after an ack (agent, Slack calls), and HTTP request threads.
+    slack_background_workers: Annotated[int, Field(ge=1, le=256)] = 8
+    server_threads: Annotated[int, Field(ge=1, le=512)] = 32
 
     # Storage; URLs may carry passwords, so they stay out of repr().
     database_url: str = Field(DEFAULT_DATABASE_URL, repr=False)
@@ -113,7 +116,7 @@ class Settings(BaseSettings):
     medium_confidence_threshold: Fraction = 0.6
     low_confidence_threshold: Fraction = 0.3
     auto_resolve_min_success: Fraction = 0.8
-    default_team: str = "IT Support"
+    default_team: str = "Service Desk"
 
     # Caps on autonomous actions
     max_autonomous_actions_per_minute: PositiveInt = 50

@@ -80,7 +80,7 @@ def test_thresholds_come_from_settings():
 
 def test_no_team_from_the_agent_falls_back_to_the_default_team():
     planned = policy.plan(answer(confidence=0.7, team=None), SETTINGS)
-    assert planned.params["team"] == "IT Support"
+    assert planned.params["team"] == SETTINGS.default_team == "Service Desk"
 
 
 @given(
