@@ -40,6 +40,60 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _need(settings: Settings, *names: str) -> None:
+    missing = [n.upper() for n in names if getattr(settings, n) is None]
+    if missing:
+        raise SettingsError(f"{', '.join(missing)} must be set for this command")
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    _need(settings, "slack_bot_token", "slack_signing_secret")
+    from bot.server import run_gunicorn
+
+    log.info("serving Slack on http://%s:%d/slack/events (database %s)",
+             args.host, args.port, settings.database_url_safe)
+    run_gunicorn(lambda: build_wsgi(settings), host=args.host, port=args.port,
+                 threads=settings.server_threads)
+    return 0
+
+
+def build_wsgi(settings: Settings):
+    """The WSGI app `serve` runs: Bolt behind our request checks, plus /healthz."""
+    from bot import health
+    from bot.app import create_app
+    from bot.runtime import Runtime
+    from bot.server import SlackWSGI
+
+    runtime = Runtime.from_settings(settings)
+    app = create_app(runtime)
+    return SlackWSGI(
+        app,
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        health=lambda: health.check(runtime.engine, settings.redis_url),
+    )
+
+
+def _socket(settings: Settings, args: argparse.Namespace) -> int:
+    _need(settings, "slack_bot_token", "slack_app_token", "slack_signing_secret")
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.app import create_app
+    from bot.runtime import Runtime
+
+    app = create_app(Runtime.from_settings(settings))
+    SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
+    return 0
+
+
+def _manifest(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from bot.manifest import build_manifest
+
+    print(json.dumps(build_manifest(args.url, socket_mode=args.socket), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="resolvemeq", description="ResolveMeQ for Slack: an IT-helpdesk bot."
@@ -51,6 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     up = db_commands.add_parser("upgrade", help="migrate to the newest schema")
     up.add_argument("revision", nargs="?", default="head")
     up.set_defaults(handler=_db_upgrade)
+
+    serve = commands.add_parser("serve", help="serve Slack over HTTP (POST /slack/events)")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.set_defaults(handler=_serve)
+
+    socket = commands.add_parser("socket", help="connect to Slack with Socket Mode")
+    socket.set_defaults(handler=_socket)
+
+    manifest = commands.add_parser("manifest", help="print the Slack app manifest (JSON)")
+    manifest.add_argument("--url", default="https://example.com",
+                          help="the public base URL Slack will call")
+    manifest.add_argument("--socket", action="store_true", help="a manifest for Socket Mode")
+    manifest.set_defaults(handler=_manifest)
 
     ask = commands.add_parser(
         "ask", help="open a ticket from the terminal and show what the bot decided"
@@ -70,10 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
+        return args.handler(settings, args)
     except SettingsError as error:
         print(f"resolvemeq: {error}", file=sys.stderr)
         return 2
-    return args.handler(settings, args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,89 @@
+"""The Bolt app factory: build an App, register the listeners, nothing at import.
+
+`process_before_response=True`: Bolt runs a listener on the request thread and sends
+its acknowledgement when the listener returns. Our listeners only store what must be
+stored and hand everything slow (the agent, Slack calls) to `Background`, so the reply
+to Slack never waits for a busy listener pool (Bolt's default pool of 5 answers 404
+after 3 s when it is full, and the listener still runs later).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from slack_bolt import App, BoltResponse
+from slack_sdk import WebClient
+
+from bot.admins import is_admin
+from bot.background import Background
+from bot.runtime import Runtime
+from bot.slack_client import make_web_client
+from bot.slack_roles import WorkspaceRoles
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SlackDeps:
+    """What listeners need, injected as `deps` through the Bolt context."""
+
+    runtime: Runtime
+    client: WebClient
+    background: Background
+    roles: WorkspaceRoles
+
+    def is_admin(self, user_id: str) -> bool:
+        return is_admin(self.runtime.settings, user_id, workspace_role=self.roles)
+
+
+def create_app(
+    runtime: Runtime, *, client: WebClient | None = None, background: Background | None = None
+) -> App:
+    """Build the Slack app for these settings.
+
+    Args:
+        runtime: database, agent and limits of this process.
+        client: the Web API client (default: one for SLACK_API_URL with retries).
+        background: the executor for slow work (default: SLACK_BACKGROUND_WORKERS threads).
+    """
+    from handlers import register_all
+
+    settings = runtime.settings
+    if settings.slack_signing_secret is None:
+        raise RuntimeError("SLACK_SIGNING_SECRET is required to serve Slack requests")
+    client = client or make_web_client(settings)
+    deps = SlackDeps(
+        runtime=runtime,
+        client=client,
+        background=background or Background(settings.slack_background_workers),
+        roles=WorkspaceRoles(client),
+    )
+    app = App(
+        client=client,
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        process_before_response=True,
+        token_verification_enabled=False,
+        raise_error_for_unhandled_request=False,
+    )
+
+    @app.middleware
+    def provide_deps(context, next):
+        context["deps"] = deps
+        return next()
+
+    @app.middleware
+    def only_our_workspace(context, body, next):
+        # A request signed with our secret but naming another workspace is refused:
+        # our data is one workspace's.
+        ours = settings.slack_team_id or (
+            context.authorize_result.team_id if context.authorize_result else None
+        )
+        theirs = context.team_id
+        if ours and theirs and theirs != ours:
+            log.warning("refused a request from another workspace")
+            return BoltResponse(status=403, body="")
+        return next()
+
+    register_all(app)
+    return app
