@@ -106,3 +106,60 @@ def settings(pg_url, monkeypatch) -> Settings:
         if name in Settings.model_fields or name.lower() in Settings.model_fields:
             monkeypatch.delenv(name, raising=False)
     return load_settings(database_url=pg_url, admin_user_ids="UADMIN")
+
+
+# End to end: the real server in a subprocess ------------------------------------------
+
+E2E_REDIS_URL = os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+@pytest.fixture(scope="session")
+def e2e_db_url() -> str:
+    """A database of its own for the server subprocess, which commits for real."""
+    url = _recreate_database(f"{PG_DATABASE}_e2e")
+    migrations.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def e2e_engine(e2e_db_url):
+    engine = make_engine(e2e_db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def slack():
+    from tests.fake_slack import FakeSlack
+
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def server(slack, e2e_db_url):
+    """`resolvemeq serve` against the fake Slack, PostgreSQL and Redis (shared by a module)."""
+    from tests.harness import Server
+
+    running = Server(database_url=e2e_db_url, slack=slack, redis_url=E2E_REDIS_URL).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture()
+def e2e(server, slack, e2e_engine):
+    """A clean slate for each end-to-end test: no rows, no Slack calls, no rate-limit hits."""
+    import redis
+
+    yield server
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with e2e_engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    redis.Redis.from_url(E2E_REDIS_URL).flushdb()
+    slack.reset()
+
+
+@pytest.fixture()
+def e2e_sessions(e2e_engine):
+    """Sessions on the server's database, to check what it stored."""
+    return make_session_factory(e2e_engine)

@@ -1,0 +1,145 @@
+"""End-to-end harness: the real `resolvemeq serve` (gunicorn) in a subprocess, talking
+to a fake Slack Web API on loopback, real PostgreSQL and real Redis.
+
+Tests send requests signed exactly as Slack signs them and read what people saw
+from the fake Slack, and what was stored from the database.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests import slack_signing
+from tests.fake_slack import FakeSlack
+
+SIGNING_SECRET = "e2e-signing-secret-0123456789abcdef"
+TEAM_ID = "T0RESOLVEQ"
+ADMIN = "UADMIN"
+REQUESTER = "UREQUESTER"
+STRANGER = "USTRANGER"
+CHANNEL = "CHELPDESK"
+ESCALATIONS = "CESCALATE"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """One `resolvemeq serve` process with its own environment."""
+
+    def __init__(self, *, database_url: str, slack: FakeSlack, redis_url: str | None,
+                 **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_", "REDIS_"))},
+            "DATABASE_URL": database_url,
+            "SLACK_API_URL": slack.base_url,
+            "SLACK_BOT_TOKEN": slack.token,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "ADMIN_USER_IDS": ADMIN,
+            "ESCALATION_CHANNEL": ESCALATIONS,
+            "FOLLOWUP_DELAY": "24h",
+            **env,
+        }
+        if redis_url:
+            self.env["REDIS_URL"] = redis_url
+        self.process: subprocess.Popen | None = None
+        self.http = httpx.Client(base_url=self.url, timeout=10)
+
+    def start(self) -> Server:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited:\n{self.output()}")
+            try:
+                if self.http.get("/healthz").status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not become healthy:\n{self.output()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.http.close()
+
+    def output(self) -> str:
+        if self.process is None or self.process.stdout is None:
+            return ""
+        if self.process.poll() is None:
+            return "(still running)"
+        return self.process.stdout.read().decode(errors="replace")
+
+    # Requests as Slack sends them ---------------------------------------------------
+
+    def post(self, body: str | bytes, *, content_type: str = slack_signing.FORM_CONTENT_TYPE,
+             timestamp: int | str | None = None, secret: str = SIGNING_SECRET,
+             headers: dict[str, str] | None = None) -> httpx.Response:
+        raw = body.encode() if isinstance(body, str) else body
+        ts = int(time.time()) if timestamp is None else timestamp
+        signed = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": str(ts),
+            "X-Slack-Signature": slack_signing.signature(secret, raw, ts),
+            **(headers or {}),
+        }
+        return self.http.post("/slack/events", content=raw, headers=signed)
+
+    def command(self, command: str, text: str, *, user: str = REQUESTER, channel: str = CHANNEL,
+                team: str = TEAM_ID) -> httpx.Response:
+        body = slack_signing.slash_command_body(
+            command, text, user_id=user, channel_id=channel, team_id=team,
+            trigger_id=f"trig-{uuid.uuid4().hex}",
+        )
+        return self.post(body)
+
+    def click(self, action_id: str, value: str, *, user: str = REQUESTER, channel: str = CHANNEL,
+              message_ts: str = "1732527000.000100", team: str = TEAM_ID) -> httpx.Response:
+        payload = slack_signing.block_actions_payload(
+            action_id, value, user_id=user, channel_id=channel, team_id=team, message_ts=message_ts,
+        )
+        return self.post(slack_signing.block_actions_body(payload))
+
+    def event(self, event: dict[str, Any], *, event_id: str | None = None, team: str = TEAM_ID,
+              retry: int | None = None) -> httpx.Response:
+        body = slack_signing.event_body(event, event_id=event_id or f"Ev{uuid.uuid4().hex[:10]}",
+                                        team_id=team)
+        headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else None
+        return self.post(body, content_type="application/json", headers=headers)
+
+
+def wait_until(predicate, *, timeout: float = 10, interval: float = 0.05, what: str = "condition"):
+    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -1,0 +1,74 @@
+"""The main flows, end to end over signed HTTP against the real server."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.views import ActionId, feedback_value, rating_action_id
+from models import ActionHistory, Ticket, TicketResolution
+from tests.harness import CHANNEL, ESCALATIONS, REQUESTER, STRANGER, wait_until
+
+VPN = "My VPN keeps disconnecting when I work from home"
+
+
+def _ticket_resolved(e2e, slack, e2e_sessions, text=VPN):
+    response = e2e.command("/ticket", text)
+    assert response.status_code == 200
+    assert "ticket *#1*" in response.text or "ticket #1" in response.text
+    [post] = slack.wait_for("chat.postMessage")
+    with e2e_sessions() as session:
+        ticket = session.scalars(select(Ticket)).one()
+        action = session.scalars(select(ActionHistory)).one()
+    return ticket, action, post
+
+
+def _button(post, action_id):
+    for block in post.args["blocks"]:
+        for element in [*block.get("elements", []), block.get("accessory") or {}]:
+            if element.get("action_id") == action_id:
+                return element
+    raise AssertionError(f"no button {action_id} in the message")
+
+
+def test_ticket_is_auto_resolved_confirmed_rated_and_counted(e2e, slack, e2e_sessions):
+    ticket, action, post = _ticket_resolved(e2e, slack, e2e_sessions)
+    assert action.action_type == "AUTO_RESOLVE" and ticket.status == "resolved"
+    assert post.args["channel"] == CHANNEL
+    yes = _button(post, ActionId.FEEDBACK_YES)
+    assert yes["value"] == feedback_value(ticket.ticket_id)
+    _button(post, ActionId.WHY)
+
+    assert e2e.click(ActionId.FEEDBACK_YES, yes["value"], message_ts=post.response["ts"]).status_code == 200
+    slack.wait_for("chat.update")
+    five = _button(post, rating_action_id(5))
+    assert e2e.click(rating_action_id(5), five["value"], message_ts=post.response["ts"]).status_code == 200
+    slack.wait_for("chat.update", count=2)
+    with e2e_sessions() as session:
+        resolution = session.scalars(select(TicketResolution)).one()
+        assert resolution.resolution_confirmed is True and resolution.satisfaction_score == 5
+
+    stats = e2e.command("/resolution-stats", "7")
+    assert stats.status_code == 200
+    assert "100%" in stats.text and "5.0" in stats.text
+
+
+def test_no_reopens_and_tells_the_escalation_channel(e2e, slack, e2e_sessions):
+    ticket, _, post = _ticket_resolved(e2e, slack, e2e_sessions)
+    no = _button(post, ActionId.FEEDBACK_NO)
+    assert e2e.click(ActionId.FEEDBACK_NO, no["value"], message_ts=post.response["ts"]).status_code == 200
+    wait_until(lambda: slack.messages(ESCALATIONS), what="the escalation channel notice")
+    with e2e_sessions() as session:
+        reopened = session.get(Ticket, ticket.ticket_id)
+        assert reopened.status == "open"
+        assert session.scalars(select(TicketResolution)).one().reopened is True
+
+
+def test_a_strangers_click_is_refused_and_stores_nothing(e2e, slack, e2e_sessions):
+    ticket, _, post = _ticket_resolved(e2e, slack, e2e_sessions)
+    yes = _button(post, ActionId.FEEDBACK_YES)
+    assert e2e.click(ActionId.FEEDBACK_YES, yes["value"], user=STRANGER).status_code == 200
+    [refusal] = slack.wait_for("chat.postEphemeral")
+    assert refusal.args["user"] == STRANGER
+    assert REQUESTER in refusal.args["text"] or "requester" in refusal.args["text"].lower()
+    with e2e_sessions() as session:
+        assert session.scalars(select(TicketResolution)).one().resolution_confirmed is None
