@@ -7,6 +7,7 @@ set it, else from DATABASE_URL through the settings.
 from alembic import context
 
 from models import Base
+from models.base import UTCDateTime
 from models.session import make_engine
 
 config = context.config
@@ -21,10 +22,18 @@ def _url() -> str:
     return load_settings().database_url
 
 
+def _render_item(type_, obj, autogen_context):
+    # Our UTCDateTime is a Python-side wrapper; the column is a plain timestamptz.
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def _configure(**kwargs) -> None:
     context.configure(
         target_metadata=Base.metadata,
         compare_type=True,
+        render_item=_render_item,
         # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
         render_as_batch=True,
         **kwargs,

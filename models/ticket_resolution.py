@@ -46,6 +46,14 @@ class TicketResolution(Base):
     # When a follow-up DM is due; cleared when it is no longer wanted (rollback).
     followup_due_at: Mapped[datetime | None] = mapped_column()
     followup_sent_at: Mapped[datetime | None] = mapped_column()
+    # A worker's claim on sending the follow-up: it expires, so a worker killed
+    # mid-send loses nothing (another takes over and reconciles first).
+    followup_claimed_until: Mapped[datetime | None] = mapped_column()
+    followup_claim_token: Mapped[str | None] = mapped_column(String(32))
+    followup_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    followup_channel: Mapped[str | None] = mapped_column(String(32))
+    followup_message_ts: Mapped[str | None] = mapped_column(String(50))
+    followup_last_error: Mapped[str] = mapped_column(Text, default="", server_default="")
     response_received_at: Mapped[datetime | None] = mapped_column()
 
     reopened: Mapped[bool] = mapped_column(default=False)

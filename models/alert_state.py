@@ -1,0 +1,23 @@
+"""Where each alert rule stands, so a restart neither re-fires nor forgets a resolve."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base
+
+
+class AlertState(Base):
+    __tablename__ = "alert_state"
+
+    rule: Mapped[str] = mapped_column(String(40), primary_key=True)
+    firing: Mapped[bool] = mapped_column(default=False)
+    first_fired_at: Mapped[datetime | None] = mapped_column()
+    last_sent_at: Mapped[datetime | None] = mapped_column()
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    last_value: Mapped[float | None] = mapped_column()
+    last_message: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime | None] = mapped_column()
