@@ -127,6 +127,24 @@ class Settings(BaseSettings):
     followup_delay: Annotated[timedelta, NoDecode] = timedelta(hours=24)
     rollback_rate_limit: str = "10/hour"
 
+    # Alert rules: thresholds, windows, the smallest sample that may alert, cooldown.
+    alert_failure_rate: Fraction = 0.10
+    alert_failure_window: Annotated[timedelta, NoDecode] = timedelta(hours=1)
+    alert_min_confidence: Fraction = 0.5
+    alert_confidence_window: Annotated[timedelta, NoDecode] = timedelta(hours=1)
+    alert_agent_errors: Annotated[int, Field(ge=0)] = 5
+    alert_agent_errors_window: Annotated[timedelta, NoDecode] = timedelta(minutes=5)
+    alert_rollbacks: Annotated[int, Field(ge=0)] = 20
+    alert_rollbacks_window: Annotated[timedelta, NoDecode] = timedelta(hours=1)
+    alert_cap_window: Annotated[timedelta, NoDecode] = timedelta(minutes=15)
+    alert_min_sample: PositiveInt = 5
+    alert_cooldown: Annotated[timedelta, NoDecode] = timedelta(hours=1)
+
+    # Jobs: how often each periodic job runs, and how long a claim lasts.
+    job_interval: Annotated[timedelta, NoDecode] = timedelta(seconds=60)
+    claim_ttl: Annotated[timedelta, NoDecode] = timedelta(minutes=2)
+    sweep_grace: Annotated[timedelta, NoDecode] = timedelta(seconds=60)
+
     # Observability
     sentry_dsn: SecretStr | None = None
     environment: str = "development"
@@ -137,7 +155,12 @@ class Settings(BaseSettings):
     def _split_admins(cls, value: Any) -> list[str]:
         return _csv(value)
 
-    @field_validator("followup_delay", "agent_breaker_reset", mode="before")
+    @field_validator(
+        "followup_delay", "agent_breaker_reset", "alert_failure_window",
+        "alert_confidence_window", "alert_agent_errors_window", "alert_rollbacks_window",
+        "alert_cap_window", "alert_cooldown", "job_interval", "claim_ttl", "sweep_grace",
+        mode="before",
+    )
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value)
