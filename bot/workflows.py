@@ -11,9 +11,9 @@ import logging
 
 from slack_sdk import WebClient
 
-from bot import analytics, tickets, views
+from bot import analytics, outbox, tickets, views
 from bot.feedback import FeedbackResult
-from bot.processing import Outcome
+from bot.processing import Outcome, process_ticket
 from bot.rollback import RollbackResult
 from bot.runtime import Runtime
 from bot.slack_client import safe_call
@@ -25,94 +25,96 @@ log = logging.getLogger(__name__)
 def decide_and_announce(runtime: Runtime, client: WebClient, ticket_id: int) -> Outcome:
     """Decide on a new ticket, then tell the requester (and the escalation channel).
 
-    The decision commits before anything is posted: if Slack is down the action still
-    stands and is visible in /history; the message is what may be missing, not the act.
+    The decision and the posts it owes are one transaction (the outbox): if Slack is
+    down, or this process dies right after the commit, the retry job delivers them.
     """
-    outcome = runtime.process(ticket_id)
-    if outcome.already_processed or outcome.action is None:
-        return outcome
+    settings = runtime.settings
+    with transaction(runtime.sessions) as session:
+        outcome = process_ticket(session, ticket_id, agent=runtime.agent, budget=runtime.budget,
+                                 settings=settings)
+        owed = [] if outcome.already_processed else _enqueue_outcome(session, outcome, settings)
+    outbox.deliver(runtime.sessions, client, owed, ttl=settings.claim_ttl)
+    return outcome
+
+
+def _enqueue_outcome(session, outcome: Outcome, settings) -> list[int]:
     ticket, action = outcome.ticket, outcome.action
+    if action is None or ticket.source == "cli" or not ticket.slack_channel_id:
+        return []
     if action.action_type == "AUTO_RESOLVE":
         text, blocks = views.resolution_message(ticket, action, ticket_text=ticket.description)
     else:
         text, blocks = views.action_thread_message(ticket, action)
-    posted = _post_for_ticket(client, ticket, text=text, blocks=blocks)
-    if posted is not None:
-        channel, ts, thread_ts = posted
-        with transaction(runtime.sessions) as session:
-            tickets.attach_message(
-                session, ticket.ticket_id, channel_id=channel, message_ts=ts, thread_ts=thread_ts
-            )
-    if action.action_type == "ESCALATE" and runtime.settings.escalation_channel:
-        safe_call(
-            client, "chat.postMessage", channel=runtime.settings.escalation_channel,
+    owed = [outbox.enqueue(
+        session, purpose=outbox.TICKET_OUTCOME, channel=ticket.slack_channel_id, text=text,
+        blocks=blocks, thread_ts=ticket.slack_thread_ts or None, ticket_id=ticket.ticket_id,
+        fallback_user=ticket.user_id if ticket.source == "slash_command" else None,
+    ).id]
+    if action.action_type == "ESCALATE" and settings.escalation_channel:
+        owed.append(outbox.enqueue(
+            session, purpose=outbox.NOTICE, channel=settings.escalation_channel,
             text=f"Ticket #{ticket.ticket_id} from <@{ticket.user_id}>: {text}", blocks=blocks,
-        )
-    return outcome
+            ticket_id=ticket.ticket_id,
+        ).id)
+    return owed
 
 
-def _post_for_ticket(client: WebClient, ticket, *, text: str, blocks: list) -> tuple[str, str, str] | None:
-    """Post where the ticket was asked; fall back to a DM when the bot may not post there.
+def enqueue_reopen_notices(session, result: FeedbackResult, settings, *, channel: str,
+                           message_ts: str) -> list[int]:
+    """The posts a "No" owes: a word in the thread, and the escalation channel's notice.
 
-    Returns:
-        (channel, message ts, thread root ts), or None when nothing could be posted.
+    Written in the caller's transaction, with the answer itself.
     """
-    if ticket.source == "cli" or not ticket.slack_channel_id:
-        return None
-    thread_ts = ticket.slack_thread_ts or None
-    response = safe_call(
-        client, "chat.postMessage", channel=ticket.slack_channel_id, text=text, blocks=blocks,
-        thread_ts=thread_ts, unfurl_links=False, unfurl_media=False,
-    )
-    if response is None:
-        # A slash command in a channel the bot is not in: answer privately instead.
-        dm = safe_call(client, "conversations.open", users=ticket.user_id)
-        if dm is None:
-            return None
-        channel = dm["channel"]["id"]
-        response = safe_call(client, "chat.postMessage", channel=channel, text=text, blocks=blocks)
-        if response is None:
-            return None
-        return channel, response["ts"], response["ts"]
-    ts = response["ts"]
-    return response["channel"], ts, thread_ts or ts
+    if not result.reopened:
+        return []
+    ticket = result.ticket
+    team = ticket.assigned_team or settings.default_team
+    # The answer may come from the follow-up DM: reply where it was clicked.
+    thread = ticket.slack_thread_ts if channel == ticket.slack_channel_id else message_ts
+    owed = [outbox.enqueue(
+        session, purpose=outbox.NOTICE, channel=channel, thread_ts=thread or message_ts,
+        ticket_id=ticket.ticket_id,
+        text=f"Sorry that did not help. I've reopened ticket #{ticket.ticket_id} for {team}; "
+        "a person will follow up.",
+    ).id]
+    if settings.escalation_channel:
+        text, blocks = views.reopened_notice(ticket, team=team, ticket_text=ticket.description)
+        owed.append(outbox.enqueue(session, purpose=outbox.NOTICE, channel=settings.escalation_channel,
+                                   text=text, blocks=blocks, ticket_id=ticket.ticket_id).id)
+    return owed
 
 
 def announce_feedback(
-    runtime: Runtime, client: WebClient, result: FeedbackResult, *, channel: str, message_ts: str
+    runtime: Runtime, client: WebClient, result: FeedbackResult, *, channel: str,
+    message_ts: str, owed: list[int] = (),
 ) -> None:
-    """Show the requester's answer on the message, and route a "No" to humans."""
+    """Show the requester's answer on the message they clicked, and send what is owed."""
     ticket, resolution = result.ticket, result.resolution
     with transaction(runtime.sessions) as session:
         action = tickets.action_by_id(session, resolution.action_id)
     text, blocks = views.answered_resolution_message(ticket, action, resolution)
     safe_call(client, "chat.update", channel=channel, ts=message_ts, text=text, blocks=blocks)
-    if not result.reopened:
-        return
-    team = ticket.assigned_team or runtime.settings.default_team
-    thread = ticket.slack_thread_ts or message_ts
-    safe_call(
-        client, "chat.postMessage", channel=channel, thread_ts=thread,
-        text=f"Sorry that did not help. I've reopened ticket #{ticket.ticket_id} for {team}; "
-        "a person will follow up here.",
-    )
-    if runtime.settings.escalation_channel:
-        text, blocks = views.reopened_notice(ticket, team=team, ticket_text=ticket.description)
-        safe_call(client, "chat.postMessage", channel=runtime.settings.escalation_channel,
-                  text=text, blocks=blocks)
+    outbox.deliver(runtime.sessions, client, list(owed), ttl=runtime.settings.claim_ttl)
 
 
-def announce_rollback(client: WebClient, result: RollbackResult, *, admin_channel: str,
-                      admin_id: str) -> None:
-    """Tell the admin it is done, and the ticket's thread what changed."""
+def enqueue_rollback_notice(session, result: RollbackResult) -> list[int]:
+    """The notice a rollback owes the ticket's thread, in the rollback's transaction."""
+    ticket = result.ticket
+    if not ticket.slack_channel_id:
+        return []
+    text, blocks = views.rollback_thread_notice(result)
+    return [outbox.enqueue(session, purpose=outbox.NOTICE, channel=ticket.slack_channel_id,
+                           thread_ts=ticket.slack_thread_ts or None, text=text, blocks=blocks,
+                           ticket_id=ticket.ticket_id).id]
+
+
+def announce_rollback(runtime: Runtime, client: WebClient, result: RollbackResult, *,
+                      admin_channel: str, admin_id: str, owed: list[int] = ()) -> None:
+    """Tell the admin it is done, and send the thread notice."""
     text, blocks = views.rollback_done(result)
     safe_call(client, "chat.postEphemeral", channel=admin_channel, user=admin_id,
               text=text, blocks=blocks)
-    ticket = result.ticket
-    if ticket.slack_channel_id:
-        text, blocks = views.rollback_thread_notice(result)
-        safe_call(client, "chat.postMessage", channel=ticket.slack_channel_id,
-                  thread_ts=ticket.slack_thread_ts or None, text=text, blocks=blocks)
+    outbox.deliver(runtime.sessions, client, list(owed), ttl=runtime.settings.claim_ttl)
 
 
 def publish_home(runtime: Runtime, client: WebClient, user_id: str, *, is_admin: bool) -> None:

@@ -36,13 +36,14 @@ def confirm(ack: Ack, body: dict, action: dict, deps: SlackDeps) -> None:
                 session, ref=action_id.hex, admin_id=user, is_admin=deps.is_admin(user),
                 reason=reason, throttle=deps.runtime.rollback_throttle,
             )
+            owed = workflows.enqueue_rollback_notice(session, result)
     except ResolveMeQError as error:
         return tell(error.message)
     except SQLAlchemyError:
         log.exception("could not roll back")
         return tell("Sorry, I can't reach the helpdesk database right now; nothing was rolled back.")
-    deps.background.submit(workflows.announce_rollback, deps.client, result,
-                           admin_channel=channel, admin_id=user)
+    deps.background.submit(workflows.announce_rollback, deps.runtime, deps.client, result,
+                           admin_channel=channel, admin_id=user, owed=owed)
 
 
 def cancel(ack: Ack, body: dict, deps: SlackDeps) -> None:

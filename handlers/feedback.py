@@ -54,6 +54,9 @@ def _record(deps: SlackDeps, body: dict, action: dict, *, solved: bool | None) -
             else:
                 result = feedback.record_answer(session, ticket_id=ticket_id, user_id=user,
                                                 solved=solved, default_team=settings.default_team)
+            owed = workflows.enqueue_reopen_notices(
+                session, result, settings, channel=channel, message_ts=message_ts
+            ) if solved is False and channel and message_ts else []
     except NotRequester as error:
         return _tell(deps, channel, user, error.message)
     except ResolveMeQError as error:
@@ -63,7 +66,7 @@ def _record(deps: SlackDeps, body: dict, action: dict, *, solved: bool | None) -
         return _tell(deps, channel, user, "Sorry, I couldn't save that right now. Please click again in a minute.")
     if result.changed and channel and message_ts:
         deps.background.submit(workflows.announce_feedback, deps.runtime, deps.client, result,
-                               channel=channel, message_ts=message_ts)
+                               channel=channel, message_ts=message_ts, owed=owed)
 
 
 def yes(ack: Ack, body: dict, action: dict, deps: SlackDeps) -> None:

@@ -1,0 +1,165 @@
+"""Slack posts owed to people: written with what they announce, delivered after it.
+
+`enqueue` adds a row in the caller's transaction, so the post exists if and only if
+the action does. `deliver` sends one row right after the commit; `deliver_due` (a
+periodic job) retries what failed, with backoff, and what a dead process never sent.
+Rows are claimed with `FOR UPDATE SKIP LOCKED` and an expiring claim, so any number of
+processes deliver each row once.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from slack_sdk import WebClient
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import clock, tickets
+from bot.slack_client import SlackUnavailable, safe_call
+from models import SlackOutbox, transaction
+
+log = logging.getLogger(__name__)
+
+TICKET_OUTCOME = "ticket_outcome"
+NOTICE = "notice"
+MAX_ATTEMPTS = 10
+MAX_BACKOFF = timedelta(hours=1)
+
+
+def enqueue(
+    session: Session,
+    *,
+    purpose: str,
+    channel: str,
+    text: str,
+    blocks: list | None = None,
+    thread_ts: str | None = None,
+    ticket_id: int | None = None,
+    fallback_user: str | None = None,
+    now: datetime | None = None,
+) -> SlackOutbox:
+    """Add a post to the outbox (flushed, not committed)."""
+    row = SlackOutbox(
+        purpose=purpose, channel=channel, text=text, blocks=blocks, thread_ts=thread_ts or None,
+        ticket_id=ticket_id, fallback_user=fallback_user, status="pending", attempts=0,
+        next_attempt_at=now or clock.now(), created_at=now or clock.now(), last_error="",
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+@dataclass(frozen=True)
+class _Claim:
+    id: int
+    token: str
+    purpose: str
+    channel: str
+    thread_ts: str | None
+    text: str
+    blocks: list | None
+    fallback_user: str | None
+    ticket_id: int | None
+    attempts: int
+
+
+def _claim(session: Session, *, now: datetime, ttl: timedelta, ids: list[int] | None, limit: int):
+    query = (
+        select(SlackOutbox)
+        .where(
+            SlackOutbox.status == "pending",
+            SlackOutbox.next_attempt_at <= now,
+            or_(SlackOutbox.claimed_until.is_(None), SlackOutbox.claimed_until < now),
+        )
+        .order_by(SlackOutbox.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if ids is not None:
+        query = query.where(SlackOutbox.id.in_(ids))
+    rows = session.scalars(query).all()
+    claimed = []
+    for row in rows:
+        row.attempts += 1
+        row.claimed_until = now + ttl
+        row.claim_token = uuid.uuid4().hex
+        claimed.append(
+            _Claim(row.id, row.claim_token, row.purpose, row.channel, row.thread_ts, row.text,
+                   row.blocks, row.fallback_user, row.ticket_id, row.attempts)
+        )
+    session.flush()
+    return claimed
+
+
+def deliver(
+    sessions: sessionmaker[Session],
+    client: WebClient,
+    ids: list[int] | None = None,
+    *,
+    ttl: timedelta = timedelta(minutes=2),
+    limit: int = 100,
+    now: datetime | None = None,
+) -> int:
+    """Deliver the given pending rows (or any due ones); returns how many were sent."""
+    if ids is not None and not ids:
+        return 0
+    now = now or clock.now()
+    with transaction(sessions) as session:
+        claimed = _claim(session, now=now, ttl=ttl, ids=ids, limit=limit)
+    return sum(1 for claim in claimed if _send(sessions, client, claim, now))
+
+
+def _send(sessions, client: WebClient, claim: _Claim, now: datetime) -> bool:
+    text, blocks, thread_ts = claim.text, claim.blocks, claim.thread_ts
+    try:
+        posted = safe_call(client, "chat.postMessage", raise_transient=True, channel=claim.channel,
+                           text=text, blocks=blocks, thread_ts=thread_ts,
+                           unfurl_links=False, unfurl_media=False)
+        if posted is None and claim.fallback_user:
+            # The bot may not post there (a slash command in a channel it is not in):
+            # answer the requester privately instead.
+            opened = safe_call(client, "conversations.open", raise_transient=True,
+                               users=claim.fallback_user)
+            if opened is not None:
+                thread_ts = None
+                posted = safe_call(client, "chat.postMessage", raise_transient=True,
+                                   channel=opened["channel"]["id"], text=text, blocks=blocks)
+    except SlackUnavailable as error:
+        _retry_later(sessions, claim, f"{error.method}: {error.error}", now)
+        return False
+    with transaction(sessions) as session:
+        values: dict = {"claimed_until": None}
+        if posted is None:
+            values.update(status="failed", last_error="Slack refused the post")
+        else:
+            values.update(status="sent", sent_at=now, sent_channel=posted["channel"],
+                          message_ts=posted["ts"], last_error="")
+        done = session.execute(
+            update(SlackOutbox)
+            .where(SlackOutbox.id == claim.id, SlackOutbox.claim_token == claim.token)
+            .values(**values)
+        ).rowcount
+        if done and posted is not None and claim.purpose == TICKET_OUTCOME and claim.ticket_id:
+            tickets.attach_message(session, claim.ticket_id, channel_id=posted["channel"],
+                                   message_ts=posted["ts"], thread_ts=thread_ts or posted["ts"])
+    return bool(done) and posted is not None
+
+
+def _retry_later(sessions, claim: _Claim, error: str, now: datetime) -> None:
+    attempts = claim.attempts
+    if attempts >= MAX_ATTEMPTS:
+        log.error("outbox %s: giving up after %d attempts (%s)", claim.id, attempts, error)
+        values = {"status": "failed", "claimed_until": None, "last_error": error[:500]}
+    else:
+        backoff = min(timedelta(seconds=15 * 2 ** (attempts - 1)), MAX_BACKOFF)
+        values = {"claimed_until": None, "next_attempt_at": now + backoff, "last_error": error[:500]}
+    with transaction(sessions) as session:
+        session.execute(
+            update(SlackOutbox)
+            .where(SlackOutbox.id == claim.id, SlackOutbox.claim_token == claim.token)
+            .values(**values)
+        )
