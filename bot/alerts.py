@@ -1,0 +1,299 @@
+"""Alert rules: measure in SQL, decide against the stored state, post to Slack.
+
+Each rule is one aggregate over a window ending at `now` (no rows loaded). Rates and
+means need `alert_min_sample` observations, so one "No" out of one is no alert; counts
+need none (the count is the sample). `alert_state` keeps one row per rule, so a restart
+neither re-fires an alert that is out nor forgets to say it cleared.
+
+Delivery is at least once: `run_alerts` decides, posts while holding the locks, then
+commits. Committing first would lose an alert whose post then failed; posting first
+costs one repeat if the process dies between post and commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk import WebClient
+from sqlalchemy import ColumnElement, case, func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import clock
+from bot.audit import AUTONOMY_CAP_REACHED
+from bot.settings import Settings
+from bot.slack_client import SlackUnavailable, safe_call
+from bot.views.alerts import alert_blocks, notice_text, pct, plural, span
+from models import (ACTION_TYPES, ActionHistory, AgentCall, AlertState, AuditEvent,
+                    TicketResolution, transaction)
+
+logger = logging.getLogger(__name__)
+
+FAILURE_RATE = "failure_rate"
+LOW_CONFIDENCE = "low_confidence"
+AGENT_ERRORS = "agent_errors"
+ROLLBACKS = "rollbacks"
+AUTONOMY_CAP = "autonomy_cap"
+RULES = (FAILURE_RATE, LOW_CONFIDENCE, AGENT_ERRORS, ROLLBACKS, AUTONOMY_CAP)
+
+ALERTS_LOCK_KEY = 7_268_710_361_001
+"""pg_try_advisory_xact_lock key: one evaluator at a time across beats and workers."""
+
+_STATE_FIELDS = tuple(column.key for column in AlertState.__table__.columns if column.key != "rule")
+_Due = tuple["Notice", AlertState, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One rule over its window: the rate, mean or count (None: nothing to measure),
+    how many observations it rests on, whether the rule should fire, and what
+    happened in a helpdesk lead's words."""
+
+    rule: str
+    value: float | None
+    sample: int
+    breached: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message owed to an alerts channel (None: none configured); `kind` is
+    "firing", "repeat" or "resolved"; `text` is also the notification text."""
+
+    rule: str
+    channel: str | None
+    kind: str
+    text: str
+
+
+def _in_window(column: Any, now: datetime, window: timedelta) -> ColumnElement[bool]:
+    # Bounded above too: a run for a past `now` (a replay, a test) ignores later rows.
+    return column.between(now - window, now)
+
+
+def _judged(rule: str, value: float, sample: int, breached: bool, message: str,
+            settings: Settings, unit: str) -> Measurement:
+    """The measurement, not breached while the sample is under `alert_min_sample`."""
+    enough = sample >= settings.alert_min_sample
+    if not enough:
+        message += f" (not judged below {settings.alert_min_sample} {unit})"
+    return Measurement(rule, value, sample, enough and breached, message)
+
+
+def _failure_rate(session: Session, settings: Settings, now: datetime) -> Measurement:
+    said_no = TicketResolution.resolution_confirmed.is_(False)
+    answered, failed = session.execute(
+        select(func.count(), func.count(case((said_no, 1))))
+        .where(TicketResolution.resolution_confirmed.is_not(None),
+               _in_window(TicketResolution.response_received_at, now,
+                          settings.alert_failure_window))
+    ).one()
+    where, limit = span(settings.alert_failure_window), pct(settings.alert_failure_rate)
+    if not answered:
+        return Measurement(FAILURE_RATE, None, 0, False,
+                           f"No answered resolutions over {where}; threshold {limit}")
+    # Counts divide exactly-rounded, so 1 of 10 equals a 0.10 setting and does not fire.
+    rate = failed / answered
+    message = (f"Failure rate {pct(rate)} over {where} ({failed} of "
+               f"{plural(answered, 'answered resolution')} said No); threshold {limit}")
+    return _judged(FAILURE_RATE, rate, answered, rate > settings.alert_failure_rate, message,
+                   settings, "answers")
+
+
+def _low_confidence(session: Session, settings: Settings, now: datetime) -> Measurement:
+    # count(confidence_score) skips rows without one: the sample is what the mean used.
+    score = ActionHistory.confidence_score
+    mean, sample = session.execute(
+        select(func.avg(score), func.count(score))
+        .where(ActionHistory.autonomous.is_(True), ActionHistory.action_type.in_(ACTION_TYPES),
+               _in_window(ActionHistory.executed_at, now, settings.alert_confidence_window))
+    ).one()
+    where, limit = span(settings.alert_confidence_window), pct(settings.alert_min_confidence)
+    if not sample:
+        return Measurement(LOW_CONFIDENCE, None, 0, False,
+                           f"No autonomous actions over {where}; threshold {limit}")
+    # Float sums leave noise (0.4999999 for 0.5s) that must not decide the threshold.
+    mean = round(float(mean), 6)
+    message = (f"Mean confidence {pct(mean)} over {where} across "
+               f"{plural(sample, 'autonomous action')}; threshold {limit}")
+    return _judged(LOW_CONFIDENCE, mean, sample, mean < settings.alert_min_confidence, message,
+                   settings, "actions")
+
+
+def _count(session: Session, model: Any, *conditions: ColumnElement[bool]) -> int:
+    return session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
+
+
+def _over(rule: str, count: int, limit: int, what: str, window: timedelta) -> Measurement:
+    message = f"{plural(count, what)} over {span(window)}; threshold {limit}"
+    return Measurement(rule, float(count), count, count > limit, message)
+
+
+def _agent_errors(session: Session, settings: Settings, now: datetime) -> Measurement:
+    window = settings.alert_agent_errors_window
+    count = _count(session, AgentCall, AgentCall.ok.is_(False),
+                   _in_window(AgentCall.called_at, now, window))
+    return _over(AGENT_ERRORS, count, settings.alert_agent_errors, "agent API error", window)
+
+
+def _rollbacks(session: Session, settings: Settings, now: datetime) -> Measurement:
+    window = settings.alert_rollbacks_window
+    count = _count(session, ActionHistory, ActionHistory.rolled_back.is_(True),
+                   _in_window(ActionHistory.rolled_back_at, now, window))
+    return _over(ROLLBACKS, count, settings.alert_rollbacks, "rollback", window)
+
+
+def _autonomy_cap(session: Session, settings: Settings, now: datetime) -> Measurement:
+    window = settings.alert_cap_window
+    count = _count(session, AuditEvent, AuditEvent.event_type == AUTONOMY_CAP_REACHED,
+                   _in_window(AuditEvent.occurred_at, now, window))
+    message = (f"Autonomy cap reached {plural(count, 'time')} over {span(window)}: the bot "
+               "hands tickets to human triage until the cap frees up" if count
+               else f"Autonomy cap not reached over {span(window)}")
+    return Measurement(AUTONOMY_CAP, float(count), count, count >= 1, message)
+
+
+_MEASURES = (_failure_rate, _low_confidence, _agent_errors, _rollbacks, _autonomy_cap)
+
+
+def measure_all(session: Session, settings: Settings, *, now: datetime) -> list[Measurement]:
+    """Measure every rule over its window ending at `now` (reads only).
+
+    Args:
+        session: any session. settings: thresholds, windows, minimum sample.
+        now: the end of every window.
+
+    Returns:
+        One measurement per rule, in the order of `RULES`.
+    """
+    return [measure(session, settings, now) for measure in _MEASURES]
+
+
+def channel_for(rule: str, settings: Settings) -> str | None:
+    """Where a rule posts: agent errors to the critical channel when there is one."""
+    critical = settings.critical_alerts_channel if rule == AGENT_ERRORS else None
+    return critical or settings.alerts_channel
+
+
+def _lock_states(session: Session) -> dict[str, AlertState] | None:
+    """Take the evaluator lock and the state rows; None when another evaluator runs."""
+    # A transaction-scoped lock: released by the commit or rollback, even on a crash.
+    if session.get_bind().dialect.name == "postgresql" and not session.scalar(
+            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": ALERTS_LOCK_KEY}):
+        return None
+    rows = {row.rule: row for row in session.scalars(
+        select(AlertState).where(AlertState.rule.in_(RULES)).with_for_update()
+        .execution_options(populate_existing=True))}
+    for rule in (rule for rule in RULES if rule not in rows):
+        # No insert race: only the lock holder (or SQLite's one process) gets here.
+        rows[rule] = AlertState(rule=rule, firing=False, last_message="")
+        session.add(rows[rule])
+    return rows
+
+
+def _decide(session: Session, settings: Settings, now: datetime) -> list[_Due]:
+    """Update the state rows and say what is owed; [] when another evaluator runs."""
+    states = _lock_states(session)
+    if states is None:
+        return []
+    due: list[_Due] = []
+    for measured in measure_all(session, settings, now=now):
+        state = states[measured.rule]
+        before = {name: getattr(state, name) for name in _STATE_FIELDS}
+        last_sent = clock.as_utc(state.last_sent_at)
+        kind: str | None = None
+        if measured.breached and not state.firing:
+            kind = "firing"
+            state.firing, state.first_fired_at, state.last_sent_at = True, now, now
+            state.resolved_at = None
+        elif measured.breached and (last_sent is None
+                                    or now - last_sent >= settings.alert_cooldown):
+            kind = "repeat"
+            state.last_sent_at = now
+        elif not measured.breached and state.firing:
+            kind = "resolved"
+            state.firing, state.resolved_at = False, now
+        state.last_value, state.last_message = measured.value, measured.message
+        state.updated_at = now
+        if kind is not None:
+            words = notice_text(kind, measured.message, since=state.first_fired_at)
+            notice = Notice(measured.rule, channel_for(measured.rule, settings), kind, words)
+            due.append((notice, state, before))
+    session.flush()
+    return due
+
+
+def evaluate(session: Session, settings: Settings, *, now: datetime | None = None) -> list[Notice]:
+    """Compare every rule with its stored state and record what is now owed.
+
+    On PostgreSQL this first takes `pg_try_advisory_xact_lock`; if another evaluator
+    holds it, [] comes back. State rows are created on first sight and read FOR UPDATE.
+
+    Args:
+        session: the caller's session; flushed here, committed by the caller.
+        settings: thresholds, windows, minimum sample, cooldown and channels.
+        now: the clock reading (default: the app clock).
+
+    Returns:
+        "firing" on a new breach, "repeat" once `alert_cooldown` has passed since the
+        last post of a breach that holds, "resolved" when a firing rule clears.
+    """
+    return [notice for notice, _, _ in _decide(session, settings, now or clock.now())]
+
+
+def _post(client: WebClient, notice: Notice) -> None:
+    """Post one notice; raises SlackUnavailable when the post may succeed later."""
+    if not notice.channel:
+        logger.warning("Alert %s, no channel configured: %s", notice.rule, notice.text)
+    elif safe_call(client, "chat.postMessage", raise_transient=True, channel=notice.channel,
+                   text=notice.text, blocks=alert_blocks(notice)) is None:
+        # A permanent refusal (unknown channel, revoked token): retrying every run
+        # would only repeat it, so it is logged and counts as delivered.
+        logger.error("Alert %s refused in %s: %s", notice.rule, notice.channel, notice.text)
+
+
+def run_alerts(session_factory: sessionmaker[Session], client: WebClient, settings: Settings,
+               *, now: datetime | None = None,
+               on_notice: Callable[[Notice], None] | None = None) -> list[Notice]:
+    """Evaluate the rules and post what is owed, in one transaction.
+
+    Posts go out while the lock and the state rows are held, so no second evaluator
+    posts the same notice. At the first `SlackUnavailable`, that notice's rule and the
+    later ones get their old state back (the next run retries them); the rest commits.
+
+    Args:
+        session_factory: makes the session whose transaction this run owns.
+        client: a client from `bot.slack_client.make_web_client`.
+        settings: the rules' settings and the channels.
+        now: the clock reading (default: the app clock).
+        on_notice: called after the commit for each notice delivered (posted, refused
+            for good, or without a channel), e.g. to report it to Sentry.
+
+    Returns:
+        The notices delivered, in rule order.
+    """
+    delivered: list[Notice] = []
+    with transaction(session_factory) as session:
+        due = _decide(session, settings, now or clock.now())
+        for index, (notice, _, _) in enumerate(due):
+            try:
+                _post(client, notice)
+            except SlackUnavailable as error:
+                logger.warning("Alert posts stopped at %s (%s): %s; will retry next run",
+                               notice.rule, notice.kind, error.error)
+                for _, unsent, before in due[index:]:
+                    for name, value in before.items():
+                        setattr(unsent, name, value)
+                break
+            delivered.append(notice)
+    for notice in delivered:
+        try:
+            if on_notice is not None:
+                on_notice(notice)
+        except Exception:  # a failing hook must not look like a failed alert
+            logger.exception("on_notice hook failed for alert %s", notice.rule)
+    return delivered
