@@ -64,8 +64,15 @@ def build_wsgi(settings: Settings):
     from bot.runtime import Runtime
     from bot.server import SlackWSGI
 
+    from bot.observability import init_sentry
+    from bot.periodic import EmbeddedScheduler
+
+    init_sentry(settings, component="serve")
     runtime = Runtime.from_settings(settings)
     app = create_app(runtime)
+    if not settings.redis_url:
+        # The embedded mode: no Celery, the same jobs on a thread of this process.
+        EmbeddedScheduler(runtime, app.client).start()
     return SlackWSGI(
         app,
         signing_secret=settings.slack_signing_secret.get_secret_value(),
@@ -94,6 +101,40 @@ def _manifest(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    _need(settings, "redis_url")
+    from jobs.celery_app import app_from_environment
+
+    app_from_environment().worker_main(["worker", "--loglevel=INFO", *args.celery_args])
+    return 0
+
+
+def _beat(settings: Settings, args: argparse.Namespace) -> int:
+    _need(settings, "redis_url")
+    import tempfile
+    from pathlib import Path
+
+    from bot.observability import init_sentry
+    from jobs.celery_app import app_from_environment
+
+    init_sentry(settings, component="beat")
+    schedule = Path(tempfile.gettempdir()) / "resolvemeq-beat-schedule"
+    app_from_environment().start(["beat", "--loglevel=INFO", f"--schedule={schedule}", *args.celery_args])
+    return 0
+
+
+def _jobs_run_once(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from bot import periodic
+    from bot.runtime import Runtime
+    from bot.slack_client import make_web_client
+
+    results = periodic.run_once(Runtime.from_settings(settings), make_web_client(settings))
+    print(json.dumps(results, indent=2))
+    return 1 if any(isinstance(v, str) for v in results.values()) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="resolvemeq", description="ResolveMeQ for Slack: an IT-helpdesk bot."
@@ -120,6 +161,17 @@ def build_parser() -> argparse.ArgumentParser:
     manifest.add_argument("--socket", action="store_true", help="a manifest for Socket Mode")
     manifest.set_defaults(handler=_manifest)
 
+    worker = commands.add_parser("worker", help="run a Celery worker (needs REDIS_URL)")
+    worker.set_defaults(handler=_worker)
+
+    beat = commands.add_parser("beat", help="run the Celery scheduler (one per deployment)")
+    beat.set_defaults(handler=_beat)
+
+    jobs = commands.add_parser("jobs", help="periodic jobs")
+    jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True)
+    once = jobs_commands.add_parser("run-once", help="one pass of every periodic job")
+    once.set_defaults(handler=_jobs_run_once)
+
     ask = commands.add_parser(
         "ask", help="open a ticket from the terminal and show what the bot decided"
     )
@@ -135,7 +187,12 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     logging.getLogger("resolvemeq").setLevel(logging.INFO)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # Options after `worker` / `beat` go to Celery as they are (e.g. --concurrency=4).
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command not in ("worker", "beat"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.celery_args = extra
     try:
         settings = load_settings()
         return args.handler(settings, args)

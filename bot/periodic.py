@@ -1,0 +1,106 @@
+"""One pass of every periodic job: what beat schedules, `jobs run-once` and the
+embedded scheduler run. Each job is idempotent and safe to run in many processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from slack_sdk import WebClient
+
+from bot import clock, followups, outbox, sweep, workflows
+from bot.runtime import Runtime
+from models import transaction
+
+log = logging.getLogger(__name__)
+
+# Bounded work per pass, so one pass never runs for long; the next pass continues.
+MAX_BATCHES = 20
+
+
+def sweep_new_tickets(runtime: Runtime, client: WebClient) -> int:
+    """Decide on tickets left `new` by a process that died; returns how many."""
+    with transaction(runtime.sessions) as session:
+        ids = sweep.stale_new_tickets(session, now=clock.now(), grace=runtime.settings.sweep_grace)
+    decided = 0
+    for ticket_id in ids:
+        if not workflows.decide_and_announce(runtime, client, ticket_id).already_processed:
+            decided += 1
+    return decided
+
+
+def deliver_outbox(runtime: Runtime, client: WebClient) -> int:
+    """Retry Slack posts that failed or were never sent; returns how many were sent."""
+    return _batches(lambda: outbox.deliver(runtime.sessions, client, ttl=runtime.settings.claim_ttl))
+
+
+def send_followups(runtime: Runtime, client: WebClient) -> int:
+    """Send the due follow-up DMs; returns how many were sent."""
+    return _batches(
+        lambda: followups.send_due(runtime.sessions, client, ttl=runtime.settings.claim_ttl)
+    )
+
+
+def evaluate_alerts(runtime: Runtime, client: WebClient) -> int:
+    """Evaluate every alert rule; returns how many notices were posted."""
+    from bot import alerts, observability
+
+    def to_sentry(notice) -> None:
+        level = "error" if notice.kind != "resolved" else "info"
+        observability.capture_alert(notice.rule, notice.text, level=level, value=None)
+
+    return len(alerts.run_alerts(runtime.sessions, client, runtime.settings, on_notice=to_sentry))
+
+
+JOBS: dict[str, Callable[[Runtime, WebClient], int]] = {
+    "sweep_new_tickets": sweep_new_tickets,
+    "deliver_outbox": deliver_outbox,
+    "send_followups": send_followups,
+    "evaluate_alerts": evaluate_alerts,
+}
+
+
+def run_once(runtime: Runtime, client: WebClient) -> dict[str, int | str]:
+    """Run every job once; one job failing does not stop the others."""
+    results: dict[str, int | str] = {}
+    for name, job in JOBS.items():
+        try:
+            results[name] = job(runtime, client)
+        except Exception as error:
+            log.exception("periodic job %s failed", name)
+            results[name] = f"error: {type(error).__name__}"
+    return results
+
+
+def _batches(step: Callable[[], int]) -> int:
+    total = 0
+    for _ in range(MAX_BATCHES):
+        done = step()
+        total += done
+        if not done:
+            break
+    return total
+
+
+class EmbeddedScheduler:
+    """Runs `run_once` every JOB_INTERVAL on a daemon thread (no REDIS_URL, no Celery)."""
+
+    def __init__(self, runtime: Runtime, client: WebClient):
+        self._runtime, self._client = runtime, client
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="resolvemeq-jobs", daemon=True)
+
+    def start(self) -> EmbeddedScheduler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        interval = self._runtime.settings.job_interval.total_seconds()
+        while not self._stop.wait(interval):
+            run_once(self._runtime, self._client)

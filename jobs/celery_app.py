@@ -1,0 +1,50 @@
+"""The Celery app: Redis broker, beat schedule of the periodic jobs.
+
+Every scheduled task runs one pass of an idempotent job. Nothing is scheduled with a
+long countdown or ETA: a Redis broker redelivers such a task after its visibility
+timeout, which is how reminders get sent twice. Due times live in the database.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from bot.settings import Settings, load_settings
+
+TASKS = ("sweep_new_tickets", "deliver_outbox", "send_followups", "evaluate_alerts")
+
+
+def create_celery(settings: Settings) -> Celery:
+    """A Celery app for these settings (REDIS_URL is the broker)."""
+    if not settings.redis_url:
+        raise RuntimeError(
+            "REDIS_URL must be set for the Celery worker and beat; without it, "
+            "`resolvemeq serve` runs the jobs in-process"
+        )
+    app = Celery("resolvemeq", broker=settings.redis_url, include=["jobs.tasks"])
+    interval = settings.job_interval.total_seconds()
+    app.conf.update(
+        task_ignore_result=True,
+        # A task is acknowledged after it ran: a worker killed mid-task leaves it to
+        # another. The jobs are idempotent, so running twice is harmless.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={"visibility_timeout": 600},
+        broker_connection_retry_on_startup=True,
+        timezone="UTC",
+        beat_schedule={
+            name: {"task": f"resolvemeq.{name}", "schedule": interval,
+                   "options": {"expires": interval}}
+            for name in TASKS
+        },
+    )
+    return app
+
+
+def app_from_environment() -> Celery:
+    """The app the worker and beat run, built from the environment when they start.
+
+    Not at import: importing this module must not need REDIS_URL.
+    """
+    return create_celery(load_settings())

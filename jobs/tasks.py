@@ -1,0 +1,57 @@
+"""Celery tasks: thin wrappers, one service call each (bot/periodic.py).
+
+`shared_task`, so this module binds to whichever app the worker built.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from celery import shared_task
+from celery.signals import worker_process_init
+
+from bot import periodic
+from bot.settings import load_settings
+
+_lock = threading.Lock()
+_context = None
+
+
+def _runtime():
+    """This worker process's runtime and Slack client, built once, after the fork."""
+    global _context
+    with _lock:
+        if _context is None:
+            from bot.runtime import Runtime
+            from bot.slack_client import make_web_client
+
+            settings = load_settings()
+            _context = (Runtime.from_settings(settings), make_web_client(settings))
+        return _context
+
+
+@worker_process_init.connect
+def _init_worker(**_):
+    from bot.observability import init_sentry
+
+    init_sentry(load_settings(), component="worker")
+
+
+@shared_task(name="resolvemeq.sweep_new_tickets")
+def sweep_new_tickets() -> int:
+    return periodic.sweep_new_tickets(*_runtime())
+
+
+@shared_task(name="resolvemeq.deliver_outbox")
+def deliver_outbox() -> int:
+    return periodic.deliver_outbox(*_runtime())
+
+
+@shared_task(name="resolvemeq.send_followups")
+def send_followups() -> int:
+    return periodic.send_followups(*_runtime())
+
+
+@shared_task(name="resolvemeq.evaluate_alerts")
+def evaluate_alerts() -> int:
+    return periodic.evaluate_alerts(*_runtime())
