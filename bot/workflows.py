@@ -11,7 +11,7 @@ import logging
 
 from slack_sdk import WebClient
 
-from bot import analytics, outbox, tickets, views
+from bot import analytics, observability, outbox, tickets, views
 from bot.feedback import FeedbackResult
 from bot.processing import Outcome, process_ticket
 from bot.rollback import RollbackResult
@@ -33,6 +33,11 @@ def decide_and_announce(runtime: Runtime, client: WebClient, ticket_id: int) -> 
         outcome = process_ticket(session, ticket_id, agent=runtime.agent, budget=runtime.budget,
                                  settings=settings)
         owed = [] if outcome.already_processed else _enqueue_outcome(session, outcome, settings)
+    if not outcome.already_processed and outcome.action is not None:
+        observability.track_action(
+            outcome.action.action_type, autonomous=outcome.action.autonomous,
+            success=outcome.triage_reason is None, confidence=outcome.action.confidence_score,
+        )
     outbox.deliver(runtime.sessions, client, owed, ttl=settings.claim_ttl)
     return outcome
 
