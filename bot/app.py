@@ -80,7 +80,7 @@ def create_app(
             context.authorize_result.team_id if context.authorize_result else None
         )
         theirs = context.team_id
-        if ours and theirs and theirs != ours:
+        if ours and theirs != ours:
             log.warning("refused a request from another workspace")
             return BoltResponse(status=403, body="")
         return next()

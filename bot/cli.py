@@ -103,8 +103,11 @@ def _manifest(settings: Settings, args: argparse.Namespace) -> int:
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     _need(settings, "redis_url")
+    from bot.observability import init_sentry
     from jobs.celery_app import app_from_environment
 
+    # Here for the thread and solo pools; prefork children also init on worker_process_init.
+    init_sentry(settings, component="worker")
     app_from_environment().worker_main(["worker", "--loglevel=INFO", *args.celery_args])
     return 0
 

@@ -18,6 +18,8 @@ SOURCES = frozenset({"slash_command", "dm", "mention", "cli"})
 MAX_TEXT = 4000
 USAGE = "Tell me what is wrong, for example: `/ticket my VPN keeps disconnecting`"
 _USER_ID = re.compile(r"^[A-Z0-9]{2,32}$")
+_SLACK_ID = re.compile(r"^[A-Z0-9]{2,32}$")
+_TS = re.compile(r"^([0-9]{1,12}\.[0-9]{1,8})?$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -60,6 +62,13 @@ def open_ticket(
         raise InvalidInput("That request did not come from a Slack user I recognise.")
     if source not in SOURCES:
         raise InvalidInput(f"Unknown ticket source {source!r}.")
+    for name, value in (("channel", channel_id), ("workspace", team_id)):
+        if value is not None and (not isinstance(value, str) or not _SLACK_ID.match(value)):
+            raise InvalidInput(f"That request names a {name} I do not recognise.")
+    if not isinstance(thread_ts, str) or not _TS.match(thread_ts):
+        raise InvalidInput("That request names a message I do not recognise.")
+    if user_name is not None:
+        user_name = _CONTROL.sub("", str(user_name))[:255] or None
     if not isinstance(text, str):
         raise InvalidInput(USAGE)
     description = _CONTROL.sub("", text).strip()
@@ -70,6 +79,8 @@ def open_ticket(
             f"That is {len(description):,} characters; please keep a ticket under "
             f"{MAX_TEXT:,} and put logs in a file or thread."
         )
+    if event_id is not None and (not isinstance(event_id, str) or len(event_id) > 100):
+        raise InvalidInput("That request carries an event id I do not recognise.")
     if event_id is not None:
         existing = _by_event(session, event_id)
         if existing is not None:

@@ -4,6 +4,8 @@ Listeners are thin: read the payload, check who is asking, call one service, ans
 with a view. Anything slow goes to `deps.background`.
 """
 
+import re
+
 from slack_bolt import App
 
 
@@ -13,3 +15,11 @@ def register_all(app: App) -> None:
 
     for module in (commands, messages, feedback, admin, home, errors):
         module.register(app)
+    # Last, so they only catch what nothing above handles: a 404 would show the
+    # person an error, and Slack retries events that are not answered 200.
+    app.action(re.compile(".*"))(_acknowledge)
+    app.event(re.compile(".*"))(_acknowledge)
+
+
+def _acknowledge(ack) -> None:
+    ack()

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -60,6 +61,7 @@ class Server:
             self.env["REDIS_URL"] = redis_url
         self.process: subprocess.Popen | None = None
         self.http = httpx.Client(base_url=self.url, timeout=10)
+        self._log: list[str] = []
 
     def start(self) -> Server:
         self.process = subprocess.Popen(
@@ -67,6 +69,9 @@ class Server:
             cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        # Drain the server's output as it comes: a full pipe would block its logging,
+        # and with it the server.
+        threading.Thread(target=self._drain, daemon=True).start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -89,12 +94,14 @@ class Server:
                 self.process.wait()
         self.http.close()
 
+    def _drain(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            self._log.append(line.decode(errors="replace"))
+
     def output(self) -> str:
-        if self.process is None or self.process.stdout is None:
-            return ""
-        if self.process.poll() is None:
-            return "(still running)"
-        return self.process.stdout.read().decode(errors="replace")
+        """What the server has logged so far."""
+        return "".join(self._log)
 
     # Requests as Slack sends them ---------------------------------------------------
 
