@@ -69,8 +69,9 @@ def process_ticket(
     ).one_or_none()
     if ticket is None:
         raise NotFound(f"Ticket #{ticket_id} does not exist.")
-    if ticket.status != "new":
-        return Outcome(ticket, _last_action(session, ticket_id), None, None, already_processed=True)
+    last = _last_action(session, ticket_id)
+    if ticket.status != "new" or ticket.agent_processed or last is not None:
+        return Outcome(ticket, last, None, None, already_processed=True)
 
     answer: AgentAnswer | None = None
     try:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from models import Ticket
+from models import ActionHistory, Ticket
 
 
 def stale_new_tickets(session: Session, *, now: datetime, grace: timedelta, limit: int = 50) -> list[int]:
@@ -22,7 +22,11 @@ def stale_new_tickets(session: Session, *, now: datetime, grace: timedelta, limi
     return list(
         session.scalars(
             select(Ticket.ticket_id)
-            .where(Ticket.status == "new", Ticket.created_at < now - grace)
+            # A ticket with any recorded action was decided on already: one an admin
+            # rolled back to `new` waits for a person, not for the bot again.
+            .where(Ticket.status == "new", Ticket.agent_processed.is_(False),
+                   Ticket.created_at < now - grace,
+                   ~exists().where(ActionHistory.ticket_id == Ticket.ticket_id))
             .order_by(Ticket.created_at)
             .limit(limit)
         )

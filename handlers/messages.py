@@ -54,7 +54,11 @@ def _open(deps: SlackDeps, body: dict, event: dict, *, source: str, text: str) -
 
 def direct_message(ack: Ack, body: dict, event: dict, deps: SlackDeps) -> None:
     ack()
-    # Edits, bot posts and thread replies are not new requests.
+    # Only a person's new message in a DM with the bot is a request. (Bolt's event
+    # matcher ignores channel_type, so every message event arrives here.) Edits, bot
+    # posts, thread replies and channel chatter are not.
+    if event.get("channel_type") != "im":
+        return
     if event.get("subtype") or event.get("bot_id") or event.get("thread_ts"):
         return
     _open(deps, body, event, source="dm", text=event.get("text") or "")
@@ -69,7 +73,5 @@ def mention(ack: Ack, body: dict, event: dict, deps: SlackDeps) -> None:
 
 
 def register(app: App) -> None:
-    app.event({"type": "message", "channel_type": "im"})(direct_message)
+    app.event("message")(direct_message)
     app.event("app_mention")(mention)
-    # Other message events (channels the bot is in) are not requests: acknowledge them.
-    app.event("message")(lambda ack: ack())

@@ -62,6 +62,7 @@ class Server:
         self.process: subprocess.Popen | None = None
         self.http = httpx.Client(base_url=self.url, timeout=10)
         self._log: list[str] = []
+        self._log_lock = threading.Lock()
 
     def start(self) -> Server:
         self.process = subprocess.Popen(
@@ -97,11 +98,22 @@ class Server:
     def _drain(self) -> None:
         assert self.process is not None and self.process.stdout is not None
         for line in self.process.stdout:
-            self._log.append(line.decode(errors="replace"))
+            with self._log_lock:
+                self._log.append(line.decode(errors="replace"))
+
+    def mark(self) -> int:
+        """A position in the server's log, for `text(since=...)`."""
+        with self._log_lock:
+            return len(self._log)
+
+    def text(self, since: int = 0) -> str:
+        """What the server has logged since `since`."""
+        with self._log_lock:
+            return "".join(self._log[since:])
 
     def output(self) -> str:
         """What the server has logged so far."""
-        return "".join(self._log)
+        return self.text()
 
     # Requests as Slack sends them ---------------------------------------------------
 

@@ -8,6 +8,8 @@ what was stored from the server's database.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import threading
 import uuid
 from datetime import timedelta
@@ -21,7 +23,7 @@ from bot.views import ActionId, feedback_value, parse_rollback_value, rollback_v
 from models import ActionHistory, AuditEvent, Ticket
 from tests.conftest import E2E_REDIS_URL
 from tests.fake_slack import FakeSlack
-from tests.harness import ADMIN, CHANNEL, REQUESTER, STRANGER, Server, wait_until
+from tests.harness import ADMIN, CHANNEL, REQUESTER, ROOT, STRANGER, Server, wait_until
 
 VPN = "My VPN keeps disconnecting when I work from home"
 
@@ -119,23 +121,27 @@ def _ephemerals_to(slack, user, count=1):
     )
 
 
-def _insert_actions(sessions, specs):
+def _insert_actions(sessions, specs, *, age=timedelta(0)):
     """Insert tickets, each with one undoable action; `specs` are (action id or None, type).
+
+    Args:
+        age: how long ago the tickets were opened and acted on.
 
     Returns:
         [(ticket_id, action_id)] in order.
     """
-    now = clock.now()
+    now = clock.now() - age
     made = []
     with sessions.begin() as session:
         for n, (action_id, action_type) in enumerate(specs, 1):
             ticket = Ticket(
-                user_id=REQUESTER, issue_type="VPN drops", description="My VPN drops every hour",
+                user_id=REQUESTER, issue_type=VPN[:100], description=VPN,
                 status="new", tags=[], source="slash_command", slack_channel_id=CHANNEL,
                 slack_thread_ts=f"1732520000.{n:06d}", created_at=now, updated_at=now,
             )
             session.add(ticket)
             session.flush()
+            ticket.agent_processed = True  # as bot.processing marks a ticket it acted on
             plan = PlannedAction(
                 action_type=action_type, confidence=0.9, reasoning="Matched the VPN article.",
                 params={"team": "Network", "steps": ["Reconnect"]},
@@ -304,9 +310,10 @@ def test_a_double_confirm_click_rolls_back_once(e2e, slack, e2e_sessions):
         rollbacks = session.scalars(
             select(ActionHistory).where(ActionHistory.action_type == "ROLLBACK")).all()
     assert len(rollbacks) == 1
-    # One notice in the ticket's thread, not two.
-    notices = [c for c in slack.calls("chat.postMessage") if c.args.get("thread_ts")]
-    assert len(notices) == 1
+    # One notice in the ticket's thread, not two (it follows the "Rolled back" ephemeral).
+    wait_until(lambda: [c for c in slack.calls("chat.postMessage") if c.args.get("thread_ts")],
+               what="the notice in the ticket's thread")
+    assert len([c for c in slack.calls("chat.postMessage") if c.args.get("thread_ts")]) == 1
 
 
 # Refusals of /rollback ----------------------------------------------------------------
@@ -384,6 +391,27 @@ def test_the_eleventh_rollback_in_an_hour_is_refused_with_when_to_retry(e2e, sla
     throttled = _audits(e2e_sessions, "rollback_throttled")
     assert [a.detail["stage"] for a in throttled] == ["preview", "rollback"]
     assert all(a.actor_id == ADMIN and a.action_id == last_action for a in throttled)
+
+
+def test_a_rolled_back_resolution_is_not_decided_again_by_the_next_jobs_pass(e2e, slack, e2e_sessions):
+    [(ticket_id, action_id)] = _insert_actions(e2e_sessions, [(None, "AUTO_RESOLVE")],
+                                               age=timedelta(minutes=10))
+    _, confirm = _preview(e2e, action_id.hex[:8], "wrong answer")
+    assert e2e.click(ActionId.ROLLBACK_CONFIRM, confirm["value"], user=ADMIN).status_code == 200
+    _ephemerals_to(slack, ADMIN)
+    posted = len(slack.calls("chat.postMessage"))
+
+    job = subprocess.run([sys.executable, "-m", "bot.cli", "jobs", "run-once"], cwd=ROOT,
+                         env=e2e.env, capture_output=True, text=True, timeout=60)
+    assert job.returncode == 0, job.stdout + job.stderr
+
+    with e2e_sessions() as session:
+        kinds = [a.action_type for a in session.scalars(
+            select(ActionHistory).where(ActionHistory.ticket_id == ticket_id)
+            .order_by(ActionHistory.executed_at))]
+        assert kinds == ["AUTO_RESOLVE", "ROLLBACK"]
+        assert session.get(Ticket, ticket_id).status != "resolved"
+    assert len(slack.calls("chat.postMessage")) == posted
 
 
 # /history ---------------------------------------------------------------------------

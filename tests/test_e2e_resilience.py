@@ -20,16 +20,16 @@ from bot import views
 from bot.views import ActionId, feedback_value, rating_action_id
 from models import ActionHistory, AuditEvent, Ticket, TicketResolution
 from tests.harness import CHANNEL, REQUESTER, STRANGER, wait_until
-from tests.test_e2e_security import ServerLog, barrier, resolved_ticket
+from tests.test_e2e_security import barrier, resolved_ticket
 
 VPN = "My VPN keeps disconnecting when I work from home"
 # Slack gives up after 3 s; "well inside" leaves room for a loaded test machine.
 ACK_BUDGET = 2.5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def server_log(server) -> ServerLog:
-    return ServerLog(server.process)
+@pytest.fixture(scope="module")
+def server_log(server):
+    return server
 
 
 def _tickets(e2e_sessions) -> list[Ticket]:
