@@ -36,7 +36,9 @@ def open_ticket(ack: Ack, command: dict, deps: SlackDeps) -> None:
             ticket = intake.open_ticket(
                 session, user_id=command["user_id"], text=command.get("text", ""),
                 source="slash_command", channel_id=command.get("channel_id"),
-                team_id=command.get("team_id"), event_id=f"cmd:{command.get('trigger_id')}",
+                team_id=command.get("team_id"),
+                # One ticket per invocation, even if the same request reaches us twice.
+                event_id=f"cmd:{command['trigger_id']}" if command.get("trigger_id") else None,
                 user_name=command.get("user_name"),
             ).ticket
     except ResolveMeQError as error:
