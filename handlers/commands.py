@@ -8,9 +8,12 @@ background executor.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from slack_bolt import Ack, App
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from bot import analytics, intake, rollback, tickets, views, workflows
 from bot.app import SlackDeps
@@ -18,6 +21,7 @@ from bot.errors import NotAuthorized, ResolveMeQError
 from models import transaction
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DB_DOWN = (
     "Sorry, I can't reach the helpdesk database right now, so nothing was saved. "
@@ -30,22 +34,31 @@ def _refuse(ack: Ack, text: str) -> None:
     ack(response_type="ephemeral", text=text, blocks=views.error_message(text))
 
 
-def open_ticket(ack: Ack, command: dict, deps: SlackDeps) -> None:
+def _in_transaction(ack: Ack, deps: SlackDeps, what: str, work: Callable[[Session], T]) -> T | None:
+    """Run `work` in one transaction; on a refusal or a database outage, answer the
+    person and return None (nothing was written)."""
     try:
         with transaction(deps.runtime.sessions) as session:
-            ticket = intake.open_ticket(
-                session, user_id=command["user_id"], text=command.get("text", ""),
-                source="slash_command", channel_id=command.get("channel_id"),
-                team_id=command.get("team_id"),
-                # One ticket per invocation, even if the same request reaches us twice.
-                event_id=f"cmd:{command['trigger_id']}" if command.get("trigger_id") else None,
-                user_name=command.get("user_name"),
-            ).ticket
+            return work(session)
     except ResolveMeQError as error:
-        return _refuse(ack, error.message)
+        _refuse(ack, error.message)
     except SQLAlchemyError:
-        log.exception("could not store a ticket")
-        return _refuse(ack, DB_DOWN)
+        log.exception("could not %s", what)
+        _refuse(ack, DB_DOWN)
+    return None
+
+
+def open_ticket(ack: Ack, command: dict, deps: SlackDeps) -> None:
+    ticket = _in_transaction(ack, deps, "store a ticket", lambda session: intake.open_ticket(
+        session, user_id=command["user_id"], text=command.get("text", ""),
+        source="slash_command", channel_id=command.get("channel_id"),
+        team_id=command.get("team_id"),
+        # One ticket per invocation, even if the same request reaches us twice.
+        event_id=f"cmd:{command['trigger_id']}" if command.get("trigger_id") else None,
+        user_name=command.get("user_name"),
+    ).ticket)
+    if ticket is None:
+        return
     text, blocks = views.ticket_received(ticket.ticket_id, ticket.description)
     ack(response_type="ephemeral", text=text, blocks=blocks)
     deps.background.submit(workflows.decide_and_announce, deps.runtime, deps.client, ticket.ticket_id)
@@ -53,19 +66,18 @@ def open_ticket(ack: Ack, command: dict, deps: SlackDeps) -> None:
 
 def show_history(ack: Ack, command: dict, deps: SlackDeps) -> None:
     user = command["user_id"]
-    try:
-        ticket_id = tickets.parse_ticket_ref(command.get("text", ""))
-        with transaction(deps.runtime.sessions) as session:
-            ticket, rows = tickets.history(session, ticket_id)
-            if ticket.user_id != user and not deps.is_admin(user):
-                raise NotAuthorized("Only the requester and helpdesk admins can see a ticket's history.")
-    except ResolveMeQError as error:
-        return _refuse(ack, error.message)
-    except SQLAlchemyError:
-        log.exception("could not read history")
-        return _refuse(ack, DB_DOWN)
-    ack(response_type="ephemeral", text=f"History of ticket #{ticket_id}",
-        blocks=views.history_blocks(ticket_id, rows))
+
+    def read(session: Session):
+        ticket, rows = tickets.history(session, tickets.parse_ticket_ref(command.get("text", "")))
+        if ticket.user_id != user and not deps.is_admin(user):
+            raise NotAuthorized("Only the requester and helpdesk admins can see a ticket's history.")
+        return ticket, rows
+
+    found = _in_transaction(ack, deps, "read history", read)
+    if found is not None:
+        ticket, rows = found
+        ack(response_type="ephemeral", text=f"History of ticket #{ticket.ticket_id}",
+            blocks=views.history_blocks(ticket.ticket_id, rows))
 
 
 def start_rollback(ack: Ack, command: dict, deps: SlackDeps) -> None:
@@ -73,34 +85,23 @@ def start_rollback(ack: Ack, command: dict, deps: SlackDeps) -> None:
     ref, _, reason = (command.get("text") or "").strip().partition(" ")
     if not ref:
         return _refuse(ack, ROLLBACK_USAGE)
-    try:
-        with transaction(deps.runtime.sessions) as session:
-            preview = rollback.preview_rollback(
-                session, ref=ref, admin_id=user, is_admin=deps.is_admin(user),
-                throttle=deps.runtime.rollback_throttle,
-            )
-    except ResolveMeQError as error:
-        return _refuse(ack, error.message)
-    except SQLAlchemyError:
-        log.exception("could not preview a rollback")
-        return _refuse(ack, DB_DOWN)
-    ack(response_type="ephemeral", text=f"Roll back {preview.short_id}?",
-        blocks=views.rollback_confirm(preview, reason=reason.strip()))
+    preview = _in_transaction(ack, deps, "preview a rollback", lambda session: rollback.preview_rollback(
+        session, ref=ref, admin_id=user, is_admin=deps.is_admin(user),
+        throttle=deps.runtime.rollback_throttle,
+    ))
+    if preview is not None:
+        ack(response_type="ephemeral", text=f"Roll back {preview.short_id}?",
+            blocks=views.rollback_confirm(preview, reason=reason.strip()))
 
 
 def show_stats(ack: Ack, command: dict, deps: SlackDeps) -> None:
     raw = (command.get("text") or "").strip()
-    if raw and not (raw.isascii() and raw.isdigit()):
+    if raw and not (raw.isascii() and raw.isdigit() and len(raw) <= 4):
         return _refuse(ack, "Usage: `/resolution-stats [days]`, for example `/resolution-stats 7`.")
-    try:
-        with transaction(deps.runtime.sessions) as session:
-            stats = analytics.resolution_stats(session, days=int(raw) if raw else 30)
-    except ResolveMeQError as error:
-        return _refuse(ack, error.message)
-    except SQLAlchemyError:
-        log.exception("could not compute stats")
-        return _refuse(ack, DB_DOWN)
-    ack(response_type="ephemeral", text="Resolution stats", blocks=views.stats_blocks(stats))
+    stats = _in_transaction(ack, deps, "compute stats", lambda session: analytics.resolution_stats(
+        session, days=int(raw) if raw else 30))
+    if stats is not None:
+        ack(response_type="ephemeral", text="Resolution stats", blocks=views.stats_blocks(stats))
 
 
 def register(app: App) -> None:
