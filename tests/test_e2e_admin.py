@@ -20,7 +20,7 @@ from sqlalchemy import select
 from bot import actions, clock, snapshots
 from bot.actions import PlannedAction
 from bot.views import ActionId, feedback_value, parse_rollback_value, rollback_value
-from models import ActionHistory, AuditEvent, Ticket
+from models import ActionHistory, AuditEvent, SlackOutbox, Ticket
 from tests.conftest import E2E_REDIS_URL
 from tests.fake_slack import FakeSlack
 from tests.harness import ADMIN, CHANNEL, REQUESTER, ROOT, STRANGER, Server, wait_until
@@ -161,6 +161,23 @@ def _insert_actions(sessions, specs, *, age=timedelta(0)):
                 row_id = row.id
             made.append((ticket.ticket_id, row_id))
     return made
+
+
+@pytest.fixture(autouse=True)
+def _settled(e2e, e2e_sessions):
+    """Before `e2e` empties the tables, let the server finish the posts it owes.
+
+    A post is marked sent in a transaction after Slack answered; a TRUNCATE racing
+    that transaction deadlocks and leaves the next test a dirty database.
+    """
+    yield
+
+    def pending():
+        with e2e_sessions() as session:
+            return session.scalar(
+                select(SlackOutbox.id).where(SlackOutbox.status == "pending").limit(1))
+
+    wait_until(lambda: pending() is None, what="the server to deliver what it owes")
 
 
 # Non-admins -------------------------------------------------------------------------
