@@ -102,15 +102,23 @@ def announce_feedback(
     outbox.deliver(runtime.sessions, client, list(owed), ttl=runtime.settings.claim_ttl)
 
 
-def enqueue_rollback_notice(session, result: RollbackResult) -> list[int]:
-    """The notice a rollback owes the ticket's thread, in the rollback's transaction."""
+def enqueue_rollback_notice(session, result: RollbackResult, settings) -> list[int]:
+    """The notices a rollback owes, in the rollback's transaction: the ticket's thread,
+    and the escalation channel (the bot will not act on this ticket again, so a person
+    must pick it up)."""
     ticket = result.ticket
-    if not ticket.slack_channel_id:
-        return []
     text, blocks = views.rollback_thread_notice(result)
-    return [outbox.enqueue(session, purpose=outbox.NOTICE, channel=ticket.slack_channel_id,
-                           thread_ts=ticket.slack_thread_ts or None, text=text, blocks=blocks,
-                           ticket_id=ticket.ticket_id).id]
+    owed = []
+    if ticket.slack_channel_id:
+        owed.append(outbox.enqueue(session, purpose=outbox.NOTICE, channel=ticket.slack_channel_id,
+                                   thread_ts=ticket.slack_thread_ts or None, text=text,
+                                   blocks=blocks, ticket_id=ticket.ticket_id).id)
+    if settings.escalation_channel:
+        owed.append(outbox.enqueue(
+            session, purpose=outbox.NOTICE, channel=settings.escalation_channel,
+            text=f"Ticket #{ticket.ticket_id} needs a person: {text}", blocks=blocks,
+            ticket_id=ticket.ticket_id).id)
+    return owed
 
 
 def announce_rollback(runtime: Runtime, client: WebClient, result: RollbackResult, *,

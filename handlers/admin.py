@@ -36,7 +36,7 @@ def confirm(ack: Ack, body: dict, action: dict, deps: SlackDeps) -> None:
                 session, ref=action_id.hex, admin_id=user, is_admin=deps.is_admin(user),
                 reason=reason, throttle=deps.runtime.rollback_throttle,
             )
-            owed = workflows.enqueue_rollback_notice(session, result)
+            owed = workflows.enqueue_rollback_notice(session, result, deps.runtime.settings)
     except ResolveMeQError as error:
         return tell(error.message)
     except SQLAlchemyError:

@@ -15,6 +15,7 @@ Environment:
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 import pytest
@@ -152,11 +153,35 @@ def e2e(server, slack, e2e_engine):
     import redis
 
     yield server
+    _quiesce(e2e_engine)
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with e2e_engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    for attempt in range(5):
+        try:
+            with e2e_engine.begin() as conn:
+                # The server may still be recording a post it just made; never wait on
+                # it forever (a deadlock would leave a dirty database for the next test).
+                conn.execute(text("SET LOCAL lock_timeout = '3s'"))
+                conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            break
+        except Exception:
+            if attempt == 4:
+                raise
+            time.sleep(0.2)
     redis.Redis.from_url(E2E_REDIS_URL).flushdb()
     slack.reset()
+
+
+def _quiesce(engine, timeout: float = 10) -> None:
+    """Wait until the server has no Slack post in flight (claimed, not yet recorded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            busy = conn.execute(text(
+                "SELECT count(*) FROM slack_outbox WHERE status = 'pending' "
+                "AND claimed_until IS NOT NULL")).scalar()
+        if not busy:
+            return
+        time.sleep(0.05)
 
 
 @pytest.fixture()

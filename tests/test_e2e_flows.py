@@ -72,3 +72,20 @@ def test_a_strangers_click_is_refused_and_stores_nothing(e2e, slack, e2e_session
     assert REQUESTER in refusal.args["text"] or "requester" in refusal.args["text"].lower()
     with e2e_sessions() as session:
         assert session.scalars(select(TicketResolution)).one().resolution_confirmed is None
+
+
+def test_an_admin_rollback_hands_the_ticket_to_a_person(e2e, slack, e2e_sessions):
+    ticket, action, post = _ticket_resolved(e2e, slack, e2e_sessions)
+    preview = e2e.command("/rollback", f"{str(action.id)[:8]} wrong article", user="UADMIN")
+    assert preview.status_code == 200
+    confirm = next(e for b in preview.json()["blocks"] for e in b.get("elements", [])
+                   if e.get("action_id") == ActionId.ROLLBACK_CONFIRM)
+    assert e2e.click(ActionId.ROLLBACK_CONFIRM, confirm["value"], user="UADMIN").status_code == 200
+    # The requester's thread is told, and the humans' channel gets the ticket: the bot
+    # will not decide on it again.
+    notice = wait_until(lambda: [m for m in slack.messages(ESCALATIONS)
+                                 if f"Ticket #{ticket.ticket_id} needs a person" in m["text"]],
+                        what="the escalation channel notice")
+    assert "wrong article" in notice[0]["text"]
+    thread = [m for m in slack.messages(CHANNEL) if m.get("thread_ts") == post.response["ts"]]
+    assert thread and "rolled back" in thread[0]["text"]

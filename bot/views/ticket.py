@@ -69,7 +69,7 @@ def ticket_received(ticket_id: int, text: str) -> tuple[str, Blocks]:
     blocks: list[Block] = [
         section(
             f":inbox_tray: Got it — ticket *#{ticket_id}*. I'm looking into it "
-            "and will answer in this thread.",
+            "and will post my answer in this channel (or by DM) in a moment.",
             block_id=BlockId.TICKET_ACK,
         ),
         context("You wrote: " + clip(" ".join((text or "").split()), _ACK_ECHO_LIMIT)),
