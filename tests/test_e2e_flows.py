@@ -89,3 +89,36 @@ def test_an_admin_rollback_hands_the_ticket_to_a_person(e2e, slack, e2e_sessions
     assert "wrong article" in notice[0]["text"]
     thread = [m for m in slack.messages(CHANNEL) if m.get("thread_ts") == post.response["ts"]]
     assert thread and "rolled back" in thread[0]["text"]
+
+
+def test_the_embedded_default_sqlite_and_no_redis_serves_the_same_flow(sqlite_url, tmp_path):
+    """README's first command: SQLite, in-process limits and jobs."""
+    from sqlalchemy import create_engine
+
+    from tests.fake_slack import FakeSlack
+    from tests.harness import Server
+
+    with FakeSlack() as fake:
+        server = Server(database_url=sqlite_url, slack=fake, redis_url=None,
+                        JOB_INTERVAL="1s", FOLLOWUP_DELAY="2s").start()
+        try:
+            assert server.command("/ticket", VPN).status_code == 200
+            [post] = fake.wait_for("chat.postMessage")
+            assert "Why?" in str(post.args["blocks"])
+            # The in-process scheduler sends the follow-up DM once the (short) delay is up.
+            [dm] = wait_until(lambda: [c for c in fake.calls("chat.postMessage")
+                                       if c.args.get("metadata")], timeout=20, what="the follow-up DM")
+            assert dm.args["channel"] == fake.dm_channel(REQUESTER)
+            yes = _button(post, ActionId.FEEDBACK_YES)
+            assert server.click(ActionId.FEEDBACK_YES, yes["value"],
+                                message_ts=post.response["ts"]).status_code == 200
+            fake.wait_for("chat.update")
+        finally:
+            server.stop()
+    engine = create_engine(sqlite_url)
+    with engine.connect() as conn:
+        from sqlalchemy import text
+
+        assert conn.execute(text("SELECT resolution_confirmed FROM ticket_resolution")).scalar() == 1
+    engine.dispose()
+    assert len([c for c in fake.calls("chat.postMessage") if c.args.get("metadata")]) == 1
