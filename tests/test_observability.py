@@ -371,3 +371,39 @@ def _strings(value) -> list[str]:
     if isinstance(value, list):
         return [s for item in value for s in _strings(item)]
     return []
+
+
+# -- the app's use of it ---------------------------------------------------------------
+
+def test_an_unexpected_listener_error_reaches_sentry_once_with_its_error_id(sentry):
+    from handlers.errors import on_error
+
+    try:
+        raise RuntimeError("listener blew up near xoxb-123-secret-abc")
+    except RuntimeError as error:
+        response = on_error(error, {}, logging.getLogger("test"))
+    sentry_sdk.flush()
+    assert response.status == 200  # Slack must not retry what failed
+    [event] = sentry.events()
+    assert event["tags"]["error_id"]
+    assert "xoxb-" not in sentry.text()
+
+
+def test_background_work_does_not_carry_one_tickets_tags_into_the_next(sentry):
+    from bot.background import Background
+
+    pool = Background(1)
+    pool.submit(track_action, "AUTO_RESOLVE", autonomous=True, success=True,
+                confidence=0.9).result()
+
+    def fail():
+        try:
+            raise ValueError("next ticket failed")
+        except ValueError:
+            sentry_sdk.capture_exception()
+
+    pool.submit(fail).result()
+    pool.shutdown()
+    sentry_sdk.flush()
+    [event] = sentry.events()
+    assert "action_type" not in event.get("tags", {})
