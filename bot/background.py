@@ -16,8 +16,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-import sentry_sdk
-
 log = logging.getLogger(__name__)
 
 
@@ -28,20 +26,13 @@ class Background:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        """Run `fn(*args, **kwargs)` on a worker thread, in a Sentry scope of its own."""
-        future = self._pool.submit(_isolated, fn, *args, **kwargs)
+        """Run `fn(*args, **kwargs)` on a worker thread."""
+        future = self._pool.submit(fn, *args, **kwargs)
         future.add_done_callback(_log_failure)
         return future
 
     def shutdown(self, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait)
-
-
-def _isolated(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    # Pool threads are reused: without their own scope, one ticket's Sentry tags
-    # (action_type, confidence) would ride along on the next ticket's errors.
-    with sentry_sdk.isolation_scope():
-        return fn(*args, **kwargs)
 
 
 def _log_failure(future: Future) -> None:

@@ -387,23 +387,3 @@ def test_an_unexpected_listener_error_reaches_sentry_once_with_its_error_id(sent
     [event] = sentry.events()
     assert event["tags"]["error_id"]
     assert "xoxb-" not in sentry.text()
-
-
-def test_background_work_does_not_carry_one_tickets_tags_into_the_next(sentry):
-    from bot.background import Background
-
-    pool = Background(1)
-    pool.submit(track_action, "AUTO_RESOLVE", autonomous=True, success=True,
-                confidence=0.9).result()
-
-    def fail():
-        try:
-            raise ValueError("next ticket failed")
-        except ValueError:
-            sentry_sdk.capture_exception()
-
-    pool.submit(fail).result()
-    pool.shutdown()
-    sentry_sdk.flush()
-    [event] = sentry.events()
-    assert "action_type" not in event.get("tags", {})
