@@ -1,0 +1,433 @@
+"""How fast the follow-up DMs go out, and that each goes out once.
+
+    python -m bench.followup_sweep                        # 10,000 due, both modes
+    python -m bench.followup_sweep --concurrency 2,4,8    # Celery: threads per worker
+    python -m bench.followup_sweep --slack-latency 0.05 --followups 2000
+    python -m bench.followup_sweep --modes loop           # only the single process
+
+Each run builds a fresh PostgreSQL database with the migrations
+(`resolvemeq_bench_followups`), seeds `--followups` auto-resolved, unanswered tickets
+whose follow-up is due (COPY, `bench.seed.seed_due_followups`), and sends them against
+`tests.fake_slack.FakeSlack`, which runs in a child process of its own (its HTTP work
+must not share this process's GIL) on a loopback port:
+
+- `loop`: this process calls `bot.followups.send_due` (batches of 100) until every
+  follow-up is recorded sent. The Slack client's `api_call` and the follow-up module's
+  transactions are timed, so the report says where the time went: Slack calls (the
+  fake's latency as the client sees it), claim transactions (the SELECT ... FOR UPDATE
+  SKIP LOCKED, the claim UPDATEs, rendering the DMs, the commit) and the per-DM record
+  transactions.
+- `celery`: two real workers, `resolvemeq worker --pool=threads --concurrency=N`, race
+  over the same rows; the broker is a Redis database of the bench's own
+  (`BENCH_SWEEP_REDIS_URL`, default `redis://127.0.0.1:6379/12`, flushed before and
+  after). This process plays beat: it enqueues `resolvemeq.send_followups` whenever the
+  queue is empty, until every follow-up is recorded sent. CPU use per process group
+  says where the time went.
+
+Either way: DMs per second, the total time, and duplicates (chat.postMessage calls the
+fake answered for a resolution that already had one; must be 0). `--slack-latency S`
+makes the fake answer conversations.open and chat.postMessage S seconds late (real
+Slack: ~0.1-0.3 s). Everything started is stopped; the database is dropped at the end
+unless `--keep`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python bench/followup_sweep.py` as well as `-m bench.followup_sweep`
+    sys.path.insert(0, str(ROOT))
+
+from bench import seed  # noqa: E402
+
+UTC = dt.UTC
+REDIS_URL = os.environ.get("BENCH_SWEEP_REDIS_URL", "redis://127.0.0.1:6379/12")
+DEADLINE = 900.0  # seconds any one run may take
+BATCH = 100  # send_due's default limit, what the job uses
+CLAIM_TXN = "DB claim transactions (claim_due + commit), one per batch"
+RECORD_TXN = "DB record transactions (UPDATE + commit), one per DM"
+
+
+# ----- the fake Slack, in a child process -------------------------------------------------
+
+
+def _fake_slack_main(conn, latency: float) -> None:
+    """Serve FakeSlack until told to stop (or until the parent goes away)."""
+    from tests.fake_slack import FakeSlack
+
+    slack = FakeSlack().start()
+
+    def slow_down() -> None:
+        if latency > 0:
+            for method in ("conversations.open", "chat.postMessage"):
+                slack.delay(method, latency, times=10**9)
+
+    slow_down()
+    conn.send((slack.base_url, slack.token))
+    try:
+        while True:
+            command = conn.recv()  # EOFError when the parent is gone
+            if command == "stop":
+                break
+            if command == "reset":
+                slack.reset()
+                slow_down()
+                conn.send(True)
+            elif command == "summary":
+                posts = [c for c in slack.calls("chat.postMessage") if c.outcome == "ok"]
+                ids = [((c.args.get("metadata") or {}).get("event_payload") or {})
+                       .get("resolution_id") for c in posts]
+                methods = Counter(f"{c.method} {c.outcome}" for c in slack.calls())
+                conn.send({"ids": ids, "methods": dict(methods),
+                           "first": min((c.at for c in posts), default=0.0),
+                           "last": max((c.at for c in posts), default=0.0)})
+    except (EOFError, KeyboardInterrupt):
+        pass
+    finally:
+        slack.stop()
+
+
+class FakeSlackProcess:
+    def __init__(self, latency: float) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_fake_slack_main, args=(child, latency), daemon=True)
+        self.process.start()
+        if not self._conn.poll(30):
+            self.stop()
+            raise RuntimeError("the fake Slack did not start in 30 s")
+        self.base_url, self.token = self._conn.recv()
+
+    def ask(self, command: str):
+        self._conn.send(command)
+        if not self._conn.poll(60):
+            raise RuntimeError(f"the fake Slack did not answer {command!r}")
+        return self._conn.recv()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError, BrokenPipeError):
+            self._conn.send("stop")
+        self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=5)
+
+
+def duplicates(summary: dict) -> int:
+    ids = summary["ids"]
+    return len(ids) - len(set(ids))
+
+
+# ----- the database --------------------------------------------------------------------------
+
+
+def prepare(database: str, n: int) -> str:
+    url = seed.fresh_database(database)
+    seed.seed_due_followups(url, n, now=dt.datetime.now(UTC))
+    return url
+
+
+def sent_count(engine) -> int:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return conn.scalar(text(
+            "SELECT count(*) FROM ticket_resolution WHERE followup_sent_at IS NOT NULL"))
+
+
+# ----- (a) one process calling send_due --------------------------------------------------------
+
+
+class Timings:
+    """Seconds spent, by kind, with counts."""
+
+    def __init__(self) -> None:
+        self.seconds: Counter = Counter()
+        self.count: Counter = Counter()
+
+    def add(self, kind: str, seconds: float) -> None:
+        self.seconds[kind] += seconds
+        self.count[kind] += 1
+
+
+def run_loop(url: str, slack: FakeSlackProcess, n: int) -> dict:
+    from sqlalchemy import event
+
+    from bot import followups, views
+    from bot.settings import load_settings
+    from bot.slack_client import make_web_client
+    from models import make_engine, make_session_factory
+
+    settings = load_settings(database_url=url, slack_api_url=slack.base_url,
+                             slack_bot_token=slack.token, slack_signing_secret="unused-here")
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    client = make_web_client(settings)
+    timings = Timings()
+
+    api_call = client.api_call
+
+    def timed_api_call(api_method, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return api_call(api_method, *args, **kwargs)
+        finally:
+            timings.add(f"Slack {api_method}", time.perf_counter() - started)
+
+    client.api_call = timed_api_call  # what safe_call reaches through client.<method>
+
+    # Which transaction we are in, and when its COMMIT started (engine "commit" event).
+    inside = {"claim": False, "commit_at": None}
+    real_claim, real_transaction = followups.claim_due, followups.transaction
+    real_render = views.followup_dm
+
+    def timed_claim(*args, **kwargs):
+        inside["claim"] = True
+        return real_claim(*args, **kwargs)
+
+    def timed_render(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return real_render(*args, **kwargs)
+        finally:
+            timings.add("  claim: render the DM (views.followup_dm)", time.perf_counter() - started)
+
+    @contextlib.contextmanager
+    def timed_transaction(factory):
+        started = time.perf_counter()
+        inside.update(claim=False, commit_at=None)
+        with real_transaction(factory) as session:
+            yield session
+        ended = time.perf_counter()
+        where = "claim" if inside["claim"] else "record"
+        timings.add(CLAIM_TXN if inside["claim"] else RECORD_TXN, ended - started)
+        if inside["commit_at"] is not None:
+            timings.add(f"  {where}: COMMIT", ended - inside["commit_at"])
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        conn.info["bench_t0"] = time.perf_counter()
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        verb = statement.lstrip().split(None, 1)[0].upper()
+        if verb == "SELECT" and "FOR UPDATE" in statement:
+            verb = "SELECT ... FOR UPDATE SKIP LOCKED"
+        where = "claim" if inside["claim"] else "record"
+        timings.add(f"  {where}: {verb}", time.perf_counter() - conn.info["bench_t0"])
+
+    def on_commit(conn):
+        inside["commit_at"] = time.perf_counter()
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    event.listen(engine, "commit", on_commit)
+    views.followup_dm = timed_render
+    followups.claim_due, followups.transaction = timed_claim, timed_transaction
+    sent, rounds = 0, 0
+    started = time.monotonic()
+    try:
+        while sent < n and rounds < 3 * (n // BATCH + 1) and time.monotonic() - started < DEADLINE:
+            rounds += 1
+            done = followups.send_due(sessions, client, ttl=settings.claim_ttl, limit=BATCH)
+            sent += done
+            if not done:
+                time.sleep(0.05)  # nothing claimable: the rest is claimed by a dead attempt
+    finally:
+        followups.claim_due, followups.transaction = real_claim, real_transaction
+        views.followup_dm = real_render
+    elapsed = time.monotonic() - started
+    recorded = sent_count(engine)
+    engine.dispose()
+    return {"mode": "loop: one process, send_due in a loop", "seconds": elapsed,
+            "recorded": recorded, "rounds": rounds, "timings": timings}
+
+
+# ----- (b) two Celery workers ------------------------------------------------------------------
+
+
+def _redis():
+    import redis
+
+    if urlsplit(REDIS_URL).hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise SystemExit(f"{REDIS_URL}: benchmarks use loopback addresses only")
+    client = redis.Redis.from_url(REDIS_URL)
+    foreign = [k for k in client.scan_iter(count=1000)
+               if not k.startswith((b"_kombu", b"celery", b"unacked", b"resolvemeq", b"LIMITS"))]
+    if foreign:
+        raise SystemExit(f"{REDIS_URL} holds keys that are not ours ({foreign[:3]}); "
+                         "choose another with BENCH_SWEEP_REDIS_URL")
+    return client
+
+
+class Worker:
+    """`resolvemeq worker --pool=threads` in its own process group, log to a file."""
+
+    def __init__(self, name: str, *, url: str, slack: FakeSlackProcess, concurrency: int,
+                 log_dir: Path) -> None:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("SLACK_", "DATABASE_", "REDIS_", "SENTRY_"))}
+        env.update(DATABASE_URL=url, REDIS_URL=REDIS_URL, SLACK_API_URL=slack.base_url,
+                   SLACK_BOT_TOKEN=slack.token, SLACK_SIGNING_SECRET="unused-here")
+        script = Path(sys.executable).with_name("resolvemeq")
+        command = [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli"]
+        self.log = log_dir / f"{name}.log"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [*command, "worker", "--pool=threads", f"--concurrency={concurrency}",
+                 f"--hostname={name}@%h", "--without-gossip", "--without-mingle",
+                 "--without-heartbeat"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"worker exited: {self.log.read_text()[-2000:]}")
+        return b" ready." in self.log.read_bytes()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+def run_celery(url: str, slack: FakeSlackProcess, n: int, concurrency: int, workers: int) -> dict:
+    from bot.settings import load_settings
+    from jobs.celery_app import create_celery
+    from models import make_engine
+
+    broker = _redis()
+    broker.flushdb()
+    app = create_celery(load_settings(database_url="sqlite://", redis_url=REDIS_URL))
+    engine = make_engine(url)
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-followups-"))
+    started_workers = [Worker(f"bench{i + 1}", url=url, slack=slack, concurrency=concurrency,
+                              log_dir=log_dir) for i in range(workers)]
+    enqueued = 0
+    try:
+        deadline = time.monotonic() + 60
+        while not all(w.ready() for w in started_workers):
+            if time.monotonic() > deadline:
+                raise RuntimeError("workers not ready in 60 s")
+            time.sleep(0.2)
+        meter = seed.CpuMeter({f"worker {i + 1}": [w.process.pid]
+                               for i, w in enumerate(started_workers)}
+                              | {"fake Slack": [slack.process.pid]})
+        started = time.monotonic()
+        sent = 0
+        while sent < n and time.monotonic() - started < DEADLINE:
+            if broker.llen("celery") == 0:  # what beat does every JOB_INTERVAL
+                for _ in range(workers * concurrency):
+                    app.send_task("resolvemeq.send_followups")
+                enqueued += workers * concurrency
+            time.sleep(0.1)
+            sent = sent_count(engine)
+        elapsed = time.monotonic() - started
+        cpu = meter.stop()
+    finally:
+        for worker in started_workers:
+            worker.stop()
+        broker.flushdb()
+        engine.dispose()
+    recorded = sent_count(make_engine(url))
+    return {"mode": f"celery: {workers} workers --pool=threads --concurrency={concurrency}",
+            "seconds": elapsed, "recorded": recorded, "tasks": enqueued, "cpu": cpu,
+            "logs": str(log_dir)}
+
+
+# ----- report --------------------------------------------------------------------------------
+
+
+def describe(result: dict, summary: dict, n: int) -> list[str]:
+    posts = len(summary["ids"])
+    dups = duplicates(summary)
+    rate = result["recorded"] / result["seconds"] if result["seconds"] else 0.0
+    lines = [f"{result['mode']}",
+             f"  {result['recorded']:,} of {n:,} recorded sent in {result['seconds']:.1f} s: "
+             f"{rate:,.0f} DMs/s; chat.postMessage ok: {posts:,}; duplicates: {dups}"
+             + ("" if dups == 0 and result["recorded"] == n else "  <-- NOT exactly once"),
+             f"  Slack calls: {summary['methods']}"]
+    if "timings" in result:
+        timings: Timings = result["timings"]
+        total = result["seconds"]
+        lines.append(f"  where the time went ({result['rounds']} send_due calls):")
+        children = {CLAIM_TXN: "  claim:", RECORD_TXN: "  record:"}
+        for kind, seconds in sorted(timings.seconds.items(), key=lambda kv: -kv[1]):
+            if kind.startswith("  "):
+                continue
+            shown = [kind] + sorted((k for k in timings.seconds
+                                     if children.get(kind) and k.startswith(children[kind])),
+                                    key=lambda k: -timings.seconds[k])
+            for name in shown:
+                spent, count = timings.seconds[name], timings.count[name]
+                lines.append(f"    {name:<62} {spent:7.2f} s {spent / total:6.1%}  "
+                             f"{count:6,} x {1000 * spent / count:7.2f} ms")
+        accounted = sum(s for k, s in timings.seconds.items() if not k.startswith("  "))
+        lines.append(f"    {'the rest (Python between the calls)':<62} "
+                     f"{total - accounted:7.2f} s {(total - accounted) / total:6.1%}")
+    if "cpu" in result:
+        lines.append(f"  CPU during the run, in cores (of {os.cpu_count()}): "
+                     + ", ".join(f"{k} {v:.2f}" for k, v in result["cpu"].items()))
+        lines.append(f"  tasks enqueued: {result['tasks']}; worker logs: {result['logs']}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--followups", type=int, default=10_000)
+    parser.add_argument("--modes", default="loop,celery")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", default="4", help="threads per worker; a list: 2,4,8")
+    parser.add_argument("--slack-latency", type=float, default=0.0,
+                        help="seconds the fake waits before answering open/postMessage")
+    parser.add_argument("--database", default="resolvemeq_bench_followups")
+    parser.add_argument("--keep", action="store_true", help="keep the database of the last run")
+    args = parser.parse_args(argv)
+    n = max(1, min(args.followups, 100_000))
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    levels = [max(1, min(int(c), 32)) for c in args.concurrency.split(",")]
+
+    print(seed.machine(), flush=True)
+    print(f"{n:,} due follow-ups, fake Slack latency {args.slack_latency * 1000:.0f} ms "
+          f"on conversations.open and chat.postMessage", flush=True)
+    slack = FakeSlackProcess(args.slack_latency)
+    report: list[str] = []
+    try:
+        runs = ([("loop", None)] if "loop" in modes else []) + \
+               ([("celery", c) for c in levels] if "celery" in modes else [])
+        for mode, concurrency in runs:
+            slack.ask("reset")
+            url = prepare(args.database, n)
+            load = seed.loadavg()
+            result = (run_loop(url, slack, n) if mode == "loop"
+                      else run_celery(url, slack, n, concurrency, args.workers))
+            lines = [f"[load before {load}, after {seed.loadavg()}]",
+                     *describe(result, slack.ask("summary"), n), ""]
+            print("\n".join(lines), flush=True)
+            report += lines
+    finally:
+        slack.stop()
+        if not args.keep:
+            seed.drop_database(args.database)
+    print("\n".join(["", "summary", *report]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
