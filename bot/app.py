@@ -13,10 +13,12 @@ import logging
 from dataclasses import dataclass
 
 from slack_bolt import App, BoltResponse
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
 from bot.admins import is_admin
 from bot.background import Background
+from bot.identity import BotIdentity
 from bot.runtime import Runtime
 from bot.slack_client import make_web_client
 from bot.slack_roles import WorkspaceRoles
@@ -59,11 +61,18 @@ def create_app(
         background=background or Background(settings.slack_background_workers),
         roles=WorkspaceRoles(client),
     )
+    identity = BotIdentity(client, team_id=settings.slack_team_id)
+    identity.learn_in_background()
+
+    # Bolt injects arguments by parameter name; this one needs none.
+    def authorize() -> AuthorizeResult:
+        return identity.authorize()
+
     app = App(
         client=client,
+        authorize=authorize,
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         process_before_response=True,
-        token_verification_enabled=False,
         raise_error_for_unhandled_request=False,
     )
 
@@ -76,9 +85,7 @@ def create_app(
     def only_our_workspace(context, body, next):
         # A request signed with our secret but naming another workspace is refused:
         # our data is one workspace's.
-        ours = settings.slack_team_id or (
-            context.authorize_result.team_id if context.authorize_result else None
-        )
+        ours = identity.team_id
         theirs = context.team_id
         if ours and theirs != ours:
             log.warning("refused a request from another workspace")

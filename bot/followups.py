@@ -183,7 +183,8 @@ def _retry_later(sessions: sessionmaker[Session], claim: Claim, error: str, now:
         # Keep the token: the next attempt reconciles first, since this one may have
         # reached Slack (a timeout does not say it did not).
         backoff = timedelta(seconds=30 * 2 ** (resolution.followup_attempts - 1))
-        resolution.followup_claimed_until = now + min(backoff, timedelta(hours=1))
+        # From when the attempt failed, not when the batch started.
+        resolution.followup_claimed_until = max(now, clock.now()) + min(backoff, timedelta(hours=1))
     return False
 
 

@@ -21,6 +21,9 @@ _USER_ID = re.compile(r"^[A-Z0-9]{2,32}$")
 _SLACK_ID = re.compile(r"^[A-Z0-9]{2,32}$")
 _TS = re.compile(r"^([0-9]{1,12}\.[0-9]{1,8})?$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Characters that show nothing: a request made only of these is empty.
+_INVISIBLE = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff\u00ad\s]")
+_EVENT_ID = re.compile(r"^[\x21-\x7e]{1,100}$")
 
 
 @dataclass(frozen=True)
@@ -72,14 +75,14 @@ def open_ticket(
     if not isinstance(text, str):
         raise InvalidInput(USAGE)
     description = _CONTROL.sub("", text).strip()
-    if not description:
+    if not _INVISIBLE.sub("", description):
         raise InvalidInput(USAGE)
     if len(description) > MAX_TEXT:
         raise InvalidInput(
             f"That is {len(description):,} characters; please keep a ticket under "
             f"{MAX_TEXT:,} and put logs in a file or thread."
         )
-    if event_id is not None and (not isinstance(event_id, str) or len(event_id) > 100):
+    if event_id is not None and (not isinstance(event_id, str) or not _EVENT_ID.match(event_id)):
         raise InvalidInput("That request carries an event id I do not recognise.")
     if event_id is not None:
         existing = _by_event(session, event_id)

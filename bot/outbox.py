@@ -24,6 +24,9 @@ from models import SlackOutbox, transaction
 
 log = logging.getLogger(__name__)
 
+METADATA_EVENT = "resolvemeq_outbox"
+# How far back a retry looks for a post an earlier attempt may have made.
+RECONCILE_LOOKBACK = 100
 TICKET_OUTCOME = "ticket_outcome"
 NOTICE = "notice"
 MAX_ATTEMPTS = 10
@@ -114,22 +117,14 @@ def deliver(
 
 
 def _send(sessions, client: WebClient, claim: _Claim, now: datetime) -> bool:
-    text, blocks, thread_ts = claim.text, claim.blocks, claim.thread_ts
     try:
-        posted = safe_call(client, "chat.postMessage", raise_transient=True, channel=claim.channel,
-                           text=text, blocks=blocks, thread_ts=thread_ts,
-                           unfurl_links=False, unfurl_media=False)
-        if posted is None and claim.fallback_user:
-            # The bot may not post there (a slash command in a channel it is not in):
-            # answer the requester privately instead.
-            opened = safe_call(client, "conversations.open", raise_transient=True,
-                               users=claim.fallback_user)
-            if opened is not None:
-                thread_ts = None
-                posted = safe_call(client, "chat.postMessage", raise_transient=True,
-                                   channel=opened["channel"]["id"], text=text, blocks=blocks)
+        posted, thread_ts = _post(client, claim)
     except SlackUnavailable as error:
         _retry_later(sessions, claim, f"{error.method}: {error.error}", now)
+        return False
+    except Exception as error:  # an answer we did not expect: retry, never hold the claim
+        log.exception("outbox %s: unexpected failure", claim.id)
+        _retry_later(sessions, claim, f"unexpected: {type(error).__name__}", now)
         return False
     with transaction(sessions) as session:
         values: dict = {"claimed_until": None}
@@ -149,7 +144,61 @@ def _send(sessions, client: WebClient, claim: _Claim, now: datetime) -> bool:
     return bool(done) and posted is not None
 
 
+def _post(client: WebClient, claim: _Claim) -> tuple[dict | None, str | None]:
+    """Post the row (or find that an earlier attempt did); returns (post, thread root).
+
+    Slack has no idempotency key, and a timeout does not say the post did not land:
+    every post names its row in message metadata, and a retry looks for it first.
+    """
+    metadata = {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": claim.id}}
+    dm_channel = None
+    if claim.attempts > 1:
+        found = _find_post(client, claim.channel, claim.thread_ts, claim.id)
+        if found is None and claim.fallback_user:
+            dm_channel = _dm(client, claim.fallback_user)
+            found = dm_channel and _find_post(client, dm_channel, None, claim.id)
+        if found:
+            log.info("outbox %s was already posted; recording it", claim.id)
+            return found, None if found["channel"] == dm_channel else claim.thread_ts
+    posted = safe_call(client, "chat.postMessage", raise_transient=True, channel=claim.channel,
+                       text=claim.text, blocks=claim.blocks, thread_ts=claim.thread_ts,
+                       metadata=metadata, unfurl_links=False, unfurl_media=False)
+    if posted is not None or not claim.fallback_user:
+        return posted, claim.thread_ts
+    # The bot may not post there (a slash command in a channel it is not in): answer
+    # the requester privately instead.
+    dm_channel = dm_channel or _dm(client, claim.fallback_user)
+    if dm_channel is None:
+        return None, None
+    posted = safe_call(client, "chat.postMessage", raise_transient=True, channel=dm_channel,
+                       text=claim.text, blocks=claim.blocks, metadata=metadata)
+    return posted, None
+
+
+def _dm(client: WebClient, user: str) -> str | None:
+    opened = safe_call(client, "conversations.open", raise_transient=True, users=user)
+    return opened["channel"]["id"] if opened is not None else None
+
+
+def _find_post(client: WebClient, channel: str, thread_ts: str | None, row_id: int) -> dict | None:
+    if thread_ts:
+        found = safe_call(client, "conversations.replies", raise_transient=True, channel=channel,
+                          ts=thread_ts, include_all_metadata=True, limit=RECONCILE_LOOKBACK)
+    else:
+        found = safe_call(client, "conversations.history", raise_transient=True, channel=channel,
+                          include_all_metadata=True, limit=RECONCILE_LOOKBACK)
+    for message in (found or {}).get("messages", []):
+        metadata = message.get("metadata") or {}
+        if (metadata.get("event_type") == METADATA_EVENT
+                and (metadata.get("event_payload") or {}).get("outbox_id") == row_id):
+            return {"channel": channel, "ts": message["ts"]}
+    return None
+
+
 def _retry_later(sessions, claim: _Claim, error: str, now: datetime) -> None:
+    # Back off from when the attempt failed (a timeout can take many seconds), not from
+    # when the batch started.
+    now = max(now, clock.now())
     attempts = claim.attempts
     if attempts >= MAX_ATTEMPTS:
         log.error("outbox %s: giving up after %d attempts (%s)", claim.id, attempts, error)

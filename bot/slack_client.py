@@ -62,7 +62,7 @@ PERMANENT_ERRORS: frozenset[str] = frozenset(
         "channel_not_found", "not_in_channel", "is_archived", "user_not_found",
         "users_not_found", "user_not_visible", "account_inactive", "cannot_dm_bot",
         "message_not_found", "cant_update_message", "cant_delete_message",
-        "restricted_action", "not_found",
+        "restricted_action", "not_found", "thread_not_found",
         # The token or the app's grants are wrong: an operator must act.
         "invalid_auth", "not_authed", "token_revoked", "token_expired", "missing_scope",
         "not_allowed_token_type", "no_permission", "team_access_not_granted",

@@ -61,14 +61,16 @@ def direct_message(ack: Ack, body: dict, event: dict, deps: SlackDeps) -> None:
         return
     if event.get("subtype") or event.get("bot_id") or event.get("thread_ts"):
         return
-    _open(deps, body, event, source="dm", text=event.get("text") or "")
+    text = event.get("text")
+    _open(deps, body, event, source="dm", text=text if isinstance(text, str) else "")
 
 
 def mention(ack: Ack, body: dict, event: dict, deps: SlackDeps) -> None:
     ack()
     if event.get("bot_id"):
         return
-    text = _LEADING_MENTION.sub("", event.get("text") or "", count=1)
+    raw = event.get("text")
+    text = _LEADING_MENTION.sub("", raw if isinstance(raw, str) else "", count=1)
     _open(deps, body, event, source="mention", text=text)
 
 

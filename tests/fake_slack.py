@@ -115,6 +115,7 @@ class FakeSlack:
             "chat.update": self._update, "chat.delete": self._delete,
             "chat.postEphemeral": self._post_ephemeral, "conversations.open": self._open,
             "conversations.history": self._history, "users.info": self._users_info,
+            "conversations.replies": self._replies,
             "views.publish": self._views_publish, "views.open": self._views_open,
             "views.update": self._views_update, "reactions.add": self._reactions_add,
         }
@@ -403,6 +404,23 @@ class FakeSlack:
                     item.pop("metadata", None)
                 found.append(item)
         return {"messages": found[:limit], "has_more": len(found) > limit, "pin_count": 0,
+                "response_metadata": {"next_cursor": ""}}
+
+    def _replies(self, args: Args) -> Args:
+        channel = self._channel(args)
+        root = str(args.get("ts") or "")
+        thread = [m for m in self._channels.get(channel, [])
+                  if m["ts"] == root or m.get("thread_ts") == root]
+        if not thread:
+            raise _SlackError("thread_not_found")
+        limit = min(int(args.get("limit") or 100), 999)
+        found = []
+        for message in thread[:limit]:  # oldest first, like Slack
+            item = copy.deepcopy(message)
+            if not _truthy(args.get("include_all_metadata", "0")):
+                item.pop("metadata", None)
+            found.append(item)
+        return {"messages": found, "has_more": len(thread) > limit,
                 "response_metadata": {"next_cursor": ""}}
 
     def _users_info(self, args: Args) -> Args:

@@ -106,8 +106,7 @@ def test_the_embedded_default_sqlite_and_no_redis_serves_the_same_flow(sqlite_ur
             [post] = fake.wait_for("chat.postMessage")
             assert "Why?" in str(post.args["blocks"])
             # The in-process scheduler sends the follow-up DM once the (short) delay is up.
-            [dm] = wait_until(lambda: [c for c in fake.calls("chat.postMessage")
-                                       if c.args.get("metadata")], timeout=20, what="the follow-up DM")
+            [dm] = wait_until(lambda: _followups(fake), timeout=20, what="the follow-up DM")
             assert dm.args["channel"] == fake.dm_channel(REQUESTER)
             yes = _button(post, ActionId.FEEDBACK_YES)
             assert server.click(ActionId.FEEDBACK_YES, yes["value"],
@@ -121,4 +120,9 @@ def test_the_embedded_default_sqlite_and_no_redis_serves_the_same_flow(sqlite_ur
 
         assert conn.execute(text("SELECT resolution_confirmed FROM ticket_resolution")).scalar() == 1
     engine.dispose()
-    assert len([c for c in fake.calls("chat.postMessage") if c.args.get("metadata")]) == 1
+    assert len(_followups(fake)) == 1
+
+
+def _followups(fake):
+    return [c for c in fake.calls("chat.postMessage")
+            if (c.args.get("metadata") or {}).get("event_type") == "resolvemeq_followup"]

@@ -162,11 +162,6 @@ def test_no_yes_no_out_of_order_and_twice_ends_in_the_last_answer_received(
     assert_consistent(e2e_sessions)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: handlers/feedback.py:68 hands each click's chat.update to the background pool "
-    "with the state rendered at click time (workflows.announce_feedback); the updates are "
-    "not ordered, so when Slack is slow for one of them an older answer lands last and the "
-    "message contradicts the ticket (says 'solved' while it is reopened)"))
 def test_the_message_shows_the_last_answer_even_when_slack_is_slow_for_an_earlier_update(
         e2e, slack, e2e_sessions):
     ticket_id, ts = _posted_answer(e2e, slack, e2e_sessions)
