@@ -34,7 +34,7 @@ from bench.common import (
     REDIS_URL,
     FakeSlackProcess,
     Mix,
-    Run,
+    PgStats,
     ServerProcess,
     closed_loop,
     flush_redis,
@@ -120,7 +120,7 @@ def _profile(args: argparse.Namespace, server: ServerProcess, label: str, second
 
 
 def measure(args: argparse.Namespace, servers: list[ServerProcess], mixes: dict[str, Mix],
-            ours: set[int]) -> list[dict]:
+            ours: set[int], pg: PgStats) -> list[dict]:
     steps = [("rate", r) for r in args.rates] + [("closed", c) for c in args.concurrency]
     results = []
     for i, (how, value) in enumerate(steps):
@@ -128,6 +128,7 @@ def measure(args: argparse.Namespace, servers: list[ServerProcess], mixes: dict[
         for server in order:
             label = f"{value} req/s" if how == "rate" else f"closed c={value}"
             cpu_before = server.worker_cpu()
+            pg_before = pg.read()
             seconds = args.seconds if how == "rate" else args.closed_seconds
             profiler = _profile(args, server, f"{server.name} {label}", seconds)
             if how == "rate":
@@ -139,6 +140,8 @@ def measure(args: argparse.Namespace, servers: list[ServerProcess], mixes: dict[
             cpu_run = server.worker_cpu() - cpu_before
             drained = server.wait_idle()
             cpu_total = server.worker_cpu() - cpu_before
+            time.sleep(1.2)  # let the backends report their counters
+            pg_after = pg.read()
             if profiler is not None:
                 profiler.wait(timeout=seconds + 30)
             summary = run.summary()
@@ -149,14 +152,17 @@ def measure(args: argparse.Namespace, servers: list[ServerProcess], mixes: dict[
                    "other_names": run.other_names,
                    "cpu_ms_per_req_ack": 1000 * cpu_run / max(1, summary["sent"]),
                    "cpu_ms_per_req_total": 1000 * cpu_total / max(1, summary["sent"]),
-                   "drain_s": drained, "alive": server.process.poll() is None}
+                   "drain_s": drained, "alive": server.process.poll() is None,
+                   "pg_sessions": pg_after["sessions"] - pg_before["sessions"],
+                   "pg_commits": pg_after["commits"] - pg_before["commits"]}
             results.append(row)
             print(f"  {server.name:4} {label:13} sent {summary['sent']:5} ok {summary['ok']:5} "
                   f"failed {summary['failed']:3} >3s {summary['late']:3} "
                   f"{summary['throughput']:7.1f}/s p50 {ms(summary['p50'])} p95 {ms(summary['p95'])} "
                   f"p99 {ms(summary['p99'])} max {ms(summary['max'])} ms | lag p99 "
                   f"{ms(summary['lag_p99'])} | cpu {row['cpu_ms_per_req_total']:.2f} ms/req | "
-                  f"drain {drained:.1f}s | busy {run.busy_cores:.2f} cores (others {run.others:.2f}"
+                  f"drain {drained:.1f}s | pg +{row['pg_sessions']} sessions "
+                  f"{row['pg_commits'] / max(1, summary['sent']):.1f} commits/req | busy {run.busy_cores:.2f} cores (others {run.others:.2f}"
                   f"{' ' + ', '.join(run.other_names) if run.other_names else ''}), load {run.load1:.2f}",
                   flush=True)
     return results
@@ -169,13 +175,16 @@ def report(args: argparse.Namespace, info: dict, results: list[dict]) -> str:
            f"open loop {args.seconds:g} s per rate, closed loop {args.closed_seconds:g} s. "
            "Latency in ms from when the request was due to the last byte of the answer. "
            "*busy cores*: the whole machine during the run; *others' cores*: what processes other "
-           "than this benchmark, PostgreSQL and Redis used (other people's test runs).", ""]
+           "than this benchmark, its PostgreSQL backends and Redis used (other people's test runs, "
+           "PostgreSQL backends of other databases).", ""]
     header = ["run", "server", "sent", "ok", "failed", ">3 s", "req/s", "p50", "p95", "p99", "max",
-              "gen lag p99", "worker CPU ms/req", "drain s", "busy cores", "others' cores", "load1"]
+              "gen lag p99", "worker CPU ms/req", "drain s", "new PG sessions", "busy cores",
+              "others' cores", "load1"]
     out.append(markdown_table(header, [
         [r["step"], r["server"], r["sent"], r["ok"], r["failed"], r["late"], f"{r['throughput']:.1f}",
          ms(r["p50"]), ms(r["p95"]), ms(r["p99"]), ms(r["max"]), ms(r["lag_p99"]),
-         f"{r['cpu_ms_per_req_total']:.2f}", f"{r['drain_s']:.1f}", f"{r['busy_cores']:.2f}",
+         f"{r['cpu_ms_per_req_total']:.2f}", f"{r['drain_s']:.1f}",
+         r["pg_sessions"] if r["server"] == "ours" else "–", f"{r['busy_cores']:.2f}",
          f"{r['other_cores']:.2f}", f"{r['load1']:.2f}"] for r in results]))
     by = {(r["step"], r["server"]): r for r in results}
     steps = list(dict.fromkeys(r["step"] for r in results))
@@ -235,7 +244,11 @@ def main(argv: list[str] | None = None) -> int:
         ignore = {p for s in servers for p in s.pids()} | {slack.pid or 0}
         busy = other_busy_processes(ignore)
         print(f"other busy processes before the runs: {', '.join(busy) or 'none'}", flush=True)
-        results = measure(args, servers, mixes, ignore)
+        pg = PgStats(database_url)
+        try:
+            results = measure(args, servers, mixes, ignore, pg)
+        finally:
+            pg.close()
         busy_after = other_busy_processes(ignore)
         text = report(args, info, results)
         text += f"\nOther processes busy before the runs: {', '.join(busy) or 'none'}; after: {', '.join(busy_after) or 'none'}."
@@ -243,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         save_json(args.json, {"machine": info, "args": vars(args), "results": results,
                               "slack_calls": slack.counts()})
+        for server in servers:
+            print(f"{server.name}'s log: {server.log_summary()}")
         for server in servers:
             if server.process.poll() is not None:
                 print(f"{server.name} died during the run:\n{server.log()[-3000:]}", file=sys.stderr)

@@ -97,9 +97,22 @@ def loadavg() -> tuple[float, float, float]:
     return float(parts[0]), float(parts[1]), float(parts[2])
 
 
+def _revision() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                "bot", "handlers", "models"], cwd=ROOT, capture_output=True,
+                               text=True, timeout=5).stdout.strip()
+        return rev + (" (app files modified)" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def machine() -> dict[str, str]:
     """What the figures were measured on (for the report)."""
     return {
+        "revision": _revision(),
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": str(os.cpu_count()),
         "cpu": _cpu_model(),
@@ -133,6 +146,9 @@ def _process_ticks() -> dict[int, tuple[int, str]]:
 
 
 _SERVICES = ("postgres", "redis-server")
+# The database the running benchmark uses (set by `fresh_database`), to tell its
+# PostgreSQL backends from other people's.
+_BENCH_DATABASE: list[str | None] = [None]
 
 
 class Load:
@@ -142,8 +158,9 @@ class Load:
         ours: the processes of this benchmark (servers, fake Slack; this one is added).
     """
 
-    def __init__(self, ours: set[int] | None = None) -> None:
+    def __init__(self, ours: set[int] | None = None, database: str | None = None) -> None:
         self._ours = set(ours or ()) | {os.getpid()}
+        self._database = database or _BENCH_DATABASE[0]
         self._start = _cpu_ticks()
         self._procs = _process_ticks()
         self._t0 = time.monotonic()
@@ -165,7 +182,7 @@ class Load:
             cores = (ticks - self._procs.get(pid, (0, ""))[0]) / hz / wall
             if pid in self._ours:
                 bench += cores
-            elif name.startswith(_SERVICES):
+            elif name.startswith(_SERVICES) and self._serves_us(pid, name):
                 services += cores
             elif cores > 0.02:
                 named[name] = named.get(name, 0.0) + cores
@@ -177,6 +194,20 @@ class Load:
 
     def busy_cores(self) -> float:
         return self.measure().busy
+
+    def _serves_us(self, pid: int, name: str) -> bool:
+        # A PostgreSQL backend names its database in its title; one serving another
+        # database is someone else's load. Redis and PostgreSQL's own processes
+        # (checkpointer, WAL writer, ...) count as shared services.
+        if not name.startswith("postgres"):
+            return True
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            return True
+        if " postgres " not in title and "@" not in title and "(" not in title:
+            return True  # not a client backend
+        return self._database is None or f" {self._database} " in title
 
 
 def other_busy_processes(exclude: set[int], threshold: float = 0.2, window: float = 1.0) -> list[str]:
@@ -213,7 +244,32 @@ def fresh_database(name: str) -> str:
         admin.dispose()
     url = f"{PG_SERVER}/{name}"
     migrations.upgrade(url)
+    _BENCH_DATABASE[0] = name
     return url
+
+
+class PgStats:
+    """PostgreSQL's counters for one database: sessions opened, transactions committed.
+
+    Approximate to a second: backends report their counters when idle or on exit.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        from sqlalchemy import create_engine
+
+        self._engine = create_engine(database_url, pool_size=1, max_overflow=0)
+
+    def read(self) -> dict[str, int]:
+        from sqlalchemy import text
+
+        with self._engine.connect() as conn:
+            row = conn.execute(text(
+                "SELECT sessions, xact_commit, xact_rollback FROM pg_stat_database "
+                "WHERE datname = current_database()")).one()
+        return {"sessions": int(row[0]), "commits": int(row[1]), "rollbacks": int(row[2])}
+
+    def close(self) -> None:
+        self._engine.dispose()
 
 
 def flush_redis(url: str = REDIS_URL) -> None:
@@ -443,6 +499,22 @@ class ServerProcess:
     def log(self) -> str:
         with self._log_lock:
             return "".join(self._log)
+
+    def log_summary(self, top: int = 5) -> str:
+        """Counts of the server's WARNING/ERROR lines by logger and message (no values)."""
+        counts: dict[str, int] = {}
+        for line in self.log().splitlines():
+            parts = line.split(" ", 4)
+            if len(parts) == 5 and parts[2] in ("WARNING", "ERROR", "CRITICAL"):
+                key = f"{parts[2]} {parts[3]} {parts[4][:90]}"
+                counts[key] = counts.get(key, 0) + 1
+            elif line.startswith("Traceback"):
+                counts["Traceback"] = counts.get("Traceback", 0) + 1
+        if not counts:
+            return "no warnings or errors"
+        items = sorted(counts.items(), key=lambda kv: -kv[1])
+        return "; ".join(f"{n}x {k}" for k, n in items[:top]) + (
+            f"; and {len(items) - top} more kinds" if len(items) > top else "")
 
     @property
     def master_pid(self) -> int:
@@ -839,7 +911,8 @@ def markdown_table(header: Sequence[str], rows: Iterator[Sequence[str]] | Sequen
 
 def machine_lines(info: dict[str, str]) -> str:
     return (f"Machine: {info['nproc']} cores ({info['cpu']}), memory {info['memory']}, "
-            f"Python {info['python']}; {info['date']}; load average at start {info['load_at_start']}.")
+            f"Python {info['python']}; {info['date']}; commit {info['revision']}; "
+            f"load average at start {info['load_at_start']}.")
 
 
 def save_json(path: str | None, data: dict) -> None:
