@@ -12,7 +12,9 @@ records it instead of sending again.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -105,12 +107,18 @@ def send_due(
 ) -> int:
     """Claim a batch of due follow-ups and send each; returns how many were recorded sent."""
     now = now or clock.now()
+    started = time.monotonic()
     with transaction(sessions) as session:
         claims = claim_due(session, now=now, ttl=ttl, limit=limit)
-    return sum(1 for claim in claims if _send(sessions, client, claim, now))
+    # The batch's clock plus the time spent: a backoff counts from when an attempt
+    # failed, not from when the batch started.
+    return sum(1 for claim in claims
+               if _send(sessions, client, claim, lambda: now + timedelta(seconds=time.monotonic() - started)))
 
 
-def _send(sessions: sessionmaker[Session], client: WebClient, claim: Claim, now: datetime) -> bool:
+def _send(
+    sessions: sessionmaker[Session], client: WebClient, claim: Claim, at: Callable[[], datetime]
+) -> bool:
     try:
         opened = safe_call(client, "conversations.open", raise_transient=True, users=claim.user_id)
         if opened is None:
@@ -120,7 +128,7 @@ def _send(sessions: sessionmaker[Session], client: WebClient, claim: Claim, now:
             ts = _already_sent(client, channel, claim.resolution_id)
             if ts is not None:
                 log.info("follow-up %s was already sent; recording it", claim.resolution_id)
-                return _record(sessions, claim, channel=channel, ts=ts, now=now)
+                return _record(sessions, claim, channel=channel, ts=ts, now=at())
         posted = safe_call(
             client, "chat.postMessage", raise_transient=True, channel=channel, text=claim.text,
             blocks=claim.blocks,
@@ -128,10 +136,10 @@ def _send(sessions: sessionmaker[Session], client: WebClient, claim: Claim, now:
                       "event_payload": {"resolution_id": claim.resolution_id}},
         )
     except SlackUnavailable as error:
-        return _retry_later(sessions, claim, f"{error.method}: {error.error}", now)
+        return _retry_later(sessions, claim, f"{error.method}: {error.error}", at())
     if posted is None:
         return _give_up(sessions, claim, "Slack refused the DM")
-    return _record(sessions, claim, channel=channel, ts=posted["ts"], now=now)
+    return _record(sessions, claim, channel=channel, ts=posted["ts"], now=at())
 
 
 def _already_sent(client: WebClient, channel: str, resolution_id: int) -> str | None:
@@ -183,8 +191,7 @@ def _retry_later(sessions: sessionmaker[Session], claim: Claim, error: str, now:
         # Keep the token: the next attempt reconciles first, since this one may have
         # reached Slack (a timeout does not say it did not).
         backoff = timedelta(seconds=30 * 2 ** (resolution.followup_attempts - 1))
-        # From when the attempt failed, not when the batch started.
-        resolution.followup_claimed_until = max(now, clock.now()) + min(backoff, timedelta(hours=1))
+        resolution.followup_claimed_until = now + min(backoff, timedelta(hours=1))
     return False
 
 

@@ -10,7 +10,9 @@ processes deliver each row once.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -111,21 +113,26 @@ def deliver(
     if ids is not None and not ids:
         return 0
     now = now or clock.now()
+    started = time.monotonic()
     with transaction(sessions) as session:
         claimed = _claim(session, now=now, ttl=ttl, ids=ids, limit=limit)
-    return sum(1 for claim in claimed if _send(sessions, client, claim, now))
+    # Each send reads the batch's clock plus the time spent so far: a backoff counts
+    # from when an attempt failed (a timeout takes seconds), not from the batch start.
+    return sum(1 for claim in claimed
+               if _send(sessions, client, claim, lambda: now + timedelta(seconds=time.monotonic() - started)))
 
 
-def _send(sessions, client: WebClient, claim: _Claim, now: datetime) -> bool:
+def _send(sessions, client: WebClient, claim: _Claim, at: Callable[[], datetime]) -> bool:
     try:
         posted, thread_ts = _post(client, claim)
     except SlackUnavailable as error:
-        _retry_later(sessions, claim, f"{error.method}: {error.error}", now)
+        _retry_later(sessions, claim, f"{error.method}: {error.error}", at())
         return False
     except Exception as error:  # an answer we did not expect: retry, never hold the claim
         log.exception("outbox %s: unexpected failure", claim.id)
-        _retry_later(sessions, claim, f"unexpected: {type(error).__name__}", now)
+        _retry_later(sessions, claim, f"unexpected: {type(error).__name__}", at())
         return False
+    now = at()
     with transaction(sessions) as session:
         values: dict = {"claimed_until": None}
         if posted is None:
@@ -196,9 +203,6 @@ def _find_post(client: WebClient, channel: str, thread_ts: str | None, row_id: i
 
 
 def _retry_later(sessions, claim: _Claim, error: str, now: datetime) -> None:
-    # Back off from when the attempt failed (a timeout can take many seconds), not from
-    # when the batch started.
-    now = max(now, clock.now())
     attempts = claim.attempts
     if attempts >= MAX_ATTEMPTS:
         log.error("outbox %s: giving up after %d attempts (%s)", claim.id, attempts, error)

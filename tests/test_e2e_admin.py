@@ -15,7 +15,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot import actions, clock, snapshots
 from bot.actions import PlannedAction
@@ -416,6 +416,8 @@ def test_a_rolled_back_resolution_is_not_decided_again_by_the_next_jobs_pass(e2e
     _, confirm = _preview(e2e, action_id.hex[:8], "wrong answer")
     assert e2e.click(ActionId.ROLLBACK_CONFIRM, confirm["value"], user=ADMIN).status_code == 200
     _ephemerals_to(slack, ADMIN)
+    # The rollback's own notices (the thread, the escalation channel) go out first.
+    wait_until(lambda: _outbox_settled(e2e_sessions), what="the rollback notices sent")
     posted = len(slack.calls("chat.postMessage"))
 
     job = subprocess.run([sys.executable, "-m", "bot.cli", "jobs", "run-once"], cwd=ROOT,
@@ -429,6 +431,12 @@ def test_a_rolled_back_resolution_is_not_decided_again_by_the_next_jobs_pass(e2e
         assert kinds == ["AUTO_RESOLVE", "ROLLBACK"]
         assert session.get(Ticket, ticket_id).status != "resolved"
     assert len(slack.calls("chat.postMessage")) == posted
+
+
+def _outbox_settled(sessions) -> bool:
+    with sessions() as session:
+        return not session.scalar(select(func.count()).select_from(SlackOutbox)
+                                  .where(SlackOutbox.status == "pending"))
 
 
 # /history ---------------------------------------------------------------------------
