@@ -129,8 +129,9 @@ def _cpu_ticks() -> tuple[int, int]:
     return sum(values[:8]), idle
 
 
-def _process_ticks() -> dict[int, tuple[int, str]]:
-    """CPU ticks (user + system) and name of every process now."""
+def _process_ticks(parents: dict[int, int] | None = None) -> dict[int, tuple[int, str]]:
+    """CPU ticks (user + system) and name of every process now (and each one's parent
+    into `parents`, when given)."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -140,9 +141,23 @@ def _process_ticks() -> dict[int, tuple[int, str]]:
             name = stat[stat.index("(") + 1:stat.rindex(")")]
             rest = stat[stat.rindex(")") + 2:].split()
             found[int(entry.name)] = (int(rest[11]) + int(rest[12]), name)
+            if parents is not None:
+                parents[int(entry.name)] = int(rest[1])
         except (OSError, ValueError, IndexError):
             continue
     return found
+
+
+def _with_descendants(roots: set[int], parents: dict[int, int]) -> set[int]:
+    family = set(roots)
+    grew = True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in family and pid not in family:
+                family.add(pid)
+                grew = True
+    return family
 
 
 _SERVICES = ("postgres", "redis-server")
@@ -171,7 +186,9 @@ class Load:
         """Set busy/bench/services/others in cores (services: PostgreSQL and Redis,
         shared with anything else that uses them)."""
         total, idle = _cpu_ticks()
-        procs = _process_ticks()
+        parents: dict[int, int] = {}
+        procs = _process_ticks(parents)
+        ours = _with_descendants(self._ours, parents)  # workers, their pools, py-spy
         wall = max(1e-6, time.monotonic() - self._t0)
         hz = os.sysconf("SC_CLK_TCK")
         d_total, d_idle = total - self._start[0], idle - self._start[1]
@@ -180,7 +197,7 @@ class Load:
         named: dict[str, float] = {}
         for pid, (ticks, name) in procs.items():
             cores = (ticks - self._procs.get(pid, (0, ""))[0]) / hz / wall
-            if pid in self._ours:
+            if pid in ours:
                 bench += cores
             elif name.startswith(_SERVICES) and self._serves_us(pid, name):
                 services += cores
@@ -212,9 +229,11 @@ class Load:
 
 def other_busy_processes(exclude: set[int], threshold: float = 0.2, window: float = 1.0) -> list[str]:
     """Processes not ours using more than `threshold` of a core over `window` seconds."""
+    parents: dict[int, int] = {}
     first = _process_ticks()
     time.sleep(window)
-    second = _process_ticks()
+    second = _process_ticks(parents)
+    exclude = _with_descendants(exclude | {os.getpid()}, parents)
     hz = os.sysconf("SC_CLK_TCK")
     busy = []
     for pid, (ticks, name) in second.items():
