@@ -57,6 +57,7 @@ UTC = dt.UTC
 REDIS_URL = os.environ.get("BENCH_SWEEP_REDIS_URL", "redis://127.0.0.1:6379/12")
 DEADLINE = 900.0  # seconds any one run may take
 BATCH = 100  # send_due's default limit, what the job uses
+FEED_INTERVAL = 1.0  # seconds between this process's "beat" ticks (the app's is JOB_INTERVAL)
 CLAIM_TXN = "DB claim transactions (claim_due + commit), one per batch"
 RECORD_TXN = "DB record transactions (UPDATE + commit), one per DM"
 
@@ -148,6 +149,21 @@ def sent_count(engine) -> int:
             "SELECT count(*) FROM ticket_resolution WHERE followup_sent_at IS NOT NULL"))
 
 
+def takeovers(url: str) -> int:
+    """Follow-ups claimed more than once: a claim expired before its batch was sent."""
+    from sqlalchemy import text
+
+    from models import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(text(
+                "SELECT count(*) FROM ticket_resolution WHERE followup_attempts > 1"))
+    finally:
+        engine.dispose()
+
+
 # ----- (a) one process calling send_due --------------------------------------------------------
 
 
@@ -163,7 +179,7 @@ class Timings:
         self.count[kind] += 1
 
 
-def run_loop(url: str, slack: FakeSlackProcess, n: int) -> dict:
+def run_loop(url: str, slack: FakeSlackProcess, n: int, claim_ttl: str) -> dict:
     from sqlalchemy import event
 
     from bot import followups, views
@@ -172,7 +188,8 @@ def run_loop(url: str, slack: FakeSlackProcess, n: int) -> dict:
     from models import make_engine, make_session_factory
 
     settings = load_settings(database_url=url, slack_api_url=slack.base_url,
-                             slack_bot_token=slack.token, slack_signing_secret="unused-here")
+                             slack_bot_token=slack.token, slack_signing_secret="unused-here",
+                             claim_ttl=claim_ttl)
     engine = make_engine(url)
     sessions = make_session_factory(engine)
     client = make_web_client(settings)
@@ -271,17 +288,52 @@ def _redis():
     return client
 
 
+def install_claim_renewal() -> None:
+    """The fix proposed for `bot.followups` (docs/BENCHMARKS.md), patched in for `--renew`:
+    right before each DM, extend this worker's claim on that one row (a conditional
+    UPDATE on the claim token, committed); if the claim was lost, skip the DM. The
+    window in which another worker can take a row over then spans one DM, not a batch
+    of 100."""
+    from sqlalchemy import update
+
+    from bot import clock, followups
+    from bot.settings import load_settings
+    from models import TicketResolution
+
+    ttl = load_settings().claim_ttl
+    real_send = followups._send
+
+    def send(sessions, client, claim, now):
+        with followups.transaction(sessions) as session:
+            kept = session.execute(
+                update(TicketResolution)
+                .where(followups._mine(claim), TicketResolution.followup_sent_at.is_(None))
+                .values(followup_claimed_until=clock.now() + ttl)).rowcount
+        return bool(kept) and real_send(sessions, client, claim, now)
+
+    followups._send = send
+
+
+_PATCHED_CLI = ("import sys; from bench.followup_sweep import install_claim_renewal; "
+                "install_claim_renewal(); from bot.cli import main; "
+                "sys.argv[0] = 'resolvemeq'; sys.exit(main(sys.argv[1:]))")
+
+
 class Worker:
     """`resolvemeq worker --pool=threads` in its own process group, log to a file."""
 
     def __init__(self, name: str, *, url: str, slack: FakeSlackProcess, concurrency: int,
+                 claim_ttl: str, renew: bool = False,
                  log_dir: Path) -> None:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("SLACK_", "DATABASE_", "REDIS_", "SENTRY_"))}
         env.update(DATABASE_URL=url, REDIS_URL=REDIS_URL, SLACK_API_URL=slack.base_url,
-                   SLACK_BOT_TOKEN=slack.token, SLACK_SIGNING_SECRET="unused-here")
+                   SLACK_BOT_TOKEN=slack.token, SLACK_SIGNING_SECRET="unused-here",
+                   CLAIM_TTL=claim_ttl)
         script = Path(sys.executable).with_name("resolvemeq")
         command = [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli"]
+        if renew:  # the same CLI, with the proposed follow-up fix patched in
+            command = [sys.executable, "-c", _PATCHED_CLI]
         self.log = log_dir / f"{name}.log"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
@@ -307,7 +359,8 @@ class Worker:
                 self.process.wait(timeout=10)
 
 
-def run_celery(url: str, slack: FakeSlackProcess, n: int, concurrency: int, workers: int) -> dict:
+def run_celery(url: str, slack: FakeSlackProcess, n: int, concurrency: int, workers: int,
+               claim_ttl: str, renew: bool = False) -> dict:
     from bot.settings import load_settings
     from jobs.celery_app import create_celery
     from models import make_engine
@@ -318,6 +371,7 @@ def run_celery(url: str, slack: FakeSlackProcess, n: int, concurrency: int, work
     engine = make_engine(url)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-followups-"))
     started_workers = [Worker(f"bench{i + 1}", url=url, slack=slack, concurrency=concurrency,
+                              claim_ttl=claim_ttl, renew=renew,
                               log_dir=log_dir) for i in range(workers)]
     enqueued = 0
     try:
@@ -330,12 +384,14 @@ def run_celery(url: str, slack: FakeSlackProcess, n: int, concurrency: int, work
                                for i, w in enumerate(started_workers)}
                               | {"fake Slack": [slack.process.pid]})
         started = time.monotonic()
-        sent = 0
+        sent, fed = 0, 0.0
         while sent < n and time.monotonic() - started < DEADLINE:
-            if broker.llen("celery") == 0:  # what beat does every JOB_INTERVAL
+            # What beat does every JOB_INTERVAL: a task per worker thread, if none waits.
+            if broker.llen("celery") == 0 and time.monotonic() - fed >= FEED_INTERVAL:
                 for _ in range(workers * concurrency):
                     app.send_task("resolvemeq.send_followups")
                 enqueued += workers * concurrency
+                fed = time.monotonic()
             time.sleep(0.1)
             sent = sent_count(engine)
         elapsed = time.monotonic() - started
@@ -345,8 +401,11 @@ def run_celery(url: str, slack: FakeSlackProcess, n: int, concurrency: int, work
             worker.stop()
         broker.flushdb()
         engine.dispose()
-    recorded = sent_count(make_engine(url))
-    return {"mode": f"celery: {workers} workers --pool=threads --concurrency={concurrency}",
+    engine = make_engine(url)
+    recorded = sent_count(engine)
+    engine.dispose()
+    fix = " [proposed claim renewal patched in]" if renew else ""
+    return {"mode": f"celery: {workers} workers --pool=threads --concurrency={concurrency}{fix}",
             "seconds": elapsed, "recorded": recorded, "tasks": enqueued, "cpu": cpu,
             "logs": str(log_dir)}
 
@@ -362,7 +421,8 @@ def describe(result: dict, summary: dict, n: int) -> list[str]:
              f"  {result['recorded']:,} of {n:,} recorded sent in {result['seconds']:.1f} s: "
              f"{rate:,.0f} DMs/s; chat.postMessage ok: {posts:,}; duplicates: {dups}"
              + ("" if dups == 0 and result["recorded"] == n else "  <-- NOT exactly once"),
-             f"  Slack calls: {summary['methods']}"]
+             f"  Slack calls: {summary['methods']}; claimed more than once (claim expired "
+             f"mid-batch, taken over): {result['takeovers']:,}"]
     if "timings" in result:
         timings: Timings = result["timings"]
         total = result["seconds"]
@@ -396,6 +456,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="4", help="threads per worker; a list: 2,4,8")
     parser.add_argument("--slack-latency", type=float, default=0.0,
                         help="seconds the fake waits before answering open/postMessage")
+    parser.add_argument("--claim-ttl", default="2m",
+                        help="CLAIM_TTL for the sender(s); the app's default is 2m")
+    parser.add_argument("--renew", action="store_true",
+                        help="workers run with the proposed claim renewal (install_claim_renewal)")
     parser.add_argument("--database", default="resolvemeq_bench_followups")
     parser.add_argument("--keep", action="store_true", help="keep the database of the last run")
     args = parser.parse_args(argv)
@@ -405,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(seed.machine(), flush=True)
     print(f"{n:,} due follow-ups, fake Slack latency {args.slack_latency * 1000:.0f} ms "
-          f"on conversations.open and chat.postMessage", flush=True)
+          f"on conversations.open and chat.postMessage, CLAIM_TTL {args.claim_ttl}", flush=True)
     slack = FakeSlackProcess(args.slack_latency)
     report: list[str] = []
     try:
@@ -415,8 +479,10 @@ def main(argv: list[str] | None = None) -> int:
             slack.ask("reset")
             url = prepare(args.database, n)
             load = seed.loadavg()
-            result = (run_loop(url, slack, n) if mode == "loop"
-                      else run_celery(url, slack, n, concurrency, args.workers))
+            result = (run_loop(url, slack, n, args.claim_ttl) if mode == "loop"
+                      else run_celery(url, slack, n, concurrency, args.workers, args.claim_ttl,
+                                      args.renew))
+            result["takeovers"] = takeovers(url)
             lines = [f"[load before {load}, after {seed.loadavg()}]",
                      *describe(result, slack.ask("summary"), n), ""]
             print("\n".join(lines), flush=True)

@@ -96,6 +96,13 @@ PROPOSED_INDEXES: tuple[IndexChange, ...] = (
          "INCLUDE (action_type, autonomous, confidence_score, rolled_back, ticket_id)"),
         ("DROP INDEX IF EXISTS ix_action_history_executed_at",
          "CREATE INDEX ix_action_history_executed_at ON action_history (executed_at)")),
+    # analytics._by_team reads one column of tickets (assigned_team) per ticket: from a
+    # 21 MB index instead of the 168 MB table, by index-only probes for short windows.
+    IndexChange(
+        "ix_tickets_ticket_id",
+        ("CREATE INDEX IF NOT EXISTS ix_tickets_ticket_id ON tickets (ticket_id) "
+         "INCLUDE (assigned_team)",),
+        ("DROP INDEX IF EXISTS ix_tickets_ticket_id",)),
 )
 # An operations setting, not a schema change: the planner's default assumes spinning
 # disks; on SSD (or a cached working set) 1.1 is the usual value.
@@ -266,6 +273,7 @@ def resolution_stats_proposed(session: Session, *, days: int, now: dt.datetime):
         select(*outcome_columns(), _count_if(withdrawn).label("withdrawn"))
         .select_from(TicketResolution).outerjoin(ActionHistory, withdrawn_only)
         .where(TicketResolution.created_at >= since)).one()
+    by_action_type = analytics._by_action_type(session, since)  # unchanged
 
     team = func.coalesce(Ticket.assigned_team, literal(analytics.UNASSIGNED)).label("team")
     tickets = {row.team: row.tickets for row in session.execute(
@@ -292,7 +300,7 @@ def resolution_stats_proposed(session: Session, *, days: int, now: dt.datetime):
         failed=totals.failed, pending=totals.pending, reopened=totals.reopened,
         success_rate=_rate(totals.confirmed, totals.failed),
         average_rating=_rounded(totals.avg_rating, 2), ratings=totals.ratings,
-        withdrawn=totals.withdrawn, by_action_type=analytics._by_action_type(session, since),
+        withdrawn=totals.withdrawn, by_action_type=by_action_type,
         by_team=tuple(by_team))
 
 
@@ -350,6 +358,15 @@ def scans(plan: list[str]) -> list[str]:
     return sorted(set(found))
 
 
+def pages(plan: list[str]) -> int:
+    """8 kB pages the statement touched (hit + read), from the top node's Buffers line:
+    the work done, whatever the load of the machine."""
+    for line in plan:
+        if "Buffers: shared" in line:
+            return sum(int(n) for n in re.findall(r"(?:hit|read)=(\d+)", line))
+    return 0
+
+
 def short_sql(sql: str, width: int = 110) -> str:
     one = " ".join(sql.split())
     return one if len(one) <= width else one[: width - 1] + "…"
@@ -357,20 +374,23 @@ def short_sql(sql: str, width: int = 110) -> str:
 
 def report(cases: list[Case], title: str) -> list[str]:
     out = [f"### {title}", "",
-           "| query | call median ms | call max ms | statements (median / max ms each) | "
-           "scans | every statement < 100 ms |", "|---|---:|---:|---|---|---|"]
+           "| query | call median ms | min | max | statements: median / max ms each | "
+           "pages | scans | each statement < 100 ms |", "|---|---:|---:|---:|---|---:|---|---|"]
     for case in cases:
-        parts, all_scans, worst = [], [], 0.0
+        parts, all_scans, worst, typical, touched = [], [], 0.0, 0.0, 0
         for i, stmt in enumerate(case.statements, 1):
             if not stmt.times:
                 continue
-            worst = max(worst, max(stmt.times))
+            worst, typical = max(worst, max(stmt.times)), max(typical, _median(stmt.times))
             kind = stmt.sql.lstrip().split(None, 1)[0].upper()
             parts.append(f"{i} {kind} {_median(stmt.times):.1f} / {max(stmt.times):.1f}")
             all_scans += scans(stmt.plan)
-        met = "yes" if worst < TARGET_MS else "**no**"
-        out.append(f"| `{case.name}` | {_median(case.times):.1f} | {max(case.times):.1f} | "
-                   f"{'; '.join(parts)} | {', '.join(sorted(set(all_scans)))} | {met} |")
+            touched += pages(stmt.plan)
+        met = ("yes" if worst < TARGET_MS else "median yes, max no" if typical < TARGET_MS
+               else "**no**")
+        out.append(f"| `{case.name}` | {_median(case.times):.1f} | {min(case.times):.1f} | "
+                   f"{max(case.times):.1f} | "
+                   f"{'; '.join(parts)} | {touched:,} | {', '.join(sorted(set(all_scans)))} | {met} |")
     return out + [""]
 
 
