@@ -174,9 +174,10 @@ def report(args: argparse.Namespace, info: dict, results: list[dict]) -> str:
            f"by a stranger); SERVER_THREADS={args.threads}, SLACK_BACKGROUND_WORKERS={args.workers}; "
            f"open loop {args.seconds:g} s per rate, closed loop {args.closed_seconds:g} s. "
            "Latency in ms from when the request was due to the last byte of the answer. "
-           "*busy cores*: the whole machine during the run; *others' cores*: what processes other "
-           "than this benchmark, its PostgreSQL backends and Redis used (other people's test runs, "
-           "PostgreSQL backends of other databases).", ""]
+           "*busy cores*: the whole machine during the run (kernel network work included); "
+           "*others' cores*: what live processes other than this benchmark, its PostgreSQL "
+           "backends and Redis used (other people's test runs, PostgreSQL backends of other "
+           "databases).", ""]
     header = ["run", "server", "sent", "ok", "failed", ">3 s", "req/s", "p50", "p95", "p99", "max",
               "gen lag p99", "worker CPU ms/req", "drain s", "new PG sessions", "busy cores",
               "others' cores", "load1"]

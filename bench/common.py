@@ -193,7 +193,7 @@ class Load:
         hz = os.sysconf("SC_CLK_TCK")
         d_total, d_idle = total - self._start[0], idle - self._start[1]
         self.busy = (os.cpu_count() or 1) * (d_total - d_idle) / d_total if d_total > 0 else 0.0
-        bench = services = 0.0
+        bench = services = others = 0.0
         named: dict[str, float] = {}
         for pid, (ticks, name) in procs.items():
             cores = (ticks - self._procs.get(pid, (0, ""))[0]) / hz / wall
@@ -201,10 +201,12 @@ class Load:
                 bench += cores
             elif name.startswith(_SERVICES) and self._serves_us(pid, name):
                 services += cores
-            elif cores > 0.02:
+            else:
+                others += cores
                 named[name] = named.get(name, 0.0) + cores
-        self.bench, self.services = bench, services
-        self.others = max(0.0, self.busy - bench - services)
+        # What no live process accounts for (the kernel's network work, processes that
+        # came and went) is in `busy` but in none of these.
+        self.bench, self.services, self.others = bench, services, others
         self.other_names = [f"{n} {c:.2f}" for n, c in sorted(named.items(), key=lambda x: -x[1])[:3]
                             if c >= 0.05]
         return self
