@@ -288,43 +288,11 @@ def _redis():
     return client
 
 
-def install_claim_renewal() -> None:
-    """The fix proposed for `bot.followups` (docs/BENCHMARKS.md), patched in for `--renew`:
-    right before each DM, extend this worker's claim on that one row (a conditional
-    UPDATE on the claim token, committed); if the claim was lost, skip the DM. The
-    window in which another worker can take a row over then spans one DM, not a batch
-    of 100."""
-    from sqlalchemy import update
-
-    from bot import clock, followups
-    from bot.settings import load_settings
-    from models import TicketResolution
-
-    ttl = load_settings().claim_ttl
-    real_send = followups._send
-
-    def send(sessions, client, claim, now):
-        with followups.transaction(sessions) as session:
-            kept = session.execute(
-                update(TicketResolution)
-                .where(followups._mine(claim), TicketResolution.followup_sent_at.is_(None))
-                .values(followup_claimed_until=clock.now() + ttl)).rowcount
-        return bool(kept) and real_send(sessions, client, claim, now)
-
-    followups._send = send
-
-
-_PATCHED_CLI = ("import sys; from bench.followup_sweep import install_claim_renewal; "
-                "install_claim_renewal(); from bot.cli import main; "
-                "sys.argv[0] = 'resolvemeq'; sys.exit(main(sys.argv[1:]))")
-
-
 class Worker:
     """`resolvemeq worker --pool=threads` in its own process group, log to a file."""
 
     def __init__(self, name: str, *, url: str, slack: FakeSlackProcess, concurrency: int,
-                 claim_ttl: str, renew: bool = False,
-                 log_dir: Path) -> None:
+                 claim_ttl: str, log_dir: Path) -> None:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("SLACK_", "DATABASE_", "REDIS_", "SENTRY_"))}
         env.update(DATABASE_URL=url, REDIS_URL=REDIS_URL, SLACK_API_URL=slack.base_url,
@@ -332,8 +300,6 @@ class Worker:
                    CLAIM_TTL=claim_ttl)
         script = Path(sys.executable).with_name("resolvemeq")
         command = [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli"]
-        if renew:  # the same CLI, with the proposed follow-up fix patched in
-            command = [sys.executable, "-c", _PATCHED_CLI]
         self.log = log_dir / f"{name}.log"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
@@ -360,7 +326,7 @@ class Worker:
 
 
 def run_celery(url: str, slack: FakeSlackProcess, n: int, concurrency: int, workers: int,
-               claim_ttl: str, renew: bool = False) -> dict:
+               claim_ttl: str) -> dict:
     from bot.settings import load_settings
     from jobs.celery_app import create_celery
     from models import make_engine
@@ -371,8 +337,7 @@ def run_celery(url: str, slack: FakeSlackProcess, n: int, concurrency: int, work
     engine = make_engine(url)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-followups-"))
     started_workers = [Worker(f"bench{i + 1}", url=url, slack=slack, concurrency=concurrency,
-                              claim_ttl=claim_ttl, renew=renew,
-                              log_dir=log_dir) for i in range(workers)]
+                              claim_ttl=claim_ttl, log_dir=log_dir) for i in range(workers)]
     enqueued = 0
     try:
         deadline = time.monotonic() + 60
@@ -404,8 +369,7 @@ def run_celery(url: str, slack: FakeSlackProcess, n: int, concurrency: int, work
     engine = make_engine(url)
     recorded = sent_count(engine)
     engine.dispose()
-    fix = " [proposed claim renewal patched in]" if renew else ""
-    return {"mode": f"celery: {workers} workers --pool=threads --concurrency={concurrency}{fix}",
+    return {"mode": f"celery: {workers} workers --pool=threads --concurrency={concurrency}",
             "seconds": elapsed, "recorded": recorded, "tasks": enqueued, "cpu": cpu,
             "logs": str(log_dir)}
 
@@ -458,8 +422,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds the fake waits before answering open/postMessage")
     parser.add_argument("--claim-ttl", default="2m",
                         help="CLAIM_TTL for the sender(s); the app's default is 2m")
-    parser.add_argument("--renew", action="store_true",
-                        help="workers run with the proposed claim renewal (install_claim_renewal)")
     parser.add_argument("--database", default="resolvemeq_bench_followups")
     parser.add_argument("--keep", action="store_true", help="keep the database of the last run")
     args = parser.parse_args(argv)
@@ -480,8 +442,7 @@ def main(argv: list[str] | None = None) -> int:
             url = prepare(args.database, n)
             load = seed.loadavg()
             result = (run_loop(url, slack, n, args.claim_ttl) if mode == "loop"
-                      else run_celery(url, slack, n, concurrency, args.workers, args.claim_ttl,
-                                      args.renew))
+                      else run_celery(url, slack, n, concurrency, args.workers, args.claim_ttl))
             result["takeovers"] = takeovers(url)
             lines = [f"[load before {load}, after {seed.loadavg()}]",
                      *describe(result, slack.ask("summary"), n), ""]

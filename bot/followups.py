@@ -112,8 +112,27 @@ def send_due(
         claims = claim_due(session, now=now, ttl=ttl, limit=limit)
     # The batch's clock plus the time spent: a backoff counts from when an attempt
     # failed, not from when the batch started.
+
+    def at() -> datetime:
+        return now + timedelta(seconds=time.monotonic() - started)
+
+    # A batch is sent one DM after another and may outlive the claim (slow Slack):
+    # each row's claim is renewed just before its DM, and a row another worker has
+    # taken over meanwhile is left to it.
     return sum(1 for claim in claims
-               if _send(sessions, client, claim, lambda: now + timedelta(seconds=time.monotonic() - started)))
+               if _renew(sessions, claim, ttl, at()) and _send(sessions, client, claim, at))
+
+
+def _renew(sessions: sessionmaker[Session], claim: Claim, ttl: timedelta, now: datetime) -> bool:
+    with transaction(sessions) as session:
+        renewed = session.execute(
+            update(TicketResolution)
+            .where(_mine(claim), TicketResolution.followup_sent_at.is_(None))
+            .values(followup_claimed_until=now + ttl)
+        ).rowcount
+    if not renewed:
+        log.info("follow-up %s: claim taken over before sending; leaving it", claim.resolution_id)
+    return bool(renewed)
 
 
 def _send(

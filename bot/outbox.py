@@ -118,8 +118,28 @@ def deliver(
         claimed = _claim(session, now=now, ttl=ttl, ids=ids, limit=limit)
     # Each send reads the batch's clock plus the time spent so far: a backoff counts
     # from when an attempt failed (a timeout takes seconds), not from the batch start.
+
+    def at() -> datetime:
+        return now + timedelta(seconds=time.monotonic() - started)
+
+    # A batch is posted one row after another and may outlive the claim (slow Slack):
+    # each row's claim is renewed just before its post, and a row another process has
+    # taken over meanwhile is left to it.
     return sum(1 for claim in claimed
-               if _send(sessions, client, claim, lambda: now + timedelta(seconds=time.monotonic() - started)))
+               if _renew(sessions, claim, ttl, at()) and _send(sessions, client, claim, at))
+
+
+def _renew(sessions, claim: _Claim, ttl: timedelta, now: datetime) -> bool:
+    with transaction(sessions) as session:
+        renewed = session.execute(
+            update(SlackOutbox)
+            .where(SlackOutbox.id == claim.id, SlackOutbox.claim_token == claim.token,
+                   SlackOutbox.status == "pending")
+            .values(claimed_until=now + ttl)
+        ).rowcount
+    if not renewed:
+        log.info("outbox %s: claim taken over before posting; leaving it", claim.id)
+    return bool(renewed)
 
 
 def _send(sessions, client: WebClient, claim: _Claim, at: Callable[[], datetime]) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -142,6 +143,28 @@ def test_racing_senders_send_each_follow_up_once(committing_factory, client, fak
     assert sum(sent) == 60
     ids = [c.args["metadata"]["event_payload"]["resolution_id"] for c in _dms(fake)]
     assert len(ids) == 60 and len(set(ids)) == 60
+
+
+def test_a_batch_that_outlives_its_claim_still_sends_each_dm_once(committing_factory, client, fake):
+    # Slack at 0.3 s a DM and a 1 s claim: the first worker's batch of 8 outlives its
+    # claim, and a second worker takes over the rows not reached yet.
+    _resolved(committing_factory, 8, at=datetime.now(UTC) - DAY - timedelta(minutes=1))
+    fake.delay("chat.postMessage", 0.3, times=100)
+    ttl = timedelta(seconds=1)
+    sent = []
+    first = threading.Thread(
+        target=lambda: sent.append(followups.send_due(committing_factory, client, ttl=ttl, limit=8)))
+    first.start()
+    time.sleep(1.5)
+    while first.is_alive():
+        sent.append(followups.send_due(committing_factory, client, ttl=ttl))
+        time.sleep(0.2)
+    first.join()
+    while (n := followups.send_due(committing_factory, client, ttl=ttl)):
+        sent.append(n)
+    ids = [c.args["metadata"]["event_payload"]["resolution_id"] for c in _dms(fake)]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 8
+    assert sum(sent) == 8
 
 
 def test_due_time_follows_the_clock(committing_factory, client, fake):

@@ -4,13 +4,12 @@ guard against long countdowns."""
 from __future__ import annotations
 
 import ast
+import threading
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import func, select
 
 from bot import clock, outbox, periodic
 from bot.runtime import Runtime
@@ -96,6 +95,32 @@ def test_a_failed_post_is_retried_with_backoff_and_sent_once(runtime, fake):
     assert len(fake.messages("CHELP")) == 1
     with transaction(runtime.sessions) as session:
         assert session.get(Ticket, ticket.ticket_id).slack_message_ts
+
+
+def test_an_outbox_batch_that_outlives_its_claim_still_posts_each_row_once(runtime, fake):
+    # Slack at 0.3 s a post and a 1 s claim: the first process's batch of 8 outlives
+    # its claim, and a second process takes over the rows not reached yet.
+    client = make_web_client(runtime.settings, timeout=2)
+    with transaction(runtime.sessions) as session:
+        for n in range(8):
+            outbox.enqueue(session, purpose=outbox.NOTICE, channel="CHELP", text=f"notice {n}",
+                           now=clock.now() - timedelta(seconds=5))
+    fake.delay("chat.postMessage", 0.3, times=100)
+    ttl = timedelta(seconds=1)
+    sent = []
+    first = threading.Thread(
+        target=lambda: sent.append(outbox.deliver(runtime.sessions, client, ttl=ttl, limit=8)))
+    first.start()
+    time.sleep(1.5)
+    while first.is_alive():
+        sent.append(outbox.deliver(runtime.sessions, client, ttl=ttl))
+        time.sleep(0.2)
+    first.join()
+    while (n := outbox.deliver(runtime.sessions, client, ttl=ttl)):
+        sent.append(n)
+    texts = [m["text"] for m in fake.messages("CHELP")]
+    assert sorted(texts) == [f"notice {n}" for n in range(8)]
+    assert sum(sent) == 8
 
 
 def test_jobs_run_once_runs_every_job(runtime, fake):
