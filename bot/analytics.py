@@ -65,10 +65,15 @@ class ResolutionStats:
     by_team: tuple[TeamStats, ...]
 
 
-# An admin's rollback withdraws the resolution. `IS NOT true` keeps a resolution
-# whose action row is gone (action_id set NULL), which a plain `= false` would drop.
-_WITHDRAWN = ActionHistory.rolled_back.is_(True)
-_KEPT = ActionHistory.rolled_back.is_not(True)
+# An admin's rollback withdraws the resolution. Resolutions are outer-joined to their
+# action only when it was rolled back (`_ROLLED_BACK_ACTION`): the join then reads the
+# few rolled-back ids, not every action in the window, and a resolution whose action
+# row is gone (action_id set NULL) still counts as kept.
+_ROLLED_BACK_ACTION = and_(
+    ActionHistory.id == TicketResolution.action_id, ActionHistory.rolled_back.is_(True)
+)
+_WITHDRAWN = ActionHistory.id.is_not(None)
+_KEPT = ActionHistory.id.is_(None)
 
 
 def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
@@ -142,7 +147,7 @@ def resolution_stats(
     resolutions = (
         select(*_outcome_columns(), _count_if(_WITHDRAWN).label("withdrawn"))
         .select_from(TicketResolution)
-        .outerjoin(ActionHistory, ActionHistory.id == TicketResolution.action_id)
+        .outerjoin(ActionHistory, _ROLLED_BACK_ACTION)
         .where(TicketResolution.created_at >= since)
     )
     totals = session.execute(resolutions).one()
@@ -209,7 +214,7 @@ def _by_team(session: Session, since: datetime) -> tuple[TeamStats, ...]:
         select(team, *_outcome_columns())
         .select_from(TicketResolution)
         .join(Ticket, Ticket.ticket_id == TicketResolution.ticket_id)
-        .outerjoin(ActionHistory, ActionHistory.id == TicketResolution.action_id)
+        .outerjoin(ActionHistory, _ROLLED_BACK_ACTION)
         .where(TicketResolution.created_at >= since)
         .group_by(team)
     )

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, cast, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import audit, clock, snapshots
@@ -100,13 +100,14 @@ def find_action(session: Session, ref: str) -> ActionHistory:
         if action is None:
             raise NotFound(f"No action has the id {digits}.")
         return action
-    # PostgreSQL casts a uuid to hyphenated text, SQLite stores 32 hex digits: without
-    # hyphens and lowercased both compare alike. `digits` is validated hex, so it
-    # carries no LIKE wildcards.
-    id_text = func.lower(func.replace(cast(ActionHistory.id, String), "-", ""))
+    # A prefix is a range of ids: from the prefix padded with 0s to it padded with fs.
+    # Both backends order uuids as their 32 hex digits (PostgreSQL by bytes, SQLite as
+    # lower-case text), so this is a primary-key range scan, where matching the id as
+    # text read every row (1.2 s at 1M actions, bench/queries.py).
+    lowest, highest = uuid.UUID(hex=digits.ljust(32, "0")), uuid.UUID(hex=digits.ljust(32, "f"))
     rows = session.scalars(
         select(ActionHistory)
-        .where(id_text.like(digits + "%"))
+        .where(ActionHistory.id.between(lowest, highest))
         .order_by(ActionHistory.executed_at, ActionHistory.id)
         .limit(_MAX_LISTED + 1)
     ).all()

@@ -23,7 +23,14 @@ class ActionHistory(Base):
             name="confidence_0_1",
         ),
         Index("ix_action_history_ticket_id_action_type", "ticket_id", "action_type"),
-        Index("ix_action_history_executed_at", "executed_at"),
+        # Covering: per-type and per-team stats and the low-confidence alert read
+        # their columns from the index alone (index-only scans on PostgreSQL).
+        Index(
+            "ix_action_history_executed_at",
+            "executed_at",
+            postgresql_include=["action_type", "autonomous", "confidence_score", "rolled_back",
+                                "ticket_id"],
+        ),
         Index("ix_action_history_rolled_back", "rolled_back"),
         # Alert and analytics windows: "autonomous actions in the last hour",
         # "rollbacks in the last hour".

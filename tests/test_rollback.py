@@ -121,6 +121,50 @@ def test_find_ambiguous_listing_is_capped(session):
     assert "and more" in caught.value.message
 
 
+# Ids at the edges of the range a prefix spans, and neighbours that must not match.
+_EDGE_IDS = [
+    "00000000-0000-4000-8000-000000000000", "0000ffff-ffff-4fff-bfff-ffffffffffff",
+    "00010000-0000-4000-8000-000000000000", "7fffffff-ffff-4fff-bfff-ffffffffffff",
+    "80000000-0000-4000-8000-000000000000", "a1b2c3d4-0000-4000-8000-000000000000",
+    "a1b2c3d4-ffff-4fff-bfff-ffffffffffff", "a1b2c3d5-0000-4000-8000-000000000000",
+    "a1b2c3d3-ffff-4fff-bfff-ffffffffffff", "ffffffff-ffff-4fff-bfff-ffffffffffff",
+]
+
+
+def _matches(session, prefix: str) -> set[str]:
+    try:
+        return {find_action(session, prefix).id.hex}
+    except NotFound:
+        return set()
+    except Ambiguous as ambiguous:
+        return {m for m in _EDGE_HEX if m.startswith(tuple(ambiguous.matches))}
+
+
+_EDGE_HEX = [uuid.UUID(i).hex for i in _EDGE_IDS]
+_PREFIXES = ["0000", "00000", "0000f", "0001", "7fff", "8000", "ffff", "a1b2", "a1b2c3d4",
+             "a1b2c3d4f", "a1b2c3d40000", "a1b2c3d3", "a1b2c3d5", "1234",
+             *(h[:n] for h in _EDGE_HEX for n in (5, 9, 17, 31))]
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_a_prefix_finds_exactly_the_ids_that_start_with_it(session, sqlite_url, backend):
+    # The prefix is looked up as an id range, not as text: the edges of the range
+    # must behave like "starts with" on both backends.
+    engine = make_engine(sqlite_url) if backend == "sqlite" else None
+    db = make_session_factory(engine)() if engine else session
+    try:
+        ticket = make_ticket(db)
+        for hex_id in _EDGE_IDS:
+            _row_with_id(db, ticket, hex_id)
+        for prefix in _PREFIXES:
+            expected = {h for h in _EDGE_HEX if h.startswith(prefix)}
+            assert _matches(db, prefix) == expected, prefix
+    finally:
+        if engine:
+            db.close()
+            engine.dispose()
+
+
 @pytest.mark.parametrize(
     ("ref", "expected"),
     [
