@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     job_interval: Annotated[timedelta, NoDecode] = timedelta(seconds=60)
     claim_ttl: Annotated[timedelta, NoDecode] = timedelta(minutes=2)
     sweep_grace: Annotated[timedelta, NoDecode] = timedelta(seconds=60)
+    # Seconds /resolution-stats waits for its figures before acknowledging without
+    # them (they follow through the response URL); Slack allows 3 s in all.
+    stats_ack_wait: Annotated[float, Field(ge=0, le=2.5)] = 1.5
 
     # Observability
     sentry_dsn: SecretStr | None = None

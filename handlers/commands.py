@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, Respond
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,7 @@ DB_DOWN = (
     "Sorry, I can't reach the helpdesk database right now, so nothing was saved. "
     "Please try again in a minute."
 )
+STATS_PENDING = "Counting… the figures will appear here in a moment."
 ROLLBACK_USAGE = "Usage: `/rollback <action-id> [reason]` (the first 8 characters of the id are enough)."
 
 
@@ -94,14 +95,41 @@ def start_rollback(ack: Ack, command: dict, deps: SlackDeps) -> None:
             blocks=views.rollback_confirm(preview, reason=reason.strip()))
 
 
-def show_stats(ack: Ack, command: dict, deps: SlackDeps) -> None:
+def show_stats(ack: Ack, command: dict, respond: Respond, deps: SlackDeps) -> None:
     raw = (command.get("text") or "").strip()
     if raw and not (raw.isascii() and raw.isdigit() and len(raw) <= 4):
         return _refuse(ack, "Usage: `/resolution-stats [days]`, for example `/resolution-stats 7`.")
-    stats = _in_transaction(ack, deps, "compute stats", lambda session: analytics.resolution_stats(
-        session, days=int(raw) if raw else 30))
-    if stats is not None:
-        ack(response_type="ephemeral", text="Resolution stats", blocks=views.stats_blocks(stats))
+    # The figures take seconds over a large history (bench/queries.py: 1.9 s for 90
+    # days at 1M actions). Wait for them briefly: if they are ready they are the
+    # acknowledgement, else acknowledge now and send them to the response URL.
+    pending = deps.background.submit(_stats_answer, deps, int(raw) if raw else 30)
+    try:
+        text, blocks = pending.result(timeout=deps.runtime.settings.stats_ack_wait)
+    except TimeoutError:
+        ack(response_type="ephemeral", text=STATS_PENDING)
+        pending.add_done_callback(lambda done: _respond_later(respond, *done.result()))
+        return
+    ack(response_type="ephemeral", text=text, blocks=blocks)
+
+
+def _stats_answer(deps: SlackDeps, days: int) -> tuple[str, list]:
+    """The stats message, or the refusal to show instead (never raises)."""
+    try:
+        with transaction(deps.runtime.sessions) as session:
+            stats = analytics.resolution_stats(session, days=days)
+    except ResolveMeQError as error:
+        return error.message, views.error_message(error.message)
+    except SQLAlchemyError:
+        log.exception("could not compute stats")
+        return DB_DOWN, views.error_message(DB_DOWN)
+    return "Resolution stats", views.stats_blocks(stats)
+
+
+def _respond_later(respond: Respond, text: str, blocks: list) -> None:
+    try:
+        respond(response_type="ephemeral", replace_original=True, text=text, blocks=blocks)
+    except Exception:  # the response URL is Slack's; nothing to retry into
+        log.exception("could not send the stats to the response URL")
 
 
 def register(app: App) -> None:

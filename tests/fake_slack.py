@@ -31,6 +31,10 @@ from urllib.parse import parse_qs, urlsplit
 
 DEFAULT_TOKEN = "xoxb-test-token"
 # slack_sdk sends these as JSON text inside form bodies; the fake records them decoded.
+# Where a slash command's response_url points (what hooks.slack.com is on Slack); a
+# POST there is recorded as a call of the method RESPONSE_METHOD.
+RESPONSE_PATH = "/response/"
+RESPONSE_METHOD = "response_url"
 _JSON_FIELDS = ("blocks", "attachments", "metadata", "view")
 _TS_BASE = 1732527000  # so the first ts is "1732527000.000100", Slack's format
 _MAX_TEXT = 40000  # Slack answers msg_too_long past this
@@ -153,6 +157,10 @@ class FakeSlack:
         if self._server is None:
             raise RuntimeError("FakeSlack is not started")
         return f"http://127.0.0.1:{self._server.server_address[1]}/api/"
+
+    def response_url(self, key: str) -> str:
+        """A response URL for one slash command; posts to it are calls of RESPONSE_METHOD."""
+        return self.base_url.removesuffix("/api/") + RESPONSE_PATH + key
 
     # ----- what happened ---------------------------------------------------------
 
@@ -486,6 +494,8 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             split = urlsplit(self.path)
+            if split.path.startswith(RESPONSE_PATH):
+                return self._response_url(split.path[len(RESPONSE_PATH):])
             if not split.path.startswith("/api/"):
                 return self._send(404, {"ok": False, "error": "not_found"}, {})
             method = split.path[len("/api/"):].strip("/")
@@ -505,6 +515,25 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             outcome = "ok" if body.get("ok") else str(body.get("error"))
             fake._record(Call(method, args, headers, time.time(), status, outcome, body))
             return self._send(status, body, extra)
+
+        def _response_url(self, key: str) -> None:
+            # Slack's response URLs take a JSON message and answer a plain "ok".
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                args = json.loads(self.rfile.read(length) or b"{}")
+            except ValueError:
+                args = None
+            ok = isinstance(args, dict)
+            fake._record(Call(RESPONSE_METHOD, {**(args if ok else {}), "response_key": key},
+                              headers, time.time(), 200 if ok else 400,
+                              "ok" if ok else "invalid_payload"))
+            data = b"ok" if ok else b"invalid_payload"
+            self.send_response(200 if ok else 400)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
         def _args(self, query: str) -> Args:
             args = _flatten(parse_qs(query, keep_blank_values=True))

@@ -59,6 +59,7 @@ class Server:
         }
         if redis_url:
             self.env["REDIS_URL"] = redis_url
+        self.slack = slack
         self.process: subprocess.Popen | None = None
         self.http = httpx.Client(base_url=self.url, timeout=10)
         self._log: list[str] = []
@@ -134,9 +135,10 @@ class Server:
 
     def command(self, command: str, text: str, *, user: str = REQUESTER, channel: str = CHANNEL,
                 team: str = TEAM_ID) -> httpx.Response:
+        trigger = f"trig-{uuid.uuid4().hex}"
         body = slack_signing.slash_command_body(
-            command, text, user_id=user, channel_id=channel, team_id=team,
-            trigger_id=f"trig-{uuid.uuid4().hex}",
+            command, text, user_id=user, channel_id=channel, team_id=team, trigger_id=trigger,
+            response_url=self.slack.response_url(trigger),
         )
         return self.post(body)
 

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from bot.views import ActionId, feedback_value, rating_action_id
 from models import ActionHistory, Ticket, TicketResolution
+from tests.fake_slack import RESPONSE_METHOD
 from tests.harness import CHANNEL, ESCALATIONS, REQUESTER, STRANGER, wait_until
 
 VPN = "My VPN keeps disconnecting when I work from home"
@@ -100,7 +101,7 @@ def test_the_embedded_default_sqlite_and_no_redis_serves_the_same_flow(sqlite_ur
 
     with FakeSlack() as fake:
         server = Server(database_url=sqlite_url, slack=fake, redis_url=None,
-                        JOB_INTERVAL="1s", FOLLOWUP_DELAY="2s").start()
+                        JOB_INTERVAL="1s", FOLLOWUP_DELAY="2s", STATS_ACK_WAIT="0").start()
         try:
             assert server.command("/ticket", VPN).status_code == 200
             [post] = fake.wait_for("chat.postMessage")
@@ -112,6 +113,14 @@ def test_the_embedded_default_sqlite_and_no_redis_serves_the_same_flow(sqlite_ur
             assert server.click(ActionId.FEEDBACK_YES, yes["value"],
                                 message_ts=post.response["ts"]).status_code == 200
             fake.wait_for("chat.update")
+            # Figures not ready within STATS_ACK_WAIT: acknowledged at once, and the
+            # figures replace that reply through the command's response URL.
+            stats = server.command("/resolution-stats", "7")
+            assert stats.status_code == 200 and "Counting" in stats.text
+            [answer] = fake.wait_for(RESPONSE_METHOD)
+            assert answer.args["replace_original"] is True
+            assert answer.args["response_type"] == "ephemeral"
+            assert "100%" in str(answer.args["blocks"])
         finally:
             server.stop()
     engine = create_engine(sqlite_url)
