@@ -201,12 +201,17 @@ def _by_team(session: Session, since: datetime) -> tuple[TeamStats, ...]:
     # unassigned tickets under one key, so Python never has to re-aggregate.
     team = func.coalesce(Ticket.assigned_team, literal(UNASSIGNED)).label("team")
 
+    # Tickets with a bot action in the window, as a semi-join: PostgreSQL hashes the
+    # window's actions once instead of sorting every (action, team) pair for a
+    # DISTINCT (90 days at 1M actions: 1.4 s -> 0.5 s, bench/queries.py).
+    acted = (
+        select(ActionHistory.id)
+        .where(ActionHistory.ticket_id == Ticket.ticket_id,
+               ActionHistory.action_type.in_(ACTION_TYPES), ActionHistory.executed_at >= since)
+        .exists()
+    )
     ticket_counts = (
-        select(team, func.count(func.distinct(ActionHistory.ticket_id)).label("tickets"))
-        .select_from(ActionHistory)
-        .join(Ticket, Ticket.ticket_id == ActionHistory.ticket_id)
-        .where(ActionHistory.action_type.in_(ACTION_TYPES), ActionHistory.executed_at >= since)
-        .group_by(team)
+        select(team, func.count().label("tickets")).select_from(Ticket).where(acted).group_by(team)
     )
     tickets = {row.team: row.tickets for row in session.execute(ticket_counts)}
 
