@@ -46,13 +46,22 @@ def enqueue(
     ticket_id: int | None = None,
     fallback_user: str | None = None,
     now: datetime | None = None,
+    claim_ttl: timedelta | None = None,
 ) -> SlackOutbox:
-    """Add a post to the outbox (flushed, not committed)."""
+    """Add a post to the outbox (flushed, not committed).
+
+    With `claim_ttl`, the row is written already claimed by the caller, who sends it
+    right after the commit (`claims_of`, `send_claimed`) with no claim transaction of
+    its own; if the caller dies first, the claim expires and `deliver` sends it.
+    """
+    now = now or clock.now()
     row = SlackOutbox(
         purpose=purpose, channel=channel, text=text, blocks=blocks, thread_ts=thread_ts or None,
         ticket_id=ticket_id, fallback_user=fallback_user, status="pending", attempts=0,
-        next_attempt_at=now or clock.now(), created_at=now or clock.now(), last_error="",
+        next_attempt_at=now, created_at=now, last_error="",
     )
+    if claim_ttl is not None:
+        _claim_row(row, now, claim_ttl)
     session.add(row)
     session.flush()
     return row
@@ -70,6 +79,7 @@ class _Claim:
     fallback_user: str | None
     ticket_id: int | None
     attempts: int
+    until: datetime  # when the claim expires, unless renewed
 
 
 def _claim(session: Session, *, now: datetime, ttl: timedelta, ids: list[int] | None, limit: int):
@@ -87,17 +97,26 @@ def _claim(session: Session, *, now: datetime, ttl: timedelta, ids: list[int] | 
     if ids is not None:
         query = query.where(SlackOutbox.id.in_(ids))
     rows = session.scalars(query).all()
-    claimed = []
-    for row in rows:
-        row.attempts += 1
-        row.claimed_until = now + ttl
-        row.claim_token = uuid.uuid4().hex
-        claimed.append(
-            _Claim(row.id, row.claim_token, row.purpose, row.channel, row.thread_ts, row.text,
-                   row.blocks, row.fallback_user, row.ticket_id, row.attempts)
-        )
+    claimed = [_claim_row(row, now, ttl) for row in rows]
     session.flush()
     return claimed
+
+
+def _claim_row(row: SlackOutbox, now: datetime, ttl: timedelta) -> _Claim:
+    row.attempts += 1
+    row.claimed_until = now + ttl
+    row.claim_token = uuid.uuid4().hex
+    return _claim_of(row)
+
+
+def _claim_of(row: SlackOutbox) -> _Claim:
+    return _Claim(row.id, row.claim_token, row.purpose, row.channel, row.thread_ts, row.text,
+                  row.blocks, row.fallback_user, row.ticket_id, row.attempts, row.claimed_until)
+
+
+def claims_of(rows: list[SlackOutbox]) -> list[_Claim]:
+    """The claims of rows enqueued with `claim_ttl`, for `send_claimed` after the commit."""
+    return [_claim_of(row) for row in rows]
 
 
 def deliver(
@@ -113,20 +132,36 @@ def deliver(
     if ids is not None and not ids:
         return 0
     now = now or clock.now()
-    started = time.monotonic()
     with transaction(sessions) as session:
         claimed = _claim(session, now=now, ttl=ttl, ids=ids, limit=limit)
-    # Each send reads the batch's clock plus the time spent so far: a backoff counts
-    # from when an attempt failed (a timeout takes seconds), not from the batch start.
+    return send_claimed(sessions, client, claimed, ttl=ttl, now=now)
 
+
+def send_claimed(
+    sessions, client: WebClient, claimed: list[_Claim], *, ttl: timedelta,
+    now: datetime | None = None,
+) -> int:
+    """Send rows claimed by `deliver` or `claim_new`; returns how many were sent.
+
+    `now` is the clock reading to count from (the tests move it); default: the clock.
+    """
+    now = now or clock.now()
+    started = time.monotonic()
+
+    # Each send reads the clock plus the time spent so far: a backoff counts
+    # from when an attempt failed (a timeout takes seconds), not from the batch start.
     def at() -> datetime:
         return now + timedelta(seconds=time.monotonic() - started)
 
-    # A batch is posted one row after another and may outlive the claim (slow Slack):
-    # each row's claim is renewed just before its post, and a row another process has
-    # taken over meanwhile is left to it.
-    return sum(1 for claim in claimed
-               if _renew(sessions, claim, ttl, at()) and _send(sessions, client, claim, at))
+    # A batch is sent one row after another and may outlive its claim (slow Slack).
+    # Once half the claim has passed, each row's claim is renewed just before it
+    # is sent, and a row another worker has taken over meanwhile is left to it;
+    # before that, every send still has half a claim to finish in, and the usual
+    # batch (one row, right after its commit) costs no extra transaction.
+    def kept(claim: _Claim) -> bool:
+        return claim.until - at() > ttl / 2 or _renew(sessions, claim, ttl, at())
+
+    return sum(1 for claim in claimed if kept(claim) and _send(sessions, client, claim, at))
 
 
 def _renew(sessions, claim: _Claim, ttl: timedelta, now: datetime) -> bool:

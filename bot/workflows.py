@@ -19,7 +19,7 @@ from bot.processing import Outcome, process_ticket
 from bot.rollback import RollbackResult
 from bot.runtime import Runtime
 from bot.slack_client import safe_call
-from models import transaction
+from models import SlackOutbox, transaction
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +35,19 @@ def decide_and_announce(runtime: Runtime, client: WebClient, ticket_id: int) -> 
         outcome = process_ticket(session, ticket_id, agent=runtime.agent, budget=runtime.budget,
                                  settings=settings)
         owed = [] if outcome.already_processed else _enqueue_outcome(session, outcome, settings)
+        claimed = outbox.claims_of(owed)
     if not outcome.already_processed and outcome.action is not None:
         observability.track_action(
             outcome.action.action_type, autonomous=outcome.action.autonomous,
             success=outcome.triage_reason is None, confidence=outcome.action.confidence_score,
         )
-    outbox.deliver(runtime.sessions, client, owed, ttl=settings.claim_ttl)
+    outbox.send_claimed(runtime.sessions, client, claimed, ttl=settings.claim_ttl)
     return outcome
 
 
-def _enqueue_outcome(session, outcome: Outcome, settings) -> list[int]:
+def _enqueue_outcome(session, outcome: Outcome, settings) -> list[SlackOutbox]:
+    # Written already claimed: sent right after the decision's commit with no claim
+    # transaction of their own (the path every new ticket takes).
     ticket, action = outcome.ticket, outcome.action
     if action is None or ticket.source == "cli" or not ticket.slack_channel_id:
         return []
@@ -56,13 +59,14 @@ def _enqueue_outcome(session, outcome: Outcome, settings) -> list[int]:
         session, purpose=outbox.TICKET_OUTCOME, channel=ticket.slack_channel_id, text=text,
         blocks=blocks, thread_ts=ticket.slack_thread_ts or None, ticket_id=ticket.ticket_id,
         fallback_user=ticket.user_id if ticket.source == "slash_command" else None,
-    ).id]
+        claim_ttl=settings.claim_ttl,
+    )]
     if action.action_type == "ESCALATE" and settings.escalation_channel:
         owed.append(outbox.enqueue(
             session, purpose=outbox.NOTICE, channel=settings.escalation_channel,
             text=f"Ticket #{ticket.ticket_id} from <@{ticket.user_id}>: {text}", blocks=blocks,
-            ticket_id=ticket.ticket_id,
-        ).id)
+            ticket_id=ticket.ticket_id, claim_ttl=settings.claim_ttl,
+        ))
     return owed
 
 
