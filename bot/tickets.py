@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.errors import InvalidInput, NotFound
@@ -58,9 +58,14 @@ def action_by_id(session: Session, action_id) -> ActionHistory:
 def attach_message(
     session: Session, ticket_id: int, *, channel_id: str, message_ts: str, thread_ts: str
 ) -> None:
-    """Remember the bot's message about the ticket (to update it) and its thread."""
-    ticket = get_ticket(session, ticket_id)
-    ticket.slack_channel_id = channel_id
-    ticket.slack_message_ts = message_ts
-    ticket.slack_thread_ts = thread_ts
-    session.flush()
+    """Remember the bot's message about the ticket (to update it) and its thread.
+
+    One UPDATE, no load: this runs after every post the bot makes about a ticket.
+    A ticket deleted meanwhile has nothing to remember it on.
+    """
+    session.execute(
+        update(Ticket)
+        .where(Ticket.ticket_id == ticket_id)
+        .values(slack_channel_id=channel_id, slack_message_ts=message_ts, slack_thread_ts=thread_ts)
+        .execution_options(synchronize_session=False)
+    )

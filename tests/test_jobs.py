@@ -123,6 +123,22 @@ def test_an_outbox_batch_that_outlives_its_claim_still_posts_each_row_once(runti
     assert sum(sent) == 8
 
 
+def test_a_post_claimed_by_a_process_that_died_is_sent_once_its_claim_expires(runtime, fake):
+    # The decision path writes its post already claimed and sends it after the commit;
+    # if the process dies in between, the retry job sends it when the claim runs out.
+    client = make_web_client(runtime.settings, timeout=2)
+    ttl = timedelta(minutes=2)
+    with transaction(runtime.sessions) as session:
+        outbox.enqueue(session, purpose=outbox.NOTICE, channel="CHELP", text="orphan",
+                       claim_ttl=ttl)
+    assert outbox.deliver(runtime.sessions, client) == 0  # still claimed: not a second sender
+    assert fake.messages("CHELP") == []
+    later = clock.now() + ttl + timedelta(seconds=1)
+    assert outbox.deliver(runtime.sessions, client, now=later) == 1
+    assert outbox.deliver(runtime.sessions, client, now=later + timedelta(hours=1)) == 0
+    assert [m["text"] for m in fake.messages("CHELP")] == ["orphan"]
+
+
 def test_jobs_run_once_runs_every_job(runtime, fake):
     client = make_web_client(runtime.settings, timeout=2)
     results = periodic.run_once(runtime, client)
