@@ -85,6 +85,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stranger-share", type=float, default=0.2,
                         help="share of clicks made by a stranger (default 0.2)")
     parser.add_argument("--threads", type=int, default=32, help="SERVER_THREADS for both (default 32)")
+    parser.add_argument("--server-workers", type=int, default=1,
+                        help="SERVER_WORKERS (gunicorn processes) for both (default 1)")
     parser.add_argument("--workers", type=int, default=8,
                         help="SLACK_BACKGROUND_WORKERS for ours (default 8)")
     parser.add_argument("--only", choices=("ours", "bare"), help="measure one server only")
@@ -171,7 +173,8 @@ def measure(args: argparse.Namespace, servers: list[ServerProcess], mixes: dict[
 def report(args: argparse.Namespace, info: dict, results: list[dict]) -> str:
     out = [f"### Ack path ({'quick' if args.quick else 'full'} run)", "", machine_lines(info), "",
            f"Mix: {args.ticket_share:.0%} `/ticket`, the rest clicks ({args.stranger_share:.0%} of them "
-           f"by a stranger); SERVER_THREADS={args.threads}, SLACK_BACKGROUND_WORKERS={args.workers}; "
+           f"by a stranger); SERVER_WORKERS={args.server_workers}, SERVER_THREADS={args.threads}, "
+           f"SLACK_BACKGROUND_WORKERS={args.workers}; "
            f"open loop {args.seconds:g} s per rate, closed loop {args.closed_seconds:g} s. "
            "Latency in ms from when the request was due to the last byte of the answer. "
            "*busy cores*: the whole machine during the run (kernel network work included); "
@@ -228,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         slack = FakeSlackProcess()
         seeded = seed_resolved_tickets(database_url, slack, args.seed)
         env = server_env(database_url=database_url, slack=slack, redis_url=args.redis,
-                         SERVER_THREADS=str(args.threads),
+                         SERVER_THREADS=str(args.threads), SERVER_WORKERS=str(args.server_workers),
                          SLACK_BACKGROUND_WORKERS=str(args.workers), **UNCAPPED)
         servers = []
         if args.only != "bare":

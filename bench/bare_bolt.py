@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bench.bare_bolt: SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET must be set", file=sys.stderr)
         return 2
     run_gunicorn(lambda: build_wsgi(settings), host=args.host, port=args.port,
-                 threads=settings.server_threads)
+                 threads=settings.server_threads, workers=settings.server_workers)
     return 0
 
 

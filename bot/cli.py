@@ -53,7 +53,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     log.info("serving Slack on http://%s:%d/slack/events (database %s)",
              args.host, args.port, settings.database_url_safe)
     run_gunicorn(lambda: build_wsgi(settings), host=args.host, port=args.port,
-                 threads=settings.server_threads)
+                 threads=settings.server_threads, workers=settings.server_workers)
     return 0
 
 

@@ -128,19 +128,20 @@ def _headers(environ: dict) -> dict[str, str]:
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 500: "Internal Server Error"}
 
 
-def run_gunicorn(wsgi_factory: Callable[[], Any], *, host: str, port: int, threads: int) -> None:
-    """Serve with gunicorn: one worker process, `threads` request threads.
+def run_gunicorn(wsgi_factory: Callable[[], Any], *, host: str, port: int, threads: int,
+                 workers: int = 1) -> None:
+    """Serve with gunicorn: `workers` processes of `threads` request threads each.
 
-    One worker, because the embedded mode keeps its limits and job scheduler in the
-    process; scale out with more `serve` processes behind a load balancer and Redis.
-    The app is built in the worker (after the fork), so no connection crosses a fork.
+    One worker unless Redis holds the limits (the settings refuse more without it):
+    the embedded mode keeps its limits and job scheduler in the process. The app is
+    built in each worker (after the fork), so no connection crosses a fork.
     """
     from gunicorn.app.base import BaseApplication
 
     class _Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
-            self.cfg.set("workers", 1)
+            self.cfg.set("workers", workers)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", threads)
             self.cfg.set("timeout", 60)

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     # Threads for slow work after an ack (agent, Slack calls), and HTTP request threads.
     slack_background_workers: Annotated[int, Field(ge=1, le=256)] = 8
     server_threads: Annotated[int, Field(ge=1, le=512)] = 32
+    # `serve` processes (gunicorn workers). Each runs its own background work, so a busy
+    # one no longer holds up another's acknowledgements behind one interpreter lock.
+    server_workers: Annotated[int, Field(ge=1, le=64)] = 1
 
     # Storage; URLs may carry passwords, so they stay out of repr().
     database_url: str = Field(DEFAULT_DATABASE_URL, repr=False)
@@ -199,6 +202,14 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError("expected a rate such as 10/hour or 5 per minute") from None
         return value
+
+    @model_validator(mode="after")
+    def _workers_share_limits(self) -> Settings:
+        # Without Redis the autonomy caps and the rollback throttle live in the process
+        # (and so does the job scheduler): two workers would each allow the full cap.
+        if self.server_workers > 1 and not self.redis_url:
+            raise ValueError("SERVER_WORKERS above 1 needs REDIS_URL (caps shared by every worker)")
+        return self
 
     @model_validator(mode="after")
     def _bands_in_order(self) -> Settings:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -375,3 +376,22 @@ def test_past_the_autonomy_cap_a_person_picks_it_up_and_the_suggestion_is_kept(c
         [cap] = session.scalars(
             select(AuditEvent).where(AuditEvent.event_type == "autonomy_cap_reached")).all()
     assert cap.ticket_id == second.ticket_id
+
+
+def test_two_serve_workers_share_the_work_and_answer_each_ticket_once(e2e, e2e_db_url, e2e_sessions):
+    with FakeSlack() as fake:
+        server = Server(database_url=e2e_db_url, slack=fake, redis_url=E2E_REDIS_URL,
+                        SERVER_WORKERS="2").start()
+        try:
+            workers = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+            wait_until(lambda: len(workers.read_text().split()) == 2, what="two gunicorn workers")
+            answers = [server.command("/ticket", f"printer {n} on floor 3 is jammed")
+                       for n in range(8)]
+            assert all(a.status_code == 200 and "ticket" in a.text for a in answers)
+            wait_until(lambda: len(fake.calls("chat.postMessage")) >= 8, what="eight answers")
+        finally:
+            server.stop()
+    with e2e_sessions() as session:
+        assert len(session.scalars(select(Ticket)).all()) == 8
+        assert all(row.status == "sent" for row in session.scalars(select(SlackOutbox)))
+    assert len([c for c in fake.calls("chat.postMessage") if c.outcome == "ok"]) == 8

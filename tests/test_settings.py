@@ -83,6 +83,8 @@ def test_durations(raw, expected):
         ("ROLLBACK_RATE_LIMIT", "lots", "10/hour"),
         ("MAX_AUTONOMOUS_ACTIONS_PER_HOUR", "0", "greater than or equal to 1"),
         ("AGENT_URL", "not-a-url", "URL"),
+        ("STATS_ACK_WAIT", "5", "less than or equal to 2.5"),
+        ("SERVER_WORKERS", "0", "greater than or equal to 1"),
     ],
 )
 def test_a_bad_value_stops_startup_with_one_line_naming_it(monkeypatch, capsys, name, value, expected):
@@ -103,6 +105,14 @@ def test_bands_out_of_order_are_refused(monkeypatch):
     monkeypatch.setenv("MEDIUM_CONFIDENCE_THRESHOLD", "0.9")
     with pytest.raises(SettingsError, match="LOW_CONFIDENCE_THRESHOLD <= MEDIUM"):
         load_settings()
+
+
+def test_several_serve_workers_need_redis_to_share_the_caps(monkeypatch):
+    monkeypatch.setenv("SERVER_WORKERS", "2")
+    with pytest.raises(SettingsError, match="SERVER_WORKERS above 1 needs REDIS_URL"):
+        load_settings()
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    assert load_settings().server_workers == 2
 
 
 def test_secrets_never_appear_in_repr_or_errors(monkeypatch):
