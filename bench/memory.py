@@ -1,4 +1,5 @@
-"""Memory of one `resolvemeq serve` process over 10,000 requests.
+"""Memory of one `resolvemeq serve` process (or, with `--server bare`, of the bare Bolt
+floor) over 10,000 requests.
 
 VmRSS (from /proc/PID/status) of the gunicorn master and of its worker: after start,
 after a warm-up, then after every batch of requests (mixed Yes/star clicks, strangers'
@@ -32,6 +33,7 @@ from bench.common import (
     save_json,
     seed_resolved_tickets,
     server_env,
+    start_bare,
     start_ours,
     stop_all,
 )
@@ -53,6 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--redis", default=REDIS_URL)
     parser.add_argument("--ours-module", default="bot.cli",
                         help="run `python -m MODULE serve` as ours (a stand-in to try a change)")
+    parser.add_argument("--server", choices=("ours", "bare"), default="ours",
+                        help="measure `resolvemeq serve` (default) or the bare Bolt floor")
     parser.add_argument("--json", help="also write every figure to this file")
     args = parser.parse_args(argv)
     args.requests = args.requests or (2000 if args.quick else 10_000)
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                          MAX_AUTONOMOUS_ACTIONS_PER_MINUTE="1000000",
                          MAX_AUTONOMOUS_ACTIONS_PER_HOUR="1000000",
                          MAX_AUTONOMOUS_ACTIONS_PER_DAY="1000000")
-        server = start_ours(env, args.ours_module)
+        server = start_bare(env) if args.server == "bare" else start_ours(env, args.ours_module)
         ours = server.pids() | {slack.pid or 0}
         mix = Mix(seeded, ticket_share=args.ticket_share, stranger_share=args.stranger_share)
         worker = server.worker_pid
@@ -116,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         per_k = (points[-1]["worker_kib"] - base) / max(1, points[-1]["requests"]) * 1000
         first_half = points[1 + args.batches // 2]
         text = "\n".join([
-            f"### Memory ({'quick' if args.quick else 'full'} run)", "", machine_lines(info), "",
+            f"### Memory of {args.server} ({'quick' if args.quick else 'full'} run)", "", machine_lines(info), "",
             f"{args.requests:,} requests after a {args.warm_up}-request warm-up, open loop at "
             f"{args.rate:g}/s, {args.ticket_share:.0%} `/ticket`, the rest clicks "
             f"({args.stranger_share:.0%} of them by a stranger); SERVER_THREADS={args.threads}, "
