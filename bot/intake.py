@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,8 +22,9 @@ _USER_ID = re.compile(r"^[A-Z0-9]{2,32}$")
 _SLACK_ID = re.compile(r"^[A-Z0-9]{2,32}$")
 _TS = re.compile(r"^([0-9]{1,12}\.[0-9]{1,8})?$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# Characters that show nothing: a request made only of these is empty.
-_INVISIBLE = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff\u00ad\s]")
+# Characters that show nothing (spaces, separators, control and format characters such
+# as zero-width spaces, joiners, bidi marks, soft hyphens): a request of only these is empty.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 _EVENT_ID = re.compile(r"^[\x21-\x7e]{1,100}$")
 
 
@@ -75,7 +77,7 @@ def open_ticket(
     if not isinstance(text, str):
         raise InvalidInput(USAGE)
     description = _CONTROL.sub("", text).strip()
-    if not _INVISIBLE.sub("", description):
+    if not _shows_something(description):
         raise InvalidInput(USAGE)
     if len(description) > MAX_TEXT:
         raise InvalidInput(
@@ -122,3 +124,7 @@ def open_ticket(
 
 def _by_event(session: Session, event_id: str) -> Ticket | None:
     return session.scalars(select(Ticket).where(Ticket.source_event_id == event_id)).one_or_none()
+
+
+def _shows_something(text: str) -> bool:
+    return any(not (c.isspace() or unicodedata.category(c) in _INVISIBLE_CATEGORIES) for c in text)

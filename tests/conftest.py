@@ -19,6 +19,7 @@ import time
 import uuid
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
@@ -26,6 +27,13 @@ from bot import migrations
 from bot.settings import Settings, load_settings
 from models import Base
 from models.session import make_engine, make_session_factory
+
+# Property and fuzz tests try the same examples on every run, so a red CI always means
+# a change broke something; `python -m pytest --hypothesis-profile=explore` searches new
+# inputs (and a find becomes a fixed example or a unit test).
+hypothesis_settings.register_profile("repeatable", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile("repeatable")
 
 PG_SERVER = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import unicodedata
 import uuid
 from urllib.parse import urlencode
 
@@ -201,6 +202,13 @@ def _as_typed(text: str) -> str:
     return _CONTROL.sub("", text).strip()
 
 
+def _shows_something(text: str) -> bool:
+    """Whether a person would see any character: not only spaces, separators, control
+    and format characters (zero-width spaces, joiners, bidi marks, soft hyphens)."""
+    return any(not c.isspace() and unicodedata.category(c) not in ("Cc", "Cf", "Zs", "Zl", "Zp")
+               for c in text)
+
+
 def _no_crash(response) -> None:
     assert response.status_code < 500, response.text[:300]
     assert "Traceback" not in response.text and 'File "' not in response.text
@@ -233,7 +241,7 @@ def test_slash_commands_with_any_text_or_missing_fields(e2e, slack, e2e_sessions
         _no_crash(response)
         opened = count(e2e_sessions, Ticket) - before
         typed = _as_typed(fields.get("text", ""))
-        if complete and typed and len(typed) <= 4000:
+        if complete and _shows_something(typed) and len(typed) <= 4000:
             assert response.status_code == 200 and opened == 1, response.text[:300]
             assert re.search(r"ticket #\d+", response.json()["text"])
             newest = tickets(e2e_sessions)[-1]
@@ -329,7 +337,8 @@ def test_events_with_anything_in_their_fields(e2e, slack, e2e_sessions):
         if opened:
             assert isinstance(event["text"], str) and event["user"] == REQUESTER
             newest = tickets(e2e_sessions)[-1]
-            assert newest.description == _as_typed(event["text"]) != ""
+            assert newest.description == _as_typed(event["text"])
+            assert _shows_something(newest.description)
 
     try:
         check()

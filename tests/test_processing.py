@@ -75,6 +75,10 @@ def test_concurrent_deliveries_of_one_event_open_one_ticket(committing_factory):
         ({"text": ""}, "/ticket my VPN"),
         ({"text": "   \n\t "}, "/ticket my VPN"),
         ({"text": "\x00\x01"}, "/ticket my VPN"),
+        # Nothing a person could read (found by the fuzz suite: 3,999 zero-width spaces).
+        ({"text": "\u200b" * 3999}, "/ticket my VPN"),
+        ({"text": "\u202a\u202c\u2066\u2069\u00ad"}, "/ticket my VPN"),
+        ({"text": "\u3000\u2028\u2029\ufeff"}, "/ticket my VPN"),
         ({"text": None}, "/ticket my VPN"),
         ({"text": "x" * (MAX_TEXT + 1)}, "under 4,000"),
         ({"user_id": ""}, "Slack user"),
