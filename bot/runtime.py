@@ -6,13 +6,14 @@ of globals and get what they need from it as plain arguments.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.agent import Agent, build_agent
 from bot.intake import open_ticket
+from bot.message_locks import MessageLocks
 from bot.processing import Outcome, process_ticket
 from bot.ratelimit import AutonomyBudget, RollbackThrottle, make_storage
 from bot.settings import Settings
@@ -27,6 +28,7 @@ class Runtime:
     agent: Agent
     budget: AutonomyBudget
     rollback_throttle: RollbackThrottle
+    message_locks: MessageLocks = field(default_factory=MessageLocks)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, namespace: str = "resolvemeq") -> Runtime:
@@ -40,6 +42,7 @@ class Runtime:
             agent=build_agent(settings),
             budget=AutonomyBudget(settings, storage, namespace=namespace),
             rollback_throttle=RollbackThrottle(settings, storage, namespace=namespace),
+            message_locks=MessageLocks(settings.redis_url, namespace=namespace),
         )
 
     def ask(self, *, user_id: str, text: str, source: str = "cli") -> Outcome:

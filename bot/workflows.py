@@ -8,8 +8,6 @@ background executor today and are what the Celery tasks will call.
 from __future__ import annotations
 
 import logging
-import threading
-from contextlib import contextmanager
 
 from slack_sdk import WebClient
 
@@ -102,9 +100,10 @@ def announce_feedback(
     """Show the requester's answer on the message they clicked, and send what is owed.
 
     The message is drawn from the state at send time, one update per message at a
-    time: clicks answered out of order still leave the message showing the last answer.
+    time (in this process and, with Redis, across processes): clicks answered out of
+    order still leave the message showing the last answer.
     """
-    with _message_locks.hold((channel, message_ts)):
+    with runtime.message_locks.hold((channel, message_ts)):
         with transaction(runtime.sessions) as session:
             resolution = tickets.resolution_of(session, result.ticket.ticket_id)
             ticket = tickets.get_ticket(session, result.ticket.ticket_id)
@@ -112,33 +111,6 @@ def announce_feedback(
             text, blocks = views.answered_resolution_message(ticket, action, resolution)
         safe_call(client, "chat.update", channel=channel, ts=message_ts, text=text, blocks=blocks)
     outbox.deliver(runtime.sessions, client, list(owed), ttl=runtime.settings.claim_ttl)
-
-
-class _KeyedLocks:
-    """One lock per key, created on demand and dropped when nobody holds it."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[object, list] = {}
-
-    @contextmanager
-    def hold(self, key: object):
-        with self._guard:
-            entry = self._locks.setdefault(key, [threading.Lock(), 0])
-            entry[1] += 1
-        try:
-            with entry[0]:
-                yield
-        finally:
-            with self._guard:
-                entry[1] -= 1
-                if not entry[1]:
-                    self._locks.pop(key, None)
-
-
-# Per process: updates of one message are serialised here. (Across serve processes
-# the last writer can still be an older click; the stored answer is right either way.)
-_message_locks = _KeyedLocks()
 
 
 def enqueue_rollback_notice(session, result: RollbackResult, settings) -> list[int]:
