@@ -66,7 +66,9 @@ def create_app(
 
     # Bolt injects arguments by parameter name; this one needs none.
     def authorize() -> AuthorizeResult:
-        return identity.authorize()
+        ids = identity.ids()
+        return AuthorizeResult(enterprise_id=None, team_id=ids.team_id, bot_user_id=ids.user_id,
+                               bot_id=ids.bot_id, bot_token=client.token)
 
     app = App(
         client=client,

@@ -12,7 +12,6 @@ records it instead of sending again.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import clock, views
+from bot.claims import send_each
 from bot.slack_client import SlackUnavailable, safe_call
 from models import ActionHistory, Ticket, TicketResolution, transaction
 
@@ -43,6 +43,7 @@ class Claim:
     user_id: str
     # More than one attempt: an earlier one may have reached Slack.
     reconcile: bool
+    until: datetime  # when the claim expires, unless renewed
     text: str
     blocks: list
 
@@ -89,6 +90,7 @@ def claim_due(session: Session, *, now: datetime, ttl: timedelta, limit: int = 1
                 token=resolution.followup_claim_token,
                 user_id=ticket.user_id,
                 reconcile=resolution.followup_attempts > 1,
+                until=resolution.followup_claimed_until,
                 text=text,
                 blocks=blocks,
             )
@@ -107,32 +109,20 @@ def send_due(
 ) -> int:
     """Claim a batch of due follow-ups and send each; returns how many were recorded sent."""
     now = now or clock.now()
-    started = time.monotonic()
     with transaction(sessions) as session:
         claims = claim_due(session, now=now, ttl=ttl, limit=limit)
-    # The batch's clock plus the time spent: a backoff counts from when an attempt
-    # failed, not from when the batch started.
-
-    def at() -> datetime:
-        return now + timedelta(seconds=time.monotonic() - started)
-
-    # A batch is sent one row after another and may outlive its claim (slow Slack).
-    # Once half the claim has passed, each row's claim is renewed just before it
-    # is sent, and a row another worker has taken over meanwhile is left to it;
-    # before that, every send still has half a claim to finish in, and the usual
-    # batch (one row, right after its commit) costs no extra transaction.
-    def kept(claim) -> bool:
-        return at() - now < ttl / 2 or _renew(sessions, claim, ttl, at())
-
-    return sum(1 for claim in claims if kept(claim) and _send(sessions, client, claim, at))
+    return send_each(
+        claims, now=now, ttl=ttl, renew=lambda claim, until: _renew(sessions, claim, until),
+        send=lambda claim, at: _send(sessions, client, claim, at),
+    )
 
 
-def _renew(sessions: sessionmaker[Session], claim: Claim, ttl: timedelta, now: datetime) -> bool:
+def _renew(sessions: sessionmaker[Session], claim: Claim, until: datetime) -> bool:
     with transaction(sessions) as session:
         renewed = session.execute(
             update(TicketResolution)
             .where(_mine(claim), TicketResolution.followup_sent_at.is_(None))
-            .values(followup_claimed_until=now + ttl)
+            .values(followup_claimed_until=until)
         ).rowcount
     if not renewed:
         log.info("follow-up %s: claim taken over before sending; leaving it", claim.resolution_id)

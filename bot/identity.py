@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 
-from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
 log = logging.getLogger(__name__)
 
 LOOKUP_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True)
+class Ids:
+    """What is known of the bot in Slack; None where it is not known yet."""
+
+    team_id: str | None = None
+    user_id: str | None = None
+    bot_id: str | None = None
 
 
 class BotIdentity:
@@ -25,7 +34,7 @@ class BotIdentity:
     def __init__(self, client: WebClient, *, team_id: str | None):
         self._client = client
         self._configured_team = team_id
-        self._known: dict | None = None
+        self._known: Ids | None = None
         self._lock = threading.Lock()
         self._quick = WebClient(token=client.token, base_url=client.base_url,
                                 timeout=LOOKUP_TIMEOUT, retry_handlers=[])
@@ -41,28 +50,21 @@ class BotIdentity:
             log.warning("auth.test failed (%s); will ask again later", type(error).__name__)
             return False
         with self._lock:
-            self._known = {"team_id": response.get("team_id"), "user_id": response.get("user_id"),
-                           "bot_id": response.get("bot_id")}
+            self._known = Ids(response.get("team_id"), response.get("user_id"),
+                              response.get("bot_id"))
         return True
 
-    @property
-    def team_id(self) -> str | None:
-        """Our workspace: SLACK_TEAM_ID, else what auth.test said, else unknown."""
-        with self._lock:
-            known = self._known
-        return self._configured_team or (known or {}).get("team_id")
-
-    def authorize(self) -> AuthorizeResult:
-        """What Bolt's `authorize` returns: no network call; schedules a lookup if unknown."""
+    def ids(self) -> Ids:
+        """What is known now, with no network call (a lookup is started if nothing is);
+        the team is SLACK_TEAM_ID when set, else what auth.test said."""
         with self._lock:
             known = self._known
         if known is None:
             self.learn_in_background()
-        known = known or {}
-        return AuthorizeResult(
-            enterprise_id=None,
-            team_id=self._configured_team or known.get("team_id"),
-            bot_user_id=known.get("user_id"),
-            bot_id=known.get("bot_id"),
-            bot_token=self._client.token,
-        )
+            known = Ids()
+        return Ids(self._configured_team or known.team_id, known.user_id, known.bot_id)
+
+    @property
+    def team_id(self) -> str | None:
+        """Our workspace: SLACK_TEAM_ID, else what auth.test said, else unknown."""
+        return self.ids().team_id

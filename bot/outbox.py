@@ -10,7 +10,6 @@ processes deliver each row once.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import clock, tickets
+from bot.claims import send_each
 from bot.slack_client import SlackUnavailable, safe_call
 from models import SlackOutbox, transaction
 
@@ -141,36 +141,22 @@ def send_claimed(
     sessions, client: WebClient, claimed: list[_Claim], *, ttl: timedelta,
     now: datetime | None = None,
 ) -> int:
-    """Send rows claimed by `deliver` or `claim_new`; returns how many were sent.
-
-    `now` is the clock reading to count from (the tests move it); default: the clock.
-    """
-    now = now or clock.now()
-    started = time.monotonic()
-
-    # Each send reads the clock plus the time spent so far: a backoff counts
-    # from when an attempt failed (a timeout takes seconds), not from the batch start.
-    def at() -> datetime:
-        return now + timedelta(seconds=time.monotonic() - started)
-
-    # A batch is sent one row after another and may outlive its claim (slow Slack).
-    # Once half the claim has passed, each row's claim is renewed just before it
-    # is sent, and a row another worker has taken over meanwhile is left to it;
-    # before that, every send still has half a claim to finish in, and the usual
-    # batch (one row, right after its commit) costs no extra transaction.
-    def kept(claim: _Claim) -> bool:
-        return claim.until - at() > ttl / 2 or _renew(sessions, claim, ttl, at())
-
-    return sum(1 for claim in claimed if kept(claim) and _send(sessions, client, claim, at))
+    """Send rows claimed by `deliver` or enqueued with `claim_ttl`; returns how many were
+    sent. `now` is the clock reading to count from (the tests move it)."""
+    return send_each(
+        claimed, now=now or clock.now(), ttl=ttl,
+        renew=lambda claim, until: _renew(sessions, claim, until),
+        send=lambda claim, at: _send(sessions, client, claim, at),
+    )
 
 
-def _renew(sessions, claim: _Claim, ttl: timedelta, now: datetime) -> bool:
+def _renew(sessions, claim: _Claim, until: datetime) -> bool:
     with transaction(sessions) as session:
         renewed = session.execute(
             update(SlackOutbox)
             .where(SlackOutbox.id == claim.id, SlackOutbox.claim_token == claim.token,
                    SlackOutbox.status == "pending")
-            .values(claimed_until=now + ttl)
+            .values(claimed_until=until)
         ).rowcount
     if not renewed:
         log.info("outbox %s: claim taken over before posting; leaving it", claim.id)

@@ -38,15 +38,22 @@ def _refuse(ack: Ack, text: str) -> None:
 def _in_transaction(ack: Ack, deps: SlackDeps, what: str, work: Callable[[Session], T]) -> T | None:
     """Run `work` in one transaction; on a refusal or a database outage, answer the
     person and return None (nothing was written)."""
+    result, refusal = _attempt(deps, what, work)
+    if refusal is not None:
+        _refuse(ack, refusal)
+    return result
+
+
+def _attempt(deps: SlackDeps, what: str, work: Callable[[Session], T]) -> tuple[T | None, str | None]:
+    """`work` in one transaction: (its result, None), or (None, what to tell the person)."""
     try:
         with transaction(deps.runtime.sessions) as session:
-            return work(session)
+            return work(session), None
     except ResolveMeQError as error:
-        _refuse(ack, error.message)
+        return None, error.message
     except SQLAlchemyError:
         log.exception("could not %s", what)
-        _refuse(ack, DB_DOWN)
-    return None
+        return None, DB_DOWN
 
 
 def open_ticket(ack: Ack, command: dict, deps: SlackDeps) -> None:
@@ -114,14 +121,10 @@ def show_stats(ack: Ack, command: dict, respond: Respond, deps: SlackDeps) -> No
 
 def _stats_answer(deps: SlackDeps, days: int) -> tuple[str, list]:
     """The stats message, or the refusal to show instead (never raises)."""
-    try:
-        with transaction(deps.runtime.sessions) as session:
-            stats = analytics.resolution_stats(session, days=days)
-    except ResolveMeQError as error:
-        return error.message, views.error_message(error.message)
-    except SQLAlchemyError:
-        log.exception("could not compute stats")
-        return DB_DOWN, views.error_message(DB_DOWN)
+    stats, refusal = _attempt(deps, "compute stats",
+                              lambda session: analytics.resolution_stats(session, days=days))
+    if refusal is not None:
+        return refusal, views.error_message(refusal)
     return "Resolution stats", views.stats_blocks(stats)
 
 

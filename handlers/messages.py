@@ -61,8 +61,8 @@ def direct_message(ack: Ack, body: dict, event: dict, deps: SlackDeps) -> None:
         return
     if event.get("subtype") or event.get("bot_id") or event.get("thread_ts"):
         return
-    text = event.get("text")
-    _open(deps, body, event, source="dm", text=text if isinstance(text, str) else "")
+    # Text of the wrong type is intake's to refuse, like empty text.
+    _open(deps, body, event, source="dm", text=event.get("text") or "")
 
 
 def mention(ack: Ack, body: dict, event: dict, deps: SlackDeps) -> None:
@@ -70,6 +70,7 @@ def mention(ack: Ack, body: dict, event: dict, deps: SlackDeps) -> None:
     if event.get("bot_id"):
         return
     raw = event.get("text")
+    # The mention is cut before intake sees the text; text of the wrong type is empty.
     text = _LEADING_MENTION.sub("", raw if isinstance(raw, str) else "", count=1)
     _open(deps, body, event, source="mention", text=text)
 
