@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from bench.seed import process_ticks
 from tests import slack_signing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,25 +130,6 @@ def _cpu_ticks() -> tuple[int, int]:
     return sum(values[:8]), idle
 
 
-def _process_ticks(parents: dict[int, int] | None = None) -> dict[int, tuple[int, str]]:
-    """CPU ticks (user + system) and name of every process now (and each one's parent
-    into `parents`, when given)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            name = stat[stat.index("(") + 1:stat.rindex(")")]
-            rest = stat[stat.rindex(")") + 2:].split()
-            found[int(entry.name)] = (int(rest[11]) + int(rest[12]), name)
-            if parents is not None:
-                parents[int(entry.name)] = int(rest[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
-
-
 def _with_descendants(roots: set[int], parents: dict[int, int]) -> set[int]:
     family = set(roots)
     grew = True
@@ -177,7 +159,7 @@ class Load:
         self._ours = set(ours or ()) | {os.getpid()}
         self._database = database or _BENCH_DATABASE[0]
         self._start = _cpu_ticks()
-        self._procs = _process_ticks()
+        self._procs = process_ticks()
         self._t0 = time.monotonic()
         self.busy = self.bench = self.services = self.others = 0.0
         self.other_names: list[str] = []
@@ -187,7 +169,7 @@ class Load:
         shared with anything else that uses them)."""
         total, idle = _cpu_ticks()
         parents: dict[int, int] = {}
-        procs = _process_ticks(parents)
+        procs = process_ticks(parents)
         ours = _with_descendants(self._ours, parents)  # workers, their pools, py-spy
         wall = max(1e-6, time.monotonic() - self._t0)
         hz = os.sysconf("SC_CLK_TCK")
@@ -232,9 +214,9 @@ class Load:
 def other_busy_processes(exclude: set[int], threshold: float = 0.2, window: float = 1.0) -> list[str]:
     """Processes not ours using more than `threshold` of a core over `window` seconds."""
     parents: dict[int, int] = {}
-    first = _process_ticks()
+    first = process_ticks()
     time.sleep(window)
-    second = _process_ticks(parents)
+    second = process_ticks(parents)
     exclude = _with_descendants(exclude | {os.getpid()}, parents)
     hz = os.sysconf("SC_CLK_TCK")
     busy = []

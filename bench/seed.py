@@ -140,16 +140,20 @@ def machine() -> dict[str, str]:
     }
 
 
-def _proc_ticks() -> dict[int, tuple[int, str]]:
+def process_ticks(parents: dict[int, int] | None = None) -> dict[int, tuple[int, str]]:
+    """CPU ticks (user + system) and name of every process now (and each one's parent
+    into `parents`, when given)."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
             rest = stat[stat.rindex(")") + 2:].split()
-            found[int(entry.name)] = (int(rest[11]) + int(rest[12]),
-                                      stat[stat.index("(") + 1:stat.rindex(")")])
+            found[int(entry.name)] = (int(rest[11]) + int(rest[12]), name)
+            if parents is not None:
+                parents[int(entry.name)] = int(rest[1])
         except (OSError, ValueError, IndexError):
             continue
     return found
@@ -172,10 +176,10 @@ class CpuMeter:
 
     def __init__(self, groups: dict[str, Sequence[int]] | None = None) -> None:
         self.groups = {k: set(v) for k, v in (groups or {}).items()}
-        self._t0, self._start = time.monotonic(), _proc_ticks()
+        self._t0, self._start = time.monotonic(), process_ticks()
 
     def stop(self) -> dict[str, float]:
-        end, wall = _proc_ticks(), max(1e-6, time.monotonic() - self._t0)
+        end, wall = process_ticks(), max(1e-6, time.monotonic() - self._t0)
         hz = os.sysconf("SC_CLK_TCK")
         used: dict[str, float] = {}
         for pid, (ticks, name) in end.items():

@@ -158,14 +158,20 @@ def server(slack, e2e_db_url):
 @pytest.fixture()
 def e2e(server, slack, e2e_engine):
     """A clean slate for each end-to-end test: no rows, no Slack calls, no rate-limit hits."""
+    yield server
+    clean_e2e(e2e_engine)
+    slack.reset()
+
+
+def clean_e2e(engine) -> None:
+    """Wait for posts in flight, then empty every table of the e2e database and its Redis."""
     import redis
 
-    yield server
-    _quiesce(e2e_engine)
+    _quiesce(engine)
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     for attempt in range(5):
         try:
-            with e2e_engine.begin() as conn:
+            with engine.begin() as conn:
                 # The server may still be recording a post it just made; never wait on
                 # it forever (a deadlock would leave a dirty database for the next test).
                 conn.execute(text("SET LOCAL lock_timeout = '3s'"))
@@ -176,7 +182,6 @@ def e2e(server, slack, e2e_engine):
                 raise
             time.sleep(0.2)
     redis.Redis.from_url(E2E_REDIS_URL).flushdb()
-    slack.reset()
 
 
 def _quiesce(engine, timeout: float = 10) -> None:

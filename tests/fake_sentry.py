@@ -24,8 +24,10 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.loopback import LoopbackHTTPServer
 
 _ENVELOPE_PATH = re.compile(r"^/api/(\d+)/envelope/?$")
 
@@ -107,7 +109,7 @@ def _decode(raw: bytes, encoding: str) -> bytes:
     raise ValueError(f"unsupported Content-Encoding {encoding!r}")
 
 
-class FakeSentry:
+class FakeSentry(LoopbackHTTPServer):
     """The fake ingest: ``127.0.0.1`` on an OS-assigned port.
 
     Args:
@@ -120,37 +122,13 @@ class FakeSentry:
         self._cond = threading.Condition()
         self._envelopes: list[Envelope] = []
         self.rejected: list[str] = []  # why a request to the envelope path was not recorded
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> FakeSentry:
-        if self._server is None:
-            self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-            self._server.daemon_threads = True
-            self._thread = threading.Thread(target=self._server.serve_forever,
-                                            kwargs={"poll_interval": 0.05}, daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeSentry:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _handler(self)
 
     @property
     def dsn(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeSentry is not started")
-        return f"http://{self.public_key}@127.0.0.1:{self._server.server_address[1]}/{self.project}"
+        return f"http://{self.public_key}@127.0.0.1:{self.port}/{self.project}"
 
     # ----- what was received -----------------------------------------------------------
 

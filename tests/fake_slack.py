@@ -25,9 +25,11 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.loopback import LoopbackHTTPServer, QuickServer
 
 DEFAULT_TOKEN = "xoxb-test-token"
 # slack_sdk sends these as JSON text inside form bodies; the fake records them decoded.
@@ -89,7 +91,11 @@ def _flatten(query: dict[str, list[str]]) -> Args:
     return {key: values[-1] for key, values in query.items()}
 
 
-class FakeSlack:
+class _Server(QuickServer):
+    request_queue_size = 128  # the default 5 makes bursts of concurrent calls wait on SYN retries
+
+
+class FakeSlack(LoopbackHTTPServer):
     """A fake Slack Web API on ``127.0.0.1`` with an OS-assigned port.
 
     Args:
@@ -98,6 +104,8 @@ class FakeSlack:
         bot_user_id: the bot user ``auth.test`` reports; posts are authored by it.
         bot_id: the bot id ``auth.test`` reports.
     """
+
+    server_class = _Server
 
     def __init__(self, *, token: str = DEFAULT_TOKEN, team_id: str = "T0RESOLVEQ",
                  bot_user_id: str = "UBOT", bot_id: str = "BBOT") -> None:
@@ -112,8 +120,6 @@ class FakeSlack:
         self._views: dict[str, Args] = {}
         self._home: dict[str, Args] = {}
         self._ts_counter = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._methods: dict[str, Callable[[Args], Args]] = {
             "auth.test": self._auth_test, "chat.postMessage": self._post_message,
             "chat.update": self._update, "chat.delete": self._delete,
@@ -124,39 +130,13 @@ class FakeSlack:
             "views.update": self._views_update, "reactions.add": self._reactions_add,
         }
 
-    # ----- lifecycle -------------------------------------------------------------
-
-    def start(self) -> FakeSlack:
-        """Bind 127.0.0.1:0 and serve from a daemon thread; returns self."""
-        if self._server is None:
-            self._server = _Server(("127.0.0.1", 0), _make_handler(self))
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and free the port (safe to call twice)."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeSlack:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _make_handler(self)
 
     @property
     def base_url(self) -> str:
         """The Web API base, ``http://127.0.0.1:PORT/api/`` (what SLACK_API_URL gets)."""
-        if self._server is None:
-            raise RuntimeError("FakeSlack is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}/api/"
+        return f"http://127.0.0.1:{self.port}/api/"
 
     def response_url(self, key: str) -> str:
         """A response URL for one slash command; posts to it are calls of RESPONSE_METHOD."""
@@ -474,11 +454,6 @@ class FakeSlack:
             raise _SlackError("already_reacted")
         reactions.append({"name": args["name"], "users": [self.bot_user_id], "count": 1})
         return {}
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a deliberately slow answer must not block stop()
-    request_queue_size = 128  # the default 5 makes bursts of concurrent calls wait on SYN retries
 
 
 def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:

@@ -166,3 +166,22 @@ def wait_until(predicate, *, timeout: float = 10, interval: float = 0.05, what: 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def shown(payload: dict) -> str:
+    """What a person can read in a message or ack: its text and every text in its blocks."""
+    parts = [payload.get("text") or ""]
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "text" and isinstance(value, str):
+                    parts.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(payload.get("blocks") or [])
+    return "\n".join(parts)

@@ -24,6 +24,7 @@ from models import ActionHistory, AuditEvent, SlackOutbox, Ticket
 from tests.conftest import E2E_REDIS_URL
 from tests.fake_slack import FakeSlack
 from tests.harness import ADMIN, CHANNEL, REQUESTER, ROOT, STRANGER, Server, wait_until
+from tests.harness import shown as _shown
 
 VPN = "My VPN keeps disconnecting when I work from home"
 
@@ -42,25 +43,6 @@ def _button(blocks, action_id):
         if element.get("action_id") == action_id:
             return element
     raise AssertionError(f"no button {action_id} in {blocks!r}")
-
-
-def _shown(payload) -> str:
-    """Everything a person can read in a message or ack: the text and every block's text."""
-    parts = [payload.get("text") or ""]
-
-    def walk(node):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "text" and isinstance(value, str):
-                    parts.append(value)
-                else:
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(payload.get("blocks") or [])
-    return "\n".join(parts)
 
 
 def _ephemeral_answer(response) -> dict:

@@ -19,6 +19,7 @@ from models import ActionHistory, AuditEvent, SlackOutbox, Ticket
 from tests.conftest import E2E_REDIS_URL
 from tests.fake_slack import FakeSlack
 from tests.harness import CHANNEL, ESCALATIONS, REQUESTER, Server, wait_until
+from tests.harness import shown as _shown
 
 VPN = "My VPN keeps disconnecting when I work from home"
 DM = "D0REQUESTER"
@@ -49,25 +50,6 @@ def _actions(sessions, ticket_id):
         return session.scalars(
             select(ActionHistory).where(ActionHistory.ticket_id == ticket_id)
         ).all()
-
-
-def _shown(payload) -> str:
-    """What a person can read in a message: its text and every text in its blocks."""
-    parts = [payload.get("text") or ""]
-
-    def walk(node):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "text" and isinstance(value, str):
-                    parts.append(value)
-                else:
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(payload.get("blocks") or [])
-    return "\n".join(parts)
 
 
 def _answered(sessions, ticket_id=None):

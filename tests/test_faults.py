@@ -28,20 +28,19 @@ from datetime import timedelta
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-import redis
 from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import make_url
 
 from bot import actions, audit, clock
 from bot.views import ActionId, feedback_value, rating_action_id
-from models import (TICKET_STATUSES, ActionHistory, AgentCall, AuditEvent, Base, SlackOutbox,
+from models import (TICKET_STATUSES, ActionHistory, AgentCall, AuditEvent, SlackOutbox,
                     Ticket, TicketResolution)
-from tests.conftest import E2E_REDIS_URL
+from tests.conftest import E2E_REDIS_URL, clean_e2e
 from tests.factories import make_plan
 from tests.fake_agent import running_fake_agent, slow
 from tests.fake_sentry import FakeSentry
 from tests.fake_slack import FakeSlack
-from tests.harness import ADMIN, CHANNEL, REQUESTER, ROOT, TEAM_ID, Server, wait_until
+from tests.harness import ADMIN, CHANNEL, REQUESTER, ROOT, TEAM_ID, Server, shown, wait_until
 from tests.tcp_proxy import BLACKHOLE, TcpProxy
 
 VPN = "My VPN keeps disconnecting when I work from home"
@@ -124,29 +123,6 @@ def run_jobs(server: Server, **env: str) -> dict:
 # ----- the database, seen from outside the server --------------------------------------
 
 
-def clean_slate(engine) -> None:
-    """Wait for posts in flight, then empty every table and the e2e Redis."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with engine.connect() as conn:
-            if not conn.execute(text("SELECT count(*) FROM slack_outbox WHERE status = 'pending' "
-                                     "AND claimed_until IS NOT NULL")).scalar():
-                break
-        time.sleep(0.05)
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    for attempt in range(5):
-        try:
-            with engine.begin() as conn:
-                conn.execute(text("SET LOCAL lock_timeout = '3s'"))
-                conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-            break
-        except Exception:
-            if attempt == 4:
-                raise
-            time.sleep(0.2)
-    redis.Redis.from_url(E2E_REDIS_URL).flushdb()
-
-
 def tickets(sessions) -> list[Ticket]:
     with sessions() as session:
         return list(session.scalars(select(Ticket).order_by(Ticket.ticket_id)))
@@ -214,25 +190,6 @@ def make_posts_due(sessions) -> int:
             next_attempt_at=func.now() - text("interval '1 second'"))).rowcount
         session.commit()
         return moved
-
-
-def shown(payload: dict) -> str:
-    """What a person can read in a message: its text and every text in its blocks."""
-    parts = [payload.get("text") or ""]
-
-    def walk(node):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "text" and isinstance(value, str):
-                    parts.append(value)
-                else:
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(payload.get("blocks") or [])
-    return "\n".join(parts)
 
 
 def about(ticket_id: int) -> Callable[[dict], bool]:
@@ -326,7 +283,7 @@ def down(outage_server, proxies, fslack, agent, e2e_engine):
     yield outage_server
     for proxy in proxies.values():
         proxy.restore()
-    clean_slate(e2e_engine)
+    clean_e2e(e2e_engine)
     fslack.reset()
 
 
@@ -443,7 +400,7 @@ def test_a_server_started_while_postgres_is_down_says_so_and_serves_once_it_is_b
             assert [t.ticket_id for t in tickets(e2e_sessions)] == [ticket_id]
         finally:
             server.stop()
-            clean_slate(e2e_engine)
+            clean_e2e(e2e_engine)
 
 
 def test_postgres_lost_during_a_decision_leaves_a_new_ticket_that_the_sweep_finishes(
@@ -554,7 +511,7 @@ def test_slack_down_when_a_new_server_gets_its_first_request(e2e_db_url, e2e_eng
             assert answered(e2e_sessions, ticket.ticket_id).status == "resolved"
         finally:
             server.stop()
-            clean_slate(e2e_engine)
+            clean_e2e(e2e_engine)
 
 
 # ----- nothing secret leaves: the log and Sentry (last: it reads every event above too) --

@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import select
 
 from models import AgentCall
-from tests.conftest import E2E_REDIS_URL
+from tests.conftest import E2E_REDIS_URL, clean_e2e
 from tests.fake_agent import SERVER_ERROR, TOO_MANY, running_fake_agent, slow
 from tests.fake_slack import FakeSlack
-from tests.harness import CHANNEL, REQUESTER
-from tests.test_faults import (VPN, about, actions_of, answered, assert_consistent, clean_slate,
-                               no_secret_in_any_server_log, run_jobs, shown, slash_ticket,
+from tests.harness import CHANNEL, REQUESTER, shown
+from tests.test_faults import (VPN, about, actions_of, answered, assert_consistent,
+                               no_secret_in_any_server_log, run_jobs, slash_ticket,
                                start_server, ticket_number)
 
 assert no_secret_in_any_server_log  # the session-wide log scan, for this module's servers too
@@ -51,7 +51,7 @@ def agent_server(e2e_db_url, agent_slack, agent):
 @pytest.fixture()
 def agent_down(agent_server, agent_slack, e2e_engine):
     yield agent_server
-    clean_slate(e2e_engine)
+    clean_e2e(e2e_engine)
     agent_slack.reset()
 
 

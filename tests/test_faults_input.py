@@ -24,10 +24,10 @@ from sqlalchemy import func, select
 from bot.views import ActionId, feedback_value, rating_action_id
 from models import AuditEvent, Ticket, TicketResolution
 from tests import slack_signing
-from tests.harness import CHANNEL, ESCALATIONS, REQUESTER, STRANGER, TEAM_ID, wait_until
+from tests.harness import CHANNEL, ESCALATIONS, REQUESTER, STRANGER, TEAM_ID, shown, wait_until
 from tests.test_faults import (VPN, about, actions_of, answered, assert_consistent, count,
                                no_secret_in_any_server_log, resolution_of, seed_resolved_ticket,
-                               secrets_of, shown, tickets, watch)
+                               secrets_of, tickets, watch)
 
 assert no_secret_in_any_server_log  # the session-wide log scan, for this module's server too
 
