@@ -94,7 +94,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE_NAME", "resolvemeq_bench_ack"))
     parser.add_argument("--redis", default=REDIS_URL)
     parser.add_argument("--json", help="also write every figure to this file")
-    parser.add_argument("--ours-module", default="bot.cli",
+    parser.add_argument("--ours-module", default="bot.platform.cli",
                         help="run `python -m MODULE serve` as ours (a stand-in to try a change)")
     parser.add_argument("--py-spy", dest="py_spy", metavar="DIR",
                         help="record a py-spy profile of ours' worker during each run into DIR")

@@ -236,7 +236,7 @@ def fresh_database(name: str) -> str:
     """Drop and create `name`, migrate it to head; returns its URL."""
     from sqlalchemy import create_engine, text
 
-    from bot import migrations
+    from bot.platform import migrations
 
     admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
     try:
@@ -390,7 +390,7 @@ def free_port() -> int:
 def server_env(*, database_url: str, slack: FakeSlackProcess, redis_url: str | None,
                **extra: str) -> dict[str, str]:
     """The environment of a server subprocess: ours only, none of the caller's settings."""
-    from bot.settings import Settings
+    from bot.core.settings import Settings
 
     ours = {name.upper() for name in Settings.model_fields}
     env = {k: v for k, v in os.environ.items()
@@ -553,7 +553,7 @@ class ServerProcess:
         return time.monotonic() - start
 
 
-def start_ours(env: dict[str, str], module: str = "bot.cli") -> ServerProcess:
+def start_ours(env: dict[str, str], module: str = "bot.platform.cli") -> ServerProcess:
     """`resolvemeq serve` (`module` may name a stand-in with the same CLI, to try a change)."""
     return ServerProcess("ours", [module, "serve", "--host", "127.0.0.1", "--port", "{port}"],
                          env).start()
@@ -572,8 +572,10 @@ def seed_resolved_tickets(database_url: str, slack: FakeSlackProcess, count: int
     each with its resolution message posted to the fake Slack; (ticket_id, message ts)."""
     from slack_sdk import WebClient
 
-    from bot import actions, clock, views
-    from bot.actions import PlannedAction
+    from bot import views
+    from bot.core import clock
+    from bot.domain import actions
+    from bot.domain.actions import PlannedAction
     from models import Ticket, make_engine, make_session_factory
 
     engine = make_engine(database_url)

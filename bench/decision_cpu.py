@@ -3,7 +3,7 @@
     python -m bench.decision_cpu               # 400 decisions after 50 to warm up
     python -m bench.decision_cpu --decisions 1000
 
-`workflows.decide_and_announce` is what every `/ticket` runs after its ack: agent,
+`announce.decide_and_announce` is what every `/ticket` runs after its ack: agent,
 autonomy caps in Redis, action, resolution, outbox row, the Slack post (to the fake Slack
 in a child process) and its record. The HTTP benchmarks measure it under load, where the
 run-to-run spread hides changes of 10-20%; this loop runs it alone, so two versions of
@@ -36,10 +36,11 @@ def main(argv: list[str] | None = None) -> int:
                              "human triage (an ESCALATE with two posts) instead of auto-resolving")
     args = parser.parse_args(argv)
 
-    from bot import intake, workflows
-    from bot.runtime import Runtime
-    from bot.settings import load_settings
-    from bot.slack_client import make_web_client
+    from bot.domain import intake
+    from bot.workflows import announce
+    from bot.workflows.runtime import Runtime
+    from bot.core.settings import load_settings
+    from bot.delivery.slack_client import make_web_client
     from models import transaction
 
     print(machine_lines(machine()), flush=True)
@@ -62,10 +63,10 @@ def main(argv: list[str] | None = None) -> int:
                                       source="slash_command", channel_id="CHELP").ticket.ticket_id
                    for n in range(total)]
         for ticket_id in ids[:args.warm_up]:
-            workflows.decide_and_announce(runtime, client, ticket_id)
+            announce.decide_and_announce(runtime, client, ticket_id)
         cpu, wall = time.process_time(), time.monotonic()
         for ticket_id in ids[args.warm_up:]:
-            workflows.decide_and_announce(runtime, client, ticket_id)
+            announce.decide_and_announce(runtime, client, ticket_id)
         cpu, wall = time.process_time() - cpu, time.monotonic() - wall
         print(f"{args.decisions} decisions ({'default caps' if args.default_caps else 'uncapped'}): CPU {1000 * cpu / args.decisions:.2f} ms each, "
               f"wall {1000 * wall / args.decisions:.2f} ms each")

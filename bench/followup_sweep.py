@@ -182,9 +182,10 @@ class Timings:
 def run_loop(url: str, slack: FakeSlackProcess, n: int, claim_ttl: str) -> dict:
     from sqlalchemy import event
 
-    from bot import followups, views
-    from bot.settings import load_settings
-    from bot.slack_client import make_web_client
+    from bot import views
+    from bot.delivery import followups
+    from bot.core.settings import load_settings
+    from bot.delivery.slack_client import make_web_client
     from models import make_engine, make_session_factory
 
     settings = load_settings(database_url=url, slack_api_url=slack.base_url,
@@ -299,7 +300,7 @@ class Worker:
                    SLACK_BOT_TOKEN=slack.token, SLACK_SIGNING_SECRET="unused-here",
                    CLAIM_TTL=claim_ttl)
         script = Path(sys.executable).with_name("resolvemeq")
-        command = [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli"]
+        command = [str(script)] if script.exists() else [sys.executable, "-m", "bot.platform.cli"]
         self.log = log_dir / f"{name}.log"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
@@ -327,7 +328,7 @@ class Worker:
 
 def run_celery(url: str, slack: FakeSlackProcess, n: int, concurrency: int, workers: int,
                claim_ttl: str) -> dict:
-    from bot.settings import load_settings
+    from bot.core.settings import load_settings
     from jobs.celery_app import create_celery
     from models import make_engine
 

@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=8, help="SLACK_BACKGROUND_WORKERS (default 8)")
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE_NAME", "resolvemeq_bench_mem"))
     parser.add_argument("--redis", default=REDIS_URL)
-    parser.add_argument("--ours-module", default="bot.cli",
+    parser.add_argument("--ours-module", default="bot.platform.cli",
                         help="run `python -m MODULE serve` as ours (a stand-in to try a change)")
     parser.add_argument("--server", choices=("ours", "bare"), default="ours",
                         help="measure `resolvemeq serve` (default) or the bare Bolt floor")

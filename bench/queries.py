@@ -22,7 +22,7 @@ of every statement (SELECTs; the FOR UPDATE ones inside a rolled-back transactio
 Target: every statement under 100 ms.
 
 The indexes and queries this benchmark once proposed are applied (migration 0003,
-`bot/rollback.py`, `bot/analytics.py`); docs/BENCHMARKS.md keeps the figures from
+`bot/domain/rollback.py`, `bot/domain/analytics.py`); docs/BENCHMARKS.md keeps the figures from
 before them. The database is dropped at the end unless `--keep`.
 """
 
@@ -134,7 +134,9 @@ def prefixes(engine, n: int = 5) -> list[str]:
 
 
 def app_cases(settings, now: dt.datetime, refs: list[str]) -> list[Case]:
-    from bot import alerts, analytics, followups, outbox, rollback, sweep
+    from bot.delivery import followups, outbox
+    from bot.domain import analytics, rollback, sweep
+    from bot.workflows import alerts
 
     cases = [Case(f"resolution_stats({days} d)",
                   lambda s, d=days: analytics.resolution_stats(s, days=d, now=now))
@@ -244,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write the report (markdown) here")
     args = parser.parse_args(argv)
 
-    from bot.settings import load_settings
+    from bot.core.settings import load_settings
     from models import make_engine, make_session_factory
 
     runs = max(1, min(args.runs, 50))
@@ -257,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                 "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
                 "WHERE datname = current_database()"))
         engine.dispose()
-        from bot import migrations
+        from bot.platform import migrations
 
         migrations.upgrade(url)  # a kept database may predate the latest indexes
         now = dt.datetime.fromisoformat(json.loads(note)["now"])

@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="longest wait for the slow work after the waves (default 300 s)")
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE_NAME", "resolvemeq_bench_sat"))
     parser.add_argument("--redis", default=REDIS_URL)
-    parser.add_argument("--ours-module", default="bot.cli",
+    parser.add_argument("--ours-module", default="bot.platform.cli",
                         help="run `python -m MODULE serve` as ours (a stand-in to try a change)")
     parser.add_argument("--json", help="also write every figure to this file")
     args = parser.parse_args(argv)

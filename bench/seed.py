@@ -88,7 +88,7 @@ def drop_database(name: str) -> None:
 
 def fresh_database(name: str) -> str:
     """Drop and create a bench database, migrate it to head; returns its URL."""
-    from bot.migrations import upgrade
+    from bot.platform.migrations import upgrade
 
     drop_database(name)
     engine = _admin()

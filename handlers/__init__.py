@@ -2,6 +2,8 @@
 
 Listeners are thin: read the payload, check who is asking, call one service, answer
 with a view. Anything slow goes to `deps.background`.
+
+May import `bot.workflows` and the layers below it; never `bot.platform` or `jobs`.
 """
 
 import re

@@ -7,9 +7,11 @@ import logging
 from slack_bolt import Ack, App
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import rollback, views, workflows
-from bot.app import SlackDeps
-from bot.errors import ResolveMeQError
+from bot import views
+from bot.domain import rollback
+from bot.workflows import announce
+from handlers.deps import SlackDeps
+from bot.core.errors import ResolveMeQError
 from bot.views import ActionId
 from models import transaction
 
@@ -23,7 +25,7 @@ def confirm(ack: Ack, body: dict, action: dict, deps: SlackDeps) -> None:
 
     def tell(text: str) -> None:
         if channel and user:
-            deps.background.submit(workflows.tell, deps.client, channel=channel, user=user, text=text)
+            deps.background.submit(announce.tell, deps.client, channel=channel, user=user, text=text)
 
     try:
         action_id, reason = views.parse_rollback_value(action.get("value") or "")
@@ -36,13 +38,13 @@ def confirm(ack: Ack, body: dict, action: dict, deps: SlackDeps) -> None:
                 session, ref=action_id.hex, admin_id=user, is_admin=deps.is_admin(user),
                 reason=reason, throttle=deps.runtime.rollback_throttle,
             )
-            owed = workflows.enqueue_rollback_notice(session, result, deps.runtime.settings)
+            owed = announce.enqueue_rollback_notice(session, result, deps.runtime.settings)
     except ResolveMeQError as error:
         return tell(error.message)
     except SQLAlchemyError:
         log.exception("could not roll back")
         return tell("Sorry, I can't reach the helpdesk database right now; nothing was rolled back.")
-    deps.background.submit(workflows.announce_rollback, deps.runtime, deps.client, result,
+    deps.background.submit(announce.announce_rollback, deps.runtime, deps.client, result,
                            admin_channel=channel, admin_id=user, owed=owed)
 
 
@@ -51,7 +53,7 @@ def cancel(ack: Ack, body: dict, deps: SlackDeps) -> None:
     user = (body.get("user") or {}).get("id")
     channel = (body.get("container") or {}).get("channel_id")
     if channel and user:
-        deps.background.submit(workflows.tell, deps.client, channel=channel, user=user,
+        deps.background.submit(announce.tell, deps.client, channel=channel, user=user,
                                text="Rollback cancelled. Nothing changed.", blocks=[])
 
 

@@ -15,9 +15,11 @@ from slack_bolt import Ack, App, Respond
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot import analytics, intake, rollback, tickets, views, workflows
-from bot.app import SlackDeps
-from bot.errors import NotAuthorized, ResolveMeQError
+from bot import views
+from bot.domain import analytics, intake, rollback, tickets
+from bot.workflows import announce
+from handlers.deps import SlackDeps
+from bot.core.errors import NotAuthorized, ResolveMeQError
 from models import transaction
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,7 @@ def open_ticket(ack: Ack, command: dict, deps: SlackDeps) -> None:
         return
     text, blocks = views.ticket_received(ticket.ticket_id, ticket.description)
     ack(response_type="ephemeral", text=text, blocks=blocks)
-    deps.background.submit(workflows.decide_and_announce, deps.runtime, deps.client, ticket.ticket_id)
+    deps.background.submit(announce.decide_and_announce, deps.runtime, deps.client, ticket.ticket_id)
 
 
 def show_history(ack: Ack, command: dict, deps: SlackDeps) -> None:

@@ -12,9 +12,11 @@ import logging
 from slack_bolt import Ack, App
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import feedback, tickets, views, workflows
-from bot.app import SlackDeps
-from bot.errors import NotRequester, ResolveMeQError
+from bot import views
+from bot.domain import feedback, tickets
+from bot.workflows import announce
+from handlers.deps import SlackDeps
+from bot.core.errors import NotRequester, ResolveMeQError
 from bot.views import ActionId
 from models import transaction
 
@@ -31,7 +33,7 @@ def _where(body: dict) -> tuple[str | None, str | None, str | None]:
 
 def _tell(deps: SlackDeps, channel: str | None, user: str | None, text: str) -> None:
     if channel and user:
-        deps.background.submit(workflows.tell, deps.client, channel=channel, user=user, text=text)
+        deps.background.submit(announce.tell, deps.client, channel=channel, user=user, text=text)
 
 
 def _record(deps: SlackDeps, body: dict, action: dict, *, solved: bool | None) -> None:
@@ -54,7 +56,7 @@ def _record(deps: SlackDeps, body: dict, action: dict, *, solved: bool | None) -
             else:
                 result = feedback.record_answer(session, ticket_id=ticket_id, user_id=user,
                                                 solved=solved, default_team=settings.default_team)
-            owed = workflows.enqueue_reopen_notices(
+            owed = announce.enqueue_reopen_notices(
                 session, result, settings, channel=channel, message_ts=message_ts
             ) if solved is False and channel and message_ts else []
     except NotRequester as error:
@@ -65,7 +67,7 @@ def _record(deps: SlackDeps, body: dict, action: dict, *, solved: bool | None) -
         log.exception("could not record feedback")
         return _tell(deps, channel, user, "Sorry, I couldn't save that right now. Please click again in a minute.")
     if result.changed and channel and message_ts:
-        deps.background.submit(workflows.announce_feedback, deps.runtime, deps.client, result,
+        deps.background.submit(announce.announce_feedback, deps.runtime, deps.client, result,
                                channel=channel, message_ts=message_ts, owed=owed)
 
 
@@ -97,7 +99,7 @@ def why(ack: Ack, body: dict, action: dict, deps: SlackDeps) -> None:
         return _tell(deps, channel, user, error.message)
     text, blocks = views.reasoning_message(row)
     if channel and user:
-        deps.background.submit(workflows.tell, deps.client, channel=channel, user=user,
+        deps.background.submit(announce.tell, deps.client, channel=channel, user=user,
                                text=text, blocks=blocks)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from slack_bolt import Ack, App
 
-from bot import workflows
-from bot.app import SlackDeps
+from bot.workflows import announce
+from handlers.deps import SlackDeps
 
 
 def home_opened(ack: Ack, event: dict, deps: SlackDeps) -> None:
@@ -14,7 +14,7 @@ def home_opened(ack: Ack, event: dict, deps: SlackDeps) -> None:
         return
     user = event.get("user")
     if user:
-        deps.background.submit(workflows.publish_home, deps.runtime, deps.client, user,
+        deps.background.submit(announce.publish_home, deps.runtime, deps.client, user,
                                is_admin=deps.is_admin(user))
 
 

@@ -12,9 +12,10 @@ import re
 from slack_bolt import Ack, App
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import intake, workflows
-from bot.app import SlackDeps
-from bot.errors import ResolveMeQError
+from bot.domain import intake
+from bot.workflows import announce
+from handlers.deps import SlackDeps
+from bot.core.errors import ResolveMeQError
 from models import transaction
 
 log = logging.getLogger(__name__)
@@ -34,21 +35,21 @@ def _open(deps: SlackDeps, body: dict, event: dict, *, source: str, text: str) -
             )
     except ResolveMeQError as error:
         if user and channel:
-            deps.background.submit(workflows.tell, deps.client, channel=channel, user=user,
+            deps.background.submit(announce.tell, deps.client, channel=channel, user=user,
                                    text=error.message)
         return
     except SQLAlchemyError:
         log.exception("could not store a ticket from an event")
         if user and channel:
             deps.background.submit(
-                workflows.tell, deps.client, channel=channel, user=user,
+                announce.tell, deps.client, channel=channel, user=user,
                 text="Sorry, I can't reach the helpdesk database right now, so nothing was "
                 "saved. Please send that again in a minute.",
             )
         return
     if result.created:
         deps.background.submit(
-            workflows.decide_and_announce, deps.runtime, deps.client, result.ticket.ticket_id
+            announce.decide_and_announce, deps.runtime, deps.client, result.ticket.ticket_id
         )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from bot.settings import Settings, load_settings
+from bot.core.settings import Settings, load_settings
 
 TASKS = ("sweep_new_tickets", "deliver_outbox", "send_followups", "evaluate_alerts")
 

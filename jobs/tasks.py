@@ -1,4 +1,4 @@
-"""Celery tasks: thin wrappers, one service call each (bot/periodic.py).
+"""Celery tasks: thin wrappers, one service call each (bot/workflows/periodic.py).
 
 `shared_task`, so this module binds to whichever app the worker built.
 """
@@ -10,8 +10,8 @@ import threading
 from celery import shared_task
 from celery.signals import worker_process_init
 
-from bot import periodic
-from bot.settings import load_settings
+from bot.workflows import periodic
+from bot.core.settings import load_settings
 
 _lock = threading.Lock()
 _context = None
@@ -22,8 +22,8 @@ def _runtime():
     global _context
     with _lock:
         if _context is None:
-            from bot.runtime import Runtime
-            from bot.slack_client import make_web_client
+            from bot.workflows.runtime import Runtime
+            from bot.delivery.slack_client import make_web_client
 
             settings = load_settings()
             _context = (Runtime.from_settings(settings), make_web_client(settings))
@@ -32,7 +32,7 @@ def _runtime():
 
 @worker_process_init.connect
 def _init_worker(**_):
-    from bot.observability import init_sentry
+    from bot.core.observability import init_sentry
 
     init_sentry(load_settings(), component="worker")
 

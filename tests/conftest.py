@@ -23,8 +23,8 @@ from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from bot import migrations
-from bot.settings import Settings, load_settings
+from bot.platform import migrations
+from bot.core.settings import Settings, load_settings
 from models import Base
 from models.session import make_engine, make_session_factory
 

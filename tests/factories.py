@@ -6,8 +6,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from bot import actions, clock
-from bot.actions import PlannedAction
+from bot.core import clock
+from bot.domain import actions
+from bot.domain.actions import PlannedAction
 from models import ActionHistory, Ticket
 
 

@@ -69,7 +69,7 @@ class Server:
         """Start the server; wait until /healthz says 200 (or, with `wait_healthy`
         False, until it answers at all, e.g. while a service is down on purpose)."""
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "bot.platform.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True,
         )

@@ -69,7 +69,7 @@ class Worker:
 
     def start(self) -> Worker:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "worker", "--pool=threads", "--concurrency=2",
+            [sys.executable, "-m", "bot.platform.cli", "worker", "--pool=threads", "--concurrency=2",
              f"--hostname={self.name}@%h", "--without-gossip", "--without-mingle"],
             cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,

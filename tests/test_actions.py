@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot import actions, snapshots
-from bot.actions import PlannedAction
+from bot.domain import actions, snapshots
+from bot.domain.actions import PlannedAction
 from models import ActionHistory, Ticket, TicketResolution, transaction
 from tests.factories import make_plan, make_ticket
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.admins import is_admin
-from bot.settings import Settings, load_settings
+from bot.domain.admins import is_admin
+from bot.core.settings import Settings, load_settings
 
 
 @pytest.fixture()

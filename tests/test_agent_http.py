@@ -19,7 +19,7 @@ from bot.agent import (
     TicketInput,
     build_agent,
 )
-from bot.settings import load_settings
+from bot.core.settings import load_settings
 from tests.fake_agent import (
     BAD_REQUEST,
     MALFORMED_JSON,

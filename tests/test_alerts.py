@@ -15,10 +15,11 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from bot import actions, alerts, audit
-from bot.alerts import Measurement, Notice, evaluate, measure_all, run_alerts
-from bot.settings import Settings, load_settings
-from bot.slack_client import make_web_client
+from bot.domain import actions, audit
+from bot.workflows import alerts
+from bot.workflows.alerts import Measurement, Notice, evaluate, measure_all, run_alerts
+from bot.core.settings import Settings, load_settings
+from bot.delivery.slack_client import make_web_client
 from bot.views.alerts import alert_blocks, notice_text, pct, plural, span
 from models import (
     ActionHistory,
@@ -417,7 +418,7 @@ def test_no_channel_is_logged_and_treated_as_sent(committing_factory, settings, 
     with transaction(committing_factory) as db:
         cap_events(db, count=1)
 
-    with caplog.at_level(logging.WARNING, logger="bot.alerts"):
+    with caplog.at_level(logging.WARNING, logger="bot.workflows.alerts"):
         posted = run_alerts(committing_factory, client, config, now=NOW)
 
     assert [(n.channel, n.kind) for n in posted] == [(None, "firing")]

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import event, insert, select
 
-from bot import actions, analytics, clock
-from bot.analytics import ActionTypeStats, ResolutionStats, TeamStats, resolution_stats
-from bot.errors import InvalidInput
+from bot.core import clock
+from bot.domain import actions, analytics
+from bot.domain.analytics import ActionTypeStats, ResolutionStats, TeamStats, resolution_stats
+from bot.core.errors import InvalidInput
 from models import (
     ActionHistory,
     Ticket,

@@ -7,9 +7,9 @@ import json
 import pytest
 from sqlalchemy import inspect
 
-from bot import cli
-from bot.manifest import BOT_EVENTS, build_manifest
-from bot.settings import Settings
+from bot.platform import cli
+from bot.platform.manifest import BOT_EVENTS, build_manifest
+from bot.core.settings import Settings
 from models.session import make_engine
 
 

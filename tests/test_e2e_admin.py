@@ -17,8 +17,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot import actions, clock, snapshots
-from bot.actions import PlannedAction
+from bot.core import clock
+from bot.domain import actions, snapshots
+from bot.domain.actions import PlannedAction
 from bot.views import ActionId, feedback_value, parse_rollback_value, rollback_value
 from models import ActionHistory, AuditEvent, SlackOutbox, Ticket
 from tests.conftest import E2E_REDIS_URL
@@ -402,7 +403,7 @@ def test_a_rolled_back_resolution_is_not_decided_again_by_the_next_jobs_pass(e2e
     wait_until(lambda: _outbox_settled(e2e_sessions), what="the rollback notices sent")
     posted = len(slack.calls("chat.postMessage"))
 
-    job = subprocess.run([sys.executable, "-m", "bot.cli", "jobs", "run-once"], cwd=ROOT,
+    job = subprocess.run([sys.executable, "-m", "bot.platform.cli", "jobs", "run-once"], cwd=ROOT,
                          env=e2e.env, capture_output=True, text=True, timeout=60)
     assert job.returncode == 0, job.stdout + job.stderr
 

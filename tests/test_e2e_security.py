@@ -24,7 +24,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from bot import actions, clock
+from bot.core import clock
+from bot.domain import actions
 from bot.views import ActionId, feedback_value, rating_action_id
 from models import ActionHistory, AuditEvent, Ticket, TicketResolution
 from tests import slack_signing

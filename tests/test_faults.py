@@ -31,7 +31,8 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import make_url
 
-from bot import actions, audit, clock
+from bot.core import clock
+from bot.domain import actions, audit
 from bot.views import ActionId, feedback_value, rating_action_id
 from models import (TICKET_STATUSES, ActionHistory, AgentCall, AuditEvent, SlackOutbox,
                     Ticket, TicketResolution)
@@ -110,7 +111,7 @@ def run_jobs(server: Server, **env: str) -> dict:
         The per-job results it printed.
     """
     merged = {**server.env, **env}
-    done = subprocess.run([sys.executable, "-m", "bot.cli", "jobs", "run-once"], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "bot.platform.cli", "jobs", "run-once"], cwd=ROOT,
                           env=merged, capture_output=True, timeout=90)
     output = done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace")
     watch(f"jobs run-once for port {server.port}", lambda: output, secrets_of(merged))

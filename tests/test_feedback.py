@@ -9,12 +9,12 @@ from hypothesis import HealthCheck, given, settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from bot import actions, audit, snapshots
-from bot.actions import PlannedAction
-from bot.errors import InvalidInput, NotFound, NotRequester, RollbackConflict
-from bot.feedback import REOPENED_REASON, record_answer, record_rating
-from bot.ratelimit import RollbackThrottle, make_storage
-from bot.rollback import rollback_action
+from bot.domain import actions, audit, snapshots
+from bot.domain.actions import PlannedAction
+from bot.core.errors import InvalidInput, NotFound, NotRequester, RollbackConflict
+from bot.domain.feedback import REOPENED_REASON, record_answer, record_rating
+from bot.domain.ratelimit import RollbackThrottle, make_storage
+from bot.domain.rollback import rollback_action
 from models import ActionHistory, AuditEvent, Ticket, TicketResolution, transaction
 from tests.factories import make_action, make_ticket
 

@@ -10,10 +10,10 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from bot import followups
-from bot.feedback import record_rating
-from bot.slack_client import make_web_client
-from bot.settings import load_settings
+from bot.delivery import followups
+from bot.domain.feedback import record_rating
+from bot.delivery.slack_client import make_web_client
+from bot.core.settings import load_settings
 from models import TicketResolution, transaction
 from tests.factories import make_action
 from tests.fake_slack import FakeSlack

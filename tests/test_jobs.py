@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from bot import clock, outbox, periodic
-from bot.runtime import Runtime
-from bot.settings import load_settings
-from bot.slack_client import make_web_client
+from bot.core import clock
+from bot.delivery import outbox
+from bot.workflows import periodic
+from bot.workflows.runtime import Runtime
+from bot.core.settings import load_settings
+from bot.delivery.slack_client import make_web_client
 from models import SlackOutbox, Ticket, transaction
 from tests.fake_slack import FakeSlack
 from tests.factories import make_ticket

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from bot.message_locks import MessageLocks
+from bot.delivery.message_locks import MessageLocks
 from tests.harness import free_port
 
 KEY = ("CHELP", "1732527000.000100")

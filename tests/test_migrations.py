@@ -8,7 +8,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from bot import migrations
+from bot.platform import migrations
 from models import Base
 from models.session import make_engine
 from tests.conftest import _recreate_database

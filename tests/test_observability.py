@@ -16,9 +16,9 @@ import sentry_sdk
 from hypothesis import given, settings as hsettings, strategies as st
 from sentry_sdk.transport import Transport
 
-from bot import observability
-from bot.observability import capture_alert, init_sentry, scrub_event, track_action
-from bot.settings import load_settings
+from bot.core import observability
+from bot.core.observability import capture_alert, init_sentry, scrub_event, track_action
+from bot.core.settings import load_settings
 
 # The secrets live here, far from any function in a captured stack, so that source
 # context lines (which Sentry sends) never show them: the test is about runtime values.

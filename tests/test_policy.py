@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot import policy
+from bot.domain import policy
 from bot.agent.answer import AgentAnswer
-from bot.settings import load_settings
+from bot.core.settings import load_settings
 
 SETTINGS = load_settings(database_url="sqlite://")
 

@@ -9,11 +9,11 @@ import pytest
 import time_machine
 from sqlalchemy import func, select
 
-from bot.errors import InvalidInput, NotFound
-from bot.intake import MAX_TEXT, open_ticket
-from bot.processing import process_ticket
-from bot.ratelimit import AutonomyBudget, make_storage
-from bot.settings import load_settings
+from bot.core.errors import InvalidInput, NotFound
+from bot.domain.intake import MAX_TEXT, open_ticket
+from bot.domain.processing import process_ticket
+from bot.domain.ratelimit import AutonomyBudget, make_storage
+from bot.core.settings import load_settings
 from models import ActionHistory, AgentCall, AuditEvent, Ticket, TicketResolution, transaction
 from tests.factories import make_ticket
 from tests.scripted_agent import ScriptedAgent, vpn_answer

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from bot import actions, audit, snapshots
-from bot.errors import (
+from bot.domain import actions, audit, snapshots
+from bot.core.errors import (
     AlreadyRolledBack,
     Ambiguous,
     InvalidInput,
@@ -24,8 +24,8 @@ from bot.errors import (
     RollbackNotPossible,
     Throttled,
 )
-from bot.ratelimit import RollbackThrottle, make_storage
-from bot.rollback import find_action, preview_rollback, rollback_action, short_id
+from bot.domain.ratelimit import RollbackThrottle, make_storage
+from bot.domain.rollback import find_action, preview_rollback, rollback_action, short_id
 from models import (
     ACTION_TYPES,
     TICKET_STATUSES,

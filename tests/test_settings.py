@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot import cli
-from bot.settings import DEFAULT_DATABASE_URL, Settings, SettingsError, load_settings, parse_duration
+from bot.platform import cli
+from bot.core.settings import DEFAULT_DATABASE_URL, Settings, SettingsError, load_settings, parse_duration
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,8 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.web import SlackResponse
 
-from bot.settings import Settings, load_settings
-from bot.slack_client import (
+from bot.core.settings import Settings, load_settings
+from bot.delivery.slack_client import (
     DEFAULT_TIMEOUT,
     PERMANENT_ERRORS,
     SlackUnavailable,
@@ -136,7 +136,7 @@ def test_permanent_error_returns_none_logged_without_token_or_text(
 
     assert plain is None and asked_to_raise is None
     assert len(slack.calls("chat.postMessage")) == 2  # not retried
-    ours = [r for r in caplog.records if r.name == "bot.slack_client"]
+    ours = [r for r in caplog.records if r.name == "bot.delivery.slack_client"]
     assert len(ours) == 2
     assert all(r.levelno == logging.WARNING for r in ours)
     message = ours[0].getMessage()
@@ -151,7 +151,7 @@ def test_bad_token_is_permanent_and_logged_as_an_error(
     settings = load_settings(slack_bot_token="xoxb-revoked-123", slack_api_url=slack.base_url)
 
     assert safe_call(make_web_client(settings), "auth.test", raise_transient=True) is None
-    record = next(r for r in caplog.records if r.name == "bot.slack_client")
+    record = next(r for r in caplog.records if r.name == "bot.delivery.slack_client")
     assert record.levelno == logging.ERROR and "invalid_auth" in record.getMessage()
     assert "xoxb-" not in caplog.text
 

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.analytics import ActionTypeStats, TeamStats
-from bot.rollback import RollbackPreview
+from bot.domain.analytics import ActionTypeStats, TeamStats
+from bot.domain.rollback import RollbackPreview
 from bot.views import (
     action_thread_message,
     answered_resolution_message,

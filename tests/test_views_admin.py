@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 from types import SimpleNamespace
 
-from bot.rollback import RollbackPreview, RollbackResult
+from bot.domain.rollback import RollbackPreview, RollbackResult
 from bot.views import (
     ActionId,
     error_message,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.analytics import TeamStats
+from bot.domain.analytics import TeamStats
 from bot.views import home_view, stats_blocks
 from tests import view_samples as s
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from slack_sdk.models.blocks import Block
 
-from bot.analytics import ActionTypeStats, ResolutionStats, TeamStats
+from bot.domain.analytics import ActionTypeStats, ResolutionStats, TeamStats
 from models import ActionHistory, Ticket, TicketResolution
 
 NOW = datetime(2024, 5, 2, 9, 30, tzinfo=UTC)

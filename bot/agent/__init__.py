@@ -2,6 +2,8 @@
 
 `build_agent(settings)` picks the HTTP agent when AGENT_URL is set (an existing
 reference agent service plugs in unchanged), else the embedded knowledge-base agent.
+
+May import `bot.core` and `models` only.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from bot.agent.answer import (
 from bot.agent.breaker import CircuitBreaker
 from bot.agent.http import HttpAgent
 from bot.agent.kb import KnowledgeBaseAgent
-from bot.settings import Settings
+from bot.core.settings import Settings
 
 __all__ = [
     "Agent",

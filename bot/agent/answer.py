@@ -2,7 +2,7 @@
 
 The HTTP agent receives `TicketInput.to_wire()` and its JSON reply is parsed with
 `AgentAnswer.from_wire()`; the embedded knowledge-base agent builds an `AgentAnswer`
-directly. The policy (bot/policy.py) turns an answer into an action.
+directly. The policy (bot/domain/policy.py) turns an answer into an action.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta
 
-from bot import clock
+from bot.core import clock
 
 CLOSED = "closed"
 OPEN = "open"

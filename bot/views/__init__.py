@@ -2,6 +2,8 @@
 
 No database, no I/O, no Slack calls. People's text is escaped and every block is
 kept within Slack's limits here, so handlers and jobs can post what they get.
+
+May import `bot.domain` (for the types it renders), `bot.core` and `models`.
 """
 
 from bot.views.admin import (

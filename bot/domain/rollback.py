@@ -21,10 +21,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import audit, clock, snapshots
-from bot.errors import (AlreadyRolledBack, Ambiguous, InvalidInput, NotAuthorized, NotFound,
+from bot.core import clock
+from bot.domain import audit, snapshots
+from bot.core.errors import (AlreadyRolledBack, Ambiguous, InvalidInput, NotAuthorized, NotFound,
                         ResolveMeQError, RollbackConflict, RollbackNotPossible, Throttled)
-from bot.ratelimit import RollbackThrottle
+from bot.domain.ratelimit import RollbackThrottle
 from models import ACTION_TYPES, ActionHistory, Ticket, TicketResolution
 
 ROLLBACK = "ROLLBACK"

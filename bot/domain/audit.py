@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot import clock
+from bot.core import clock
 from models import AuditEvent
 
 # Event types, one place so alerts and reports agree on the names.

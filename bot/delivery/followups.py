@@ -21,9 +21,10 @@ from slack_sdk import WebClient
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import clock, views
-from bot.claims import send_each
-from bot.slack_client import SlackUnavailable, safe_call
+from bot import views
+from bot.core import clock
+from bot.delivery.claims import send_each
+from bot.delivery.slack_client import SlackUnavailable, safe_call
 from models import ActionHistory, Ticket, TicketResolution, transaction
 
 log = logging.getLogger(__name__)

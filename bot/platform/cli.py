@@ -6,13 +6,13 @@ import argparse
 import logging
 import sys
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.core.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("resolvemeq")
 
 
 def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
-    from bot import migrations
+    from bot.platform import migrations
 
     migrations.upgrade(settings.database_url, args.revision)
     print(f"database at {settings.database_url_safe} is at {args.revision}")
@@ -22,9 +22,9 @@ def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 def _ask(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy import inspect
 
-    from bot.errors import ResolveMeQError
-    from bot.runtime import Runtime
-    from bot.text_views import outcome_text
+    from bot.core.errors import ResolveMeQError
+    from bot.workflows.runtime import Runtime
+    from bot.views.text_views import outcome_text
 
     runtime = Runtime.from_settings(settings)
     if not inspect(runtime.engine).has_table("tickets"):
@@ -48,7 +48,7 @@ def _need(settings: Settings, *names: str) -> None:
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     _need(settings, "slack_bot_token", "slack_signing_secret")
-    from bot.server import run_gunicorn
+    from bot.platform.server import run_gunicorn
 
     log.info("serving Slack on http://%s:%d/slack/events (database %s)",
              args.host, args.port, settings.database_url_safe)
@@ -59,13 +59,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def build_wsgi(settings: Settings):
     """The WSGI app `serve` runs: Bolt behind our request checks, plus /healthz."""
-    from bot import health
-    from bot.app import create_app
-    from bot.runtime import Runtime
-    from bot.server import SlackWSGI
+    from bot.platform import health
+    from bot.platform.app import create_app
+    from bot.workflows.runtime import Runtime
+    from bot.platform.server import SlackWSGI
 
-    from bot.observability import init_sentry
-    from bot.periodic import EmbeddedScheduler
+    from bot.core.observability import init_sentry
+    from bot.platform.scheduler import EmbeddedScheduler
 
     init_sentry(settings, component="serve")
     runtime = Runtime.from_settings(settings)
@@ -84,8 +84,8 @@ def _socket(settings: Settings, args: argparse.Namespace) -> int:
     _need(settings, "slack_bot_token", "slack_app_token", "slack_signing_secret")
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    from bot.app import create_app
-    from bot.runtime import Runtime
+    from bot.platform.app import create_app
+    from bot.workflows.runtime import Runtime
 
     app = create_app(Runtime.from_settings(settings))
     SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
@@ -95,7 +95,7 @@ def _socket(settings: Settings, args: argparse.Namespace) -> int:
 def _manifest(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
-    from bot.manifest import build_manifest
+    from bot.platform.manifest import build_manifest
 
     print(json.dumps(build_manifest(args.url, socket_mode=args.socket), indent=2))
     return 0
@@ -103,7 +103,7 @@ def _manifest(settings: Settings, args: argparse.Namespace) -> int:
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     _need(settings, "redis_url")
-    from bot.observability import init_sentry
+    from bot.core.observability import init_sentry
     from jobs.celery_app import app_from_environment
 
     # Here for the thread and solo pools; prefork children also init on worker_process_init.
@@ -117,7 +117,7 @@ def _beat(settings: Settings, args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from bot.observability import init_sentry
+    from bot.core.observability import init_sentry
     from jobs.celery_app import app_from_environment
 
     init_sentry(settings, component="beat")
@@ -129,9 +129,9 @@ def _beat(settings: Settings, args: argparse.Namespace) -> int:
 def _jobs_run_once(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
-    from bot import periodic
-    from bot.runtime import Runtime
-    from bot.slack_client import make_web_client
+    from bot.workflows import periodic
+    from bot.workflows.runtime import Runtime
+    from bot.delivery.slack_client import make_web_client
 
     results = periodic.run_once(Runtime.from_settings(settings), make_web_client(settings))
     print(json.dumps(results, indent=2))

@@ -19,9 +19,10 @@ from slack_sdk import WebClient
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import clock, tickets
-from bot.claims import send_each
-from bot.slack_client import SlackUnavailable, safe_call
+from bot.core import clock
+from bot.domain import tickets
+from bot.delivery.claims import send_each
+from bot.delivery.slack_client import SlackUnavailable, safe_call
 from models import SlackOutbox, transaction
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from limits import RateLimitItemPerMinute, parse
 from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from bot.errors import LimiterUnavailable
-from bot.settings import Settings
+from bot.core.errors import LimiterUnavailable
+from bot.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

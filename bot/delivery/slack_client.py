@@ -43,7 +43,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.web import SlackResponse
 
-from bot.settings import Settings
+from bot.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -10,33 +10,19 @@ after 3 s when it is full, and the listener still runs later).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-
 from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
-from bot.admins import is_admin
-from bot.background import Background
-from bot.identity import BotIdentity
-from bot.runtime import Runtime
-from bot.slack_client import make_web_client
-from bot.slack_roles import WorkspaceRoles
+from bot.delivery.background import Background
+from bot.delivery.identity import BotIdentity
+from bot.workflows.runtime import Runtime
+from handlers import register_all
+from handlers.deps import SlackDeps
+from bot.delivery.slack_client import make_web_client
+from bot.delivery.slack_roles import WorkspaceRoles
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SlackDeps:
-    """What listeners need, injected as `deps` through the Bolt context."""
-
-    runtime: Runtime
-    client: WebClient
-    background: Background
-    roles: WorkspaceRoles
-
-    def is_admin(self, user_id: str) -> bool:
-        return is_admin(self.runtime.settings, user_id, workspace_role=self.roles)
 
 
 def create_app(
@@ -49,8 +35,6 @@ def create_app(
         client: the Web API client (default: one for SLACK_API_URL with retries).
         background: the executor for slow work (default: SLACK_BACKGROUND_WORKERS threads).
     """
-    from handlers import register_all
-
     settings = runtime.settings
     if settings.slack_signing_secret is None:
         raise RuntimeError("SLACK_SIGNING_SECRET is required to serve Slack requests")

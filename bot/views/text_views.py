@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.processing import Outcome
+from bot.domain.processing import Outcome
 
 
 def outcome_text(outcome: Outcome) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from bot.settings import Settings
+from bot.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import snapshots
+from bot.domain import snapshots
 from models import ACTION_TYPES, ActionHistory, Ticket, TicketResolution
 
 AUTO_RESOLVE = "AUTO_RESOLVE"

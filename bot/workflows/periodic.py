@@ -5,13 +5,15 @@ embedded scheduler run. Each job is idempotent and safe to run in many processes
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 from slack_sdk import WebClient
 
-from bot import clock, followups, outbox, sweep, workflows
-from bot.runtime import Runtime
+from bot.core import clock
+from bot.delivery import followups, outbox
+from bot.domain import sweep
+from bot.workflows import announce
+from bot.workflows.runtime import Runtime
 from models import transaction
 
 log = logging.getLogger(__name__)
@@ -26,7 +28,7 @@ def sweep_new_tickets(runtime: Runtime, client: WebClient) -> int:
         ids = sweep.stale_new_tickets(session, now=clock.now(), grace=runtime.settings.sweep_grace)
     decided = 0
     for ticket_id in ids:
-        if not workflows.decide_and_announce(runtime, client, ticket_id).already_processed:
+        if not announce.decide_and_announce(runtime, client, ticket_id).already_processed:
             decided += 1
     return decided
 
@@ -45,7 +47,8 @@ def send_followups(runtime: Runtime, client: WebClient) -> int:
 
 def evaluate_alerts(runtime: Runtime, client: WebClient) -> int:
     """Evaluate every alert rule; returns how many notices were posted."""
-    from bot import alerts, observability
+    from bot.core import observability
+    from bot.workflows import alerts
 
     def to_sentry(notice) -> None:
         level = "error" if notice.kind != "resolved" else "info"
@@ -82,25 +85,3 @@ def _batches(step: Callable[[], int]) -> int:
         if not done:
             break
     return total
-
-
-class EmbeddedScheduler:
-    """Runs `run_once` every JOB_INTERVAL on a daemon thread (no REDIS_URL, no Celery)."""
-
-    def __init__(self, runtime: Runtime, client: WebClient):
-        self._runtime, self._client = runtime, client
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="resolvemeq-jobs", daemon=True)
-
-    def start(self) -> EmbeddedScheduler:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        interval = self._runtime.settings.job_interval.total_seconds()
-        while not self._stop.wait(interval):
-            run_once(self._runtime, self._client)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot.errors import InvalidInput, NotFound
+from bot.core.errors import InvalidInput, NotFound
 from models import ActionHistory, Ticket, TicketResolution
 
 

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot import clock
-from bot.errors import InvalidInput
+from bot.core import clock
+from bot.core.errors import InvalidInput
 from models import Ticket
 
 SOURCES = frozenset({"slash_command", "dm", "mention", "cli"})

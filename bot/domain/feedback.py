@@ -18,8 +18,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import audit, clock, snapshots
-from bot.errors import InvalidInput, NotFound, NotRequester
+from bot.core import clock
+from bot.domain import audit, snapshots
+from bot.core.errors import InvalidInput, NotFound, NotRequester
 from models import ActionHistory, Ticket, TicketResolution
 
 REOPEN = "REOPEN"

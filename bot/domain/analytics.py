@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
-from bot import clock
-from bot.errors import InvalidInput
+from bot.core import clock
+from bot.core.errors import InvalidInput
 from models import ACTION_TYPES, ActionHistory, Ticket, TicketResolution
 
 MAX_DAYS = 365

@@ -24,7 +24,7 @@ from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
 from sentry_sdk.transport import Transport
 from sentry_sdk.utils import safe_repr
 
-from bot.settings import Settings
+from bot.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

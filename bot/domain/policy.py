@@ -17,7 +17,7 @@ ticket the bot may not act on alone (caps, limiter down, agent down).
 
 from __future__ import annotations
 
-from bot.actions import (
+from bot.domain.actions import (
     ASSIGN_TO_TEAM,
     AUTO_RESOLVE,
     ESCALATE,
@@ -26,7 +26,7 @@ from bot.actions import (
     PlannedAction,
 )
 from bot.agent.answer import AgentAnswer
-from bot.settings import Settings
+from bot.core.settings import Settings
 
 CRITICAL_CATEGORIES = frozenset({"security", "outage", "data_loss"})
 
