@@ -5,7 +5,6 @@ set it, else from DATABASE_URL through the settings.
 """
 
 from alembic import context
-
 from models import Base
 from models.base import UTCDateTime
 from models.session import make_engine

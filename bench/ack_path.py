@@ -164,7 +164,8 @@ def measure(args: argparse.Namespace, servers: list[ServerProcess], mixes: dict[
                   f"p99 {ms(summary['p99'])} max {ms(summary['max'])} ms | lag p99 "
                   f"{ms(summary['lag_p99'])} | cpu {row['cpu_ms_per_req_total']:.2f} ms/req | "
                   f"drain {drained:.1f}s | pg +{row['pg_sessions']} sessions "
-                  f"{row['pg_commits'] / max(1, summary['sent']):.1f} commits/req | busy {run.busy_cores:.2f} cores (others {run.others:.2f}"
+                  f"{row['pg_commits'] / max(1, summary['sent']):.1f} commits/req | "
+                  f"busy {run.busy_cores:.2f} cores (others {run.others:.2f}"
                   f"{' ' + ', '.join(run.other_names) if run.other_names else ''}), load {run.load1:.2f}",
                   flush=True)
     return results
@@ -206,7 +207,8 @@ def report(args: argparse.Namespace, info: dict, results: list[dict]) -> str:
     if at:
         met = at["p99"] < P99_TARGET and at["failed"] == 0
         verdicts.append(f"- p99 at {P99_TARGET_RATE} req/s: {ms(at['p99'])} ms (target < 100 ms): "
-                        f"{'met' if met else 'MISSED'}" + ("" if at["failed"] == 0 else f", {at['failed']} failed"))
+                        f"{'met' if met else 'MISSED'}"
+                        + ("" if at["failed"] == 0 else f", {at['failed']} failed"))
     for c in args.concurrency:
         o, b = by.get((f"closed c={c}", "ours")), by.get((f"closed c={c}", "bare"))
         if o and b:
@@ -255,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
             pg.close()
         busy_after = other_busy_processes(ignore)
         text = report(args, info, results)
-        text += f"\nOther processes busy before the runs: {', '.join(busy) or 'none'}; after: {', '.join(busy_after) or 'none'}."
+        text += (f"\nOther processes busy before the runs: {', '.join(busy) or 'none'}; "
+                 f"after: {', '.join(busy_after) or 'none'}.")
         print()
         print(text)
         save_json(args.json, {"machine": info, "args": vars(args), "results": results,

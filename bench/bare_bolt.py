@@ -21,8 +21,8 @@ import sys
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.platform.server import SlackWSGI, run_gunicorn
 from bot.core.settings import Settings, load_settings
+from bot.platform.server import SlackWSGI, run_gunicorn
 
 
 def _ack_only(ack: Ack) -> None:

@@ -114,7 +114,7 @@ def machine() -> dict[str, str]:
     """What the figures were measured on (for the report)."""
     return {
         "revision": _revision(),
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": str(os.cpu_count()),
         "cpu": _cpu_model(),
         "memory": _free_h(),

@@ -18,7 +18,7 @@ import os
 import sys
 import time
 
-from bench.common import REDIS_URL, FakeSlackProcess, flush_redis, fresh_database, machine_lines, machine
+from bench.common import REDIS_URL, FakeSlackProcess, flush_redis, fresh_database, machine, machine_lines
 
 TEXTS = ("My VPN keeps disconnecting when I work from home",
          "I forgot my password and can't log in",
@@ -29,18 +29,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.decision_cpu", description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", type=int, default=400)
     parser.add_argument("--warm-up", type=int, default=50)
-    parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE_NAME", "resolvemeq_bench_decide"))
+    parser.add_argument("--database",
+                        default=os.environ.get("BENCH_DATABASE_NAME", "resolvemeq_bench_decide"))
     parser.add_argument("--redis", default=REDIS_URL)
     parser.add_argument("--default-caps", action="store_true",
                         help="keep the default autonomy caps: past them every ticket goes to "
                              "human triage (an ESCALATE with two posts) instead of auto-resolving")
     args = parser.parse_args(argv)
 
+    from bot.core.settings import load_settings
+    from bot.delivery.slack_client import make_web_client
     from bot.domain import intake
     from bot.workflows import announce
     from bot.workflows.runtime import Runtime
-    from bot.core.settings import load_settings
-    from bot.delivery.slack_client import make_web_client
     from models import transaction
 
     print(machine_lines(machine()), flush=True)
@@ -68,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         for ticket_id in ids[args.warm_up:]:
             announce.decide_and_announce(runtime, client, ticket_id)
         cpu, wall = time.process_time() - cpu, time.monotonic() - wall
-        print(f"{args.decisions} decisions ({'default caps' if args.default_caps else 'uncapped'}): CPU {1000 * cpu / args.decisions:.2f} ms each, "
+        caps = "default caps" if args.default_caps else "uncapped"
+        print(f"{args.decisions} decisions ({caps}): CPU {1000 * cpu / args.decisions:.2f} ms each, "
               f"wall {1000 * wall / args.decisions:.2f} ms each")
         runtime.engine.dispose()
     finally:

@@ -183,8 +183,8 @@ def run_loop(url: str, slack: FakeSlackProcess, n: int, claim_ttl: str) -> dict:
     from sqlalchemy import event
 
     from bot import views
-    from bot.delivery import followups
     from bot.core.settings import load_settings
+    from bot.delivery import followups
     from bot.delivery.slack_client import make_web_client
     from models import make_engine, make_session_factory
 
@@ -393,7 +393,7 @@ def describe(result: dict, summary: dict, n: int) -> list[str]:
         total = result["seconds"]
         lines.append(f"  where the time went ({result['rounds']} send_due calls):")
         children = {CLAIM_TXN: "  claim:", RECORD_TXN: "  record:"}
-        for kind, seconds in sorted(timings.seconds.items(), key=lambda kv: -kv[1]):
+        for kind, _seconds in sorted(timings.seconds.items(), key=lambda kv: -kv[1]):
             if kind.startswith("  "):
                 continue
             shown = [kind] + sorted((k for k in timings.seconds

@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         per_k = (points[-1]["worker_kib"] - base) / max(1, points[-1]["requests"]) * 1000
         first_half = points[1 + args.batches // 2]
         text = "\n".join([
-            f"### Memory of {args.server} ({'quick' if args.quick else 'full'} run)", "", machine_lines(info), "",
+            f"### Memory of {args.server} ({'quick' if args.quick else 'full'} run)", "",
+            machine_lines(info), "",
             f"{args.requests:,} requests after a {args.warm_up}-request warm-up, open loop at "
             f"{args.rate:g}/s, {args.ticket_share:.0%} `/ticket`, the rest clicks "
             f"({args.stranger_share:.0%} of them by a stranger); SERVER_THREADS={args.threads}, "

@@ -8,11 +8,11 @@ from slack_bolt import Ack, App
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import views
+from bot.core.errors import ResolveMeQError
 from bot.domain import rollback
+from bot.views import ActionId
 from bot.workflows import announce
 from handlers.deps import SlackDeps
-from bot.core.errors import ResolveMeQError
-from bot.views import ActionId
 from models import transaction
 
 log = logging.getLogger(__name__)

@@ -16,10 +16,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot import views
+from bot.core.errors import NotAuthorized, ResolveMeQError
 from bot.domain import analytics, intake, rollback, tickets
 from bot.workflows import announce
 from handlers.deps import SlackDeps
-from bot.core.errors import NotAuthorized, ResolveMeQError
 from models import transaction
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ from slack_bolt import Ack, App
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import views
+from bot.core.errors import NotRequester, ResolveMeQError
 from bot.domain import feedback, tickets
+from bot.views import ActionId
 from bot.workflows import announce
 from handlers.deps import SlackDeps
-from bot.core.errors import NotRequester, ResolveMeQError
-from bot.views import ActionId
 from models import transaction
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,8 @@ def _record(deps: SlackDeps, body: dict, action: dict, *, solved: bool | None) -
         return _tell(deps, channel, user, error.message)
     except SQLAlchemyError:
         log.exception("could not record feedback")
-        return _tell(deps, channel, user, "Sorry, I couldn't save that right now. Please click again in a minute.")
+        return _tell(deps, channel, user,
+                     "Sorry, I couldn't save that right now. Please click again in a minute.")
     if result.changed and channel and message_ts:
         deps.background.submit(announce.announce_feedback, deps.runtime, deps.client, result,
                                channel=channel, message_ts=message_ts, owed=owed)

@@ -12,10 +12,10 @@ import re
 from slack_bolt import Ack, App
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.core.errors import ResolveMeQError
 from bot.domain import intake
 from bot.workflows import announce
 from handlers.deps import SlackDeps
-from bot.core.errors import ResolveMeQError
 from models import transaction
 
 log = logging.getLogger(__name__)

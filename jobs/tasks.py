@@ -10,8 +10,8 @@ import threading
 from celery import shared_task
 from celery.signals import worker_process_init
 
-from bot.workflows import periodic
 from bot.core.settings import load_settings
+from bot.workflows import periodic
 
 _lock = threading.Lock()
 _context = None
@@ -22,8 +22,8 @@ def _runtime():
     global _context
     with _lock:
         if _context is None:
-            from bot.workflows.runtime import Runtime
             from bot.delivery.slack_client import make_web_client
+            from bot.workflows.runtime import Runtime
 
             settings = load_settings()
             _context = (Runtime.from_settings(settings), make_web_client(settings))

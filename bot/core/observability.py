@@ -117,7 +117,7 @@ def scrub_event(event: Any, hint: Any) -> Any:
             return _minimal_event(event)
         # A span's description is the SDK's SQL or URL, not ticket text: keep it
         # (token-scrubbed), or the performance data is useless.
-        for span, raw in zip(cleaned.get("spans") or [], event.get("spans") or []):
+        for span, raw in zip(cleaned.get("spans") or [], event.get("spans") or [], strict=False):
             if isinstance(span, dict) and isinstance(raw, dict) and isinstance(
                     raw.get("description"), str):
                 span["description"] = _scrub_text(raw["description"])

@@ -20,9 +20,9 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core import clock
-from bot.domain import tickets
 from bot.delivery.claims import send_each
 from bot.delivery.slack_client import SlackUnavailable, safe_call
+from bot.domain import tickets
 from models import SlackOutbox, transaction
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core import clock
-from bot.domain import audit, snapshots
 from bot.core.errors import InvalidInput, NotFound, NotRequester
+from bot.domain import audit, snapshots
 from models import ActionHistory, Ticket, TicketResolution
 
 REOPEN = "REOPEN"

@@ -17,6 +17,8 @@ ticket the bot may not act on alone (caps, limiter down, agent down).
 
 from __future__ import annotations
 
+from bot.agent.answer import AgentAnswer
+from bot.core.settings import Settings
 from bot.domain.actions import (
     ASSIGN_TO_TEAM,
     AUTO_RESOLVE,
@@ -25,8 +27,6 @@ from bot.domain.actions import (
     SYSTEM_ACTOR,
     PlannedAction,
 )
-from bot.agent.answer import AgentAnswer
-from bot.core.settings import Settings
 
 CRITICAL_CATEGORIES = frozenset({"security", "outage", "data_loss"})
 

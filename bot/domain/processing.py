@@ -14,13 +14,13 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.agent.answer import Agent, AgentAnswer, AgentUnavailable, TicketInput
 from bot.core import clock
+from bot.core.errors import NotFound
+from bot.core.settings import Settings
 from bot.domain import actions, audit, policy
 from bot.domain.actions import PlannedAction
-from bot.agent.answer import Agent, AgentAnswer, AgentUnavailable, TicketInput
-from bot.core.errors import NotFound
 from bot.domain.ratelimit import AutonomyBudget
-from bot.core.settings import Settings
 from models import ActionHistory, AgentCall, Ticket
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerHour
-from limits import RateLimitItemPerMinute, parse
+from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerHour, RateLimitItemPerMinute, parse
 from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 

@@ -22,9 +22,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core import clock
+from bot.core.errors import (
+    AlreadyRolledBack,
+    Ambiguous,
+    InvalidInput,
+    NotAuthorized,
+    NotFound,
+    ResolveMeQError,
+    RollbackConflict,
+    RollbackNotPossible,
+    Throttled,
+)
 from bot.domain import audit, snapshots
-from bot.core.errors import (AlreadyRolledBack, Ambiguous, InvalidInput, NotAuthorized, NotFound,
-                        ResolveMeQError, RollbackConflict, RollbackNotPossible, Throttled)
 from bot.domain.ratelimit import RollbackThrottle
 from models import ACTION_TYPES, ActionHistory, Ticket, TicketResolution
 

@@ -10,17 +10,18 @@ after 3 s when it is full, and the listener still runs later).
 from __future__ import annotations
 
 import logging
+
 from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
 from bot.delivery.background import Background
 from bot.delivery.identity import BotIdentity
+from bot.delivery.slack_client import make_web_client
+from bot.delivery.slack_roles import WorkspaceRoles
 from bot.workflows.runtime import Runtime
 from handlers import register_all
 from handlers.deps import SlackDeps
-from bot.delivery.slack_client import make_web_client
-from bot.delivery.slack_roles import WorkspaceRoles
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy import inspect
 
     from bot.core.errors import ResolveMeQError
-    from bot.workflows.runtime import Runtime
     from bot.views.text_views import outcome_text
+    from bot.workflows.runtime import Runtime
 
     runtime = Runtime.from_settings(settings)
     if not inspect(runtime.engine).has_table("tickets"):
@@ -59,13 +59,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def build_wsgi(settings: Settings):
     """The WSGI app `serve` runs: Bolt behind our request checks, plus /healthz."""
+    from bot.core.observability import init_sentry
     from bot.platform import health
     from bot.platform.app import create_app
-    from bot.workflows.runtime import Runtime
-    from bot.platform.server import SlackWSGI
-
-    from bot.core.observability import init_sentry
     from bot.platform.scheduler import EmbeddedScheduler
+    from bot.platform.server import SlackWSGI
+    from bot.workflows.runtime import Runtime
 
     init_sentry(settings, component="serve")
     runtime = Runtime.from_settings(settings)
@@ -129,9 +128,9 @@ def _beat(settings: Settings, args: argparse.Namespace) -> int:
 def _jobs_run_once(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
+    from bot.delivery.slack_client import make_web_client
     from bot.workflows import periodic
     from bot.workflows.runtime import Runtime
-    from bot.delivery.slack_client import make_web_client
 
     results = periodic.run_once(Runtime.from_settings(settings), make_web_client(settings))
     print(json.dumps(results, indent=2))

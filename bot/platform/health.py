@@ -22,7 +22,6 @@ def check(engine: Engine, redis_url: str | None) -> tuple[bool, dict[str, str]]:
     if redis_url:
         try:
             import redis
-
             from redis.backoff import NoBackoff
             from redis.retry import Retry
 

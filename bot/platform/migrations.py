@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
+
+from alembic import command
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT_LOCATION = PROJECT_ROOT / "alembic"

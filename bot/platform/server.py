@@ -125,7 +125,8 @@ def _headers(environ: dict) -> dict[str, str]:
     return headers
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 500: "Internal Server Error"}
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+            500: "Internal Server Error"}
 
 
 def run_gunicorn(wsgi_factory: Callable[[], Any], *, host: str, port: int, threads: int,

@@ -23,12 +23,19 @@ from sqlalchemy import ColumnElement, case, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core import clock
-from bot.domain.audit import AUTONOMY_CAP_REACHED
 from bot.core.settings import Settings
 from bot.delivery.slack_client import SlackUnavailable, safe_call
+from bot.domain.audit import AUTONOMY_CAP_REACHED
 from bot.views.alerts import alert_blocks, notice_text, pct, plural, span
-from models import (ACTION_TYPES, ActionHistory, AgentCall, AlertState, AuditEvent,
-                    TicketResolution, transaction)
+from models import (
+    ACTION_TYPES,
+    ActionHistory,
+    AgentCall,
+    AlertState,
+    AuditEvent,
+    TicketResolution,
+    transaction,
+)
 
 logger = logging.getLogger(__name__)
 

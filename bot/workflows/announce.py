@@ -14,12 +14,12 @@ from slack_sdk import WebClient
 from bot import views
 from bot.core import observability
 from bot.delivery import outbox
+from bot.delivery.slack_client import safe_call
 from bot.domain import analytics, tickets
 from bot.domain.feedback import FeedbackResult
 from bot.domain.processing import Outcome, process_ticket
 from bot.domain.rollback import RollbackResult
 from bot.workflows.runtime import Runtime
-from bot.delivery.slack_client import safe_call
 from models import SlackOutbox, transaction
 
 log = logging.getLogger(__name__)

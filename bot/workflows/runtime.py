@@ -12,11 +12,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.agent import Agent, build_agent
-from bot.domain.intake import open_ticket
+from bot.core.settings import Settings
 from bot.delivery.message_locks import MessageLocks
+from bot.domain.intake import open_ticket
 from bot.domain.processing import Outcome, process_ticket
 from bot.domain.ratelimit import AutonomyBudget, RollbackThrottle, make_storage
-from bot.core.settings import Settings
 from models import make_engine, make_session_factory, transaction
 
 

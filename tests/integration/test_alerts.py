@@ -1,0 +1,482 @@
+"""Alert rules: measured in PostgreSQL, fired once, repeated after the cooldown,
+resolved when they clear, posted to the fake Slack exactly once even with two
+evaluators or a Slack outage."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from bot.core.settings import Settings, load_settings
+from bot.delivery.slack_client import make_web_client
+from bot.domain import actions, audit
+from bot.views.alerts import alert_blocks, notice_text, pct, plural, span
+from bot.workflows import alerts
+from bot.workflows.alerts import Measurement, Notice, evaluate, measure_all, run_alerts
+from models import (
+    ActionHistory,
+    AgentCall,
+    AlertState,
+    TicketResolution,
+    make_engine,
+    make_session_factory,
+    transaction,
+)
+from tests.support.factories import make_action, make_ticket
+from tests.support.fake_slack import FakeSlack
+
+NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+ALERTS = "CALERTS"
+CRITICAL = "CCRITICAL"
+
+
+# ----- data -------------------------------------------------------------------------
+
+def answers(session: Session, *, no: int, yes: int = 0, at: datetime = NOW) -> None:
+    """Answered auto-resolutions: `no` said it did not help, `yes` said it did."""
+    for confirmed in [False] * no + [True] * yes:
+        ticket = make_ticket(session, created_at=at)
+        session.add(TicketResolution(
+            ticket_id=ticket.ticket_id, autonomous_action=actions.AUTO_RESOLVE,
+            resolution_confirmed=confirmed, response_received_at=at, created_at=at,
+            updated_at=at,
+        ))
+    session.flush()
+
+
+def autonomous_actions(session: Session, *, count: int, confidence: float,
+                       at: datetime = NOW) -> None:
+    for _ in range(count):
+        make_action(session, action_type=actions.ESCALATE, confidence=confidence, now=at)
+
+
+def agent_calls(session: Session, *, failed: int, ok: int = 0, at: datetime = NOW) -> None:
+    for good in [False] * failed + [True] * ok:
+        session.add(AgentCall(called_at=at, agent="http", ok=good, latency_ms=12.0,
+                              error="" if good else "timeout"))
+    session.flush()
+
+
+def rollbacks(session: Session, *, count: int, at: datetime = NOW) -> None:
+    # Direct rows, not autonomous: only the rollback rule may see them.
+    ticket = make_ticket(session, created_at=at)
+    for _ in range(count):
+        session.add(ActionHistory(
+            ticket_id=ticket.ticket_id, action_type=actions.ASSIGN_TO_TEAM, executed_at=at,
+            executed_by="UADMIN", autonomous=False, confidence_score=None, rolled_back=True,
+            rolled_back_at=at, rolled_back_by="UADMIN", rollback_reason="wrong team",
+        ))
+    session.flush()
+
+
+def cap_events(session: Session, *, count: int, at: datetime = NOW) -> None:
+    for _ in range(count):
+        audit.record(session, audit.AUTONOMY_CAP_REACHED, actor_id=None,
+                     detail={"cap": "per_hour"}, now=at)
+
+
+# Just enough to breach each rule at the default settings, 30 s before `at`.
+BREACH: dict[str, Callable[[Session, datetime], None]] = {
+    alerts.FAILURE_RATE: lambda s, at: answers(s, no=5, at=at - timedelta(seconds=30)),
+    alerts.LOW_CONFIDENCE: lambda s, at: autonomous_actions(
+        s, count=5, confidence=0.3, at=at - timedelta(seconds=30)),
+    alerts.AGENT_ERRORS: lambda s, at: agent_calls(s, failed=6, at=at - timedelta(seconds=30)),
+    alerts.ROLLBACKS: lambda s, at: rollbacks(s, count=21, at=at - timedelta(seconds=30)),
+    alerts.AUTONOMY_CAP: lambda s, at: cap_events(s, count=1, at=at - timedelta(seconds=30)),
+}
+# Exactly at each threshold: 10% failures, mean confidence 0.5, 5 errors, 20
+# rollbacks; for the cap (any event fires) an event just older than its window.
+AT_THRESHOLD: dict[str, tuple[Callable[[Session], None], float | None]] = {
+    alerts.FAILURE_RATE: (lambda s: answers(s, no=1, yes=9), 0.1),
+    alerts.LOW_CONFIDENCE: (lambda s: autonomous_actions(s, count=5, confidence=0.5), 0.5),
+    alerts.AGENT_ERRORS: (lambda s: agent_calls(s, failed=5, ok=40), 5.0),
+    alerts.ROLLBACKS: (lambda s: rollbacks(s, count=20), 20.0),
+    alerts.AUTONOMY_CAP: (lambda s: cap_events(
+        s, count=3, at=NOW - timedelta(minutes=15, seconds=1)), 0.0),
+}
+
+
+# ----- fixtures -----------------------------------------------------------------------
+
+@pytest.fixture()
+def fake(slack: FakeSlack) -> Iterator[FakeSlack]:
+    slack.reset()
+    yield slack
+    slack.reset()
+
+
+@pytest.fixture()
+def config(settings: Settings, fake: FakeSlack) -> Settings:
+    return load_settings(database_url=settings.database_url, slack_api_url=fake.base_url,
+                         slack_bot_token=fake.token, alerts_channel=ALERTS,
+                         critical_alerts_channel=CRITICAL)
+
+
+@pytest.fixture()
+def client(config: Settings):
+    return make_web_client(config)
+
+
+def state(factory, rule: str) -> AlertState:
+    with transaction(factory) as db:
+        return db.get(AlertState, rule)
+
+
+def by_rule(measurements: list[Measurement]) -> dict[str, Measurement]:
+    return {m.rule: m for m in measurements}
+
+
+# ----- measurements -------------------------------------------------------------------
+
+def test_nothing_happening_measures_quiet_in_rule_order(session, config):
+    measured = measure_all(session, config, now=NOW)
+
+    assert [m.rule for m in measured] == list(alerts.RULES)
+    assert not any(m.breached for m in measured)
+    assert by_rule(measured)[alerts.FAILURE_RATE] == Measurement(
+        alerts.FAILURE_RATE, None, 0, False,
+        "No answered resolutions over the last hour; threshold 10%")
+
+
+def test_failure_rate_message_reads_like_a_report(session, config):
+    answers(session, no=7, yes=23)
+
+    m = by_rule(measure_all(session, config, now=NOW))[alerts.FAILURE_RATE]
+
+    assert (m.breached, m.sample, m.value) == (True, 30, pytest.approx(7 / 30))
+    assert m.message == ("Failure rate 23.33% over the last hour (7 of 30 answered "
+                         "resolutions said No); threshold 10%")
+
+
+def test_failure_rate_counts_only_answers_inside_the_window(session, config):
+    answers(session, no=5, at=NOW - timedelta(hours=1, seconds=1))  # too old
+    answers(session, no=5, at=NOW + timedelta(seconds=1))  # after `now`
+    answers(session, no=1, yes=4, at=NOW - timedelta(hours=1))  # on the edge: counted
+    make_action(session, now=NOW)  # resolved, nobody answered yet: not a sample
+
+    m = by_rule(measure_all(session, config, now=NOW))[alerts.FAILURE_RATE]
+
+    assert (m.sample, m.value, m.breached) == (5, 0.2, True)
+
+
+def test_low_confidence_counts_only_autonomous_agent_actions(session, config):
+    autonomous_actions(session, count=5, confidence=0.4)
+    ticket = make_ticket(session)
+    for action_type, autonomous in (("ESCALATE", False), ("ROLLBACK", True)):
+        session.add(ActionHistory(ticket_id=ticket.ticket_id, action_type=action_type,
+                                  executed_at=NOW, autonomous=autonomous, confidence_score=0.0))
+    session.flush()
+
+    m = by_rule(measure_all(session, config, now=NOW))[alerts.LOW_CONFIDENCE]
+
+    assert (m.sample, m.value, m.breached) == (5, 0.4, True)
+    assert m.message == ("Mean confidence 40% over the last hour across 5 autonomous "
+                         "actions; threshold 50%")
+
+
+def test_count_rules_say_what_happened(session, config):
+    agent_calls(session, failed=6, ok=100)
+    rollbacks(session, count=21)
+    cap_events(session, count=2)
+
+    m = by_rule(measure_all(session, config, now=NOW))
+
+    assert m[alerts.AGENT_ERRORS].message == (
+        "6 agent API errors over the last 5 minutes; threshold 5")
+    assert m[alerts.ROLLBACKS].message == "21 rollbacks over the last hour; threshold 20"
+    assert m[alerts.AUTONOMY_CAP].message.startswith(
+        "Autonomy cap reached 2 times over the last 15 minutes")
+    assert all(m[r].breached for r in (alerts.AGENT_ERRORS, alerts.ROLLBACKS, alerts.AUTONOMY_CAP))
+
+
+@pytest.mark.parametrize("rule", alerts.RULES)
+def test_exactly_at_the_threshold_does_not_fire(session, config, rule):
+    build, value = AT_THRESHOLD[rule]
+    build(session)
+
+    m = by_rule(measure_all(session, config, now=NOW))[rule]
+
+    assert m.value == value
+    assert not m.breached
+    assert evaluate(session, config, now=NOW) == []
+
+
+@pytest.mark.parametrize("rule", [alerts.FAILURE_RATE, alerts.LOW_CONFIDENCE])
+def test_below_the_minimum_sample_nothing_fires(session, config, rule):
+    if rule == alerts.FAILURE_RATE:
+        answers(session, no=1)  # one failure out of one
+    else:
+        autonomous_actions(session, count=4, confidence=0.1)
+
+    m = by_rule(measure_all(session, config, now=NOW))[rule]
+
+    assert m.value in (1.0, 0.1) and not m.breached
+    assert m.message.endswith("(not judged below 5 answers)" if rule == alerts.FAILURE_RATE
+                              else "(not judged below 5 actions)")
+    assert evaluate(session, config, now=NOW) == []
+
+
+@pytest.mark.parametrize("rule,build", [
+    (alerts.AGENT_ERRORS, lambda s: agent_calls(s, failed=1)),
+    (alerts.ROLLBACKS, lambda s: rollbacks(s, count=1)),
+])
+def test_counts_need_no_minimum_sample(session, config, rule, build):
+    strict = config.model_copy(update={"alert_agent_errors": 0, "alert_rollbacks": 0})
+    build(session)
+
+    assert [(n.rule, n.kind) for n in evaluate(session, strict, now=NOW)] == [(rule, "firing")]
+
+
+# ----- the lifecycle of each rule, posted to the fake Slack ---------------------------
+
+@pytest.mark.parametrize("rule", alerts.RULES)
+def test_fires_once_holds_quiet_repeats_then_resolves(committing_factory, config, client,
+                                                     fake, rule):
+    channel, other = (CRITICAL, ALERTS) if rule == alerts.AGENT_ERRORS else (ALERTS, CRITICAL)
+    cooldown = config.alert_cooldown
+
+    def run(at: datetime, *, breach: bool) -> list[tuple[str, str]]:
+        if breach:
+            with transaction(committing_factory) as db:
+                BREACH[rule](db, at)
+        notices = run_alerts(committing_factory, client, config, now=at)
+        return [(n.rule, n.kind) for n in notices]
+
+    assert run(NOW, breach=True) == [(rule, "firing")]
+    assert run(NOW + timedelta(minutes=1), breach=False) == []  # still holds (no new data)
+    assert run(NOW + timedelta(minutes=30), breach=True) == []
+    assert run(NOW + cooldown - timedelta(seconds=1), breach=True) == []
+    assert run(NOW + cooldown, breach=True) == [(rule, "repeat")]
+    assert run(NOW + cooldown + timedelta(minutes=1), breach=True) == []
+    cleared = NOW + cooldown + timedelta(hours=2)  # every window is at most an hour
+    assert run(cleared, breach=False) == [(rule, "resolved")]
+    assert run(cleared + timedelta(minutes=1), breach=False) == []
+
+    posted = fake.messages(channel)
+    assert [m["text"].split(":")[0] for m in posted] == ["Alert", "Still firing since 2026-11-25 09",
+                                                        "Resolved"]
+    assert posted[0]["blocks"] == alert_blocks(Notice(rule, channel, "firing", posted[0]["text"]))
+    assert fake.messages(other) == []
+    row = state(committing_factory, rule)
+    assert (row.firing, row.first_fired_at, row.last_sent_at, row.resolved_at) == (
+        False, NOW, NOW + cooldown, cleared)
+    assert row.last_message.startswith(("No ", "0 ", "Autonomy cap not reached"))
+
+
+def test_breach_after_a_resolve_fires_again(session, config):
+    agent_calls(session, failed=6)
+    assert [n.kind for n in evaluate(session, config, now=NOW)] == ["firing"]
+    assert [n.kind for n in evaluate(session, config, now=NOW + timedelta(minutes=10))] == [
+        "resolved"]
+    agent_calls(session, failed=6, at=NOW + timedelta(minutes=20))
+
+    again = evaluate(session, config, now=NOW + timedelta(minutes=20))
+
+    assert [(n.kind, n.channel) for n in again] == [("firing", CRITICAL)]
+    assert session.get(AlertState, alerts.AGENT_ERRORS).first_fired_at == (
+        NOW + timedelta(minutes=20))
+
+
+def test_agent_errors_fall_back_to_the_alerts_channel(session, settings):
+    config = load_settings(database_url=settings.database_url, alerts_channel=ALERTS)
+    agent_calls(session, failed=6)
+
+    assert [n.channel for n in evaluate(session, config, now=NOW)] == [ALERTS]
+
+
+# ----- restarts, concurrency, outages -------------------------------------------------
+
+def test_state_survives_a_restart(committing_factory, config, client, fake, pg_url):
+    with transaction(committing_factory) as db:
+        rollbacks(db, count=21)
+    assert len(run_alerts(committing_factory, client, config, now=NOW)) == 1
+
+    engine = make_engine(pg_url)  # a new process: new engine, new sessions
+    try:
+        restarted = make_session_factory(engine)
+        with transaction(restarted) as db:
+            assert evaluate(db, config, now=NOW + timedelta(minutes=5)) == []
+        assert run_alerts(restarted, client, config, now=NOW + timedelta(minutes=6)) == []
+        with transaction(restarted) as db:
+            rollbacks(db, count=21, at=NOW + timedelta(minutes=60))
+        assert [n.kind for n in run_alerts(restarted, client, config,
+                                           now=NOW + timedelta(minutes=61))] == ["repeat"]
+    finally:
+        engine.dispose()
+    assert len(fake.messages(ALERTS)) == 2
+
+
+def test_two_concurrent_runs_post_once(committing_factory, config, client, fake):
+    with transaction(committing_factory) as db:
+        cap_events(db, count=1)
+    barrier = threading.Barrier(2)
+    results: list[list[Notice]] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait(timeout=5)
+            results.append(run_alerts(committing_factory, client, config, now=NOW))
+        except BaseException as error:  # surfaced below, not lost in the thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    assert sorted(len(r) for r in results) == [0, 1]
+    assert len(fake.messages(ALERTS)) == 1
+    assert state(committing_factory, alerts.AUTONOMY_CAP).firing
+
+
+def test_a_held_evaluator_lock_makes_a_run_do_nothing(committing_factory, config, client,
+                                                      fake, pg_engine):
+    with transaction(committing_factory) as db:
+        cap_events(db, count=1)
+    with pg_engine.connect() as other:
+        with other.begin():
+            other.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": alerts.ALERTS_LOCK_KEY})
+            assert run_alerts(committing_factory, client, config, now=NOW) == []
+        assert fake.calls("chat.postMessage") == []
+
+    assert len(run_alerts(committing_factory, client, config, now=NOW)) == 1
+
+
+def test_state_rows_are_read_for_update(committing_factory, config, pg_engine):
+    with transaction(committing_factory) as db:
+        evaluate(db, config, now=NOW)  # creates the rows
+    with pg_engine.connect() as other, other.begin():
+        other.execute(text("SELECT rule FROM alert_state FOR UPDATE"))
+        with pytest.raises(OperationalError, match="lock"):
+            with transaction(committing_factory) as db:
+                db.execute(text("SET LOCAL lock_timeout = '200ms'"))
+                evaluate(db, config, now=NOW)
+
+
+def test_slack_outage_is_not_recorded_as_sent_and_the_next_run_posts(
+        committing_factory, config, client, fake):
+    with transaction(committing_factory) as db:
+        rollbacks(db, count=21)
+    fake.fail_next("chat.postMessage", status=500, times=5)
+
+    assert run_alerts(committing_factory, client, config, now=NOW) == []  # 3 attempts, all 500
+    assert fake.messages(ALERTS) == []
+    row = state(committing_factory, alerts.ROLLBACKS)
+    assert (row.firing, row.last_sent_at) == (False, None)
+
+    posted = run_alerts(committing_factory, client, config, now=NOW + timedelta(minutes=1))
+
+    assert [(n.rule, n.kind) for n in posted] == [(alerts.ROLLBACKS, "firing")]
+    assert len(fake.messages(ALERTS)) == 1
+    assert state(committing_factory, alerts.ROLLBACKS).first_fired_at == (
+        NOW + timedelta(minutes=1))
+
+
+def test_an_outage_keeps_later_notices_for_the_next_run(committing_factory, config, client,
+                                                        fake):
+    with transaction(committing_factory) as db:
+        agent_calls(db, failed=6)
+        cap_events(db, count=1)
+    fake.fail_next("chat.postMessage", status=503, times=3)  # the first post's 3 attempts
+
+    assert run_alerts(committing_factory, client, config, now=NOW) == []
+    assert len(fake.calls("chat.postMessage")) == 3  # stopped: no attempt at the cap alert
+
+    posted = run_alerts(committing_factory, client, config, now=NOW)
+    assert [n.rule for n in posted] == [alerts.AGENT_ERRORS, alerts.AUTONOMY_CAP]
+    assert (len(fake.messages(CRITICAL)), len(fake.messages(ALERTS))) == (1, 1)
+
+
+def test_a_permanent_refusal_counts_as_delivered(committing_factory, config, client, fake):
+    with transaction(committing_factory) as db:
+        cap_events(db, count=1)
+    fake.fail_next("chat.postMessage", error="channel_not_found")
+    seen: list[Notice] = []
+
+    posted = run_alerts(committing_factory, client, config, now=NOW, on_notice=seen.append)
+
+    assert posted == seen and [n.kind for n in posted] == ["firing"]
+    assert state(committing_factory, alerts.AUTONOMY_CAP).firing
+    assert run_alerts(committing_factory, client, config, now=NOW) == []  # not retried
+    assert len(fake.calls("chat.postMessage")) == 1
+
+
+def test_no_channel_is_logged_and_treated_as_sent(committing_factory, settings, client, fake,
+                                                  caplog):
+    config = load_settings(database_url=settings.database_url)  # no ALERTS_CHANNEL
+    with transaction(committing_factory) as db:
+        cap_events(db, count=1)
+
+    with caplog.at_level(logging.WARNING, logger="bot.workflows.alerts"):
+        posted = run_alerts(committing_factory, client, config, now=NOW)
+
+    assert [(n.channel, n.kind) for n in posted] == [(None, "firing")]
+    assert "no channel configured" in caplog.text
+    assert fake.calls("chat.postMessage") == []
+    assert state(committing_factory, alerts.AUTONOMY_CAP).firing
+
+
+def test_on_notice_runs_after_the_commit_and_its_failure_changes_nothing(
+        committing_factory, config, client, fake):
+    with transaction(committing_factory) as db:
+        cap_events(db, count=1)
+    firing_seen: list[bool] = []
+
+    def hook(notice: Notice) -> None:
+        firing_seen.append(state(committing_factory, notice.rule).firing)  # committed already
+        raise RuntimeError("sentry is down")
+
+    assert len(run_alerts(committing_factory, client, config, now=NOW, on_notice=hook)) == 1
+    assert firing_seen == [True]
+    assert run_alerts(committing_factory, client, config, now=NOW) == []
+    assert len(fake.messages(ALERTS)) == 1
+
+
+# ----- SQLite, the app clock, the views -----------------------------------------------
+
+def test_sqlite_evaluates_without_the_advisory_lock(sqlite_url, settings):
+    config = load_settings(database_url=sqlite_url, alerts_channel=ALERTS)
+    factory = make_session_factory(make_engine(sqlite_url))
+    with transaction(factory) as db:
+        cap_events(db, count=1)
+
+    with time_machine.travel(NOW, tick=False), transaction(factory) as db:
+        assert [n.kind for n in evaluate(db, config)] == ["firing"]  # now = the app clock
+    with transaction(factory) as db:
+        assert evaluate(db, config, now=NOW + timedelta(minutes=1)) == []
+        assert db.scalars(select(AlertState.rule).order_by(AlertState.rule)).all() == sorted(
+            alerts.RULES)
+
+
+def test_alert_blocks_are_pure_and_escaped():
+    notice = Notice(alerts.ROLLBACKS, ALERTS, "repeat", "Still firing: <!channel> & more")
+
+    blocks = alert_blocks(notice)
+
+    assert blocks[0]["text"]["text"] == ":rotating_light: Still firing: Rollbacks"
+    assert blocks[1]["text"]["text"] == "Still firing: &lt;!channel&gt; &amp; more"
+    assert "rollbacks" in blocks[2]["elements"][0]["text"]
+    assert alert_blocks(Notice("agent_errors", None, "resolved", "ok"))[0]["text"]["text"] == (
+        ":white_check_mark: Resolved: Agent API errors")
+
+
+def test_words_for_windows_rates_and_notices():
+    assert [span(timedelta(hours=1)), span(timedelta(minutes=5)), span(timedelta(seconds=90)),
+            span(timedelta(days=2))] == ["the last hour", "the last 5 minutes",
+                                        "the last 90 seconds", "the last 2 days"]
+    assert [pct(0.1), pct(0.105), pct(7 / 30), pct(1.0)] == ["10%", "10.5%", "23.33%", "100%"]
+    assert [plural(1, "rollback"), plural(2, "rollback")] == ["1 rollback", "2 rollbacks"]
+    assert notice_text("repeat", "x", since=NOW) == "Still firing since 2026-11-25 09:00 UTC: x"
+    assert (notice_text("firing", "x"), notice_text("resolved", "x")) == (
+        "Alert: x", "Resolved: x")

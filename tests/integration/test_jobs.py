@@ -1,0 +1,214 @@
+"""The periodic jobs: real Celery workers on real Redis, the sweep, the outbox, and a
+guard against long countdowns."""
+
+from __future__ import annotations
+
+import ast
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+
+from bot.core import clock
+from bot.core.settings import load_settings
+from bot.delivery import outbox
+from bot.delivery.slack_client import make_web_client
+from bot.workflows import periodic
+from bot.workflows.runtime import Runtime
+from models import SlackOutbox, Ticket, transaction
+from tests.support.factories import make_ticket
+from tests.support.fake_slack import FakeSlack
+from tests.support.harness import ROOT, wait_until
+from tests.support.jobs_harness import BROKER_URL, Worker, seed_due_followups, sent_count
+
+LONGEST_DELAY = 300  # seconds: anything longer belongs in the database, not the broker
+
+
+def test_no_task_is_scheduled_with_a_long_countdown_or_eta():
+    offenders = []
+    for path in [*ROOT.joinpath("bot").rglob("*.py"), *ROOT.joinpath("jobs").rglob("*.py"),
+                 *ROOT.joinpath("handlers").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                for kw in node.keywords:
+                    if kw.arg in ("eta", "countdown"):
+                        ok = isinstance(kw.value, ast.Constant) and kw.value.value <= LONGEST_DELAY
+                        if not ok:
+                            offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
+    from jobs.celery_app import create_celery
+
+    app = create_celery(load_settings(database_url="sqlite://", redis_url=BROKER_URL))
+    for entry in app.conf.beat_schedule.values():
+        assert entry["schedule"] <= LONGEST_DELAY
+    assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
+
+
+@pytest.fixture()
+def fake():
+    with FakeSlack() as slack:
+        yield slack
+
+
+@pytest.fixture()
+def runtime(pg_url, fake, committing_factory, redis_url, namespace):
+    settings = load_settings(database_url=pg_url, slack_api_url=fake.base_url,
+                             slack_bot_token=fake.token, redis_url=redis_url)
+    rt = Runtime.from_settings(settings, namespace=namespace)
+    yield rt
+    rt.engine.dispose()
+
+
+def test_the_sweep_decides_on_tickets_a_dead_process_left_new(runtime, fake):
+    old = clock.now() - timedelta(minutes=5)
+    with transaction(runtime.sessions) as session:
+        stale = make_ticket(session, description="I forgot my password and can't log in",
+                            created_at=old)
+        stale.slack_channel_id = "CHELP"
+        stale.source = "slash_command"
+        fresh = make_ticket(session, description="printer jammed")  # its worker may be on it
+    client = make_web_client(runtime.settings, timeout=2)
+    assert periodic.sweep_new_tickets(runtime, client) == 1
+    assert periodic.sweep_new_tickets(runtime, client) == 0
+    with transaction(runtime.sessions) as session:
+        assert session.get(Ticket, stale.ticket_id).status != "new"
+        assert session.get(Ticket, fresh.ticket_id).status == "new"
+        assert session.get(Ticket, stale.ticket_id).slack_message_ts  # the answer was posted
+    assert [m["text"] for m in fake.messages("CHELP")]
+
+
+def test_a_failed_post_is_retried_with_backoff_and_sent_once(runtime, fake):
+    client = make_web_client(runtime.settings, timeout=2)
+    with transaction(runtime.sessions) as session:
+        ticket = make_ticket(session)
+        row = outbox.enqueue(session, purpose=outbox.TICKET_OUTCOME, channel="CHELP",
+                             text="answer", ticket_id=ticket.ticket_id)
+    fake.fail_next("chat.postMessage", status=503, times=3)  # the client's own retries too
+    assert outbox.deliver(runtime.sessions, client, [row.id]) == 0
+    with transaction(runtime.sessions) as session:
+        pending = session.get(SlackOutbox, row.id)
+        assert pending.status == "pending" and pending.next_attempt_at > clock.now()
+    assert outbox.deliver(runtime.sessions, client) == 0  # not due yet
+    later = clock.now() + timedelta(minutes=1)
+    assert outbox.deliver(runtime.sessions, client, now=later) == 1
+    assert outbox.deliver(runtime.sessions, client, now=later + timedelta(hours=1)) == 0
+    assert len(fake.messages("CHELP")) == 1
+    with transaction(runtime.sessions) as session:
+        assert session.get(Ticket, ticket.ticket_id).slack_message_ts
+
+
+def test_an_outbox_batch_that_outlives_its_claim_still_posts_each_row_once(runtime, fake):
+    # Slack at 0.3 s a post and a 1 s claim: the first process's batch of 8 outlives
+    # its claim, and a second process takes over the rows not reached yet.
+    client = make_web_client(runtime.settings, timeout=2)
+    with transaction(runtime.sessions) as session:
+        for n in range(8):
+            outbox.enqueue(session, purpose=outbox.NOTICE, channel="CHELP", text=f"notice {n}",
+                           now=clock.now() - timedelta(seconds=5))
+    fake.delay("chat.postMessage", 0.3, times=100)
+    ttl = timedelta(seconds=1)
+    sent = []
+    first = threading.Thread(
+        target=lambda: sent.append(outbox.deliver(runtime.sessions, client, ttl=ttl, limit=8)))
+    first.start()
+    time.sleep(1.5)
+    while first.is_alive():
+        sent.append(outbox.deliver(runtime.sessions, client, ttl=ttl))
+        time.sleep(0.2)
+    first.join()
+    while (n := outbox.deliver(runtime.sessions, client, ttl=ttl)):
+        sent.append(n)
+    texts = [m["text"] for m in fake.messages("CHELP")]
+    assert sorted(texts) == [f"notice {n}" for n in range(8)]
+    assert sum(sent) == 8
+
+
+def test_a_post_claimed_by_a_process_that_died_is_sent_once_its_claim_expires(runtime, fake):
+    # The decision path writes its post already claimed and sends it after the commit;
+    # if the process dies in between, the retry job sends it when the claim runs out.
+    client = make_web_client(runtime.settings, timeout=2)
+    ttl = timedelta(minutes=2)
+    with transaction(runtime.sessions) as session:
+        outbox.enqueue(session, purpose=outbox.NOTICE, channel="CHELP", text="orphan",
+                       claim_ttl=ttl)
+    assert outbox.deliver(runtime.sessions, client) == 0  # still claimed: not a second sender
+    assert fake.messages("CHELP") == []
+    later = clock.now() + ttl + timedelta(seconds=1)
+    assert outbox.deliver(runtime.sessions, client, now=later) == 1
+    assert outbox.deliver(runtime.sessions, client, now=later + timedelta(hours=1)) == 0
+    assert [m["text"] for m in fake.messages("CHELP")] == ["orphan"]
+
+
+def test_jobs_run_once_runs_every_job(runtime, fake):
+    client = make_web_client(runtime.settings, timeout=2)
+    results = periodic.run_once(runtime, client)
+    assert set(results) == set(periodic.JOBS)
+    assert all(isinstance(v, int) for v in results.values()), results
+
+
+# Real workers ------------------------------------------------------------------------
+
+@pytest.fixture()
+def broker():
+    client = redis.Redis.from_url(BROKER_URL)
+    client.flushdb()
+    yield BROKER_URL
+    client.flushdb()
+
+
+def _enqueue(n: int, *, task: str = "resolvemeq.send_followups") -> None:
+    from jobs.celery_app import create_celery
+
+    app = create_celery(load_settings(database_url="sqlite://", redis_url=BROKER_URL))
+    for _ in range(n):
+        app.send_task(task)
+
+
+def test_two_workers_racing_over_1000_follow_ups_send_exactly_1000(
+    pg_url, pg_engine, fake, broker, committing_factory
+):
+    now = datetime.now(UTC)
+    seed_due_followups(pg_engine, 1000, created=now - timedelta(days=2), delay=timedelta(hours=24))
+    workers = [Worker(database_url=pg_url, slack=fake, name=f"w{i}").start() for i in range(2)]
+    try:
+        _enqueue(8)
+        wait_until(lambda: sent_count(pg_engine) == 1000, timeout=180, interval=0.5,
+                   what="1000 follow-ups recorded sent")
+    finally:
+        for worker in workers:
+            worker.stop()
+    posts = [c for c in fake.calls("chat.postMessage") if c.outcome == "ok"]
+    ids = [c.args["metadata"]["event_payload"]["resolution_id"] for c in posts]
+    assert len(ids) == 1000 and len(set(ids)) == 1000
+
+
+def test_a_worker_killed_mid_send_leaves_each_dm_sent_exactly_once(
+    pg_url, pg_engine, fake, broker, committing_factory
+):
+    now = datetime.now(UTC)
+    seed_due_followups(pg_engine, 6, created=now - timedelta(days=2), delay=timedelta(hours=24))
+    # Slack is slow: the first worker will be inside a send when it is killed.
+    fake.delay("chat.postMessage", 2.0, times=2)
+    first = Worker(database_url=pg_url, slack=fake, name="doomed", CLAIM_TTL="4s").start()
+    try:
+        _enqueue(1)
+        wait_until(lambda: fake.calls("conversations.open"), timeout=60, what="the first send")
+        time.sleep(0.5)  # let it reach chat.postMessage, which Slack is slow to answer
+        first.kill()
+    finally:
+        first.stop()
+    assert sent_count(pg_engine) < 6
+    second = Worker(database_url=pg_url, slack=fake, name="heir", CLAIM_TTL="4s").start()
+    try:
+        def all_sent():
+            _enqueue(1)  # what beat would do every interval
+            return sent_count(pg_engine) == 6
+
+        wait_until(all_sent, timeout=90, interval=1.5, what="every follow-up sent")
+    finally:
+        second.stop()
+    posts = [c for c in fake.calls("chat.postMessage") if c.outcome == "ok"]
+    ids = [c.args["metadata"]["event_payload"]["resolution_id"] for c in posts]
+    assert sorted(set(ids)) == sorted(ids) and len(ids) == 6

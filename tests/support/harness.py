@@ -1,0 +1,225 @@
+"""End-to-end harness: the real `resolvemeq serve` (gunicorn) in a subprocess, talking
+to a fake Slack Web API on loopback, real PostgreSQL and real Redis.
+
+Tests send requests signed exactly as Slack signs them and read what people saw
+from the fake Slack, and what was stored from the database.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bot.core import clock
+from bot.domain import actions
+from models import Ticket
+from tests.support import slack_signing
+from tests.support.factories import make_plan
+from tests.support.fake_slack import FakeSlack
+
+SIGNING_SECRET = "e2e-signing-secret-0123456789abcdef"
+TEAM_ID = "T0RESOLVEQ"
+ADMIN = "UADMIN"
+REQUESTER = "UREQUESTER"
+STRANGER = "USTRANGER"
+CHANNEL = "CHELPDESK"
+ESCALATIONS = "CESCALATE"
+BARRIER_USER = "UBARRIER"
+VPN = "My VPN keeps disconnecting when I work from home"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """One `resolvemeq serve` process with its own environment."""
+
+    def __init__(self, *, database_url: str, slack: FakeSlack, redis_url: str | None,
+                 **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_", "REDIS_"))},
+            "DATABASE_URL": database_url,
+            "SLACK_API_URL": slack.base_url,
+            "SLACK_BOT_TOKEN": slack.token,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "ADMIN_USER_IDS": ADMIN,
+            "ESCALATION_CHANNEL": ESCALATIONS,
+            "FOLLOWUP_DELAY": "24h",
+            **env,
+        }
+        if redis_url:
+            self.env["REDIS_URL"] = redis_url
+        self.slack = slack
+        self.process: subprocess.Popen | None = None
+        self.http = httpx.Client(base_url=self.url, timeout=10)
+        self._log: list[str] = []
+        self._log_lock = threading.Lock()
+
+    def start(self, wait_healthy: bool = True) -> Server:
+        """Start the server; wait until /healthz says 200 (or, with `wait_healthy`
+        False, until it answers at all, e.g. while a service is down on purpose)."""
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot.platform.cli", "serve", "--host", "127.0.0.1",
+             "--port", str(self.port)],
+            cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        # Drain the server's output as it comes: a full pipe would block its logging,
+        # and with it the server.
+        threading.Thread(target=self._drain, daemon=True).start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited:\n{self.output()}")
+            try:
+                if self.http.get("/healthz").status_code == 200 or not wait_healthy:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not become healthy:\n{self.output()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.http.close()
+
+    def _drain(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._log_lock:
+                self._log.append(line.decode(errors="replace"))
+
+    def mark(self) -> int:
+        """A position in the server's log, for `text(since=...)`."""
+        with self._log_lock:
+            return len(self._log)
+
+    def text(self, since: int = 0) -> str:
+        """What the server has logged since `since`."""
+        with self._log_lock:
+            return "".join(self._log[since:])
+
+    def output(self) -> str:
+        """What the server has logged so far."""
+        return self.text()
+
+    # Requests as Slack sends them ---------------------------------------------------
+
+    def post(self, body: str | bytes, *, content_type: str = slack_signing.FORM_CONTENT_TYPE,
+             timestamp: int | str | None = None, secret: str = SIGNING_SECRET,
+             headers: dict[str, str] | None = None) -> httpx.Response:
+        raw = body.encode() if isinstance(body, str) else body
+        ts = int(time.time()) if timestamp is None else timestamp
+        signed = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": str(ts),
+            "X-Slack-Signature": slack_signing.signature(secret, raw, ts),
+            **(headers or {}),
+        }
+        return self.http.post("/slack/events", content=raw, headers=signed)
+
+    def command(self, command: str, text: str, *, user: str = REQUESTER, channel: str = CHANNEL,
+                team: str = TEAM_ID) -> httpx.Response:
+        trigger = f"trig-{uuid.uuid4().hex}"
+        body = slack_signing.slash_command_body(
+            command, text, user_id=user, channel_id=channel, team_id=team, trigger_id=trigger,
+            response_url=self.slack.response_url(trigger),
+        )
+        return self.post(body)
+
+    def click(self, action_id: str, value: str, *, user: str = REQUESTER, channel: str = CHANNEL,
+              message_ts: str = "1732527000.000100", team: str = TEAM_ID) -> httpx.Response:
+        payload = slack_signing.block_actions_payload(
+            action_id, value, user_id=user, channel_id=channel, team_id=team, message_ts=message_ts,
+        )
+        return self.post(slack_signing.block_actions_body(payload))
+
+    def event(self, event: dict[str, Any], *, event_id: str | None = None, team: str = TEAM_ID,
+              retry: int | None = None) -> httpx.Response:
+        body = slack_signing.event_body(event, event_id=event_id or f"Ev{uuid.uuid4().hex[:10]}",
+                                        team_id=team)
+        headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else None
+        return self.post(body, content_type="application/json", headers=headers)
+
+
+def wait_until(predicate, *, timeout: float = 10, interval: float = 0.05, what: str = "condition"):
+    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def shown(payload: dict) -> str:
+    """What a person can read in a message or ack: its text and every text in its blocks."""
+    parts = [payload.get("text") or ""]
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "text" and isinstance(value, str):
+                    parts.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(payload.get("blocks") or [])
+    return "\n".join(parts)
+
+
+def barrier(e2e, slack) -> None:
+    """Wait until the work of every request acknowledged so far has started.
+
+    The App Home is published off the request path like every other Slack call, on
+    the same first-in first-out executor: once it is out, what was queued before it
+    has run or is running.
+    """
+    before = len([c for c in slack.calls("views.publish") if c.args.get("user_id") == BARRIER_USER])
+    response = e2e.event({"type": "app_home_opened", "user": BARRIER_USER, "tab": "home",
+                          "channel": "DBARRIER", "event_ts": f"{time.time():.6f}"})
+    assert response.status_code == 200
+    wait_until(lambda: len([c for c in slack.calls("views.publish")
+                            if c.args.get("user_id") == BARRIER_USER]) > before,
+               what="the barrier's App Home")
+
+
+def resolved_ticket(e2e_sessions, *, user: str = REQUESTER) -> int:
+    """An auto-resolved ticket written straight into the server's database."""
+    now = clock.now()
+    with e2e_sessions() as session:
+        ticket = Ticket(user_id=user, issue_type=VPN, description=VPN, status="new", tags=[],
+                        source="slash_command", slack_team_id=TEAM_ID, slack_channel_id=CHANNEL,
+                        created_at=now, updated_at=now)
+        session.add(ticket)
+        session.flush()
+        actions.execute(session, ticket, make_plan(), now=now, followup_delay=timedelta(hours=24))
+        session.commit()
+        return ticket.ticket_id

@@ -1,0 +1,391 @@
+"""Sentry: configured as the contract says, and nothing secret or personal leaves.
+
+Every test that starts Sentry hands it a capturing transport (no network) and closes it
+afterwards, so no other test file ever runs with a live Sentry client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import string
+
+import pytest
+import sentry_sdk
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from sentry_sdk.transport import Transport
+
+from bot.core import observability
+from bot.core.observability import capture_alert, init_sentry, scrub_event, track_action
+from bot.core.settings import load_settings
+
+# The secrets live here, far from any function in a captured stack, so that source
+# context lines (which Sentry sends) never show them: the test is about runtime values.
+DSN = "https://publickey@o0.ingest.sentry.io/0"
+BOT_TOKEN = "xoxb-123-secret-abc"
+SIGNING_SECRET = "sig-secret-value"
+APP_TOKEN = "xapp-1-A0-secret"
+USER_NOTE = "user pasted xoxp-999-leak in text"
+PASSWORD_TEXT = "my password is hunter2"
+PASSWORD = "hunter2"
+
+SLACK_TOKEN = re.compile(r"xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+")
+FORBIDDEN = ("xox", "xapp-", PASSWORD, SIGNING_SECRET)
+
+
+class CapturingTransport(Transport):
+    """Keeps every envelope instead of sending it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.envelopes: list = []
+
+    def capture_envelope(self, envelope) -> None:
+        self.envelopes.append(envelope)
+
+    def text(self) -> str:
+        return b"".join(envelope.serialize() for envelope in self.envelopes).decode("utf-8")
+
+    def events(self, kind: str = "event") -> list[dict]:
+        return [item.payload.json for envelope in self.envelopes for item in envelope.items
+                if item.type == kind]
+
+
+def make_settings(**overrides):
+    values = {"database_url": "sqlite://", "sentry_dsn": DSN, "slack_bot_token": BOT_TOKEN,
+              "slack_signing_secret": SIGNING_SECRET, "environment": "staging",
+              "app_version": "9.9.9"}
+    values.update(overrides)
+    return load_settings(**values)
+
+
+def shut_sentry_down() -> None:
+    sentry_sdk.get_client().close()
+    scope = sentry_sdk.get_global_scope()
+    scope.set_client(None)
+    scope.remove_tag("component")
+
+
+@pytest.fixture(autouse=True)
+def sentry_left_off(monkeypatch):
+    """Each test starts and ends with no live client and no remembered secrets."""
+    monkeypatch.setattr(observability, "_secrets", frozenset())
+    assert not sentry_sdk.get_client().is_active()
+    # A fresh scope pair: tags and breadcrumbs set by one test stay in it.
+    with sentry_sdk.isolation_scope(), sentry_sdk.new_scope():
+        yield
+    shut_sentry_down()
+    assert not sentry_sdk.get_client().is_active()
+
+
+@pytest.fixture()
+def sentry() -> CapturingTransport:
+    transport = CapturingTransport()
+    assert init_sentry(make_settings(), component="worker", transport=transport) is True
+    return transport
+
+
+# -- what the configuration is ---------------------------------------------------------
+
+
+def test_environment_release_component_and_sampling_are_set(sentry):
+    sentry_sdk.capture_message("hello")
+    (event,) = sentry.events()
+    assert event["environment"] == "staging"
+    assert event["release"] == "9.9.9"
+    assert event["tags"]["component"] == "worker"
+    options = sentry_sdk.get_client().options
+    assert options["traces_sample_rate"] == 0.1
+    assert options["max_request_body_size"] == "never"
+    assert options["include_local_variables"] is True
+    assert not options["send_default_pii"]
+    assert options["before_send"] is scrub_event
+    assert options["before_send_transaction"] is scrub_event
+    assert options["before_breadcrumb"] is not None
+    installed = set(sentry_sdk.get_client().integrations)
+    # The three we list, and Sentry's defaults still there (dedupe, excepthook, ...).
+    assert {"logging", "celery", "sqlalchemy", "dedupe", "excepthook"} <= installed
+    celery = sentry_sdk.get_client().integrations["celery"]
+    assert celery.monitor_beat_tasks is False
+
+
+def test_without_a_dsn_nothing_starts_and_nothing_is_sent():
+    transport = CapturingTransport()
+    for dsn in (None, ""):
+        assert init_sentry(make_settings(sentry_dsn=dsn), component="cli",
+                           transport=transport) is False
+    assert not sentry_sdk.get_client().is_active()
+    sentry_sdk.capture_message("nobody hears this")
+    logging.getLogger("resolvemeq.test").error("nor this")
+    track_action("ESCALATE", autonomous=True, success=True, confidence=0.5)
+    capture_alert("failure_rate", "nor this alert", level="error", value=0.5)
+    assert transport.envelopes == []
+
+
+def test_a_second_init_keeps_the_first_client_and_sends_once():
+    first, second = CapturingTransport(), CapturingTransport()
+    assert init_sentry(make_settings(), component="serve", transport=first)
+    client = sentry_sdk.get_client()
+    assert init_sentry(make_settings(), component="worker", transport=second)
+    assert sentry_sdk.get_client() is client
+    logging.getLogger("resolvemeq.test").error("one failure")
+    _capture(_fail_with_secrets_in_locals)
+    assert len(first.events()) == 2
+    assert second.envelopes == []
+    assert first.events()[0]["tags"]["component"] == "serve"
+
+
+def test_init_again_after_close_starts_a_new_client():
+    first, second = CapturingTransport(), CapturingTransport()
+    assert init_sentry(make_settings(), component="cli", transport=first)
+    sentry_sdk.get_client().close()
+    assert init_sentry(make_settings(), component="cli", transport=second)
+    sentry_sdk.capture_message("after restart")
+    assert first.envelopes == [] and len(second.events()) == 1
+
+
+# -- what leaves the process -----------------------------------------------------------
+
+
+def test_an_exception_with_secrets_in_locals_is_scrubbed_but_useful(sentry):
+    _capture(_fail_with_secrets_in_locals)
+    text = sentry.text()
+    for forbidden in FORBIDDEN:
+        assert forbidden not in text
+    (event,) = sentry.events()
+    (exception,) = event["exception"]["values"]
+    assert exception["type"] == "RuntimeError"
+    assert exception["value"].startswith("Slack refused [Filtered]")
+    frames = exception["stacktrace"]["frames"]
+    assert frames[-1]["function"] == "_fail_with_secrets_in_locals"
+    local_vars = frames[-1]["vars"]
+    assert set(local_vars) >= {"bot_token", "app_token", "note", "description", "blob"}
+    assert local_vars["bot_token"] == local_vars["description"] == "[Filtered]"
+    assert local_vars["count"] == "3"  # ordinary values keep their use
+
+
+def test_an_error_log_with_a_token_is_scrubbed(sentry):
+    logging.getLogger("resolvemeq.test").error(
+        "Slack call failed with %s (signing %s)", BOT_TOKEN, SIGNING_SECRET)
+    logging.getLogger("resolvemeq.test").error(f"auth failed for {APP_TOKEN}")
+    text = sentry.text()
+    for forbidden in FORBIDDEN:
+        assert forbidden not in text
+    events = sentry.events()
+    assert len(events) == 2
+    assert "Slack call failed with" in json.dumps(events[0]["logentry"])
+
+
+def test_breadcrumbs_with_tokens_are_scrubbed(sentry):
+    logger = logging.getLogger("resolvemeq.test.crumbs")
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info("posting with %s", BOT_TOKEN)
+    finally:
+        logger.setLevel(logging.NOTSET)
+    sentry_sdk.add_breadcrumb(
+        category="slack", message=f"retry {USER_NOTE}",
+        data={"token": "abc", "text": PASSWORD_TEXT, "url": f"https://x/?t={APP_TOKEN}",
+              "status": 429},
+    )
+    sentry_sdk.capture_message("something went wrong")
+    text = sentry.text()
+    for forbidden in FORBIDDEN:
+        assert forbidden not in text
+    crumbs = sentry.events()[0]["breadcrumbs"]["values"]
+    slack = next(crumb for crumb in crumbs if crumb.get("category") == "slack")
+    assert slack["data"]["status"] == 429
+    assert slack["data"]["token"] == slack["data"]["text"] == "[Filtered]"
+    assert any(crumb.get("message") == "posting with [Filtered]" for crumb in crumbs)
+
+
+def test_transactions_are_scrubbed(sentry):
+    with sentry_sdk.start_transaction(name=f"ticket {BOT_TOKEN}", op="task", sampled=True):
+        pass
+    (transaction,) = sentry.events("transaction")
+    assert transaction["transaction"] == "ticket [Filtered]"
+    assert "xox" not in sentry.text()
+
+
+def test_track_action_tags_the_next_event(sentry):
+    track_action("AUTO_RESOLVE", autonomous=True, success=True, confidence=0.87)
+    sentry_sdk.capture_message("after the action")
+    (event,) = sentry.events()
+    assert event["tags"]["action_type"] == "AUTO_RESOLVE"
+    assert event["tags"]["success"] == "true"
+    assert event["tags"]["autonomous"] == "true"
+    assert event["tags"]["confidence"] == "0.9"
+    assert event["contexts"]["action"]["confidence"] == 0.87
+    crumbs = event["breadcrumbs"]["values"]
+    assert any(c.get("category") == "action" and c.get("message") == "AUTO_RESOLVE"
+               for c in crumbs)
+
+
+def test_track_action_before_init_leaves_nothing_behind():
+    with sentry_sdk.new_scope():
+        track_action("ESCALATE", autonomous=False, success=False, confidence=None)
+        transport = CapturingTransport()
+        init_sentry(make_settings(), component="worker", transport=transport)
+        sentry_sdk.capture_message("later")
+    assert "action_type" not in transport.events()[0].get("tags", {})
+
+
+def test_capture_alert_sends_a_message_grouped_by_rule(sentry):
+    capture_alert("failure_rate", "Failure rate 12% in the last hour", level="warning",
+                  value=0.12)
+    capture_alert("agent_api_errors", "7 agent errors in 5 minutes", level="critical",
+                  value=7)
+    warning, critical = sentry.events()
+    assert warning["tags"]["alert_rule"] == "failure_rate"
+    assert warning["level"] == "warning"
+    assert warning["message"] == "Failure rate 12% in the last hour"
+    assert warning["fingerprint"] == ["alert", "failure_rate"]
+    assert warning["contexts"]["alert"]["value"] == 0.12
+    assert critical["level"] == "error"
+    assert critical["tags"]["alert_rule"] == "agent_api_errors"
+
+
+# -- scrub_event on its own ------------------------------------------------------------
+
+
+def test_secret_keys_ticket_text_and_configured_secrets_are_removed(monkeypatch):
+    monkeypatch.setattr(observability, "_secrets", frozenset({SIGNING_SECRET}))
+    event = {
+        "message": f"header was v0={SIGNING_SECRET}",
+        "extra": {"Authorization": "Bearer abc", "slack_signing_secret": "x",
+                  "DB_PASSWORD": "pw", "ticket": {"issue_type": "VPN", "category": "network",
+                                                  "reopened_reason": PASSWORD_TEXT}},
+        "request": {"headers": {"Cookie": "a=b", "X-Slack-Signature": "v0=ab"},
+                    "data": {"payload": "{}"}},
+        "tags": {"api_key": "k", "team": "Network"},
+        "contexts": {"agent": {"agent_reasoning": PASSWORD_TEXT, "confidence": 0.9}},
+    }
+    cleaned = scrub_event(event, {})
+    assert cleaned["message"] == "header was v0=[Filtered]"
+    assert cleaned["extra"]["Authorization"] == cleaned["extra"]["DB_PASSWORD"] == "[Filtered]"
+    assert cleaned["extra"]["ticket"] == {"issue_type": "[Filtered]", "category": "network",
+                                          "reopened_reason": "[Filtered]"}
+    assert cleaned["request"]["headers"] == {"Cookie": "[Filtered]",
+                                             "X-Slack-Signature": "[Filtered]"}
+    assert cleaned["request"]["data"]["payload"] == "[Filtered]"
+    assert cleaned["tags"] == {"api_key": "[Filtered]", "team": "Network"}
+    assert cleaned["contexts"]["agent"] == {"agent_reasoning": "[Filtered]", "confidence": 0.9}
+
+
+def test_span_descriptions_stay_but_lose_tokens():
+    event = {"type": "transaction", "spans": [
+        {"description": "SELECT * FROM tickets WHERE ticket_id = %(id)s", "op": "db"},
+        {"description": f"POST https://slack.com/api/x?token={BOT_TOKEN}",
+         "data": {"text": PASSWORD_TEXT}},
+    ], "extra": {"description": PASSWORD_TEXT}}
+    cleaned = scrub_event(event, {})
+    assert cleaned["spans"][0]["description"] == event["spans"][0]["description"]
+    assert cleaned["spans"][1]["description"] == "POST https://slack.com/api/x?token=[Filtered]"
+    assert cleaned["spans"][1]["data"]["text"] == "[Filtered]"
+    assert cleaned["extra"]["description"] == "[Filtered]"
+
+
+def test_cycles_and_deep_nesting_do_not_break_the_scrubber():
+    cyclic: dict = {"note": USER_NOTE, "children": []}
+    cyclic["children"].append(cyclic)
+    cyclic["self"] = cyclic
+    looped: list = [BOT_TOKEN]
+    looped.append(looped)
+    deep: list = [APP_TOKEN]
+    for _ in range(5000):
+        deep = [deep]
+    cleaned = scrub_event({"extra": {"cyclic": cyclic, "looped": looped, "deep": deep},
+                           "message": BOT_TOKEN}, {})
+    assert isinstance(cleaned, dict)
+    assert cleaned["message"] == "[Filtered]"
+    assert cleaned["extra"]["cyclic"]["self"] == "[Filtered]"
+    assert cleaned["extra"]["cyclic"]["note"] == "user pasted [Filtered] in text"
+    assert not any(SLACK_TOKEN.search(s) for s in _strings(cleaned))
+
+
+def test_a_failing_scrub_sends_a_placeholder_not_the_event():
+    class Exploding(dict):
+        def items(self):
+            raise ValueError("boom")
+
+    event_id = "0123456789abcdef0123456789abcdef"
+    cleaned = scrub_event({"event_id": event_id, "message": BOT_TOKEN,
+                           "extra": Exploding(a=PASSWORD_TEXT)}, {})
+    assert cleaned["tags"] == {"scrub_failed": "true"}
+    assert cleaned["event_id"] == event_id
+    assert BOT_TOKEN not in json.dumps(cleaned) and PASSWORD not in json.dumps(cleaned)
+    assert scrub_event(["not", "an", "event", BOT_TOKEN], None)["tags"] == {"scrub_failed": "true"}
+
+
+_token_text = st.builds(
+    lambda before, kind, body, after: f"{before}{kind}{body}{after}",
+    st.text(max_size=6),
+    st.sampled_from(["xoxb-", "xoxp-", "xoxa-", "xoxo-", "xoxs-", "xoxr-", "xapp-"]),
+    st.text(alphabet=string.ascii_letters + string.digits + "-", min_size=1, max_size=24),
+    st.text(max_size=6),
+)
+_strings_st = st.one_of(st.text(max_size=12), _token_text)
+_json_like = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | _strings_st,
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(_strings_st, children, max_size=4),
+    max_leaves=25,
+)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(extra=_json_like, message=_strings_st)
+def test_scrub_event_never_raises_and_no_token_survives(extra, message):
+    cleaned = scrub_event({"message": message, "extra": {"value": extra},
+                           "breadcrumbs": {"values": [{"data": extra}]}}, {})
+    assert isinstance(cleaned, dict)
+    assert not any(SLACK_TOKEN.search(s) for s in _strings(cleaned))
+
+
+# -- helpers (kept apart from the secrets above: their source lines go to Sentry) -----
+
+
+def _capture(fn) -> None:
+    try:
+        fn()
+    except RuntimeError:
+        sentry_sdk.capture_exception()
+
+
+def _fail_with_secrets_in_locals() -> None:
+    bot_token = BOT_TOKEN
+    app_token = APP_TOKEN
+    note = USER_NOTE
+    description = PASSWORD_TEXT  # noqa: F841 (read from the frame's locals by Sentry)
+    blob = "signing=" + SIGNING_SECRET  # a name no key-based scrubber would catch
+    count = 3
+    raise RuntimeError(f"Slack refused {bot_token} ({app_token}, {note}, {blob}, {count})")
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in _strings(k) + _strings(v)]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
+# -- the app's use of it ---------------------------------------------------------------
+
+def test_an_unexpected_listener_error_reaches_sentry_once_with_its_error_id(sentry):
+    from handlers.errors import on_error
+
+    try:
+        raise RuntimeError("listener blew up near xoxb-123-secret-abc")
+    except RuntimeError as error:
+        response = on_error(error, {}, logging.getLogger("test"))
+    sentry_sdk.flush()
+    assert response.status == 200  # Slack must not retry what failed
+    [event] = sentry.events()
+    assert event["tags"]["error_id"]
+    assert "xoxb-" not in sentry.text()

@@ -1,0 +1,134 @@
+"""Settings: embedded defaults, one clear line for a bad value, secrets kept out of sight."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bot.core.settings import DEFAULT_DATABASE_URL, Settings, SettingsError, load_settings, parse_duration
+from bot.platform import cli
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    import os
+
+    for name in list(os.environ):
+        if name.lower() in Settings.model_fields:
+            monkeypatch.delenv(name)
+
+
+def test_defaults_are_the_embedded_mode():
+    settings = load_settings()
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.database_url.startswith("sqlite:///")
+    assert settings.redis_url is None
+    assert settings.agent_url is None
+    assert (settings.autonomy_threshold, settings.medium_confidence_threshold,
+            settings.low_confidence_threshold) == (0.8, 0.6, 0.3)
+    assert (settings.max_autonomous_actions_per_minute, settings.max_autonomous_actions_per_hour,
+            settings.max_autonomous_actions_per_day) == (50, 100, 500)
+    assert settings.followup_delay == timedelta(hours=24)
+    assert settings.rollback_rate_limit == "10/hour"
+
+
+def test_every_variable_of_the_contract_is_read_from_the_environment(monkeypatch):
+    env = {
+        "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s3cret", "SLACK_APP_TOKEN": "xapp-1",
+        "SLACK_API_URL": "http://127.0.0.1:9999/api/", "DATABASE_URL": "postgresql://u@h/db",
+        "REDIS_URL": "redis://127.0.0.1:6379/3", "ADMIN_USER_IDS": "U1, U2,,U3",
+        "ALERTS_CHANNEL": "C1", "CRITICAL_ALERTS_CHANNEL": "C2", "ESCALATION_CHANNEL": "C3",
+        "AGENT_URL": "http://127.0.0.1:8001/tickets/analyze/", "AUTONOMY_THRESHOLD": "0.9",
+        "FOLLOWUP_DELAY": "30m", "MAX_AUTONOMOUS_ACTIONS_PER_MINUTE": "5",
+        "MAX_AUTONOMOUS_ACTIONS_PER_HOUR": "6", "MAX_AUTONOMOUS_ACTIONS_PER_DAY": "7",
+        "ROLLBACK_RATE_LIMIT": "3/hour", "SENTRY_DSN": "https://k@o.example/1",
+        "ENVIRONMENT": "production", "APP_VERSION": "1.2.3",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    s = load_settings()
+    assert s.slack_bot_token.get_secret_value() == "xoxb-1"
+    assert str(s.slack_api_url) == "http://127.0.0.1:9999/api/"
+    assert s.admin_user_ids == ["U1", "U2", "U3"]
+    assert (s.alerts_channel, s.critical_alerts_channel, s.escalation_channel) == ("C1", "C2", "C3")
+    assert s.autonomy_threshold == 0.9
+    assert s.followup_delay == timedelta(minutes=30)
+    assert (s.max_autonomous_actions_per_minute, s.max_autonomous_actions_per_hour,
+            s.max_autonomous_actions_per_day) == (5, 6, 7)
+    assert s.rollback_rate_limit == "3/hour"
+    assert (s.environment, s.app_version) == ("production", "1.2.3")
+    assert s.redis_url == "redis://127.0.0.1:6379/3"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("90", 90), ("90s", 90), ("30m", 1800), ("24h", 86400), ("2d", 172800), (" 5 M ", 300)],
+)
+def test_durations(raw, expected):
+    assert parse_duration(raw) == timedelta(seconds=expected)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("AUTONOMY_THRESHOLD", "1.7", "number from 0 to 1"),
+        ("AUTONOMY_THRESHOLD", "high", "number from 0 to 1"),
+        ("FOLLOWUP_DELAY", "soon", "90s, 30m or 24h"),
+        ("FOLLOWUP_DELAY", "0", "positive duration"),
+        ("FOLLOWUP_DELAY", "-5m", "90s, 30m or 24h"),
+        ("DATABASE_URL", "not a url", "SQLAlchemy URL"),
+        ("DATABASE_URL", "mysql://root@localhost/x", "sqlite:// or postgresql://"),
+        ("REDIS_URL", "localhost:6379", "redis://"),
+        ("ROLLBACK_RATE_LIMIT", "lots", "10/hour"),
+        ("MAX_AUTONOMOUS_ACTIONS_PER_HOUR", "0", "greater than or equal to 1"),
+        ("AGENT_URL", "not-a-url", "URL"),
+        ("STATS_ACK_WAIT", "5", "less than or equal to 2.5"),
+        ("SERVER_WORKERS", "0", "greater than or equal to 1"),
+    ],
+)
+def test_a_bad_value_stops_startup_with_one_line_naming_it(monkeypatch, capsys, name, value, expected):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith(name)
+    assert expected in message
+    assert "\n" not in message
+
+    assert cli.main(["db", "upgrade"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and name in err
+
+
+def test_bands_out_of_order_are_refused(monkeypatch):
+    monkeypatch.setenv("MEDIUM_CONFIDENCE_THRESHOLD", "0.9")
+    with pytest.raises(SettingsError, match="LOW_CONFIDENCE_THRESHOLD <= MEDIUM"):
+        load_settings()
+
+
+def test_several_serve_workers_need_redis_to_share_the_caps(monkeypatch):
+    monkeypatch.setenv("SERVER_WORKERS", "2")
+    with pytest.raises(SettingsError, match="SERVER_WORKERS above 1 needs REDIS_URL"):
+        load_settings()
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    assert load_settings().server_workers == 2
+
+
+def test_secrets_never_appear_in_repr_or_errors(monkeypatch):
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-123-secret")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "signing-secret-value")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:db-password@db/rmq")
+    monkeypatch.setenv("REDIS_URL", "redis://:redis-password@cache:6379/0")
+    monkeypatch.setenv("SENTRY_DSN", "https://publickey@o1.example/2")
+    settings = load_settings()
+    shown = repr(settings) + str(settings)
+    for secret in ("xoxb-123-secret", "signing-secret-value", "db-password", "redis-password",
+                   "publickey"):
+        assert secret not in shown
+    assert "db-password" not in settings.database_url_safe
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:db-password@db:notaport/rmq")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert "db-password" not in str(raised.value)

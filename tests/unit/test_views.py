@@ -1,0 +1,182 @@
+"""Safety of every builder: people's text never pings or links, and Slack's limits hold.
+
+Each builder is fed the same text in every place where people or an agent can
+write (the ticket, steps, questions, reasoning, reasons, team names, error texts).
+The only `<` allowed in the output is a mention we wrote of a user id we know.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.domain.analytics import ActionTypeStats, TeamStats
+from bot.domain.rollback import RollbackPreview
+from bot.views import (
+    action_thread_message,
+    answered_resolution_message,
+    error_message,
+    escape,
+    followup_dm,
+    history_blocks,
+    home_view,
+    reasoning_message,
+    reopened_notice,
+    resolution_message,
+    rollback_confirm,
+    rollback_done,
+    rollback_thread_notice,
+    stats_blocks,
+    ticket_received,
+    truncate,
+)
+from tests.support import view_samples as s
+
+OUR_MENTIONS = re.compile(r"<@(UREQ1|UADMIN1)>")
+DANGEROUS = ["<!channel>", "<!here>", "<!everyone>", "<@U123>", "<https://evil|click>",
+             "<#C123>", "<!subteam^S1>", "&", "<", ">", "&lt;", "&amp;", "`", "```", "*",
+             "\n", "> ", "é", "🙂", ";s=5", "t=1"]
+people_text = st.lists(st.sampled_from(DANGEROUS) | st.text(max_size=20), max_size=40).map("".join)
+
+
+def _outputs(text: str) -> list[tuple[str, Any]]:
+    """Every builder's output, with `text` wherever people or an agent write."""
+    ticket = s.ticket(description=text, assigned_team=text, user_name=text)
+    agent_params = {
+        "team": text, "steps": [text, text], "estimated_time": text, "band": text,
+        "priority": text, "questions": [text], "suggested_answer": True,
+    }
+    auto = s.action(action_params=agent_params, agent_reasoning=text)
+    rolled_back = s.action(
+        action_params=agent_params, agent_reasoning=text, rolled_back=True,
+        rolled_back_by="UADMIN1", rolled_back_at=s.NOW, rollback_reason=text,
+    )
+    kinds = [
+        s.action(action_type=kind, action_params=agent_params, agent_reasoning=text)
+        for kind in ("ESCALATE", "ASSIGN_TO_TEAM", "REQUEST_CLARIFICATION", text)
+    ]
+    triage = s.action(
+        action_type="ESCALATE", confidence_score=None, executed_by="system",
+        action_params={**agent_params, "triage": True, "reason": text,
+                       "suggestion": {"action_type": text, "confidence": 0.5}},
+    )
+    preview = RollbackPreview(
+        action_id=s.ACTION_ID, short_id="3f2a9c1e", ticket_id=42, action_type="AUTO_RESOLVE",
+        executed_at=s.NOW, confidence=0.9, reasoning=text,
+        changes={"status": ("resolved", "new"), "assigned_team": (text, text)},
+    )
+    result = SimpleNamespace(
+        short_id="3f2a9c1e", ticket_id=42, action_type="AUTO_RESOLVE", admin_id="UADMIN1",
+        reason=text, restored={"status": (text, text), "assigned_team": (text, None)},
+    )
+    stats = s.stats(
+        by_action_type=(ActionTypeStats(text, 1, 1, 0.5, 0),),
+        by_team=(TeamStats(text, 1, 1, 1, 0, 1.0, 5.0),),
+    )
+    history = [auto, rolled_back, *kinds, triage,
+               s.action(id=uuid.uuid4(), executed_by=text, agent_reasoning=text)]
+    outputs = [
+        ("ticket_received", ticket_received(42, text)),
+        ("resolution_message", resolution_message(ticket, auto, ticket_text=text)),
+        ("answered", answered_resolution_message(
+            ticket, auto, s.resolution(resolution_confirmed=False))),
+        ("answered_withdrawn", answered_resolution_message(ticket, rolled_back, None)),
+        ("followup_dm", followup_dm(ticket, auto, now=s.NOW + timedelta(days=1))),
+        ("triage", action_thread_message(ticket, triage)),
+        ("reasoning", reasoning_message(rolled_back)),
+        ("reopened", reopened_notice(ticket, team=text, ticket_text=text)),
+        ("rollback_confirm", rollback_confirm(preview, reason=text)),
+        ("rollback_done", rollback_done(result)),
+        ("rollback_thread_notice", rollback_thread_notice(result)),
+        ("history", history_blocks(42, history)),
+        ("error", error_message(text)),
+        ("stats", stats_blocks(stats)),
+        ("home", home_view(stats, is_admin=True)),
+    ]
+    outputs += [(f"thread_{a.action_type[:20]}", action_thread_message(ticket, a)) for a in kinds]
+    return outputs
+
+
+def _blocks_of(output: Any) -> list[dict]:
+    if isinstance(output, dict):
+        return output["blocks"]
+    if isinstance(output, tuple):
+        text, blocks = output
+        assert isinstance(text, str) and text
+        return blocks
+    return output
+
+
+def _assert_safe(name: str, output: Any) -> None:
+    serialized = OUR_MENTIONS.sub("", s.dumped(output))
+    assert "<" not in serialized, f"{name} lets a raw '<' through: {serialized[:300]}"
+
+
+def test_the_example_ticket_text_is_escaped_everywhere():
+    for name, output in _outputs(s.EVIL):
+        _assert_safe(name, output)
+        serialized = s.dumped(output)
+        for raw in ("<!channel>", "<@U123>", "<https://evil|click>"):
+            assert raw not in serialized, name
+    shown = s.all_text(resolution_message(s.ticket(), s.action(), ticket_text=s.EVIL)[1])
+    assert "&lt;!channel&gt; hi &lt;@U123&gt; &amp; &lt;https://evil|click&gt;" in shown
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(people_text)
+def test_no_builder_lets_peoples_text_ping_or_link(text):
+    for name, output in _outputs(text):
+        _assert_safe(name, output)
+        s.assert_within_limits(_blocks_of(output), max_blocks=100 if name == "home" else 50)
+
+
+@pytest.mark.parametrize("unit", ["x", "<!channel>", "&", "é🙂", "word "])
+def test_ten_thousand_characters_still_give_valid_blocks(unit):
+    text = (unit * 10_000)[:10_000]
+    for name, output in _outputs(text):
+        _assert_safe(name, output)
+        blocks = _blocks_of(output)
+        s.assert_within_limits(blocks, max_blocks=100 if name == "home" else 50)
+        if isinstance(output, tuple):
+            assert len(output[0]) <= 3000
+
+
+def test_escape_follows_slacks_rules():
+    assert escape("a & b < c > d") == "a &amp; b &lt; c &gt; d"
+    assert escape("&lt;") == "&amp;lt;"
+    assert escape("plain") == "plain"
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("hello", 5, "hello"),
+        ("hello world", 6, "hello…"),
+        ("ab&amp;cd", 5, "ab…"),
+        ("ab&lt;cd", 6, "ab…"),
+        ("ab&lt;cd", 7, "ab&lt;…"),
+        ("x", 1, "x"),
+        ("xy", 1, "…"),
+    ],
+)
+def test_truncate_adds_an_ellipsis_and_never_splits_an_entity(text, limit, expected):
+    assert truncate(text, limit) == expected
+
+
+@given(st.text(), st.integers(min_value=1, max_value=50))
+def test_truncate_respects_the_limit(text, limit):
+    escaped = escape(text)
+    cut = truncate(escaped, limit)
+    assert len(cut) <= limit
+    if cut != escaped:
+        head = cut.removesuffix("…")
+        assert cut.endswith("…") and escaped.startswith(head)
+        # What is kept ends on a whole entity, never "&am".
+        assert re.search(r"&[a-z]{0,3}$", head) is None
