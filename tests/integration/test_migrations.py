@@ -11,6 +11,7 @@ from sqlalchemy import inspect
 from bot.platform import migrations
 from models import Base
 from models.session import make_engine
+from tests.support.databases import PG_DATABASE
 from tests.support.databases import recreate_database as _recreate_database
 
 TABLES = {"tickets", "action_history", "ticket_resolution", "agent_calls", "audit_events"}
@@ -31,7 +32,7 @@ def test_single_head():
 
 
 def test_postgres_upgrade_down_to_base_and_up_again():
-    url = _recreate_database("resolvemeq_test_migrations")
+    url = _recreate_database(f"{PG_DATABASE}_migrations")
     migrations.upgrade(url)
     engine = make_engine(url)
     assert TABLES <= set(inspect(engine).get_table_names())

@@ -8,6 +8,10 @@ made fresh or emptied between end-to-end tests. Environment:
     TEST_REDIS_URL: a Redis database the tests may use (default redis://127.0.0.1:6379/15).
     TEST_E2E_REDIS_URL: the end-to-end servers' Redis database (default .../14), emptied
         between tests.
+    TEST_BROKER_URL: the Celery broker of the real-worker tests (default .../4), emptied.
+
+Two checkouts can run their suites side by side on one machine by giving each its own
+TEST_DATABASE_NAME and Redis databases.
 """
 
 from __future__ import annotations
