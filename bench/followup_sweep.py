@@ -1,6 +1,7 @@
 """How fast the follow-up DMs go out, and that each goes out once.
 
     python -m bench.followup_sweep                        # 10,000 due, both modes
+    python -m bench.followup_sweep --quick                # 1,000 due, both modes (a minute or two)
     python -m bench.followup_sweep --concurrency 2,4,8    # Celery: threads per worker
     python -m bench.followup_sweep --slack-latency 0.05 --followups 2000
     python -m bench.followup_sweep --modes loop           # only the single process
@@ -8,7 +9,7 @@
 Each run builds a fresh PostgreSQL database with the migrations
 (`resolvemeq_bench_followups`), seeds `--followups` auto-resolved, unanswered tickets
 whose follow-up is due (COPY, `bench.seed.seed_due_followups`), and sends them against
-`tests.fake_slack.FakeSlack`, which runs in a child process of its own (its HTTP work
+`tests.support.fake_slack.FakeSlack`, which runs in a child process of its own (its HTTP work
 must not share this process's GIL) on a loopback port:
 
 - `loop`: this process calls `bot.followups.send_due` (batches of 100) until every
@@ -67,7 +68,7 @@ RECORD_TXN = "DB record transactions (UPDATE + commit), one per DM"
 
 def _fake_slack_main(conn, latency: float) -> None:
     """Serve FakeSlack until told to stop (or until the parent goes away)."""
-    from tests.fake_slack import FakeSlack
+    from tests.support.fake_slack import FakeSlack
 
     slack = FakeSlack().start()
 
@@ -415,7 +416,9 @@ def describe(result: dict, summary: dict, n: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--followups", type=int, default=10_000)
+    parser.add_argument("--quick", action="store_true",
+                        help="1,000 follow-ups unless --followups says otherwise")
+    parser.add_argument("--followups", type=int, default=None, help="default 10,000 (--quick 1,000)")
     parser.add_argument("--modes", default="loop,celery")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", default="4", help="threads per worker; a list: 2,4,8")
@@ -426,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", default="resolvemeq_bench_followups")
     parser.add_argument("--keep", action="store_true", help="keep the database of the last run")
     args = parser.parse_args(argv)
-    n = max(1, min(args.followups, 100_000))
+    n = max(1, min(args.followups or (1_000 if args.quick else 10_000), 100_000))
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     levels = [max(1, min(int(c), 32)) for c in args.concurrency.split(",")]
 
