@@ -7,7 +7,7 @@ From the top (a layer may import the layers below it, never one above):
 - `handlers` and `jobs` (top-level packages): the Bolt listeners and the Celery tasks.
 - `bot.workflows`: what happens after an acknowledgement and in every periodic job;
   owns its transactions; joins the domain, views and delivery.
-- `bot.delivery`: getting messages to Slack: the outbox, follow-ups, claims, the Web
+- `bot.delivery`: getting messages to Slack: the outbox (posts, follow-ups), claims, the Web
   API client, per-message locks, the bot's identity, the background executor.
 - `bot.views`: Block Kit and plain-text builders, pure (data in, blocks out).
 - `bot.domain`: the helpdesk rules: intake, the policy, actions, rollback, feedback,

@@ -47,11 +47,6 @@ def deliver_outbox() -> int:
     return periodic.deliver_outbox(*_runtime())
 
 
-@shared_task(name="resolvemeq.send_followups")
-def send_followups() -> int:
-    return periodic.send_followups(*_runtime())
-
-
 @shared_task(name="resolvemeq.evaluate_alerts")
 def evaluate_alerts() -> int:
     return periodic.evaluate_alerts(*_runtime())

@@ -6,7 +6,7 @@ from models.alert_state import AlertState
 from models.audit_event import AuditEvent
 from models.base import Base
 from models.session import make_engine, make_session_factory, transaction
-from models.slack_outbox import OUTBOX_STATUSES, SlackOutbox
+from models.slack_outbox import OutboxPurpose, OutboxStatus, SlackOutbox
 from models.ticket import TICKET_STATUSES, Ticket
 from models.ticket_resolution import TicketResolution
 
@@ -18,7 +18,8 @@ __all__ = [
     "AlertState",
     "AuditEvent",
     "Base",
-    "OUTBOX_STATUSES",
+    "OutboxPurpose",
+    "OutboxStatus",
     "SlackOutbox",
     "TICKET_STATUSES",
     "Ticket",

@@ -1,41 +1,84 @@
-"""Slack posts owed to people, written in the same transaction as what they announce.
+"""Slack messages owed to people, written in the same transaction as what they announce.
 
-A post is delivered right after the commit; if Slack is down or the process dies, the
-row stays pending and the retry job delivers it later, with backoff.
+One table for every message the bot owes: a post is due at once and delivered right
+after the commit; a follow-up DM is due a day later. If Slack is down or the process
+dies, the row stays pending and the delivery job sends it later, with backoff.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, Text, func
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
 
-OUTBOX_STATUSES = ("pending", "sent", "failed")
+
+class OutboxStatus(StrEnum):
+    """Where a row is in its life. Only `pending` rows are ever sent."""
+
+    PENDING = "pending"  # owed from next_attempt_at on
+    SENT = "sent"
+    FAILED = "failed"  # Slack refused it, or it ran out of attempts
+    CANCELLED = "cancelled"  # no longer wanted (see cancel_reason); never an error
+
+
+class OutboxPurpose(StrEnum):
+    """What a row is for, which decides how it is drawn, sent and recorded."""
+
+    # The bot's answer on a ticket, remembered on the ticket so it can be updated.
+    TICKET_OUTCOME = "ticket_outcome"
+    # Escalation, reopen, rollback and alert channel messages.
+    NOTICE = "notice"
+    # The one DM asking whether an auto-resolution worked, drawn when it is sent.
+    FOLLOWUP = "followup"
+
+
+def _one_of(column: str, values: type[StrEnum]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
 
 
 class SlackOutbox(Base):
     __tablename__ = "slack_outbox"
-    __table_args__ = (Index("ix_slack_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_slack_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+        # Answering and rollback cancel a resolution's follow-up by this column; only
+        # follow-ups have it, so only they are indexed.
+        Index(
+            "ix_slack_outbox_resolution_id",
+            "resolution_id",
+            postgresql_where=text("resolution_id IS NOT NULL"),
+            sqlite_where=text("resolution_id IS NOT NULL"),
+        ),
+        CheckConstraint(_one_of("status", OutboxStatus), name="status"),
+        CheckConstraint(_one_of("purpose", OutboxPurpose), name="purpose"),
+        CheckConstraint("channel IS NOT NULL OR recipient IS NOT NULL", name="destination"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     ticket_id: Mapped[int | None] = mapped_column(
         ForeignKey("tickets.ticket_id", ondelete="CASCADE")
     )
-    # What the post is for: "ticket_outcome" (the bot's answer, remembered on the
-    # ticket so it can be updated), "notice" (escalation/alert channel messages).
-    purpose: Mapped[str] = mapped_column(String(40))
-    channel: Mapped[str] = mapped_column(String(64))
+    # The auto-resolution a follow-up asks about (follow-ups only).
+    resolution_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ticket_resolution.id", ondelete="CASCADE")
+    )
+    purpose: Mapped[str] = mapped_column(String(40))  # an OutboxPurpose
+    # Where to post; empty for a DM, whose conversation is opened when it is sent.
+    channel: Mapped[str | None] = mapped_column(String(64))
+    # A DM to this person (follow-ups).
+    recipient: Mapped[str | None] = mapped_column(String(32))
     thread_ts: Mapped[str | None] = mapped_column(String(50))
+    # Empty for a follow-up: it is drawn from the resolution's state when it is sent.
     text: Mapped[str] = mapped_column(Text)
     blocks: Mapped[list | None] = mapped_column()
     # When the channel refuses the bot (not_in_channel), DM this user instead.
     fallback_user: Mapped[str | None] = mapped_column(String(32))
 
-    status: Mapped[str] = mapped_column(String(10), default="pending")
+    status: Mapped[str] = mapped_column(String(10), default=OutboxStatus.PENDING)  # an OutboxStatus
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
     claimed_until: Mapped[datetime | None] = mapped_column()
@@ -44,3 +87,5 @@ class SlackOutbox(Base):
     sent_channel: Mapped[str | None] = mapped_column(String(64))
     message_ts: Mapped[str | None] = mapped_column(String(50))
     last_error: Mapped[str] = mapped_column(Text, default="")
+    # Why a row was cancelled ("answered", "rolled back"...).
+    cancel_reason: Mapped[str | None] = mapped_column(String(40))

@@ -5,14 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, Uuid, func, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, Uuid, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
-
-# A follow-up is still owed: not sent, not answered (feedback sets response_received_at
-# together with the confirmation and the rating).
-_FOLLOWUP_OPEN = "followup_sent_at IS NULL AND response_received_at IS NULL"
 
 
 class TicketResolution(Base):
@@ -29,15 +25,6 @@ class TicketResolution(Base):
         ),
         Index("ix_ticket_resolution_satisfaction_score", "satisfaction_score"),
         Index("ix_ticket_resolution_created_at", "created_at"),
-        # The follow-up sweep asks "which unanswered resolutions are due?". Sent and
-        # answered rows keep their due time, so only the open ones are indexed: the
-        # claim then reads the due rows, not the whole history (bench/queries.py).
-        Index(
-            "ix_ticket_resolution_followup_due_at",
-            "followup_due_at",
-            postgresql_where=text(_FOLLOWUP_OPEN),
-            sqlite_where=text(_FOLLOWUP_OPEN),
-        ),
         # The failure-rate alert windows on when people answered.
         Index("ix_ticket_resolution_response_received_at", "response_received_at"),
     )
@@ -56,17 +43,11 @@ class TicketResolution(Base):
     user_feedback_text: Mapped[str] = mapped_column(Text, default="")
     satisfaction_score: Mapped[int | None] = mapped_column()
 
-    # When a follow-up DM is due; cleared when it is no longer wanted (rollback).
+    # When the follow-up DM is due (cleared by a rollback) and when it went out, for
+    # reports. The DM itself is a slack_outbox row (purpose "followup"), written
+    # with this one, which the delivery job claims, sends and records.
     followup_due_at: Mapped[datetime | None] = mapped_column()
     followup_sent_at: Mapped[datetime | None] = mapped_column()
-    # A worker's claim on sending the follow-up: it expires, so a worker killed
-    # mid-send loses nothing (another takes over and reconciles first).
-    followup_claimed_until: Mapped[datetime | None] = mapped_column()
-    followup_claim_token: Mapped[str | None] = mapped_column(String(32))
-    followup_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
-    followup_channel: Mapped[str | None] = mapped_column(String(32))
-    followup_message_ts: Mapped[str | None] = mapped_column(String(50))
-    followup_last_error: Mapped[str] = mapped_column(Text, default="", server_default="")
     response_received_at: Mapped[datetime | None] = mapped_column()
 
     reopened: Mapped[bool] = mapped_column(default=False)

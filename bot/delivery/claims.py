@@ -1,7 +1,7 @@
 """Sending a batch of claimed rows one after another, each at most once.
 
-The follow-ups and the outbox claim rows with an expiring claim (a token and a time),
-then send them one after another. Both follow the same two rules, kept here.
+The outbox claims rows with an expiring claim (a token and a time), then sends them
+one after another, by the two rules kept here.
 """
 
 from __future__ import annotations

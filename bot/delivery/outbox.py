@@ -1,10 +1,20 @@
-"""Slack posts owed to people: written with what they announce, delivered after it.
+"""Slack messages owed to people: written with what they announce, delivered after it.
 
-`enqueue` adds a row in the caller's transaction, so the post exists if and only if
-the action does. `deliver` sends one row right after the commit; `deliver_due` (a
-periodic job) retries what failed, with backoff, and what a dead process never sent.
-Rows are claimed with `FOR UPDATE SKIP LOCKED` and an expiring claim, so any number of
-processes deliver each row once.
+`enqueue` adds a post in the caller's transaction, so the post exists if and only if
+the action does; a follow-up DM is written the same way by `bot.domain.followups`,
+due a day later. `deliver` sends given rows right after their commit, or (the
+delivery job) whatever is due: follow-ups, retries, and what a dead process never sent.
+One engine for every row:
+
+- claim: `FOR UPDATE SKIP LOCKED` and an expiring claim token, so any number of
+  processes deliver each row once, and one killed mid-send loses nothing;
+- backoff: 15 s doubling up to an hour, then `failed` after MAX_ATTEMPTS;
+- reconcile: Slack has no idempotency key, and a timeout does not say a post did not
+  land, so every message names its row in message metadata and a retry looks for it
+  before posting again;
+- a follow-up is drawn from its resolution when it is sent, with the resolution row
+  locked until it is recorded: an answer or a rollback either cancelled it before
+  (the row ends `cancelled`, never `failed`) or waits for it.
 """
 
 from __future__ import annotations
@@ -19,20 +29,27 @@ from slack_sdk import WebClient
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import views
 from bot.core import clock
 from bot.delivery.claims import send_each
 from bot.delivery.slack_client import SlackUnavailable, safe_call
-from bot.domain import tickets
-from models import SlackOutbox, transaction
+from bot.domain import followups, tickets
+from models import OutboxPurpose, OutboxStatus, SlackOutbox, transaction
 
 log = logging.getLogger(__name__)
 
+# Message metadata event types: what a reconcile looks for (and what the tests and
+# the bench read to tell follow-ups from posts).
 METADATA_EVENT = "resolvemeq_outbox"
-# How far back a retry looks for a post an earlier attempt may have made.
+FOLLOWUP_EVENT = "resolvemeq_followup"
+# How far back a retry looks for a message an earlier attempt may have posted.
 RECONCILE_LOOKBACK = 100
-TICKET_OUTCOME = "ticket_outcome"
-NOTICE = "notice"
+TICKET_OUTCOME = OutboxPurpose.TICKET_OUTCOME
+NOTICE = OutboxPurpose.NOTICE
+# One policy for every purpose: a follow-up is no more urgent than a post, and no less
+# worth delivering. About two hours of retries in all.
 MAX_ATTEMPTS = 10
+FIRST_BACKOFF = timedelta(seconds=15)
 MAX_BACKOFF = timedelta(hours=1)
 
 
@@ -54,12 +71,28 @@ def enqueue(
     With `claim_ttl`, the row is written already claimed by the caller, who sends it
     right after the commit (`claims_of`, `send_claimed`) with no claim transaction of
     its own; if the caller dies first, the claim expires and `deliver` sends it.
+
+    Args:
+        session: the caller's session (the transaction of what the post announces).
+        purpose: an OutboxPurpose other than FOLLOWUP (bot.domain.followups writes those).
+        channel: where to post.
+        text: the message's text (its notification and fallback).
+        blocks: its Block Kit blocks.
+        thread_ts: the thread to post in.
+        ticket_id: the ticket the post is about.
+        fallback_user: DM this user if the bot may not post in `channel`.
+        now: the clock reading; the post is due at once.
+        claim_ttl: write the row claimed by the caller for this long.
+
+    Returns:
+        The new row.
     """
     now = now or clock.now()
     row = SlackOutbox(
-        purpose=purpose, channel=channel, text=text, blocks=blocks, thread_ts=thread_ts or None,
-        ticket_id=ticket_id, fallback_user=fallback_user, status="pending", attempts=0,
-        next_attempt_at=now, created_at=now, last_error="",
+        purpose=OutboxPurpose(purpose), channel=channel, text=text, blocks=blocks,
+        thread_ts=thread_ts or None, ticket_id=ticket_id, fallback_user=fallback_user,
+        status=OutboxStatus.PENDING, attempts=0, next_attempt_at=now, created_at=now,
+        last_error="",
     )
     if claim_ttl is not None:
         _claim_row(row, now, claim_ttl)
@@ -73,21 +106,46 @@ class _Claim:
     id: int
     token: str
     purpose: str
-    channel: str
+    channel: str | None
+    recipient: str | None
     thread_ts: str | None
     text: str
     blocks: list | None
     fallback_user: str | None
     ticket_id: int | None
+    resolution_id: int | None
     attempts: int
+    created_at: datetime
     until: datetime  # when the claim expires, unless renewed
 
 
-def _claim(session: Session, *, now: datetime, ttl: timedelta, ids: list[int] | None, limit: int):
+@dataclass(frozen=True)
+class _Posted:
+    channel: str
+    ts: str
+    thread_ts: str | None  # the thread it is in (None when it went to a DM instead)
+
+
+def claim_due(
+    session: Session, *, now: datetime, ttl: timedelta, ids: list[int] | None = None,
+    limit: int = 100,
+) -> list[_Claim]:
+    """Claim up to `limit` due rows no one else holds (flushed; the caller commits).
+
+    Args:
+        session: the caller's session.
+        now: the clock reading; rows due at or before it are taken.
+        ttl: how long the claim lasts before another process may take a row over.
+        ids: only these rows (None: any).
+        limit: the batch size.
+
+    Returns:
+        The claims, in row order, for `send_claimed` after the commit.
+    """
     query = (
         select(SlackOutbox)
         .where(
-            SlackOutbox.status == "pending",
+            SlackOutbox.status == OutboxStatus.PENDING,
             SlackOutbox.next_attempt_at <= now,
             or_(SlackOutbox.claimed_until.is_(None), SlackOutbox.claimed_until < now),
         )
@@ -111,8 +169,9 @@ def _claim_row(row: SlackOutbox, now: datetime, ttl: timedelta) -> _Claim:
 
 
 def _claim_of(row: SlackOutbox) -> _Claim:
-    return _Claim(row.id, row.claim_token, row.purpose, row.channel, row.thread_ts, row.text,
-                  row.blocks, row.fallback_user, row.ticket_id, row.attempts, row.claimed_until)
+    return _Claim(row.id, row.claim_token, row.purpose, row.channel, row.recipient, row.thread_ts,
+                  row.text, row.blocks, row.fallback_user, row.ticket_id, row.resolution_id,
+                  row.attempts, row.created_at, row.claimed_until)
 
 
 def claims_of(rows: list[SlackOutbox]) -> list[_Claim]:
@@ -129,12 +188,24 @@ def deliver(
     limit: int = 100,
     now: datetime | None = None,
 ) -> int:
-    """Deliver the given pending rows (or any due ones); returns how many were sent."""
+    """Deliver the given pending rows (or any due ones: posts and follow-ups alike).
+
+    Args:
+        sessions: the session factory; each step is a transaction of its own.
+        client: the Slack client.
+        ids: the rows to deliver (those just committed); None for whatever is due.
+        ttl: how long a claim lasts before another process may take the row over.
+        limit: the batch size.
+        now: the clock reading to count from (the tests move it).
+
+    Returns:
+        How many were sent.
+    """
     if ids is not None and not ids:
         return 0
     now = now or clock.now()
     with transaction(sessions) as session:
-        claimed = _claim(session, now=now, ttl=ttl, ids=ids, limit=limit)
+        claimed = claim_due(session, now=now, ttl=ttl, ids=ids, limit=limit)
     return send_claimed(sessions, client, claimed, ttl=ttl, now=now)
 
 
@@ -156,7 +227,7 @@ def _renew(sessions, claim: _Claim, until: datetime) -> bool:
         renewed = session.execute(
             update(SlackOutbox)
             .where(SlackOutbox.id == claim.id, SlackOutbox.claim_token == claim.token,
-                   SlackOutbox.status == "pending")
+                   SlackOutbox.status == OutboxStatus.PENDING)
             .values(claimed_until=until)
         ).rowcount
     if not renewed:
@@ -166,62 +237,97 @@ def _renew(sessions, claim: _Claim, until: datetime) -> bool:
 
 def _send(sessions, client: WebClient, claim: _Claim, at: Callable[[], datetime]) -> bool:
     try:
-        posted, thread_ts = _post(client, claim)
-    except SlackUnavailable as error:
-        _retry_later(sessions, claim, f"{error.method}: {error.error}", at())
-        return False
-    except Exception as error:  # an answer we did not expect: retry, never hold the claim
+        # One transaction from the draw to the record. For a post it holds no
+        # connection until the record; for a follow-up it holds the resolution's lock
+        # throughout.
+        with transaction(sessions) as session:
+            drawn = _draw(session, claim, at())
+            if drawn is None:
+                return False
+            try:
+                posted = _post(client, claim, *drawn)
+            except SlackUnavailable as error:
+                _retry_later(session, claim, f"{error.method}: {error.error}", at())
+                return False
+            return _record(session, claim, posted, at())
+    except Exception as error:
+        # An answer we did not expect, a row that cannot be drawn: retry it later (it
+        # fails after MAX_ATTEMPTS), never hold the claim, never stop the batch.
         log.exception("outbox %s: unexpected failure", claim.id)
-        _retry_later(sessions, claim, f"unexpected: {type(error).__name__}", at())
+        with transaction(sessions) as session:
+            _retry_later(session, claim, f"unexpected: {type(error).__name__}", at())
         return False
-    now = at()
-    with transaction(sessions) as session:
-        values: dict = {"claimed_until": None}
-        if posted is None:
-            values.update(status="failed", last_error="Slack refused the post")
-        else:
-            values.update(status="sent", sent_at=now, sent_channel=posted["channel"],
-                          message_ts=posted["ts"], last_error="")
-        done = session.execute(
-            update(SlackOutbox)
-            .where(SlackOutbox.id == claim.id, SlackOutbox.claim_token == claim.token)
-            .values(**values)
-        ).rowcount
-        if done and posted is not None and claim.purpose == TICKET_OUTCOME and claim.ticket_id:
-            tickets.attach_message(session, claim.ticket_id, channel_id=posted["channel"],
-                                   message_ts=posted["ts"], thread_ts=thread_ts or posted["ts"])
-    return bool(done) and posted is not None
 
 
-def _post(client: WebClient, claim: _Claim) -> tuple[dict | None, str | None]:
-    """Post the row (or find that an earlier attempt did); returns (post, thread root).
+def _draw(session: Session, claim: _Claim, now: datetime) -> tuple[str, list | None] | None:
+    """What to post: the row's own text, or a follow-up drawn from its resolution now.
 
-    Slack has no idempotency key, and a timeout does not say the post did not land:
-    every post names its row in message metadata, and a retry looks for it first.
+    None when there is nothing to send: the follow-up is no longer wanted (the row is
+    cancelled, with the reason) or no longer this process's to send.
     """
-    metadata = {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": claim.id}}
-    dm_channel = None
+    if claim.purpose != OutboxPurpose.FOLLOWUP:
+        return claim.text, claim.blocks
+    owed = followups.lock_owed(session, claim.resolution_id)  # first: the lock order
+    mine = session.execute(
+        select(SlackOutbox.id)
+        .where(SlackOutbox.id == claim.id, SlackOutbox.claim_token == claim.token,
+               SlackOutbox.status == OutboxStatus.PENDING)
+        .with_for_update()
+    ).first()
+    if mine is None:
+        log.info("outbox %s: follow-up cancelled or taken over before sending; leaving it", claim.id)
+        return None
+    if isinstance(owed, str):
+        log.info("outbox %s: follow-up not sent: %s", claim.id, owed)
+        session.execute(
+            update(SlackOutbox).where(SlackOutbox.id == claim.id)
+            .values(status=OutboxStatus.CANCELLED, cancel_reason=owed, claimed_until=None)
+        )
+        return None
+    return views.followup_dm(owed.ticket, owed.action, now=now)
+
+
+def _post(client: WebClient, claim: _Claim, text: str, blocks: list | None) -> _Posted | str:
+    """Post the row (or find that an earlier attempt did); returns the post, or why
+    Slack will not take it (a refusal that trying again cannot fix)."""
+    if claim.recipient:
+        channel, thread_ts = _dm(client, claim.recipient), None
+        if channel is None:
+            return "cannot open a DM with the requester"
+    else:
+        channel, thread_ts = claim.channel, claim.thread_ts
+    fallback_dm = None
     if claim.attempts > 1:
-        found = _find_post(client, claim.channel, claim.thread_ts, claim.id)
+        found = _find_post(client, channel, thread_ts, claim)
         if found is None and claim.fallback_user:
-            dm_channel = _dm(client, claim.fallback_user)
-            found = dm_channel and _find_post(client, dm_channel, None, claim.id)
+            fallback_dm = _dm(client, claim.fallback_user)
+            found = fallback_dm and _find_post(client, fallback_dm, None, claim)
         if found:
             log.info("outbox %s was already posted; recording it", claim.id)
-            return found, None if found["channel"] == dm_channel else claim.thread_ts
-    posted = safe_call(client, "chat.postMessage", raise_transient=True, channel=claim.channel,
-                       text=claim.text, blocks=claim.blocks, thread_ts=claim.thread_ts,
-                       metadata=metadata, unfurl_links=False, unfurl_media=False)
-    if posted is not None or not claim.fallback_user:
-        return posted, claim.thread_ts
+            return found
+    metadata = _metadata(claim)
+    posted = safe_call(client, "chat.postMessage", raise_transient=True, channel=channel,
+                       text=text, blocks=blocks, thread_ts=thread_ts, metadata=metadata,
+                       unfurl_links=False, unfurl_media=False)
+    if posted is not None:
+        return _Posted(posted["channel"], posted["ts"], thread_ts)
+    if not claim.fallback_user:
+        return "Slack refused the DM" if claim.recipient else "Slack refused the post"
     # The bot may not post there (a slash command in a channel it is not in): answer
     # the requester privately instead.
-    dm_channel = dm_channel or _dm(client, claim.fallback_user)
-    if dm_channel is None:
-        return None, None
-    posted = safe_call(client, "chat.postMessage", raise_transient=True, channel=dm_channel,
-                       text=claim.text, blocks=claim.blocks, metadata=metadata)
-    return posted, None
+    fallback_dm = fallback_dm or _dm(client, claim.fallback_user)
+    if fallback_dm is None:
+        return "Slack refused the post"
+    posted = safe_call(client, "chat.postMessage", raise_transient=True, channel=fallback_dm,
+                       text=text, blocks=blocks, metadata=metadata)
+    return _Posted(posted["channel"], posted["ts"], None) if posted else "Slack refused the post"
+
+
+def _metadata(claim: _Claim) -> dict:
+    if claim.purpose == OutboxPurpose.FOLLOWUP:
+        return {"event_type": FOLLOWUP_EVENT,
+                "event_payload": {"outbox_id": claim.id, "resolution_id": claim.resolution_id}}
+    return {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": claim.id}}
 
 
 def _dm(client: WebClient, user: str) -> str | None:
@@ -229,7 +335,7 @@ def _dm(client: WebClient, user: str) -> str | None:
     return opened["channel"]["id"] if opened is not None else None
 
 
-def _find_post(client: WebClient, channel: str, thread_ts: str | None, row_id: int) -> dict | None:
+def _find_post(client: WebClient, channel: str, thread_ts: str | None, claim: _Claim) -> _Posted | None:
     if thread_ts:
         found = safe_call(client, "conversations.replies", raise_transient=True, channel=channel,
                           ts=thread_ts, include_all_metadata=True, limit=RECONCILE_LOOKBACK)
@@ -237,24 +343,71 @@ def _find_post(client: WebClient, channel: str, thread_ts: str | None, row_id: i
         found = safe_call(client, "conversations.history", raise_transient=True, channel=channel,
                           include_all_metadata=True, limit=RECONCILE_LOOKBACK)
     for message in (found or {}).get("messages", []):
-        metadata = message.get("metadata") or {}
-        if (metadata.get("event_type") == METADATA_EVENT
-                and (metadata.get("event_payload") or {}).get("outbox_id") == row_id):
-            return {"channel": channel, "ts": message["ts"]}
+        if _names(message, claim):
+            return _Posted(channel, message["ts"], thread_ts)
     return None
 
 
-def _retry_later(sessions, claim: _Claim, error: str, now: datetime) -> None:
+def _names(message: dict, claim: _Claim) -> bool:
+    """Whether a message is this row's, by its metadata."""
+    metadata = message.get("metadata") or {}
+    payload = metadata.get("event_payload") or {}
+    if metadata.get("event_type") not in (METADATA_EVENT, FOLLOWUP_EVENT):
+        return False
+    if "outbox_id" in payload:
+        return payload["outbox_id"] == claim.id
+    # A follow-up sent before follow-ups moved into the outbox (migration 0005) names
+    # only its resolution; one sent before this row was written (for an earlier,
+    # rolled-back resolution of the ticket) is not this row's.
+    return (claim.resolution_id is not None and payload.get("resolution_id") == claim.resolution_id
+            and float(message.get("ts") or 0) >= claim.created_at.timestamp())
+
+
+def _record(session: Session, claim: _Claim, posted: _Posted | str, now: datetime) -> bool:
+    if isinstance(posted, str):
+        log.warning("outbox %s not sent: %s", claim.id, posted)
+        values: dict = {"status": OutboxStatus.FAILED, "claimed_until": None, "last_error": posted}
+    else:
+        values = {"status": OutboxStatus.SENT, "claimed_until": None, "sent_at": now,
+                  "sent_channel": posted.channel, "message_ts": posted.ts, "last_error": ""}
+    done = session.execute(
+        update(SlackOutbox)
+        .where(SlackOutbox.id == claim.id, SlackOutbox.claim_token == claim.token)
+        .values(**values)
+    ).rowcount
+    if not done:
+        log.warning("outbox %s: claim lost before recording", claim.id)
+        return False
+    if isinstance(posted, str):
+        _given_up(session, claim)
+        return False
+    if claim.purpose == OutboxPurpose.TICKET_OUTCOME and claim.ticket_id:
+        tickets.attach_message(session, claim.ticket_id, channel_id=posted.channel,
+                               message_ts=posted.ts, thread_ts=posted.thread_ts or posted.ts)
+    elif claim.purpose == OutboxPurpose.FOLLOWUP:
+        followups.record_sent(session, claim.resolution_id, now=now)
+    return True
+
+
+def _retry_later(session: Session, claim: _Claim, error: str, now: datetime) -> None:
     attempts = claim.attempts
+    if attempts >= MAX_ATTEMPTS and claim.purpose == OutboxPurpose.FOLLOWUP:
+        followups.lock(session, claim.resolution_id)  # giving up writes it: the lock order
     if attempts >= MAX_ATTEMPTS:
         log.error("outbox %s: giving up after %d attempts (%s)", claim.id, attempts, error)
-        values = {"status": "failed", "claimed_until": None, "last_error": error[:500]}
+        values = {"status": OutboxStatus.FAILED, "claimed_until": None, "last_error": error[:500]}
     else:
-        backoff = min(timedelta(seconds=15 * 2 ** (attempts - 1)), MAX_BACKOFF)
+        backoff = min(FIRST_BACKOFF * 2 ** (attempts - 1), MAX_BACKOFF)
         values = {"claimed_until": None, "next_attempt_at": now + backoff, "last_error": error[:500]}
-    with transaction(sessions) as session:
-        session.execute(
-            update(SlackOutbox)
-            .where(SlackOutbox.id == claim.id, SlackOutbox.claim_token == claim.token)
-            .values(**values)
-        )
+    done = session.execute(
+        update(SlackOutbox)
+        .where(SlackOutbox.id == claim.id, SlackOutbox.claim_token == claim.token)
+        .values(**values)
+    ).rowcount
+    if done and attempts >= MAX_ATTEMPTS:
+        _given_up(session, claim)
+
+
+def _given_up(session: Session, claim: _Claim) -> None:
+    if claim.purpose == OutboxPurpose.FOLLOWUP:
+        followups.record_given_up(session, claim.resolution_id)

@@ -2,8 +2,8 @@
 
 One call of `execute` changes the ticket, writes the action_history row (before and
 after snapshots, confidence, reasoning) and, for AUTO_RESOLVE, the ticket_resolution
-row with its follow-up due time. It only flushes: the caller owns the transaction,
-so either all of it lands or none of it does.
+row and the follow-up DM it owes (an outbox row due after the delay). It only
+flushes: the caller owns the transaction, so either all of it lands or none of it does.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.domain import snapshots
+from bot.domain import followups, snapshots
 from models import ACTION_TYPES, ActionHistory, Ticket, TicketResolution
 
 AUTO_RESOLVE = "AUTO_RESOLVE"
@@ -171,4 +171,5 @@ def _open_resolution(
     resolution.created_at = now
     resolution.updated_at = now
     session.flush()
+    followups.schedule(session, resolution, ticket, due=resolution.followup_due_at, now=now)
     return resolution

@@ -2,8 +2,8 @@
 
 Only the person the ticket is for counts; anyone else's click is audited and refused.
 A "No" reopens the ticket to a human team; a later "Yes" resolves it again. Any
-answer or rating stops the follow-up DM (the sweep picks resolutions whose
-`response_received_at` is empty).
+answer or rating cancels the follow-up DM in the same transaction, with the
+resolution locked: a follow-up being sent meanwhile is waited for, never crossed.
 
 The ticket row is locked before its resolution, the order rollback and processing
 use too, so a click racing a rollback waits for it instead of deadlocking.
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from bot.core import clock
 from bot.core.errors import InvalidInput, NotFound, NotRequester
-from bot.domain import audit, snapshots
+from bot.domain import audit, followups, snapshots
 from models import ActionHistory, Ticket, TicketResolution
 
 REOPEN = "REOPEN"
@@ -80,8 +80,7 @@ def record_answer(
         return FeedbackResult(resolution, ticket, changed=False, reopened=False)
 
     resolution.resolution_confirmed = solved
-    resolution.response_received_at = resolution.response_received_at or now
-    resolution.updated_at = now
+    _heard(session, resolution, now)
     if previous is not None:
         # The requester changed their mind: worth knowing when the numbers move.
         audit.record(
@@ -145,8 +144,7 @@ def record_rating(
     if resolution.satisfaction_score == score:
         return FeedbackResult(resolution, ticket, changed=False, reopened=False)
     resolution.satisfaction_score = score
-    resolution.response_received_at = resolution.response_received_at or now
-    resolution.updated_at = now
+    _heard(session, resolution, now)
     session.flush()
     return FeedbackResult(resolution, ticket, changed=True, reopened=False)
 
@@ -184,6 +182,13 @@ def _load(
     if action is not None and action.rolled_back:
         raise InvalidInput("This answer was withdrawn by an admin; nothing to rate.")
     return ticket, resolution, action
+
+
+def _heard(session: Session, resolution: TicketResolution, now: datetime) -> None:
+    # The requester has answered: no follow-up asks them again.
+    resolution.response_received_at = resolution.response_received_at or now
+    resolution.updated_at = now
+    followups.cancel(session, resolution.id, reason=followups.ANSWERED)
 
 
 def _change_ticket(

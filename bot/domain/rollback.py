@@ -33,7 +33,7 @@ from bot.core.errors import (
     RollbackNotPossible,
     Throttled,
 )
-from bot.domain import audit, snapshots
+from bot.domain import audit, followups, snapshots
 from bot.domain.ratelimit import RollbackThrottle
 from models import ACTION_TYPES, ActionHistory, Ticket, TicketResolution
 
@@ -266,6 +266,7 @@ def rollback_action(
         ).one_or_none()
         if resolution is not None:
             resolution.followup_due_at = None
+            followups.cancel(session, resolution.id, reason=followups.ROLLED_BACK)
     session.flush()
     # Counted last, so refusals and failures never use up an admin's budget.
     throttle.hit(admin_id)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from slack_sdk import WebClient
 
 from bot.core import clock
-from bot.delivery import followups, outbox
+from bot.delivery import outbox
 from bot.domain import sweep
 from bot.workflows import announce
 from bot.workflows.runtime import Runtime
@@ -34,15 +34,9 @@ def sweep_new_tickets(runtime: Runtime, client: WebClient) -> int:
 
 
 def deliver_outbox(runtime: Runtime, client: WebClient) -> int:
-    """Retry Slack posts that failed or were never sent; returns how many were sent."""
+    """Send every Slack message that is due: follow-up DMs, posts that failed, and posts a
+    dead process never sent; returns how many were sent."""
     return _batches(lambda: outbox.deliver(runtime.sessions, client, ttl=runtime.settings.claim_ttl))
-
-
-def send_followups(runtime: Runtime, client: WebClient) -> int:
-    """Send the due follow-up DMs; returns how many were sent."""
-    return _batches(
-        lambda: followups.send_due(runtime.sessions, client, ttl=runtime.settings.claim_ttl)
-    )
 
 
 def evaluate_alerts(runtime: Runtime, client: WebClient) -> int:
@@ -60,7 +54,6 @@ def evaluate_alerts(runtime: Runtime, client: WebClient) -> int:
 JOBS: dict[str, Callable[[Runtime, WebClient], int]] = {
     "sweep_new_tickets": sweep_new_tickets,
     "deliver_outbox": deliver_outbox,
-    "send_followups": send_followups,
     "evaluate_alerts": evaluate_alerts,
 }
 

@@ -21,7 +21,7 @@ from bot.core import clock
 from bot.domain import actions, snapshots
 from bot.domain.actions import PlannedAction
 from bot.views import ActionId, feedback_value, parse_rollback_value, rollback_value
-from models import ActionHistory, AuditEvent, SlackOutbox, Ticket
+from models import ActionHistory, AuditEvent, OutboxPurpose, SlackOutbox, Ticket
 from tests.support.databases import E2E_REDIS_URL
 from tests.support.fake_slack import FakeSlack
 from tests.support.harness import ADMIN, CHANNEL, REQUESTER, ROOT, STRANGER, Server, wait_until
@@ -157,8 +157,10 @@ def _settled(e2e, e2e_sessions):
 
     def pending():
         with e2e_sessions() as session:
+            # A follow-up DM is owed a day later, not now.
             return session.scalar(
-                select(SlackOutbox.id).where(SlackOutbox.status == "pending").limit(1))
+                select(SlackOutbox.id).where(SlackOutbox.status == "pending",
+                                             SlackOutbox.purpose != OutboxPurpose.FOLLOWUP).limit(1))
 
     wait_until(lambda: pending() is None, what="the server to deliver what it owes")
 
@@ -419,7 +421,8 @@ def test_a_rolled_back_resolution_is_not_decided_again_by_the_next_jobs_pass(e2e
 def _outbox_settled(sessions) -> bool:
     with sessions() as session:
         return not session.scalar(select(func.count()).select_from(SlackOutbox)
-                                  .where(SlackOutbox.status == "pending"))
+                                  .where(SlackOutbox.status == "pending",
+                                         SlackOutbox.purpose != OutboxPurpose.FOLLOWUP))
 
 
 # /history ---------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from models import (
     ActionHistory,
     AgentCall,
     AuditEvent,
+    OutboxPurpose,
     SlackOutbox,
     Ticket,
     TicketResolution,
@@ -197,7 +198,10 @@ def test_postgres_down_at_ack_time_is_said_plainly_saves_nothing_and_recovers(
     proxies["pg"].restore()
     assert [t.ticket_id for t in tickets(e2e_sessions)] == [seeded]
     assert resolution_of(e2e_sessions, seeded).response_received_at is None
-    assert count(e2e_sessions, SlackOutbox) == 0
+    # Nothing was queued while it was down: the outbox holds only the seeded
+    # resolution's follow-up, written with it.
+    with e2e_sessions() as session:
+        assert session.scalars(select(SlackOutbox.purpose)).all() == [OutboxPurpose.FOLLOWUP]
     assert_consistent(e2e_sessions)
     assert down.http.get("/healthz").status_code == 200
     ticket_id = ticket_number(slash_ticket(down))
@@ -276,7 +280,9 @@ def _gave_up_once(sessions, ticket_id: int) -> Callable[[], bool]:
     """The first delivery of the ticket's answer failed and a retry is scheduled."""
     def check():
         with sessions() as session:
-            row = session.scalars(select(SlackOutbox).where(SlackOutbox.ticket_id == ticket_id)).first()
+            row = session.scalars(select(SlackOutbox).where(
+                SlackOutbox.ticket_id == ticket_id,
+                SlackOutbox.purpose == OutboxPurpose.TICKET_OUTCOME)).first()
         # ...and not at once: the next attempt waits out a backoff.
         return (row is not None and row.status == "pending" and row.attempts == 1
                 and row.claimed_until is None and row.last_error != ""
@@ -312,9 +318,14 @@ def test_slack_429_5xx_and_refused_connections_are_retried_by_the_outbox_once_ea
                      if about(ticket_id)(c.args) and c.outcome == "ok"]
         assert len(delivered) == 1, name
         assert answered(e2e_sessions, ticket_id).slack_message_ts == message["ts"], name
-    # Nothing is left for a later pass to send again.
+    # Nothing is left for a later pass to send again, but each requester's follow-up,
+    # due tomorrow.
     with e2e_sessions() as session:
-        assert set(session.scalars(select(SlackOutbox.status))) == {"sent"}
+        rows = session.scalars(select(SlackOutbox)).all()
+        assert {r.status for r in rows if r.purpose != OutboxPurpose.FOLLOWUP} == {"sent"}
+        owed = [r for r in rows if r.purpose == OutboxPurpose.FOLLOWUP]
+        assert len(owed) == 3 and {r.status for r in owed} == {"pending"}
+        assert all(r.next_attempt_at > clock.now() + timedelta(hours=23) for r in owed)
     assert len(fslack.messages(CHANNEL)) == 3
 
 
@@ -388,7 +399,8 @@ def test_no_token_password_or_signing_secret_reaches_sentry_or_the_log(
     finally:
         fslack._methods["conversations.open"] = original
     with e2e_sessions() as session:  # its claim would otherwise hold the teardown for minutes
-        session.execute(update(SlackOutbox).where(SlackOutbox.ticket_id == second).values(
+        session.execute(update(SlackOutbox).where(
+            SlackOutbox.ticket_id == second, SlackOutbox.purpose != OutboxPurpose.FOLLOWUP).values(
             status="failed", claimed_until=None))
         session.commit()
 

@@ -18,7 +18,7 @@ from bot.delivery.slack_client import make_web_client
 from bot.workflows import periodic
 from bot.workflows.runtime import Runtime
 from models import SlackOutbox, Ticket, transaction
-from tests.support.factories import make_ticket
+from tests.support.factories import make_action, make_ticket
 from tests.support.fake_slack import FakeSlack
 from tests.support.harness import ROOT, wait_until
 from tests.support.jobs_harness import BROKER_URL, Worker, seed_due_followups, sent_count
@@ -141,6 +141,22 @@ def test_a_post_claimed_by_a_process_that_died_is_sent_once_its_claim_expires(ru
     assert [m["text"] for m in fake.messages("CHELP")] == ["orphan"]
 
 
+def test_one_job_delivers_due_posts_and_follow_ups_alike(runtime, fake):
+    client = make_web_client(runtime.settings, timeout=2)
+    now = clock.now()
+    with transaction(runtime.sessions) as session:
+        make_action(session, user_id="UREQ", now=now - timedelta(days=2))  # its follow-up is due
+        make_action(session, user_id="ULATER", now=now)  # due tomorrow
+        outbox.enqueue(session, purpose=outbox.NOTICE, channel="CHELP", text="a notice",
+                       now=now - timedelta(seconds=5))
+    assert periodic.deliver_outbox(runtime, client) == 2
+    assert [m["text"] for m in fake.messages("CHELP")] == ["a notice"]
+    assert len(fake.messages(fake.dm_channel("UREQ"))) == 1
+    assert fake.messages(fake.dm_channel("ULATER")) == []
+    assert periodic.deliver_outbox(runtime, client) == 0
+    assert "send_followups" not in periodic.JOBS
+
+
 def test_jobs_run_once_runs_every_job(runtime, fake):
     client = make_web_client(runtime.settings, timeout=2)
     results = periodic.run_once(runtime, client)
@@ -158,7 +174,7 @@ def broker():
     client.flushdb()
 
 
-def _enqueue(n: int, *, task: str = "resolvemeq.send_followups") -> None:
+def _enqueue(n: int, *, task: str = "resolvemeq.deliver_outbox") -> None:
     from jobs.celery_app import create_celery
 
     app = create_celery(load_settings(database_url="sqlite://", redis_url=BROKER_URL))

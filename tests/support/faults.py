@@ -24,6 +24,7 @@ from bot.domain import actions
 from models import (
     TICKET_STATUSES,
     ActionHistory,
+    OutboxPurpose,
     SlackOutbox,
     Ticket,
     TicketResolution,
@@ -136,11 +137,14 @@ def count(sessions, model) -> int:
 
 def assert_consistent(sessions) -> None:
     """Nothing half-written: every ticket has a known status; a decided ticket has its
-    action; an AUTO_RESOLVE action has its resolution and a resolution its action."""
+    action; an AUTO_RESOLVE action has its resolution and a resolution its action and
+    its follow-up DM (at most one still owed)."""
     with sessions() as session:
         all_tickets = list(session.scalars(select(Ticket)))
         all_actions = list(session.scalars(select(ActionHistory)))
         resolutions = list(session.scalars(select(TicketResolution)))
+        followups = list(session.scalars(
+            select(SlackOutbox).where(SlackOutbox.purpose == OutboxPurpose.FOLLOWUP)))
     by_id = {a.id: a for a in all_actions}
     acted_on = {a.ticket_id for a in all_actions}
     resolved_actions = {r.action_id for r in resolutions}
@@ -155,6 +159,9 @@ def assert_consistent(sessions) -> None:
         action = by_id.get(resolution.action_id)
         assert action is not None and action.action_type == "AUTO_RESOLVE", resolution.ticket_id
         assert action.ticket_id == resolution.ticket_id
+        its = [f for f in followups if f.resolution_id == resolution.id]
+        assert its, f"resolution of #{resolution.ticket_id} owes no follow-up"
+        assert len([f for f in its if f.status == "pending"]) <= 1, resolution.ticket_id
 
 
 def seed_resolved_ticket(sessions, *, user: str = REQUESTER) -> tuple[int, str]:
@@ -173,9 +180,12 @@ def seed_resolved_ticket(sessions, *, user: str = REQUESTER) -> tuple[int, str]:
 
 
 def make_posts_due(sessions) -> int:
-    """Move every pending outbox row's next attempt into the past (no waiting on backoff)."""
+    """Move every pending post's next attempt into the past (no waiting on backoff).
+
+    Follow-up DMs keep their due time: they are owed a day later, not retried."""
     with sessions() as session:
-        moved = session.execute(update(SlackOutbox).where(SlackOutbox.status == "pending").values(
+        moved = session.execute(update(SlackOutbox).where(
+            SlackOutbox.status == "pending", SlackOutbox.purpose != OutboxPurpose.FOLLOWUP).values(
             next_attempt_at=func.now() - text("interval '1 second'"))).rowcount
         session.commit()
         return moved

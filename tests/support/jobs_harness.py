@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, insert, select
 
-from models import ActionHistory, Ticket, TicketResolution
+from models import ActionHistory, OutboxPurpose, OutboxStatus, SlackOutbox, Ticket, TicketResolution
 from tests.support.fake_slack import FakeSlack
 from tests.support.harness import ROOT
 
@@ -19,12 +19,13 @@ BROKER_URL = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/4")
 
 
 def seed_due_followups(engine: Engine, n: int, *, created: datetime, delay: timedelta) -> None:
-    """`n` auto-resolved, unanswered tickets whose follow-up is due at created + delay."""
+    """`n` auto-resolved, unanswered tickets whose follow-up (an outbox row, as
+    `bot.domain.followups.schedule` writes it) is due at created + delay."""
     state = {"status": "resolved", "assigned_team": "Network", "awaiting_response_from": "",
              "escalated_at": None, "escalation_priority": None, "resolved_at": created.isoformat()}
     with engine.begin() as conn:
         ids = conn.execute(
-            insert(Ticket).returning(Ticket.ticket_id),
+            insert(Ticket).returning(Ticket.ticket_id, sort_by_parameter_order=True),
             [{"user_id": f"U{i:06d}", "issue_type": "VPN drops", "description": "VPN drops",
               "status": "resolved", "category": "vpn", "tags": [], "agent_processed": True,
               "awaiting_response_from": "", "source": "slash_command", "slack_thread_ts": "",
@@ -39,12 +40,17 @@ def seed_due_followups(engine: Engine, n: int, *, created: datetime, delay: time
              "rolled_back": False, "rollback_reason": "", "action_params": {"steps": ["Reconnect"]},
              "before_state": {**state, "status": "new"}, "after_state": state}
             for a, t in zip(actions, ids, strict=True)])
-        conn.execute(insert(TicketResolution), [
+        resolutions = conn.execute(
+            insert(TicketResolution).returning(TicketResolution.id, sort_by_parameter_order=True), [
             {"ticket_id": t, "action_id": a, "autonomous_action": "AUTO_RESOLVE",
              "user_feedback_text": "", "reopened": False, "reopened_reason": "",
-             "followup_due_at": created + delay, "followup_attempts": 0,
-             "followup_last_error": "", "created_at": created, "updated_at": created}
-            for a, t in zip(actions, ids, strict=True)])
+             "followup_due_at": created + delay, "created_at": created, "updated_at": created}
+            for a, t in zip(actions, ids, strict=True)]).scalars().all()
+        conn.execute(insert(SlackOutbox), [
+            {"purpose": OutboxPurpose.FOLLOWUP, "recipient": f"U{i:06d}", "resolution_id": r,
+             "ticket_id": t, "text": "", "status": OutboxStatus.PENDING, "attempts": 0,
+             "next_attempt_at": created + delay, "created_at": created, "last_error": ""}
+            for i, (r, t) in enumerate(zip(resolutions, ids, strict=True))])
 
 
 def sent_count(engine: Engine) -> int:

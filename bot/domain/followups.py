@@ -1,0 +1,166 @@
+"""The follow-up DM an auto-resolution owes: written with it, cancelled when it is no
+longer wanted, checked once more when it is sent.
+
+The DM is a slack_outbox row (purpose "followup", due at the resolution's
+`followup_due_at`) written in the resolution's transaction, so it exists if and only
+if the resolution does. The outbox delivers it like any other row (one claim, one
+backoff, one reconcile: bot/delivery/outbox.py).
+
+An answer or a rollback cancels it in its own transaction, with the resolution row
+locked; the send locks the same row while the DM goes out. So they never cross: the
+answer either lands first (the row ends `cancelled`, nothing is sent) or waits until
+the DM is recorded sent. The reference system's known bug, a follow-up sent after
+the person answered, cannot happen on PostgreSQL. (SQLite has no row locks; there the
+send-time check narrows the window to one Slack call.)
+
+Locks are taken in the order ticket, resolution, outbox row, as feedback and
+rollback take them, so nothing here deadlocks with them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from models import ActionHistory, OutboxPurpose, OutboxStatus, SlackOutbox, Ticket, TicketResolution
+
+# Why a follow-up was cancelled (slack_outbox.cancel_reason).
+ANSWERED = "answered"
+ROLLED_BACK = "rolled back"
+RESOLVED_AGAIN = "resolved again"
+ALREADY_SENT = "already sent"
+NOT_DUE = "no longer due"
+GONE = "resolution gone"
+
+
+def schedule(
+    session: Session, resolution: TicketResolution, ticket: Ticket, *, due: datetime, now: datetime
+) -> SlackOutbox:
+    """Owe the requester a follow-up DM at `due` (flushed, not committed).
+
+    A ticket resolved again (after a rollback) keeps its resolution row; any follow-up
+    still owed from before is cancelled, so a resolution owes at most one.
+
+    Args:
+        session: the caller's session, the resolution's transaction.
+        resolution: the resolution the DM asks about (flushed: it has an id).
+        ticket: its ticket; the DM goes to the requester.
+        due: when the DM becomes due.
+        now: the clock reading the row is written at.
+
+    Returns:
+        The new outbox row.
+    """
+    cancel(session, resolution.id, reason=RESOLVED_AGAIN)
+    row = SlackOutbox(
+        purpose=OutboxPurpose.FOLLOWUP, recipient=ticket.user_id, resolution_id=resolution.id,
+        ticket_id=ticket.ticket_id, text="", status=OutboxStatus.PENDING, attempts=0,
+        next_attempt_at=due, created_at=now, last_error="",
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def cancel(session: Session, resolution_id: int, *, reason: str) -> int:
+    """Cancel the follow-up the resolution still owes, if any (flushed, not committed).
+
+    Call it with the resolution row locked (FOR UPDATE), as feedback and rollback load
+    it: a send in progress holds that lock, so this waits for it rather than crossing.
+
+    Args:
+        session: the caller's session.
+        resolution_id: the resolution whose follow-up is no longer wanted.
+        reason: why, kept on the row (ANSWERED, ROLLED_BACK...).
+
+    Returns:
+        How many rows were cancelled (0 or 1).
+    """
+    return session.execute(
+        update(SlackOutbox)
+        .where(SlackOutbox.resolution_id == resolution_id,
+               SlackOutbox.purpose == OutboxPurpose.FOLLOWUP,
+               SlackOutbox.status == OutboxStatus.PENDING)
+        .values(status=OutboxStatus.CANCELLED, cancel_reason=reason, claimed_until=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+
+
+@dataclass(frozen=True)
+class Owed:
+    """A follow-up still wanted, with what its DM is drawn from."""
+
+    resolution: TicketResolution
+    ticket: Ticket
+    action: ActionHistory
+
+
+def lock_owed(session: Session, resolution_id: int) -> Owed | str:
+    """Lock the resolution (FOR UPDATE, until the caller's transaction ends) and say
+    whether its follow-up is still wanted.
+
+    Hold the transaction open while the DM is sent: an answer or rollback arriving
+    meanwhile waits for it (see the module docstring).
+
+    Args:
+        session: the sender's session.
+        resolution_id: the follow-up's resolution.
+
+    Returns:
+        What to draw the DM from, or why it is no longer wanted.
+    """
+    found = session.execute(
+        select(TicketResolution, Ticket, ActionHistory)
+        .join(Ticket, Ticket.ticket_id == TicketResolution.ticket_id)
+        .outerjoin(ActionHistory, ActionHistory.id == TicketResolution.action_id)
+        .where(TicketResolution.id == resolution_id)
+        .with_for_update(of=TicketResolution)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if found is None:
+        return GONE
+    resolution, ticket, action = found
+    reason = _not_wanted(resolution, action)
+    return reason if reason is not None else Owed(resolution, ticket, action)
+
+
+def _not_wanted(resolution: TicketResolution, action: ActionHistory | None) -> str | None:
+    if resolution.followup_sent_at is not None:
+        return ALREADY_SENT
+    # Answered in any way (feedback sets response_received_at with each of these).
+    if (resolution.response_received_at is not None or resolution.resolution_confirmed is not None
+            or resolution.satisfaction_score is not None):
+        return ANSWERED
+    if action is None or action.rolled_back:
+        return ROLLED_BACK
+    if resolution.followup_due_at is None:
+        return NOT_DUE
+    return None
+
+
+def lock(session: Session, resolution_id: int) -> None:
+    """Lock the resolution (FOR UPDATE) before writing its follow-up's outbox row, in
+    the order everyone else takes them; a no-op where it is held already."""
+    session.execute(
+        select(TicketResolution.id).where(TicketResolution.id == resolution_id).with_for_update()
+    )
+
+
+def record_sent(session: Session, resolution_id: int, *, now: datetime) -> None:
+    """Note on the resolution that its follow-up went out (reports read followup_sent_at)."""
+    session.execute(
+        update(TicketResolution).where(TicketResolution.id == resolution_id)
+        .values(followup_sent_at=now).execution_options(synchronize_session=False)
+    )
+
+
+def record_given_up(session: Session, resolution_id: int) -> None:
+    """Slack will not take the DM (no DM with the requester, or out of attempts): the
+    resolution no longer reports a follow-up as due."""
+    session.execute(
+        update(TicketResolution).where(TicketResolution.id == resolution_id)
+        .values(followup_due_at=None).execution_options(synchronize_session=False)
+    )
