@@ -8,20 +8,22 @@
 
 Each run builds a fresh PostgreSQL database with the migrations
 (`resolvemeq_bench_followups`), seeds `--followups` auto-resolved, unanswered tickets
-whose follow-up is due (COPY, `bench.seed.seed_due_followups`), and sends them against
+whose follow-up DM (an outbox row) is due (COPY, `bench.seed.seed_due_followups`), and
+sends them against
 `tests.support.fake_slack.FakeSlack`, which runs in a child process of its own (its HTTP work
 must not share this process's GIL) on a loopback port:
 
-- `loop`: this process calls `bot.followups.send_due` (batches of 100) until every
-  follow-up is recorded sent. The Slack client's `api_call` and the follow-up module's
-  transactions are timed, so the report says where the time went: Slack calls (the
-  fake's latency as the client sees it), claim transactions (the SELECT ... FOR UPDATE
-  SKIP LOCKED, the claim UPDATEs, rendering the DMs, the commit) and the per-DM record
-  transactions.
+- `loop`: this process calls `bot.delivery.outbox.deliver` (batches of 100, what the
+  delivery job does) until every follow-up is recorded sent. The Slack client's
+  `api_call` and the outbox's transactions are timed, so the report says where the time
+  went: Slack calls (the fake's latency as the client sees it), claim transactions (the
+  SELECT ... FOR UPDATE SKIP LOCKED, the claim UPDATEs, the commit) and the per-DM send
+  transactions (lock the resolution and the row, draw the DM, record it, commit; the
+  Slack calls made inside them are counted as Slack calls, not here).
 - `celery`: two real workers, `resolvemeq worker --pool=threads --concurrency=N`, race
   over the same rows; the broker is a Redis database of the bench's own
   (`BENCH_SWEEP_REDIS_URL`, default `redis://127.0.0.1:6379/12`, flushed before and
-  after). This process plays beat: it enqueues `resolvemeq.send_followups` whenever the
+  after). This process plays beat: it enqueues `resolvemeq.deliver_outbox` whenever the
   queue is empty, until every follow-up is recorded sent. CPU use per process group
   says where the time went.
 
@@ -57,10 +59,10 @@ from bench import seed  # noqa: E402
 UTC = dt.UTC
 REDIS_URL = os.environ.get("BENCH_SWEEP_REDIS_URL", "redis://127.0.0.1:6379/12")
 DEADLINE = 900.0  # seconds any one run may take
-BATCH = 100  # send_due's default limit, what the job uses
+BATCH = 100  # deliver's default limit, what the job uses
 FEED_INTERVAL = 1.0  # seconds between this process's "beat" ticks (the app's is JOB_INTERVAL)
 CLAIM_TXN = "DB claim transactions (claim_due + commit), one per batch"
-RECORD_TXN = "DB record transactions (UPDATE + commit), one per DM"
+SEND_TXN = "DB send transactions (lock, draw, record, commit; Slack excluded), one per DM"
 
 
 # ----- the fake Slack, in a child process -------------------------------------------------
@@ -160,12 +162,12 @@ def takeovers(url: str) -> int:
     try:
         with engine.connect() as conn:
             return conn.scalar(text(
-                "SELECT count(*) FROM ticket_resolution WHERE followup_attempts > 1"))
+                "SELECT count(*) FROM slack_outbox WHERE purpose = 'followup' AND attempts > 1"))
     finally:
         engine.dispose()
 
 
-# ----- (a) one process calling send_due --------------------------------------------------------
+# ----- (a) one process calling deliver ---------------------------------------------------------
 
 
 class Timings:
@@ -185,7 +187,7 @@ def run_loop(url: str, slack: FakeSlackProcess, n: int, claim_ttl: str) -> dict:
 
     from bot import views
     from bot.core.settings import load_settings
-    from bot.delivery import followups
+    from bot.delivery import outbox
     from bot.delivery.slack_client import make_web_client
     from models import make_engine, make_session_factory
 
@@ -198,19 +200,22 @@ def run_loop(url: str, slack: FakeSlackProcess, n: int, claim_ttl: str) -> dict:
     timings = Timings()
 
     api_call = client.api_call
+    # Which transaction we are in, when its COMMIT started (engine "commit" event), and
+    # the Slack time spent inside it (a follow-up is sent inside its transaction).
+    inside = {"claim": False, "commit_at": None, "slack": 0.0}
 
     def timed_api_call(api_method, *args, **kwargs):
         started = time.perf_counter()
         try:
             return api_call(api_method, *args, **kwargs)
         finally:
-            timings.add(f"Slack {api_method}", time.perf_counter() - started)
+            spent = time.perf_counter() - started
+            inside["slack"] += spent
+            timings.add(f"Slack {api_method}", spent)
 
     client.api_call = timed_api_call  # what safe_call reaches through client.<method>
 
-    # Which transaction we are in, and when its COMMIT started (engine "commit" event).
-    inside = {"claim": False, "commit_at": None}
-    real_claim, real_transaction = followups.claim_due, followups.transaction
+    real_claim, real_transaction = outbox.claim_due, outbox.transaction
     real_render = views.followup_dm
 
     def timed_claim(*args, **kwargs):
@@ -222,17 +227,17 @@ def run_loop(url: str, slack: FakeSlackProcess, n: int, claim_ttl: str) -> dict:
         try:
             return real_render(*args, **kwargs)
         finally:
-            timings.add("  claim: render the DM (views.followup_dm)", time.perf_counter() - started)
+            timings.add("  send: render the DM (views.followup_dm)", time.perf_counter() - started)
 
     @contextlib.contextmanager
     def timed_transaction(factory):
         started = time.perf_counter()
-        inside.update(claim=False, commit_at=None)
+        inside.update(claim=False, commit_at=None, slack=0.0)
         with real_transaction(factory) as session:
             yield session
         ended = time.perf_counter()
-        where = "claim" if inside["claim"] else "record"
-        timings.add(CLAIM_TXN if inside["claim"] else RECORD_TXN, ended - started)
+        where = "claim" if inside["claim"] else "send"
+        timings.add(CLAIM_TXN if inside["claim"] else SEND_TXN, ended - started - inside["slack"])
         if inside["commit_at"] is not None:
             timings.add(f"  {where}: COMMIT", ended - inside["commit_at"])
 
@@ -243,7 +248,7 @@ def run_loop(url: str, slack: FakeSlackProcess, n: int, claim_ttl: str) -> dict:
         verb = statement.lstrip().split(None, 1)[0].upper()
         if verb == "SELECT" and "FOR UPDATE" in statement:
             verb = "SELECT ... FOR UPDATE SKIP LOCKED"
-        where = "claim" if inside["claim"] else "record"
+        where = "claim" if inside["claim"] else "send"
         timings.add(f"  {where}: {verb}", time.perf_counter() - conn.info["bench_t0"])
 
     def on_commit(conn):
@@ -253,23 +258,23 @@ def run_loop(url: str, slack: FakeSlackProcess, n: int, claim_ttl: str) -> dict:
     event.listen(engine, "after_cursor_execute", after)
     event.listen(engine, "commit", on_commit)
     views.followup_dm = timed_render
-    followups.claim_due, followups.transaction = timed_claim, timed_transaction
+    outbox.claim_due, outbox.transaction = timed_claim, timed_transaction
     sent, rounds = 0, 0
     started = time.monotonic()
     try:
         while sent < n and rounds < 3 * (n // BATCH + 1) and time.monotonic() - started < DEADLINE:
             rounds += 1
-            done = followups.send_due(sessions, client, ttl=settings.claim_ttl, limit=BATCH)
+            done = outbox.deliver(sessions, client, ttl=settings.claim_ttl, limit=BATCH)
             sent += done
             if not done:
                 time.sleep(0.05)  # nothing claimable: the rest is claimed by a dead attempt
     finally:
-        followups.claim_due, followups.transaction = real_claim, real_transaction
+        outbox.claim_due, outbox.transaction = real_claim, real_transaction
         views.followup_dm = real_render
     elapsed = time.monotonic() - started
     recorded = sent_count(engine)
     engine.dispose()
-    return {"mode": "loop: one process, send_due in a loop", "seconds": elapsed,
+    return {"mode": "loop: one process, outbox.deliver in a loop", "seconds": elapsed,
             "recorded": recorded, "rounds": rounds, "timings": timings}
 
 
@@ -356,7 +361,7 @@ def run_celery(url: str, slack: FakeSlackProcess, n: int, concurrency: int, work
             # What beat does every JOB_INTERVAL: a task per worker thread, if none waits.
             if broker.llen("celery") == 0 and time.monotonic() - fed >= FEED_INTERVAL:
                 for _ in range(workers * concurrency):
-                    app.send_task("resolvemeq.send_followups")
+                    app.send_task("resolvemeq.deliver_outbox")
                 enqueued += workers * concurrency
                 fed = time.monotonic()
             time.sleep(0.1)
@@ -392,8 +397,8 @@ def describe(result: dict, summary: dict, n: int) -> list[str]:
     if "timings" in result:
         timings: Timings = result["timings"]
         total = result["seconds"]
-        lines.append(f"  where the time went ({result['rounds']} send_due calls):")
-        children = {CLAIM_TXN: "  claim:", RECORD_TXN: "  record:"}
+        lines.append(f"  where the time went ({result['rounds']} deliver calls):")
+        children = {CLAIM_TXN: "  claim:", SEND_TXN: "  send:"}
         for kind, _seconds in sorted(timings.seconds.items(), key=lambda kv: -kv[1]):
             if kind.startswith("  "):
                 continue

@@ -11,8 +11,8 @@ functions, exactly as the bot does, with the SQL they issue captured by a
 
 - `bot.analytics.resolution_stats` for 1, 7, 30 and 90 days;
 - each rule of `bot.alerts.measure_all`;
-- `bot.followups.claim_due` and the outbox claim (`bot.outbox._claim`), each in a
-  transaction that is rolled back (nothing is claimed for real);
+- the outbox claim (`bot.delivery.outbox.claim_due`, posts and follow-up DMs alike), in
+  a transaction that is rolled back (nothing is claimed for real);
 - `bot.sweep.stale_new_tickets`;
 - `bot.rollback.find_action` by 8-character prefix.
 
@@ -134,7 +134,7 @@ def prefixes(engine, n: int = 5) -> list[str]:
 
 
 def app_cases(settings, now: dt.datetime, refs: list[str]) -> list[Case]:
-    from bot.delivery import followups, outbox
+    from bot.delivery import outbox
     from bot.domain import analytics, rollback, sweep
     from bot.workflows import alerts
 
@@ -145,10 +145,8 @@ def app_cases(settings, now: dt.datetime, refs: list[str]) -> list[Case]:
                    lambda s, m=measure: m(s, settings, now))
               for measure in alerts._MEASURES]
     cases += [
-        Case("followups.claim_due",
-             lambda s: followups.claim_due(s, now=now, ttl=settings.claim_ttl), writes=True),
-        Case("outbox claim (outbox._claim)",
-             lambda s: outbox._claim(s, now=now, ttl=settings.claim_ttl, ids=None, limit=100),
+        Case("outbox.claim_due",
+             lambda s: outbox.claim_due(s, now=now, ttl=settings.claim_ttl, limit=100),
              writes=True),
         Case("sweep.stale_new_tickets",
              lambda s: sweep.stale_new_tickets(s, now=now, grace=settings.sweep_grace)),

@@ -263,9 +263,8 @@ ACTION_COLUMNS = (
 RESOLUTION_COLUMNS = (
     "id", "ticket_id", "action_id", "autonomous_action", "resolution_confirmed",
     "user_feedback_text", "satisfaction_score", "followup_due_at", "followup_sent_at",
-    "followup_claimed_until", "followup_claim_token", "followup_attempts", "followup_channel",
-    "followup_message_ts", "followup_last_error", "response_received_at", "reopened",
-    "reopened_at", "reopened_reason", "created_at", "updated_at",
+    "response_received_at", "reopened", "reopened_at", "reopened_reason", "created_at",
+    "updated_at",
 )
 AGENT_CALL_COLUMNS = ("id", "called_at", "agent", "ticket_id", "ok", "latency_ms", "attempts",
                       "error")
@@ -274,8 +273,18 @@ AUDIT_COLUMNS = ("id", "occurred_at", "event_type", "actor_id", "ticket_id", "ac
 OUTBOX_COLUMNS = (
     "id", "created_at", "ticket_id", "purpose", "channel", "thread_ts", "text", "blocks",
     "fallback_user", "status", "attempts", "next_attempt_at", "claimed_until", "claim_token",
-    "sent_at", "sent_channel", "message_ts", "last_error",
+    "sent_at", "sent_channel", "message_ts", "last_error", "resolution_id", "recipient",
+    "cancel_reason",
 )
+
+
+def _followup(row_id: int, created: dt.datetime, ticket_id: int, resolution_id: int, user: str,
+              due: dt.datetime, status: str = "pending", *, attempts: int = 0,
+              sent: dt.datetime | None = None, sent_channel: str | None = None,
+              sent_ts: str | None = None, reason: str | None = None) -> list:
+    """A follow-up DM's outbox row, as bot.domain.followups writes it (OUTBOX_COLUMNS)."""
+    return [row_id, created, ticket_id, "followup", None, None, "", None, None, status, attempts,
+            due, None, None, sent, sent_channel, sent_ts, "", resolution_id, user, reason]
 
 
 def _state(status: str, team: str | None, at: dt.datetime | None = None, **extra) -> dict:
@@ -289,7 +298,7 @@ def _state(status: str, team: str | None, at: dt.datetime | None = None, **extra
 
 def seed_due_followups(url: str, n: int, *, now: dt.datetime) -> None:
     """`n` auto-resolved, unanswered tickets, each requester a different user, whose
-    follow-up fell due during the hour before `now` (oldest first)."""
+    follow-up (its outbox row) fell due during the hour before `now` (oldest first)."""
     created = [now - dt.timedelta(hours=25) + dt.timedelta(seconds=3600 * i / n) for i in range(n)]
     actions = [uuid.uuid4() for _ in range(n)]
     engine, conn = _raw(url)
@@ -307,8 +316,11 @@ def seed_due_followups(url: str, n: int, *, now: dt.datetime) -> None:
             for i, (a, c) in enumerate(zip(actions, created, strict=True))))
         copy_rows(cur, "ticket_resolution", RESOLUTION_COLUMNS, (
             (i + 1, i + 1, a, "AUTO_RESOLVE", None, "", None, c + dt.timedelta(hours=24), None,
-             None, None, 0, None, None, "", None, False, None, "", c, c)
+             None, False, None, "", c, c)
             for i, (a, c) in enumerate(zip(actions, created, strict=True))))
+        copy_rows(cur, "slack_outbox", OUTBOX_COLUMNS, (
+            _followup(i + 1, c, i + 1, i + 1, f"U{i:08d}", c + dt.timedelta(hours=24))
+            for i, c in enumerate(created)))
         _reset_sequences(cur)
         cur.execute("ANALYZE")
         conn.commit()
@@ -367,7 +379,8 @@ def seed_history(url: str, *, actions: int = 1_000_000, resolutions: int = 200_0
     auto-resolutions), re-routings, until action_history holds `actions` rows. Also one
     agent call per decision (1% errors), an outbox post per ticket (a handful pending,
     some failed), audit events for caps and denials, and a few tickets still `new` for
-    the sweep. Follow-ups: sent for resolutions unanswered after 24 h, a small backlog due.
+    the sweep. Follow-ups (outbox rows): sent for resolutions unanswered after 24 h,
+    cancelled for answered or rolled-back ones, owed for the last day, a small backlog due.
 
     Returns:
         Row counts per table.
@@ -434,7 +447,8 @@ def seed_history(url: str, *, actions: int = 1_000_000, resolutions: int = 200_0
                 posts.append([ids["outbox"], decided, ticket_id, "ticket_outcome", "CHELPDESK",
                               thread, f"{issue}: what the bot did ({kind})", None, user, "sent",
                               1, decided, None, None, post_at, "CHELPDESK",
-                              f"{post_at.timestamp():.6f}", ""])
+                              f"{post_at.timestamp():.6f}", "", None, None, None])
+                followup = None
                 if kind == "AUTO_RESOLVE":
                     ids["resolution"] += 1
                     answer = rng.random()
@@ -464,10 +478,22 @@ def seed_history(url: str, *, actions: int = 1_000_000, resolutions: int = 200_0
                         if confirmed and rng.random() < 0.45 else None
                     reopened_at = responded if confirmed is False else None
                     res.append((ids["resolution"], ticket_id, first_action[0], "AUTO_RESOLVE",
-                                confirmed, "", score, due, sent, None, None, 1 if sent else 0,
-                                sent_channel, sent_ts, "", responded, confirmed is False,
+                                confirmed, "", score, due, sent, responded, confirmed is False,
                                 reopened_at, "still broken" if reopened_at else "", decided,
                                 responded or sent or decided))
+                    # Its follow-up DM: sent, cancelled by the answer or the rollback,
+                    # or still owed (due tomorrow, or the backlog the job has not reached).
+                    ids["outbox"] += 1
+                    owed_at = decided + dt.timedelta(hours=24)
+                    followup = _followup(ids["outbox"], decided, ticket_id, ids["resolution"], user,
+                                         owed_at)
+                    if rolled:
+                        followup[9], followup[20] = "cancelled", "rolled back"
+                    elif sent:
+                        followup[9:11] = ["sent", 1]
+                        followup[14:17] = [sent, sent_channel, sent_ts]
+                    elif responded is not None:
+                        followup[9], followup[20] = "cancelled", "answered"
                     if confirmed is True:
                         acts.append(action(ticket_id, "CONFIRM", responded, autonomous=False,
                                            confidence=None, by=user))
@@ -500,12 +526,14 @@ def seed_history(url: str, *, actions: int = 1_000_000, resolutions: int = 200_0
                         posts.append([ids["outbox"], decided, ticket_id, "notice", "CESCALATE",
                                       None, f"Escalated: {issue}", None, None, "sent", 1, decided,
                                       None, None, post_at, "CESCALATE",
-                                      f"{post_at.timestamp():.6f}", ""])
+                                      f"{post_at.timestamp():.6f}", "", None, None, None])
                     if rng.random() < 0.1:
                         assigned = None  # routed to a queue nobody owns yet
                 if rng.random() < 0.003:  # not_in_channel and no DM either: given up
                     posts[-1][9:18] = ["failed", 10, decided, None, None, None, None, None,
                                        "Slack refused the post"]
+                if followup is not None:
+                    posts.append(followup)
                 tickets.append((ticket_id, user, f"User {user}", rng.choice(DEPARTMENTS), issue,
                                 status, f"{issue}. Please help.", category, [], at, decided, True,
                                 assigned, "", None, None, decided if status == "resolved" else None,
@@ -546,7 +574,7 @@ def seed_history(url: str, *, actions: int = 1_000_000, resolutions: int = 200_0
                     rng.randrange(1, n_tickets), "notice", "CALERTS", None, "pending post", None,
                     None, "pending", rng.randrange(0, 4),
                     now + dt.timedelta(seconds=rng.uniform(-120, 600)), None, None, None, None,
-                    None, "") for i in range(150)]
+                    None, "", None, None, None) for i in range(150)]
         counts["slack_outbox"] += copy_rows(cur, "slack_outbox", OUTBOX_COLUMNS, pending)
         _reset_sequences(cur)
         conn.commit()
