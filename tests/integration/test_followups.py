@@ -134,13 +134,15 @@ def test_an_answer_after_the_claim_but_before_the_send_still_stops_the_dm(
 
 
 def test_an_answer_during_the_send_waits_for_the_dm_instead_of_crossing_it(
-    committing_factory, client, fake
+    committing_factory, fake
 ):
-    # Slack takes a second over the DM. The answer arrives meanwhile: it waits for the
+    # Slack takes two seconds over the DM. The answer arrives meanwhile: it waits for the
     # send to be recorded (the resolution is locked while the DM goes out), so there is
     # never a DM after an answer that was already recorded.
     [ticket_id] = _resolved(committing_factory, at=datetime.now(UTC) - DAY - timedelta(minutes=1))
-    fake.delay("chat.postMessage", 1.0)
+    fake.delay("chat.postMessage", 2.0)
+    client = make_web_client(load_settings(database_url="sqlite://", slack_api_url=fake.base_url,
+                                           slack_bot_token=fake.token), timeout=10)
     sent = []
     sender = threading.Thread(target=lambda: sent.append(outbox.deliver(committing_factory, client)))
     sender.start()
