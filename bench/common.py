@@ -576,7 +576,7 @@ def seed_resolved_tickets(database_url: str, slack: FakeSlackProcess, count: int
     from bot.core import clock
     from bot.domain import actions
     from bot.domain.actions import PlannedAction
-    from models import Ticket, make_engine, make_session_factory
+    from models import ActionType, Ticket, TicketSource, TicketStatus, make_engine, make_session_factory
 
     engine = make_engine(database_url)
     sessions = make_session_factory(engine)
@@ -589,12 +589,12 @@ def seed_resolved_tickets(database_url: str, slack: FakeSlackProcess, count: int
             for i in range(count):
                 text = ISSUES[i % len(ISSUES)]
                 ticket = Ticket(user_id=REQUESTER, issue_type=text[:100], description=text,
-                                status="new", tags=[], source="slash_command",
+                                status=TicketStatus.NEW, tags=[], source=TicketSource.SLASH_COMMAND,
                                 slack_team_id=TEAM_ID, slack_channel_id=CHANNEL,
                                 created_at=now, updated_at=now)
                 session.add(ticket)
                 session.flush()
-                plan = PlannedAction(action_type=actions.AUTO_RESOLVE, confidence=0.9,
+                plan = PlannedAction(action_type=ActionType.AUTO_RESOLVE, confidence=0.9,
                                      reasoning="Matched KB article 'vpn'",
                                      params={"steps": ["Reconnect"], "team": "Network"})
                 rows.append((ticket, actions.execute(session, ticket, plan, now=now,

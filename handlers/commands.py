@@ -20,7 +20,7 @@ from bot.core.errors import NotAuthorized, ResolveMeQError
 from bot.domain import analytics, intake, rollback, tickets
 from bot.workflows import announce
 from handlers.deps import SlackDeps
-from models import transaction
+from models import TicketSource, transaction
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -61,7 +61,7 @@ def _attempt(deps: SlackDeps, what: str, work: Callable[[Session], T]) -> tuple[
 def open_ticket(ack: Ack, command: dict, deps: SlackDeps) -> None:
     ticket = _in_transaction(ack, deps, "store a ticket", lambda session: intake.open_ticket(
         session, user_id=command["user_id"], text=command.get("text", ""),
-        source="slash_command", channel_id=command.get("channel_id"),
+        source=TicketSource.SLASH_COMMAND, channel_id=command.get("channel_id"),
         team_id=command.get("team_id"),
         # One ticket per invocation, even if the same request reaches us twice.
         event_id=f"cmd:{command['trigger_id']}" if command.get("trigger_id") else None,

@@ -16,7 +16,7 @@ from bot.core.errors import ResolveMeQError
 from bot.domain import intake
 from bot.workflows import announce
 from handlers.deps import SlackDeps
-from models import transaction
+from models import TicketSource, transaction
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def direct_message(ack: Ack, body: dict, event: dict, deps: SlackDeps) -> None:
     if event.get("subtype") or event.get("bot_id") or event.get("thread_ts"):
         return
     # Text of the wrong type is intake's to refuse, like empty text.
-    _open(deps, body, event, source="dm", text=event.get("text") or "")
+    _open(deps, body, event, source=TicketSource.DM, text=event.get("text") or "")
 
 
 def mention(ack: Ack, body: dict, event: dict, deps: SlackDeps) -> None:
@@ -73,7 +73,7 @@ def mention(ack: Ack, body: dict, event: dict, deps: SlackDeps) -> None:
     raw = event.get("text")
     # The mention is cut before intake sees the text; text of the wrong type is empty.
     text = _LEADING_MENTION.sub("", raw if isinstance(raw, str) else "", count=1)
-    _open(deps, body, event, source="mention", text=text)
+    _open(deps, body, event, source=TicketSource.MENTION, text=text)
 
 
 def register(app: App) -> None:

@@ -132,7 +132,7 @@ def track_action(action_type: str, *, autonomous: bool, success: bool,
     """Record an action on the current scope, so the next error carries it.
 
     Args:
-        action_type: AUTO_RESOLVE, ESCALATE, ASSIGN_TO_TEAM or REQUEST_CLARIFICATION.
+        action_type: one of `models.AGENT_ACTIONS`.
         autonomous: whether the bot acted alone.
         success: whether the action was carried out.
         confidence: the agent's confidence, 0..1, if there was one.

@@ -21,7 +21,7 @@ from bot.core.settings import Settings
 from bot.domain import actions, audit, policy
 from bot.domain.actions import PlannedAction
 from bot.domain.ratelimit import AutonomyBudget
-from models import ActionHistory, AgentCall, Ticket
+from models import ActionHistory, AgentCall, Ticket, TicketStatus
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def process_ticket(
     if ticket is None:
         raise NotFound(f"Ticket #{ticket_id} does not exist.")
     last = _last_action(session, ticket_id)
-    if ticket.status != "new" or ticket.agent_processed or last is not None:
+    if ticket.status != TicketStatus.NEW or ticket.agent_processed or last is not None:
         return Outcome(ticket, last, None, None, already_processed=True)
 
     answer: AgentAnswer | None = None

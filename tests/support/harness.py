@@ -23,7 +23,7 @@ import httpx
 
 from bot.core import clock
 from bot.domain import actions
-from models import Ticket
+from models import Ticket, TicketSource, TicketStatus
 from tests.support import slack_signing
 from tests.support.factories import make_plan
 from tests.support.fake_slack import FakeSlack
@@ -215,8 +215,8 @@ def resolved_ticket(e2e_sessions, *, user: str = REQUESTER) -> int:
     """An auto-resolved ticket written straight into the server's database."""
     now = clock.now()
     with e2e_sessions() as session:
-        ticket = Ticket(user_id=user, issue_type=VPN, description=VPN, status="new", tags=[],
-                        source="slash_command", slack_team_id=TEAM_ID, slack_channel_id=CHANNEL,
+        ticket = Ticket(user_id=user, issue_type=VPN, description=VPN, status=TicketStatus.NEW, tags=[],
+                        source=TicketSource.SLASH_COMMAND, slack_team_id=TEAM_ID, slack_channel_id=CHANNEL,
                         created_at=now, updated_at=now)
         session.add(ticket)
         session.flush()
