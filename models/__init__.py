@@ -1,8 +1,8 @@
 """SQLAlchemy models and the session factory. Imports nothing of ours outside models/.
 
 Each fact about the stored values is named once, beside its model: `ActionType`,
-`Actor`, `TicketStatus`, `TicketSource`, `AlertRule` (StrEnums whose members are the
-stored strings), `short_id` for an action id, `as_utc` for timestamps.
+`Actor`, `TicketStatus`, `Awaiting`, `EscalationPriority`, `TicketSource`, `AlertRule`
+(StrEnums whose members are the stored strings), `short_id` for an action id, `as_utc` for timestamps.
 """
 
 from models.action_history import AGENT_ACTIONS, ActionHistory, ActionType, Actor, short_id
@@ -12,7 +12,7 @@ from models.audit_event import AuditEvent
 from models.base import Base, as_utc
 from models.session import make_engine, make_session_factory, transaction
 from models.slack_outbox import OUTBOX_STATUSES, SlackOutbox
-from models.ticket import Ticket, TicketSource, TicketStatus
+from models.ticket import Awaiting, EscalationPriority, Ticket, TicketSource, TicketStatus
 from models.ticket_resolution import TicketResolution
 
 __all__ = [
@@ -24,7 +24,9 @@ __all__ = [
     "AlertRule",
     "AlertState",
     "AuditEvent",
+    "Awaiting",
     "Base",
+    "EscalationPriority",
     "OUTBOX_STATUSES",
     "SlackOutbox",
     "Ticket",

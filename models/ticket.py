@@ -22,6 +22,22 @@ class TicketStatus(enum.StrEnum):
     RESOLVED = "resolved"
 
 
+class Awaiting(enum.StrEnum):
+    """Whose move it is (`tickets.awaiting_response_from`)."""
+
+    NOBODY = ""  # resolved, or not decided on yet
+    SUPPORT = "support"  # a human team
+    USER = "user"  # the requester, asked for more detail
+
+
+class EscalationPriority(enum.StrEnum):
+    """How urgent an escalation is (`tickets.escalation_priority`)."""
+
+    CRITICAL = "critical"  # a security incident, an outage, data loss
+    HIGH = "high"  # the agent asked for escalation with high confidence
+    MEDIUM = "medium"
+
+
 class TicketSource(enum.StrEnum):
     """Where a ticket came from (`tickets.source`)."""
 
@@ -63,7 +79,7 @@ class Ticket(Base):
     suggested_action: Mapped[dict | None] = mapped_column()
 
     assigned_team: Mapped[str | None] = mapped_column(String(100))
-    awaiting_response_from: Mapped[str] = mapped_column(String(20), default="")
+    awaiting_response_from: Mapped[str] = mapped_column(String(20), default=Awaiting.NOBODY)
     escalated_at: Mapped[datetime | None] = mapped_column()
     escalation_priority: Mapped[str | None] = mapped_column(String(10))
     resolved_at: Mapped[datetime | None] = mapped_column()

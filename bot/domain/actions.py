@@ -22,6 +22,8 @@ from models import (
     ActionHistory,
     ActionType,
     Actor,
+    Awaiting,
+    EscalationPriority,
     Ticket,
     TicketResolution,
     TicketStatus,
@@ -61,7 +63,7 @@ class PlannedAction:
 def _auto_resolve(ticket: Ticket, params: dict[str, Any], now: datetime) -> None:
     ticket.status = TicketStatus.RESOLVED
     ticket.resolved_at = now
-    ticket.awaiting_response_from = ""
+    ticket.awaiting_response_from = Awaiting.NOBODY
     # The team that owns the topic owns the outcome: a "No" reopens the ticket to it,
     # and analytics count the resolution for it.
     if params.get("team"):
@@ -71,20 +73,20 @@ def _auto_resolve(ticket: Ticket, params: dict[str, Any], now: datetime) -> None
 def _escalate(ticket: Ticket, params: dict[str, Any], now: datetime) -> None:
     ticket.status = TicketStatus.ESCALATED
     ticket.escalated_at = now
-    ticket.escalation_priority = params.get("priority", "medium")
+    ticket.escalation_priority = params.get("priority", EscalationPriority.MEDIUM)
     ticket.assigned_team = params["team"]
-    ticket.awaiting_response_from = "support"
+    ticket.awaiting_response_from = Awaiting.SUPPORT
 
 
 def _assign(ticket: Ticket, params: dict[str, Any], now: datetime) -> None:
     ticket.status = TicketStatus.IN_PROGRESS
     ticket.assigned_team = params["team"]
-    ticket.awaiting_response_from = "support"
+    ticket.awaiting_response_from = Awaiting.SUPPORT
 
 
 def _clarify(ticket: Ticket, params: dict[str, Any], now: datetime) -> None:
     ticket.status = TicketStatus.AWAITING_USER
-    ticket.awaiting_response_from = "user"
+    ticket.awaiting_response_from = Awaiting.USER
 
 
 _APPLY: dict[str, Callable[[Ticket, dict[str, Any], datetime], None]] = {

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from bot.core import clock
 from bot.core.errors import InvalidInput, NotFound, NotRequester
 from bot.domain import audit, snapshots
-from models import ActionHistory, ActionType, Ticket, TicketResolution, TicketStatus
+from models import ActionHistory, ActionType, Awaiting, Ticket, TicketResolution, TicketStatus
 
 REOPENED_REASON = "requester said the answer did not solve it"
 
@@ -206,7 +206,7 @@ def _change_ticket(
 def _reopen(ticket: Ticket, team: str) -> None:
     ticket.status = TicketStatus.OPEN
     ticket.assigned_team = team
-    ticket.awaiting_response_from = "support"
+    ticket.awaiting_response_from = Awaiting.SUPPORT
     # Not resolved any more; a later "Yes" stamps a new time.
     ticket.resolved_at = None
 
@@ -214,4 +214,4 @@ def _reopen(ticket: Ticket, team: str) -> None:
 def _resolve(ticket: Ticket, now: datetime) -> None:
     ticket.status = TicketStatus.RESOLVED
     ticket.resolved_at = now
-    ticket.awaiting_response_from = ""
+    ticket.awaiting_response_from = Awaiting.NOBODY

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import enum
 
-from bot.agent.answer import AgentAnswer
+from bot.agent.answer import AgentAnswer, Recommendation
 from bot.core.settings import Settings
 from bot.domain.actions import PlannedAction
-from models import ActionType, Actor
+from models import ActionType, Actor, EscalationPriority
 
 CRITICAL_CATEGORIES = frozenset({"security", "outage", "data_loss"})
 
@@ -100,11 +100,12 @@ def plan(answer: AgentAnswer, settings: Settings) -> PlannedAction:
             answer=answer,
         )
     if is_critical(answer):
-        return act(ActionType.ESCALATE, "critical issue: a human must see it now", priority="critical")
+        return act(ActionType.ESCALATE, "critical issue: a human must see it now",
+                   priority=EscalationPriority.CRITICAL)
 
     wanted = answer.recommended_action
     if level == Band.HIGH:
-        if wanted == "auto_resolve":
+        if wanted == Recommendation.AUTO_RESOLVE:
             if answer.success_probability >= settings.auto_resolve_min_success:
                 return act(ActionType.AUTO_RESOLVE, "confident, and the fix usually works")
             return act(
@@ -113,18 +114,20 @@ def plan(answer: AgentAnswer, settings: Settings) -> PlannedAction:
                 f"the time: suggesting it to {team}",
                 suggested_answer=True,
             )
-        if wanted == "escalate":
-            return act(ActionType.ESCALATE, "the agent asked for escalation", priority="high")
-        if wanted == "assign_to_team":
+        if wanted == Recommendation.ESCALATE:
+            return act(ActionType.ESCALATE, "the agent asked for escalation",
+                       priority=EscalationPriority.HIGH)
+        if wanted == Recommendation.ASSIGN_TO_TEAM:
             return act(ActionType.ASSIGN_TO_TEAM, f"routed to {team}")
         return act(ActionType.REQUEST_CLARIFICATION, "the agent needs more detail",
                    questions=list(_TOPIC_QUESTIONS))
     if level == Band.MEDIUM:
-        if wanted == "escalate":
-            return act(ActionType.ESCALATE, "the agent asked for escalation", priority="medium")
-        if wanted == "request_clarification":
+        if wanted == Recommendation.ESCALATE:
+            return act(ActionType.ESCALATE, "the agent asked for escalation",
+                       priority=EscalationPriority.MEDIUM)
+        if wanted == Recommendation.REQUEST_CLARIFICATION:
             return act(ActionType.REQUEST_CLARIFICATION, "the agent needs more detail",
-                   questions=list(_TOPIC_QUESTIONS))
+                       questions=list(_TOPIC_QUESTIONS))
         return act(
             ActionType.ASSIGN_TO_TEAM,
             f"not sure enough to resolve alone: suggesting the answer to {team}",
@@ -154,7 +157,7 @@ def triage(
     critical = answer is not None and is_critical(answer)
     params = {
         "team": settings.default_team,
-        "priority": "critical" if critical else "medium",
+        "priority": EscalationPriority.CRITICAL if critical else EscalationPriority.MEDIUM,
         "triage": True,
         "reason": reason,
     }

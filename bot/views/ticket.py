@@ -38,7 +38,7 @@ from bot.views.ids import (
     rating_action_id,
     why_value,
 )
-from models import ActionType, as_utc, short_id
+from models import ActionType, EscalationPriority, as_utc, short_id
 
 STAR = "★"
 EMPTY_STAR = "☆"
@@ -205,7 +205,7 @@ def action_thread_message(ticket: Any, action: Any) -> tuple[str, Blocks]:
                 )
             )
     elif kind == ActionType.ESCALATE:
-        priority = humanize(p.get("priority") or ticket.escalation_priority or "medium")
+        priority = humanize(p.get("priority") or ticket.escalation_priority or EscalationPriority.MEDIUM)
         summary = f"Escalated to {team} (priority {priority})."
         blocks.append(
             section(

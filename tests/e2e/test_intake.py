@@ -15,7 +15,16 @@ import pytest
 from sqlalchemy import select
 
 from bot.views import ActionId
-from models import ActionHistory, ActionType, AuditEvent, SlackOutbox, Ticket, TicketSource, TicketStatus
+from models import (
+    ActionHistory,
+    ActionType,
+    AuditEvent,
+    EscalationPriority,
+    SlackOutbox,
+    Ticket,
+    TicketSource,
+    TicketStatus,
+)
 from tests.support.databases import E2E_REDIS_URL
 from tests.support.fake_slack import FakeSlack
 from tests.support.harness import CHANNEL, ESCALATIONS, REQUESTER, Server, wait_until
@@ -264,7 +273,7 @@ def test_a_critical_ticket_is_escalated_in_the_thread_and_to_the_escalation_chan
     ticket = _answered(e2e_sessions)
     [action] = _actions(e2e_sessions, ticket.ticket_id)
     assert action.action_type == ActionType.ESCALATE and ticket.status == TicketStatus.ESCALATED
-    assert ticket.escalation_priority == "critical" and ticket.assigned_team == "Security"
+    assert ticket.escalation_priority == EscalationPriority.CRITICAL and ticket.assigned_team == "Security"
     [thread] = _posts(slack, CHANNEL)
     assert thread.args["thread_ts"] == USER_TS
     assert "Escalated to *Security*" in _shown(thread.args)

@@ -16,7 +16,16 @@ from bot.domain.actions import PlannedAction
 from bot.domain.feedback import REOPENED_REASON, record_answer, record_rating
 from bot.domain.ratelimit import RollbackThrottle, make_storage
 from bot.domain.rollback import rollback_action
-from models import ActionHistory, ActionType, AuditEvent, Ticket, TicketResolution, TicketStatus, transaction
+from models import (
+    ActionHistory,
+    ActionType,
+    AuditEvent,
+    Awaiting,
+    Ticket,
+    TicketResolution,
+    TicketStatus,
+    transaction,
+)
 from tests.support.factories import make_action, make_ticket
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -110,7 +119,7 @@ def test_no_reopens_to_the_resolving_team_with_a_history_row(session):
     reloaded = session.get(Ticket, ticket.ticket_id)
     assert reloaded.status == TicketStatus.OPEN
     assert reloaded.assigned_team == "Network"
-    assert reloaded.awaiting_response_from == "support"
+    assert reloaded.awaiting_response_from == Awaiting.SUPPORT
     assert reloaded.resolved_at is None
     [row] = _rows(session, ActionType.REOPEN)
     assert row.ticket_id == ticket.ticket_id
@@ -151,7 +160,7 @@ def test_yes_after_no_resolves_again_and_is_audited(session):
     reloaded = session.get(Ticket, ticket.ticket_id)
     assert reloaded.status == TicketStatus.RESOLVED
     assert reloaded.resolved_at == T2
-    assert reloaded.awaiting_response_from == ""
+    assert reloaded.awaiting_response_from == Awaiting.NOBODY
     resolution = _resolution(session, ticket.ticket_id)
     assert resolution.resolution_confirmed is True
     assert resolution.reopened is True  # it was reopened once; that stays on record

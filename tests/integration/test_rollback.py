@@ -32,6 +32,8 @@ from models import (
     ActionHistory,
     ActionType,
     AuditEvent,
+    Awaiting,
+    EscalationPriority,
     Ticket,
     TicketResolution,
     TicketStatus,
@@ -426,9 +428,9 @@ def test_preview_shows_the_diff_and_changes_nothing(session, settings):
     assert preview.changes == {
         "status": (TicketStatus.ESCALATED, TicketStatus.OPEN),
         "assigned_team": ("Network", None),
-        "awaiting_response_from": ("support", ""),
+        "awaiting_response_from": (Awaiting.SUPPORT, Awaiting.NOBODY),
         "escalated_at": (NOW.isoformat(), None),
-        "escalation_priority": ("high", None),
+        "escalation_priority": (EscalationPriority.HIGH, None),
     }
     # Previews are free: the one rollback this admin has left still goes through.
     preview_rollback(session, ref=short_id(action.id), admin_id="UADMIN", is_admin=True,
@@ -621,7 +623,7 @@ _teams = st.one_of(st.none(), st.sampled_from(["Desk", "Network", "Security", "H
     status=st.sampled_from(TicketStatus),
     team=_teams,
     priority=st.one_of(st.none(), st.sampled_from(["low", "medium", "high", "critical"])),
-    awaiting=st.sampled_from(["", "user", "support"]),
+    awaiting=st.sampled_from(Awaiting),
     escalated_at=_instants,
     resolved_at=_instants,
     action_team=st.sampled_from(["Desk", "Network", "Security"]),

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from bot.core import clock
 from bot.domain import actions
 from bot.domain.actions import PlannedAction
-from models import ActionHistory, ActionType, Ticket, TicketStatus
+from models import ActionHistory, ActionType, EscalationPriority, Ticket, TicketStatus
 
 
 def make_ticket(
@@ -47,7 +47,7 @@ def make_plan(
 ) -> PlannedAction:
     params: dict = {"steps": ["Reconnect"], "team": team}
     if action_type == ActionType.ESCALATE:
-        params["priority"] = "high"
+        params["priority"] = EscalationPriority.HIGH
     if action_type == ActionType.REQUEST_CLARIFICATION:
         params["questions"] = ["Which network are you on?"]
     return PlannedAction(

@@ -10,7 +10,7 @@ from bot.agent.answer import AgentAnswer
 from bot.core.settings import load_settings
 from bot.domain import policy
 from bot.domain.policy import Band
-from models import ActionType
+from models import ActionType, EscalationPriority
 
 SETTINGS = load_settings(database_url="sqlite://")
 
@@ -62,7 +62,7 @@ def test_medium_band_suggests_the_answer_to_the_owning_team():
 
 def test_critical_escalation_is_critical_priority():
     planned = policy.plan(answer(confidence=0.2, severity="critical", category="outage"), SETTINGS)
-    assert planned.params["priority"] == "critical"
+    assert planned.params["priority"] == EscalationPriority.CRITICAL
 
 
 def test_unknown_action_goes_to_human_triage():
