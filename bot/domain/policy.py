@@ -111,12 +111,12 @@ def plan(answer: AgentAnswer, settings: Settings) -> PlannedAction:
             return act(ESCALATE, "the agent asked for escalation", priority="high")
         if wanted == "assign_to_team":
             return act(ASSIGN_TO_TEAM, f"routed to {team}")
-        return act(REQUEST_CLARIFICATION, "the agent needs more detail", questions=list(_TOPIC_QUESTIONS))
+        return act(REQUEST_CLARIFICATION, "the agent needs more detail", questions=_questions(answer))
     if level == "medium":
         if wanted == "escalate":
             return act(ESCALATE, "the agent asked for escalation", priority="medium")
         if wanted == "request_clarification":
-            return act(REQUEST_CLARIFICATION, "the agent needs more detail", questions=list(_TOPIC_QUESTIONS))
+            return act(REQUEST_CLARIFICATION, "the agent needs more detail", questions=_questions(answer))
         return act(
             ASSIGN_TO_TEAM,
             f"not sure enough to resolve alone: suggesting the answer to {team}",
@@ -160,6 +160,14 @@ def triage(
         autonomous=False,
         executed_by=SYSTEM_ACTOR,
     )
+
+
+def _questions(answer: AgentAnswer) -> list[str]:
+    """The agent's own questions when it asked some (the LLM agent does), else ours."""
+    asked = answer.extra.get("questions") if isinstance(answer.extra, dict) else None
+    if isinstance(asked, list) and asked and all(isinstance(q, str) and q for q in asked):
+        return list(asked)
+    return list(_TOPIC_QUESTIONS)
 
 
 def _explain(answer: AgentAnswer, level: str, why: str) -> str:
