@@ -3,7 +3,7 @@
 - `machine()` / `Load`: what the figures were measured on, and how busy it was.
 - `fresh_database()`, `flush_redis()`: a PostgreSQL database of the benchmark's own,
   built by the migrations, and a Redis database number of its own.
-- `FakeSlackProcess`: `tests.fake_slack.FakeSlack` in a child process, so its work
+- `FakeSlackProcess`: `tests.support.fake_slack.FakeSlack` in a child process, so its work
   (one call per acknowledged request, roughly) does not share the load generator's GIL.
 - `ServerProcess`: `resolvemeq serve` or the bare Bolt app as a subprocess in its own
   process group on a free loopback port; stopped with the group.
@@ -40,7 +40,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from bench.seed import process_ticks
-from tests import slack_signing
+from tests.support import slack_signing
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_SERVER = os.environ.get(
@@ -289,7 +289,7 @@ def flush_redis(url: str = REDIS_URL) -> None:
 
 
 def _fake_slack_main(conn) -> None:  # runs in the child
-    from tests.fake_slack import FakeSlack
+    from tests.support.fake_slack import FakeSlack
 
     fake = FakeSlack().start()
     try:
@@ -324,7 +324,7 @@ def _fake_slack_main(conn) -> None:  # runs in the child
 
 
 class FakeSlackProcess:
-    """`tests.fake_slack.FakeSlack` served from a child process, driven over a pipe."""
+    """`tests.support.fake_slack.FakeSlack` served from a child process, driven over a pipe."""
 
     def __init__(self) -> None:
         context = multiprocessing.get_context("spawn")

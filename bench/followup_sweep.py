@@ -8,7 +8,7 @@
 Each run builds a fresh PostgreSQL database with the migrations
 (`resolvemeq_bench_followups`), seeds `--followups` auto-resolved, unanswered tickets
 whose follow-up is due (COPY, `bench.seed.seed_due_followups`), and sends them against
-`tests.fake_slack.FakeSlack`, which runs in a child process of its own (its HTTP work
+`tests.support.fake_slack.FakeSlack`, which runs in a child process of its own (its HTTP work
 must not share this process's GIL) on a loopback port:
 
 - `loop`: this process calls `bot.followups.send_due` (batches of 100) until every
@@ -67,7 +67,7 @@ RECORD_TXN = "DB record transactions (UPDATE + commit), one per DM"
 
 def _fake_slack_main(conn, latency: float) -> None:
     """Serve FakeSlack until told to stop (or until the parent goes away)."""
-    from tests.fake_slack import FakeSlack
+    from tests.support.fake_slack import FakeSlack
 
     slack = FakeSlack().start()
 
