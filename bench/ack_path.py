@@ -17,7 +17,7 @@ Prints markdown tables: per run, ours beside bare, and the targets (p99 < 100 ms
 100 req/s; closed-loop throughput >= 70 % of bare's).
 
     python -m bench.ack_path            # full: 20 s per rate, 15 s per concurrency
-    python -m bench.ack_path --quick    # about a minute
+    python -m bench.ack_path --quick    # about 2 minutes
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _parse_ints(text: str) -> list[int]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench.ack_path", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short runs (about a minute in all)")
+    parser.add_argument("--quick", action="store_true", help="short runs (about 2 minutes in all)")
     parser.add_argument("--rates", type=_parse_ints, default=[25, 50, 100, 200],
                         help="open-loop rates, requests/s (default 25,50,100,200)")
     parser.add_argument("--concurrency", type=_parse_ints, default=[16, 32],
