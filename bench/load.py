@@ -101,8 +101,9 @@ class _Client:
     def send(self, request: Request) -> int:
         for attempt in (0, 1):
             fresh = self._conn is None
-            if fresh:
+            if self._conn is None:
                 self._conn = http.client.HTTPConnection("127.0.0.1", self._port, timeout=CLIENT_TIMEOUT)
+            conn = self._conn
             ts = int(time.time())
             headers = {
                 "Content-Type": request.content_type,
@@ -110,8 +111,8 @@ class _Client:
                 "X-Slack-Signature": slack_signing.signature(self._secret, request.body, ts),
             }
             try:
-                self._conn.request("POST", "/slack/events", body=request.body, headers=headers)
-                response = self._conn.getresponse()
+                conn.request("POST", "/slack/events", body=request.body, headers=headers)
+                response = conn.getresponse()
                 response.read()
                 if response.will_close:
                     self.close()

@@ -59,7 +59,7 @@ def seed_resolved_tickets(database_url: str, slack, count: int) -> list[tuple[in
         ids = [resolved_ticket(sessions) for _ in range(count)]
         with sessions() as session:
             for ticket_id in ids:
-                ticket = session.get(Ticket, ticket_id)
+                ticket = session.get_one(Ticket, ticket_id)
                 action = session.scalars(select(ActionHistory)
                                          .where(ActionHistory.ticket_id == ticket_id)).one()
                 text, blocks = views.resolution_message(ticket, action, ticket_text=ticket.description)

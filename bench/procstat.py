@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import psutil
 
@@ -184,7 +184,7 @@ class CpuMeter:
             "bench"; PostgreSQL and Redis are named; the rest is "other processes".
     """
 
-    def __init__(self, groups: dict[str, Sequence[int]] | None = None) -> None:
+    def __init__(self, groups: Mapping[str, Sequence[int]] | None = None) -> None:
         self.groups = {k: set(v) for k, v in (groups or {}).items()}
         self._t0, self._start = time.monotonic(), cpu_by_process()
 
