@@ -187,7 +187,7 @@ def _remember_secrets(settings: Settings) -> None:
     global _secrets
     found = set(_secrets)
     for secret in (settings.slack_bot_token, settings.slack_signing_secret,
-                   settings.slack_app_token):
+                   settings.slack_app_token, settings.llm_api_key):
         if secret is not None and len(secret.get_secret_value()) >= _MIN_SECRET_LENGTH:
             found.add(secret.get_secret_value())
     _secrets = frozenset(found)

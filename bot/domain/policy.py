@@ -37,7 +37,6 @@ _TOPIC_QUESTIONS = (
 )
 
 
-
 class Band(enum.StrEnum):
     """The confidence bands, kept in an action's params as `band`."""
 
@@ -120,14 +119,14 @@ def plan(answer: AgentAnswer, settings: Settings) -> PlannedAction:
         if wanted == Recommendation.ASSIGN_TO_TEAM:
             return act(ActionType.ASSIGN_TO_TEAM, f"routed to {team}")
         return act(ActionType.REQUEST_CLARIFICATION, "the agent needs more detail",
-                   questions=list(_TOPIC_QUESTIONS))
+                   questions=_questions(answer))
     if level == Band.MEDIUM:
         if wanted == Recommendation.ESCALATE:
             return act(ActionType.ESCALATE, "the agent asked for escalation",
                        priority=EscalationPriority.MEDIUM)
         if wanted == Recommendation.REQUEST_CLARIFICATION:
             return act(ActionType.REQUEST_CLARIFICATION, "the agent needs more detail",
-                       questions=list(_TOPIC_QUESTIONS))
+                       questions=_questions(answer))
         return act(
             ActionType.ASSIGN_TO_TEAM,
             f"not sure enough to resolve alone: suggesting the answer to {team}",
@@ -172,6 +171,14 @@ def triage(
         autonomous=False,
         executed_by=Actor.SYSTEM,
     )
+
+
+def _questions(answer: AgentAnswer) -> list[str]:
+    """The agent's own questions when it asked some (the LLM agent does), else ours."""
+    asked = answer.extra.get("questions") if isinstance(answer.extra, dict) else None
+    if isinstance(asked, list) and asked and all(isinstance(q, str) and q for q in asked):
+        return list(asked)
+    return list(_TOPIC_QUESTIONS)
 
 
 def _explain(answer: AgentAnswer, level: str, why: str) -> str:

@@ -54,7 +54,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_", "REDIS_"))},
+            **self.inherited_env(),
             "DATABASE_URL": database_url,
             "SLACK_API_URL": slack.base_url,
             "SLACK_BOT_TOKEN": slack.token,
@@ -72,19 +72,28 @@ class Server:
         self._log: list[str] = []
         self._log_lock = threading.Lock()
 
-    def start(self, wait_healthy: bool = True) -> Server:
+    def inherited_env(self) -> dict[str, str]:
+        """What the server keeps of this process's environment: all but its Slack,
+        database and Redis settings (bench narrows this further)."""
+        return {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_", "REDIS_"))}
+
+    def server_argv(self) -> list[str]:
+        """The server's command line (bench runs a bare Bolt app the same way)."""
+        return [sys.executable, "-m", "bot.platform.cli", "serve", "--host", "127.0.0.1",
+                "--port", str(self.port)]
+
+    def start(self, wait_healthy: bool = True, timeout: float = 30) -> Server:
         """Start the server; wait until /healthz says 200 (or, with `wait_healthy`
-        False, until it answers at all, e.g. while a service is down on purpose)."""
+        False, until it answers at all, e.g. while a service is down on purpose),
+        for `timeout` seconds at most."""
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.platform.cli", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port)],
-            cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            self.server_argv(), cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, start_new_session=True,
         )
         # Drain the server's output as it comes: a full pipe would block its logging,
         # and with it the server.
         threading.Thread(target=self._drain, daemon=True).start()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited:\n{self.output()}")

@@ -104,3 +104,13 @@ def test_auto_resolve_only_when_every_condition_holds(confidence, success, actio
     if severity == "critical" or category in policy.CRITICAL_CATEGORIES:
         assert planned.action_type == ActionType.ESCALATE
     assert planned.reasoning
+
+
+@pytest.mark.parametrize("confidence", [0.9, 0.7])
+def test_the_agents_own_questions_are_asked_when_it_has_some(confidence):
+    asked = ["Which VPN client do you use?", "Since when?"]
+    mine = AgentAnswer(confidence=confidence, recommended_action="request_clarification",
+                       reasoning="Which client?", extra={"questions": asked})
+    assert policy.plan(mine, SETTINGS).params["questions"] == asked
+    general = policy.plan(answer(confidence=confidence, action="request_clarification"), SETTINGS)
+    assert general.params["questions"] and general.params["questions"] != asked
