@@ -29,6 +29,7 @@ from bot.agent.answer import (
     AgentUnavailable,
     CallRecorder,
     MalformedAnswer,
+    Recommendation,
     TicketInput,
 )
 from bot.agent.breaker import CircuitBreaker
@@ -332,7 +333,7 @@ def _content(completion: object) -> str | None:
 def _escalation(hit: CriticalHit) -> AgentAnswer:
     return AgentAnswer(
         confidence=CRITICAL_CONFIDENCE,
-        recommended_action="escalate",
+        recommended_action=Recommendation.ESCALATE,
         reasoning=hit.reason,
         category=hit.category,
         severity="critical",

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.agent.answer import KNOWN_RECOMMENDATIONS, MalformedAnswer
+from bot.agent.answer import KNOWN_RECOMMENDATIONS, MalformedAnswer, Recommendation
 from bot.agent.grounding import ArticleBrief
 from bot.agent.routing import CATEGORIES
 
@@ -89,6 +89,7 @@ class LlmDecision(BaseModel):
     # strict: "0.9" is not a number and true is not a probability.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
+    # The values of bot.agent.answer.Recommendation (a Literal, as strict mode wants).
     recommended_action: Literal["auto_resolve", "escalate", "request_clarification", "assign_to_team"]
     confidence: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
     article_id: str | None
@@ -217,7 +218,8 @@ def parse_decision(content: str | None, offer: Offer) -> LlmDecision:
     if decision.suggested_team is not None and decision.suggested_team not in offer.teams:
         raise MalformedAnswer("the model's answer is off the schema: suggested_team is not one "
                               "of the teams offered")
-    if decision.recommended_action == "auto_resolve" and (article is None or not article.self_service):
+    if (decision.recommended_action == Recommendation.AUTO_RESOLVE
+            and (article is None or not article.self_service)):
         raise MalformedAnswer("the model's answer breaks the rules: auto_resolve without an "
                               "offered self-service article")
     return decision

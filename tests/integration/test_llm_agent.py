@@ -13,7 +13,7 @@ from bot.core.settings import load_settings
 from bot.domain.processing import process_ticket
 from bot.domain.ratelimit import AutonomyBudget, make_storage
 from bot.platform import cli
-from models import AgentCall, Ticket
+from models import ActionType, Actor, AgentCall, EscalationPriority, Ticket, TicketStatus
 from tests.support.factories import make_ticket
 from tests.support.fake_openai import (
     GOOD,
@@ -74,8 +74,8 @@ def decide(session, llm_settings, agent, budget):
 def test_a_good_answer_resolves_the_ticket_with_the_articles_steps(fake, decide):
     ticket, outcome, call = decide()
     action = outcome.action
-    assert (action.action_type, action.autonomous) == ("AUTO_RESOLVE", True)
-    assert ticket.status == "resolved" and ticket.assigned_team == "Network"
+    assert (action.action_type, action.autonomous) == (ActionType.AUTO_RESOLVE, True)
+    assert ticket.status == TicketStatus.RESOLVED and ticket.assigned_team == "Network"
     assert action.action_params["source"] == "llm:vpn"
     assert action.action_params["steps"][0] == "Quit the VPN client completely and reconnect."
     assert "VPN article covers it" in action.agent_reasoning
@@ -92,14 +92,14 @@ def test_the_models_questions_are_asked_in_the_thread(fake, decide):
                                 article_id=None, steps=[], success_probability=0.0,
                                 questions=["Which VPN client do you use?", "Since when?"])))
     ticket, outcome, _ = decide()
-    assert outcome.action.action_type == "REQUEST_CLARIFICATION"
+    assert outcome.action.action_type == ActionType.REQUEST_CLARIFICATION
     assert outcome.action.action_params["questions"] == ["Which VPN client do you use?", "Since when?"]
 
 
 def test_a_medium_confidence_answer_is_suggested_to_the_team(fake, decide):
     fake.answer(answer(decision(confidence=0.65)))
     ticket, outcome, _ = decide()
-    assert outcome.action.action_type == "ASSIGN_TO_TEAM"
+    assert outcome.action.action_type == ActionType.ASSIGN_TO_TEAM
     assert ticket.assigned_team == "Network"
     assert outcome.action.action_params["suggested_answer"] is True
 
@@ -121,10 +121,11 @@ def test_an_unusable_answer_sends_the_ticket_to_human_triage(fake, decide, repli
     fake.answer(*replies)
     ticket, outcome, call = decide()
     action = outcome.action
-    assert (action.action_type, action.autonomous, action.executed_by) == ("ESCALATE", False, "system")
+    assert (action.action_type, action.autonomous, action.executed_by) == (
+        ActionType.ESCALATE, False, Actor.SYSTEM)
     assert action.action_params["triage"] is True
     assert reason in action.action_params["reason"]
-    assert ticket.status == "escalated" and ticket.assigned_team == "Service Desk"
+    assert ticket.status == TicketStatus.ESCALATED and ticket.assigned_team == "Service Desk"
     assert (call.agent, call.ok, call.attempts) == ("llm", False, attempts)
     assert fake.count == attempts
 
@@ -132,7 +133,7 @@ def test_an_unusable_answer_sends_the_ticket_to_human_triage(fake, decide, repli
 def test_a_429_with_a_short_retry_after_is_waited_out(fake, decide):
     fake.answer(rate_limited("1"), GOOD)
     ticket, outcome, call = decide()
-    assert outcome.action.action_type == "AUTO_RESOLVE"
+    assert outcome.action.action_type == ActionType.AUTO_RESOLVE
     assert (call.ok, call.attempts) == (True, 2)
     assert call.latency_ms >= 1000
 
@@ -140,7 +141,8 @@ def test_a_429_with_a_short_retry_after_is_waited_out(fake, decide):
 def test_a_critical_request_is_escalated_without_asking_the_model(fake, decide):
     ticket, outcome, call = decide("Our whole office network is down, nobody can work")
     action = outcome.action
-    assert action.action_type == "ESCALATE" and action.action_params["priority"] == "critical"
+    assert action.action_type == ActionType.ESCALATE
+    assert action.action_params["priority"] == EscalationPriority.CRITICAL
     assert ticket.assigned_team == "Infrastructure"
     assert action.action_params["source"] == "critical:outage"
     assert fake.count == 0
