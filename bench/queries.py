@@ -149,9 +149,8 @@ def app_cases(settings, now: dt.datetime, refs: list[str]) -> list[Case]:
     cases = [Case(f"resolution_stats({days} d)",
                   lambda s, d=days: analytics.resolution_stats(s, days=d, now=now))
              for days in (1, 7, 30, 90)]
-    cases += [Case(f"alerts.{measure.__name__.lstrip('_')}",
-                   lambda s, m=measure: m(s, settings, now))
-              for measure in alerts._MEASURES]
+    cases += [Case(f"alerts.{rule}", lambda s, m=measure: m(s, settings, now))
+              for rule, measure in alerts._MEASURES.items()]
     cases += [
         Case("followups.claim_due",
              lambda s: followups.claim_due(s, now=now, ttl=settings.claim_ttl), writes=True),
