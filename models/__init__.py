@@ -5,7 +5,7 @@ from models.agent_call import AgentCall
 from models.alert_state import AlertState
 from models.audit_event import AuditEvent
 from models.base import Base
-from models.session import make_engine, make_session_factory, transaction
+from models.session import UnitOfWork, make_engine, make_session_factory, transaction
 from models.slack_outbox import OUTBOX_STATUSES, SlackOutbox
 from models.ticket import TICKET_STATUSES, Ticket
 from models.ticket_resolution import TicketResolution
@@ -23,6 +23,7 @@ __all__ = [
     "TICKET_STATUSES",
     "Ticket",
     "TicketResolution",
+    "UnitOfWork",
     "make_engine",
     "make_session_factory",
     "transaction",
