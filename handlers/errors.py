@@ -6,7 +6,8 @@ the request's transaction (rolled back; an audited denial kept, see
 
 - our errors (`ResolveMeQError`): the sentence the error carries;
 - a database outage (any `SQLAlchemyError`: connection refused, pool timeout, a failed
-  commit): that nothing was saved, in the words of what the person did;
+  commit; the rarer errors that are not outages are equally "nothing was saved, try
+  again"): that nothing was saved, in the words of what the person did;
 - anything else: an error id in the log and in Sentry, and nothing the person could act on.
 
 Where the person sees it: a slash command's answer is its acknowledgement (ephemeral);
@@ -29,7 +30,7 @@ from bot import views
 from bot.core.errors import ResolveMeQError
 from bot.views import ActionId
 from bot.workflows import announce
-from handlers.transaction import end_transaction
+from handlers.transaction import committed, end_transaction
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ DB_DOWN_BY_ACTION = {
 def said_for(error: BaseException, body: dict) -> str | None:
     """The sentence a person is told for `error`, or None if it is unexpected.
 
+    A database error is logged here, with its traceback (it reaches Sentry).
+
     Args:
         error: what a listener raised.
         body: the request's body (which surface it came from decides the outage wording).
@@ -66,7 +69,7 @@ def said_for(error: BaseException, body: dict) -> str | None:
         return error.message
     if not isinstance(error, SQLAlchemyError):
         return None
-    log.error("could not handle %s: the helpdesk database is unreachable (%s)", _what(body),
+    log.error("could not handle %s: the database failed (%s); nothing was saved", _what(body),
               type(error).__name__, exc_info=error)
     if is_slash_command(body):
         return DB_DOWN
@@ -77,6 +80,10 @@ def said_for(error: BaseException, body: dict) -> str | None:
 
 def on_error(error: Exception, body: dict, context: BoltContext) -> BoltResponse:
     """Bolt's error handler: end the transaction, then answer the person (see the module)."""
+    if committed(context):
+        # Raised after the ack committed: the request took effect, so neither a refusal
+        # nor "nothing was saved" would be true. Only a bug gets here.
+        return _unexpected(error)
     error = end_transaction(context, error)
     text = said_for(error, body)
     if text is None:

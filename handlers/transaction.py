@@ -56,6 +56,12 @@ def open_transaction(context: BoltContext, next: Callable[[], None]) -> None:
     return next()
 
 
+def committed(context: BoltContext) -> bool:
+    """Whether the request's transaction was committed (by its ack)."""
+    work = context.get(CONTEXT_KEY)
+    return work is not None and work.committed
+
+
 def end_transaction(context: BoltContext, error: BaseException) -> BaseException:
     """End the request's transaction after `error`; returns the error to answer for.
 

@@ -56,10 +56,12 @@ class UnitOfWork:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._ended = False
+        self._committed = False
 
     @property
-    def ended(self) -> bool:
-        return self._ended
+    def committed(self) -> bool:
+        """True once `commit()` has succeeded: what was flushed is saved."""
+        return self._committed
 
     def commit(self) -> None:
         """Commit what was flushed and close the session.
@@ -77,6 +79,7 @@ class UnitOfWork:
             raise
         finally:
             self.session.close()
+        self._committed = True
 
     def fail(self, error: BaseException) -> None:
         """End after `error`: roll back, or keep the audited denial it marks.
