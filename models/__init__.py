@@ -10,7 +10,7 @@ from models.agent_call import AgentCall
 from models.alert_state import AlertRule, AlertState
 from models.audit_event import AuditEvent
 from models.base import Base, as_utc
-from models.session import make_engine, make_session_factory, transaction
+from models.session import UnitOfWork, make_engine, make_session_factory, transaction
 from models.slack_outbox import OUTBOX_STATUSES, SlackOutbox
 from models.ticket import Awaiting, EscalationPriority, Ticket, TicketSource, TicketStatus
 from models.ticket_resolution import TicketResolution
@@ -33,6 +33,7 @@ __all__ = [
     "TicketResolution",
     "TicketSource",
     "TicketStatus",
+    "UnitOfWork",
     "as_utc",
     "make_engine",
     "make_session_factory",

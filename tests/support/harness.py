@@ -46,7 +46,56 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Server:
+class SlackRequests:
+    """Requests shaped and signed exactly as Slack sends them.
+
+    Subclasses say how a signed body reaches the app (`deliver`): over HTTP to a real
+    server (`Server`), or straight into the Bolt app (`tests.support.bolt_requests`).
+    """
+
+    slack: FakeSlack
+
+    def deliver(self, raw: bytes, headers: dict[str, str]) -> Any:
+        raise NotImplementedError
+
+    def post(self, body: str | bytes, *, content_type: str = slack_signing.FORM_CONTENT_TYPE,
+             timestamp: int | str | None = None, secret: str = SIGNING_SECRET,
+             headers: dict[str, str] | None = None) -> Any:
+        raw = body.encode() if isinstance(body, str) else body
+        ts = int(time.time()) if timestamp is None else timestamp
+        signed = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": str(ts),
+            "X-Slack-Signature": slack_signing.signature(secret, raw, ts),
+            **(headers or {}),
+        }
+        return self.deliver(raw, signed)
+
+    def command(self, command: str, text: str, *, user: str = REQUESTER, channel: str = CHANNEL,
+                team: str = TEAM_ID) -> Any:
+        trigger = f"trig-{uuid.uuid4().hex}"
+        body = slack_signing.slash_command_body(
+            command, text, user_id=user, channel_id=channel, team_id=team, trigger_id=trigger,
+            response_url=self.slack.response_url(trigger),
+        )
+        return self.post(body)
+
+    def click(self, action_id: str, value: str, *, user: str = REQUESTER, channel: str = CHANNEL,
+              message_ts: str = "1732527000.000100", team: str = TEAM_ID) -> Any:
+        payload = slack_signing.block_actions_payload(
+            action_id, value, user_id=user, channel_id=channel, team_id=team, message_ts=message_ts,
+        )
+        return self.post(slack_signing.block_actions_body(payload))
+
+    def event(self, event: dict[str, Any], *, event_id: str | None = None, team: str = TEAM_ID,
+              retry: int | None = None) -> Any:
+        body = slack_signing.event_body(event, event_id=event_id or f"Ev{uuid.uuid4().hex[:10]}",
+                                        team_id=team)
+        headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else None
+        return self.post(body, content_type="application/json", headers=headers)
+
+
+class Server(SlackRequests):
     """One `resolvemeq serve` process with its own environment."""
 
     def __init__(self, *, database_url: str, slack: FakeSlack, redis_url: str | None,
@@ -135,43 +184,8 @@ class Server:
         """What the server has logged so far."""
         return self.text()
 
-    # Requests as Slack sends them ---------------------------------------------------
-
-    def post(self, body: str | bytes, *, content_type: str = slack_signing.FORM_CONTENT_TYPE,
-             timestamp: int | str | None = None, secret: str = SIGNING_SECRET,
-             headers: dict[str, str] | None = None) -> httpx.Response:
-        raw = body.encode() if isinstance(body, str) else body
-        ts = int(time.time()) if timestamp is None else timestamp
-        signed = {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": str(ts),
-            "X-Slack-Signature": slack_signing.signature(secret, raw, ts),
-            **(headers or {}),
-        }
-        return self.http.post("/slack/events", content=raw, headers=signed)
-
-    def command(self, command: str, text: str, *, user: str = REQUESTER, channel: str = CHANNEL,
-                team: str = TEAM_ID) -> httpx.Response:
-        trigger = f"trig-{uuid.uuid4().hex}"
-        body = slack_signing.slash_command_body(
-            command, text, user_id=user, channel_id=channel, team_id=team, trigger_id=trigger,
-            response_url=self.slack.response_url(trigger),
-        )
-        return self.post(body)
-
-    def click(self, action_id: str, value: str, *, user: str = REQUESTER, channel: str = CHANNEL,
-              message_ts: str = "1732527000.000100", team: str = TEAM_ID) -> httpx.Response:
-        payload = slack_signing.block_actions_payload(
-            action_id, value, user_id=user, channel_id=channel, team_id=team, message_ts=message_ts,
-        )
-        return self.post(slack_signing.block_actions_body(payload))
-
-    def event(self, event: dict[str, Any], *, event_id: str | None = None, team: str = TEAM_ID,
-              retry: int | None = None) -> httpx.Response:
-        body = slack_signing.event_body(event, event_id=event_id or f"Ev{uuid.uuid4().hex[:10]}",
-                                        team_id=team)
-        headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else None
-        return self.post(body, content_type="application/json", headers=headers)
+    def deliver(self, raw: bytes, headers: dict[str, str]) -> httpx.Response:
+        return self.http.post("/slack/events", content=raw, headers=headers)
 
 
 def wait_until(predicate, *, timeout: float = 10, interval: float = 0.05, what: str = "condition"):

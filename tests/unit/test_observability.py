@@ -380,12 +380,14 @@ def _strings(value) -> list[str]:
 # -- the app's use of it ---------------------------------------------------------------
 
 def test_an_unexpected_listener_error_reaches_sentry_once_with_its_error_id(sentry):
+    from slack_bolt import BoltContext
+
     from handlers.errors import on_error
 
     try:
         raise RuntimeError("listener blew up near xoxb-123-secret-abc")
     except RuntimeError as error:
-        response = on_error(error, {}, logging.getLogger("test"))
+        response = on_error(error, {}, BoltContext())
     sentry_sdk.flush()
     assert response.status == 200  # Slack must not retry what failed
     [event] = sentry.events()
