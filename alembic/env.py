@@ -4,6 +4,8 @@ The URL comes from the config's `sqlalchemy.url` when a caller (the CLI, the tes
 set it, else from DATABASE_URL through the settings.
 """
 
+from contextlib import contextmanager
+
 from alembic import context
 from models import Base
 from models.base import UTCDateTime
@@ -39,6 +41,33 @@ def _configure(**kwargs) -> None:
     )
 
 
+@contextmanager
+def _sqlite_foreign_keys_off(connection):
+    """On SQLite, foreign keys off while migrating, checked and back on after.
+
+    Batch mode rebuilds a table (copy, drop, rename) to change a constraint. With
+    foreign keys on, the drop deletes every row first, and that delete cascades:
+    ticket_resolution.action_id would be set NULL when action_history is rebuilt.
+    This is SQLite's own procedure for schema changes (sqlite.org/lang_altertable.html).
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    # The pragma is ignored inside a transaction; none is open before the migrations.
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    if connection.exec_driver_sql("PRAGMA foreign_keys").scalar():
+        raise RuntimeError("could not turn SQLite foreign keys off for the migration")
+    try:
+        yield
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+        if broken:
+            raise RuntimeError(f"the migration left rows with broken foreign keys: {broken[:5]}")
+    finally:
+        connection.commit()
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
+
+
 def run_migrations_offline() -> None:
     _configure(url=_url(), literal_binds=True)
     with context.begin_transaction():
@@ -53,7 +82,7 @@ def run_migrations_online() -> None:
             context.run_migrations()
         return
     engine = make_engine(_url())
-    with engine.connect() as connection:
+    with engine.connect() as connection, _sqlite_foreign_keys_off(connection):
         _configure(connection=connection)
         with context.begin_transaction():
             context.run_migrations()

@@ -3,7 +3,7 @@
 Starts PostgreSQL database `resolvemeq_bench_ack` (recreated, migrated), Redis database
 BENCH_REDIS_URL (flushed), the fake Slack (in a child process), `resolvemeq serve`
 ("ours") and `bench.bare_bolt` ("bare") on free loopback ports; seeds resolved tickets
-with `bot.actions.execute` (their messages posted to the fake Slack), then sends signed
+with `bot.domain.actions.execute` (their messages posted to the fake Slack), then sends signed
 requests — valid Yes/star clicks by the requester, clicks by a stranger, `/ticket`
 commands — to both servers, alternating which goes first:
 
@@ -17,7 +17,7 @@ Prints markdown tables: per run, ours beside bare, and the targets (p99 < 100 ms
 100 req/s; closed-loop throughput >= 70 % of bare's).
 
     python -m bench.ack_path            # full: 20 s per rate, 15 s per concurrency
-    python -m bench.ack_path --quick    # about a minute
+    python -m bench.ack_path --quick    # about 2 minutes
 """
 
 from __future__ import annotations
@@ -30,29 +30,13 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import (
-    REDIS_URL,
-    FakeSlackProcess,
-    Mix,
-    PgStats,
-    ServerProcess,
-    closed_loop,
-    flush_redis,
-    fresh_database,
-    loadavg,
-    machine,
-    machine_lines,
-    markdown_table,
-    ms,
-    open_loop,
-    other_busy_processes,
-    save_json,
-    seed_resolved_tickets,
-    server_env,
-    start_bare,
-    start_ours,
-    stop_all,
-)
+from bench.databases import REDIS_URL, PgStats, flush_redis, fresh_database
+from bench.load import closed_loop, open_loop
+from bench.machine import loadavg, machine
+from bench.mix import Mix, seed_resolved_tickets
+from bench.processes import BenchServer, FakeSlackProcess, start_bare, start_ours, stop_all
+from bench.procstat import other_busy_processes
+from bench.report import machine_lines, markdown_table, ms, save_json
 
 P99_TARGET = 0.100
 P99_TARGET_RATE = 100
@@ -71,7 +55,7 @@ def _parse_ints(text: str) -> list[int]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench.ack_path", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short runs (about a minute in all)")
+    parser.add_argument("--quick", action="store_true", help="short runs (about 2 minutes in all)")
     parser.add_argument("--rates", type=_parse_ints, default=[25, 50, 100, 200],
                         help="open-loop rates, requests/s (default 25,50,100,200)")
     parser.add_argument("--concurrency", type=_parse_ints, default=[16, 32],
@@ -107,7 +91,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _profile(args: argparse.Namespace, server: ServerProcess, label: str, seconds: float):
+def _profile(args: argparse.Namespace, server: BenchServer, label: str, seconds: float):
     if not args.py_spy or server.name != "ours":
         return None
     exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -121,7 +105,7 @@ def _profile(args: argparse.Namespace, server: ServerProcess, label: str, second
     )
 
 
-def measure(args: argparse.Namespace, servers: list[ServerProcess], mixes: dict[str, Mix],
+def measure(args: argparse.Namespace, servers: list[BenchServer], mixes: dict[str, Mix],
             ours: set[int], pg: PgStats) -> list[dict]:
     steps = [("rate", r) for r in args.rates] + [("closed", c) for c in args.concurrency]
     results = []
@@ -154,7 +138,7 @@ def measure(args: argparse.Namespace, servers: list[ServerProcess], mixes: dict[
                    "other_names": run.other_names,
                    "cpu_ms_per_req_ack": 1000 * cpu_run / max(1, summary["sent"]),
                    "cpu_ms_per_req_total": 1000 * cpu_total / max(1, summary["sent"]),
-                   "drain_s": drained, "alive": server.process.poll() is None,
+                   "drain_s": drained, "alive": server.alive(),
                    "pg_sessions": pg_after["sessions"] - pg_before["sessions"],
                    "pg_commits": pg_after["commits"] - pg_before["commits"]}
             results.append(row)
@@ -232,15 +216,15 @@ def main(argv: list[str] | None = None) -> int:
         flush_redis(args.redis)
         slack = FakeSlackProcess()
         seeded = seed_resolved_tickets(database_url, slack, args.seed)
-        env = server_env(database_url=database_url, slack=slack, redis_url=args.redis,
-                         SERVER_THREADS=str(args.threads), SERVER_WORKERS=str(args.server_workers),
-                         SLACK_BACKGROUND_WORKERS=str(args.workers), **UNCAPPED)
+        env = dict(database_url=database_url, slack=slack, redis_url=args.redis,
+                   SERVER_THREADS=str(args.threads), SERVER_WORKERS=str(args.server_workers),
+                   SLACK_BACKGROUND_WORKERS=str(args.workers), **UNCAPPED)
         servers = []
         if args.only != "bare":
-            ours = start_ours(env, args.ours_module)
+            ours = start_ours(module=args.ours_module, **env)
             servers.append(ours)
         if args.only != "ours":
-            bare = start_bare(env)
+            bare = start_bare(**env)
             servers.append(bare)
         mixes = {s.name: Mix(seeded, ticket_share=args.ticket_share,
                              stranger_share=args.stranger_share) for s in servers}
@@ -266,8 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         for server in servers:
             print(f"{server.name}'s log: {server.log_summary()}")
         for server in servers:
-            if server.process.poll() is not None:
-                print(f"{server.name} died during the run:\n{server.log()[-3000:]}", file=sys.stderr)
+            if not server.alive():
+                print(f"{server.name} died during the run:\n{server.output()[-3000:]}", file=sys.stderr)
                 return 1
         return 0
     finally:

@@ -2,6 +2,7 @@
 
     python -m bench.decision_cpu               # 400 decisions after 50 to warm up
     python -m bench.decision_cpu --decisions 1000
+    python -m bench.decision_cpu --quick       # 40 decisions after 10 (seconds)
 
 `announce.decide_and_announce` is what every `/ticket` runs after its ack: agent,
 autonomy caps in Redis, action, resolution, outbox row, the Slack post (to the fake Slack
@@ -18,7 +19,10 @@ import os
 import sys
 import time
 
-from bench.common import REDIS_URL, FakeSlackProcess, flush_redis, fresh_database, machine, machine_lines
+from bench.databases import REDIS_URL, flush_redis, fresh_database
+from bench.machine import machine
+from bench.processes import FakeSlackProcess
+from bench.report import machine_lines
 
 TEXTS = ("My VPN keeps disconnecting when I work from home",
          "I forgot my password and can't log in",
@@ -27,8 +31,9 @@ TEXTS = ("My VPN keeps disconnecting when I work from home",
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.decision_cpu", description=__doc__.splitlines()[0])
-    parser.add_argument("--decisions", type=int, default=400)
-    parser.add_argument("--warm-up", type=int, default=50)
+    parser.add_argument("--quick", action="store_true", help="40 decisions after 10 to warm up")
+    parser.add_argument("--decisions", type=int, default=None, help="default 400; --quick 40")
+    parser.add_argument("--warm-up", type=int, default=None, help="default 50; --quick 10")
     parser.add_argument("--database",
                         default=os.environ.get("BENCH_DATABASE_NAME", "resolvemeq_bench_decide"))
     parser.add_argument("--redis", default=REDIS_URL)
@@ -36,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the default autonomy caps: past them every ticket goes to "
                              "human triage (an ESCALATE with two posts) instead of auto-resolving")
     args = parser.parse_args(argv)
+    args.decisions = args.decisions or (40 if args.quick else 400)
+    args.warm_up = args.warm_up if args.warm_up is not None else (10 if args.quick else 50)
 
     from bot.core.settings import load_settings
     from bot.delivery.slack_client import make_web_client

@@ -1,10 +1,10 @@
 """How fast the follow-up DMs go out, and that each goes out once.
 
     python -m bench.followup_sweep                        # 10,000 due, both modes
-    python -m bench.followup_sweep --quick                # 1,000 due, both modes (a minute or two)
     python -m bench.followup_sweep --concurrency 2,4,8    # Celery: threads per worker
     python -m bench.followup_sweep --slack-latency 0.05 --followups 2000
     python -m bench.followup_sweep --modes loop           # only the single process
+    python -m bench.followup_sweep --quick                # 500 due, both modes (seconds)
 
 Each run builds a fresh PostgreSQL database with the migrations
 (`resolvemeq_bench_followups`), seeds `--followups` auto-resolved, unanswered tickets
@@ -39,22 +39,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import multiprocessing
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/followup_sweep.py` as well as `-m bench.followup_sweep`
     sys.path.insert(0, str(ROOT))
 
 from bench import seed  # noqa: E402
+from bench.databases import admin_url, drop_database, fresh_database, require_loopback  # noqa: E402
+from bench.machine import database_machine, loadavg_text  # noqa: E402
+from bench.processes import FakeSlackProcess, Worker  # noqa: E402
+from bench.procstat import CpuMeter  # noqa: E402
 
 UTC = dt.UTC
 REDIS_URL = os.environ.get("BENCH_SWEEP_REDIS_URL", "redis://127.0.0.1:6379/12")
@@ -65,69 +65,19 @@ CLAIM_TXN = "DB claim transactions (claim_due + commit), one per batch"
 SEND_TXN = "DB send transactions (lock, draw, record, commit; Slack excluded), one per DM"
 
 
-# ----- the fake Slack, in a child process -------------------------------------------------
+# ----- the fake Slack's record ---------------------------------------------------------------
 
 
-def _fake_slack_main(conn, latency: float) -> None:
-    """Serve FakeSlack until told to stop (or until the parent goes away)."""
-    from tests.support.fake_slack import FakeSlack
-
-    slack = FakeSlack().start()
-
-    def slow_down() -> None:
-        if latency > 0:
-            for method in ("conversations.open", "chat.postMessage"):
-                slack.delay(method, latency, times=10**9)
-
-    slow_down()
-    conn.send((slack.base_url, slack.token))
-    try:
-        while True:
-            command = conn.recv()  # EOFError when the parent is gone
-            if command == "stop":
-                break
-            if command == "reset":
-                slack.reset()
-                slow_down()
-                conn.send(True)
-            elif command == "summary":
-                posts = [c for c in slack.calls("chat.postMessage") if c.outcome == "ok"]
-                ids = [((c.args.get("metadata") or {}).get("event_payload") or {})
-                       .get("resolution_id") for c in posts]
-                methods = Counter(f"{c.method} {c.outcome}" for c in slack.calls())
-                conn.send({"ids": ids, "methods": dict(methods),
-                           "first": min((c.at for c in posts), default=0.0),
-                           "last": max((c.at for c in posts), default=0.0)})
-    except (EOFError, KeyboardInterrupt):
-        pass
-    finally:
-        slack.stop()
-
-
-class FakeSlackProcess:
-    def __init__(self, latency: float) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_fake_slack_main, args=(child, latency), daemon=True)
-        self.process.start()
-        if not self._conn.poll(30):
-            self.stop()
-            raise RuntimeError("the fake Slack did not start in 30 s")
-        self.base_url, self.token = self._conn.recv()
-
-    def ask(self, command: str):
-        self._conn.send(command)
-        if not self._conn.poll(60):
-            raise RuntimeError(f"the fake Slack did not answer {command!r}")
-        return self._conn.recv()
-
-    def stop(self) -> None:
-        with contextlib.suppress(OSError, BrokenPipeError):
-            self._conn.send("stop")
-        self.process.join(timeout=10)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(timeout=5)
+def posted(fake) -> dict:
+    """What the fake Slack saw (runs in its process): the resolution id of every DM it
+    accepted, the calls by method and outcome, and when the first and last DM came."""
+    posts = [c for c in fake.calls("chat.postMessage") if c.outcome == "ok"]
+    ids = [((c.args.get("metadata") or {}).get("event_payload") or {}).get("resolution_id")
+           for c in posts]
+    methods = Counter(f"{c.method} {c.outcome}" for c in fake.calls())
+    return {"ids": ids, "methods": dict(methods),
+            "first": min((c.at for c in posts), default=0.0),
+            "last": max((c.at for c in posts), default=0.0)}
 
 
 def duplicates(summary: dict) -> int:
@@ -139,7 +89,7 @@ def duplicates(summary: dict) -> int:
 
 
 def prepare(database: str, n: int) -> str:
-    url = seed.fresh_database(database)
+    url = fresh_database(database)
     seed.seed_due_followups(url, n, now=dt.datetime.now(UTC))
     return url
 
@@ -284,52 +234,13 @@ def run_loop(url: str, slack: FakeSlackProcess, n: int, claim_ttl: str) -> dict:
 def _redis():
     import redis
 
-    if urlsplit(REDIS_URL).hostname not in ("127.0.0.1", "localhost", "::1"):
-        raise SystemExit(f"{REDIS_URL}: benchmarks use loopback addresses only")
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(require_loopback(REDIS_URL))
     foreign = [k for k in client.scan_iter(count=1000)
                if not k.startswith((b"_kombu", b"celery", b"unacked", b"resolvemeq", b"LIMITS"))]
     if foreign:
         raise SystemExit(f"{REDIS_URL} holds keys that are not ours ({foreign[:3]}); "
                          "choose another with BENCH_SWEEP_REDIS_URL")
     return client
-
-
-class Worker:
-    """`resolvemeq worker --pool=threads` in its own process group, log to a file."""
-
-    def __init__(self, name: str, *, url: str, slack: FakeSlackProcess, concurrency: int,
-                 claim_ttl: str, log_dir: Path) -> None:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("SLACK_", "DATABASE_", "REDIS_", "SENTRY_"))}
-        env.update(DATABASE_URL=url, REDIS_URL=REDIS_URL, SLACK_API_URL=slack.base_url,
-                   SLACK_BOT_TOKEN=slack.token, SLACK_SIGNING_SECRET="unused-here",
-                   CLAIM_TTL=claim_ttl)
-        script = Path(sys.executable).with_name("resolvemeq")
-        command = [str(script)] if script.exists() else [sys.executable, "-m", "bot.platform.cli"]
-        self.log = log_dir / f"{name}.log"
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [*command, "worker", "--pool=threads", f"--concurrency={concurrency}",
-                 f"--hostname={name}@%h", "--without-gossip", "--without-mingle",
-                 "--without-heartbeat"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"worker exited: {self.log.read_text()[-2000:]}")
-        return b" ready." in self.log.read_bytes()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
 
 
 def run_celery(url: str, slack: FakeSlackProcess, n: int, concurrency: int, workers: int,
@@ -343,8 +254,9 @@ def run_celery(url: str, slack: FakeSlackProcess, n: int, concurrency: int, work
     app = create_celery(load_settings(database_url="sqlite://", redis_url=REDIS_URL))
     engine = make_engine(url)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-followups-"))
-    started_workers = [Worker(f"bench{i + 1}", url=url, slack=slack, concurrency=concurrency,
-                              claim_ttl=claim_ttl, log_dir=log_dir) for i in range(workers)]
+    started_workers = [Worker(f"bench{i + 1}", database_url=url, redis_url=REDIS_URL, slack=slack,
+                              concurrency=concurrency, log_dir=log_dir, CLAIM_TTL=claim_ttl)
+                       for i in range(workers)]
     enqueued = 0
     try:
         deadline = time.monotonic() + 60
@@ -352,9 +264,8 @@ def run_celery(url: str, slack: FakeSlackProcess, n: int, concurrency: int, work
             if time.monotonic() > deadline:
                 raise RuntimeError("workers not ready in 60 s")
             time.sleep(0.2)
-        meter = seed.CpuMeter({f"worker {i + 1}": [w.process.pid]
-                               for i, w in enumerate(started_workers)}
-                              | {"fake Slack": [slack.process.pid]})
+        meter = CpuMeter({f"worker {i + 1}": [w.process.pid] for i, w in enumerate(started_workers)}
+                         | {"fake Slack": [slack.pid or 0]})
         started = time.monotonic()
         sent, fed = 0, 0.0
         while sent < n and time.monotonic() - started < DEADLINE:
@@ -421,9 +332,8 @@ def describe(result: dict, summary: dict, n: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="1,000 follow-ups unless --followups says otherwise")
-    parser.add_argument("--followups", type=int, default=None, help="default 10,000 (--quick 1,000)")
+    parser.add_argument("--quick", action="store_true", help="500 due follow-ups instead of 10,000")
+    parser.add_argument("--followups", type=int, default=None, help="default 10,000; --quick 500")
     parser.add_argument("--modes", default="loop,celery")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", default="4", help="threads per worker; a list: 2,4,8")
@@ -434,33 +344,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", default="resolvemeq_bench_followups")
     parser.add_argument("--keep", action="store_true", help="keep the database of the last run")
     args = parser.parse_args(argv)
-    n = max(1, min(args.followups or (1_000 if args.quick else 10_000), 100_000))
+    n = max(1, min(args.followups or (500 if args.quick else 10_000), 100_000))
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     levels = [max(1, min(int(c), 32)) for c in args.concurrency.split(",")]
 
-    print(seed.machine(), flush=True)
+    print(database_machine(admin_url()), flush=True)
     print(f"{n:,} due follow-ups, fake Slack latency {args.slack_latency * 1000:.0f} ms "
           f"on conversations.open and chat.postMessage, CLAIM_TTL {args.claim_ttl}", flush=True)
-    slack = FakeSlackProcess(args.slack_latency)
+    slack = FakeSlackProcess()
     report: list[str] = []
     try:
         runs = ([("loop", None)] if "loop" in modes else []) + \
                ([("celery", c) for c in levels] if "celery" in modes else [])
         for mode, concurrency in runs:
-            slack.ask("reset")
+            slack.reset()
+            if args.slack_latency > 0:
+                slack.slow(("conversations.open", "chat.postMessage"), args.slack_latency)
             url = prepare(args.database, n)
-            load = seed.loadavg()
+            load = loadavg_text()
             result = (run_loop(url, slack, n, args.claim_ttl) if mode == "loop"
                       else run_celery(url, slack, n, concurrency, args.workers, args.claim_ttl))
             result["takeovers"] = takeovers(url)
-            lines = [f"[load before {load}, after {seed.loadavg()}]",
-                     *describe(result, slack.ask("summary"), n), ""]
+            lines = [f"[load before {load}, after {loadavg_text()}]",
+                     *describe(result, slack.query(posted), n), ""]
             print("\n".join(lines), flush=True)
             report += lines
     finally:
         slack.stop()
         if not args.keep:
-            seed.drop_database(args.database)
+            drop_database(args.database)
     print("\n".join(["", "summary", *report]))
     return 0
 

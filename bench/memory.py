@@ -1,7 +1,7 @@
 """Memory of one `resolvemeq serve` process (or, with `--server bare`, of the bare Bolt
 floor) over 10,000 requests.
 
-VmRSS (from /proc/PID/status) of the gunicorn master and of its worker: after start,
+Resident memory (RSS, read with psutil) of the gunicorn master and of its worker: after start,
 after a warm-up, then after every batch of requests (mixed Yes/star clicks, strangers'
 clicks and `/ticket` commands, open loop at `--rate`), each time once the background
 work has drained. Growth that keeps climbing batch after batch is a leak; a step at
@@ -17,26 +17,13 @@ import argparse
 import os
 import sys
 
-from bench.common import (
-    REDIS_URL,
-    FakeSlackProcess,
-    Mix,
-    flush_redis,
-    fresh_database,
-    loadavg,
-    machine,
-    machine_lines,
-    markdown_table,
-    ms,
-    open_loop,
-    rss_kib,
-    save_json,
-    seed_resolved_tickets,
-    server_env,
-    start_bare,
-    start_ours,
-    stop_all,
-)
+from bench.databases import REDIS_URL, flush_redis, fresh_database
+from bench.load import open_loop
+from bench.machine import loadavg, machine
+from bench.mix import Mix, seed_resolved_tickets
+from bench.processes import FakeSlackProcess, start_bare, start_ours, stop_all
+from bench.procstat import rss_kib
+from bench.report import machine_lines, markdown_table, ms, save_json
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -78,14 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         flush_redis(args.redis)
         slack = FakeSlackProcess()
         seeded = seed_resolved_tickets(database_url, slack, 300)
-        env = server_env(database_url=database_url, slack=slack, redis_url=args.redis,
-                         SERVER_THREADS=str(args.threads),
-                         SLACK_BACKGROUND_WORKERS=str(args.workers),
-                         # every /ticket takes the full path, as in bench.ack_path
-                         MAX_AUTONOMOUS_ACTIONS_PER_MINUTE="1000000",
-                         MAX_AUTONOMOUS_ACTIONS_PER_HOUR="1000000",
-                         MAX_AUTONOMOUS_ACTIONS_PER_DAY="1000000")
-        server = start_bare(env) if args.server == "bare" else start_ours(env, args.ours_module)
+        env = dict(database_url=database_url, slack=slack, redis_url=args.redis,
+                   SERVER_THREADS=str(args.threads), SLACK_BACKGROUND_WORKERS=str(args.workers),
+                   # every /ticket takes the full path, as in bench.ack_path
+                   MAX_AUTONOMOUS_ACTIONS_PER_MINUTE="1000000",
+                   MAX_AUTONOMOUS_ACTIONS_PER_HOUR="1000000",
+                   MAX_AUTONOMOUS_ACTIONS_PER_DAY="1000000")
+        server = start_bare(**env) if args.server == "bare" else start_ours(module=args.ours_module, **env)
         ours = server.pids() | {slack.pid or 0}
         mix = Mix(seeded, ticket_share=args.ticket_share, stranger_share=args.stranger_share)
         worker = server.worker_pid
@@ -144,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(text)
         save_json(args.json, {"machine": info, "args": vars(args), "points": points})
-        return 0 if server.process.poll() is None else 1
+        return 0 if server.alive() else 1
     finally:
         stop_all(*(() if server is None else (server.stop,)),
                  *(() if slack is None else (slack.stop,)))

@@ -2,19 +2,20 @@
 
     python -m bench.queries                  # seed 1,000,000 actions / 200,000 resolutions
     python -m bench.queries --reuse --keep   # the database a previous --keep run left
-    python -m bench.queries --actions 100000 --resolutions 20000 --runs 5   # quick look
+    python -m bench.queries --actions 100000 --resolutions 20000 --runs 5   # a closer look
+    python -m bench.queries --quick          # 20,000 actions, 3 runs (seconds)
 
 What it does: builds `resolvemeq_bench_queries` with the migrations, fills it with
 `bench.seed.seed_history` (COPY), `VACUUM ANALYZE`, then calls the application's own
 functions, exactly as the bot does, with the SQL they issue captured by a
 `before_cursor_execute` listener:
 
-- `bot.analytics.resolution_stats` for 1, 7, 30 and 90 days;
-- each rule of `bot.alerts.measure_all`;
+- `bot.domain.analytics.resolution_stats` for 1, 7, 30 and 90 days;
+- each rule of `bot.workflows.alerts.measure_all`;
 - the outbox claim (`bot.delivery.outbox.claim_due`, posts and follow-up DMs alike), in
   a transaction that is rolled back (nothing is claimed for real);
-- `bot.sweep.stale_new_tickets`;
-- `bot.rollback.find_action` by 8-character prefix.
+- `bot.domain.sweep.stale_new_tickets`;
+- `bot.domain.rollback.find_action` by 8-character prefix.
 
 Each is run once to warm up, then `--runs` times; the report gives the median and the
 maximum of the call and of every statement in it, and `EXPLAIN (ANALYZE, BUFFERS)`
@@ -22,15 +23,14 @@ of every statement (SELECTs; the FOR UPDATE ones inside a rolled-back transactio
 Target: every statement under 100 ms.
 
 The indexes and queries this benchmark once proposed are applied (migration 0003,
-`bot/domain/rollback.py`, `bot/domain/analytics.py`); docs/BENCHMARKS.md keeps the figures from
-before them. The database is dropped at the end unless `--keep`.
+`bot/domain/rollback.py`, `bot/domain/analytics.py`); the figures from before them are
+in the git history of docs/BENCHMARKS.md. The database is dropped at the end unless `--keep`.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import re
 import statistics
 import sys
@@ -48,6 +48,14 @@ from sqlalchemy import event, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from bench import seed  # noqa: E402
+from bench.databases import (  # noqa: E402
+    admin_url,
+    analyze,
+    database_url,
+    drop_database,
+    fresh_database,
+)
+from bench.machine import database_machine, loadavg_text  # noqa: E402
 
 TARGET_MS = 100.0
 UTC = dt.UTC
@@ -141,9 +149,8 @@ def app_cases(settings, now: dt.datetime, refs: list[str]) -> list[Case]:
     cases = [Case(f"resolution_stats({days} d)",
                   lambda s, d=days: analytics.resolution_stats(s, days=d, now=now))
              for days in (1, 7, 30, 90)]
-    cases += [Case(f"alerts.{measure.__name__.lstrip('_')}",
-                   lambda s, m=measure: m(s, settings, now))
-              for measure in alerts._MEASURES]
+    cases += [Case(f"alerts.{rule}", lambda s, m=measure: m(s, settings, now))
+              for rule, measure in alerts._MEASURES.items()]
     cases += [
         Case("outbox.claim_due",
              lambda s: outbox.claim_due(s, now=now, ttl=settings.claim_ttl, limit=100),
@@ -235,46 +242,44 @@ def measure(cases, sessions, capture, engine, runs) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database", default="resolvemeq_bench_queries")
-    parser.add_argument("--actions", type=int, default=1_000_000)
-    parser.add_argument("--resolutions", type=int, default=200_000)
-    parser.add_argument("--runs", type=int, default=7, help="timed runs per query (after a warm-up)")
+    parser.add_argument("--database", default=None,
+                        help="default resolvemeq_bench_queries; --quick resolvemeq_bench_quick")
+    parser.add_argument("--quick", action="store_true",
+                        help="20,000 actions, 4,000 resolutions, 3 runs per query (seconds)")
+    parser.add_argument("--actions", type=int, default=None, help="default 1,000,000; --quick 20,000")
+    parser.add_argument("--resolutions", type=int, default=None, help="default 200,000; --quick 4,000")
+    parser.add_argument("--runs", type=int, default=None,
+                        help="timed runs per query after a warm-up (default 7; --quick 3)")
     parser.add_argument("--reuse", action="store_true", help="use the data a --keep run left")
     parser.add_argument("--keep", action="store_true", help="do not drop the database at the end")
     parser.add_argument("--out", type=Path, help="also write the report (markdown) here")
     args = parser.parse_args(argv)
+    args.actions = args.actions or (seed.QUICK_ACTIONS if args.quick else 1_000_000)
+    args.resolutions = args.resolutions or (seed.QUICK_RESOLUTIONS if args.quick else 200_000)
+    args.runs = args.runs or (3 if args.quick else 7)
+    args.database = args.database or (seed.QUICK_DATABASE if args.quick else "resolvemeq_bench_queries")
 
     from bot.core.settings import load_settings
     from models import make_engine, make_session_factory
 
     runs = max(1, min(args.runs, 50))
-    url = seed.database_url(args.database)
+    url = database_url(args.database)
     started = time.monotonic()
     if args.reuse:
-        engine = make_engine(seed.require_loopback(url))
-        with engine.connect() as conn:
-            note = conn.scalar(text(
-                "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-                "WHERE datname = current_database()"))
-        engine.dispose()
         from bot.platform import migrations
 
+        now = seed.seeded_until(url)
         migrations.upgrade(url)  # a kept database may predate the latest indexes
-        now = dt.datetime.fromisoformat(json.loads(note)["now"])
         print(f"reusing {args.database} (data up to {now.isoformat()})")
     else:
-        url = seed.fresh_database(args.database)
+        url = fresh_database(args.database)
         now = dt.datetime.now(UTC).replace(microsecond=0)
         counts = seed.seed_history(url, actions=args.actions, resolutions=args.resolutions, now=now)
-        engine = make_engine(url, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text(f"COMMENT ON DATABASE {args.database} IS "
-                              f"'{json.dumps({'now': now.isoformat(), 'rows': counts})}'"))
-        engine.dispose()
+        seed.record_seed(url, now, counts)
         print(f"seeded in {time.monotonic() - started:.0f} s: "
               + ", ".join(f"{k} {v:,}" for k, v in counts.items()), flush=True)
-    seed.analyze(url)
-    machine = seed.machine()
+    analyze(url)
+    machine = database_machine(admin_url())
     engines = []
     try:
         engine = make_engine(url)
@@ -294,10 +299,10 @@ def main(argv: list[str] | None = None) -> int:
 
         passes: list[tuple[str, list[Case]]] = []
         print("schema at head, queries as in bot/", flush=True)
-        loads = [seed.loadavg()]
+        loads = [loadavg_text()]
         before = app_cases(settings, now, refs)
         measure(before, sessions, capture, engine, runs)
-        loads.append(seed.loadavg())
+        loads.append(loadavg_text())
         passes.append(("Schema at head, queries as in bot/", before))
         lines.insert(1, "Load average (1/5/15 min) at the start of each pass and at the end: "
                      + " | ".join(loads))
@@ -313,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         for engine in engines:
             engine.dispose()
         if not args.keep:
-            seed.drop_database(args.database)
+            drop_database(args.database)
     print(f"total {time.monotonic() - started:.0f} s")
     return 0
 

@@ -25,27 +25,13 @@ import random
 import sys
 import time
 
-from bench.common import (
-    REDIS_URL,
-    SLACK_DEADLINE,
-    FakeSlackProcess,
-    Mix,
-    burst,
-    flush_redis,
-    fresh_database,
-    loadavg,
-    machine,
-    machine_lines,
-    markdown_table,
-    ms,
-    other_busy_processes,
-    percentile,
-    save_json,
-    seed_resolved_tickets,
-    server_env,
-    start_ours,
-    stop_all,
-)
+from bench.databases import REDIS_URL, flush_redis, fresh_database
+from bench.load import SLACK_DEADLINE, burst, percentile
+from bench.machine import loadavg, machine
+from bench.mix import Mix, seed_resolved_tickets
+from bench.processes import FakeSlackProcess, start_ours, stop_all
+from bench.procstat import other_busy_processes
+from bench.report import machine_lines, markdown_table, ms, save_json
 
 SLOW_METHODS = ("chat.update", "chat.postEphemeral", "chat.postMessage")
 
@@ -123,7 +109,7 @@ def scenario(args, name: str, pool: int, server, slack: FakeSlackProcess, mix: M
         "late": sum(1 for s in samples if s.status == 200 and s.latency > SLACK_DEADLINE),
         "p50": percentile(ok, 50), "p99": percentile(ok, 99), "max": ok[-1] if ok else float("nan"),
         "slack_calls": made, "drain_s": drained,
-        "others": max(r.others for r in runs), "alive": server.process.poll() is None,
+        "others": max(r.others for r in runs), "alive": server.alive(),
     }
 
 
@@ -158,10 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         flush_redis(args.redis)
         slack = FakeSlackProcess()
         seeded = seed_resolved_tickets(database_url, slack, (args.threads + 10) * args.waves * 2)
-        env = server_env(database_url=database_url, slack=slack, redis_url=args.redis,
-                         SERVER_THREADS=str(args.threads),
-                         SLACK_BACKGROUND_WORKERS=str(args.workers))
-        server = start_ours(env, args.ours_module)
+        server = start_ours(database_url=database_url, slack=slack, redis_url=args.redis,
+                            module=args.ours_module, SERVER_THREADS=str(args.threads),
+                            SLACK_BACKGROUND_WORKERS=str(args.workers))
         mix = Mix(seeded, ticket_share=args.ticket_share, stranger_share=args.stranger_share)
         burst("warm-up", server.port, mix.take(8))
         server.wait_idle()
@@ -176,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(text)
         save_json(args.json, {"machine": info, "args": vars(args), "results": results})
-        if server.process.poll() is not None:
-            print(f"the server died:\n{server.log()[-3000:]}", file=sys.stderr)
+        if not server.alive():
+            print(f"the server died:\n{server.output()[-3000:]}", file=sys.stderr)
             return 1
         return 0
     finally:

@@ -1,22 +1,19 @@
-"""Bulk data for the database benchmarks, and the little plumbing they share.
+"""Bulk data for the database benchmarks, written as a live system would have written it.
 
-- `fresh_database(name)` / `drop_database(name)`: a PostgreSQL database of the
-  benchmark's own (the name must start with `resolvemeq_bench_`), built by the
-  migrations (`bot.migrations.upgrade`), so the benchmark sees the real schema.
 - `seed_due_followups(url, n, now=...)`: `n` auto-resolved, unanswered tickets whose
   follow-up DM is due (what `bench/followup_sweep.py` sends).
 - `seed_history(url, ...)`: ninety days of a busy helpdesk (1,000,000 action_history
   rows, 200,000 resolutions by default, and the tickets, agent calls, audit events
   and outbox rows that go with them), for `bench/queries.py`.
-- `machine()`, `CpuMeter`: what the figures were measured on, and who was busy.
 
 Rows go in with PostgreSQL `COPY ... FROM STDIN` (psycopg2 `copy_expert`), in time
 order, as a live system would have written them (the planner's correlation
 statistics depend on that). Random choices come from a seeded `random.Random`, so
-two runs build the same data.
+two runs build the same data. The database itself is `bench.databases`'s.
 
 Run alone to build a history database and keep it:
-`python -m bench.seed --database resolvemeq_bench_queries [--actions N]`.
+`python -m bench.seed --database resolvemeq_bench_queries [--actions N]`, or
+`python -m bench.seed --quick` (20,000 actions, seconds).
 """
 
 from __future__ import annotations
@@ -25,11 +22,7 @@ import argparse
 import datetime as dt
 import io
 import json
-import os
-import platform
 import random
-import re
-import subprocess
 import sys
 import time
 import uuid
@@ -42,159 +35,14 @@ if str(ROOT) not in sys.path:  # `python bench/seed.py` as well as `python -m be
 
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy.exc import OperationalError  # noqa: E402
 
-PG_SERVER = os.environ.get(
-    "BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432"
-).rstrip("/")
+from bench.databases import analyze, fresh_database, require_loopback  # noqa: E402
+
 UTC = dt.UTC
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-_BENCH_DB = re.compile(r"^resolvemeq_bench_[a-z0-9_]{1,40}$")
-
-
-# ----- databases -----------------------------------------------------------------------
-
-
-def require_loopback(url: str) -> str:
-    """The URL, if its host is a loopback address (benchmarks never leave the machine)."""
-    host = make_url(url).host
-    if host not in _LOOPBACK:
-        raise SystemExit(f"refusing {host!r}: benchmarks use loopback addresses only")
-    return url
-
-
-def database_url(name: str) -> str:
-    return f"{PG_SERVER}/{name}"
-
-
-def _admin():
-    return create_engine(require_loopback(f"{PG_SERVER}/postgres"), isolation_level="AUTOCOMMIT")
-
-
-def _check_name(name: str) -> str:
-    if not _BENCH_DB.match(name):
-        raise SystemExit(f"{name!r}: a bench database name starts with resolvemeq_bench_")
-    return name
-
-
-def drop_database(name: str) -> None:
-    """Drop a bench database (its connections are closed first)."""
-    engine = _admin()
-    try:
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{_check_name(name)}" WITH (FORCE)'))
-    finally:
-        engine.dispose()
-
-
-def fresh_database(name: str) -> str:
-    """Drop and create a bench database, migrate it to head; returns its URL."""
-    from bot.platform.migrations import upgrade
-
-    drop_database(name)
-    engine = _admin()
-    try:
-        with engine.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{_check_name(name)}"'))
-    finally:
-        engine.dispose()
-    url = database_url(name)
-    upgrade(url)
-    return url
-
-
-# ----- the machine -----------------------------------------------------------------------
-
-
-def loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def machine() -> dict[str, str]:
-    """nproc, CPU model, memory, PostgreSQL version, date and load, for the report."""
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown")
-    try:
-        mem = next(line for line in subprocess.run(
-            ["free", "-h"], capture_output=True, text=True, timeout=5).stdout.splitlines()
-            if line.startswith("Mem:")).split()
-        memory = f"{mem[1]} total, {mem[-1]} available"
-    except (OSError, StopIteration, subprocess.SubprocessError, IndexError):
-        memory = "unknown"
-    engine = _admin()
-    try:
-        with engine.connect() as conn:
-            version = conn.scalar(text("SHOW server_version"))
-            settings = {name: conn.scalar(text(f"SHOW {name}")) for name in
-                        ("shared_buffers", "work_mem", "max_parallel_workers_per_gather")}
-    finally:
-        engine.dispose()
-    return {
-        "date": dt.datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "nproc": str(os.cpu_count()),
-        "cpu": cpu,
-        "memory": memory,
-        "postgresql": f"{version} ({', '.join(f'{k}={v}' for k, v in settings.items())})",
-        "python": platform.python_version(),
-        "load": loadavg(),
-    }
-
-
-def process_ticks(parents: dict[int, int] | None = None) -> dict[int, tuple[int, str]]:
-    """CPU ticks (user + system) and name of every process now (and each one's parent
-    into `parents`, when given)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            name = stat[stat.index("(") + 1:stat.rindex(")")]
-            rest = stat[stat.rindex(")") + 2:].split()
-            found[int(entry.name)] = (int(rest[11]) + int(rest[12]), name)
-            if parents is not None:
-                parents[int(entry.name)] = int(rest[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
-
-
-def _group_of(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except OSError:
-        return None
-
-
-class CpuMeter:
-    """Cores used between construction and `stop()`, per group of processes.
-
-    Args:
-        groups: label -> process-group ids (a subprocess started with
-            `start_new_session=True` leads its own group) or pids.
-    """
-
-    def __init__(self, groups: dict[str, Sequence[int]] | None = None) -> None:
-        self.groups = {k: set(v) for k, v in (groups or {}).items()}
-        self._t0, self._start = time.monotonic(), process_ticks()
-
-    def stop(self) -> dict[str, float]:
-        end, wall = process_ticks(), max(1e-6, time.monotonic() - self._t0)
-        hz = os.sysconf("SC_CLK_TCK")
-        used: dict[str, float] = {}
-        for pid, (ticks, name) in end.items():
-            cores = (ticks - self._start.get(pid, (0, ""))[0]) / hz / wall
-            if cores <= 0:
-                continue
-            label = "bench" if pid == os.getpid() else None
-            for group, members in self.groups.items():
-                if pid in members or _group_of(pid) in members:
-                    label = group
-            if label is None:
-                label = ("postgres" if name.startswith("postgres") else
-                         "redis" if name.startswith("redis") else "other processes")
-            used[label] = used.get(label, 0.0) + cores
-        return {k: round(v, 2) for k, v in sorted(used.items(), key=lambda kv: -kv[1])}
+# What `--quick` seeds (here and in bench.queries): a few seconds' worth.
+QUICK_ACTIONS, QUICK_RESOLUTIONS = 20_000, 4_000
+QUICK_DATABASE = "resolvemeq_bench_quick"
 
 
 # ----- COPY --------------------------------------------------------------------------------
@@ -584,6 +432,43 @@ def seed_history(url: str, *, actions: int = 1_000_000, resolutions: int = 200_0
     return counts
 
 
+def record_seed(url: str, now: dt.datetime, counts: dict[str, int]) -> None:
+    """Note on the database itself up to when it was seeded (`seeded_until` reads it), so
+    a kept database can be measured again with the same `now`."""
+    engine = create_engine(require_loopback(url), isolation_level="AUTOCOMMIT")
+    note = json.dumps({"now": now.isoformat(), "rows": counts}).replace("'", "''")
+    try:
+        with engine.connect() as conn:
+            name = conn.scalar(text("SELECT current_database()"))
+            conn.execute(text(f"COMMENT ON DATABASE \"{name}\" IS '{note}'"))
+    finally:
+        engine.dispose()
+
+
+def seeded_until(url: str) -> dt.datetime:
+    """The `now` a database was seeded up to (see `record_seed`).
+
+    Raises:
+        SystemExit: when the database carries no such note (not seeded by bench.seed).
+    """
+    engine = create_engine(require_loopback(url))
+    try:
+        with engine.connect() as conn:
+            note = conn.scalar(text(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                "WHERE datname = current_database()"))
+    except OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise SystemExit(f"{make_url(url).database}: {reason}; seed it first "
+                         "(python -m bench.seed --database NAME)") from None
+    finally:
+        engine.dispose()
+    if not note:
+        raise SystemExit(f"{make_url(url).database}: not seeded by bench.seed (no note); "
+                         "seed it first (python -m bench.seed --database NAME)")
+    return dt.datetime.fromisoformat(json.loads(note)["now"])
+
+
 def sweep_tickets(after_id: int, now: dt.datetime, n: int = 40) -> Iterable[tuple]:
     """Tickets still `new` and never decided on: stored in the last ten minutes, as a
     process that died between the ack and the agent leaves them."""
@@ -594,27 +479,26 @@ def sweep_tickets(after_id: int, now: dt.datetime, n: int = 40) -> Iterable[tupl
                None, None, "dm", "T0RESOLVEQ", "D0000042", "", None)
 
 
-def analyze(url: str) -> None:
-    engine = create_engine(require_loopback(url), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("VACUUM ANALYZE"))
-    finally:
-        engine.dispose()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database", default="resolvemeq_bench_queries")
-    parser.add_argument("--actions", type=int, default=1_000_000)
-    parser.add_argument("--resolutions", type=int, default=200_000)
+    parser.add_argument("--database", default=None,
+                        help="default resolvemeq_bench_queries; --quick resolvemeq_bench_quick, "
+                        "so a quick look never replaces a kept full seed")
+    parser.add_argument("--quick", action="store_true",
+                        help="20,000 actions and 4,000 resolutions (seconds)")
+    parser.add_argument("--actions", type=int, default=None, help="default 1,000,000; --quick 20,000")
+    parser.add_argument("--resolutions", type=int, default=None, help="default 200,000; --quick 4,000")
     parser.add_argument("--days", type=int, default=90)
     args = parser.parse_args(argv)
+    args.actions = args.actions or (QUICK_ACTIONS if args.quick else 1_000_000)
+    args.resolutions = args.resolutions or (QUICK_RESOLUTIONS if args.quick else 200_000)
+    args.database = args.database or (QUICK_DATABASE if args.quick else "resolvemeq_bench_queries")
     started = time.monotonic()
     url = fresh_database(args.database)
     now = dt.datetime.now(UTC).replace(microsecond=0)
     counts = seed_history(url, actions=args.actions, resolutions=args.resolutions,
                           days=args.days, now=now)
+    record_seed(url, now, counts)
     analyze(url)
     print(f"seeded {args.database} up to {now.isoformat()} in {time.monotonic() - started:.0f} s: "
           + ", ".join(f"{k} {v:,}" for k, v in counts.items()))

@@ -1,7 +1,10 @@
 """Bolt listeners: one module per Slack surface, each with `register(app)`.
 
 Listeners are thin: read the payload, check who is asking, call one service, answer
-with a view. Anything slow goes to `deps.background`.
+with a view. A listener that needs the database takes `session` (the request's
+transaction, committed by its `ack`: `handlers.transaction`); anything slow goes to
+`deps.background` after the ack. A listener never catches our errors or the database's:
+it raises, and `handlers.errors` answers the person.
 
 May import `bot.workflows` and the layers below it; never `bot.platform` or `jobs`.
 """

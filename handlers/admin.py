@@ -1,60 +1,62 @@
-"""The rollback confirm step: Confirm re-checks who clicked, then undoes the action."""
+"""The rollback confirm step: Confirm re-checks who clicked, then undoes the action.
+
+The rollback and the notices it owes are written in the request's transaction; the
+acknowledgement commits them, then the admin and the ticket's thread are told off the
+request path. Refusals and outages are raised and told by `handlers.errors`.
+"""
 
 from __future__ import annotations
 
 import logging
+import uuid
 
 from slack_bolt import Ack, App
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from bot import views
-from bot.core.errors import ResolveMeQError
+from bot.core.errors import InvalidInput
 from bot.domain import rollback
 from bot.views import ActionId
 from bot.workflows import announce
 from handlers.deps import SlackDeps
-from models import transaction
 
 log = logging.getLogger(__name__)
 
+INVALID_BUTTON = "That button is not valid any more. Nothing was rolled back."
 
-def confirm(ack: Ack, body: dict, action: dict, deps: SlackDeps) -> None:
+
+def confirm(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -> None:
+    user, channel = _where(body)
+    action_id, reason = _confirmed(action)
+    result = rollback.rollback_action(session, ref=action_id.hex, admin_id=user,
+                                      is_admin=deps.is_admin(user), reason=reason,
+                                      throttle=deps.runtime.rollback_throttle)
+    owed = announce.enqueue_rollback_notice(session, result, deps.runtime.settings)
     ack()
-    user = (body.get("user") or {}).get("id")
-    channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
-
-    def tell(text: str) -> None:
-        if channel and user:
-            deps.background.submit(announce.tell, deps.client, channel=channel, user=user, text=text)
-
-    try:
-        action_id, reason = views.parse_rollback_value(action.get("value") or "")
-    except ValueError:
-        log.warning("refused a rollback confirm with a malformed value")
-        return tell("That button is not valid any more. Nothing was rolled back.")
-    try:
-        with transaction(deps.runtime.sessions) as session:
-            result = rollback.rollback_action(
-                session, ref=action_id.hex, admin_id=user, is_admin=deps.is_admin(user),
-                reason=reason, throttle=deps.runtime.rollback_throttle,
-            )
-            owed = announce.enqueue_rollback_notice(session, result, deps.runtime.settings)
-    except ResolveMeQError as error:
-        return tell(error.message)
-    except SQLAlchemyError:
-        log.exception("could not roll back")
-        return tell("Sorry, I can't reach the helpdesk database right now; nothing was rolled back.")
     deps.background.submit(announce.announce_rollback, deps.runtime, deps.client, result,
                            admin_channel=channel, admin_id=user, owed=owed)
 
 
 def cancel(ack: Ack, body: dict, deps: SlackDeps) -> None:
     ack()
-    user = (body.get("user") or {}).get("id")
-    channel = (body.get("container") or {}).get("channel_id")
+    user, channel = _where(body)
     if channel and user:
         deps.background.submit(announce.tell, deps.client, channel=channel, user=user,
                                text="Rollback cancelled. Nothing changed.", blocks=[])
+
+
+def _where(body: dict) -> tuple[str | None, str | None]:
+    channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
+    return (body.get("user") or {}).get("id"), channel
+
+
+def _confirmed(action: dict) -> tuple[uuid.UUID, str]:
+    """The action and reason the Confirm button carries; a tampered one is refused."""
+    try:
+        return views.parse_rollback_value(action.get("value") or "")
+    except ValueError:
+        log.warning("refused a rollback confirm with a malformed value")
+        raise InvalidInput(INVALID_BUTTON) from None
 
 
 def register(app: App) -> None:

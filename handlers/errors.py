@@ -1,16 +1,103 @@
-"""The one error handler: unexpected errors get an id, a log line and Sentry."""
+"""The one error path: what a person is told when a listener raises instead of answering.
+
+Bolt calls `on_error` with whatever a listener (or a middleware) raised. It first ends
+the request's transaction (rolled back; an audited denial kept, see
+`handlers.transaction`), then answers:
+
+- our errors (`ResolveMeQError`): the sentence the error carries;
+- a database outage (any `SQLAlchemyError`: connection refused, pool timeout, a failed
+  commit; the rarer errors that are not outages are equally "nothing was saved, try
+  again"): that nothing was saved, in the words of what the person did;
+- anything else: an error id in the log and in Sentry, and nothing the person could act on.
+
+Where the person sees it: a slash command's answer is its acknowledgement (ephemeral);
+with `process_before_response=True` nothing has been sent when the listener raises, and
+the response returned here is that acknowledgement. A click or an event is acknowledged
+with an empty 200 (Slack shows an error for anything else, and retries events) and the
+sentence goes to the person as an ephemeral message, off the request path.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import Ack, App, BoltContext, BoltResponse
+from slack_bolt.request.payload_utils import is_event, is_slash_command, to_action
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import views
+from bot.core.errors import ResolveMeQError
+from bot.views import ActionId
+from bot.workflows import announce
+from handlers.transaction import committed, end_transaction
 
 log = logging.getLogger(__name__)
 
+DB_DOWN = (
+    "Sorry, I can't reach the helpdesk database right now, so nothing was saved. "
+    "Please try again in a minute."
+)
+# What to do about an outage depends on what the person did: send the message again,
+# click again. A button whose effect is not "saving" says what did not happen.
+DB_DOWN_EVENT = (
+    "Sorry, I can't reach the helpdesk database right now, so nothing was saved. "
+    "Please send that again in a minute."
+)
+DB_DOWN_CLICK = "Sorry, I couldn't save that right now. Please click again in a minute."
+DB_DOWN_BY_ACTION = {
+    ActionId.ROLLBACK_CONFIRM.value:
+        "Sorry, I can't reach the helpdesk database right now; nothing was rolled back.",
+    ActionId.WHY.value:
+        "Sorry, I can't reach the helpdesk database right now. Please click again in a minute.",
+}
 
-def on_error(error: Exception, body: dict, logger: logging.Logger) -> BoltResponse:
+
+def said_for(error: BaseException, body: dict) -> str | None:
+    """The sentence a person is told for `error`, or None if it is unexpected.
+
+    A database error is logged here, with its traceback (it reaches Sentry).
+
+    Args:
+        error: what a listener raised.
+        body: the request's body (which surface it came from decides the outage wording).
+
+    Returns:
+        The error's own sentence, an outage sentence, or None.
+    """
+    if isinstance(error, ResolveMeQError):
+        return error.message
+    if not isinstance(error, SQLAlchemyError):
+        return None
+    log.error("could not handle %s: the database failed (%s); nothing was saved", _what(body),
+              type(error).__name__, exc_info=error)
+    if is_slash_command(body):
+        return DB_DOWN
+    if is_event(body):
+        return DB_DOWN_EVENT
+    return DB_DOWN_BY_ACTION.get(_action_id(body), DB_DOWN_CLICK)
+
+
+def on_error(error: Exception, body: dict, context: BoltContext) -> BoltResponse:
+    """Bolt's error handler: end the transaction, then answer the person (see the module)."""
+    if committed(context):
+        # Raised after the ack committed: the request took effect, so neither a refusal
+        # nor "nothing was saved" would be true. Only a bug gets here.
+        return _unexpected(error)
+    error = end_transaction(context, error)
+    text = said_for(error, body)
+    if text is None:
+        return _unexpected(error)
+    if is_slash_command(body):
+        return Ack()(response_type="ephemeral", text=text, blocks=views.error_message(text))
+    deps = context.get("deps")
+    if deps is not None and context.channel_id and context.user_id:
+        deps.background.submit(announce.tell, deps.client, channel=context.channel_id,
+                               user=context.user_id, text=text)
+    return BoltResponse(status=200, body="")
+
+
+def _unexpected(error: BaseException) -> BoltResponse:
     error_id = uuid.uuid4().hex[:12]
     import sentry_sdk
 
@@ -22,6 +109,22 @@ def on_error(error: Exception, body: dict, logger: logging.Logger) -> BoltRespon
                   type(error).__name__, exc_info=error)
     # Answer 200: Slack would retry a 5xx, and a retry would repeat what failed.
     return BoltResponse(status=200, body="")
+
+
+def _action_id(body: dict) -> object:
+    action = to_action(body)
+    return action.get("action_id") if isinstance(action, dict) else None
+
+
+def _what(body: dict) -> str:
+    """The command, event type or button of a request, for the log."""
+    if is_slash_command(body):
+        what = body.get("command")
+    elif is_event(body) and isinstance(body["event"], dict):
+        what = body["event"].get("type")
+    else:
+        what = _action_id(body)
+    return repr(what)[:40]
 
 
 def register(app: App) -> None:

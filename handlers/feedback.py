@@ -1,28 +1,80 @@
 """The requester's answer on a resolution: Yes/No, 1-5 stars, and "Why?".
 
-Acknowledge first; then parse the button strictly (a tampered value stores nothing),
-record the answer (only the requester's counts), and update the message off the
-request path.
+Parse the button strictly (a tampered value stores nothing), record the answer in the
+request's transaction (only the requester's counts; a stranger's click is refused and
+audited), acknowledge (which commits), then redraw the message off the request path.
+Refusals and outages are raised and told to the clicker by `handlers.errors`.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
 from slack_bolt import Ack, App
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from bot import views
-from bot.core.errors import NotRequester, ResolveMeQError
+from bot.core.errors import InvalidInput
 from bot.domain import feedback, tickets
+from bot.domain.feedback import FeedbackResult
 from bot.views import ActionId
 from bot.workflows import announce
 from handlers.deps import SlackDeps
-from models import transaction
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 INVALID_BUTTON = "That button is not valid any more. Nothing was recorded."
+
+
+def yes(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -> None:
+    _answer(ack, body, action, session, deps, solved=True)
+
+
+def no(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -> None:
+    _answer(ack, body, action, session, deps, solved=False)
+
+
+def rate(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -> None:
+    user, channel, message_ts = _where(body)
+    ticket_id, score = _button(action, _stars)
+    result = feedback.record_rating(session, ticket_id=ticket_id, user_id=user, score=score)
+    ack()
+    _redraw(deps, result, channel, message_ts)
+
+
+def why(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -> None:
+    user, channel, _ = _where(body)
+    row = tickets.action_by_id(session, _button(action, _action_ref))
+    text, blocks = views.reasoning_message(row)
+    ack()
+    if channel and user:
+        deps.background.submit(announce.tell, deps.client, channel=channel, user=user,
+                               text=text, blocks=blocks)
+
+
+def _answer(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps, *,
+            solved: bool) -> None:
+    user, channel, message_ts = _where(body)
+    ticket_id = _button(action, _yes_no)
+    settings = deps.runtime.settings
+    result = feedback.record_answer(session, ticket_id=ticket_id, user_id=user, solved=solved,
+                                    default_team=settings.default_team)
+    # A "No" owes notices, written with the answer so they survive a crash after it.
+    owed = announce.enqueue_reopen_notices(session, result, settings, channel=channel,
+                                           message_ts=message_ts) if channel and message_ts else []
+    ack()
+    _redraw(deps, result, channel, message_ts, owed)
+
+
+def _redraw(deps: SlackDeps, result: FeedbackResult, channel: str | None, message_ts: str | None,
+            owed: list[int] = ()) -> None:
+    if result.changed and channel and message_ts:
+        deps.background.submit(announce.announce_feedback, deps.runtime, deps.client, result,
+                               channel=channel, message_ts=message_ts, owed=owed)
 
 
 def _where(body: dict) -> tuple[str | None, str | None, str | None]:
@@ -31,77 +83,33 @@ def _where(body: dict) -> tuple[str | None, str | None, str | None]:
     return (body.get("user") or {}).get("id"), channel, container.get("message_ts")
 
 
-def _tell(deps: SlackDeps, channel: str | None, user: str | None, text: str) -> None:
-    if channel and user:
-        deps.background.submit(announce.tell, deps.client, channel=channel, user=user, text=text)
+# Buttons come back from the client: each is read strictly, and anything our views
+# would not have written is refused before the database is touched.
 
-
-def _record(deps: SlackDeps, body: dict, action: dict, *, solved: bool | None) -> None:
-    user, channel, message_ts = _where(body)
+def _button(action: dict, read: Callable[[dict], T]) -> T:
     try:
-        ticket_id, score = views.parse_feedback_value(action.get("value") or "")
-        if solved is None:
-            if score is None or views.parse_rating_action_id(action.get("action_id", "")) != score:
-                raise ValueError("rating button and value disagree")
-        elif score is not None:
-            raise ValueError("a Yes/No button carries no score")
+        return read(action)
     except ValueError:
         log.warning("refused a feedback click with a malformed button value")
-        return _tell(deps, channel, user, INVALID_BUTTON)
-    settings = deps.runtime.settings
-    try:
-        with transaction(deps.runtime.sessions) as session:
-            if solved is None:
-                result = feedback.record_rating(session, ticket_id=ticket_id, user_id=user, score=score)
-            else:
-                result = feedback.record_answer(session, ticket_id=ticket_id, user_id=user,
-                                                solved=solved, default_team=settings.default_team)
-            owed = announce.enqueue_reopen_notices(
-                session, result, settings, channel=channel, message_ts=message_ts
-            ) if solved is False and channel and message_ts else []
-    except NotRequester as error:
-        return _tell(deps, channel, user, error.message)
-    except ResolveMeQError as error:
-        return _tell(deps, channel, user, error.message)
-    except SQLAlchemyError:
-        log.exception("could not record feedback")
-        return _tell(deps, channel, user,
-                     "Sorry, I couldn't save that right now. Please click again in a minute.")
-    if result.changed and channel and message_ts:
-        deps.background.submit(announce.announce_feedback, deps.runtime, deps.client, result,
-                               channel=channel, message_ts=message_ts, owed=owed)
+        raise InvalidInput(INVALID_BUTTON) from None
 
 
-def yes(ack: Ack, body: dict, action: dict, deps: SlackDeps) -> None:
-    ack()
-    _record(deps, body, action, solved=True)
+def _yes_no(action: dict) -> int:
+    ticket_id, score = views.parse_feedback_value(action.get("value") or "")
+    if score is not None:
+        raise ValueError("a Yes/No button carries no score")
+    return ticket_id
 
 
-def no(ack: Ack, body: dict, action: dict, deps: SlackDeps) -> None:
-    ack()
-    _record(deps, body, action, solved=False)
+def _stars(action: dict) -> tuple[int, int]:
+    ticket_id, score = views.parse_feedback_value(action.get("value") or "")
+    if score is None or views.parse_rating_action_id(action.get("action_id", "")) != score:
+        raise ValueError("rating button and value disagree")
+    return ticket_id, score
 
 
-def rate(ack: Ack, body: dict, action: dict, deps: SlackDeps) -> None:
-    ack()
-    _record(deps, body, action, solved=None)
-
-
-def why(ack: Ack, body: dict, action: dict, deps: SlackDeps) -> None:
-    ack()
-    user, channel, _ = _where(body)
-    try:
-        action_id = views.parse_why_value(action.get("value") or "")
-        with transaction(deps.runtime.sessions) as session:
-            row = tickets.action_by_id(session, action_id)
-    except ValueError:
-        return _tell(deps, channel, user, INVALID_BUTTON)
-    except ResolveMeQError as error:
-        return _tell(deps, channel, user, error.message)
-    text, blocks = views.reasoning_message(row)
-    if channel and user:
-        deps.background.submit(announce.tell, deps.client, channel=channel, user=user,
-                               text=text, blocks=blocks)
+def _action_ref(action: dict) -> uuid.UUID:
+    return views.parse_why_value(action.get("value") or "")
 
 
 def register(app: App) -> None:

@@ -1,79 +1,59 @@
 """Tickets from a DM to the bot or an @-mention in a channel.
 
-Events are acknowledged first (an empty 200 is all Slack wants); the ticket is stored
-with Slack's event_id, so a retried delivery (X-Slack-Retry-Num) opens no second one.
+The ticket is stored in the request's transaction with Slack's event_id, so a retried
+delivery (X-Slack-Retry-Num) opens no second one; the acknowledgement (an empty 200 is
+all Slack wants) commits it, then the decision runs off the request path. A refusal or
+an outage is raised and told to the sender by `handlers.errors`.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 
 from slack_bolt import Ack, App
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
-from bot.core.errors import ResolveMeQError
 from bot.domain import intake
 from bot.workflows import announce
 from handlers.deps import SlackDeps
-from models import transaction
-
-log = logging.getLogger(__name__)
+from models import TicketSource
 
 _LEADING_MENTION = re.compile(r"^\s*<@[A-Z0-9]+>\s*")
 
 
-def _open(deps: SlackDeps, body: dict, event: dict, *, source: str, text: str) -> None:
-    user = event.get("user")
-    channel = event.get("channel")
-    try:
-        with transaction(deps.runtime.sessions) as session:
-            result = intake.open_ticket(
-                session, user_id=user, text=text, source=source, channel_id=channel,
-                thread_ts=event.get("thread_ts") or event.get("ts") or "",
-                team_id=body.get("team_id"), event_id=body.get("event_id"),
-            )
-    except ResolveMeQError as error:
-        if user and channel:
-            deps.background.submit(announce.tell, deps.client, channel=channel, user=user,
-                                   text=error.message)
-        return
-    except SQLAlchemyError:
-        log.exception("could not store a ticket from an event")
-        if user and channel:
-            deps.background.submit(
-                announce.tell, deps.client, channel=channel, user=user,
-                text="Sorry, I can't reach the helpdesk database right now, so nothing was "
-                "saved. Please send that again in a minute.",
-            )
-        return
-    if result.created:
-        deps.background.submit(
-            announce.decide_and_announce, deps.runtime, deps.client, result.ticket.ticket_id
-        )
-
-
-def direct_message(ack: Ack, body: dict, event: dict, deps: SlackDeps) -> None:
-    ack()
+def direct_message(ack: Ack, body: dict, event: dict, session: Session, deps: SlackDeps) -> None:
     # Only a person's new message in a DM with the bot is a request. (Bolt's event
     # matcher ignores channel_type, so every message event arrives here.) Edits, bot
     # posts, thread replies and channel chatter are not.
     if event.get("channel_type") != "im":
-        return
+        return ack()
     if event.get("subtype") or event.get("bot_id") or event.get("thread_ts"):
-        return
+        return ack()
     # Text of the wrong type is intake's to refuse, like empty text.
-    _open(deps, body, event, source="dm", text=event.get("text") or "")
+    _open(ack, session, deps, body, event, source=TicketSource.DM, text=event.get("text") or "")
 
 
-def mention(ack: Ack, body: dict, event: dict, deps: SlackDeps) -> None:
-    ack()
+def mention(ack: Ack, body: dict, event: dict, session: Session, deps: SlackDeps) -> None:
     if event.get("bot_id"):
-        return
+        return ack()
     raw = event.get("text")
     # The mention is cut before intake sees the text; text of the wrong type is empty.
     text = _LEADING_MENTION.sub("", raw if isinstance(raw, str) else "", count=1)
-    _open(deps, body, event, source="mention", text=text)
+    _open(ack, session, deps, body, event, source=TicketSource.MENTION, text=text)
+
+
+def _open(ack: Ack, session: Session, deps: SlackDeps, body: dict, event: dict, *,
+          source: str, text: str) -> None:
+    result = intake.open_ticket(
+        session, user_id=event.get("user"), text=text, source=source,
+        channel_id=event.get("channel"), thread_ts=event.get("thread_ts") or event.get("ts") or "",
+        team_id=body.get("team_id"), event_id=body.get("event_id"),
+    )
+    ack()
+    if result.created:
+        deps.background.submit(
+            announce.decide_and_announce, deps.runtime, deps.client, result.ticket.ticket_id
+        )
 
 
 def register(app: App) -> None:

@@ -1,30 +1,44 @@
-"""SQLAlchemy models and the session factory. Imports nothing of ours outside models/."""
+"""SQLAlchemy models and the session factory. Imports nothing of ours outside models/.
 
-from models.action_history import ACTION_TYPES, RECORD_TYPES, ActionHistory
+Each fact about the stored values is named once, beside its model: `ActionType`,
+`Actor`, `TicketStatus`, `Awaiting`, `EscalationPriority`, `TicketSource`, `AlertRule`,
+`OutboxStatus`, `OutboxPurpose` (StrEnums whose members are the stored strings),
+`short_id` for an action id, `as_utc` for timestamps.
+"""
+
+from models.action_history import AGENT_ACTIONS, ActionHistory, ActionType, Actor, short_id
 from models.agent_call import AgentCall
-from models.alert_state import AlertState
+from models.alert_state import AlertRule, AlertState
 from models.audit_event import AuditEvent
-from models.base import Base
-from models.session import make_engine, make_session_factory, transaction
+from models.base import Base, as_utc
+from models.session import UnitOfWork, make_engine, make_session_factory, transaction
 from models.slack_outbox import OutboxPurpose, OutboxStatus, SlackOutbox
-from models.ticket import TICKET_STATUSES, Ticket
+from models.ticket import Awaiting, EscalationPriority, Ticket, TicketSource, TicketStatus
 from models.ticket_resolution import TicketResolution
 
 __all__ = [
-    "ACTION_TYPES",
-    "RECORD_TYPES",
+    "AGENT_ACTIONS",
     "ActionHistory",
+    "ActionType",
+    "Actor",
     "AgentCall",
+    "AlertRule",
     "AlertState",
     "AuditEvent",
+    "Awaiting",
     "Base",
+    "EscalationPriority",
     "OutboxPurpose",
     "OutboxStatus",
     "SlackOutbox",
-    "TICKET_STATUSES",
     "Ticket",
     "TicketResolution",
+    "TicketSource",
+    "TicketStatus",
+    "UnitOfWork",
+    "as_utc",
     "make_engine",
     "make_session_factory",
+    "short_id",
     "transaction",
 ]

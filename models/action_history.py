@@ -2,17 +2,65 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, Uuid, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base
+from models.base import Base, known_values
 
-ACTION_TYPES = ("AUTO_RESOLVE", "ESCALATE", "ASSIGN_TO_TEAM", "REQUEST_CLARIFICATION")
-# Rows that record a change made by a person rather than the agent.
-RECORD_TYPES = ("ROLLBACK", "REOPEN", "CONFIRM")
+# What people type into /rollback and see next to every action: the first hex digits.
+SHORT_ID_LENGTH = 8
+
+
+class ActionType(enum.StrEnum):
+    """Every `action_history.action_type`: the bot's actions and the records of people's."""
+
+    # The bot's actions (AGENT_ACTIONS): each has a rollback.
+    AUTO_RESOLVE = "AUTO_RESOLVE"
+    ESCALATE = "ESCALATE"
+    ASSIGN_TO_TEAM = "ASSIGN_TO_TEAM"
+    REQUEST_CLARIFICATION = "REQUEST_CLARIFICATION"
+    # Records of a change made by a person: an admin's rollback, the requester's "No"
+    # (reopen) and a "Yes" after it (confirm). Never undone themselves.
+    ROLLBACK = "ROLLBACK"
+    REOPEN = "REOPEN"
+    CONFIRM = "CONFIRM"
+
+
+# The four actions the agent's decision can become: what the caps count, analytics
+# report per type and an admin may roll back. A tuple in the enum's order, so what
+# iterates over it (SQL parameters, parametrized tests) is the same on every run.
+AGENT_ACTIONS = (
+    ActionType.AUTO_RESOLVE,
+    ActionType.ESCALATE,
+    ActionType.ASSIGN_TO_TEAM,
+    ActionType.REQUEST_CLARIFICATION,
+)
+
+
+class Actor(enum.StrEnum):
+    """Who acted, when it was not a person: the other `executed_by` values are Slack
+    user ids, so that column has no CHECK."""
+
+    AGENT = "autonomous_agent"  # the bot, on the agent's decision
+    SYSTEM = "system"  # the bot, routing to human triage without acting alone
+
+
+def short_id(action_id: uuid.UUID | None) -> str:
+    """The first 8 hex digits of an action id, what people type into /rollback.
+
+    Args:
+        action_id: the action's id; None for a row not flushed yet.
+
+    Returns:
+        The short id, or "????????" when there is no id to shorten.
+    """
+    if not isinstance(action_id, uuid.UUID):
+        return "?" * SHORT_ID_LENGTH
+    return action_id.hex[:SHORT_ID_LENGTH]
 
 
 class ActionHistory(Base):
@@ -22,6 +70,7 @@ class ActionHistory(Base):
             "confidence_score IS NULL OR (confidence_score >= 0 AND confidence_score <= 1)",
             name="confidence_0_1",
         ),
+        known_values("action_type", ActionType),
         Index("ix_action_history_ticket_id_action_type", "ticket_id", "action_type"),
         # Covering: per-type and per-team stats and the low-confidence alert read
         # their columns from the index alone (index-only scans on PostgreSQL).
@@ -45,7 +94,8 @@ class ActionHistory(Base):
     action_type: Mapped[str] = mapped_column(String(50))
     action_params: Mapped[dict] = mapped_column(default=dict)
     executed_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    executed_by: Mapped[str] = mapped_column(String(50), default="autonomous_agent")
+    # An Actor or the Slack user id of the person who acted.
+    executed_by: Mapped[str] = mapped_column(String(50), default=Actor.AGENT)
     # True when the bot acted on its own (what the caps count); False for triage
     # routing, people's answers and rollbacks.
     autonomous: Mapped[bool] = mapped_column(default=False)

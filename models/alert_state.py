@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base
+from models.base import Base, known_values
+
+
+class AlertRule(enum.StrEnum):
+    """The alert rules, in the order they are evaluated and posted (`alert_state.rule`)."""
+
+    FAILURE_RATE = "failure_rate"
+    LOW_CONFIDENCE = "low_confidence"
+    AGENT_ERRORS = "agent_errors"
+    ROLLBACKS = "rollbacks"
+    AUTONOMY_CAP = "autonomy_cap"
 
 
 class AlertState(Base):
     __tablename__ = "alert_state"
+    __table_args__ = (known_values("rule", AlertRule),)
 
     rule: Mapped[str] = mapped_column(String(40), primary_key=True)
     firing: Mapped[bool] = mapped_column(default=False)

@@ -1,8 +1,13 @@
-"""Declarative base: one MetaData with a naming convention, UTC timestamps, JSON."""
+"""Declarative base: one MetaData with a naming convention, UTC timestamps, JSON, and
+CHECK constraints drawn from the enums that name a column's values."""
 
+from __future__ import annotations
+
+import enum
 from datetime import UTC, datetime
+from typing import overload
 
-from sqlalchemy import JSON, DateTime, MetaData
+from sqlalchemy import JSON, CheckConstraint, DateTime, MetaData
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -18,6 +23,47 @@ NAMING_CONVENTION = {
 }
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+def as_utc(value: datetime | None) -> datetime | None:
+    """`value` as tz-aware UTC; a naive value is taken to be UTC already.
+
+    Every timestamp we store is UTC, and SQLite keeps no zone, so a naive value read
+    back (or built by a test) means UTC, never local time.
+
+    Args:
+        value: a datetime, naive or aware, or None.
+
+    Returns:
+        The same instant in UTC, or None for None.
+    """
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def known_values(column: str, values: type[enum.StrEnum]) -> CheckConstraint:
+    """A CHECK constraint that `column` holds one of `values` (named `<column>_known`).
+
+    The enum is kept in the constraint's `info`, so tests can prove the database
+    refuses what the enum does not name, for every such constraint.
+
+    Args:
+        column: the column's name.
+        values: the StrEnum whose values are the allowed ones.
+
+    Returns:
+        The constraint, for a model's `__table_args__`.
+    """
+    allowed = ", ".join(f"'{member.value}'" for member in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_known",
+                           info={"column": column, "enum": values})
 
 
 class UTCDateTime(TypeDecorator):
@@ -39,11 +85,7 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return as_utc(value)
 
 
 class Base(DeclarativeBase):

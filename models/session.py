@@ -45,6 +45,60 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+class UnitOfWork:
+    """One transaction whose owner says how it ends: `commit()`, or `fail(error)`.
+
+    `fail` rolls back, except after an error whose `keep_writes` is true (a denial that
+    must stay audited): then what was flushed before it is committed. Either way the
+    session is closed; once it has ended, `commit` and `fail` do nothing.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._ended = False
+        self._committed = False
+
+    @property
+    def committed(self) -> bool:
+        """True once `commit()` has succeeded: what was flushed is saved."""
+        return self._committed
+
+    def commit(self) -> None:
+        """Commit what was flushed and close the session.
+
+        Raises:
+            SQLAlchemyError: the commit failed (the transaction is rolled back).
+        """
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            self.session.commit()
+        except BaseException:
+            self.session.rollback()
+            raise
+        finally:
+            self.session.close()
+        self._committed = True
+
+    def fail(self, error: BaseException) -> None:
+        """End after `error`: roll back, or keep the audited denial it marks.
+
+        Raises:
+            SQLAlchemyError: keeping the denial failed (nothing is kept).
+        """
+        if self._ended:
+            return
+        if getattr(error, "keep_writes", False):
+            self.commit()
+            return
+        self._ended = True
+        try:
+            self.session.rollback()
+        finally:
+            self.session.close()
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """Own one transaction: commit on success, roll back on error.
@@ -52,15 +106,10 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     An error whose `keep_writes` is true (a denial that must stay audited) commits what
     was flushed before it was raised, then propagates.
     """
-    session = factory()
+    work = UnitOfWork(factory())
     try:
-        yield session
-        session.commit()
+        yield work.session
     except BaseException as error:
-        if getattr(error, "keep_writes", False):
-            session.commit()
-        else:
-            session.rollback()
+        work.fail(error)
         raise
-    finally:
-        session.close()
+    work.commit()

@@ -13,7 +13,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base
+from models.base import Base, known_values
 
 
 class OutboxStatus(StrEnum):
@@ -36,10 +36,6 @@ class OutboxPurpose(StrEnum):
     FOLLOWUP = "followup"
 
 
-def _one_of(column: str, values: type[StrEnum]) -> str:
-    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
-
-
 class SlackOutbox(Base):
     __tablename__ = "slack_outbox"
     __table_args__ = (
@@ -52,8 +48,8 @@ class SlackOutbox(Base):
             postgresql_where=text("resolution_id IS NOT NULL"),
             sqlite_where=text("resolution_id IS NOT NULL"),
         ),
-        CheckConstraint(_one_of("status", OutboxStatus), name="status"),
-        CheckConstraint(_one_of("purpose", OutboxPurpose), name="purpose"),
+        known_values("status", OutboxStatus),
+        known_values("purpose", OutboxPurpose),
         CheckConstraint("channel IS NOT NULL OR recipient IS NOT NULL", name="destination"),
     )
 

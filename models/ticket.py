@@ -2,30 +2,55 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Index, String, Text, func
+from sqlalchemy import Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base
+from models.base import Base, known_values
 
-TICKET_STATUSES = (
-    "new",  # stored at intake, not yet decided on
-    "open",  # with a human team, no action pending (also: reopened by the requester)
-    "in_progress",  # assigned to a team
-    "awaiting_user",  # the bot asked the requester for more detail
-    "escalated",
-    "resolved",
-)
+
+class TicketStatus(enum.StrEnum):
+    """Where a ticket stands (`tickets.status`; the stored values are these strings)."""
+
+    NEW = "new"  # stored at intake, not yet decided on
+    OPEN = "open"  # with a human team, no action pending (also: reopened by the requester)
+    IN_PROGRESS = "in_progress"  # assigned to a team
+    AWAITING_USER = "awaiting_user"  # the bot asked the requester for more detail
+    ESCALATED = "escalated"
+    RESOLVED = "resolved"
+
+
+class Awaiting(enum.StrEnum):
+    """Whose move it is (`tickets.awaiting_response_from`)."""
+
+    NOBODY = ""  # resolved, or not decided on yet
+    SUPPORT = "support"  # a human team
+    USER = "user"  # the requester, asked for more detail
+
+
+class EscalationPriority(enum.StrEnum):
+    """How urgent an escalation is (`tickets.escalation_priority`)."""
+
+    CRITICAL = "critical"  # a security incident, an outage, data loss
+    HIGH = "high"  # the agent asked for escalation with high confidence
+    MEDIUM = "medium"
+
+
+class TicketSource(enum.StrEnum):
+    """Where a ticket came from (`tickets.source`)."""
+
+    SLASH_COMMAND = "slash_command"
+    DM = "dm"
+    MENTION = "mention"
+    CLI = "cli"
 
 
 class Ticket(Base):
     __tablename__ = "tickets"
     __table_args__ = (
-        CheckConstraint(
-            "status IN (" + ", ".join(f"'{s}'" for s in TICKET_STATUSES) + ")",
-            name="status_known",
-        ),
+        known_values("status", TicketStatus),
         Index("ix_tickets_status_created_at", "status", "created_at"),
         Index("ix_tickets_assigned_team", "assigned_team"),
         # Per-team stats need one column of a ticket: probing this index (with the team
@@ -39,7 +64,9 @@ class Ticket(Base):
     user_name: Mapped[str | None] = mapped_column(String(255))
     department: Mapped[str | None] = mapped_column(String(255))
     issue_type: Mapped[str] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(50), default="new")
+    # Plain strings in the database (reporting tools read them); a value read back
+    # compares equal to its TicketStatus member.
+    status: Mapped[str] = mapped_column(String(50), default=TicketStatus.NEW)
     description: Mapped[str] = mapped_column(Text)
     category: Mapped[str] = mapped_column(String(30), default="other")
     tags: Mapped[list] = mapped_column(default=list)
@@ -52,13 +79,13 @@ class Ticket(Base):
     suggested_action: Mapped[dict | None] = mapped_column()
 
     assigned_team: Mapped[str | None] = mapped_column(String(100))
-    awaiting_response_from: Mapped[str] = mapped_column(String(20), default="")
+    awaiting_response_from: Mapped[str] = mapped_column(String(20), default=Awaiting.NOBODY)
     escalated_at: Mapped[datetime | None] = mapped_column()
     escalation_priority: Mapped[str | None] = mapped_column(String(10))
     resolved_at: Mapped[datetime | None] = mapped_column()
 
     # Where the ticket lives in Slack.
-    source: Mapped[str] = mapped_column(String(20), default="slash_command")
+    source: Mapped[str] = mapped_column(String(20), default=TicketSource.SLASH_COMMAND)
     source_event_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     slack_team_id: Mapped[str | None] = mapped_column(String(32))
     slack_channel_id: Mapped[str | None] = mapped_column(String(32))

@@ -3,7 +3,8 @@
 slack_outbox gains `resolution_id` (the resolution a follow-up asks about), `recipient`
 (a DM, opened when sent; `channel` may then be empty) and `cancel_reason`, with CHECK
 constraints on `status` and `purpose` (the values of models.OutboxStatus and
-OutboxPurpose as of this revision). Every follow-up of an existing resolution moves
+OutboxPurpose as of this revision; rows holding another value stop the upgrade before
+any change, with a message that names them, as in 0004). Every follow-up of an existing resolution moves
 into the outbox: owed ones as pending rows due at `followup_due_at` (an attempt in
 progress keeps its count and claim, so the new code reconciles before sending), sent
 ones as sent rows (where the DM went), given-up ones as failed rows. Then the claim
@@ -14,7 +15,7 @@ The downgrade puts the claim columns back, filled from the outbox, and removes t
 follow-up rows.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-29 20:30:00
 """
 
@@ -24,7 +25,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0005'
-down_revision: str | None = '0003'
+down_revision: str | None = '0004'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -37,7 +38,22 @@ CLAIM_COLUMNS = ('followup_claimed_until', 'followup_claim_token', 'followup_att
 
 
 def _in(column: str, values: Sequence[str]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+    allowed = ", ".join(f"'{value}'" for value in values)
+    return f"{column} IN ({allowed})"
+
+
+def _refuse_unknown(column: str, values: Sequence[str]) -> None:
+    found = op.get_bind().execute(sa.text(
+        f"SELECT {column}, count(*) FROM slack_outbox WHERE NOT ({_in(column, values)}) "
+        f"GROUP BY {column} ORDER BY {column}"
+    )).all()
+    if found:
+        listed = ", ".join(f"{value!r} ({count} rows)" for value, count in found)
+        raise RuntimeError(
+            f"slack_outbox.{column} holds values the new CHECK would refuse: {listed}. "
+            f"Known values: {', '.join(values)}. Correct or delete those rows, then "
+            "upgrade again; nothing was changed."
+        )
 
 
 # Lightweight tables for the data steps (never the models: they move on).
@@ -71,10 +87,12 @@ actions = sa.table('action_history', sa.column('id'), sa.column('rolled_back', s
 
 
 def upgrade() -> None:
-    # In this order for SQLite, where batch mode rebuilds a table and drops the old one:
-    # with foreign keys on, dropping ticket_resolution while slack_outbox refers to it
-    # ON DELETE CASCADE would delete the follow-ups just moved. So the foreign key
-    # comes last.
+    _refuse_unknown('status', STATUSES)
+    _refuse_unknown('purpose', PURPOSES)
+    # On SQLite, batch mode rebuilds a table and drops the old one; were foreign keys on,
+    # dropping ticket_resolution while slack_outbox refers to it ON DELETE CASCADE would
+    # delete the follow-ups just moved. env.py turns them off while migrating; the
+    # foreign key also comes last, so this does not depend on it.
     with op.batch_alter_table('slack_outbox', schema=None) as batch_op:
         batch_op.add_column(sa.Column('resolution_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('recipient', sa.String(length=32), nullable=True))
@@ -83,8 +101,8 @@ def upgrade() -> None:
         batch_op.create_index('ix_slack_outbox_resolution_id', ['resolution_id'], unique=False,
                               postgresql_where=sa.text('resolution_id IS NOT NULL'),
                               sqlite_where=sa.text('resolution_id IS NOT NULL'))
-        batch_op.create_check_constraint(op.f('ck_slack_outbox_status'), _in('status', STATUSES))
-        batch_op.create_check_constraint(op.f('ck_slack_outbox_purpose'), _in('purpose', PURPOSES))
+        batch_op.create_check_constraint(op.f('ck_slack_outbox_status_known'), _in('status', STATUSES))
+        batch_op.create_check_constraint(op.f('ck_slack_outbox_purpose_known'), _in('purpose', PURPOSES))
         batch_op.create_check_constraint(op.f('ck_slack_outbox_destination'),
                                          'channel IS NOT NULL OR recipient IS NOT NULL')
 
@@ -158,8 +176,8 @@ def downgrade() -> None:
 
     with op.batch_alter_table('slack_outbox', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_slack_outbox_destination'), type_='check')
-        batch_op.drop_constraint(op.f('ck_slack_outbox_purpose'), type_='check')
-        batch_op.drop_constraint(op.f('ck_slack_outbox_status'), type_='check')
+        batch_op.drop_constraint(op.f('ck_slack_outbox_purpose_known'), type_='check')
+        batch_op.drop_constraint(op.f('ck_slack_outbox_status_known'), type_='check')
         batch_op.drop_index('ix_slack_outbox_resolution_id')
         batch_op.alter_column('channel', existing_type=sa.String(length=64), nullable=False)
         batch_op.drop_column('cancel_reason')

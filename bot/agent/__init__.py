@@ -1,12 +1,17 @@
 """The agent: who decides what a ticket needs.
 
 `build_agent(settings)` picks the HTTP agent when AGENT_URL is set (an existing
-reference agent service plugs in unchanged), else the embedded knowledge-base agent.
+reference agent service plugs in unchanged), the LLM agent when LLM_BASE_URL is set
+(any OpenAI-compatible endpoint), else the embedded knowledge-base agent.
 
 May import `bot.core` and `models` only.
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
 
 from bot.agent.answer import (
     Agent,
@@ -19,6 +24,8 @@ from bot.agent.answer import (
 from bot.agent.breaker import CircuitBreaker
 from bot.agent.http import HttpAgent
 from bot.agent.kb import KnowledgeBaseAgent
+from bot.agent.llm import LlmAgent, RefusedAnswer
+from bot.agent.routing import TEAM_BY_CATEGORY
 from bot.core.settings import Settings
 
 __all__ = [
@@ -29,7 +36,9 @@ __all__ = [
     "CircuitBreaker",
     "HttpAgent",
     "KnowledgeBaseAgent",
+    "LlmAgent",
     "MalformedAnswer",
+    "RefusedAnswer",
     "TicketInput",
     "build_agent",
 ]
@@ -39,17 +48,30 @@ def build_agent(settings: Settings) -> Agent:
     """The agent this process uses.
 
     Args:
-        settings: AGENT_URL and its timeout, retries and breaker settings.
+        settings: AGENT_URL or LLM_BASE_URL (never both: settings refuse it), and the
+            timeout, retries and breaker settings they share.
 
     Returns:
-        An `HttpAgent` (with its own circuit breaker) when AGENT_URL is set, else a
-        `KnowledgeBaseAgent` over the shipped articles.
+        An `HttpAgent` when AGENT_URL is set, an `LlmAgent` when LLM_BASE_URL is set
+        (each with its own circuit breaker), else a `KnowledgeBaseAgent` over the
+        shipped articles.
     """
-    if settings.agent_url:
-        breaker = CircuitBreaker(
-            failure_threshold=settings.agent_breaker_failures,
-            reset_timeout=settings.agent_breaker_reset,
+    breaker = CircuitBreaker(
+        failure_threshold=settings.agent_breaker_failures,
+        reset_timeout=settings.agent_breaker_reset,
+    )
+    if settings.llm_base_url:
+        return LlmAgent(
+            str(settings.llm_base_url),
+            model=settings.llm_model or "",
+            api_key=_secret(settings.llm_api_key),
+            timeout=settings.agent_timeout,
+            retries=settings.agent_retries,
+            breaker=breaker,
+            teams=sorted({settings.default_team, *TEAM_BY_CATEGORY.values()}),
+            secrets=_known_secrets(settings),
         )
+    if settings.agent_url:
         return HttpAgent(
             str(settings.agent_url),
             timeout=settings.agent_timeout,
@@ -57,3 +79,17 @@ def build_agent(settings: Settings) -> Agent:
             breaker=breaker,
         )
     return KnowledgeBaseAgent()
+
+
+def _known_secrets(settings: Settings) -> list[str]:
+    """Every secret value this process holds, so none is ever quoted to a model."""
+    values = [_secret(s) for s in (settings.slack_bot_token, settings.slack_signing_secret,
+                                   settings.slack_app_token, settings.llm_api_key,
+                                   settings.sentry_dsn)]
+    for url in (settings.database_url, settings.redis_url):
+        values.append(urlsplit(url).password if url else None)
+    return [v for v in values if v]
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None

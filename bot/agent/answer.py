@@ -7,14 +7,23 @@ directly. The policy (bot/domain/policy.py) turns an answer into an action.
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-# The actions the reference agent may recommend that we know how to carry out.
-KNOWN_RECOMMENDATIONS = frozenset(
-    {"auto_resolve", "escalate", "request_clarification", "assign_to_team"}
-)
+
+class Recommendation(enum.StrEnum):
+    """The `recommended_action` values of the wire format that we know how to carry out
+    (the policy turns each into a `models.ActionType`, by confidence band)."""
+
+    AUTO_RESOLVE = "auto_resolve"
+    ESCALATE = "escalate"
+    REQUEST_CLARIFICATION = "request_clarification"
+    ASSIGN_TO_TEAM = "assign_to_team"
+
+
+KNOWN_RECOMMENDATIONS = frozenset(Recommendation)
 
 
 class AgentUnavailable(Exception):

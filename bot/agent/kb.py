@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.agent.answer import AgentAnswer, CallRecorder, TicketInput
+from bot.agent.answer import AgentAnswer, CallRecorder, Recommendation, TicketInput
 from bot.agent.articles import Article, default_articles, load_articles
 from bot.agent.critical import CriticalMatch, find_critical
 from bot.agent.routing import team_for
@@ -132,7 +132,7 @@ class KnowledgeBaseAgent:
         if best.score <= 0:
             return AgentAnswer(
                 confidence=0.0,
-                recommended_action="request_clarification",
+                recommended_action=Recommendation.REQUEST_CLARIFICATION,
                 reasoning="No KB article matched any word of the request.",
                 category="other",
                 severity="low",
@@ -141,13 +141,13 @@ class KnowledgeBaseAgent:
         confidence = confidence_from(best.score, runner_up)
         article = best.article
         if confidence < UNSURE:
-            action = "request_clarification"
+            action = Recommendation.REQUEST_CLARIFICATION
         elif article.self_service and confidence >= CONFIDENT:
-            action = "auto_resolve"
+            action = Recommendation.AUTO_RESOLVE
         else:
             # IT must act, or the match is not sure enough to fix alone: the team
             # gets the ticket with the article as a suggestion.
-            action = "assign_to_team"
+            action = Recommendation.ASSIGN_TO_TEAM
         return AgentAnswer(
             confidence=confidence,
             recommended_action=action,
@@ -207,7 +207,7 @@ def _escalation(match: CriticalMatch) -> AgentAnswer:
     words = ", ".join(f"'{w}'" for w in match.words)
     return AgentAnswer(
         confidence=CRITICAL_CONFIDENCE,
-        recommended_action="escalate",
+        recommended_action=Recommendation.ESCALATE,
         reasoning=(
             f"The request mentions {words}: a possible {kind.name}, escalated to {kind.team}."
         ),

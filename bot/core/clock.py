@@ -1,4 +1,7 @@
-"""The one clock every time-dependent rule reads, so tests can move time."""
+"""The one clock every time-dependent rule reads, so tests can move time.
+
+(Normalising a stored timestamp to UTC is `models.as_utc`, beside the column type.)
+"""
 
 from datetime import UTC, datetime
 
@@ -6,15 +9,3 @@ from datetime import UTC, datetime
 def now() -> datetime:
     """The current time, tz-aware UTC."""
     return datetime.now(UTC)
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """Normalise a timestamp read back from the database to tz-aware UTC.
-
-    SQLite keeps no zone, so a value written as UTC comes back naive.
-    """
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)

@@ -132,7 +132,7 @@ def track_action(action_type: str, *, autonomous: bool, success: bool,
     """Record an action on the current scope, so the next error carries it.
 
     Args:
-        action_type: AUTO_RESOLVE, ESCALATE, ASSIGN_TO_TEAM or REQUEST_CLARIFICATION.
+        action_type: one of `models.AGENT_ACTIONS`.
         autonomous: whether the bot acted alone.
         success: whether the action was carried out.
         confidence: the agent's confidence, 0..1, if there was one.
@@ -187,7 +187,7 @@ def _remember_secrets(settings: Settings) -> None:
     global _secrets
     found = set(_secrets)
     for secret in (settings.slack_bot_token, settings.slack_signing_secret,
-                   settings.slack_app_token):
+                   settings.slack_app_token, settings.llm_api_key):
         if secret is not None and len(secret.get_secret_value()) >= _MIN_SECRET_LENGTH:
             found.add(secret.get_secret_value())
     _secrets = frozenset(found)

@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     agent_retries: Annotated[int, Field(ge=0, le=5)] = 2
     agent_breaker_failures: PositiveInt = 5
     agent_breaker_reset: Annotated[timedelta, NoDecode] = timedelta(seconds=60)
+    # An LLM agent: any OpenAI-compatible Chat Completions endpoint. It shares
+    # AGENT_TIMEOUT, AGENT_RETRIES and the breaker settings with the HTTP agent.
+    llm_base_url: AnyHttpUrl | None = Field(None, repr=False)
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
 
     # Policy: the high band is AUTONOMY_THRESHOLD, then the medium and low bands.
     autonomy_threshold: Fraction = 0.8
@@ -203,6 +208,29 @@ class Settings(BaseSettings):
             raise ValueError("expected a rate such as 10/hour or 5 per minute") from None
         return value
 
+    @field_validator("llm_model", "llm_base_url", "llm_api_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # `LLM_MODEL=` in an env file means "not set", not a model named "".
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value.strip() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_agent(self) -> Settings:
+        if self.agent_url and self.llm_base_url:
+            raise ValueError(
+                "AGENT_URL and LLM_BASE_URL are both set: choose one agent and unset the other"
+            )
+        if self.llm_base_url and not self.llm_model:
+            raise ValueError("LLM_BASE_URL needs LLM_MODEL (the model or deployment name)")
+        if not self.llm_base_url and (self.llm_model or self.llm_api_key):
+            raise ValueError(
+                "LLM_MODEL or LLM_API_KEY is set but LLM_BASE_URL is not "
+                "(e.g. https://api.openai.com/v1)"
+            )
+        return self
+
     @model_validator(mode="after")
     def _workers_share_limits(self) -> Settings:
         # Without Redis the autonomy caps and the rollback throttle live in the process
@@ -253,7 +281,9 @@ def _one_line(error: ValidationError) -> str:
         message = "expected a number from 0 to 1, such as 0.8"
     name = loc[0].upper()
     raw = first.get("input")
-    shown = "" if name.startswith(("SLACK_", "SENTRY_")) or "URL" in name else f"={raw!r}"
+    hidden = name.startswith(("SLACK_", "SENTRY_")) or any(
+        word in name for word in ("URL", "KEY", "TOKEN", "SECRET"))
+    shown = "" if hidden else f"={raw!r}"
     return f"{name}{shown} is invalid: {message}"
 
 

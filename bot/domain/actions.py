@@ -17,32 +17,37 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.domain import followups, snapshots
-from models import ACTION_TYPES, ActionHistory, Ticket, TicketResolution
-
-AUTO_RESOLVE = "AUTO_RESOLVE"
-ESCALATE = "ESCALATE"
-ASSIGN_TO_TEAM = "ASSIGN_TO_TEAM"
-REQUEST_CLARIFICATION = "REQUEST_CLARIFICATION"
-
-AGENT_ACTOR = "autonomous_agent"
-SYSTEM_ACTOR = "system"
+from models import (
+    AGENT_ACTIONS,
+    ActionHistory,
+    ActionType,
+    Actor,
+    Awaiting,
+    EscalationPriority,
+    Ticket,
+    TicketResolution,
+    TicketStatus,
+)
 
 
 @dataclass(frozen=True)
 class PlannedAction:
     """What the policy decided to do with a ticket, before it is done."""
 
-    action_type: str
+    action_type: ActionType
     confidence: float | None
     reasoning: str
     params: dict[str, Any] = field(default_factory=dict)
     # True when the bot acts on its own; only these count against the caps.
     autonomous: bool = True
-    executed_by: str = AGENT_ACTOR
+    executed_by: str = Actor.AGENT
 
     def __post_init__(self) -> None:
-        if self.action_type not in ACTION_TYPES:
-            raise ValueError(f"unknown action type {self.action_type!r}")
+        if self.action_type not in AGENT_ACTIONS:
+            shown = str(self.action_type) if isinstance(self.action_type, str) else self.action_type
+            raise ValueError(f"unknown action type {shown!r}")
+        # A plain string naming an action becomes its member, as the type says.
+        object.__setattr__(self, "action_type", ActionType(self.action_type))
         if self.confidence is not None and not 0.0 <= self.confidence <= 1.0:
             raise ValueError("confidence must be between 0 and 1")
 
@@ -56,9 +61,9 @@ class PlannedAction:
 
 
 def _auto_resolve(ticket: Ticket, params: dict[str, Any], now: datetime) -> None:
-    ticket.status = "resolved"
+    ticket.status = TicketStatus.RESOLVED
     ticket.resolved_at = now
-    ticket.awaiting_response_from = ""
+    ticket.awaiting_response_from = Awaiting.NOBODY
     # The team that owns the topic owns the outcome: a "No" reopens the ticket to it,
     # and analytics count the resolution for it.
     if params.get("team"):
@@ -66,31 +71,31 @@ def _auto_resolve(ticket: Ticket, params: dict[str, Any], now: datetime) -> None
 
 
 def _escalate(ticket: Ticket, params: dict[str, Any], now: datetime) -> None:
-    ticket.status = "escalated"
+    ticket.status = TicketStatus.ESCALATED
     ticket.escalated_at = now
-    ticket.escalation_priority = params.get("priority", "medium")
+    ticket.escalation_priority = params.get("priority", EscalationPriority.MEDIUM)
     ticket.assigned_team = params["team"]
-    ticket.awaiting_response_from = "support"
+    ticket.awaiting_response_from = Awaiting.SUPPORT
 
 
 def _assign(ticket: Ticket, params: dict[str, Any], now: datetime) -> None:
-    ticket.status = "in_progress"
+    ticket.status = TicketStatus.IN_PROGRESS
     ticket.assigned_team = params["team"]
-    ticket.awaiting_response_from = "support"
+    ticket.awaiting_response_from = Awaiting.SUPPORT
 
 
 def _clarify(ticket: Ticket, params: dict[str, Any], now: datetime) -> None:
-    ticket.status = "awaiting_user"
-    ticket.awaiting_response_from = "user"
+    ticket.status = TicketStatus.AWAITING_USER
+    ticket.awaiting_response_from = Awaiting.USER
 
 
 _APPLY: dict[str, Callable[[Ticket, dict[str, Any], datetime], None]] = {
-    AUTO_RESOLVE: _auto_resolve,
-    ESCALATE: _escalate,
-    ASSIGN_TO_TEAM: _assign,
-    REQUEST_CLARIFICATION: _clarify,
+    ActionType.AUTO_RESOLVE: _auto_resolve,
+    ActionType.ESCALATE: _escalate,
+    ActionType.ASSIGN_TO_TEAM: _assign,
+    ActionType.REQUEST_CLARIFICATION: _clarify,
 }
-_NEEDS_TEAM = frozenset({ESCALATE, ASSIGN_TO_TEAM})
+_NEEDS_TEAM = frozenset({ActionType.ESCALATE, ActionType.ASSIGN_TO_TEAM})
 
 
 def execute(
@@ -136,7 +141,7 @@ def execute(
     )
     session.add(row)
     session.flush()
-    if plan.action_type == AUTO_RESOLVE:
+    if plan.action_type == ActionType.AUTO_RESOLVE:
         _open_resolution(session, ticket, row, now=now, followup_delay=followup_delay)
     return row
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from bot.core import clock
 from bot.core.errors import InvalidInput
-from models import ACTION_TYPES, ActionHistory, Ticket, TicketResolution
+from models import AGENT_ACTIONS, ActionHistory, Ticket, TicketResolution
 
 MAX_DAYS = 365
 UNASSIGNED = "Unassigned"
@@ -180,7 +180,7 @@ def _by_action_type(session: Session, since: datetime) -> tuple[ActionTypeStats,
             func.avg(ActionHistory.confidence_score).label("avg_confidence"),
             _count_if(ActionHistory.rolled_back.is_(True)).label("rolled_back"),
         )
-        .where(ActionHistory.action_type.in_(ACTION_TYPES), ActionHistory.executed_at >= since)
+        .where(ActionHistory.action_type.in_(AGENT_ACTIONS), ActionHistory.executed_at >= since)
         .group_by(ActionHistory.action_type)
         .order_by(ActionHistory.action_type)
     )
@@ -207,7 +207,7 @@ def _by_team(session: Session, since: datetime) -> tuple[TeamStats, ...]:
     acted = (
         select(ActionHistory.id)
         .where(ActionHistory.ticket_id == Ticket.ticket_id,
-               ActionHistory.action_type.in_(ACTION_TYPES), ActionHistory.executed_at >= since)
+               ActionHistory.action_type.in_(AGENT_ACTIONS), ActionHistory.executed_at >= since)
         .exists()
     )
     ticket_counts = (

@@ -21,11 +21,8 @@ from sqlalchemy.orm import Session
 from bot.core import clock
 from bot.core.errors import InvalidInput, NotFound, NotRequester
 from bot.domain import audit, followups, snapshots
-from models import ActionHistory, Ticket, TicketResolution
+from models import ActionHistory, ActionType, Awaiting, Ticket, TicketResolution, TicketStatus
 
-REOPEN = "REOPEN"
-# A "Yes" after a "No" resolves the ticket again; recorded so /history shows it.
-CONFIRM = "CONFIRM"
 REOPENED_REASON = "requester said the answer did not solve it"
 
 
@@ -90,7 +87,8 @@ def record_answer(
         )
     if solved:
         if previous is False:
-            _change_ticket(session, ticket, user_id, CONFIRM, now,
+            # A "Yes" after a "No" resolves the ticket again; recorded so /history shows it.
+            _change_ticket(session, ticket, user_id, ActionType.CONFIRM, now,
                            params={"resolution_id": resolution.id},
                            apply=lambda: _resolve(ticket, now))
         session.flush()
@@ -101,7 +99,7 @@ def record_answer(
     resolution.reopened = True
     resolution.reopened_at = now
     resolution.reopened_reason = REOPENED_REASON
-    _change_ticket(session, ticket, user_id, REOPEN, now,
+    _change_ticket(session, ticket, user_id, ActionType.REOPEN, now,
                    params={"resolution_id": resolution.id, "team": team,
                            "reason": REOPENED_REASON},
                    apply=lambda: _reopen(ticket, team))
@@ -192,7 +190,7 @@ def _heard(session: Session, resolution: TicketResolution, now: datetime) -> Non
 
 
 def _change_ticket(
-    session: Session, ticket: Ticket, user_id: str, action_type: str, now: datetime,
+    session: Session, ticket: Ticket, user_id: str, action_type: ActionType, now: datetime,
     *, params: dict, apply: Callable[[], None],
 ) -> ActionHistory:
     # The requester's change goes in the history like any action, so /history tells
@@ -211,14 +209,14 @@ def _change_ticket(
 
 
 def _reopen(ticket: Ticket, team: str) -> None:
-    ticket.status = "open"
+    ticket.status = TicketStatus.OPEN
     ticket.assigned_team = team
-    ticket.awaiting_response_from = "support"
+    ticket.awaiting_response_from = Awaiting.SUPPORT
     # Not resolved any more; a later "Yes" stamps a new time.
     ticket.resolved_at = None
 
 
 def _resolve(ticket: Ticket, now: datetime) -> None:
-    ticket.status = "resolved"
+    ticket.status = TicketStatus.RESOLVED
     ticket.resolved_at = now
-    ticket.awaiting_response_from = ""
+    ticket.awaiting_response_from = Awaiting.NOBODY

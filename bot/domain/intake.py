@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from bot.core import clock
 from bot.core.errors import InvalidInput
-from models import Ticket
+from models import Ticket, TicketSource, TicketStatus
 
-SOURCES = frozenset({"slash_command", "dm", "mention", "cli"})
+SOURCES = frozenset(TicketSource)
 MAX_TEXT = 4000
 USAGE = "Tell me what is wrong, for example: `/ticket my VPN keeps disconnecting`"
 _USER_ID = re.compile(r"^[A-Z0-9]{2,32}$")
@@ -96,7 +96,7 @@ def open_ticket(
         user_name=user_name,
         issue_type=description.splitlines()[0][:100],
         description=description,
-        status="new",
+        status=TicketStatus.NEW,
         tags=[],
         source=source,
         source_event_id=event_id,

@@ -17,16 +17,12 @@ ticket the bot may not act on alone (caps, limiter down, agent down).
 
 from __future__ import annotations
 
-from bot.agent.answer import AgentAnswer
+import enum
+
+from bot.agent.answer import AgentAnswer, Recommendation
 from bot.core.settings import Settings
-from bot.domain.actions import (
-    ASSIGN_TO_TEAM,
-    AUTO_RESOLVE,
-    ESCALATE,
-    REQUEST_CLARIFICATION,
-    SYSTEM_ACTOR,
-    PlannedAction,
-)
+from bot.domain.actions import PlannedAction
+from models import ActionType, Actor, EscalationPriority
 
 CRITICAL_CATEGORIES = frozenset({"security", "outage", "data_loss"})
 
@@ -41,20 +37,29 @@ _TOPIC_QUESTIONS = (
 )
 
 
+class Band(enum.StrEnum):
+    """The confidence bands, kept in an action's params as `band`."""
+
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    VERY_LOW = "very_low"
+
+
 def is_critical(answer: AgentAnswer) -> bool:
     """Whether the ticket must reach a human whatever the confidence."""
     return answer.severity == "critical" or answer.category in CRITICAL_CATEGORIES
 
 
-def band(confidence: float, settings: Settings) -> str:
-    """The name of the confidence band: high, medium, low or very_low."""
+def band(confidence: float, settings: Settings) -> Band:
+    """The confidence band `confidence` falls in, by the thresholds in `settings`."""
     if confidence >= settings.autonomy_threshold:
-        return "high"
+        return Band.HIGH
     if confidence >= settings.medium_confidence_threshold:
-        return "medium"
+        return Band.MEDIUM
     if confidence >= settings.low_confidence_threshold:
-        return "low"
-    return "very_low"
+        return Band.LOW
+    return Band.VERY_LOW
 
 
 def plan(answer: AgentAnswer, settings: Settings) -> PlannedAction:
@@ -79,7 +84,7 @@ def plan(answer: AgentAnswer, settings: Settings) -> PlannedAction:
         "band": level,
     }
 
-    def act(action_type: str, why: str, **extra) -> PlannedAction:
+    def act(action_type: ActionType, why: str, **extra) -> PlannedAction:
         return PlannedAction(
             action_type=action_type,
             confidence=answer.confidence,
@@ -94,37 +99,43 @@ def plan(answer: AgentAnswer, settings: Settings) -> PlannedAction:
             answer=answer,
         )
     if is_critical(answer):
-        return act(ESCALATE, "critical issue: a human must see it now", priority="critical")
+        return act(ActionType.ESCALATE, "critical issue: a human must see it now",
+                   priority=EscalationPriority.CRITICAL)
 
     wanted = answer.recommended_action
-    if level == "high":
-        if wanted == "auto_resolve":
+    if level == Band.HIGH:
+        if wanted == Recommendation.AUTO_RESOLVE:
             if answer.success_probability >= settings.auto_resolve_min_success:
-                return act(AUTO_RESOLVE, "confident, and the fix usually works")
+                return act(ActionType.AUTO_RESOLVE, "confident, and the fix usually works")
             return act(
-                ASSIGN_TO_TEAM,
+                ActionType.ASSIGN_TO_TEAM,
                 f"confident, but the fix works only {answer.success_probability:.0%} of "
                 f"the time: suggesting it to {team}",
                 suggested_answer=True,
             )
-        if wanted == "escalate":
-            return act(ESCALATE, "the agent asked for escalation", priority="high")
-        if wanted == "assign_to_team":
-            return act(ASSIGN_TO_TEAM, f"routed to {team}")
-        return act(REQUEST_CLARIFICATION, "the agent needs more detail", questions=list(_TOPIC_QUESTIONS))
-    if level == "medium":
-        if wanted == "escalate":
-            return act(ESCALATE, "the agent asked for escalation", priority="medium")
-        if wanted == "request_clarification":
-            return act(REQUEST_CLARIFICATION, "the agent needs more detail", questions=list(_TOPIC_QUESTIONS))
+        if wanted == Recommendation.ESCALATE:
+            return act(ActionType.ESCALATE, "the agent asked for escalation",
+                       priority=EscalationPriority.HIGH)
+        if wanted == Recommendation.ASSIGN_TO_TEAM:
+            return act(ActionType.ASSIGN_TO_TEAM, f"routed to {team}")
+        return act(ActionType.REQUEST_CLARIFICATION, "the agent needs more detail",
+                   questions=_questions(answer))
+    if level == Band.MEDIUM:
+        if wanted == Recommendation.ESCALATE:
+            return act(ActionType.ESCALATE, "the agent asked for escalation",
+                       priority=EscalationPriority.MEDIUM)
+        if wanted == Recommendation.REQUEST_CLARIFICATION:
+            return act(ActionType.REQUEST_CLARIFICATION, "the agent needs more detail",
+                       questions=_questions(answer))
         return act(
-            ASSIGN_TO_TEAM,
+            ActionType.ASSIGN_TO_TEAM,
             f"not sure enough to resolve alone: suggesting the answer to {team}",
             suggested_answer=bool(answer.steps),
         )
-    if level == "low":
-        return act(REQUEST_CLARIFICATION, "not sure what this is about", questions=list(_TOPIC_QUESTIONS))
-    return act(REQUEST_CLARIFICATION, "no good match", questions=list(GENERAL_QUESTIONS))
+    if level == Band.LOW:
+        return act(ActionType.REQUEST_CLARIFICATION, "not sure what this is about",
+                   questions=list(_TOPIC_QUESTIONS))
+    return act(ActionType.REQUEST_CLARIFICATION, "no good match", questions=list(GENERAL_QUESTIONS))
 
 
 def triage(
@@ -145,21 +156,29 @@ def triage(
     critical = answer is not None and is_critical(answer)
     params = {
         "team": settings.default_team,
-        "priority": "critical" if critical else "medium",
+        "priority": EscalationPriority.CRITICAL if critical else EscalationPriority.MEDIUM,
         "triage": True,
         "reason": reason,
     }
     if suggestion is not None:
         params["suggestion"] = suggestion.to_dict()
     return PlannedAction(
-        action_type=ESCALATE,
+        action_type=ActionType.ESCALATE,
         confidence=answer.confidence if answer else None,
         reasoning=f"Sent to human triage: {reason}."
         + (f" Agent: {answer.reasoning}" if answer and answer.reasoning else ""),
         params=params,
         autonomous=False,
-        executed_by=SYSTEM_ACTOR,
+        executed_by=Actor.SYSTEM,
     )
+
+
+def _questions(answer: AgentAnswer) -> list[str]:
+    """The agent's own questions when it asked some (the LLM agent does), else ours."""
+    asked = answer.extra.get("questions") if isinstance(answer.extra, dict) else None
+    if isinstance(asked, list) and asked and all(isinstance(q, str) and q for q in asked):
+        return list(asked)
+    return list(_TOPIC_QUESTIONS)
 
 
 def _explain(answer: AgentAnswer, level: str, why: str) -> str:

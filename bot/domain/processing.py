@@ -14,14 +14,14 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.agent.answer import Agent, AgentAnswer, AgentUnavailable, TicketInput
+from bot.agent.answer import Agent, AgentAnswer, AgentUnavailable, MalformedAnswer, TicketInput
 from bot.core import clock
 from bot.core.errors import NotFound
 from bot.core.settings import Settings
 from bot.domain import actions, audit, policy
 from bot.domain.actions import PlannedAction
 from bot.domain.ratelimit import AutonomyBudget
-from models import ActionHistory, AgentCall, Ticket
+from models import ActionHistory, AgentCall, Ticket, TicketStatus
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def process_ticket(
     if ticket is None:
         raise NotFound(f"Ticket #{ticket_id} does not exist.")
     last = _last_action(session, ticket_id)
-    if ticket.status != "new" or ticket.agent_processed or last is not None:
+    if ticket.status != TicketStatus.NEW or ticket.agent_processed or last is not None:
         return Outcome(ticket, last, None, None, already_processed=True)
 
     answer: AgentAnswer | None = None
@@ -79,7 +79,13 @@ def process_ticket(
         answer = agent.analyse(_input(ticket), record=_recorder(session, ticket_id))
     except AgentUnavailable as error:
         log.warning("agent unavailable for ticket %s: %s", ticket_id, error)
-        planned = policy.triage(f"the agent is unavailable ({error})", settings=settings)
+        if isinstance(error, MalformedAnswer):
+            # It answered, but nothing the bot may act on (off the wire format or
+            # schema, or the model refused): people decide.
+            reason = f"the agent's answer could not be used ({error})"
+        else:
+            reason = f"the agent is unavailable ({error})"
+        planned = policy.triage(reason, settings=settings)
         return _act(session, ticket, planned, None, settings, now, planned.params["reason"])
 
     ticket.agent_response = answer.to_dict()

@@ -15,7 +15,7 @@ import math
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -35,9 +35,16 @@ from bot.core.errors import (
 )
 from bot.domain import audit, followups, snapshots
 from bot.domain.ratelimit import RollbackThrottle
-from models import ACTION_TYPES, ActionHistory, Ticket, TicketResolution
+from models import (
+    AGENT_ACTIONS,
+    ActionHistory,
+    ActionType,
+    Ticket,
+    TicketResolution,
+    as_utc,
+    short_id,
+)
 
-ROLLBACK = "ROLLBACK"
 MAX_REASON_LENGTH = 500
 MIN_PREFIX = 4
 # How many matches an ambiguous prefix lists; more would flood the Slack message.
@@ -69,11 +76,6 @@ class RollbackResult:
     ticket: Ticket
     # {field: (value before the rollback, restored value)}, only fields that changed.
     restored: dict[str, tuple[Any, Any]]
-
-
-def short_id(action_id: uuid.UUID) -> str:
-    """The first 8 hex digits of an action id: what people type and see."""
-    return action_id.hex[:8]
 
 
 def find_action(session: Session, ref: str) -> ActionHistory:
@@ -249,14 +251,14 @@ def rollback_action(
     action.rolled_back_by = admin_id
     action.rollback_reason = reason
     record = ActionHistory(
-        ticket_id=ticket.ticket_id, action_type=ROLLBACK, executed_at=now,
+        ticket_id=ticket.ticket_id, action_type=ActionType.ROLLBACK, executed_at=now,
         action_params={"rolled_back_action_id": str(action.id), "reason": reason},
         executed_by=admin_id, autonomous=False, confidence_score=None,
         agent_reasoning=reason, rollback_possible=False, rollback_of=action.id,
         before_state=before, after_state=after,
     )
     session.add(record)
-    if action.action_type == "AUTO_RESOLVE":
+    if action.action_type == ActionType.AUTO_RESOLVE:
         # An undone resolution has nothing to follow up on; the row stays as a record.
         resolution = session.scalars(
             select(TicketResolution)
@@ -319,21 +321,21 @@ def _when(retry_at: datetime, now: datetime) -> str:
     hours, rest = divmod(minutes, 60)
     parts = [f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in
              ((hours, "hour"), (rest, "minute")) if n]
-    at = retry_at.astimezone(UTC)
+    at = as_utc(retry_at)
     # The date only when it is not today, so the usual case stays short.
-    pattern = "%H:%M" if at.date() == now.astimezone(UTC).date() else "%Y-%m-%d %H:%M"
+    pattern = "%H:%M" if at.date() == as_utc(now).date() else "%Y-%m-%d %H:%M"
     return f"in {' '.join(parts)} (at {at.strftime(pattern)} UTC)"
 
 
 def _check_undoable(action: ActionHistory) -> None:
     sid = short_id(action.id)
     if action.rolled_back:
-        when = clock.as_utc(action.rolled_back_at)
+        when = as_utc(action.rolled_back_at)
         at = f" at {when:%Y-%m-%d %H:%M} UTC" if when else ""
         raise AlreadyRolledBack(
             f"Action {sid} was already rolled back by <@{action.rolled_back_by}>{at}."
         )
-    if action.action_type not in ACTION_TYPES:
+    if action.action_type not in AGENT_ACTIONS:
         raise RollbackNotPossible(
             f"Action {sid} is a {action.action_type} record, not an action of the bot; "
             "it cannot be rolled back."

@@ -6,10 +6,10 @@ compares the ticket's current snapshot with `after_state` and restores `before_s
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from models import Ticket
+from models import Ticket, as_utc
 
 # Everything an action may change. A rollback restores exactly these.
 SNAPSHOT_FIELDS = (
@@ -29,7 +29,11 @@ def snapshot(ticket: Ticket) -> dict[str, Any]:
     for name in SNAPSHOT_FIELDS:
         value = getattr(ticket, name)
         if isinstance(value, datetime):
-            value = value.astimezone(UTC).isoformat()
+            value = as_utc(value).isoformat()
+        elif isinstance(value, str):
+            # Plain strings only: a status just set is a TicketStatus member, and the
+            # snapshot (and any message quoting it) must hold the stored value.
+            value = str(value)
         state[name] = value
     return state
 

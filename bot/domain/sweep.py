@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from models import ActionHistory, Ticket
+from models import ActionHistory, Ticket, TicketStatus
 
 
 def stale_new_tickets(session: Session, *, now: datetime, grace: timedelta, limit: int = 50) -> list[int]:
@@ -24,7 +24,7 @@ def stale_new_tickets(session: Session, *, now: datetime, grace: timedelta, limi
             select(Ticket.ticket_id)
             # A ticket with any recorded action was decided on already: one an admin
             # rolled back to `new` waits for a person, not for the bot again.
-            .where(Ticket.status == "new", Ticket.agent_processed.is_(False),
+            .where(Ticket.status == TicketStatus.NEW, Ticket.agent_processed.is_(False),
                    Ticket.created_at < now - grace,
                    ~exists().where(ActionHistory.ticket_id == Ticket.ticket_id))
             .order_by(Ticket.created_at)

@@ -5,6 +5,9 @@ its acknowledgement when the listener returns. Our listeners only store what mus
 stored and hand everything slow (the agent, Slack calls) to `Background`, so the reply
 to Slack never waits for a busy listener pool (Bolt's default pool of 5 answers 404
 after 3 s when it is full, and the listener still runs later).
+
+Middlewares, in order: `deps` for every listener; requests from another workspace
+refused; the request's transaction (`handlers.transaction`). Errors: `handlers.errors`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from bot.delivery.slack_roles import WorkspaceRoles
 from bot.workflows.runtime import Runtime
 from handlers import register_all
 from handlers.deps import SlackDeps
+from handlers.transaction import open_transaction
 
 log = logging.getLogger(__name__)
 
@@ -79,5 +83,8 @@ def create_app(
             return BoltResponse(status=403, body="")
         return next()
 
+    # Last, so a request refused above never gets a session. Listeners take it as
+    # `session`; their `ack` commits it (handlers/transaction.py says why there).
+    app.middleware(open_transaction)
     register_all(app)
     return app

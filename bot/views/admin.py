@@ -28,13 +28,12 @@ from bot.views.common import (
     humanize,
     percent,
     section,
-    short_id,
     to_dicts,
-    utc,
     when,
 )
 from bot.views.escape import MESSAGE_BLOCK_LIMIT, clip, escape, mention
 from bot.views.ids import ActionId, BlockId, rollback_value
+from models import as_utc, short_id
 
 Blocks = list[dict[str, Any]]
 
@@ -270,4 +269,4 @@ def _history_entry(row: Any) -> str:
 def _executed_key(row: Any) -> datetime:
     # Rows not yet flushed have no executed_at; they sort as the oldest.
     moment = getattr(row, "executed_at", None)
-    return utc(moment) if isinstance(moment, datetime) else datetime.min.replace(tzinfo=UTC)
+    return as_utc(moment) if isinstance(moment, datetime) else datetime.min.replace(tzinfo=UTC)

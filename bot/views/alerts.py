@@ -1,31 +1,42 @@
 """Alert messages for the alerts channels, and the words alert texts are made of.
 
-Duck-typed on bot.alerts.Notice (rule, kind, text). Pure: no database, no Slack.
-The helpers `span` and `pct` live here so the rules in bot.alerts and the blocks
+Duck-typed on bot.workflows.alerts.Notice (rule, kind, text). Pure: no database, no Slack.
+The helpers `span` and `pct` live here so the rules in bot.workflows.alerts and the blocks
 describe windows and rates in the same words.
 """
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.views.common import context, header, section, to_dicts, when
 from bot.views.escape import escape
+from models import AlertRule
 
 Blocks = list[dict[str, Any]]
 
+
+class NoticeKind(enum.StrEnum):
+    """What an alert post says about its rule."""
+
+    FIRING = "firing"  # a new breach
+    REPEAT = "repeat"  # still breached, the cooldown has passed since the last post
+    RESOLVED = "resolved"  # a firing rule cleared
+
+
 RULE_TITLES = {
-    "failure_rate": "Failure rate",
-    "low_confidence": "Low confidence",
-    "agent_errors": "Agent API errors",
-    "rollbacks": "Rollbacks",
-    "autonomy_cap": "Autonomy cap reached",
+    AlertRule.FAILURE_RATE: "Failure rate",
+    AlertRule.LOW_CONFIDENCE: "Low confidence",
+    AlertRule.AGENT_ERRORS: "Agent API errors",
+    AlertRule.ROLLBACKS: "Rollbacks",
+    AlertRule.AUTONOMY_CAP: "Autonomy cap reached",
 }
 _HEADINGS = {
-    "firing": ":rotating_light: Alert",
-    "repeat": ":rotating_light: Still firing",
-    "resolved": ":white_check_mark: Resolved",
+    NoticeKind.FIRING: ":rotating_light: Alert",
+    NoticeKind.REPEAT: ":rotating_light: Still firing",
+    NoticeKind.RESOLVED: ":white_check_mark: Resolved",
 }
 _UNITS = ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second"))
 
@@ -61,17 +72,17 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def notice_text(kind: str, message: str, *, since: datetime | None = None) -> str:
+def notice_text(kind: NoticeKind, message: str, *, since: datetime | None = None) -> str:
     """The text of an alert post: the rule's message, prefixed by what changed.
 
     Args:
-        kind: "firing", "repeat" or "resolved".
+        kind: what the post says about the rule.
         message: the measurement's message.
-        since: when the alert first fired (said in a "repeat").
+        since: when the alert first fired (said in a repeat).
     """
-    if kind == "repeat":
+    if kind == NoticeKind.REPEAT:
         return f"Still firing since {when(since)}: {message}"
-    if kind == "resolved":
+    if kind == NoticeKind.RESOLVED:
         return f"Resolved: {message}"
     return f"Alert: {message}"
 
@@ -80,7 +91,7 @@ def alert_blocks(notice: Any) -> Blocks:
     """The blocks of an alert post: what happened, in a helpdesk lead's words.
 
     Args:
-        notice: a bot.alerts.Notice (rule, kind "firing" | "repeat" | "resolved", text).
+        notice: a bot.workflows.alerts.Notice (rule, kind, text).
 
     Returns:
         Blocks: a header naming the rule and whether it fires or cleared, the text,

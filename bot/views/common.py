@@ -1,5 +1,6 @@
 """Small pieces every view uses: block constructors that respect Slack's limits, and
-the way ids, confidences, times and actors are written.
+the way confidences, times and actors are written (an action's short id is
+`models.short_id`, shared with the rollback rules).
 
 Every mrkdwn object is `verbatim`: Slack then does no automatic parsing of plain
 text (auto-linked channel names, "certain mentions"), so only the `<…>` we write
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -34,10 +35,8 @@ from bot.views.escape import (
     mention,
     truncate,
 )
+from models import Actor, as_utc
 
-SHORT_ID_LENGTH = 8
-AGENT_ACTOR = "autonomous_agent"
-SYSTEM_ACTOR = "system"
 NONE_SHOWN = "—"
 
 
@@ -119,21 +118,9 @@ def action_uuid(action: Any) -> uuid.UUID:
     return value
 
 
-def short_id(action_id: uuid.UUID | None) -> str:
-    """The first 8 hex digits of an action id: what people type into /rollback."""
-    return action_id.hex[:SHORT_ID_LENGTH] if isinstance(action_id, uuid.UUID) else "????????"
-
-
 def percent(confidence: float | None) -> str:
     """A confidence 0..1 as "92%", or "n/a" when there is none (human triage)."""
     return "n/a" if confidence is None else f"{confidence:.0%}"
-
-
-def utc(moment: datetime) -> datetime:
-    """`moment` in UTC; a naive value is taken to be UTC already (our models store UTC)."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def when(moment: datetime | None) -> str:
@@ -144,14 +131,14 @@ def when(moment: datetime | None) -> str:
     """
     if moment is None:
         return "unknown time"
-    return utc(moment).strftime("%Y-%m-%d %H:%M UTC")
+    return as_utc(moment).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def actor(executed_by: str | None) -> str:
     """Who did an action, for people: the agent, the system, or a mention."""
-    if not executed_by or executed_by == AGENT_ACTOR:
+    if not executed_by or executed_by == Actor.AGENT:
         return "autonomous agent"
-    if executed_by == SYSTEM_ACTOR:
+    if executed_by == Actor.SYSTEM:
         return "system"
     return mention(executed_by)
 

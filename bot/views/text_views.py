@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.domain.processing import Outcome
+from models import ActionType
 
 
 def outcome_text(outcome: Outcome) -> str:
@@ -22,7 +23,7 @@ def outcome_text(outcome: Outcome) -> str:
         f"  action id:  {action.id}",
     ]
     steps = action.action_params.get("steps") or []
-    if action.action_type == "AUTO_RESOLVE" and steps:
+    if action.action_type == ActionType.AUTO_RESOLVE and steps:
         lines.append("  try this:")
         lines += [f"    {n}. {step}" for n, step in enumerate(steps, 1)]
     questions = action.action_params.get("questions") or []

@@ -25,11 +25,9 @@ from bot.views.common import (
     params,
     percent,
     section,
-    short_id,
     team_name,
     text_list,
     to_dicts,
-    utc,
     when,
 )
 from bot.views.escape import clip, mention, quote
@@ -40,11 +38,7 @@ from bot.views.ids import (
     rating_action_id,
     why_value,
 )
-
-AUTO_RESOLVE = "AUTO_RESOLVE"
-ESCALATE = "ESCALATE"
-ASSIGN_TO_TEAM = "ASSIGN_TO_TEAM"
-REQUEST_CLARIFICATION = "REQUEST_CLARIFICATION"
+from models import ActionType, EscalationPriority, as_utc, short_id
 
 STAR = "★"
 EMPTY_STAR = "☆"
@@ -190,7 +184,7 @@ def action_thread_message(ticket: Any, action: Any) -> tuple[str, Blocks]:
         (fallback text, blocks).
     """
     kind = getattr(action, "action_type", "")
-    if kind == AUTO_RESOLVE:
+    if kind == ActionType.AUTO_RESOLVE:
         return resolution_message(ticket, action, ticket_text=ticket.description or "")
     tid = ticket.ticket_id
     p = params(action)
@@ -210,8 +204,8 @@ def action_thread_message(ticket: Any, action: Any) -> tuple[str, Blocks]:
                     f"({percent(_confidence(suggestion.get('confidence')))})"
                 )
             )
-    elif kind == ESCALATE:
-        priority = humanize(p.get("priority") or ticket.escalation_priority or "medium")
+    elif kind == ActionType.ESCALATE:
+        priority = humanize(p.get("priority") or ticket.escalation_priority or EscalationPriority.MEDIUM)
         summary = f"Escalated to {team} (priority {priority})."
         blocks.append(
             section(
@@ -219,13 +213,13 @@ def action_thread_message(ticket: Any, action: Any) -> tuple[str, Blocks]:
                 "A person will follow up in this thread."
             )
         )
-    elif kind == ASSIGN_TO_TEAM:
+    elif kind == ActionType.ASSIGN_TO_TEAM:
         summary = f"Assigned to {team}."
         blocks.append(section(f":clipboard: Assigned to *{team}*."))
         steps = text_list(p.get("steps"))
         if p.get("suggested_answer") and steps:
             blocks.append(section("*Suggested answer for the team:*\n" + numbered(steps)))
-    elif kind == REQUEST_CLARIFICATION:
+    elif kind == ActionType.REQUEST_CLARIFICATION:
         summary = "I need a bit more detail to help with this. Reply in this thread."
         questions = text_list(p.get("questions"))
         body = f":question: I need a bit more detail to help with ticket *#{tid}*."
@@ -394,7 +388,7 @@ def _since(executed_at: datetime | None, now: datetime | None) -> str:
     if executed_at is None or now is None:
         return "Earlier"
     # Calendar days in UTC: 23:00 -> 09:00 the next morning is "yesterday".
-    days = (utc(now).date() - utc(executed_at).date()).days
+    days = (as_utc(now).date() - as_utc(executed_at).date()).days
     if days <= 0:
         return "Earlier today"
     if days == 1:

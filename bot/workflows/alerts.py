@@ -26,25 +26,20 @@ from bot.core import clock
 from bot.core.settings import Settings
 from bot.delivery.slack_client import SlackUnavailable, safe_call
 from bot.domain.audit import AUTONOMY_CAP_REACHED
-from bot.views.alerts import alert_blocks, notice_text, pct, plural, span
+from bot.views.alerts import NoticeKind, alert_blocks, notice_text, pct, plural, span
 from models import (
-    ACTION_TYPES,
+    AGENT_ACTIONS,
     ActionHistory,
     AgentCall,
+    AlertRule,
     AlertState,
     AuditEvent,
     TicketResolution,
+    as_utc,
     transaction,
 )
 
 logger = logging.getLogger(__name__)
-
-FAILURE_RATE = "failure_rate"
-LOW_CONFIDENCE = "low_confidence"
-AGENT_ERRORS = "agent_errors"
-ROLLBACKS = "rollbacks"
-AUTONOMY_CAP = "autonomy_cap"
-RULES = (FAILURE_RATE, LOW_CONFIDENCE, AGENT_ERRORS, ROLLBACKS, AUTONOMY_CAP)
 
 ALERTS_LOCK_KEY = 7_268_710_361_001
 """pg_try_advisory_xact_lock key: one evaluator at a time across beats and workers."""
@@ -59,7 +54,7 @@ class Measurement:
     how many observations it rests on, whether the rule should fire, and what
     happened in a helpdesk lead's words."""
 
-    rule: str
+    rule: AlertRule
     value: float | None
     sample: int
     breached: bool
@@ -68,12 +63,12 @@ class Measurement:
 
 @dataclass(frozen=True)
 class Notice:
-    """A message owed to an alerts channel (None: none configured); `kind` is
-    "firing", "repeat" or "resolved"; `text` is also the notification text."""
+    """A message owed to an alerts channel (None: none configured); `text` is also the
+    notification text."""
 
-    rule: str
+    rule: AlertRule
     channel: str | None
-    kind: str
+    kind: NoticeKind
     text: str
 
 
@@ -82,7 +77,7 @@ def _in_window(column: Any, now: datetime, window: timedelta) -> ColumnElement[b
     return column.between(now - window, now)
 
 
-def _judged(rule: str, value: float, sample: int, breached: bool, message: str,
+def _judged(rule: AlertRule, value: float, sample: int, breached: bool, message: str,
             settings: Settings, unit: str) -> Measurement:
     """The measurement, not breached while the sample is under `alert_min_sample`."""
     enough = sample >= settings.alert_min_sample
@@ -101,13 +96,13 @@ def _failure_rate(session: Session, settings: Settings, now: datetime) -> Measur
     ).one()
     where, limit = span(settings.alert_failure_window), pct(settings.alert_failure_rate)
     if not answered:
-        return Measurement(FAILURE_RATE, None, 0, False,
+        return Measurement(AlertRule.FAILURE_RATE, None, 0, False,
                            f"No answered resolutions over {where}; threshold {limit}")
     # Counts divide exactly-rounded, so 1 of 10 equals a 0.10 setting and does not fire.
     rate = failed / answered
     message = (f"Failure rate {pct(rate)} over {where} ({failed} of "
                f"{plural(answered, 'answered resolution')} said No); threshold {limit}")
-    return _judged(FAILURE_RATE, rate, answered, rate > settings.alert_failure_rate, message,
+    return _judged(AlertRule.FAILURE_RATE, rate, answered, rate > settings.alert_failure_rate, message,
                    settings, "answers")
 
 
@@ -116,18 +111,18 @@ def _low_confidence(session: Session, settings: Settings, now: datetime) -> Meas
     score = ActionHistory.confidence_score
     mean, sample = session.execute(
         select(func.avg(score), func.count(score))
-        .where(ActionHistory.autonomous.is_(True), ActionHistory.action_type.in_(ACTION_TYPES),
+        .where(ActionHistory.autonomous.is_(True), ActionHistory.action_type.in_(AGENT_ACTIONS),
                _in_window(ActionHistory.executed_at, now, settings.alert_confidence_window))
     ).one()
     where, limit = span(settings.alert_confidence_window), pct(settings.alert_min_confidence)
     if not sample:
-        return Measurement(LOW_CONFIDENCE, None, 0, False,
+        return Measurement(AlertRule.LOW_CONFIDENCE, None, 0, False,
                            f"No autonomous actions over {where}; threshold {limit}")
     # Float sums leave noise (0.4999999 for 0.5s) that must not decide the threshold.
     mean = round(float(mean), 6)
     message = (f"Mean confidence {pct(mean)} over {where} across "
                f"{plural(sample, 'autonomous action')}; threshold {limit}")
-    return _judged(LOW_CONFIDENCE, mean, sample, mean < settings.alert_min_confidence, message,
+    return _judged(AlertRule.LOW_CONFIDENCE, mean, sample, mean < settings.alert_min_confidence, message,
                    settings, "actions")
 
 
@@ -135,7 +130,7 @@ def _count(session: Session, model: Any, *conditions: ColumnElement[bool]) -> in
     return session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
 
 
-def _over(rule: str, count: int, limit: int, what: str, window: timedelta) -> Measurement:
+def _over(rule: AlertRule, count: int, limit: int, what: str, window: timedelta) -> Measurement:
     message = f"{plural(count, what)} over {span(window)}; threshold {limit}"
     return Measurement(rule, float(count), count, count > limit, message)
 
@@ -144,14 +139,14 @@ def _agent_errors(session: Session, settings: Settings, now: datetime) -> Measur
     window = settings.alert_agent_errors_window
     count = _count(session, AgentCall, AgentCall.ok.is_(False),
                    _in_window(AgentCall.called_at, now, window))
-    return _over(AGENT_ERRORS, count, settings.alert_agent_errors, "agent API error", window)
+    return _over(AlertRule.AGENT_ERRORS, count, settings.alert_agent_errors, "agent API error", window)
 
 
 def _rollbacks(session: Session, settings: Settings, now: datetime) -> Measurement:
     window = settings.alert_rollbacks_window
     count = _count(session, ActionHistory, ActionHistory.rolled_back.is_(True),
                    _in_window(ActionHistory.rolled_back_at, now, window))
-    return _over(ROLLBACKS, count, settings.alert_rollbacks, "rollback", window)
+    return _over(AlertRule.ROLLBACKS, count, settings.alert_rollbacks, "rollback", window)
 
 
 def _autonomy_cap(session: Session, settings: Settings, now: datetime) -> Measurement:
@@ -161,10 +156,16 @@ def _autonomy_cap(session: Session, settings: Settings, now: datetime) -> Measur
     message = (f"Autonomy cap reached {plural(count, 'time')} over {span(window)}: the bot "
                "hands tickets to human triage until the cap frees up" if count
                else f"Autonomy cap not reached over {span(window)}")
-    return Measurement(AUTONOMY_CAP, float(count), count, count >= 1, message)
+    return Measurement(AlertRule.AUTONOMY_CAP, float(count), count, count >= 1, message)
 
 
-_MEASURES = (_failure_rate, _low_confidence, _agent_errors, _rollbacks, _autonomy_cap)
+_MEASURES: dict[AlertRule, Callable[[Session, Settings, datetime], Measurement]] = {
+    AlertRule.FAILURE_RATE: _failure_rate,
+    AlertRule.LOW_CONFIDENCE: _low_confidence,
+    AlertRule.AGENT_ERRORS: _agent_errors,
+    AlertRule.ROLLBACKS: _rollbacks,
+    AlertRule.AUTONOMY_CAP: _autonomy_cap,
+}
 
 
 def measure_all(session: Session, settings: Settings, *, now: datetime) -> list[Measurement]:
@@ -175,14 +176,14 @@ def measure_all(session: Session, settings: Settings, *, now: datetime) -> list[
         now: the end of every window.
 
     Returns:
-        One measurement per rule, in the order of `RULES`.
+        One measurement per rule, in the order of `AlertRule`.
     """
-    return [measure(session, settings, now) for measure in _MEASURES]
+    return [_MEASURES[rule](session, settings, now) for rule in AlertRule]
 
 
-def channel_for(rule: str, settings: Settings) -> str | None:
+def channel_for(rule: AlertRule, settings: Settings) -> str | None:
     """Where a rule posts: agent errors to the critical channel when there is one."""
-    critical = settings.critical_alerts_channel if rule == AGENT_ERRORS else None
+    critical = settings.critical_alerts_channel if rule == AlertRule.AGENT_ERRORS else None
     return critical or settings.alerts_channel
 
 
@@ -193,9 +194,9 @@ def _lock_states(session: Session) -> dict[str, AlertState] | None:
             text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": ALERTS_LOCK_KEY}):
         return None
     rows = {row.rule: row for row in session.scalars(
-        select(AlertState).where(AlertState.rule.in_(RULES)).with_for_update()
+        select(AlertState).where(AlertState.rule.in_(list(AlertRule))).with_for_update()
         .execution_options(populate_existing=True))}
-    for rule in (rule for rule in RULES if rule not in rows):
+    for rule in (rule for rule in AlertRule if rule not in rows):
         # No insert race: only the lock holder (or SQLite's one process) gets here.
         rows[rule] = AlertState(rule=rule, firing=False, last_message="")
         session.add(rows[rule])
@@ -211,18 +212,18 @@ def _decide(session: Session, settings: Settings, now: datetime) -> list[_Due]:
     for measured in measure_all(session, settings, now=now):
         state = states[measured.rule]
         before = {name: getattr(state, name) for name in _STATE_FIELDS}
-        last_sent = clock.as_utc(state.last_sent_at)
-        kind: str | None = None
+        last_sent = as_utc(state.last_sent_at)
+        kind: NoticeKind | None = None
         if measured.breached and not state.firing:
-            kind = "firing"
+            kind = NoticeKind.FIRING
             state.firing, state.first_fired_at, state.last_sent_at = True, now, now
             state.resolved_at = None
         elif measured.breached and (last_sent is None
                                     or now - last_sent >= settings.alert_cooldown):
-            kind = "repeat"
+            kind = NoticeKind.REPEAT
             state.last_sent_at = now
         elif not measured.breached and state.firing:
-            kind = "resolved"
+            kind = NoticeKind.RESOLVED
             state.firing, state.resolved_at = False, now
         state.last_value, state.last_message = measured.value, measured.message
         state.updated_at = now
@@ -246,8 +247,8 @@ def evaluate(session: Session, settings: Settings, *, now: datetime | None = Non
         now: the clock reading (default: the app clock).
 
     Returns:
-        "firing" on a new breach, "repeat" once `alert_cooldown` has passed since the
-        last post of a breach that holds, "resolved" when a firing rule clears.
+        FIRING on a new breach, REPEAT once `alert_cooldown` has passed since the
+        last post of a breach that holds, RESOLVED when a firing rule clears.
     """
     return [notice for notice, _, _ in _decide(session, settings, now or clock.now())]
 

@@ -20,7 +20,7 @@ from bot.domain.feedback import FeedbackResult
 from bot.domain.processing import Outcome, process_ticket
 from bot.domain.rollback import RollbackResult
 from bot.workflows.runtime import Runtime
-from models import SlackOutbox, transaction
+from models import ActionType, SlackOutbox, TicketSource, transaction
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +50,19 @@ def _enqueue_outcome(session, outcome: Outcome, settings) -> list[SlackOutbox]:
     # Written already claimed: sent right after the decision's commit with no claim
     # transaction of their own (the path every new ticket takes).
     ticket, action = outcome.ticket, outcome.action
-    if action is None or ticket.source == "cli" or not ticket.slack_channel_id:
+    if action is None or ticket.source == TicketSource.CLI or not ticket.slack_channel_id:
         return []
-    if action.action_type == "AUTO_RESOLVE":
+    if action.action_type == ActionType.AUTO_RESOLVE:
         text, blocks = views.resolution_message(ticket, action, ticket_text=ticket.description)
     else:
         text, blocks = views.action_thread_message(ticket, action)
     owed = [outbox.enqueue(
         session, purpose=outbox.TICKET_OUTCOME, channel=ticket.slack_channel_id, text=text,
         blocks=blocks, thread_ts=ticket.slack_thread_ts or None, ticket_id=ticket.ticket_id,
-        fallback_user=ticket.user_id if ticket.source == "slash_command" else None,
+        fallback_user=ticket.user_id if ticket.source == TicketSource.SLASH_COMMAND else None,
         claim_ttl=settings.claim_ttl,
     )]
-    if action.action_type == "ESCALATE" and settings.escalation_channel:
+    if action.action_type == ActionType.ESCALATE and settings.escalation_channel:
         owed.append(outbox.enqueue(
             session, purpose=outbox.NOTICE, channel=settings.escalation_channel,
             text=f"Ticket #{ticket.ticket_id} from <@{ticket.user_id}>: {text}", blocks=blocks,

@@ -42,10 +42,11 @@ def deliver_outbox(runtime: Runtime, client: WebClient) -> int:
 def evaluate_alerts(runtime: Runtime, client: WebClient) -> int:
     """Evaluate every alert rule; returns how many notices were posted."""
     from bot.core import observability
+    from bot.views.alerts import NoticeKind
     from bot.workflows import alerts
 
     def to_sentry(notice) -> None:
-        level = "error" if notice.kind != "resolved" else "info"
+        level = "error" if notice.kind != NoticeKind.RESOLVED else "info"
         observability.capture_alert(notice.rule, notice.text, level=level, value=None)
 
     return len(alerts.run_alerts(runtime.sessions, client, runtime.settings, on_notice=to_sentry))

@@ -17,7 +17,7 @@ from bot.delivery.message_locks import MessageLocks
 from bot.domain.intake import open_ticket
 from bot.domain.processing import Outcome, process_ticket
 from bot.domain.ratelimit import AutonomyBudget, RollbackThrottle, make_storage
-from models import make_engine, make_session_factory, transaction
+from models import TicketSource, make_engine, make_session_factory, transaction
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Runtime:
             message_locks=MessageLocks(settings.redis_url, namespace=namespace),
         )
 
-    def ask(self, *, user_id: str, text: str, source: str = "cli") -> Outcome:
+    def ask(self, *, user_id: str, text: str, source: str = TicketSource.CLI) -> Outcome:
         """Open a ticket and decide on it at once (the CLI's path; Slack defers the decision).
 
         Two transactions, as in Slack: the ticket is stored before the agent runs, so a

@@ -21,7 +21,16 @@ from bot.core import clock
 from bot.domain import actions, snapshots
 from bot.domain.actions import PlannedAction
 from bot.views import ActionId, feedback_value, parse_rollback_value, rollback_value
-from models import ActionHistory, AuditEvent, OutboxPurpose, SlackOutbox, Ticket
+from models import (
+    ActionHistory,
+    ActionType,
+    AuditEvent,
+    OutboxPurpose,
+    SlackOutbox,
+    Ticket,
+    TicketSource,
+    TicketStatus,
+)
 from tests.support.databases import E2E_REDIS_URL
 from tests.support.fake_slack import FakeSlack
 from tests.support.harness import ADMIN, CHANNEL, REQUESTER, ROOT, STRANGER, Server, wait_until
@@ -70,7 +79,7 @@ def _resolved_ticket(server, slack, sessions, *, text=VPN):
         action = session.scalars(
             select(ActionHistory).where(ActionHistory.ticket_id == ticket.ticket_id)
         ).one()
-    assert action.action_type == "AUTO_RESOLVE" and ticket.status == "resolved"
+    assert action.action_type == ActionType.AUTO_RESOLVE and ticket.status == TicketStatus.RESOLVED
     return ticket, action, post
 
 
@@ -119,7 +128,7 @@ def _insert_actions(sessions, specs, *, age=timedelta(0)):
         for n, (action_id, action_type) in enumerate(specs, 1):
             ticket = Ticket(
                 user_id=REQUESTER, issue_type=VPN[:100], description=VPN,
-                status="new", tags=[], source="slash_command", slack_channel_id=CHANNEL,
+                status=TicketStatus.NEW, tags=[], source=TicketSource.SLASH_COMMAND, slack_channel_id=CHANNEL,
                 slack_thread_ts=f"1732520000.{n:06d}", created_at=now, updated_at=now,
             )
             session.add(ticket)
@@ -133,7 +142,7 @@ def _insert_actions(sessions, specs, *, age=timedelta(0)):
             if action_id is not None:
                 session.flush()
                 # A chosen id: rewrite the row (nothing refers to it for these types).
-                assert action_type != "AUTO_RESOLVE"
+                assert action_type != ActionType.AUTO_RESOLVE
                 session.expunge(row)
                 session.execute(
                     ActionHistory.__table__.update()
@@ -196,7 +205,7 @@ def test_admin_rollback_confirm_step_then_confirm_restores_and_tells_everyone(e2
     assert parse_rollback_value(confirm["value"]) == (action.id, "wrong answer")
     # The preview changes nothing.
     with e2e_sessions() as session:
-        assert session.get(Ticket, ticket.ticket_id).status == "resolved"
+        assert session.get(Ticket, ticket.ticket_id).status == TicketStatus.RESOLVED
         assert session.get(ActionHistory, action.id).rolled_back is False
 
     assert e2e.click(ActionId.ROLLBACK_CONFIRM, confirm["value"], user=ADMIN).status_code == 200
@@ -205,7 +214,7 @@ def test_admin_rollback_confirm_step_then_confirm_restores_and_tells_everyone(e2
         restored = session.get(Ticket, ticket.ticket_id)
         undone = session.get(ActionHistory, action.id)
         [record] = session.scalars(
-            select(ActionHistory).where(ActionHistory.action_type == "ROLLBACK")
+            select(ActionHistory).where(ActionHistory.action_type == ActionType.ROLLBACK)
         ).all()
     assert snapshots.snapshot(restored) == action.before_state
     assert undone.rolled_back is True and undone.rolled_back_by == ADMIN
@@ -257,7 +266,7 @@ def test_a_reopened_ticket_gives_a_conflict_naming_the_field(e2e, slack, e2e_ses
     no = _button(post.args["blocks"], ActionId.FEEDBACK_NO)
     assert e2e.click(ActionId.FEEDBACK_NO, no["value"], message_ts=post.response["ts"]).status_code == 200
     with e2e_sessions() as session:
-        assert session.get(Ticket, ticket.ticket_id).status == "open"
+        assert session.get(Ticket, ticket.ticket_id).status == TicketStatus.OPEN
     before = _state(e2e_sessions, ticket.ticket_id)
 
     body = _ephemeral_answer(e2e.command("/rollback", action.id.hex[:8], user=ADMIN))
@@ -284,7 +293,7 @@ def test_a_reopen_between_preview_and_confirm_is_a_conflict_too(e2e, slack, e2e_
     assert _state(e2e_sessions, ticket.ticket_id) == before
     with e2e_sessions() as session:
         assert session.scalar(
-            select(ActionHistory.id).where(ActionHistory.action_type == "ROLLBACK")) is None
+            select(ActionHistory.id).where(ActionHistory.action_type == ActionType.ROLLBACK)) is None
 
 
 def test_a_double_confirm_click_rolls_back_once(e2e, slack, e2e_sessions):
@@ -310,7 +319,7 @@ def test_a_double_confirm_click_rolls_back_once(e2e, slack, e2e_sessions):
     assert sum(t.startswith("Rolled back") for t in texts) == 1, texts
     with e2e_sessions() as session:
         rollbacks = session.scalars(
-            select(ActionHistory).where(ActionHistory.action_type == "ROLLBACK")).all()
+            select(ActionHistory).where(ActionHistory.action_type == ActionType.ROLLBACK)).all()
     assert len(rollbacks) == 1
     # One notice in the ticket's thread, not two (it follows the "Rolled back" ephemeral).
     wait_until(lambda: [c for c in slack.calls("chat.postMessage") if c.args.get("thread_ts")],
@@ -346,7 +355,7 @@ def test_an_unknown_action_id_is_not_found(e2e, slack, e2e_sessions):
 def test_an_ambiguous_prefix_lists_the_matches_and_more_characters_pick_one(e2e, slack, e2e_sessions):
     first = uuid.UUID("abcd1234-0000-4000-8000-000000000001")
     second = uuid.UUID("abcd1234-9999-4000-8000-000000000002")
-    _insert_actions(e2e_sessions, [(first, "ASSIGN_TO_TEAM"), (second, "ESCALATE")])
+    _insert_actions(e2e_sessions, [(first, ActionType.ASSIGN_TO_TEAM), (second, ActionType.ESCALATE)])
 
     body = _ephemeral_answer(e2e.command("/rollback", "abcd1234", user=ADMIN))
 
@@ -366,7 +375,7 @@ def test_rollback_without_an_id_shows_the_usage(e2e, slack, e2e_sessions, text):
 
 
 def test_the_eleventh_rollback_in_an_hour_is_refused_with_when_to_retry(e2e, slack, e2e_sessions):
-    made = _insert_actions(e2e_sessions, [(None, "AUTO_RESOLVE")] * 11)
+    made = _insert_actions(e2e_sessions, [(None, ActionType.AUTO_RESOLVE)] * 11)
     for n, (_, action_id) in enumerate(made[:10], 1):
         _, confirm = _preview(e2e, action_id.hex[:8], f"batch {n}")
         assert e2e.click(ActionId.ROLLBACK_CONFIRM, confirm["value"], user=ADMIN).status_code == 200
@@ -387,16 +396,16 @@ def test_the_eleventh_rollback_in_an_hour_is_refused_with_when_to_retry(e2e, sla
 
     with e2e_sessions() as session:
         assert session.get(ActionHistory, last_action).rolled_back is False
-        assert session.get(Ticket, last_ticket).status == "resolved"
+        assert session.get(Ticket, last_ticket).status == TicketStatus.RESOLVED
         assert len(session.scalars(
-            select(ActionHistory).where(ActionHistory.action_type == "ROLLBACK")).all()) == 10
+            select(ActionHistory).where(ActionHistory.action_type == ActionType.ROLLBACK)).all()) == 10
     throttled = _audits(e2e_sessions, "rollback_throttled")
     assert [a.detail["stage"] for a in throttled] == ["preview", "rollback"]
     assert all(a.actor_id == ADMIN and a.action_id == last_action for a in throttled)
 
 
 def test_a_rolled_back_resolution_is_not_decided_again_by_the_next_jobs_pass(e2e, slack, e2e_sessions):
-    [(ticket_id, action_id)] = _insert_actions(e2e_sessions, [(None, "AUTO_RESOLVE")],
+    [(ticket_id, action_id)] = _insert_actions(e2e_sessions, [(None, ActionType.AUTO_RESOLVE)],
                                                age=timedelta(minutes=10))
     _, confirm = _preview(e2e, action_id.hex[:8], "wrong answer")
     assert e2e.click(ActionId.ROLLBACK_CONFIRM, confirm["value"], user=ADMIN).status_code == 200
@@ -413,8 +422,8 @@ def test_a_rolled_back_resolution_is_not_decided_again_by_the_next_jobs_pass(e2e
         kinds = [a.action_type for a in session.scalars(
             select(ActionHistory).where(ActionHistory.ticket_id == ticket_id)
             .order_by(ActionHistory.executed_at))]
-        assert kinds == ["AUTO_RESOLVE", "ROLLBACK"]
-        assert session.get(Ticket, ticket_id).status != "resolved"
+        assert kinds == [ActionType.AUTO_RESOLVE, ActionType.ROLLBACK]
+        assert session.get(Ticket, ticket_id).status != TicketStatus.RESOLVED
     assert len(slack.calls("chat.postMessage")) == posted
 
 
@@ -433,7 +442,7 @@ def test_history_shows_the_timeline_with_the_rollback_marked(e2e, slack, e2e_ses
     assert e2e.click(ActionId.ROLLBACK_CONFIRM, confirm["value"], user=ADMIN).status_code == 200
     with e2e_sessions() as session:
         rollback_id = session.scalar(
-            select(ActionHistory.id).where(ActionHistory.action_type == "ROLLBACK"))
+            select(ActionHistory.id).where(ActionHistory.action_type == ActionType.ROLLBACK))
 
     for asker in (REQUESTER, ADMIN):
         body = _ephemeral_answer(e2e.command("/history", f"#{ticket.ticket_id}", user=asker))

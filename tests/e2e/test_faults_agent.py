@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from models import AgentCall
+from models import ActionType, AgentCall, TicketStatus
 from tests.support.databases import E2E_REDIS_URL, clean_e2e
 from tests.support.fake_agent import SERVER_ERROR, TOO_MANY, running_fake_agent, slow
 from tests.support.fake_slack import FakeSlack
@@ -69,7 +69,8 @@ def _triaged(sessions, slack, ticket_id: int) -> str:
     reason shown."""
     ticket = answered(sessions, ticket_id)
     [action] = actions_of(sessions, ticket_id)
-    assert (action.action_type, action.autonomous, ticket.status) == ("ESCALATE", False, "escalated")
+    assert (action.action_type, action.autonomous, ticket.status) == (
+        ActionType.ESCALATE, False, TicketStatus.ESCALATED)
     assert action.action_params["triage"] is True
     [answer] = [m for m in slack.messages(CHANNEL) if about(ticket_id)(m)]
     assert "A person from *Service Desk* will pick this up" in shown(answer)

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from bot.views import ActionId, feedback_value, rating_action_id
-from models import AuditEvent, Ticket, TicketResolution
+from models import ActionType, AuditEvent, Ticket, TicketResolution, TicketStatus
 from tests.support import slack_signing
 from tests.support.faults import (
     VPN,
@@ -51,7 +51,7 @@ def _scan_the_servers_log(server):
 def _settled(e2e, slack, e2e_sessions) -> None:
     """Every ticket decided and the work of every request so far started (a barrier:
     the App Home is published on the same first-in first-out executor)."""
-    wait_until(lambda: not [t for t in tickets(e2e_sessions) if t.status == "new"], timeout=30,
+    wait_until(lambda: not [t for t in tickets(e2e_sessions) if t.status == TicketStatus.NEW], timeout=30,
                what="every ticket decided")
     user = f"UBARRIER{uuid.uuid4().hex[:6].upper()}"
     assert e2e.event({"type": "app_home_opened", "user": user, "tab": "home"}).status_code == 200
@@ -123,7 +123,7 @@ def test_stars_before_yes_and_repeats_each_count_once(e2e, slack, e2e_sessions):
     resolution = resolution_of(e2e_sessions, ticket_id)
     assert (resolution.resolution_confirmed, resolution.satisfaction_score) == (True, 4)
     assert len(slack.calls("chat.update")) == 2  # one per change, none per repeat
-    assert [a.action_type for a in actions_of(e2e_sessions, ticket_id)] == ["AUTO_RESOLVE"]
+    assert [a.action_type for a in actions_of(e2e_sessions, ticket_id)] == [ActionType.AUTO_RESOLVE]
     assert count(e2e_sessions, AuditEvent) == 0
     on_screen = _answer_shown(slack, ts)
     assert "You said this solved it" in on_screen and "Rated 4/5" in on_screen
@@ -143,23 +143,23 @@ def test_no_yes_no_out_of_order_and_twice_ends_in_the_last_answer_received(
     # Only a change of answer does anything: count what each arrival should do. Each
     # change's message update is awaited before the next click (the race between
     # updates has its own test below).
-    state, changes, expected_actions = None, 0, ["AUTO_RESOLVE"]
+    state, changes, expected_actions = None, 0, [ActionType.AUTO_RESOLVE]
     for solved in arrivals:
         _click(e2e, ticket_id, ts, solved)
         if solved is not state:
             changes += 1
             if state is not None or not solved:
-                expected_actions.append("REOPEN" if not solved else "CONFIRM")
+                expected_actions.append(ActionType.REOPEN if not solved else ActionType.CONFIRM)
             state = solved
         slack.wait_for("chat.update", count=changes)
-    reopens = expected_actions.count("REOPEN")
+    reopens = expected_actions.count(ActionType.REOPEN)
     _settled(e2e, slack, e2e_sessions)
 
     last = arrivals[-1]
     resolution = resolution_of(e2e_sessions, ticket_id)
     [ticket] = tickets(e2e_sessions)
     assert resolution.resolution_confirmed is last
-    assert ticket.status == ("resolved" if last else "open")
+    assert ticket.status == (TicketStatus.RESOLVED if last else TicketStatus.OPEN)
     assert [a.action_type for a in actions_of(e2e_sessions, ticket_id)] == expected_actions
     with e2e_sessions() as session:
         changed = session.scalar(select(func.count()).where(AuditEvent.event_type == "feedback_changed"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.views import ActionId, feedback_value, rating_action_id
-from models import ActionHistory, Ticket, TicketResolution
+from models import ActionHistory, ActionType, Ticket, TicketResolution, TicketStatus
 from tests.support.fake_slack import RESPONSE_METHOD
 from tests.support.harness import CHANNEL, ESCALATIONS, REQUESTER, STRANGER, wait_until
 
@@ -33,7 +33,7 @@ def _button(post, action_id):
 
 def test_ticket_is_auto_resolved_confirmed_rated_and_counted(e2e, slack, e2e_sessions):
     ticket, action, post = _ticket_resolved(e2e, slack, e2e_sessions)
-    assert action.action_type == "AUTO_RESOLVE" and ticket.status == "resolved"
+    assert action.action_type == ActionType.AUTO_RESOLVE and ticket.status == TicketStatus.RESOLVED
     assert post.args["channel"] == CHANNEL
     yes = _button(post, ActionId.FEEDBACK_YES)
     assert yes["value"] == feedback_value(ticket.ticket_id)
@@ -60,7 +60,7 @@ def test_no_reopens_and_tells_the_escalation_channel(e2e, slack, e2e_sessions):
     wait_until(lambda: slack.messages(ESCALATIONS), what="the escalation channel notice")
     with e2e_sessions() as session:
         reopened = session.get(Ticket, ticket.ticket_id)
-        assert reopened.status == "open"
+        assert reopened.status == TicketStatus.OPEN
         assert session.scalars(select(TicketResolution)).one().reopened is True
 
 

@@ -15,7 +15,17 @@ import pytest
 from sqlalchemy import select
 
 from bot.views import ActionId
-from models import ActionHistory, AuditEvent, OutboxPurpose, SlackOutbox, Ticket
+from models import (
+    ActionHistory,
+    ActionType,
+    AuditEvent,
+    EscalationPriority,
+    OutboxPurpose,
+    SlackOutbox,
+    Ticket,
+    TicketSource,
+    TicketStatus,
+)
 from tests.support.databases import E2E_REDIS_URL
 from tests.support.fake_slack import FakeSlack
 from tests.support.harness import CHANNEL, ESCALATIONS, REQUESTER, Server, wait_until
@@ -107,9 +117,9 @@ def test_a_dm_opens_a_ticket_answered_in_the_dm_thread(e2e, slack, e2e_sessions)
     assert "I think I can fix ticket *#1*" in _shown(post.args)
     _button(post.args["blocks"], ActionId.FEEDBACK_YES)
     ticket = _answered(e2e_sessions)
-    assert ticket.source == "dm" and ticket.user_id == REQUESTER and ticket.description == VPN
+    assert ticket.source == TicketSource.DM and ticket.user_id == REQUESTER and ticket.description == VPN
     assert ticket.slack_channel_id == DM and ticket.slack_thread_ts == USER_TS
-    assert [a.action_type for a in _actions(e2e_sessions, ticket.ticket_id)] == ["AUTO_RESOLVE"]
+    assert [a.action_type for a in _actions(e2e_sessions, ticket.ticket_id)] == [ActionType.AUTO_RESOLVE]
 
 
 def test_a_mention_opens_a_ticket_without_the_bots_mention(e2e, slack, e2e_sessions):
@@ -119,7 +129,7 @@ def test_a_mention_opens_a_ticket_without_the_bots_mention(e2e, slack, e2e_sessi
     [post] = slack.wait_for("chat.postMessage")
     assert post.args["channel"] == CHANNEL and post.args["thread_ts"] == USER_TS
     ticket = _answered(e2e_sessions)
-    assert ticket.source == "mention"
+    assert ticket.source == TicketSource.MENTION
     assert ticket.description == "the printer on floor 3 is jammed and won't print"
     assert "<@UBOT>" not in json.dumps(post.args)
 
@@ -214,7 +224,7 @@ def test_the_ticket_ack_is_immediate_and_ephemeral(e2e, slack, e2e_sessions):
     body = response.json()
     assert body["response_type"] == "ephemeral" and "ticket *#1*" in _shown(body)
     [ticket] = _tickets(e2e_sessions)
-    assert ticket.source == "slash_command" and ticket.slack_channel_id == CHANNEL
+    assert ticket.source == TicketSource.SLASH_COMMAND and ticket.slack_channel_id == CHANNEL
     slack.wait_for("chat.postMessage")
 
 
@@ -230,7 +240,8 @@ def test_nothing_anyone_typed_can_ping_or_hide_a_link(e2e, slack, e2e_sessions):
                what="three answered tickets")
     kinds = {t.description: _actions(e2e_sessions, t.ticket_id)[0].action_type
              for t in _tickets(e2e_sessions)}
-    assert sorted(kinds.values()) == ["AUTO_RESOLVE", "ESCALATE", "REQUEST_CLARIFICATION"], kinds
+    assert sorted(kinds.values()) == [
+        ActionType.AUTO_RESOLVE, ActionType.ESCALATE, ActionType.REQUEST_CLARIFICATION], kinds
     wait_until(lambda: _posts(slack, ESCALATIONS), what="the escalation channel post")
     # "Why?" and "No" echo the request too: the reasoning, the reopen notice.
     why = _button(resolved.args["blocks"], ActionId.WHY)
@@ -264,8 +275,8 @@ def test_a_critical_ticket_is_escalated_in_the_thread_and_to_the_escalation_chan
     slack.wait_for("chat.postMessage", count=2)
     ticket = _answered(e2e_sessions)
     [action] = _actions(e2e_sessions, ticket.ticket_id)
-    assert action.action_type == "ESCALATE" and ticket.status == "escalated"
-    assert ticket.escalation_priority == "critical" and ticket.assigned_team == "Security"
+    assert action.action_type == ActionType.ESCALATE and ticket.status == TicketStatus.ESCALATED
+    assert ticket.escalation_priority == EscalationPriority.CRITICAL and ticket.assigned_team == "Security"
     [thread] = _posts(slack, CHANNEL)
     assert thread.args["thread_ts"] == USER_TS
     assert "Escalated to *Security*" in _shown(thread.args)
@@ -280,7 +291,8 @@ def test_a_vague_ticket_gets_questions_in_the_thread(e2e, slack, e2e_sessions):
     [post] = slack.wait_for("chat.postMessage")
     ticket = _answered(e2e_sessions)
     [action] = _actions(e2e_sessions, ticket.ticket_id)
-    assert action.action_type == "REQUEST_CLARIFICATION" and ticket.status == "awaiting_user"
+    assert action.action_type == ActionType.REQUEST_CLARIFICATION
+    assert ticket.status == TicketStatus.AWAITING_USER
     assert post.args["channel"] == DM and post.args["thread_ts"] == USER_TS
     shown = _shown(post.args)
     assert "I need a bit more detail" in shown and "Reply in this thread" in shown
@@ -339,17 +351,17 @@ def test_past_the_autonomy_cap_a_person_picks_it_up_and_the_suggestion_is_kept(
     assert capped.command("/ticket", VPN).status_code == 200
     capped_slack.wait_for("chat.postMessage")
     first = _answered(e2e_sessions, ticket_id=1)
-    assert [a.action_type for a in _actions(e2e_sessions, first.ticket_id)] == ["AUTO_RESOLVE"]
+    assert [a.action_type for a in _actions(e2e_sessions, first.ticket_id)] == [ActionType.AUTO_RESOLVE]
 
     assert capped.command("/ticket", "my vpn disconnects every few minutes from home").status_code == 200
     second = _answered(e2e_sessions, ticket_id=2)
 
     [action] = _actions(e2e_sessions, second.ticket_id)
-    assert action.action_type == "ESCALATE" and action.autonomous is False
+    assert action.action_type == ActionType.ESCALATE and action.autonomous is False
     assert action.action_params["triage"] is True
-    assert action.action_params["suggestion"]["action_type"] == "AUTO_RESOLVE"
-    assert second.suggested_action["action_type"] == "AUTO_RESOLVE"
-    assert second.status == "escalated"
+    assert action.action_params["suggestion"]["action_type"] == ActionType.AUTO_RESOLVE
+    assert second.suggested_action["action_type"] == ActionType.AUTO_RESOLVE
+    assert second.status == TicketStatus.ESCALATED
     thread = next(c for c in _posts(capped_slack, CHANNEL)
                   if c.response and c.response["ts"] == second.slack_message_ts)
     shown = _shown(thread.args)

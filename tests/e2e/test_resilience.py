@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from bot import views
 from bot.views import ActionId, feedback_value, rating_action_id
-from models import ActionHistory, AuditEvent, Ticket, TicketResolution
+from models import ActionHistory, ActionType, AuditEvent, Ticket, TicketResolution, TicketStatus
 from tests.support.harness import CHANNEL, REQUESTER, STRANGER, barrier, resolved_ticket, wait_until
 
 VPN = "My VPN keeps disconnecting when I work from home"
@@ -90,10 +90,10 @@ def test_a_channel_that_is_gone_is_logged_the_action_stands_and_the_server_goes_
     # A permanent error is not retried; the requester gets the answer privately.
     [dm] = wait_until(lambda: slack.messages(REQUESTER), timeout=15, what="the answer by DM")
     [ticket] = _tickets(e2e_sessions)
-    assert _mentions(dm, ticket.ticket_id) and ticket.status == "resolved"
+    assert _mentions(dm, ticket.ticket_id) and ticket.status == TicketStatus.RESOLVED
     with e2e_sessions() as session:
         [action] = session.scalars(select(ActionHistory)).all()
-    assert action.action_type == "AUTO_RESOLVE" and action.ticket_id == ticket.ticket_id
+    assert action.action_type == ActionType.AUTO_RESOLVE and action.ticket_id == ticket.ticket_id
     to_channel = [c for c in slack.calls("chat.postMessage") if c.args["channel"] == CHANNEL]
     assert [c.outcome for c in to_channel] == ["channel_not_found"]
     assert slack.messages(CHANNEL) == []

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from bot.views import ActionId, feedback_value, rating_action_id
-from models import ActionHistory, AuditEvent, Ticket, TicketResolution
+from models import ActionHistory, ActionType, AuditEvent, Ticket, TicketResolution, TicketStatus
 from tests.support import slack_signing
 from tests.support.harness import (
     CHANNEL,
@@ -431,7 +431,7 @@ def test_a_double_click_and_a_repeated_click_record_one_answer(e2e, slack, e2e_s
     assert final.response_received_at == first.response_received_at
     assert _audits(e2e_sessions) == []  # no "changed their mind"
     with e2e_sessions() as session:
-        assert session.scalars(select(ActionHistory.action_type)).all() == ["AUTO_RESOLVE"]
+        assert session.scalars(select(ActionHistory.action_type)).all() == [ActionType.AUTO_RESOLVE]
     [message] = slack.messages(CHANNEL)
     shown = json.dumps(message["blocks"], ensure_ascii=False)
     assert message.get("edited") and shown.count("You said this solved it") == 1
@@ -511,7 +511,7 @@ def _settle(e2e, slack, e2e_sessions) -> None:
     """Every ticket the examples opened is decided and its post is out, so none leaks."""
     def undecided() -> int:
         with e2e_sessions() as session:
-            return session.scalar(select(func.count()).where(Ticket.status == "new"))
+            return session.scalar(select(func.count()).where(Ticket.status == TicketStatus.NEW))
 
     wait_until(lambda: undecided() == 0, timeout=30, what="every ticket decided")
     barrier(e2e, slack)

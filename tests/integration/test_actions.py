@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from bot.domain import actions, snapshots
 from bot.domain.actions import PlannedAction
-from models import ActionHistory, Ticket, TicketResolution, transaction
+from models import ActionHistory, ActionType, Actor, Ticket, TicketResolution, TicketStatus, transaction
 from tests.support.factories import make_plan, make_ticket
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -18,10 +18,10 @@ NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 @pytest.mark.parametrize(
     ("action_type", "status", "team"),
     [
-        ("AUTO_RESOLVE", "resolved", None),
-        ("ESCALATE", "escalated", "Network"),
-        ("ASSIGN_TO_TEAM", "in_progress", "Network"),
-        ("REQUEST_CLARIFICATION", "awaiting_user", None),
+        (ActionType.AUTO_RESOLVE, TicketStatus.RESOLVED, None),
+        (ActionType.ESCALATE, TicketStatus.ESCALATED, "Network"),
+        (ActionType.ASSIGN_TO_TEAM, TicketStatus.IN_PROGRESS, "Network"),
+        (ActionType.REQUEST_CLARIFICATION, TicketStatus.AWAITING_USER, None),
     ],
 )
 def test_each_action_records_before_and_after(session, action_type, status, team):
@@ -34,7 +34,7 @@ def test_each_action_records_before_and_after(session, action_type, status, team
     assert stored.action_type == action_type
     assert stored.confidence_score == pytest.approx(0.83)
     assert stored.agent_reasoning == "Matched KB article 'vpn'"
-    assert stored.executed_by == "autonomous_agent" and stored.autonomous is True
+    assert stored.executed_by == Actor.AGENT and stored.autonomous is True
     assert stored.rollback_possible is True and stored.rolled_back is False
     assert stored.before_state == before
     assert stored.after_state["status"] == status
@@ -48,19 +48,19 @@ def test_each_action_records_before_and_after(session, action_type, status, team
 
 def test_auto_resolve_opens_a_resolution_due_for_follow_up(session):
     ticket = make_ticket(session)
-    row = actions.execute(session, ticket, make_plan("AUTO_RESOLVE"), now=NOW,
+    row = actions.execute(session, ticket, make_plan(ActionType.AUTO_RESOLVE), now=NOW,
                           followup_delay=timedelta(minutes=90))
     resolution = session.scalars(select(TicketResolution)).one()
     assert resolution.ticket_id == ticket.ticket_id
     assert resolution.action_id == row.id
-    assert resolution.autonomous_action == "AUTO_RESOLVE"
+    assert resolution.autonomous_action == ActionType.AUTO_RESOLVE
     assert resolution.resolution_confirmed is None
     assert resolution.followup_due_at == NOW + timedelta(minutes=90)
     assert resolution.followup_sent_at is None
 
 
 def test_other_actions_open_no_resolution(session):
-    for action_type in ("ESCALATE", "ASSIGN_TO_TEAM", "REQUEST_CLARIFICATION"):
+    for action_type in (ActionType.ESCALATE, ActionType.ASSIGN_TO_TEAM, ActionType.REQUEST_CLARIFICATION):
         actions.execute(session, make_ticket(session), make_plan(action_type), now=NOW,
                         followup_delay=timedelta(hours=1))
     assert session.scalar(select(func.count()).select_from(TicketResolution)) == 0
@@ -69,13 +69,13 @@ def test_other_actions_open_no_resolution(session):
 def test_a_failed_action_writes_nothing(committing_factory):
     with transaction(committing_factory) as session:
         ticket_id = make_ticket(session).ticket_id
-    bad = PlannedAction(action_type="ESCALATE", confidence=0.9, reasoning="r", params={})
+    bad = PlannedAction(action_type=ActionType.ESCALATE, confidence=0.9, reasoning="r", params={})
     with pytest.raises(ValueError, match="needs a team"), transaction(committing_factory) as session:
         ticket = session.get(Ticket, ticket_id)
-        ticket.status = "open"  # a change made before the failure must not land either
+        ticket.status = TicketStatus.OPEN  # a change made before the failure must not land either
         actions.execute(session, ticket, bad, now=NOW, followup_delay=timedelta(hours=1))
     with transaction(committing_factory) as session:
-        assert session.get(Ticket, ticket_id).status == "new"
+        assert session.get(Ticket, ticket_id).status == TicketStatus.NEW
         assert session.scalar(select(func.count()).select_from(ActionHistory)) == 0
 
 
@@ -88,7 +88,7 @@ def test_a_failed_action_writes_nothing(committing_factory):
     ],
 )
 def test_bad_plans_are_refused(kwargs, message):
-    base = {"action_type": "AUTO_RESOLVE", "confidence": 0.9, "reasoning": "r"}
+    base = {"action_type": ActionType.AUTO_RESOLVE, "confidence": 0.9, "reasoning": "r"}
     with pytest.raises(ValueError, match=message):
         PlannedAction(**{**base, **kwargs})
 
@@ -97,7 +97,7 @@ def test_confidence_outside_0_1_is_refused_by_the_database_too(session):
     from sqlalchemy.exc import IntegrityError
 
     ticket = make_ticket(session)
-    session.add(ActionHistory(ticket_id=ticket.ticket_id, action_type="ESCALATE",
+    session.add(ActionHistory(ticket_id=ticket.ticket_id, action_type=ActionType.ESCALATE,
                               confidence_score=1.2, executed_at=NOW))
     with pytest.raises(IntegrityError, match="ck_action_history_confidence_0_1"):
         session.flush()
@@ -107,7 +107,7 @@ def test_satisfaction_outside_1_5_is_refused_by_the_database(session):
     from sqlalchemy.exc import IntegrityError
 
     ticket = make_ticket(session)
-    actions.execute(session, ticket, make_plan("AUTO_RESOLVE"), now=NOW,
+    actions.execute(session, ticket, make_plan(ActionType.AUTO_RESOLVE), now=NOW,
                     followup_delay=timedelta(hours=1))
     resolution = session.scalars(select(TicketResolution)).one()
     resolution.satisfaction_score = 6

@@ -17,13 +17,15 @@ from sqlalchemy.orm import Session
 
 from bot.core.settings import Settings, load_settings
 from bot.delivery.slack_client import make_web_client
-from bot.domain import actions, audit
-from bot.views.alerts import alert_blocks, notice_text, pct, plural, span
+from bot.domain import audit
+from bot.views.alerts import NoticeKind, alert_blocks, notice_text, pct, plural, span
 from bot.workflows import alerts
 from bot.workflows.alerts import Measurement, Notice, evaluate, measure_all, run_alerts
 from models import (
     ActionHistory,
+    ActionType,
     AgentCall,
+    AlertRule,
     AlertState,
     TicketResolution,
     make_engine,
@@ -45,7 +47,7 @@ def answers(session: Session, *, no: int, yes: int = 0, at: datetime = NOW) -> N
     for confirmed in [False] * no + [True] * yes:
         ticket = make_ticket(session, created_at=at)
         session.add(TicketResolution(
-            ticket_id=ticket.ticket_id, autonomous_action=actions.AUTO_RESOLVE,
+            ticket_id=ticket.ticket_id, autonomous_action=ActionType.AUTO_RESOLVE,
             resolution_confirmed=confirmed, response_received_at=at, created_at=at,
             updated_at=at,
         ))
@@ -55,7 +57,7 @@ def answers(session: Session, *, no: int, yes: int = 0, at: datetime = NOW) -> N
 def autonomous_actions(session: Session, *, count: int, confidence: float,
                        at: datetime = NOW) -> None:
     for _ in range(count):
-        make_action(session, action_type=actions.ESCALATE, confidence=confidence, now=at)
+        make_action(session, action_type=ActionType.ESCALATE, confidence=confidence, now=at)
 
 
 def agent_calls(session: Session, *, failed: int, ok: int = 0, at: datetime = NOW) -> None:
@@ -70,7 +72,7 @@ def rollbacks(session: Session, *, count: int, at: datetime = NOW) -> None:
     ticket = make_ticket(session, created_at=at)
     for _ in range(count):
         session.add(ActionHistory(
-            ticket_id=ticket.ticket_id, action_type=actions.ASSIGN_TO_TEAM, executed_at=at,
+            ticket_id=ticket.ticket_id, action_type=ActionType.ASSIGN_TO_TEAM, executed_at=at,
             executed_by="UADMIN", autonomous=False, confidence_score=None, rolled_back=True,
             rolled_back_at=at, rolled_back_by="UADMIN", rollback_reason="wrong team",
         ))
@@ -85,21 +87,21 @@ def cap_events(session: Session, *, count: int, at: datetime = NOW) -> None:
 
 # Just enough to breach each rule at the default settings, 30 s before `at`.
 BREACH: dict[str, Callable[[Session, datetime], None]] = {
-    alerts.FAILURE_RATE: lambda s, at: answers(s, no=5, at=at - timedelta(seconds=30)),
-    alerts.LOW_CONFIDENCE: lambda s, at: autonomous_actions(
+    AlertRule.FAILURE_RATE: lambda s, at: answers(s, no=5, at=at - timedelta(seconds=30)),
+    AlertRule.LOW_CONFIDENCE: lambda s, at: autonomous_actions(
         s, count=5, confidence=0.3, at=at - timedelta(seconds=30)),
-    alerts.AGENT_ERRORS: lambda s, at: agent_calls(s, failed=6, at=at - timedelta(seconds=30)),
-    alerts.ROLLBACKS: lambda s, at: rollbacks(s, count=21, at=at - timedelta(seconds=30)),
-    alerts.AUTONOMY_CAP: lambda s, at: cap_events(s, count=1, at=at - timedelta(seconds=30)),
+    AlertRule.AGENT_ERRORS: lambda s, at: agent_calls(s, failed=6, at=at - timedelta(seconds=30)),
+    AlertRule.ROLLBACKS: lambda s, at: rollbacks(s, count=21, at=at - timedelta(seconds=30)),
+    AlertRule.AUTONOMY_CAP: lambda s, at: cap_events(s, count=1, at=at - timedelta(seconds=30)),
 }
 # Exactly at each threshold: 10% failures, mean confidence 0.5, 5 errors, 20
 # rollbacks; for the cap (any event fires) an event just older than its window.
 AT_THRESHOLD: dict[str, tuple[Callable[[Session], None], float | None]] = {
-    alerts.FAILURE_RATE: (lambda s: answers(s, no=1, yes=9), 0.1),
-    alerts.LOW_CONFIDENCE: (lambda s: autonomous_actions(s, count=5, confidence=0.5), 0.5),
-    alerts.AGENT_ERRORS: (lambda s: agent_calls(s, failed=5, ok=40), 5.0),
-    alerts.ROLLBACKS: (lambda s: rollbacks(s, count=20), 20.0),
-    alerts.AUTONOMY_CAP: (lambda s: cap_events(
+    AlertRule.FAILURE_RATE: (lambda s: answers(s, no=1, yes=9), 0.1),
+    AlertRule.LOW_CONFIDENCE: (lambda s: autonomous_actions(s, count=5, confidence=0.5), 0.5),
+    AlertRule.AGENT_ERRORS: (lambda s: agent_calls(s, failed=5, ok=40), 5.0),
+    AlertRule.ROLLBACKS: (lambda s: rollbacks(s, count=20), 20.0),
+    AlertRule.AUTONOMY_CAP: (lambda s: cap_events(
         s, count=3, at=NOW - timedelta(minutes=15, seconds=1)), 0.0),
 }
 
@@ -139,17 +141,17 @@ def by_rule(measurements: list[Measurement]) -> dict[str, Measurement]:
 def test_nothing_happening_measures_quiet_in_rule_order(session, config):
     measured = measure_all(session, config, now=NOW)
 
-    assert [m.rule for m in measured] == list(alerts.RULES)
+    assert [m.rule for m in measured] == list(AlertRule)
     assert not any(m.breached for m in measured)
-    assert by_rule(measured)[alerts.FAILURE_RATE] == Measurement(
-        alerts.FAILURE_RATE, None, 0, False,
+    assert by_rule(measured)[AlertRule.FAILURE_RATE] == Measurement(
+        AlertRule.FAILURE_RATE, None, 0, False,
         "No answered resolutions over the last hour; threshold 10%")
 
 
 def test_failure_rate_message_reads_like_a_report(session, config):
     answers(session, no=7, yes=23)
 
-    m = by_rule(measure_all(session, config, now=NOW))[alerts.FAILURE_RATE]
+    m = by_rule(measure_all(session, config, now=NOW))[AlertRule.FAILURE_RATE]
 
     assert (m.breached, m.sample, m.value) == (True, 30, pytest.approx(7 / 30))
     assert m.message == ("Failure rate 23.33% over the last hour (7 of 30 answered "
@@ -162,7 +164,7 @@ def test_failure_rate_counts_only_answers_inside_the_window(session, config):
     answers(session, no=1, yes=4, at=NOW - timedelta(hours=1))  # on the edge: counted
     make_action(session, now=NOW)  # resolved, nobody answered yet: not a sample
 
-    m = by_rule(measure_all(session, config, now=NOW))[alerts.FAILURE_RATE]
+    m = by_rule(measure_all(session, config, now=NOW))[AlertRule.FAILURE_RATE]
 
     assert (m.sample, m.value, m.breached) == (5, 0.2, True)
 
@@ -170,12 +172,12 @@ def test_failure_rate_counts_only_answers_inside_the_window(session, config):
 def test_low_confidence_counts_only_autonomous_agent_actions(session, config):
     autonomous_actions(session, count=5, confidence=0.4)
     ticket = make_ticket(session)
-    for action_type, autonomous in (("ESCALATE", False), ("ROLLBACK", True)):
+    for action_type, autonomous in ((ActionType.ESCALATE, False), (ActionType.ROLLBACK, True)):
         session.add(ActionHistory(ticket_id=ticket.ticket_id, action_type=action_type,
                                   executed_at=NOW, autonomous=autonomous, confidence_score=0.0))
     session.flush()
 
-    m = by_rule(measure_all(session, config, now=NOW))[alerts.LOW_CONFIDENCE]
+    m = by_rule(measure_all(session, config, now=NOW))[AlertRule.LOW_CONFIDENCE]
 
     assert (m.sample, m.value, m.breached) == (5, 0.4, True)
     assert m.message == ("Mean confidence 40% over the last hour across 5 autonomous "
@@ -189,15 +191,15 @@ def test_count_rules_say_what_happened(session, config):
 
     m = by_rule(measure_all(session, config, now=NOW))
 
-    assert m[alerts.AGENT_ERRORS].message == (
+    assert m[AlertRule.AGENT_ERRORS].message == (
         "6 agent API errors over the last 5 minutes; threshold 5")
-    assert m[alerts.ROLLBACKS].message == "21 rollbacks over the last hour; threshold 20"
-    assert m[alerts.AUTONOMY_CAP].message.startswith(
+    assert m[AlertRule.ROLLBACKS].message == "21 rollbacks over the last hour; threshold 20"
+    assert m[AlertRule.AUTONOMY_CAP].message.startswith(
         "Autonomy cap reached 2 times over the last 15 minutes")
-    assert all(m[r].breached for r in (alerts.AGENT_ERRORS, alerts.ROLLBACKS, alerts.AUTONOMY_CAP))
+    assert all(m[r].breached for r in (AlertRule.AGENT_ERRORS, AlertRule.ROLLBACKS, AlertRule.AUTONOMY_CAP))
 
 
-@pytest.mark.parametrize("rule", alerts.RULES)
+@pytest.mark.parametrize("rule", list(AlertRule))
 def test_exactly_at_the_threshold_does_not_fire(session, config, rule):
     build, value = AT_THRESHOLD[rule]
     build(session)
@@ -209,9 +211,9 @@ def test_exactly_at_the_threshold_does_not_fire(session, config, rule):
     assert evaluate(session, config, now=NOW) == []
 
 
-@pytest.mark.parametrize("rule", [alerts.FAILURE_RATE, alerts.LOW_CONFIDENCE])
+@pytest.mark.parametrize("rule", [AlertRule.FAILURE_RATE, AlertRule.LOW_CONFIDENCE])
 def test_below_the_minimum_sample_nothing_fires(session, config, rule):
-    if rule == alerts.FAILURE_RATE:
+    if rule == AlertRule.FAILURE_RATE:
         answers(session, no=1)  # one failure out of one
     else:
         autonomous_actions(session, count=4, confidence=0.1)
@@ -219,28 +221,28 @@ def test_below_the_minimum_sample_nothing_fires(session, config, rule):
     m = by_rule(measure_all(session, config, now=NOW))[rule]
 
     assert m.value in (1.0, 0.1) and not m.breached
-    assert m.message.endswith("(not judged below 5 answers)" if rule == alerts.FAILURE_RATE
+    assert m.message.endswith("(not judged below 5 answers)" if rule == AlertRule.FAILURE_RATE
                               else "(not judged below 5 actions)")
     assert evaluate(session, config, now=NOW) == []
 
 
 @pytest.mark.parametrize("rule,build", [
-    (alerts.AGENT_ERRORS, lambda s: agent_calls(s, failed=1)),
-    (alerts.ROLLBACKS, lambda s: rollbacks(s, count=1)),
+    (AlertRule.AGENT_ERRORS, lambda s: agent_calls(s, failed=1)),
+    (AlertRule.ROLLBACKS, lambda s: rollbacks(s, count=1)),
 ])
 def test_counts_need_no_minimum_sample(session, config, rule, build):
     strict = config.model_copy(update={"alert_agent_errors": 0, "alert_rollbacks": 0})
     build(session)
 
-    assert [(n.rule, n.kind) for n in evaluate(session, strict, now=NOW)] == [(rule, "firing")]
+    assert [(n.rule, n.kind) for n in evaluate(session, strict, now=NOW)] == [(rule, NoticeKind.FIRING)]
 
 
 # ----- the lifecycle of each rule, posted to the fake Slack ---------------------------
 
-@pytest.mark.parametrize("rule", alerts.RULES)
+@pytest.mark.parametrize("rule", list(AlertRule))
 def test_fires_once_holds_quiet_repeats_then_resolves(committing_factory, config, client,
                                                      fake, rule):
-    channel, other = (CRITICAL, ALERTS) if rule == alerts.AGENT_ERRORS else (ALERTS, CRITICAL)
+    channel, other = (CRITICAL, ALERTS) if rule == AlertRule.AGENT_ERRORS else (ALERTS, CRITICAL)
     cooldown = config.alert_cooldown
 
     def run(at: datetime, *, breach: bool) -> list[tuple[str, str]]:
@@ -250,20 +252,20 @@ def test_fires_once_holds_quiet_repeats_then_resolves(committing_factory, config
         notices = run_alerts(committing_factory, client, config, now=at)
         return [(n.rule, n.kind) for n in notices]
 
-    assert run(NOW, breach=True) == [(rule, "firing")]
+    assert run(NOW, breach=True) == [(rule, NoticeKind.FIRING)]
     assert run(NOW + timedelta(minutes=1), breach=False) == []  # still holds (no new data)
     assert run(NOW + timedelta(minutes=30), breach=True) == []
     assert run(NOW + cooldown - timedelta(seconds=1), breach=True) == []
-    assert run(NOW + cooldown, breach=True) == [(rule, "repeat")]
+    assert run(NOW + cooldown, breach=True) == [(rule, NoticeKind.REPEAT)]
     assert run(NOW + cooldown + timedelta(minutes=1), breach=True) == []
     cleared = NOW + cooldown + timedelta(hours=2)  # every window is at most an hour
-    assert run(cleared, breach=False) == [(rule, "resolved")]
+    assert run(cleared, breach=False) == [(rule, NoticeKind.RESOLVED)]
     assert run(cleared + timedelta(minutes=1), breach=False) == []
 
     posted = fake.messages(channel)
     assert [m["text"].split(":")[0] for m in posted] == ["Alert", "Still firing since 2026-11-25 09",
                                                         "Resolved"]
-    assert posted[0]["blocks"] == alert_blocks(Notice(rule, channel, "firing", posted[0]["text"]))
+    assert posted[0]["blocks"] == alert_blocks(Notice(rule, channel, NoticeKind.FIRING, posted[0]["text"]))
     assert fake.messages(other) == []
     row = state(committing_factory, rule)
     assert (row.firing, row.first_fired_at, row.last_sent_at, row.resolved_at) == (
@@ -273,15 +275,15 @@ def test_fires_once_holds_quiet_repeats_then_resolves(committing_factory, config
 
 def test_breach_after_a_resolve_fires_again(session, config):
     agent_calls(session, failed=6)
-    assert [n.kind for n in evaluate(session, config, now=NOW)] == ["firing"]
+    assert [n.kind for n in evaluate(session, config, now=NOW)] == [NoticeKind.FIRING]
     assert [n.kind for n in evaluate(session, config, now=NOW + timedelta(minutes=10))] == [
-        "resolved"]
+        NoticeKind.RESOLVED]
     agent_calls(session, failed=6, at=NOW + timedelta(minutes=20))
 
     again = evaluate(session, config, now=NOW + timedelta(minutes=20))
 
-    assert [(n.kind, n.channel) for n in again] == [("firing", CRITICAL)]
-    assert session.get(AlertState, alerts.AGENT_ERRORS).first_fired_at == (
+    assert [(n.kind, n.channel) for n in again] == [(NoticeKind.FIRING, CRITICAL)]
+    assert session.get(AlertState, AlertRule.AGENT_ERRORS).first_fired_at == (
         NOW + timedelta(minutes=20))
 
 
@@ -308,7 +310,7 @@ def test_state_survives_a_restart(committing_factory, config, client, fake, pg_u
         with transaction(restarted) as db:
             rollbacks(db, count=21, at=NOW + timedelta(minutes=60))
         assert [n.kind for n in run_alerts(restarted, client, config,
-                                           now=NOW + timedelta(minutes=61))] == ["repeat"]
+                                           now=NOW + timedelta(minutes=61))] == [NoticeKind.REPEAT]
     finally:
         engine.dispose()
     assert len(fake.messages(ALERTS)) == 2
@@ -337,7 +339,7 @@ def test_two_concurrent_runs_post_once(committing_factory, config, client, fake)
     assert errors == []
     assert sorted(len(r) for r in results) == [0, 1]
     assert len(fake.messages(ALERTS)) == 1
-    assert state(committing_factory, alerts.AUTONOMY_CAP).firing
+    assert state(committing_factory, AlertRule.AUTONOMY_CAP).firing
 
 
 def test_a_held_evaluator_lock_makes_a_run_do_nothing(committing_factory, config, client,
@@ -372,14 +374,14 @@ def test_slack_outage_is_not_recorded_as_sent_and_the_next_run_posts(
 
     assert run_alerts(committing_factory, client, config, now=NOW) == []  # 3 attempts, all 500
     assert fake.messages(ALERTS) == []
-    row = state(committing_factory, alerts.ROLLBACKS)
+    row = state(committing_factory, AlertRule.ROLLBACKS)
     assert (row.firing, row.last_sent_at) == (False, None)
 
     posted = run_alerts(committing_factory, client, config, now=NOW + timedelta(minutes=1))
 
-    assert [(n.rule, n.kind) for n in posted] == [(alerts.ROLLBACKS, "firing")]
+    assert [(n.rule, n.kind) for n in posted] == [(AlertRule.ROLLBACKS, NoticeKind.FIRING)]
     assert len(fake.messages(ALERTS)) == 1
-    assert state(committing_factory, alerts.ROLLBACKS).first_fired_at == (
+    assert state(committing_factory, AlertRule.ROLLBACKS).first_fired_at == (
         NOW + timedelta(minutes=1))
 
 
@@ -394,7 +396,7 @@ def test_an_outage_keeps_later_notices_for_the_next_run(committing_factory, conf
     assert len(fake.calls("chat.postMessage")) == 3  # stopped: no attempt at the cap alert
 
     posted = run_alerts(committing_factory, client, config, now=NOW)
-    assert [n.rule for n in posted] == [alerts.AGENT_ERRORS, alerts.AUTONOMY_CAP]
+    assert [n.rule for n in posted] == [AlertRule.AGENT_ERRORS, AlertRule.AUTONOMY_CAP]
     assert (len(fake.messages(CRITICAL)), len(fake.messages(ALERTS))) == (1, 1)
 
 
@@ -406,8 +408,8 @@ def test_a_permanent_refusal_counts_as_delivered(committing_factory, config, cli
 
     posted = run_alerts(committing_factory, client, config, now=NOW, on_notice=seen.append)
 
-    assert posted == seen and [n.kind for n in posted] == ["firing"]
-    assert state(committing_factory, alerts.AUTONOMY_CAP).firing
+    assert posted == seen and [n.kind for n in posted] == [NoticeKind.FIRING]
+    assert state(committing_factory, AlertRule.AUTONOMY_CAP).firing
     assert run_alerts(committing_factory, client, config, now=NOW) == []  # not retried
     assert len(fake.calls("chat.postMessage")) == 1
 
@@ -421,10 +423,10 @@ def test_no_channel_is_logged_and_treated_as_sent(committing_factory, settings, 
     with caplog.at_level(logging.WARNING, logger="bot.workflows.alerts"):
         posted = run_alerts(committing_factory, client, config, now=NOW)
 
-    assert [(n.channel, n.kind) for n in posted] == [(None, "firing")]
+    assert [(n.channel, n.kind) for n in posted] == [(None, NoticeKind.FIRING)]
     assert "no channel configured" in caplog.text
     assert fake.calls("chat.postMessage") == []
-    assert state(committing_factory, alerts.AUTONOMY_CAP).firing
+    assert state(committing_factory, AlertRule.AUTONOMY_CAP).firing
 
 
 def test_on_notice_runs_after_the_commit_and_its_failure_changes_nothing(
@@ -452,23 +454,23 @@ def test_sqlite_evaluates_without_the_advisory_lock(sqlite_url, settings):
         cap_events(db, count=1)
 
     with time_machine.travel(NOW, tick=False), transaction(factory) as db:
-        assert [n.kind for n in evaluate(db, config)] == ["firing"]  # now = the app clock
+        assert [n.kind for n in evaluate(db, config)] == [NoticeKind.FIRING]  # now = the app clock
     with transaction(factory) as db:
         assert evaluate(db, config, now=NOW + timedelta(minutes=1)) == []
         assert db.scalars(select(AlertState.rule).order_by(AlertState.rule)).all() == sorted(
-            alerts.RULES)
+            AlertRule)
 
 
 def test_alert_blocks_are_pure_and_escaped():
-    notice = Notice(alerts.ROLLBACKS, ALERTS, "repeat", "Still firing: <!channel> & more")
+    notice = Notice(AlertRule.ROLLBACKS, ALERTS, NoticeKind.REPEAT, "Still firing: <!channel> & more")
 
     blocks = alert_blocks(notice)
 
     assert blocks[0]["text"]["text"] == ":rotating_light: Still firing: Rollbacks"
     assert blocks[1]["text"]["text"] == "Still firing: &lt;!channel&gt; &amp; more"
     assert "rollbacks" in blocks[2]["elements"][0]["text"]
-    assert alert_blocks(Notice("agent_errors", None, "resolved", "ok"))[0]["text"]["text"] == (
-        ":white_check_mark: Resolved: Agent API errors")
+    resolved = Notice(AlertRule.AGENT_ERRORS, None, NoticeKind.RESOLVED, "ok")
+    assert alert_blocks(resolved)[0]["text"]["text"] == ":white_check_mark: Resolved: Agent API errors"
 
 
 def test_words_for_windows_rates_and_notices():
@@ -477,6 +479,6 @@ def test_words_for_windows_rates_and_notices():
                                         "the last 90 seconds", "the last 2 days"]
     assert [pct(0.1), pct(0.105), pct(7 / 30), pct(1.0)] == ["10%", "10.5%", "23.33%", "100%"]
     assert [plural(1, "rollback"), plural(2, "rollback")] == ["1 rollback", "2 rollbacks"]
-    assert notice_text("repeat", "x", since=NOW) == "Still firing since 2026-11-25 09:00 UTC: x"
-    assert (notice_text("firing", "x"), notice_text("resolved", "x")) == (
+    assert notice_text(NoticeKind.REPEAT, "x", since=NOW) == "Still firing since 2026-11-25 09:00 UTC: x"
+    assert (notice_text(NoticeKind.FIRING, "x"), notice_text(NoticeKind.RESOLVED, "x")) == (
         "Alert: x", "Resolved: x")

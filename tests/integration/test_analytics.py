@@ -14,8 +14,10 @@ from bot.domain import actions, analytics
 from bot.domain.analytics import ActionTypeStats, ResolutionStats, TeamStats, resolution_stats
 from models import (
     ActionHistory,
+    ActionType,
     Ticket,
     TicketResolution,
+    TicketStatus,
     make_engine,
     make_session_factory,
     transaction,
@@ -54,7 +56,7 @@ def _withdraw(session, action, *, now=NOW):
     action.rolled_back = True
     action.rolled_back_at = now
     action.rolled_back_by = "UADMIN"
-    session.add(ActionHistory(ticket_id=action.ticket_id, action_type="ROLLBACK",
+    session.add(ActionHistory(ticket_id=action.ticket_id, action_type=ActionType.ROLLBACK,
                               executed_at=now, executed_by="UADMIN", autonomous=False,
                               rollback_of=action.id, action_params={}))
     session.flush()
@@ -67,31 +69,31 @@ def build_scenario(session):
     _resolve(session, team="Network", confirmed=True, rating=4, confidence=0.85)
     failed = _resolve(session, team="Network", confirmed=False, rating=1, reopened=True,
                       confidence=0.95, now=NOW - timedelta(days=29))
-    session.add(ActionHistory(ticket_id=failed.ticket_id, action_type="REOPEN",
+    session.add(ActionHistory(ticket_id=failed.ticket_id, action_type=ActionType.REOPEN,
                               executed_at=NOW, executed_by="UREQ", action_params={}))
     _resolve(session, team="Network", confidence=0.8)
     # Said yes with one star, then an admin withdrew it: none of that may count.
     _withdraw(session, _resolve(session, team="Network", confirmed=True, rating=1,
                                 confidence=0.81))
-    _act(session, actions.ASSIGN_TO_TEAM, team="Network", confidence=0.7)
+    _act(session, ActionType.ASSIGN_TO_TEAM, team="Network", confidence=0.7)
 
     # Accounts: 1 yes (unrated); 1 pending on a ticket that was asked for detail first.
     _resolve(session, team="Accounts", confirmed=True, confidence=0.88)
-    clarified = _act(session, actions.REQUEST_CLARIFICATION, team="Accounts",
+    clarified = _act(session, ActionType.REQUEST_CLARIFICATION, team="Accounts",
                      confidence=0.45, now=NOW - timedelta(hours=2))
     _resolve(session, team="Accounts", confidence=0.92,
              ticket=session.get(Ticket, clarified.ticket_id))
 
     # Security: one autonomous escalation, one human-triage routing without confidence.
-    _act(session, actions.ESCALATE, team="Security", confidence=0.42)
-    _act(session, actions.ESCALATE, team="Security", confidence=None, autonomous=False)
+    _act(session, ActionType.ESCALATE, team="Security", confidence=0.42)
+    _act(session, ActionType.ESCALATE, team="Security", confidence=None, autonomous=False)
     # No team at all.
-    _act(session, actions.REQUEST_CLARIFICATION, confidence=0.35)
+    _act(session, ActionType.REQUEST_CLARIFICATION, confidence=0.35)
 
     # Older than 30 days: a failure and an escalation that must not count.
     _resolve(session, team="Network", confirmed=False, rating=1, reopened=True,
              confidence=0.2, now=NOW - timedelta(days=31))
-    _act(session, actions.ESCALATE, team="Security", confidence=0.1,
+    _act(session, ActionType.ESCALATE, team="Security", confidence=0.1,
          now=NOW - timedelta(days=40))
 
 
@@ -105,13 +107,13 @@ def assert_scenario(stats):
     assert stats.withdrawn == 1
     assert stats.by_action_type == (
         # (0.9 + 0.85 + 0.95 + 0.8 + 0.81 + 0.88 + 0.92) / 7, the withdrawn one included.
-        ActionTypeStats("ASSIGN_TO_TEAM", actions=1, autonomous=1,
+        ActionTypeStats(ActionType.ASSIGN_TO_TEAM, actions=1, autonomous=1,
                         average_confidence=0.7, rolled_back=0),
-        ActionTypeStats("AUTO_RESOLVE", actions=7, autonomous=7,
+        ActionTypeStats(ActionType.AUTO_RESOLVE, actions=7, autonomous=7,
                         average_confidence=0.873, rolled_back=1),
-        ActionTypeStats("ESCALATE", actions=2, autonomous=1,
+        ActionTypeStats(ActionType.ESCALATE, actions=2, autonomous=1,
                         average_confidence=0.42, rolled_back=0),
-        ActionTypeStats("REQUEST_CLARIFICATION", actions=2, autonomous=2,
+        ActionTypeStats(ActionType.REQUEST_CLARIFICATION, actions=2, autonomous=2,
                         average_confidence=0.4, rolled_back=0),
     )
     assert stats.by_team == (
@@ -149,7 +151,7 @@ def test_a_wider_window_takes_in_older_rows(session):
     assert (stats.resolutions, stats.confirmed, stats.failed, stats.reopened) == (7, 3, 2, 2)
     assert stats.success_rate == 0.6
     assert (stats.ratings, stats.average_rating) == (4, 2.75)
-    escalate = next(s for s in stats.by_action_type if s.action_type == "ESCALATE")
+    escalate = next(s for s in stats.by_action_type if s.action_type == ActionType.ESCALATE)
     assert (escalate.actions, escalate.average_confidence) == (3, 0.26)
 
 
@@ -169,7 +171,7 @@ def test_a_rolled_back_resolution_leaves_only_the_withdrawn_count(session):
     stats = resolution_stats(session, now=NOW)
     assert (stats.resolutions, stats.failed, stats.reopened, stats.ratings) == (0, 0, 0, 0)
     assert (stats.success_rate, stats.average_rating, stats.withdrawn) == (None, None, 1)
-    assert stats.by_action_type == (ActionTypeStats("AUTO_RESOLVE", 1, 1, 0.9, 1),)
+    assert stats.by_action_type == (ActionTypeStats(ActionType.AUTO_RESOLVE, 1, 1, 0.9, 1),)
     assert stats.by_team == (TeamStats("Network", 1, 0, 0, 0, None, None),)
 
 
@@ -222,20 +224,20 @@ def test_two_thousand_resolutions_take_a_handful_of_queries(session):
     teams = ("Network", "Accounts", "Security", None)
     ticket_ids = session.scalars(
         insert(Ticket).returning(Ticket.ticket_id, sort_by_parameter_order=True),
-        [{"user_id": "UREQ", "issue_type": "vpn", "description": "vpn", "status": "resolved",
+        [{"user_id": "UREQ", "issue_type": "vpn", "description": "vpn", "status": TicketStatus.RESOLVED,
           "tags": [], "assigned_team": teams[n % 4], "created_at": NOW, "updated_at": NOW}
          for n in range(2000)],
     ).all()
     action_ids = [uuid.uuid4() for _ in ticket_ids]
     session.execute(insert(ActionHistory), [
-        {"id": action_id, "ticket_id": ticket_id, "action_type": "AUTO_RESOLVE",
+        {"id": action_id, "ticket_id": ticket_id, "action_type": ActionType.AUTO_RESOLVE,
          "action_params": {}, "executed_at": NOW, "autonomous": True,
          "confidence_score": 0.9, "rolled_back": n % 100 == 0}
         for n, (ticket_id, action_id) in enumerate(zip(ticket_ids, action_ids, strict=True))
     ])
     # Answers cycle yes, yes, yes, no, none; ratings cycle 1..5.
     session.execute(insert(TicketResolution), [
-        {"ticket_id": ticket_id, "action_id": action_id, "autonomous_action": "AUTO_RESOLVE",
+        {"ticket_id": ticket_id, "action_id": action_id, "autonomous_action": ActionType.AUTO_RESOLVE,
          "resolution_confirmed": (True, True, True, False, None)[n % 5],
          "satisfaction_score": n % 5 + 1, "created_at": NOW, "updated_at": NOW}
         for n, (ticket_id, action_id) in enumerate(zip(ticket_ids, action_ids, strict=True))
@@ -259,6 +261,6 @@ def test_two_thousand_resolutions_take_a_handful_of_queries(session):
     assert (stats.resolutions, stats.withdrawn) == (1980, 20)
     assert (stats.confirmed, stats.failed, stats.pending) == (1180, 400, 400)
     assert stats.ratings == 1980
-    assert stats.by_action_type == (ActionTypeStats("AUTO_RESOLVE", 2000, 2000, 0.9, 20),)
+    assert stats.by_action_type == (ActionTypeStats(ActionType.AUTO_RESOLVE, 2000, 2000, 0.9, 20),)
     assert [(t.team, t.tickets) for t in stats.by_team] == [
         ("Accounts", 500), ("Network", 500), ("Security", 500), ("Unassigned", 500)]

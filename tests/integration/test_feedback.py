@@ -16,7 +16,16 @@ from bot.domain.actions import PlannedAction
 from bot.domain.feedback import REOPENED_REASON, record_answer, record_rating
 from bot.domain.ratelimit import RollbackThrottle, make_storage
 from bot.domain.rollback import rollback_action
-from models import ActionHistory, AuditEvent, Ticket, TicketResolution, transaction
+from models import (
+    ActionHistory,
+    ActionType,
+    AuditEvent,
+    Awaiting,
+    Ticket,
+    TicketResolution,
+    TicketStatus,
+    transaction,
+)
 from tests.support.factories import make_action, make_ticket
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -30,7 +39,7 @@ def _resolve(session, *, team: str | None = "Network", user_id: str = "UREQ") ->
     """A ticket auto-resolved by the bot, owned by `team` when one is given."""
     ticket = make_ticket(session, user_id=user_id)
     params = {"steps": ["Reconnect"], **({"team": team} if team else {})}
-    plan = PlannedAction(action_type="AUTO_RESOLVE", confidence=0.9, reasoning="kb", params=params)
+    plan = PlannedAction(action_type=ActionType.AUTO_RESOLVE, confidence=0.9, reasoning="kb", params=params)
     actions.execute(session, ticket, plan, now=NOW, followup_delay=timedelta(hours=24))
     return ticket
 
@@ -77,8 +86,8 @@ def test_yes_confirms_and_stops_the_follow_up(session):
     assert resolution.response_received_at == T1
     assert resolution.reopened is False
     reloaded = session.get(Ticket, ticket.ticket_id)
-    assert reloaded.status == "resolved" and reloaded.resolved_at == NOW
-    assert _rows(session, "REOPEN") == [] and _rows(session, "CONFIRM") == []
+    assert reloaded.status == TicketStatus.RESOLVED and reloaded.resolved_at == NOW
+    assert _rows(session, ActionType.REOPEN) == [] and _rows(session, ActionType.CONFIRM) == []
     assert _audits(session) == []
 
 
@@ -91,7 +100,7 @@ def test_the_same_answer_twice_writes_nothing(session):
     _answer(session, ticket.ticket_id, False, now=T2)
     again = _answer(session, ticket.ticket_id, False, now=T3)
     assert (again.changed, again.reopened) == (False, False)
-    assert len(_rows(session, "REOPEN")) == 1
+    assert len(_rows(session, ActionType.REOPEN)) == 1
     assert _resolution(session, ticket.ticket_id).reopened_at == T2
 
 
@@ -108,11 +117,11 @@ def test_no_reopens_to_the_resolving_team_with_a_history_row(session):
     assert resolution.reopened_reason == REOPENED_REASON
     assert resolution.response_received_at == T1
     reloaded = session.get(Ticket, ticket.ticket_id)
-    assert reloaded.status == "open"
+    assert reloaded.status == TicketStatus.OPEN
     assert reloaded.assigned_team == "Network"
-    assert reloaded.awaiting_response_from == "support"
+    assert reloaded.awaiting_response_from == Awaiting.SUPPORT
     assert reloaded.resolved_at is None
-    [row] = _rows(session, "REOPEN")
+    [row] = _rows(session, ActionType.REOPEN)
     assert row.ticket_id == ticket.ticket_id
     assert row.executed_by == "UREQ" and row.executed_at == T1
     assert row.autonomous is False and row.rollback_possible is False
@@ -136,7 +145,7 @@ def test_no_after_yes_reopens_and_is_audited(session):
     resolution = _resolution(session, ticket.ticket_id)
     assert resolution.resolution_confirmed is False
     assert resolution.response_received_at == T1  # the first answer's time is kept
-    assert session.get(Ticket, ticket.ticket_id).status == "open"
+    assert session.get(Ticket, ticket.ticket_id).status == TicketStatus.OPEN
     [event] = _audits(session, audit.FEEDBACK_CHANGED)
     assert event.actor_id == "UREQ" and event.ticket_id == ticket.ticket_id
     assert event.detail == {"kind": "answer", "from": True, "to": False}
@@ -149,15 +158,15 @@ def test_yes_after_no_resolves_again_and_is_audited(session):
     assert (result.changed, result.reopened) == (True, False)
     session.expire_all()
     reloaded = session.get(Ticket, ticket.ticket_id)
-    assert reloaded.status == "resolved"
+    assert reloaded.status == TicketStatus.RESOLVED
     assert reloaded.resolved_at == T2
-    assert reloaded.awaiting_response_from == ""
+    assert reloaded.awaiting_response_from == Awaiting.NOBODY
     resolution = _resolution(session, ticket.ticket_id)
     assert resolution.resolution_confirmed is True
     assert resolution.reopened is True  # it was reopened once; that stays on record
     [event] = _audits(session, audit.FEEDBACK_CHANGED)
     assert event.detail == {"kind": "answer", "from": False, "to": True}
-    [confirm] = _rows(session, "CONFIRM")
+    [confirm] = _rows(session, ActionType.CONFIRM)
     assert confirm.executed_by == "UREQ" and confirm.rollback_possible is False
     assert confirm.after_state == snapshots.snapshot(reloaded)
 
@@ -179,8 +188,8 @@ def test_a_stranger_is_refused_audited_and_nothing_is_stored(session):
     assert resolution.resolution_confirmed is None
     assert resolution.satisfaction_score is None
     assert resolution.response_received_at is None
-    assert session.get(Ticket, ticket.ticket_id).status == "resolved"
-    assert _rows(session, "REOPEN") == []
+    assert session.get(Ticket, ticket.ticket_id).status == TicketStatus.RESOLVED
+    assert _rows(session, ActionType.REOPEN) == []
 
 
 def test_a_strangers_refusal_stays_audited_after_the_transaction(committing_factory):
@@ -191,7 +200,7 @@ def test_a_strangers_refusal_stays_audited_after_the_transaction(committing_fact
     with transaction(committing_factory) as session:
         assert [e.actor_id for e in _audits(session)] == ["USTRANGER"]
         assert _resolution(session, ticket_id).resolution_confirmed is None
-        assert session.get(Ticket, ticket_id).status == "resolved"
+        assert session.get(Ticket, ticket_id).status == TicketStatus.RESOLVED
 
 
 def test_a_no_means_a_later_rollback_conflicts(session, settings):
@@ -218,7 +227,7 @@ def test_rating_last_one_wins_and_repeats_change_nothing(session):
     assert resolution.satisfaction_score == 5
     assert resolution.response_received_at == T1
     assert resolution.resolution_confirmed is None  # a rating is not an answer
-    assert session.get(Ticket, ticket.ticket_id).status == "resolved"
+    assert session.get(Ticket, ticket.ticket_id).status == TicketStatus.RESOLVED
 
 
 def test_rating_after_an_answer_keeps_the_first_response_time(session):
@@ -264,7 +273,7 @@ def test_bad_user_ids(session, user_id):
 
 
 def test_no_resolution_or_no_ticket_is_not_found(session):
-    escalated = make_action(session, action_type="ESCALATE", now=NOW)
+    escalated = make_action(session, action_type=ActionType.ESCALATE, now=NOW)
     for ticket_id in (escalated.ticket_id, 987654):
         with pytest.raises(NotFound, match=f"Ticket #{ticket_id} has no answer from the bot"):
             _answer(session, ticket_id, True)
@@ -285,8 +294,8 @@ def test_a_rolled_back_resolution_takes_no_feedback(session, settings):
         _rate(session, ticket.ticket_id, 1, now=T2)
     resolution = _resolution(session, ticket.ticket_id)
     assert resolution.resolution_confirmed is None and resolution.satisfaction_score is None
-    assert session.get(Ticket, ticket.ticket_id).status == "new"
-    assert _rows(session, "REOPEN") == []
+    assert session.get(Ticket, ticket.ticket_id).status == TicketStatus.NEW
+    assert _rows(session, ActionType.REOPEN) == []
 
 
 # --- property: only the requester's clicks count -----------------------------------
@@ -332,7 +341,7 @@ def test_any_click_sequence_keeps_only_the_requesters_last_word(session, clicks)
         assert resolution.reopened is (False in answers)
         assert (resolution.response_received_at is None) is (not mine)
         status = session.get(Ticket, ticket.ticket_id).status
-        assert status == ("open" if answers and answers[-1] is False else "resolved")
+        assert status == (TicketStatus.OPEN if answers and answers[-1] is False else TicketStatus.RESOLVED)
         wrong = _audits(session, audit.FEEDBACK_WRONG_USER)
         assert len(wrong) == strangers
         assert all(event.actor_id != "UREQ" for event in wrong)
@@ -341,7 +350,7 @@ def test_any_click_sequence_keeps_only_the_requesters_last_word(session, clicks)
         # Each switch to No is one REOPEN row, written by the requester.
         reopens = sum(1 for prev, cur in zip([None, *answers], answers, strict=False)
                       if cur is False and prev is not False)
-        reopen_rows = _rows(session, "REOPEN")
+        reopen_rows = _rows(session, ActionType.REOPEN)
         assert len(reopen_rows) == reopens
         assert all(row.executed_by == "UREQ" for row in reopen_rows)
         assert session.scalar(select(func.count()).select_from(AuditEvent)) == strangers + changes

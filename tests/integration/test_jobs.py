@@ -17,7 +17,7 @@ from bot.delivery import outbox
 from bot.delivery.slack_client import make_web_client
 from bot.workflows import periodic
 from bot.workflows.runtime import Runtime
-from models import SlackOutbox, Ticket, transaction
+from models import SlackOutbox, Ticket, TicketSource, TicketStatus, transaction
 from tests.support.factories import make_action, make_ticket
 from tests.support.fake_slack import FakeSlack
 from tests.support.harness import ROOT, wait_until
@@ -67,14 +67,14 @@ def test_the_sweep_decides_on_tickets_a_dead_process_left_new(runtime, fake):
         stale = make_ticket(session, description="I forgot my password and can't log in",
                             created_at=old)
         stale.slack_channel_id = "CHELP"
-        stale.source = "slash_command"
+        stale.source = TicketSource.SLASH_COMMAND
         fresh = make_ticket(session, description="printer jammed")  # its worker may be on it
     client = make_web_client(runtime.settings, timeout=2)
     assert periodic.sweep_new_tickets(runtime, client) == 1
     assert periodic.sweep_new_tickets(runtime, client) == 0
     with transaction(runtime.sessions) as session:
-        assert session.get(Ticket, stale.ticket_id).status != "new"
-        assert session.get(Ticket, fresh.ticket_id).status == "new"
+        assert session.get(Ticket, stale.ticket_id).status != TicketStatus.NEW
+        assert session.get(Ticket, fresh.ticket_id).status == TicketStatus.NEW
         assert session.get(Ticket, stale.ticket_id).slack_message_ts  # the answer was posted
     assert [m["text"] for m in fake.messages("CHELP")]
 

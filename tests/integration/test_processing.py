@@ -11,10 +11,22 @@ from sqlalchemy import func, select
 
 from bot.core.errors import InvalidInput, NotFound
 from bot.core.settings import load_settings
+from bot.domain import audit
 from bot.domain.intake import MAX_TEXT, open_ticket
 from bot.domain.processing import process_ticket
 from bot.domain.ratelimit import AutonomyBudget, make_storage
-from models import ActionHistory, AgentCall, AuditEvent, Ticket, TicketResolution, transaction
+from models import (
+    ActionHistory,
+    ActionType,
+    Actor,
+    AgentCall,
+    AuditEvent,
+    Ticket,
+    TicketResolution,
+    TicketSource,
+    TicketStatus,
+    transaction,
+)
 from tests.support.factories import make_ticket
 from tests.support.scripted_agent import ScriptedAgent, vpn_answer
 
@@ -33,18 +45,18 @@ def _process(session, ticket, settings, budget, agent=None):
 
 def test_intake_stores_a_new_ticket(session):
     intake = open_ticket(session, user_id="U123", text="  My VPN drops\nevery hour ",
-                         source="slash_command", channel_id="C1", team_id="T1")
+                         source=TicketSource.SLASH_COMMAND, channel_id="C1", team_id="T1")
     assert intake.created
     ticket = session.get(Ticket, intake.ticket.ticket_id)
-    assert ticket.status == "new"
+    assert ticket.status == TicketStatus.NEW
     assert ticket.description == "My VPN drops\nevery hour"
     assert ticket.issue_type == "My VPN drops"
     assert (ticket.slack_channel_id, ticket.slack_team_id, ticket.user_id) == ("C1", "T1", "U123")
 
 
 def test_the_same_slack_delivery_opens_one_ticket(session):
-    first = open_ticket(session, user_id="U1", text="printer jam", source="dm", event_id="Ev1")
-    again = open_ticket(session, user_id="U1", text="printer jam", source="dm", event_id="Ev1")
+    first = open_ticket(session, user_id="U1", text="printer jam", source=TicketSource.DM, event_id="Ev1")
+    again = open_ticket(session, user_id="U1", text="printer jam", source=TicketSource.DM, event_id="Ev1")
     assert not again.created and again.ticket.ticket_id == first.ticket.ticket_id
     assert session.scalar(select(func.count()).select_from(Ticket)) == 1
 
@@ -56,7 +68,7 @@ def test_concurrent_deliveries_of_one_event_open_one_ticket(committing_factory):
     def deliver():
         barrier.wait()
         with transaction(committing_factory) as session:
-            results.append(open_ticket(session, user_id="U1", text="wifi down", source="mention",
+            results.append(open_ticket(session, user_id="U1", text="wifi down", source=TicketSource.MENTION,
                                        event_id="EvRace").created)
 
     threads = [threading.Thread(target=deliver) for _ in range(4)]
@@ -87,7 +99,7 @@ def test_concurrent_deliveries_of_one_event_open_one_ticket(committing_factory):
     ],
 )
 def test_bad_intake_is_refused_and_writes_nothing(session, kwargs, message):
-    args = {"user_id": "U1", "text": "printer jam", "source": "dm", **kwargs}
+    args = {"user_id": "U1", "text": "printer jam", "source": TicketSource.DM, **kwargs}
     with pytest.raises(InvalidInput, match=message):
         open_ticket(session, **args)
     assert session.scalar(select(func.count()).select_from(Ticket)) == 0
@@ -98,8 +110,8 @@ def test_bad_intake_is_refused_and_writes_nothing(session, kwargs, message):
 def test_a_confident_answer_resolves_the_ticket(session, settings, budget):
     ticket = make_ticket(session)
     outcome = _process(session, ticket, settings, budget)
-    assert outcome.action.action_type == "AUTO_RESOLVE" and outcome.action.autonomous
-    assert ticket.status == "resolved" and ticket.agent_processed
+    assert outcome.action.action_type == ActionType.AUTO_RESOLVE and outcome.action.autonomous
+    assert ticket.status == TicketStatus.RESOLVED and ticket.agent_processed
     assert ticket.agent_response["recommended_action"] == "auto_resolve"
     assert ticket.assigned_team == "Network"
     assert session.scalar(select(func.count()).select_from(TicketResolution)) == 1
@@ -141,11 +153,11 @@ def test_two_workers_on_one_ticket_act_once(committing_factory, settings, budget
 def test_agent_down_sends_the_ticket_to_human_triage(session, settings, budget):
     ticket = make_ticket(session)
     outcome = _process(session, ticket, settings, budget, ScriptedAgent(fail="connection refused"))
-    assert outcome.action.action_type == "ESCALATE"
-    assert outcome.action.autonomous is False and outcome.action.executed_by == "system"
+    assert outcome.action.action_type == ActionType.ESCALATE
+    assert outcome.action.autonomous is False and outcome.action.executed_by == Actor.SYSTEM
     assert outcome.action.action_params["triage"] is True
     assert "agent is unavailable" in outcome.triage_reason
-    assert ticket.status == "escalated" and ticket.assigned_team == settings.default_team
+    assert ticket.status == TicketStatus.ESCALATED and ticket.assigned_team == settings.default_team
     call = session.scalars(select(AgentCall)).one()
     assert not call.ok and call.error == "connection refused"
 
@@ -163,14 +175,15 @@ def test_the_minute_cap_sends_the_next_ticket_to_triage_and_keeps_the_suggestion
     settings = load_settings(database_url=pg_url, max_autonomous_actions_per_minute=2)
     budget = AutonomyBudget(settings, make_storage(redis_url), namespace=namespace)
     outcomes = [_process(session, make_ticket(session), settings, budget) for _ in range(3)]
-    assert [o.action.action_type for o in outcomes] == ["AUTO_RESOLVE", "AUTO_RESOLVE", "ESCALATE"]
+    assert [o.action.action_type for o in outcomes] == [
+        ActionType.AUTO_RESOLVE, ActionType.AUTO_RESOLVE, ActionType.ESCALATE]
     capped = outcomes[2]
     assert capped.action.autonomous is False
     assert "autonomy cap reached (2 per 1 minute)" in capped.triage_reason
-    assert capped.action.action_params["suggestion"]["action_type"] == "AUTO_RESOLVE"
-    assert capped.ticket.suggested_action["action_type"] == "AUTO_RESOLVE"
+    assert capped.action.action_params["suggestion"]["action_type"] == ActionType.AUTO_RESOLVE
+    assert capped.ticket.suggested_action["action_type"] == ActionType.AUTO_RESOLVE
     event = session.scalars(select(AuditEvent)).one()
-    assert event.event_type == "autonomy_cap_reached" and event.ticket_id == capped.ticket.ticket_id
+    assert event.event_type == audit.AUTONOMY_CAP_REACHED and event.ticket_id == capped.ticket.ticket_id
 
 
 def test_caps_are_shared_by_every_process_through_redis(pg_url, redis_url, namespace):
@@ -198,9 +211,9 @@ def test_limiter_down_fails_closed(session, settings):
     budget = AutonomyBudget(settings, make_storage("redis://127.0.0.1:1/0"), namespace="x")
     ticket = make_ticket(session)
     outcome = _process(session, ticket, settings, budget)
-    assert outcome.action.action_type == "ESCALATE" and not outcome.action.autonomous
+    assert outcome.action.action_type == ActionType.ESCALATE and not outcome.action.autonomous
     assert outcome.triage_reason == "autonomy limiter unavailable"
-    assert session.scalars(select(AuditEvent)).one().event_type == "autonomy_limiter_unavailable"
+    assert session.scalars(select(AuditEvent)).one().event_type == audit.AUTONOMY_LIMITER_DOWN
 
 
 def test_human_triage_does_not_use_the_budget(session, pg_url, redis_url, namespace):
@@ -208,4 +221,4 @@ def test_human_triage_does_not_use_the_budget(session, pg_url, redis_url, namesp
     budget = AutonomyBudget(settings, make_storage(redis_url), namespace=namespace)
     _process(session, make_ticket(session), settings, budget, ScriptedAgent(vpn_answer(action="nuke")))
     outcome = _process(session, make_ticket(session), settings, budget)
-    assert outcome.action.action_type == "AUTO_RESOLVE"
+    assert outcome.action.action_type == ActionType.AUTO_RESOLVE

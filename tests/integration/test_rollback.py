@@ -26,16 +26,20 @@ from bot.core.errors import (
 )
 from bot.domain import actions, audit, snapshots
 from bot.domain.ratelimit import RollbackThrottle, make_storage
-from bot.domain.rollback import find_action, preview_rollback, rollback_action, short_id
+from bot.domain.rollback import find_action, preview_rollback, rollback_action
 from models import (
-    ACTION_TYPES,
-    TICKET_STATUSES,
+    AGENT_ACTIONS,
     ActionHistory,
+    ActionType,
     AuditEvent,
+    Awaiting,
+    EscalationPriority,
     Ticket,
     TicketResolution,
+    TicketStatus,
     make_engine,
     make_session_factory,
+    short_id,
     transaction,
 )
 from tests.support.factories import make_action, make_plan, make_ticket
@@ -73,7 +77,8 @@ def _audits(session, event_type):
     return session.scalars(select(AuditEvent).where(AuditEvent.event_type == event_type)).all()
 
 
-def _row_with_id(session, ticket, hex_id: str, action_type: str = "ESCALATE") -> ActionHistory:
+def _row_with_id(session, ticket, hex_id: str,
+                 action_type: ActionType = ActionType.ESCALATE) -> ActionHistory:
     state = snapshots.snapshot(ticket)
     row = ActionHistory(
         id=uuid.UUID(hex_id), ticket_id=ticket.ticket_id, action_type=action_type,
@@ -97,8 +102,8 @@ def test_find_by_full_id_short_prefix_hyphens_and_case(session):
 
 def test_find_ambiguous_prefix_lists_matches_with_ticket_and_type(session):
     ticket = make_ticket(session)
-    _row_with_id(session, ticket, "abcd1234-0000-4000-8000-000000000001", "ESCALATE")
-    _row_with_id(session, ticket, "abcd5678-0000-4000-8000-000000000002", "ASSIGN_TO_TEAM")
+    _row_with_id(session, ticket, "abcd1234-0000-4000-8000-000000000001", ActionType.ESCALATE)
+    _row_with_id(session, ticket, "abcd5678-0000-4000-8000-000000000002", ActionType.ASSIGN_TO_TEAM)
     _row_with_id(session, ticket, "abce0000-0000-4000-8000-000000000003")
     with pytest.raises(Ambiguous) as caught:
         find_action(session, "ABCD")
@@ -199,9 +204,9 @@ def test_find_unknown_prefix_and_unknown_full_id(session):
 # --- rolling back ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("action_type", ACTION_TYPES)
+@pytest.mark.parametrize("action_type", AGENT_ACTIONS)
 def test_rollback_restores_before_state_for_every_type(session, throttle, action_type):
-    ticket = make_ticket(session, status="open", assigned_team="Desk")
+    ticket = make_ticket(session, status=TicketStatus.OPEN, assigned_team="Desk")
     before = snapshots.snapshot(ticket)
     action = make_action(session, ticket=ticket, action_type=action_type, now=NOW)
     assert snapshots.snapshot(ticket) != before
@@ -225,11 +230,11 @@ def test_rollback_restores_before_state_for_every_type(session, throttle, action
 
 
 def test_rollback_writes_a_rollback_row(session, throttle):
-    action = make_action(session, action_type="ESCALATE", now=NOW)
+    action = make_action(session, action_type=ActionType.ESCALATE, now=NOW)
     result = _rollback(session, str(action.id), throttle, admin_id="UADMIN", reason="not urgent")
     session.expire_all()
     row = session.get(ActionHistory, result.rollback.id)
-    assert row.action_type == "ROLLBACK"
+    assert row.action_type == ActionType.ROLLBACK
     assert row.ticket_id == action.ticket_id
     assert row.executed_by == "UADMIN"
     assert row.executed_at == LATER
@@ -243,19 +248,19 @@ def test_rollback_writes_a_rollback_row(session, throttle):
 
 
 def test_auto_resolve_rollback_clears_the_follow_up_and_keeps_the_resolution(session, throttle):
-    action = make_action(session, action_type="AUTO_RESOLVE", now=NOW)
+    action = make_action(session, action_type=ActionType.AUTO_RESOLVE, now=NOW)
     _rollback(session, short_id(action.id), throttle)
     session.expire_all()
     resolution = session.scalars(select(TicketResolution)).one()
     assert resolution.action_id == action.id
     assert resolution.followup_due_at is None
-    assert resolution.autonomous_action == "AUTO_RESOLVE"
+    assert resolution.autonomous_action == ActionType.AUTO_RESOLVE
     assert resolution.created_at == NOW
 
 
 def test_other_rollbacks_leave_other_follow_ups_alone(session, throttle):
-    resolved = make_action(session, action_type="AUTO_RESOLVE", now=NOW)
-    escalated = make_action(session, action_type="ESCALATE", now=NOW)
+    resolved = make_action(session, action_type=ActionType.AUTO_RESOLVE, now=NOW)
+    escalated = make_action(session, action_type=ActionType.ESCALATE, now=NOW)
     _rollback(session, short_id(escalated.id), throttle)
     resolution = session.scalars(select(TicketResolution)).one()
     assert resolution.action_id == resolved.id
@@ -292,7 +297,7 @@ def test_denial_audit_survives_the_failed_transaction(committing_factory, settin
         events = _audits(session, audit.ROLLBACK_DENIED)
         assert [(e.actor_id, e.action_id) for e in events] == [("UNOBODY", action_id)]
         assert session.get(ActionHistory, action_id).rolled_back is False
-        assert _count(session, ActionHistory, ActionHistory.action_type == "ROLLBACK") == 0
+        assert _count(session, ActionHistory, ActionHistory.action_type == ActionType.ROLLBACK) == 0
 
 
 def test_already_rolled_back_says_by_whom_and_when(session, throttle):
@@ -304,7 +309,7 @@ def test_already_rolled_back_says_by_whom_and_when(session, throttle):
         f"Action {short_id(action.id)} was already rolled back by <@UADMIN> "
         "at 2026-11-25 10:00 UTC."
     )
-    assert _count(session, ActionHistory, ActionHistory.action_type == "ROLLBACK") == 1
+    assert _count(session, ActionHistory, ActionHistory.action_type == ActionType.ROLLBACK) == 1
 
 
 def test_a_rollback_row_cannot_be_rolled_back(session, throttle):
@@ -314,7 +319,7 @@ def test_a_rollback_row_cannot_be_rolled_back(session, throttle):
         _rollback(session, str(result.rollback.id), throttle)
 
 
-@pytest.mark.parametrize("record_type", ["REOPEN", "CONFIRM"])
+@pytest.mark.parametrize("record_type", [ActionType.REOPEN, ActionType.CONFIRM])
 def test_records_of_people_cannot_be_rolled_back(session, throttle, record_type):
     ticket = make_ticket(session)
     row = _row_with_id(session, ticket, uuid.uuid4().hex, record_type)
@@ -332,18 +337,18 @@ def test_action_marked_not_undoable_is_refused(session, throttle):
 
 def test_action_with_a_corrupt_snapshot_is_refused(session, throttle):
     action = make_action(session, now=NOW)
-    action.before_state = {"status": "new"}
+    action.before_state = {"status": TicketStatus.NEW}
     session.flush()
     with pytest.raises(RollbackNotPossible):
         _rollback(session, str(action.id), throttle)
-    assert session.get(Ticket, action.ticket_id).status == "resolved"
+    assert session.get(Ticket, action.ticket_id).status == TicketStatus.RESOLVED
 
 
 def test_conflict_names_the_fields_and_changes_nothing(session, settings):
     throttle = _throttle(settings, "1/hour")
-    action = make_action(session, action_type="ESCALATE", now=NOW)
+    action = make_action(session, action_type=ActionType.ESCALATE, now=NOW)
     ticket = session.get(Ticket, action.ticket_id)
-    ticket.status = "open"
+    ticket.status = TicketStatus.OPEN
     ticket.assigned_team = "Desk"
     session.flush()
 
@@ -354,13 +359,13 @@ def test_conflict_names_the_fields_and_changes_nothing(session, settings):
     assert "assigned_team is now 'Desk' (the action left 'Network')" in message
     assert "Nothing was changed" in message
     assert caught.value.differences == {
-        "status": ("escalated", "open"),
+        "status": (TicketStatus.ESCALATED, TicketStatus.OPEN),
         "assigned_team": ("Network", "Desk"),
     }
     session.expire_all()
-    assert session.get(Ticket, ticket.ticket_id).status == "open"
+    assert session.get(Ticket, ticket.ticket_id).status == TicketStatus.OPEN
     assert session.get(ActionHistory, action.id).rolled_back is False
-    assert _count(session, ActionHistory, ActionHistory.action_type == "ROLLBACK") == 0
+    assert _count(session, ActionHistory, ActionHistory.action_type == ActionType.ROLLBACK) == 0
     # A refused rollback does not use up the admin's budget.
     assert throttle.retry_at("UADMIN") is None
 
@@ -410,28 +415,28 @@ def test_is_admin_must_be_a_real_true(session, throttle):
 
 def test_preview_shows_the_diff_and_changes_nothing(session, settings):
     throttle = _throttle(settings, "1/hour")
-    action = make_action(session, action_type="ESCALATE", now=NOW, status="open")
+    action = make_action(session, action_type=ActionType.ESCALATE, now=NOW, status=TicketStatus.OPEN)
     preview = preview_rollback(session, ref=short_id(action.id), admin_id="UADMIN",
                                is_admin=True, throttle=throttle, now=LATER)
     assert preview.action_id == action.id
     assert preview.short_id == action.id.hex[:8]
     assert preview.ticket_id == action.ticket_id
-    assert preview.action_type == "ESCALATE"
+    assert preview.action_type == ActionType.ESCALATE
     assert preview.executed_at == NOW
     assert preview.confidence == pytest.approx(0.9)
     assert preview.reasoning == "Matched KB article 'vpn'"
     assert preview.changes == {
-        "status": ("escalated", "open"),
+        "status": (TicketStatus.ESCALATED, TicketStatus.OPEN),
         "assigned_team": ("Network", None),
-        "awaiting_response_from": ("support", ""),
+        "awaiting_response_from": (Awaiting.SUPPORT, Awaiting.NOBODY),
         "escalated_at": (NOW.isoformat(), None),
-        "escalation_priority": ("high", None),
+        "escalation_priority": (EscalationPriority.HIGH, None),
     }
     # Previews are free: the one rollback this admin has left still goes through.
     preview_rollback(session, ref=short_id(action.id), admin_id="UADMIN", is_admin=True,
                      throttle=throttle)
     assert session.get(ActionHistory, action.id).rolled_back is False
-    assert session.get(Ticket, action.ticket_id).status == "escalated"
+    assert session.get(Ticket, action.ticket_id).status == TicketStatus.ESCALATED
     _rollback(session, short_id(action.id), throttle)
 
 
@@ -444,11 +449,11 @@ def test_preview_runs_the_same_checks(session, settings):
     with pytest.raises(InvalidInput):
         preview_rollback(session, ref="no", admin_id="UADMIN", is_admin=True)
     ticket = session.get(Ticket, action.ticket_id)
-    ticket.status = "open"
+    ticket.status = TicketStatus.OPEN
     session.flush()
     with pytest.raises(RollbackConflict, match="status is now 'open'"):
         preview_rollback(session, ref=str(action.id), admin_id="UADMIN", is_admin=True)
-    ticket.status = "resolved"
+    ticket.status = TicketStatus.RESOLVED
     session.flush()
     _rollback(session, str(action.id), throttle)
     with pytest.raises(AlreadyRolledBack):
@@ -537,7 +542,7 @@ def test_unreachable_redis_fails_closed_and_changes_nothing(committing_factory, 
         stored = session.get(ActionHistory, action_id)
         assert stored.rolled_back is False
         assert snapshots.snapshot(session.get(Ticket, stored.ticket_id)) == before
-        assert _count(session, ActionHistory, ActionHistory.action_type == "ROLLBACK") == 0
+        assert _count(session, ActionHistory, ActionHistory.action_type == ActionType.ROLLBACK) == 0
         assert _count(session, AuditEvent) == 0
 
 
@@ -548,7 +553,7 @@ def test_unreachable_redis_fails_closed_and_changes_nothing(committing_factory, 
 def test_two_concurrent_rollbacks_one_wins(committing_factory, settings):
     throttle = RollbackThrottle(settings, make_storage(None))
     with transaction(committing_factory) as session:
-        action_id = make_action(session, action_type="ESCALATE", now=NOW).id
+        action_id = make_action(session, action_type=ActionType.ESCALATE, now=NOW).id
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
     lock = threading.Lock()
@@ -573,10 +578,10 @@ def test_two_concurrent_rollbacks_one_wins(committing_factory, settings):
         thread.join(timeout=30)
     assert sorted(outcomes) == ["already", "ok"]
     with transaction(committing_factory) as session:
-        assert _count(session, ActionHistory, ActionHistory.action_type == "ROLLBACK") == 1
+        assert _count(session, ActionHistory, ActionHistory.action_type == ActionType.ROLLBACK) == 1
         stored = session.get(ActionHistory, action_id)
         assert stored.rolled_back is True
-        assert session.get(Ticket, stored.ticket_id).status == "new"
+        assert session.get(Ticket, stored.ticket_id).status == TicketStatus.NEW
 
 
 def test_rollback_on_sqlite(sqlite_url, settings):
@@ -585,7 +590,7 @@ def test_rollback_on_sqlite(sqlite_url, settings):
     throttle = RollbackThrottle(settings, make_storage(None))
     try:
         with transaction(factory) as session:
-            action = make_action(session, action_type="AUTO_RESOLVE", now=NOW)
+            action = make_action(session, action_type=ActionType.AUTO_RESOLVE, now=NOW)
             action_id, before = action.id, action.before_state
         with transaction(factory) as session:
             _rollback(session, action_id.hex[:6].upper(), throttle)
@@ -594,7 +599,7 @@ def test_rollback_on_sqlite(sqlite_url, settings):
             assert stored.rolled_back is True and stored.rolled_back_by == "UADMIN"
             assert snapshots.snapshot(session.get(Ticket, stored.ticket_id)) == before
             assert session.scalars(select(TicketResolution)).one().followup_due_at is None
-            assert _count(session, ActionHistory, ActionHistory.action_type == "ROLLBACK") == 1
+            assert _count(session, ActionHistory, ActionHistory.action_type == ActionType.ROLLBACK) == 1
             with pytest.raises(AlreadyRolledBack):
                 _rollback(session, str(action_id), throttle)
     finally:
@@ -614,11 +619,11 @@ _teams = st.one_of(st.none(), st.sampled_from(["Desk", "Network", "Security", "H
 @hsettings(max_examples=50, deadline=None,
            suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    action_type=st.sampled_from(ACTION_TYPES),
-    status=st.sampled_from(TICKET_STATUSES),
+    action_type=st.sampled_from(AGENT_ACTIONS),
+    status=st.sampled_from(TicketStatus),
     team=_teams,
     priority=st.one_of(st.none(), st.sampled_from(["low", "medium", "high", "critical"])),
-    awaiting=st.sampled_from(["", "user", "support"]),
+    awaiting=st.sampled_from(Awaiting),
     escalated_at=_instants,
     resolved_at=_instants,
     action_team=st.sampled_from(["Desk", "Network", "Security"]),

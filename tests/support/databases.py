@@ -31,13 +31,15 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 E2E_REDIS_URL = os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
-def recreate_database(name: str) -> str:
-    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+def recreate_database(name: str, server: str = PG_SERVER) -> str:
+    """Drop (closing its connections) and create database `name` on `server` (the
+    tests' unless given: bench has its own); returns its URL."""
+    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    return f"{PG_SERVER}/{name}"
+    return f"{server}/{name}"
 
 
 def clean_e2e(engine) -> None:

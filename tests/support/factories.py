@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from bot.core import clock
 from bot.domain import actions
 from bot.domain.actions import PlannedAction
-from models import ActionHistory, Ticket
+from models import ActionHistory, ActionType, EscalationPriority, Ticket, TicketStatus
 
 
 def make_ticket(
@@ -17,7 +17,7 @@ def make_ticket(
     *,
     user_id: str = "UREQ",
     description: str = "My VPN keeps disconnecting",
-    status: str = "new",
+    status: TicketStatus = TicketStatus.NEW,
     assigned_team: str | None = None,
     created_at: datetime | None = None,
 ) -> Ticket:
@@ -38,7 +38,7 @@ def make_ticket(
 
 
 def make_plan(
-    action_type: str = actions.AUTO_RESOLVE,
+    action_type: ActionType = ActionType.AUTO_RESOLVE,
     *,
     confidence: float | None = 0.9,
     team: str = "Network",
@@ -46,9 +46,9 @@ def make_plan(
     autonomous: bool = True,
 ) -> PlannedAction:
     params: dict = {"steps": ["Reconnect"], "team": team}
-    if action_type == actions.ESCALATE:
-        params["priority"] = "high"
-    if action_type == actions.REQUEST_CLARIFICATION:
+    if action_type == ActionType.ESCALATE:
+        params["priority"] = EscalationPriority.HIGH
+    if action_type == ActionType.REQUEST_CLARIFICATION:
         params["questions"] = ["Which network are you on?"]
     return PlannedAction(
         action_type=action_type,
@@ -63,7 +63,7 @@ def make_action(
     session: Session,
     *,
     ticket: Ticket | None = None,
-    action_type: str = actions.AUTO_RESOLVE,
+    action_type: ActionType = ActionType.AUTO_RESOLVE,
     confidence: float | None = 0.9,
     now: datetime | None = None,
     followup_delay: timedelta = timedelta(hours=24),

@@ -22,12 +22,14 @@ from sqlalchemy.engine import make_url
 from bot.core import clock
 from bot.domain import actions
 from models import (
-    TICKET_STATUSES,
     ActionHistory,
+    ActionType,
     OutboxPurpose,
     SlackOutbox,
     Ticket,
     TicketResolution,
+    TicketSource,
+    TicketStatus,
 )
 from tests.support.factories import make_plan
 from tests.support.fake_slack import FakeSlack
@@ -149,15 +151,15 @@ def assert_consistent(sessions) -> None:
     acted_on = {a.ticket_id for a in all_actions}
     resolved_actions = {r.action_id for r in resolutions}
     for ticket in all_tickets:
-        assert ticket.status in TICKET_STATUSES, ticket.status
-        if ticket.status != "new" or ticket.agent_processed:
+        assert ticket.status in set(TicketStatus), ticket.status
+        if ticket.status != TicketStatus.NEW or ticket.agent_processed:
             assert ticket.ticket_id in acted_on, f"ticket #{ticket.ticket_id} decided, no action"
     for action in all_actions:
-        if action.action_type == "AUTO_RESOLVE":
+        if action.action_type == ActionType.AUTO_RESOLVE:
             assert action.id in resolved_actions, f"AUTO_RESOLVE {action.id} has no resolution"
     for resolution in resolutions:
         action = by_id.get(resolution.action_id)
-        assert action is not None and action.action_type == "AUTO_RESOLVE", resolution.ticket_id
+        assert action is not None and action.action_type == ActionType.AUTO_RESOLVE, resolution.ticket_id
         assert action.ticket_id == resolution.ticket_id
         its = [f for f in followups if f.resolution_id == resolution.id]
         assert its, f"resolution of #{resolution.ticket_id} owes no follow-up"
@@ -168,8 +170,8 @@ def seed_resolved_ticket(sessions, *, user: str = REQUESTER) -> tuple[int, str]:
     """An auto-resolved ticket written straight into the database; (ticket id, action id)."""
     now = clock.now()
     with sessions() as session:
-        ticket = Ticket(user_id=user, issue_type=VPN, description=VPN, status="new", tags=[],
-                        source="slash_command", slack_team_id=TEAM_ID, slack_channel_id=CHANNEL,
+        ticket = Ticket(user_id=user, issue_type=VPN, description=VPN, status=TicketStatus.NEW, tags=[],
+                        source=TicketSource.SLASH_COMMAND, slack_team_id=TEAM_ID, slack_channel_id=CHANNEL,
                         created_at=now, updated_at=now)
         session.add(ticket)
         session.flush()

@@ -23,7 +23,7 @@ import httpx
 
 from bot.core import clock
 from bot.domain import actions
-from models import Ticket
+from models import Ticket, TicketSource, TicketStatus
 from tests.support import slack_signing
 from tests.support.factories import make_plan
 from tests.support.fake_slack import FakeSlack
@@ -46,7 +46,56 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Server:
+class SlackRequests:
+    """Requests shaped and signed exactly as Slack sends them.
+
+    Subclasses say how a signed body reaches the app (`deliver`): over HTTP to a real
+    server (`Server`), or straight into the Bolt app (`tests.support.bolt_requests`).
+    """
+
+    slack: FakeSlack
+
+    def deliver(self, raw: bytes, headers: dict[str, str]) -> Any:
+        raise NotImplementedError
+
+    def post(self, body: str | bytes, *, content_type: str = slack_signing.FORM_CONTENT_TYPE,
+             timestamp: int | str | None = None, secret: str = SIGNING_SECRET,
+             headers: dict[str, str] | None = None) -> Any:
+        raw = body.encode() if isinstance(body, str) else body
+        ts = int(time.time()) if timestamp is None else timestamp
+        signed = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": str(ts),
+            "X-Slack-Signature": slack_signing.signature(secret, raw, ts),
+            **(headers or {}),
+        }
+        return self.deliver(raw, signed)
+
+    def command(self, command: str, text: str, *, user: str = REQUESTER, channel: str = CHANNEL,
+                team: str = TEAM_ID) -> Any:
+        trigger = f"trig-{uuid.uuid4().hex}"
+        body = slack_signing.slash_command_body(
+            command, text, user_id=user, channel_id=channel, team_id=team, trigger_id=trigger,
+            response_url=self.slack.response_url(trigger),
+        )
+        return self.post(body)
+
+    def click(self, action_id: str, value: str, *, user: str = REQUESTER, channel: str = CHANNEL,
+              message_ts: str = "1732527000.000100", team: str = TEAM_ID) -> Any:
+        payload = slack_signing.block_actions_payload(
+            action_id, value, user_id=user, channel_id=channel, team_id=team, message_ts=message_ts,
+        )
+        return self.post(slack_signing.block_actions_body(payload))
+
+    def event(self, event: dict[str, Any], *, event_id: str | None = None, team: str = TEAM_ID,
+              retry: int | None = None) -> Any:
+        body = slack_signing.event_body(event, event_id=event_id or f"Ev{uuid.uuid4().hex[:10]}",
+                                        team_id=team)
+        headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else None
+        return self.post(body, content_type="application/json", headers=headers)
+
+
+class Server(SlackRequests):
     """One `resolvemeq serve` process with its own environment."""
 
     def __init__(self, *, database_url: str, slack: FakeSlack, redis_url: str | None,
@@ -54,7 +103,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_", "REDIS_"))},
+            **self.inherited_env(),
             "DATABASE_URL": database_url,
             "SLACK_API_URL": slack.base_url,
             "SLACK_BOT_TOKEN": slack.token,
@@ -72,19 +121,28 @@ class Server:
         self._log: list[str] = []
         self._log_lock = threading.Lock()
 
-    def start(self, wait_healthy: bool = True) -> Server:
+    def inherited_env(self) -> dict[str, str]:
+        """What the server keeps of this process's environment: all but its Slack,
+        database and Redis settings (bench narrows this further)."""
+        return {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_", "REDIS_"))}
+
+    def server_argv(self) -> list[str]:
+        """The server's command line (bench runs a bare Bolt app the same way)."""
+        return [sys.executable, "-m", "bot.platform.cli", "serve", "--host", "127.0.0.1",
+                "--port", str(self.port)]
+
+    def start(self, wait_healthy: bool = True, timeout: float = 30) -> Server:
         """Start the server; wait until /healthz says 200 (or, with `wait_healthy`
-        False, until it answers at all, e.g. while a service is down on purpose)."""
+        False, until it answers at all, e.g. while a service is down on purpose),
+        for `timeout` seconds at most."""
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.platform.cli", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port)],
-            cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            self.server_argv(), cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, start_new_session=True,
         )
         # Drain the server's output as it comes: a full pipe would block its logging,
         # and with it the server.
         threading.Thread(target=self._drain, daemon=True).start()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited:\n{self.output()}")
@@ -126,43 +184,8 @@ class Server:
         """What the server has logged so far."""
         return self.text()
 
-    # Requests as Slack sends them ---------------------------------------------------
-
-    def post(self, body: str | bytes, *, content_type: str = slack_signing.FORM_CONTENT_TYPE,
-             timestamp: int | str | None = None, secret: str = SIGNING_SECRET,
-             headers: dict[str, str] | None = None) -> httpx.Response:
-        raw = body.encode() if isinstance(body, str) else body
-        ts = int(time.time()) if timestamp is None else timestamp
-        signed = {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": str(ts),
-            "X-Slack-Signature": slack_signing.signature(secret, raw, ts),
-            **(headers or {}),
-        }
-        return self.http.post("/slack/events", content=raw, headers=signed)
-
-    def command(self, command: str, text: str, *, user: str = REQUESTER, channel: str = CHANNEL,
-                team: str = TEAM_ID) -> httpx.Response:
-        trigger = f"trig-{uuid.uuid4().hex}"
-        body = slack_signing.slash_command_body(
-            command, text, user_id=user, channel_id=channel, team_id=team, trigger_id=trigger,
-            response_url=self.slack.response_url(trigger),
-        )
-        return self.post(body)
-
-    def click(self, action_id: str, value: str, *, user: str = REQUESTER, channel: str = CHANNEL,
-              message_ts: str = "1732527000.000100", team: str = TEAM_ID) -> httpx.Response:
-        payload = slack_signing.block_actions_payload(
-            action_id, value, user_id=user, channel_id=channel, team_id=team, message_ts=message_ts,
-        )
-        return self.post(slack_signing.block_actions_body(payload))
-
-    def event(self, event: dict[str, Any], *, event_id: str | None = None, team: str = TEAM_ID,
-              retry: int | None = None) -> httpx.Response:
-        body = slack_signing.event_body(event, event_id=event_id or f"Ev{uuid.uuid4().hex[:10]}",
-                                        team_id=team)
-        headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else None
-        return self.post(body, content_type="application/json", headers=headers)
+    def deliver(self, raw: bytes, headers: dict[str, str]) -> httpx.Response:
+        return self.http.post("/slack/events", content=raw, headers=headers)
 
 
 def wait_until(predicate, *, timeout: float = 10, interval: float = 0.05, what: str = "condition"):
@@ -215,8 +238,8 @@ def resolved_ticket(e2e_sessions, *, user: str = REQUESTER) -> int:
     """An auto-resolved ticket written straight into the server's database."""
     now = clock.now()
     with e2e_sessions() as session:
-        ticket = Ticket(user_id=user, issue_type=VPN, description=VPN, status="new", tags=[],
-                        source="slash_command", slack_team_id=TEAM_ID, slack_channel_id=CHANNEL,
+        ticket = Ticket(user_id=user, issue_type=VPN, description=VPN, status=TicketStatus.NEW, tags=[],
+                        source=TicketSource.SLASH_COMMAND, slack_team_id=TEAM_ID, slack_channel_id=CHANNEL,
                         created_at=now, updated_at=now)
         session.add(ticket)
         session.flush()

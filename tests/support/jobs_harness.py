@@ -11,7 +11,18 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, insert, select
 
-from models import ActionHistory, OutboxPurpose, OutboxStatus, SlackOutbox, Ticket, TicketResolution
+from models import (
+    ActionHistory,
+    ActionType,
+    Actor,
+    OutboxPurpose,
+    OutboxStatus,
+    SlackOutbox,
+    Ticket,
+    TicketResolution,
+    TicketSource,
+    TicketStatus,
+)
 from tests.support.fake_slack import FakeSlack
 from tests.support.harness import ROOT
 
@@ -21,28 +32,28 @@ BROKER_URL = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/4")
 def seed_due_followups(engine: Engine, n: int, *, created: datetime, delay: timedelta) -> None:
     """`n` auto-resolved, unanswered tickets whose follow-up (an outbox row, as
     `bot.domain.followups.schedule` writes it) is due at created + delay."""
-    state = {"status": "resolved", "assigned_team": "Network", "awaiting_response_from": "",
+    state = {"status": TicketStatus.RESOLVED, "assigned_team": "Network", "awaiting_response_from": "",
              "escalated_at": None, "escalation_priority": None, "resolved_at": created.isoformat()}
     with engine.begin() as conn:
         ids = conn.execute(
             insert(Ticket).returning(Ticket.ticket_id, sort_by_parameter_order=True),
             [{"user_id": f"U{i:06d}", "issue_type": "VPN drops", "description": "VPN drops",
-              "status": "resolved", "category": "vpn", "tags": [], "agent_processed": True,
-              "awaiting_response_from": "", "source": "slash_command", "slack_thread_ts": "",
+              "status": TicketStatus.RESOLVED, "category": "vpn", "tags": [], "agent_processed": True,
+              "awaiting_response_from": "", "source": TicketSource.SLASH_COMMAND, "slack_thread_ts": "",
               "created_at": created, "updated_at": created, "resolved_at": created,
               "assigned_team": "Network"} for i in range(n)],
         ).scalars().all()
         actions = [uuid.uuid4() for _ in ids]
         conn.execute(insert(ActionHistory), [
-            {"id": a, "ticket_id": t, "action_type": "AUTO_RESOLVE", "executed_at": created,
-             "executed_by": "autonomous_agent", "autonomous": True, "confidence_score": 0.9,
+            {"id": a, "ticket_id": t, "action_type": ActionType.AUTO_RESOLVE, "executed_at": created,
+             "executed_by": Actor.AGENT, "autonomous": True, "confidence_score": 0.9,
              "agent_reasoning": "Matched KB article 'vpn'", "rollback_possible": True,
              "rolled_back": False, "rollback_reason": "", "action_params": {"steps": ["Reconnect"]},
-             "before_state": {**state, "status": "new"}, "after_state": state}
+             "before_state": {**state, "status": TicketStatus.NEW}, "after_state": state}
             for a, t in zip(actions, ids, strict=True)])
         resolutions = conn.execute(
             insert(TicketResolution).returning(TicketResolution.id, sort_by_parameter_order=True), [
-            {"ticket_id": t, "action_id": a, "autonomous_action": "AUTO_RESOLVE",
+            {"ticket_id": t, "action_id": a, "autonomous_action": ActionType.AUTO_RESOLVE,
              "user_feedback_text": "", "reopened": False, "reopened_reason": "",
              "followup_due_at": created + delay, "created_at": created, "updated_at": created}
             for a, t in zip(actions, ids, strict=True)]).scalars().all()

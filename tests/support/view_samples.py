@@ -12,7 +12,7 @@ from typing import Any
 from slack_sdk.models.blocks import Block
 
 from bot.domain.analytics import ActionTypeStats, ResolutionStats, TeamStats
-from models import ActionHistory, Ticket, TicketResolution
+from models import ActionHistory, ActionType, Actor, Ticket, TicketResolution, TicketStatus
 
 NOW = datetime(2024, 5, 2, 9, 30, tzinfo=UTC)
 ACTION_ID = uuid.UUID("3f2a9c1e-0b6d-4c1a-9e2f-5a7b8c9d0e1f")
@@ -24,7 +24,7 @@ def ticket(**fields: Any) -> Ticket:
         "ticket_id": 42,
         "user_id": "UREQ1",
         "issue_type": "VPN",
-        "status": "resolved",
+        "status": TicketStatus.RESOLVED,
         "description": "My VPN keeps disconnecting",
         "category": "network",
         "tags": [],
@@ -40,7 +40,7 @@ def action(**fields: Any) -> ActionHistory:
     values: dict[str, Any] = {
         "id": ACTION_ID,
         "ticket_id": 42,
-        "action_type": "AUTO_RESOLVE",
+        "action_type": ActionType.AUTO_RESOLVE,
         "action_params": {
             "team": "Network",
             "steps": ["Open the VPN client", "Sign out and in again"],
@@ -48,7 +48,7 @@ def action(**fields: Any) -> ActionHistory:
             "band": "high",
         },
         "executed_at": NOW - timedelta(days=1),
-        "executed_by": "autonomous_agent",
+        "executed_by": Actor.AGENT,
         "autonomous": True,
         "confidence_score": 0.92,
         "agent_reasoning": "Matched KB article 'vpn'.",
@@ -64,7 +64,7 @@ def resolution(**fields: Any) -> TicketResolution:
     values: dict[str, Any] = {
         "ticket_id": 42,
         "action_id": ACTION_ID,
-        "autonomous_action": "AUTO_RESOLVE",
+        "autonomous_action": ActionType.AUTO_RESOLVE,
         "resolution_confirmed": None,
         "satisfaction_score": None,
         "reopened": False,
@@ -87,8 +87,8 @@ def stats(**fields: Any) -> ResolutionStats:
         "ratings": 4,
         "withdrawn": 1,
         "by_action_type": (
-            ActionTypeStats("AUTO_RESOLVE", 11, 11, 0.88, 1),
-            ActionTypeStats("ESCALATE", 3, 2, None, 0),
+            ActionTypeStats(ActionType.AUTO_RESOLVE, 11, 11, 0.88, 1),
+            ActionTypeStats(ActionType.ESCALATE, 3, 2, None, 0),
         ),
         "by_team": (
             TeamStats("Network", 8, 6, 4, 1, 0.8, 4.5),

@@ -21,6 +21,7 @@ from sentry_sdk.transport import Transport
 from bot.core import observability
 from bot.core.observability import capture_alert, init_sentry, scrub_event, track_action
 from bot.core.settings import load_settings
+from models import ActionType, AlertRule
 
 # The secrets live here, far from any function in a captured stack, so that source
 # context lines (which Sentry sends) never show them: the test is about runtime values.
@@ -120,8 +121,8 @@ def test_without_a_dsn_nothing_starts_and_nothing_is_sent():
     assert not sentry_sdk.get_client().is_active()
     sentry_sdk.capture_message("nobody hears this")
     logging.getLogger("resolvemeq.test").error("nor this")
-    track_action("ESCALATE", autonomous=True, success=True, confidence=0.5)
-    capture_alert("failure_rate", "nor this alert", level="error", value=0.5)
+    track_action(ActionType.ESCALATE, autonomous=True, success=True, confidence=0.5)
+    capture_alert(AlertRule.FAILURE_RATE, "nor this alert", level="error", value=0.5)
     assert transport.envelopes == []
 
 
@@ -211,7 +212,8 @@ def test_transactions_are_scrubbed(sentry):
 
 
 def test_track_action_tags_the_next_event(sentry):
-    track_action("AUTO_RESOLVE", autonomous=True, success=True, confidence=0.87)
+    # An enum member in, the stored string out: what Sentry searches on.
+    track_action(ActionType.AUTO_RESOLVE, autonomous=True, success=True, confidence=0.87)
     sentry_sdk.capture_message("after the action")
     (event,) = sentry.events()
     assert event["tags"]["action_type"] == "AUTO_RESOLVE"
@@ -226,7 +228,7 @@ def test_track_action_tags_the_next_event(sentry):
 
 def test_track_action_before_init_leaves_nothing_behind():
     with sentry_sdk.new_scope():
-        track_action("ESCALATE", autonomous=False, success=False, confidence=None)
+        track_action(ActionType.ESCALATE, autonomous=False, success=False, confidence=None)
         transport = CapturingTransport()
         init_sentry(make_settings(), component="worker", transport=transport)
         sentry_sdk.capture_message("later")
@@ -234,7 +236,7 @@ def test_track_action_before_init_leaves_nothing_behind():
 
 
 def test_capture_alert_sends_a_message_grouped_by_rule(sentry):
-    capture_alert("failure_rate", "Failure rate 12% in the last hour", level="warning",
+    capture_alert(AlertRule.FAILURE_RATE, "Failure rate 12% in the last hour", level="warning",
                   value=0.12)
     capture_alert("agent_api_errors", "7 agent errors in 5 minutes", level="critical",
                   value=7)
@@ -378,12 +380,14 @@ def _strings(value) -> list[str]:
 # -- the app's use of it ---------------------------------------------------------------
 
 def test_an_unexpected_listener_error_reaches_sentry_once_with_its_error_id(sentry):
+    from slack_bolt import BoltContext
+
     from handlers.errors import on_error
 
     try:
         raise RuntimeError("listener blew up near xoxb-123-secret-abc")
     except RuntimeError as error:
-        response = on_error(error, {}, logging.getLogger("test"))
+        response = on_error(error, {}, BoltContext())
     sentry_sdk.flush()
     assert response.status == 200  # Slack must not retry what failed
     [event] = sentry.events()

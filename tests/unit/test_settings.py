@@ -132,3 +132,46 @@ def test_secrets_never_appear_in_repr_or_errors(monkeypatch):
     with pytest.raises(SettingsError) as raised:
         load_settings()
     assert "db-password" not in str(raised.value)
+
+
+def test_the_llm_agent_is_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("LLM_BASE_URL", "http://127.0.0.1:11434/v1")
+    monkeypatch.setenv("LLM_MODEL", " llama3.1 ")
+    monkeypatch.setenv("LLM_API_KEY", "sk-llm-key-0123456789")
+    settings = load_settings()
+    assert str(settings.llm_base_url) == "http://127.0.0.1:11434/v1"
+    assert settings.llm_model == "llama3.1"
+    assert settings.llm_api_key.get_secret_value() == "sk-llm-key-0123456789"
+    assert "sk-llm-key-0123456789" not in repr(settings) + str(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"AGENT_URL": "http://agent.internal/analyze", "LLM_BASE_URL": "http://127.0.0.1:8000/v1",
+          "LLM_MODEL": "m"}, "AGENT_URL and LLM_BASE_URL are both set: choose one agent"),
+        ({"LLM_BASE_URL": "https://api.openai.com/v1"}, "LLM_BASE_URL needs LLM_MODEL"),
+        ({"LLM_BASE_URL": "https://api.openai.com/v1", "LLM_MODEL": "  "}, "LLM_BASE_URL needs LLM_MODEL"),
+        ({"LLM_MODEL": "gpt-4o-mini"}, "LLM_MODEL or LLM_API_KEY is set but LLM_BASE_URL is not"),
+        ({"LLM_API_KEY": "sk-abc-0123456789"}, "LLM_MODEL or LLM_API_KEY is set but LLM_BASE_URL is not"),
+    ],
+    ids=["both-agents", "no-model", "blank-model", "model-alone", "key-alone"],
+)
+def test_one_agent_at_a_time_is_refused_at_startup_with_one_line(monkeypatch, capsys, env, expected):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=expected):
+        load_settings()
+    assert cli.main(["db", "upgrade"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err
+    assert "sk-abc" not in err
+
+
+def test_a_bad_llm_url_or_key_is_named_without_its_value(monkeypatch):
+    monkeypatch.setenv("LLM_BASE_URL", "ollama-on-my-laptop:11434")
+    monkeypatch.setenv("LLM_MODEL", "llama3.1")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert str(raised.value).startswith("LLM_BASE_URL is invalid")
+    assert "ollama-on-my-laptop" not in str(raised.value)

@@ -37,6 +37,7 @@ from bot.views import (
     ticket_received,
     truncate,
 )
+from models import ActionType, Actor, TicketStatus
 from tests.support import view_samples as s
 
 OUR_MENTIONS = re.compile(r"<@(UREQ1|UADMIN1)>")
@@ -60,20 +61,20 @@ def _outputs(text: str) -> list[tuple[str, Any]]:
     )
     kinds = [
         s.action(action_type=kind, action_params=agent_params, agent_reasoning=text)
-        for kind in ("ESCALATE", "ASSIGN_TO_TEAM", "REQUEST_CLARIFICATION", text)
+        for kind in (ActionType.ESCALATE, ActionType.ASSIGN_TO_TEAM, ActionType.REQUEST_CLARIFICATION, text)
     ]
     triage = s.action(
-        action_type="ESCALATE", confidence_score=None, executed_by="system",
+        action_type=ActionType.ESCALATE, confidence_score=None, executed_by=Actor.SYSTEM,
         action_params={**agent_params, "triage": True, "reason": text,
                        "suggestion": {"action_type": text, "confidence": 0.5}},
     )
     preview = RollbackPreview(
-        action_id=s.ACTION_ID, short_id="3f2a9c1e", ticket_id=42, action_type="AUTO_RESOLVE",
+        action_id=s.ACTION_ID, short_id="3f2a9c1e", ticket_id=42, action_type=ActionType.AUTO_RESOLVE,
         executed_at=s.NOW, confidence=0.9, reasoning=text,
-        changes={"status": ("resolved", "new"), "assigned_team": (text, text)},
+        changes={"status": (TicketStatus.RESOLVED, TicketStatus.NEW), "assigned_team": (text, text)},
     )
     result = SimpleNamespace(
-        short_id="3f2a9c1e", ticket_id=42, action_type="AUTO_RESOLVE", admin_id="UADMIN1",
+        short_id="3f2a9c1e", ticket_id=42, action_type=ActionType.AUTO_RESOLVE, admin_id="UADMIN1",
         reason=text, restored={"status": (text, text), "assigned_team": (text, None)},
     )
     stats = s.stats(

@@ -16,6 +16,7 @@ from bot.views import (
     rollback_done,
     rollback_thread_notice,
 )
+from models import ActionType, TicketStatus
 from tests.support import view_samples as s
 
 
@@ -24,12 +25,12 @@ def _preview(**fields) -> RollbackPreview:
         "action_id": s.ACTION_ID,
         "short_id": "3f2a9c1e",
         "ticket_id": 42,
-        "action_type": "AUTO_RESOLVE",
+        "action_type": ActionType.AUTO_RESOLVE,
         "executed_at": s.NOW - timedelta(days=1),
         "confidence": 0.92,
         "reasoning": "Matched KB article 'vpn'.",
         "changes": {
-            "status": ("resolved", "new"),
+            "status": (TicketStatus.RESOLVED, TicketStatus.NEW),
             "resolved_at": ("2024-05-01T09:30:00+00:00", None),
         },
     }
@@ -54,7 +55,7 @@ def test_rollback_confirm_shows_the_action_and_the_diff():
 
 def test_rollback_confirm_duck_types_a_diff_attribute():
     preview = SimpleNamespace(
-        action_id=s.ACTION_ID, short_id="3f2a9c1e", ticket_id=42, action_type="ESCALATE",
+        action_id=s.ACTION_ID, short_id="3f2a9c1e", ticket_id=42, action_type=ActionType.ESCALATE,
         executed_at=None, confidence=None, reasoning="", diff={"assigned_team": ("Security", None)},
     )
     shown = s.all_text(rollback_confirm(preview))
@@ -78,10 +79,10 @@ def _flat_result(**fields):
     values = {
         "short_id": "3f2a9c1e",
         "ticket_id": 42,
-        "action_type": "AUTO_RESOLVE",
+        "action_type": ActionType.AUTO_RESOLVE,
         "admin_id": "UADMIN1",
         "reason": "the fix was wrong",
-        "restored": {"status": ("resolved", "new")},
+        "restored": {"status": (TicketStatus.RESOLVED, TicketStatus.NEW)},
     }
     values.update(fields)
     return SimpleNamespace(**values)
@@ -100,8 +101,8 @@ def test_rollback_notices_accept_the_services_result():
     action = s.action(
         rolled_back=True, rolled_back_by="UADMIN1", rolled_back_at=s.NOW, rollback_reason="<!here> oops"
     )
-    record = s.action(id=uuid.uuid4(), action_type="ROLLBACK", executed_by="UADMIN1")
-    result = RollbackResult(action, record, s.ticket(), {"status": ("resolved", "new")})
+    record = s.action(id=uuid.uuid4(), action_type=ActionType.ROLLBACK, executed_by="UADMIN1")
+    result = RollbackResult(action, record, s.ticket(), {"status": (TicketStatus.RESOLVED, TicketStatus.NEW)})
     text, blocks = rollback_thread_notice(result)
     assert text == "An admin <@UADMIN1> rolled back the bot's AUTO RESOLVE (reason: &lt;!here&gt; oops)."
     assert "Ticket #42 is new again." in s.all_text(blocks)
@@ -124,12 +125,12 @@ def test_history_marks_rolled_back_actions():
     rows = [
         s.action(),
         s.action(
-            id=uuid.uuid4(), action_type="ESCALATE", confidence_score=0.4, executed_at=s.NOW,
+            id=uuid.uuid4(), action_type=ActionType.ESCALATE, confidence_score=0.4, executed_at=s.NOW,
             rolled_back=True, rolled_back_by="UADMIN1", rolled_back_at=s.NOW + timedelta(hours=1),
             rollback_reason="not critical",
         ),
         s.action(
-            id=uuid.uuid4(), action_type="ROLLBACK", confidence_score=None, executed_by="UADMIN1",
+            id=uuid.uuid4(), action_type=ActionType.ROLLBACK, confidence_score=None, executed_by="UADMIN1",
             executed_at=s.NOW + timedelta(hours=1), rollback_of=s.ACTION_ID,
             agent_reasoning="not critical",
         ),

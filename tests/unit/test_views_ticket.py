@@ -19,6 +19,7 @@ from bot.views import (
     ticket_received,
 )
 from bot.views.ids import RATING_ACTION_RE
+from models import ActionType, Actor
 from tests.support import view_samples as s
 
 
@@ -132,7 +133,7 @@ def test_followup_dm_says_when_it_was(age, lead):
 
 def test_escalation_names_team_and_priority():
     action = s.action(
-        action_type="ESCALATE",
+        action_type=ActionType.ESCALATE,
         action_params={"team": "Security", "priority": "critical", "band": "low"},
     )
     text, blocks = action_thread_message(s.ticket(), action)
@@ -144,7 +145,7 @@ def test_escalation_names_team_and_priority():
 
 def test_assignment_with_a_suggested_answer_shows_it_to_the_team():
     action = s.action(
-        action_type="ASSIGN_TO_TEAM",
+        action_type=ActionType.ASSIGN_TO_TEAM,
         action_params={"team": "Desktop", "steps": ["Reinstall the driver"], "suggested_answer": True},
     )
     text, blocks = action_thread_message(s.ticket(), action)
@@ -155,7 +156,7 @@ def test_assignment_with_a_suggested_answer_shows_it_to_the_team():
 
 def test_assignment_without_suggestion_does_not_show_steps():
     action = s.action(
-        action_type="ASSIGN_TO_TEAM", action_params={"team": "Desktop", "steps": ["Secret step"]}
+        action_type=ActionType.ASSIGN_TO_TEAM, action_params={"team": "Desktop", "steps": ["Secret step"]}
     )
     _, blocks = action_thread_message(s.ticket(), action)
     assert "Secret step" not in s.all_text(blocks)
@@ -163,7 +164,7 @@ def test_assignment_without_suggestion_does_not_show_steps():
 
 def test_clarification_lists_the_questions():
     action = s.action(
-        action_type="REQUEST_CLARIFICATION",
+        action_type=ActionType.REQUEST_CLARIFICATION,
         action_params={"questions": ["Which device?", "Since when?"]},
     )
     _, blocks = action_thread_message(s.ticket(), action)
@@ -174,8 +175,8 @@ def test_clarification_lists_the_questions():
 
 def test_human_triage_names_the_team_and_the_reason():
     action = s.action(
-        action_type="ESCALATE",
-        executed_by="system",
+        action_type=ActionType.ESCALATE,
+        executed_by=Actor.SYSTEM,
         autonomous=False,
         confidence_score=None,
         action_params={
@@ -183,7 +184,7 @@ def test_human_triage_names_the_team_and_the_reason():
             "priority": "medium",
             "triage": True,
             "reason": "the hourly cap of 100 autonomous actions is reached",
-            "suggestion": {"action_type": "AUTO_RESOLVE", "confidence": 0.9, "params": {}},
+            "suggestion": {"action_type": ActionType.AUTO_RESOLVE, "confidence": 0.9, "params": {}},
         },
     )
     text, blocks = action_thread_message(s.ticket(), action)

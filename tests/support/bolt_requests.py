@@ -1,0 +1,85 @@
+"""Slack's requests dispatched to the real Bolt app inside the test process.
+
+The bodies and signatures are the end-to-end harness's (`harness.SlackRequests`);
+instead of going over HTTP to a `resolvemeq serve` subprocess, each becomes a
+`BoltRequest` handed to `App.dispatch` of an app built by `create_app`, against real
+PostgreSQL and Redis and the fake Slack Web API. The answer is what Slack would get
+back (for a slash command, the ephemeral text the person reads); what else the person
+saw is read from the fake Slack, what was stored from the database.
+
+The app's background executor has one worker, so work runs in the order it was handed
+off and `settled()` returns once everything handed off before it has run: a test can
+then say that nothing (more) was posted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import App, BoltRequest
+
+from bot.core.settings import Settings, load_settings
+from bot.delivery.background import Background
+from bot.platform.app import create_app
+from bot.workflows.runtime import Runtime
+from tests.support.fake_slack import FakeSlack
+from tests.support.harness import ADMIN, ESCALATIONS, SIGNING_SECRET, SlackRequests
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The HTTP answer Slack would get: status and body."""
+
+    status_code: int
+    text: str
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+
+class InProcess(SlackRequests):
+    """The real Bolt app, spoken to as Slack speaks to it, without a server.
+
+    Args:
+        app: the app from `create_app`.
+        slack: the fake Slack it calls.
+        background: its background executor (one worker, see the module).
+    """
+
+    def __init__(self, app: App, slack: FakeSlack, background: Background) -> None:
+        self.app, self.slack, self.background = app, slack, background
+
+    def deliver(self, raw: bytes, headers: dict[str, str]) -> Answer:
+        response = self.app.dispatch(BoltRequest(body=raw.decode(), headers=headers))
+        return Answer(response.status, response.body)
+
+    def settled(self, timeout: float = 10) -> None:
+        """Wait until the work handed off so far has run."""
+        self.background.submit(lambda: None).result(timeout=timeout)
+
+
+def listener_settings(*, database_url: str, slack: FakeSlack, redis_url: str, **overrides: Any) -> Settings:
+    """The settings of the end-to-end server (harness.Server), for an app in this process."""
+    return load_settings(**{
+        "database_url": database_url, "redis_url": redis_url,
+        "slack_api_url": slack.base_url, "slack_bot_token": slack.token,
+        "slack_signing_secret": SIGNING_SECRET, "admin_user_ids": ADMIN,
+        "escalation_channel": ESCALATIONS, "followup_delay": "24h", **overrides,
+    })
+
+
+@contextmanager
+def in_process(runtime: Runtime, slack: FakeSlack) -> Iterator[InProcess]:
+    """An app for `runtime` that answers in this process; its background work is
+    finished and its connections closed on exit."""
+    background = Background(1, name="listener-test-bg")
+    app = create_app(runtime, background=background)
+    try:
+        yield InProcess(app, slack, background)
+    finally:
+        background.shutdown(wait=True)
+        runtime.engine.dispose()
