@@ -162,10 +162,11 @@ def _load(
     ).one_or_none()
     resolution = None
     if ticket is not None:
-        resolution = session.scalars(
-            select(TicketResolution).where(TicketResolution.ticket_id == ticket_id)
-            .with_for_update().execution_options(populate_existing=True)
-        ).one_or_none()
+        with followups.waiting_briefly(session):  # a follow-up being sent holds it
+            resolution = session.scalars(
+                select(TicketResolution).where(TicketResolution.ticket_id == ticket_id)
+                .with_for_update().execution_options(populate_existing=True)
+            ).one_or_none()
     if ticket is None or resolution is None:
         raise NotFound(f"Ticket #{ticket_id} has no answer from the bot to give feedback on.")
     if user_id != ticket.user_id:

@@ -14,15 +14,19 @@ the person answered, cannot happen on PostgreSQL. (SQLite has no row locks; ther
 send-time check narrows the window to one Slack call.)
 
 Locks are taken in the order ticket, resolution, outbox row, as feedback and
-rollback take them, so nothing here deadlocks with them.
+rollback take them, so nothing here deadlocks with them. A click waits for a DM being
+sent at most LOCK_WAIT (`waiting_briefly`): its ack must leave within Slack's 3 s, and
+Slack can be slow; past that the click fails like an outage ("try again").
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from models import ActionHistory, OutboxPurpose, OutboxStatus, SlackOutbox, Ticket, TicketResolution
@@ -34,6 +38,25 @@ RESOLVED_AGAIN = "resolved again"
 ALREADY_SENT = "already sent"
 NOT_DUE = "no longer due"
 GONE = "resolution gone"
+
+LOCK_WAIT = "2s"
+
+
+@contextmanager
+def waiting_briefly(session: Session) -> Iterator[None]:
+    """Lock a resolution inside this block waiting at most LOCK_WAIT (PostgreSQL; SQLite
+    has no row locks to wait for). Use it on the request path, where a send holding the
+    lock through a slow Slack call must not hold the ack past Slack's 3 s.
+
+    Raises:
+        sqlalchemy.exc.OperationalError: the lock was not granted in time.
+    """
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'"))
+    yield
+    if postgres:
+        session.execute(text("SET LOCAL lock_timeout = DEFAULT"))
 
 
 def schedule(

@@ -260,12 +260,13 @@ def rollback_action(
     session.add(record)
     if action.action_type == ActionType.AUTO_RESOLVE:
         # An undone resolution has nothing to follow up on; the row stays as a record.
-        resolution = session.scalars(
-            select(TicketResolution)
-            .where(TicketResolution.action_id == action.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one_or_none()
+        with followups.waiting_briefly(session):  # a follow-up being sent holds it
+            resolution = session.scalars(
+                select(TicketResolution)
+                .where(TicketResolution.action_id == action.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            ).one_or_none()
         if resolution is not None:
             resolution.followup_due_at = None
             followups.cancel(session, resolution.id, reason=followups.ROLLED_BACK)

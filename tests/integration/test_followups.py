@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from bot.core.settings import load_settings
 from bot.delivery import outbox
@@ -136,11 +137,11 @@ def test_an_answer_after_the_claim_but_before_the_send_still_stops_the_dm(
 def test_an_answer_during_the_send_waits_for_the_dm_instead_of_crossing_it(
     committing_factory, fake
 ):
-    # Slack takes two seconds over the DM. The answer arrives meanwhile: it waits for the
+    # Slack takes 1.5 s over the DM. The answer arrives meanwhile: it waits for the
     # send to be recorded (the resolution is locked while the DM goes out), so there is
     # never a DM after an answer that was already recorded.
     [ticket_id] = _resolved(committing_factory, at=datetime.now(UTC) - DAY - timedelta(minutes=1))
-    fake.delay("chat.postMessage", 2.0)
+    fake.delay("chat.postMessage", 1.5)
     client = make_web_client(load_settings(database_url="sqlite://", slack_api_url=fake.base_url,
                                            slack_bot_token=fake.token), timeout=10)
     sent = []
@@ -156,11 +157,38 @@ def test_an_answer_during_the_send_waits_for_the_dm_instead_of_crossing_it(
             SlackOutbox.purpose == OutboxPurpose.FOLLOWUP))
     sender.join()
     assert sent == [1] and len(_dms(fake)) == 1
-    assert status == OutboxStatus.SENT and waited > 0.5
+    assert status == OutboxStatus.SENT and waited > 0.3
     with transaction(committing_factory) as session:
         resolution = session.scalars(select(TicketResolution)).one()
         assert resolution.satisfaction_score == 5
         assert resolution.followup_sent_at is not None
+
+
+def test_a_click_during_a_stuck_send_fails_fast_and_counts_once_clicked_again(
+    committing_factory, fake
+):
+    # Slack hangs over the DM longer than a click may wait (Slack wants its ack in
+    # 3 s): the click is refused like an outage ("try again") instead of holding the
+    # ack; clicked again after the DM went out, it counts.
+    [ticket_id] = _resolved(committing_factory, at=datetime.now(UTC) - DAY - timedelta(minutes=1))
+    fake.delay("chat.postMessage", 4.0)
+    client = make_web_client(load_settings(database_url="sqlite://", slack_api_url=fake.base_url,
+                                           slack_bot_token=fake.token), timeout=10)
+    sender = threading.Thread(target=lambda: outbox.deliver(committing_factory, client))
+    sender.start()
+    fake.wait_for("conversations.open")
+    started = time.monotonic()
+    with pytest.raises(OperationalError, match="lock timeout"), \
+            transaction(committing_factory) as session:
+        record_rating(session, ticket_id=ticket_id, user_id="UREQ", score=5)
+    assert time.monotonic() - started < 2.9
+    sender.join()
+    with transaction(committing_factory) as session:
+        record_rating(session, ticket_id=ticket_id, user_id="UREQ", score=5)
+    assert len(_dms(fake)) == 1
+    with transaction(committing_factory) as session:
+        resolution = session.scalars(select(TicketResolution)).one()
+        assert resolution.satisfaction_score == 5 and resolution.followup_sent_at is not None
 
 
 def test_a_rollback_cancels_the_follow_up_and_a_new_resolution_owes_one_afresh(
