@@ -1,7 +1,8 @@
 """The agent: who decides what a ticket needs.
 
 `build_agent(settings)` picks the HTTP agent when AGENT_URL is set (an existing
-reference agent service plugs in unchanged), else the embedded knowledge-base agent.
+reference agent service plugs in unchanged), else the embedded knowledge-base agent over
+the shipped articles and KB_DIR's.
 
 May import `bot.core` and `models` only.
 """
@@ -16,9 +17,11 @@ from bot.agent.answer import (
     MalformedAnswer,
     TicketInput,
 )
+from bot.agent.articles import KnowledgeBaseError, load_library
 from bot.agent.breaker import CircuitBreaker
+from bot.agent.critical import CriticalDetector, CriticalMatch
 from bot.agent.http import HttpAgent
-from bot.agent.kb import KnowledgeBaseAgent
+from bot.agent.kb import KnowledgeBaseAgent, Suggestion
 from bot.core.settings import Settings
 
 __all__ = [
@@ -27,11 +30,16 @@ __all__ = [
     "AgentUnavailable",
     "CallRecorder",
     "CircuitBreaker",
+    "CriticalDetector",
+    "CriticalMatch",
     "HttpAgent",
     "KnowledgeBaseAgent",
+    "KnowledgeBaseError",
     "MalformedAnswer",
+    "Suggestion",
     "TicketInput",
     "build_agent",
+    "knowledge_base",
 ]
 
 
@@ -43,7 +51,10 @@ def build_agent(settings: Settings) -> Agent:
 
     Returns:
         An `HttpAgent` (with its own circuit breaker) when AGENT_URL is set, else a
-        `KnowledgeBaseAgent` over the shipped articles.
+        `KnowledgeBaseAgent` over the shipped articles and KB_DIR's.
+
+    Raises:
+        KnowledgeBaseError: an article is broken (every problem, one line each).
     """
     if settings.agent_url:
         breaker = CircuitBreaker(
@@ -56,4 +67,13 @@ def build_agent(settings: Settings) -> Agent:
             retries=settings.agent_retries,
             breaker=breaker,
         )
-    return KnowledgeBaseAgent()
+    return knowledge_base(settings)
+
+
+def knowledge_base(settings: Settings) -> KnowledgeBaseAgent:
+    """The embedded agent over KB_SHIPPED's and KB_DIR's articles (fitted once per process).
+
+    Raises:
+        KnowledgeBaseError: an article is broken (every problem, one line each).
+    """
+    return KnowledgeBaseAgent(load_library(settings.kb_dir, shipped=settings.kb_shipped))

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -132,7 +133,7 @@ def parse_article(text: str, *, origin: str) -> Article:
         post = frontmatter.loads(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
+        where = f" (line {mark.line + 1} of the front matter)" if mark is not None else ""
         raise KnowledgeBaseError([f"{origin}: front matter: not valid YAML{where}"]) from None
     problems: list[str] = []
     if not post.metadata:
@@ -213,6 +214,12 @@ def shipped_directory() -> Traversable:
     return resources.files("bot") / "kb"
 
 
+@lru_cache(maxsize=1)
+def shipped_articles() -> tuple[Article, ...]:
+    """The shipped articles, read once per process (they are part of the package)."""
+    return load_articles()
+
+
 def load_articles(directory: Path | Traversable | None = None) -> tuple[Article, ...]:
     """The articles of one folder, or none at all if any of them is broken.
 
@@ -251,7 +258,7 @@ def load_library(kb_dir: Path | None = None, *, shipped: bool = True) -> tuple[A
     """
     merged: dict[str, Article] = {}
     if shipped:
-        merged.update((a.id, a) for a in load_articles())
+        merged.update((a.id, a) for a in shipped_articles())
     if kb_dir is not None:
         merged.update((a.id, a) for a in load_articles(kb_dir))
     if not merged:

@@ -148,8 +148,10 @@ class TextClassifier:
         """`rank` for a request already turned into features (one row)."""
         margins = np.asarray((row @ self._weights).todense()).ravel() + self._intercept
         probabilities = softmax(self._sharpness * _logits(margins[np.newaxis, :])[0])
-        order = sorted(range(len(self.labels)), key=lambda i: (-probabilities[i], self.labels[i]))
-        return [Ranked(self.labels[i], round(float(probabilities[i]), 6)) for i in order]
+        # Rounded before sorting, so that labels tied as shown are in label order.
+        pairs = zip(self.labels, probabilities, strict=True)
+        ranked = [Ranked(label, round(float(p), 6)) for label, p in pairs]
+        return sorted(ranked, key=lambda r: (-r.probability, r.label))
 
 
 def _logits(margins: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from functools import lru_cache
 
 from scipy.sparse import csr_matrix
 
-from bot.agent.articles import Article, load_articles
+from bot.agent.articles import Article, shipped_articles
 from bot.agent.classifier import TextClassifier, TextFeatures
 from bot.agent.examples import training_examples
 from bot.agent.textmatch import Term, contains_phrase, stems, terms
@@ -192,7 +192,7 @@ class CriticalDetector:
             features: fitted features to share with another classifier (the knowledge
                 base's); by default the detector fits its own, once per process.
         """
-        articles = tuple(articles) if articles is not None else load_articles()
+        articles = tuple(articles) if articles is not None else shipped_articles()
         self._classifier = _fit(articles) if features is None else _train(articles, features)
 
     def detect(self, text: str, *, row: csr_matrix | None = None) -> CriticalMatch | None:
@@ -218,11 +218,17 @@ class CriticalDetector:
 
 
 def training_set(articles: Sequence[Article]) -> tuple[list[str], list[str]]:
-    """The detector's phrasings and labels: each critical kind, and everything else."""
+    """The detector's phrasings and labels: each critical kind, and everything else.
+
+    Everyday requests are the articles' examples, the shipped articles' too even when
+    KB_SHIPPED=false leaves them out of the answers: a company's three articles alone
+    would teach the detector too little of what a calm request looks like.
+    """
     shipped = training_examples()
     texts = [text for _, text in shipped.critical]
     labels = [kind for kind, _ in shipped.critical]
-    everyday = [e for article in articles for e in article.examples] + list(shipped.out_of_scope)
+    library = {a.id: a for a in shipped_articles()} | {a.id: a for a in articles}
+    everyday = [e for article in library.values() for e in article.examples] + list(shipped.out_of_scope)
     return [*texts, *everyday], [*labels, *[NOT_CRITICAL] * len(everyday)]
 
 

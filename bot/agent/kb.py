@@ -23,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from bot.agent.answer import AgentAnswer, CallRecorder, TicketInput
-from bot.agent.articles import Article, load_articles
+from bot.agent.articles import Article, load_articles, shipped_articles
 from bot.agent.classifier import Ranked, TextClassifier, TextFeatures
 from bot.agent.critical import CriticalDetector, CriticalMatch
 from bot.agent.examples import training_examples
@@ -58,7 +58,7 @@ class KnowledgeBaseAgent:
             KnowledgeBaseError: the folder's articles are broken.
         """
         if articles is None:
-            articles = load_articles(directory)
+            articles = shipped_articles() if directory is None else load_articles(directory)
         self.articles = tuple(sorted(articles, key=lambda a: a.id))
         self._by_id = {a.id: a for a in self.articles}
         self._features, self._ranker, self.critical = _fit(self.articles)
@@ -157,8 +157,12 @@ def _fit(articles: tuple[Article, ...]) -> tuple[TextFeatures, TextClassifier, C
     texts = [e for a in articles for e in a.examples]
     labels = [a.id for a in articles for _ in a.examples]
     # Requests no article answers are learned as such, critical ones included, so that
-    # a critical request the detector missed still borrows no article's confidence.
-    unanswered = [*shipped.out_of_scope, *(text for _, text in shipped.critical)]
+    # a critical request the detector missed still borrows no article's confidence; so
+    # are the topics of shipped articles left out (KB_SHIPPED=false), which the company
+    # does not want answered.
+    offered = {a.id for a in articles}
+    left_out = [e for a in shipped_articles() if a.id not in offered for e in a.examples]
+    unanswered = [*shipped.out_of_scope, *(text for _, text in shipped.critical), *left_out]
     features = TextFeatures([*texts, *unanswered])
     # Balanced: "no article" has several times more phrasings than any article, and its
     # prior would otherwise pull every article's probability down.
