@@ -203,6 +203,8 @@ def reliability_png(path: str, by_split: dict[str, list[Decision]]) -> None:
         counts.hist([d.answer.confidence for d in decisions], bins=BINS, range=(0, 1), alpha=0.5,
                     label=name)
     curve.set_title("Embedded agent: stated confidence vs share right")
+    curve.set_xlabel("stated confidence (mean of the bin)")
+    curve.set_ylabel("observed share right")
     counts.set_xlabel("stated confidence")
     counts.set_ylabel("requests")
     counts.legend()
