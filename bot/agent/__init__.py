@@ -2,7 +2,8 @@
 
 `build_agent(settings)` picks the HTTP agent when AGENT_URL is set (an existing
 reference agent service plugs in unchanged), the LLM agent when LLM_BASE_URL is set
-(any OpenAI-compatible endpoint), else the embedded knowledge-base agent.
+(any OpenAI-compatible endpoint), else the embedded knowledge-base agent over the
+shipped articles and KB_DIR's.
 
 May import `bot.core` and `models` only.
 """
@@ -21,9 +22,12 @@ from bot.agent.answer import (
     MalformedAnswer,
     TicketInput,
 )
+from bot.agent.articles import KnowledgeBaseError, load_library
 from bot.agent.breaker import CircuitBreaker
+from bot.agent.critical import CriticalDetector, CriticalMatch
+from bot.agent.grounding import KnowledgeBase
 from bot.agent.http import HttpAgent
-from bot.agent.kb import KnowledgeBaseAgent
+from bot.agent.kb import KnowledgeBaseAgent, Suggestion
 from bot.agent.llm import LlmAgent, RefusedAnswer
 from bot.agent.routing import TEAM_BY_CATEGORY
 from bot.core.settings import Settings
@@ -34,13 +38,18 @@ __all__ = [
     "AgentUnavailable",
     "CallRecorder",
     "CircuitBreaker",
+    "CriticalDetector",
+    "CriticalMatch",
     "HttpAgent",
     "KnowledgeBaseAgent",
+    "KnowledgeBaseError",
     "LlmAgent",
     "MalformedAnswer",
     "RefusedAnswer",
+    "Suggestion",
     "TicketInput",
     "build_agent",
+    "knowledge_base",
 ]
 
 
@@ -54,7 +63,10 @@ def build_agent(settings: Settings) -> Agent:
     Returns:
         An `HttpAgent` when AGENT_URL is set, an `LlmAgent` when LLM_BASE_URL is set
         (each with its own circuit breaker), else a `KnowledgeBaseAgent` over the
-        shipped articles.
+        shipped articles and KB_DIR's.
+
+    Raises:
+        KnowledgeBaseError: an article is broken (every problem, one line each).
     """
     breaker = CircuitBreaker(
         failure_threshold=settings.agent_breaker_failures,
@@ -70,6 +82,7 @@ def build_agent(settings: Settings) -> Agent:
             breaker=breaker,
             teams=sorted({settings.default_team, *TEAM_BY_CATEGORY.values()}),
             secrets=_known_secrets(settings),
+            knowledge=KnowledgeBase(knowledge_base(settings)),
         )
     if settings.agent_url:
         return HttpAgent(
@@ -78,7 +91,7 @@ def build_agent(settings: Settings) -> Agent:
             retries=settings.agent_retries,
             breaker=breaker,
         )
-    return KnowledgeBaseAgent()
+    return knowledge_base(settings)
 
 
 def _known_secrets(settings: Settings) -> list[str]:
@@ -93,3 +106,12 @@ def _known_secrets(settings: Settings) -> list[str]:
 
 def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
+
+
+def knowledge_base(settings: Settings) -> KnowledgeBaseAgent:
+    """The embedded agent over KB_SHIPPED's and KB_DIR's articles (fitted once per process).
+
+    Raises:
+        KnowledgeBaseError: an article is broken (every problem, one line each).
+    """
+    return KnowledgeBaseAgent(load_library(settings.kb_dir, shipped=settings.kb_shipped))

@@ -1,21 +1,42 @@
-"""Words that mean a human must look now: security incidents, outages, data loss.
+"""Requests a person must see now, however they are worded: the critical detector.
 
-Checked before any article is ranked: a request that says "phishing" is escalated
-even if it also mentions Outlook. The signals are few and explicit, so an escalation
-can always name the word that caused it.
+Four kinds: security incidents (a phishing link clicked, credentials typed into a fake
+page, an account used by someone else, malware or ransomware), lost or stolen devices,
+deleted or lost data, and outages that stop many people or customers.
+
+Two signals, either one enough:
+
+- a classifier learned from labelled examples (bot/agent/data/training.yaml) against
+  the articles' own examples and the out-of-scope ones, so "my laptop got nicked from
+  my bag" is caught without the word "stolen";
+- word rules, the floor under what is learned: a request that says "ransomware" or
+  "phishing" is escalated whatever the classifier thinks.
+
+`CriticalDetector.detect()` runs on its own (the LLM agent calls it before its model),
+and every match says in words why it was raised.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
-from bot.agent.textmatch import Term, contains_phrase, stems
+from scipy.sparse import csr_matrix
+
+from bot.agent.articles import Article, shipped_articles
+from bot.agent.classifier import TextClassifier, TextFeatures
+from bot.agent.examples import training_examples
+from bot.agent.textmatch import Term, contains_phrase, stems, terms
+
+NOT_CRITICAL = "(not critical)"
 
 
 @dataclass(frozen=True)
 class CriticalKind:
     """One kind of critical ticket and who handles it."""
 
+    key: str  # the label in bot/agent/data/training.yaml
     name: str
     category: str
     team: str
@@ -27,9 +48,10 @@ def _phrases(*texts: str) -> tuple[tuple[str, ...], ...]:
     return tuple(stems(text) for text in texts)
 
 
-# In priority order: when a request has signals of two kinds, the first kind wins.
+# In priority order: when a request has rule words of two kinds, the first kind wins.
 KINDS: tuple[CriticalKind, ...] = (
     CriticalKind(
+        key="security",
         name="security incident",
         category="security",
         team="Security",
@@ -37,7 +59,8 @@ KINDS: tuple[CriticalKind, ...] = (
             "security", "hacked", "hacker", "phishing", "phish", "ransomware", "malware",
             "virus", "trojan", "spyware", "breach", "breached", "compromised", "leaked",
             "leak", "suspicious email", "suspicious link", "suspicious login",
-            "suspicious sign in",
+            "suspicious sign in", "ransom", "scam", "fake login", "fake page", "fake site",
+            "fake website", "fake email",
         ),
         steps=(
             "Do not click links, open attachments or enter your password anywhere "
@@ -49,12 +72,32 @@ KINDS: tuple[CriticalKind, ...] = (
         ),
     ),
     CriticalKind(
+        key="lost_device",
+        name="lost or stolen device",
+        category="security",
+        team="Security",
+        phrases=_phrases(
+            "stolen", "stole", "theft", "lost laptop", "lost phone", "lost work phone",
+            "lost mobile", "lost ipad", "lost tablet", "lost computer", "laptop missing",
+            "phone missing",
+        ),
+        steps=(
+            "Tell us when and where you last had the device, and whether it was locked.",
+            "Security can lock and wipe it remotely; do not wait to see if it turns up.",
+            "Change your password from another device, and tell us if anything on it "
+            "was unencrypted or written down.",
+            "If it was stolen, report it to the police and keep the reference number.",
+        ),
+    ),
+    CriticalKind(
+        key="data_loss",
         name="data loss",
         category="storage",
         team="Infrastructure",
         phrases=_phrases(
             "data loss", "lost data", "lost files", "files lost", "deleted files",
             "files deleted", "files disappeared", "files gone", "lost all my work",
+            "folder deleted", "deleted folder",
         ),
         steps=(
             "Stop working in the affected folder or drive, so nothing overwrites what "
@@ -65,6 +108,7 @@ KINDS: tuple[CriticalKind, ...] = (
         ),
     ),
     CriticalKind(
+        key="outage",
         name="outage",
         category="network",
         team="Infrastructure",
@@ -72,6 +116,7 @@ KINDS: tuple[CriticalKind, ...] = (
             "outage", "down for everyone", "down for everybody", "everyone is down",
             "whole office", "entire office", "whole company", "entire company",
             "whole team can't", "server is down", "system is down", "network is down",
+            "website is down", "site is down",
         ),
         steps=(
             "Check the IT status page or the incidents channel: the outage may already be known.",
@@ -81,6 +126,7 @@ KINDS: tuple[CriticalKind, ...] = (
         ),
     ),
 )
+KIND_BY_KEY = {kind.key: kind for kind in KINDS}
 
 # "security" on its own is a security signal, but not in these everyday phrases:
 # an MFA "security code" or a "security group" for a shared drive is no incident.
@@ -91,31 +137,111 @@ _BENIGN_AFTER_SECURITY = frozenset(
 
 @dataclass(frozen=True)
 class CriticalMatch:
-    """The critical kind found in a request and the words that triggered it."""
+    """A critical request: its kind, and what raised it."""
 
     kind: CriticalKind
-    words: tuple[str, ...]
+    # The rule words found in the request (empty when only the classifier spoke).
+    words: tuple[str, ...] = ()
+    # The classifier's probability that the request is critical (None: rules only).
+    probability: float | None = None
+
+    @property
+    def reason(self) -> str:
+        """Why it was raised, in words a person reads in the "Why?"."""
+        kind = self.kind
+        if self.words:
+            said = ", ".join(f"'{w}'" for w in self.words)
+            why = f"The request mentions {said}"
+        else:
+            why = "The request reads like the critical examples the agent learned"
+        odds = "" if self.probability is None else f" (probability critical {self.probability:.2f})"
+        return f"{why}{odds}: a possible {kind.name}, escalated to {kind.team}."
 
 
-def find_critical(terms: list[Term]) -> CriticalMatch | None:
-    """The first critical kind whose signal occurs in the request.
+def find_critical(words: list[Term]) -> CriticalMatch | None:
+    """The word rules alone: the first kind whose words occur in the request.
 
     Args:
-        terms: the request's terms (see `textmatch.terms`).
+        words: the request's terms (see `textmatch.terms`).
 
     Returns:
-        The match, or None when the request carries no critical signal.
+        The match (without a probability), or None when no rule word occurs.
     """
-    sequence = tuple(t.stem for t in terms)
+    sequence = tuple(t.stem for t in words)
     for kind in KINDS:
-        words: list[str] = []
+        found: list[str] = []
         for phrase in kind.phrases:
             if not contains_phrase(sequence, phrase) or _benign(sequence, phrase):
                 continue
-            words.append(" ".join(_surface(terms, phrase)))
-        if words:
-            return CriticalMatch(kind=kind, words=tuple(dict.fromkeys(words)))
+            found.append(" ".join(_surface(words, phrase)))
+        if found:
+            return CriticalMatch(kind=kind, words=tuple(dict.fromkeys(found)))
     return None
+
+
+class CriticalDetector:
+    """Learned from labelled examples, with the word rules as a floor."""
+
+    def __init__(
+        self, articles: Sequence[Article] | None = None, *, features: TextFeatures | None = None
+    ) -> None:
+        """Fit the classifier: critical kinds against everything that is not critical.
+
+        Args:
+            articles: whose examples are the everyday requests; default the shipped ones.
+            features: fitted features to share with another classifier (the knowledge
+                base's); by default the detector fits its own, once per process.
+        """
+        articles = tuple(articles) if articles is not None else shipped_articles()
+        self._classifier = _fit(articles) if features is None else _train(articles, features)
+
+    def detect(self, text: str, *, row: csr_matrix | None = None) -> CriticalMatch | None:
+        """Whether a request is critical, and which kind.
+
+        Args:
+            text: the request as the person wrote it.
+            row: the text already turned into the shared features, if it was.
+
+        Returns:
+            The match, or None for an everyday request.
+        """
+        ranked = self._classifier.rank(text) if row is None else self._classifier.rank_features(row)
+        probability = round(sum(r.probability for r in ranked if r.label != NOT_CRITICAL), 6)
+        ruled = find_critical(terms(text))
+        if ruled is not None:
+            return CriticalMatch(kind=ruled.kind, words=ruled.words, probability=probability)
+        # More likely critical than not: the plain Bayes decision, not a tuned cut-off.
+        if probability <= 0.5:
+            return None
+        likeliest = next(r.label for r in ranked if r.label != NOT_CRITICAL)
+        return CriticalMatch(kind=KIND_BY_KEY[likeliest], probability=probability)
+
+
+def training_set(articles: Sequence[Article]) -> tuple[list[str], list[str]]:
+    """The detector's phrasings and labels: each critical kind, and everything else.
+
+    Everyday requests are the articles' examples, the shipped articles' too even when
+    KB_SHIPPED=false leaves them out of the answers: a company's three articles alone
+    would teach the detector too little of what a calm request looks like.
+    """
+    shipped = training_examples()
+    texts = [text for _, text in shipped.critical]
+    labels = [kind for kind, _ in shipped.critical]
+    library = {a.id: a for a in shipped_articles()} | {a.id: a for a in articles}
+    everyday = [e for article in library.values() for e in article.examples] + list(shipped.out_of_scope)
+    return [*texts, *everyday], [*labels, *[NOT_CRITICAL] * len(everyday)]
+
+
+@lru_cache(maxsize=4)
+def _fit(articles: tuple[Article, ...]) -> TextClassifier:
+    # Cached by the articles themselves, so every detector of a process shares one fit.
+    texts, _ = training_set(articles)
+    return _train(articles, TextFeatures(texts))
+
+
+def _train(articles: tuple[Article, ...], features: TextFeatures) -> TextClassifier:
+    texts, labels = training_set(articles)
+    return TextClassifier(features, texts, labels)
 
 
 def _benign(sequence: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
@@ -127,10 +253,10 @@ def _benign(sequence: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
     )
 
 
-def _surface(terms: list[Term], phrase: tuple[str, ...]) -> list[str]:
-    sequence = [t.stem for t in terms]
+def _surface(words: list[Term], phrase: tuple[str, ...]) -> list[str]:
+    sequence = [t.stem for t in words]
     width = len(phrase)
     for i in range(len(sequence) - width + 1):
         if tuple(sequence[i : i + width]) == phrase:
-            return [t.surface for t in terms[i : i + width]]
+            return [t.surface for t in words[i : i + width]]
     return list(phrase)

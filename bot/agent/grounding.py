@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.agent.critical import find_critical
 from bot.agent.kb import KnowledgeBaseAgent
-from bot.agent.textmatch import terms
+
+MIN_OFFERED = 0.01
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,8 @@ class KnowledgeBase:
         """Index the articles once.
 
         Args:
-            agent: the embedded agent whose articles and ranking to use; default the
-                shipped articles.
+            agent: the embedded agent whose articles, ranking and critical detector to
+                use; default the shipped articles (`build_agent` passes KB_DIR's too).
         """
         self._agent = agent or KnowledgeBaseAgent()
         self._articles = {article.id: article for article in self._agent.articles}
@@ -63,10 +63,13 @@ class KnowledgeBase:
             limit: at most this many articles.
 
         Returns:
-            Up to `limit` articles with a positive match, best first.
+            Up to `limit` articles the classifier gives a real chance, best first.
         """
-        ranked = [article_id for article_id, score in self._agent.rank(text) if score > 0]
-        return tuple(_brief(self._articles[article_id]) for article_id in ranked[:limit])
+        # The classifier gives every article some probability; offering the model ones
+        # it rates below 1% would only invite it to pick a wrong one.
+        ranked = [s.article for s in self._agent.suggest(text, limit=limit)
+                  if s.confidence >= MIN_OFFERED]
+        return tuple(_brief(article) for article in ranked)
 
     def critical(self, text: str) -> CriticalHit | None:
         """Whether a request names a security incident, data loss or an outage.
@@ -77,14 +80,13 @@ class KnowledgeBase:
         Returns:
             The hit (kind, why, who handles it), or None.
         """
-        match = find_critical(terms(text))
+        match = self._agent.critical.detect(text)
         if match is None:
             return None
         kind = match.kind
-        words = ", ".join(f"'{w}'" for w in match.words)
         return CriticalHit(
             kind=kind.name,
-            reason=f"The request mentions {words}: a possible {kind.name}, escalated to {kind.team}.",
+            reason=match.reason,
             team=kind.team,
             category=kind.category,
             steps=kind.steps,

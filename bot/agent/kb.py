@@ -1,91 +1,78 @@
-"""The embedded agent: rank the shipped knowledge-base articles against a request.
+"""The embedded agent: which knowledge-base article answers a request, and how sure it is.
 
-Deterministic by construction (no randomness, no model, ties broken by article id), so
-the same request always gets the same answer and every answer can be explained by the
-words that matched. The score is a small BM25-flavoured keyword sum:
+Built once per process from the articles' own example phrasings (and the shipped
+out-of-scope and critical examples, learned as "none of the articles"), with the
+calibrated classifier of `bot/agent/classifier.py`. Its confidence is the probability
+that the named article is the one that answers the request, so the policy's bands
+(AUTONOMY_THRESHOLD and below) are the only thresholds: the agent always names what it
+would do with the best article, and the policy decides whether the bot may.
 
-- each distinct request word found in an article's keywords adds its IDF (rarer across
-  articles = more telling); words that occur only inside a multi-word keyword add a
-  fraction, so "work" alone does not pull in the VPN article's "work from home";
-- each multi-word keyword found as a phrase adds a bonus.
-
-Confidence grows with the best score (a logistic curve) and shrinks as the runner-up
-comes close, so a request that fits two articles equally lands mid-band.
+Each decision:
+1. the critical detector (learned, with word rules as a floor): a match is escalated;
+2. otherwise the classifier ranks the articles and "none of them"; the best article is
+   recommended (auto-resolve if self-service, else its team), or, when "none" ranks
+   first, the agent asks for detail.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from bot.agent.answer import AgentAnswer, CallRecorder, Recommendation, TicketInput
-from bot.agent.articles import Article, default_articles, load_articles
-from bot.agent.critical import CriticalMatch, find_critical
+from bot.agent.articles import Article, load_articles, shipped_articles
+from bot.agent.classifier import Ranked, TextClassifier, TextFeatures
+from bot.agent.critical import CriticalDetector, CriticalMatch
+from bot.agent.examples import training_examples
 from bot.agent.routing import team_for
-from bot.agent.textmatch import Term, contains_phrase, stems, terms
 
-PARTIAL_WEIGHT = 0.4  # a word met only inside a multi-word keyword
-PHRASE_BONUS = 0.6  # extra weight of a matched multi-word keyword, times its words' IDF
-# Logistic curve from score to strength: a score of MID gives 0.5.
-MID_SCORE, SCORE_SCALE = 2.5, 0.8
-CONFIDENT = 0.8  # at or above: a self-service article may be auto-resolved
-UNSURE = 0.3  # below: ask the requester rather than guess
-CRITICAL_CONFIDENCE = 0.95  # critical words are explicit signals
+NO_ARTICLE = "(no article)"
 
 
 @dataclass(frozen=True)
-class _Indexed:
-    article: Article
-    singles: frozenset[str]
-    phrases: tuple[tuple[str, ...], ...]
-    vocabulary: frozenset[str]
+class Suggestion:
+    """An article and the probability that it answers the request."""
 
-
-@dataclass
-class _Scored:
     article: Article
-    score: float
-    words: list[str] = field(default_factory=list)
+    confidence: float
 
 
 class KnowledgeBaseAgent:
-    """Answers from the knowledge base shipped in `bot/kb/`; needs no network."""
+    """Answers from knowledge-base articles; needs no network."""
 
     name = "knowledge_base"
 
     def __init__(
         self, articles: Sequence[Article] | None = None, *, directory: Path | None = None
     ) -> None:
-        """Build the index.
+        """Fit the classifiers (once per set of articles in a process).
 
         Args:
-            articles: the articles to rank; default the shipped ones (read once per process).
-            directory: read the articles from this directory instead (for tests).
+            articles: the articles to answer from; default the shipped ones.
+            directory: read the articles from this folder instead.
+
+        Raises:
+            KnowledgeBaseError: the folder's articles are broken.
         """
         if articles is None:
-            articles = load_articles(directory) if directory is not None else default_articles()
+            articles = shipped_articles() if directory is None else load_articles(directory)
         self.articles = tuple(sorted(articles, key=lambda a: a.id))
-        self._index = tuple(_index(a) for a in self.articles)
-        frequency: dict[str, int] = {}
-        for entry in self._index:
-            for stem in entry.vocabulary:
-                frequency[stem] = frequency.get(stem, 0) + 1
-        n = len(self._index)
-        # BM25's IDF: always positive, highest for a word only one article knows.
-        self._idf = {s: math.log(1 + (n - df + 0.5) / (df + 0.5)) for s, df in frequency.items()}
+        self._by_id = {a.id: a for a in self.articles}
+        self._features, self._ranker, self.critical = _fit(self.articles)
 
     def analyse(self, ticket: TicketInput, *, record: CallRecorder | None = None) -> AgentAnswer:
-        """Match the ticket's description (and tags) against the articles.
+        """Decide on a ticket from its description (and tags).
 
         Args:
             ticket: the ticket; its description must not be blank.
             record: told once about the call (it never fails once started).
 
         Returns:
-            The answer; `source` is the best article's id ("" when nothing matched).
+            The answer; `source` is the article's id, `critical:<kind>` for an
+            escalation, or "" when no article fits.
 
         Raises:
             ValueError: the description is empty or only whitespace.
@@ -93,124 +80,105 @@ class KnowledgeBaseAgent:
         if not ticket.description or not ticket.description.strip():
             raise ValueError("the ticket has no description to analyse")
         started = time.perf_counter()
-        words = terms(" ".join([ticket.description, *ticket.tags]))
-        critical = find_critical(words)
-        answer = _escalation(critical) if critical else self._answer(words)
+        text = " ".join([ticket.description, *ticket.tags])
+        row = self._features.transform([text])
+        critical = self.critical.detect(text, row=row)
+        answer = _escalation(critical) if critical else self._answer(self._ranker.rank_features(row))
         if record is not None:
             latency = (time.perf_counter() - started) * 1000
             record(agent=self.name, ok=True, latency_ms=latency, attempts=1, error="")
         return answer
 
     def rank(self, text: str) -> list[tuple[str, float]]:
-        """Every article's score for a text, best first (ties by id); for tuning and tests."""
-        return [(s.article.id, round(s.score, 3)) for s in self._score(terms(text))]
+        """Every article's id and confidence for a text, best first (ties by id).
 
-    def _score(self, words: list[Term]) -> list[_Scored]:
-        sequence = tuple(t.stem for t in words)
-        results = []
-        for entry in self._index:
-            scored = _Scored(entry.article, 0.0)
-            seen: set[str] = set()
-            for term in words:
-                if term.stem in seen or term.stem not in entry.vocabulary:
-                    continue
-                seen.add(term.stem)
-                weight = 1.0 if term.stem in entry.singles else PARTIAL_WEIGHT
-                scored.score += self._idf[term.stem] * weight
-                scored.words.append(term.surface)
-            for phrase in entry.phrases:
-                if contains_phrase(sequence, phrase):
-                    scored.score += PHRASE_BONUS * sum(self._idf[s] for s in phrase)
-            results.append(scored)
-        results.sort(key=lambda s: (-s.score, s.article.id))
-        return results
+        The probabilities of "no article" are left out, so they add up to 1 or less.
+        """
+        return [(s.article.id, s.confidence) for s in self.suggest(text, limit=None)]
 
-    def _answer(self, words: list[Term]) -> AgentAnswer:
-        ranked = self._score(words)
-        best = ranked[0]
-        runner_up = ranked[1].score if len(ranked) > 1 else 0.0
-        if best.score <= 0:
+    def suggest(self, text: str, *, limit: int | None = 3) -> list[Suggestion]:
+        """The articles most likely to answer a text, with their confidence.
+
+        Args:
+            text: the request.
+            limit: how many (None: all of them).
+
+        Returns:
+            Best first; for `resolvemeq kb test` and the LLM agent's prompt.
+        """
+        ranked = [
+            Suggestion(self._by_id[r.label], r.probability)
+            for r in self._ranker.rank(text)
+            if r.label != NO_ARTICLE
+        ]
+        return ranked if limit is None else ranked[:limit]
+
+    def _answer(self, ranked: list[Ranked]) -> AgentAnswer:
+        articles = [r for r in ranked if r.label != NO_ARTICLE]
+        best = self._by_id[articles[0].label]
+        confidence = articles[0].probability
+        runner_up = (
+            f"; next '{self._by_id[articles[1].label].title}' at {articles[1].probability:.2f}"
+            if len(articles) > 1 else ""
+        )
+        if ranked[0].label == NO_ARTICLE:
             return AgentAnswer(
-                confidence=0.0,
+                confidence=confidence,
                 recommended_action=Recommendation.REQUEST_CLARIFICATION,
-                reasoning="No KB article matched any word of the request.",
+                reasoning=(
+                    "No KB article fits: the request is too vague to tell or about something "
+                    f"the knowledge base does not cover (closest '{best.title}' at {confidence:.2f})."
+                ),
                 category="other",
                 severity="low",
                 suggested_team=team_for("other"),
             )
-        confidence = confidence_from(best.score, runner_up)
-        article = best.article
-        if confidence < UNSURE:
-            action = Recommendation.REQUEST_CLARIFICATION
-        elif article.self_service and confidence >= CONFIDENT:
-            action = Recommendation.AUTO_RESOLVE
-        else:
-            # IT must act, or the match is not sure enough to fix alone: the team
-            # gets the ticket with the article as a suggestion.
-            action = Recommendation.ASSIGN_TO_TEAM
+        # No threshold here: the policy's bands decide what this confidence allows.
+        action = Recommendation.AUTO_RESOLVE if best.self_service else Recommendation.ASSIGN_TO_TEAM
         return AgentAnswer(
             confidence=confidence,
             recommended_action=action,
-            reasoning=_explain(best, ranked[1] if len(ranked) > 1 else None, confidence),
-            category=article.category,
-            severity=article.severity,
-            complexity=article.complexity,
-            suggested_team=article.team,
-            steps=article.steps,
-            estimated_time=article.estimated_time,
-            success_probability=article.success_probability,
-            source=article.id,
+            reasoning=f"KB article '{best.title}' fits with probability {confidence:.2f}{runner_up}.",
+            category=best.category,
+            severity=best.severity,
+            complexity=best.complexity,
+            suggested_team=best.team,
+            steps=best.steps,
+            estimated_time=best.estimated_time,
+            success_probability=best.success_probability,
+            source=best.id,
         )
 
 
-def confidence_from(best: float, runner_up: float) -> float:
-    """Confidence in 0..1 from the best score and the runner-up's.
-
-    Args:
-        best: the top article's score (>= 0).
-        runner_up: the second article's score (<= best).
-
-    Returns:
-        0 when nothing matched; near 1 for a high score far ahead of the next.
-    """
-    if best <= 0:
-        return 0.0
-    strength = 1 / (1 + math.exp(-(best - MID_SCORE) / SCORE_SCALE))
-    margin = max(0.0, min(1.0, (best - runner_up) / best))
-    return round(strength * (0.5 + 0.5 * margin), 3)
-
-
-def _index(article: Article) -> _Indexed:
-    keywords = {stems(k) for k in article.keywords}
-    singles = frozenset(k[0] for k in keywords if len(k) == 1)
-    phrases = tuple(sorted(k for k in keywords if len(k) > 1))
-    vocabulary = singles | {s for p in phrases for s in p}
-    return _Indexed(article, singles, phrases, frozenset(vocabulary))
-
-
-def _explain(best: _Scored, runner_up: _Scored | None, confidence: float) -> str:
-    words = ", ".join(f"'{w}'" for w in best.words[:6])
-    if runner_up is not None and runner_up.score > 0:
-        nxt = f"next best {runner_up.score:.1f}, '{runner_up.article.title}'"
-    else:
-        nxt = "no other article matched"
-    matched = f"KB article '{best.article.title}' on {words} (score {best.score:.1f}, {nxt})"
-    if confidence < UNSURE:
-        return f"Only a weak match: {matched}; more detail is needed."
-    if runner_up is not None and runner_up.score >= 0.75 * best.score:
-        return f"Matched {matched}; the two are close, so a person should confirm."
-    return f"Matched {matched}."
+@lru_cache(maxsize=4)
+def _fit(articles: tuple[Article, ...]) -> tuple[TextFeatures, TextClassifier, CriticalDetector]:
+    # Once per set of articles in a process: every Runtime (and test) shares the fit.
+    shipped = training_examples()
+    texts = [e for a in articles for e in a.examples]
+    labels = [a.id for a in articles for _ in a.examples]
+    # Requests no article answers are learned as such, critical ones included, so that
+    # a critical request the detector missed still borrows no article's confidence; so
+    # are the topics of shipped articles left out (KB_SHIPPED=false), which the company
+    # does not want answered.
+    offered = {a.id for a in articles}
+    left_out = [e for a in shipped_articles() if a.id not in offered for e in a.examples]
+    unanswered = [*shipped.out_of_scope, *(text for _, text in shipped.critical), *left_out]
+    features = TextFeatures([*texts, *unanswered])
+    # Balanced: "no article" has several times more phrasings than any article, and its
+    # prior would otherwise pull every article's probability down.
+    ranker = TextClassifier(
+        features, [*texts, *unanswered], [*labels, *[NO_ARTICLE] * len(unanswered)],
+        class_weight="balanced",
+    )
+    return features, ranker, CriticalDetector(articles, features=features)
 
 
 def _escalation(match: CriticalMatch) -> AgentAnswer:
     kind = match.kind
-    words = ", ".join(f"'{w}'" for w in match.words)
     return AgentAnswer(
-        confidence=CRITICAL_CONFIDENCE,
+        confidence=match.probability if match.probability is not None else 1.0,
         recommended_action=Recommendation.ESCALATE,
-        reasoning=(
-            f"The request mentions {words}: a possible {kind.name}, escalated to {kind.team}."
-        ),
+        reasoning=match.reason,
         category=kind.category,
         severity="critical",
         complexity="high",
@@ -218,5 +186,5 @@ def _escalation(match: CriticalMatch) -> AgentAnswer:
         steps=kind.steps,
         estimated_time="immediate response",
         success_probability=0.0,
-        source=f"critical:{kind.name.replace(' ', '_')}",
+        source=f"critical:{kind.key}",
     )

@@ -1,8 +1,8 @@
-"""Tokenising and stemming shared by the knowledge base and its critical-word check.
+"""Tokenising and stemming shared by the classifier's word features and the critical rules.
 
-Articles' keywords and people's requests go through the same `terms()`, so whatever
-the crude stemmer does to a word it does on both sides: "disconnecting",
-"disconnected" and "disconnects" all meet "disconnect".
+Examples, rules and people's requests go through the same `terms()`, so whatever the
+crude stemmer does to a word it does on both sides: "disconnecting", "disconnected" and
+"disconnects" all meet "disconnect".
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 # Words that say nothing about which IT problem it is. Kept out of both sides, so a
-# keyword such as "can't log in" still matches "I cant log in" (both become "log").
+# phrase such as "can't log in" still matches "I cant log in" (both become "log").
 STOP_WORDS = frozenset(
     """
     a about after again all also am an and any are as at be because been before being
@@ -70,17 +70,29 @@ def stem(word: str) -> str:
     return word
 
 
+def normalise(text: str) -> str:
+    """Lowercase words separated by single spaces: apostrophes dropped, hyphens joined.
+
+    Args:
+        text: any text.
+
+    Returns:
+        "My Wi-Fi can't connect!" becomes "my wifi cant connect".
+    """
+    lowered = _INNER_HYPHEN.sub("", _APOSTROPHES.sub("", text.lower()))
+    return " ".join(_WORD.findall(lowered))
+
+
 def terms(text: str) -> list[Term]:
     """The meaningful words of a text, in order, stop words dropped.
 
     Args:
-        text: any text (a request, a keyword).
+        text: any text (a request, an example, a rule).
 
     Returns:
         The terms, in the order they appear.
     """
-    lowered = _INNER_HYPHEN.sub("", _APOSTROPHES.sub("", text.lower()))
-    return [Term(stem(w), w) for w in _WORD.findall(lowered) if w not in STOP_WORDS]
+    return [Term(stem(w), w) for w in normalise(text).split() if w not in STOP_WORDS]
 
 
 def stems(text: str) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 from limits import parse as parse_rate_limit
@@ -118,6 +119,10 @@ class Settings(BaseSettings):
     llm_base_url: AnyHttpUrl | None = Field(None, repr=False)
     llm_model: str | None = None
     llm_api_key: SecretStr | None = None
+    # The company's own knowledge-base articles (Markdown with front matter), added to
+    # the shipped ones; KB_SHIPPED=false answers from KB_DIR alone.
+    kb_dir: Path | None = None
+    kb_shipped: bool = True
 
     # Policy: the high band is AUTONOMY_THRESHOLD, then the medium and low bands.
     autonomy_threshold: Fraction = 0.8
@@ -198,6 +203,22 @@ class Settings(BaseSettings):
         if not re.match(r"^rediss?://", value):
             raise ValueError("expected a URL such as redis://127.0.0.1:6379/0")
         return value
+
+    @field_validator("kb_dir", mode="before")
+    @classmethod
+    def _kb_dir(cls, value: Any) -> Path | None:
+        if value in (None, ""):
+            return None
+        path = Path(str(value)).expanduser()
+        if not path.is_dir():
+            raise ValueError("expected a folder of Markdown articles (*.md) that exists")
+        return path
+
+    @model_validator(mode="after")
+    def _some_articles(self) -> Settings:
+        if not self.kb_shipped and self.kb_dir is None:
+            raise ValueError("KB_SHIPPED=false needs KB_DIR, a folder with the company's articles")
+        return self
 
     @field_validator("rollback_rate_limit")
     @classmethod

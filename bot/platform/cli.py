@@ -20,10 +20,12 @@ def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _ask(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
     from sqlalchemy import inspect
 
     from bot.core.errors import ResolveMeQError
-    from bot.views.text_views import outcome_text
+    from bot.views.text_views import outcome_json, outcome_text
     from bot.workflows.runtime import Runtime
 
     runtime = Runtime.from_settings(settings)
@@ -36,8 +38,54 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
     except ResolveMeQError as error:
         print(f"resolvemeq: {error.message}", file=sys.stderr)
         return 2
-    print(outcome_text(outcome))
+    print(json.dumps(outcome_json(outcome, settings)) if args.json else outcome_text(outcome))
     return 0
+
+
+def _kb_check(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.agent.articles import check_directory, load_articles, shipped_directory
+
+    if args.directory is not None:
+        folder = Path(args.directory)
+    elif settings.kb_dir is not None:
+        folder = settings.kb_dir
+    else:
+        folder = None
+    articles, problems = (
+        check_directory(shipped_directory(), label="") if folder is None else check_directory(folder)
+    )
+    for problem in problems:
+        print(problem)
+    if problems:
+        return 1
+    shipped = {a.id for a in load_articles()} if folder is not None else set()
+    where = "the shipped articles" if folder is None else str(folder)
+    print(f"{where}: {len(articles)} article{'' if len(articles) == 1 else 's'}, no problems")
+    for article in articles:
+        replaces = " (replaces the shipped one)" if article.id in shipped else ""
+        print(f"  {article.id}: {article.title} [{len(article.examples)} examples]{replaces}")
+    return 0
+
+
+def _kb_test(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.agent import knowledge_base
+    from bot.views.text_views import suggestions_text
+
+    text = " ".join(args.text)
+    agent = knowledge_base(settings)
+    unanswered = 1.0 - sum(confidence for _, confidence in agent.rank(text))
+    print(suggestions_text(text, agent.suggest(text, limit=3), agent.critical.detect(text),
+                           no_article=unanswered))
+    return 0
+
+
+def _refuse_broken_articles(settings: Settings) -> None:
+    """Stop `serve`, `socket` and `worker` before they start on a broken KB_DIR."""
+    from bot.agent.articles import load_library
+
+    load_library(settings.kb_dir, shipped=settings.kb_shipped)
 
 
 def _need(settings: Settings, *names: str) -> None:
@@ -48,6 +96,7 @@ def _need(settings: Settings, *names: str) -> None:
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     _need(settings, "slack_bot_token", "slack_signing_secret")
+    _refuse_broken_articles(settings)
     from bot.platform.server import run_gunicorn
 
     log.info("serving Slack on http://%s:%d/slack/events (database %s)",
@@ -81,6 +130,7 @@ def build_wsgi(settings: Settings):
 
 def _socket(settings: Settings, args: argparse.Namespace) -> int:
     _need(settings, "slack_bot_token", "slack_app_token", "slack_signing_secret")
+    _refuse_broken_articles(settings)
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     from bot.platform.app import create_app
@@ -102,6 +152,7 @@ def _manifest(settings: Settings, args: argparse.Namespace) -> int:
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     _need(settings, "redis_url")
+    _refuse_broken_articles(settings)
     from bot.core.observability import init_sentry
     from jobs.celery_app import app_from_environment
 
@@ -179,7 +230,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ask.add_argument("text", nargs="+", help="the request, as a person would type it")
     ask.add_argument("--user", default="UCLI", help="the requester's Slack user id")
+    ask.add_argument("--json", action="store_true",
+                     help="print the decision as one JSON object (for scripts)")
     ask.set_defaults(handler=_ask)
+
+    kb = commands.add_parser("kb", help="the knowledge-base articles")
+    kb_commands = kb.add_subparsers(dest="kb_command", required=True)
+    check = kb_commands.add_parser(
+        "check", help="validate a folder of articles (default KB_DIR, else the shipped ones)")
+    check.add_argument("directory", nargs="?", help="the folder to check")
+    check.set_defaults(handler=_kb_check)
+    test = kb_commands.add_parser(
+        "test", help="the three articles most likely to answer a request, with their confidence")
+    test.add_argument("text", nargs="+", help="the request, as a person would type it")
+    test.set_defaults(handler=_kb_test)
     return parser
 
 
@@ -195,12 +259,21 @@ def main(argv: list[str] | None = None) -> int:
     if extra and args.command not in ("worker", "beat"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.celery_args = extra
+    from bot.agent.articles import KnowledgeBaseError
+
     try:
         settings = load_settings()
         return args.handler(settings, args)
     except SettingsError as error:
         print(f"resolvemeq: {error}", file=sys.stderr)
         return 2
+    except KnowledgeBaseError as error:
+        # One line per problem, as `resolvemeq kb check` prints them.
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        print("resolvemeq: the knowledge base has problems; fix them (see `resolvemeq kb check`)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

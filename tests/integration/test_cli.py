@@ -62,6 +62,114 @@ def test_db_upgrade_then_ask_on_a_new_sqlite_file(tmp_path, monkeypatch, capsys)
     assert "Tell me what is wrong" in capsys.readouterr().err
 
 
+def test_ask_json_is_one_object_for_scripts(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'bot.db'}")
+    assert cli.main(["db", "upgrade"]) == 0
+    capsys.readouterr()
+    assert cli.main(["ask", "--json", "my", "VPN", "keeps", "disconnecting"]) == 0
+    decided = json.loads(capsys.readouterr().out)
+    assert set(decided) == {"ticket", "action", "autonomous", "confidence", "band", "article", "team",
+                            "critical", "reasoning"}
+    assert (decided["action"], decided["band"], decided["article"], decided["team"]) == (
+        "AUTO_RESOLVE", "high", "vpn", "Network")
+    assert decided["critical"] is False and decided["confidence"] >= 0.8 and decided["reasoning"]
+
+    assert cli.main(["ask", "--json", "my laptop was stolen from my car"]) == 0
+    stolen = json.loads(capsys.readouterr().out)
+    assert (stolen["action"], stolen["critical"], stolen["team"], stolen["article"]) == (
+        "ESCALATE", True, "Security", None)
+    assert stolen["ticket"] == decided["ticket"] + 1
+
+    assert cli.main(["ask", "--json", "can I expense my home office chair?"]) == 0
+    chair = json.loads(capsys.readouterr().out)
+    assert (chair["action"], chair["band"], chair["article"]) == ("REQUEST_CLARIFICATION", "very_low", None)
+
+
+ARTICLE = """\
+---
+id: expense_tool
+title: Expense tool won't load
+category: software
+self_service: true
+success_probability: 0.9
+estimated_time: 5 minutes
+examples:
+  - the expense tool won't load
+  - concur is stuck on the login page
+  - can't submit my expense report in concur
+---
+1. Open Concur from the intranet link.
+2. Clear the browser cache and sign in again.
+3. If it still fails, reply with a screenshot.
+"""
+
+
+@pytest.fixture()
+def broken_kb(tmp_path):
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "expense_tool.md").write_text(ARTICLE)
+    (folder / "printer.md").write_text(
+        ARTICLE.replace("id: expense_tool", "id: printer").replace("success_probability: 0.9",
+                                                                    "success_probability: high"))
+    (folder / "vpn.md").write_text(ARTICLE.replace("id: expense_tool", "id: vpn").replace(
+        "examples:\n  - the expense tool won't load\n", "examples:\n"))
+    return folder
+
+
+def test_kb_check_names_each_problem_by_file_and_field(broken_kb, capsys):
+    assert cli.main(["kb", "check", str(broken_kb)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{broken_kb}/printer.md: success_probability: expected a number from 0 to 1",
+        f"{broken_kb}/vpn.md: examples: expected at least 3 phrasings, got 2",
+    ]
+
+
+def test_kb_check_of_a_good_folder_lists_its_articles(broken_kb, monkeypatch, capsys):
+    (broken_kb / "printer.md").unlink()
+    (broken_kb / "vpn.md").unlink()
+    (broken_kb / "vpn.md").write_text(ARTICLE.replace("id: expense_tool", "id: vpn"))
+    monkeypatch.setenv("KB_DIR", str(broken_kb))
+    assert cli.main(["kb", "check"]) == 0  # KB_DIR when no folder is named
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{broken_kb}: 2 articles, no problems"
+    assert "  vpn: Expense tool won't load [3 examples] (replaces the shipped one)" in out
+    monkeypatch.delenv("KB_DIR")
+    assert cli.main(["kb", "check"]) == 0  # the shipped ones
+    assert capsys.readouterr().out.startswith("the shipped articles: 15 articles, no problems")
+
+
+@pytest.mark.parametrize("command", [
+    ["serve"], ["socket"], ["worker"], ["ask", "printer", "jam"], ["kb", "test", "printer jam"]])
+def test_nothing_starts_on_a_broken_knowledge_base(broken_kb, monkeypatch, tmp_path, capsys, command):
+    for name, value in {"KB_DIR": str(broken_kb), "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s",
+                        "SLACK_APP_TOKEN": "xapp-1", "REDIS_URL": "redis://127.0.0.1:6379/31",
+                        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}"}.items():
+        monkeypatch.setenv(name, value)
+    if command[0] == "ask":
+        assert cli.main(["db", "upgrade"]) == 0
+        capsys.readouterr()
+    assert cli.main(command) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[:2] == [
+        f"{broken_kb}/printer.md: success_probability: expected a number from 0 to 1",
+        f"{broken_kb}/vpn.md: examples: expected at least 3 phrasings, got 2",
+    ]
+    assert "resolvemeq kb check" in err[2]
+
+
+def test_kb_test_prints_the_top_three_articles_with_their_confidence(capsys):
+    assert cli.main(["kb", "test", "my", "VPN", "keeps", "disconnecting"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == ["Request: my VPN keeps disconnecting", "  not critical"]
+    first = lines[2].split()
+    assert first[0] == "1." and float(first[1]) >= 0.8 and first[2] == "vpn:"
+    assert [line.split()[0] for line in lines[3:5]] == ["2.", "3."]
+    assert "no article fits" in lines[5]
+    assert cli.main(["kb", "test", "my laptop was stolen from my car"]) == 0
+    assert "CRITICAL (lost or stolen device)" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("command", [["serve"], ["socket"], ["worker"], ["beat"]])
 def test_commands_that_need_tokens_or_redis_say_so(command, capsys):
     assert cli.main(command) == 2

@@ -1,23 +1,22 @@
-"""The embedded knowledge-base agent: reachability, calibration, escalation, loading."""
+"""The embedded knowledge-base agent: reachability, confidence, escalation, determinism."""
 
 from __future__ import annotations
-
-import json
-import shutil
-from importlib import resources
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.agent import KnowledgeBaseAgent, TicketInput
+from bot.agent import KnowledgeBaseAgent, TicketInput, kb
 from bot.agent.answer import KNOWN_RECOMMENDATIONS
-from bot.agent.articles import KnowledgeBaseError, load_articles
-from bot.agent.routing import DEFAULT_TEAM, team_for
-from bot.agent.textmatch import stem, stems
+from bot.agent.articles import load_articles
+from bot.agent.examples import evaluation_set, training_examples
+from bot.agent.routing import DEFAULT_TEAM
+from bot.core.settings import load_settings
+from bot.domain import policy
 
-KB_DIR = Path(str(resources.files("bot") / "kb"))
+# The default bands, whatever the environment running the tests says.
+BANDS = load_settings(autonomy_threshold=0.8, medium_confidence_threshold=0.6,
+                      low_confidence_threshold=0.3, auto_resolve_min_success=0.8)
 
 
 @pytest.fixture(scope="module")
@@ -64,68 +63,52 @@ REQUESTS = [
 
 
 @pytest.mark.parametrize(("text", "article", "action"), REQUESTS)
-def test_realistic_requests_reach_their_article(agent, text, article, action):
+def test_realistic_requests_reach_their_article_confidently(agent, text, article, action):
     answer = ask(agent, text)
     assert answer.source == article
     assert answer.recommended_action == action
-    assert answer.recommendation_known
+    assert answer.confidence >= 0.8
 
 
 def test_every_shipped_article_is_reachable_by_some_request(agent):
     assert {a.id for a in agent.articles} <= {article for _, article, _ in REQUESTS}
 
 
-@pytest.mark.parametrize("text", [
-    "I forgot my password and can't log in", "VPN keeps disconnecting when I work from home",
-    "printer on 3rd floor is jammed"])
-def test_clear_single_topic_requests_are_confident(agent, text):
-    assert ask(agent, text).confidence >= 0.8
+# The issue's complaints, as the bot decides them with the default bands.
+@pytest.mark.parametrize(("text", "action", "article"), [
+    ("my VPN keeps disconnecting", "AUTO_RESOLVE", "vpn"),
+    ("wifi keeps dropping on my laptop", "AUTO_RESOLVE", "wifi"),
+    # High band; routed only because the articles say the fix works 70-75% of the time.
+    ("a second monitor is not detected", "ASSIGN_TO_TEAM", "monitor_docking"),
+    ("my laptop freezes", "ASSIGN_TO_TEAM", "laptop_performance"),
+    ("can I expense my home office chair?", "REQUEST_CLARIFICATION", ""),
+])
+def test_the_issues_requests_are_decided_as_a_person_would(agent, text, action, article):
+    answer = ask(agent, text)
+    planned = policy.plan(answer, BANDS)
+    assert (planned.action_type, answer.source) == (action, article)
+    if article:
+        assert planned.params["band"] == "high"
 
 
 @pytest.mark.parametrize(
-    "text", ["my computer is weird", "help", "something is wrong", "it doesn't work", "???"])
+    "text", ["my computer is weird", "help", "something is wrong", "it doesn't work", "???", "hello?"])
 def test_vague_requests_ask_for_clarification(agent, text):
     answer = ask(agent, text)
     assert answer.confidence < 0.3
     assert answer.recommended_action == "request_clarification"
+    assert (answer.source, answer.suggested_team) == ("", DEFAULT_TEAM)
 
 
-@pytest.mark.parametrize("text", [
-    "my VPN disconnects and the printer is jammed", "vpn drops and wifi drops",
-    "Zoom call echo and monitor flickering"])
-def test_two_topics_land_in_the_middle(agent, text):
-    answer = ask(agent, text)
-    assert 0.3 <= answer.confidence < 0.8
-    assert answer.recommended_action == "assign_to_team"  # a person confirms
-
-
-@pytest.mark.parametrize(("text", "category", "team"), [
-    ("I clicked a link in a phishing email", "security", "Security"),
-    ("I think my laptop has a virus", "security", "Security"),
-    ("my account was hacked", "security", "Security"),
-    ("ransomware note on the file server", "security", "Security"),
-    ("malware warning popped up", "security", "Security"),
-    ("we had a data breach", "security", "Security"),
-    ("customer list leaked on a forum", "security", "Security"),
-    ("possible security incident on my machine", "security", "Security"),
-    ("after the security code prompt I got a security warning", "security", "Security"),
-    ("email is down for everyone", "network", "Infrastructure"),
-    ("major outage in the Berlin office", "network", "Infrastructure"),
-    ("data loss on the project drive", "storage", "Infrastructure"),
-    ("all my files were deleted and lost", "storage", "Infrastructure"),
+@pytest.mark.parametrize(("text", "topics"), [
+    ("my VPN disconnects and the printer is jammed", {"vpn", "printer"}),
+    ("vpn drops and wifi drops", {"vpn", "wifi"}),
+    ("Zoom call echo and monitor flickering", {"meeting_audio_video", "monitor_docking"}),
 ])
-def test_critical_words_escalate(agent, text, category, team):
+def test_two_topics_name_one_of_them(agent, text, topics):
     answer = ask(agent, text)
-    assert answer.recommended_action == "escalate"
-    assert answer.severity == "critical"
-    assert (answer.category, answer.suggested_team) == (category, team)
-    assert answer.confidence >= 0.9
-    assert answer.steps
-
-
-def test_critical_wins_over_a_matching_article(agent):
-    answer = ask(agent, "suspicious email in Outlook asking for my password, phishing?")
-    assert answer.recommended_action == "escalate" and "'phishing'" in answer.reasoning
+    assert answer.source in topics
+    assert sum(confidence for article, confidence in agent.rank(text) if article in topics) > 0.9
 
 
 @pytest.mark.parametrize(("text", "article"), [
@@ -138,11 +121,17 @@ def test_everyday_security_phrases_are_not_incidents(agent, text, article):
     assert answer.source == article
 
 
-def test_reasoning_names_the_article_the_words_and_the_margin(agent):
+def test_critical_wins_over_a_matching_article(agent):
+    answer = ask(agent, "suspicious email in Outlook asking for my password, phishing?")
+    assert answer.recommended_action == "escalate" and answer.severity == "critical"
+    assert "'phishing'" in answer.reasoning and answer.suggested_team == "Security"
+
+
+def test_reasoning_names_the_article_its_probability_and_the_next(agent):
     answer = ask(agent, "VPN keeps disconnecting when I work from home")
-    assert "'VPN won't connect or keeps disconnecting'" in answer.reasoning
-    assert "'vpn'" in answer.reasoning and "'disconnecting'" in answer.reasoning
-    assert "score" in answer.reasoning and "next best" in answer.reasoning
+    title = "VPN won't connect or keeps disconnecting"
+    assert answer.reasoning.startswith(f"KB article '{title}' fits with probability")
+    assert "; next '" in answer.reasoning
 
 
 def test_answer_carries_the_article(agent):
@@ -158,16 +147,25 @@ def test_tags_count_as_words(agent):
     assert ask(agent, "it is broken again", tags=("printer", "jam")).source == "printer"
 
 
-def test_nothing_matching_routes_to_the_default_team(agent):
-    answer = ask(agent, "hello?")
-    assert answer.confidence == 0.0 and answer.source == ""
-    assert answer.suggested_team == DEFAULT_TEAM
+def test_rank_and_suggest_give_every_article_best_first(agent):
+    ranked = agent.rank("my printer is jammed")
+    assert [a for a, _ in ranked][0] == "printer" and len(ranked) == len(agent.articles)
+    assert ranked == sorted(ranked, key=lambda r: (-r[1], r[0]))
+    assert 0.9 < sum(c for _, c in ranked) <= 1.000001  # the rest is "no article"
+    top = agent.suggest("my printer is jammed")
+    assert [(s.article.id, s.confidence) for s in top] == ranked[:3]
 
 
-def test_same_input_gives_the_same_answer(agent):
-    text = "vpn drops and wifi drops"
-    assert ask(agent, text) == ask(agent, text) == ask(KnowledgeBaseAgent(), text)
-    assert ask(agent, text).source == "vpn"  # the tie goes to the smaller article id
+def test_the_agent_is_fitted_once_per_set_of_articles():
+    articles = load_articles()
+    assert KnowledgeBaseAgent(articles)._ranker is KnowledgeBaseAgent(list(articles))._ranker
+
+
+def test_a_fresh_fit_gives_the_same_answers(agent):
+    texts = ["vpn drops and wifi drops", "my laptop got nicked", "it doesn't work", "need a tableau licence"]
+    before = [ask(agent, t) for t in texts]
+    kb._fit.cache_clear()
+    assert [ask(KnowledgeBaseAgent(), t) for t in texts] == before
 
 
 def test_records_one_successful_call(agent):
@@ -202,98 +200,39 @@ def test_any_text_gives_a_valid_answer(agent, text):
     assert ask(agent, text) == first
 
 
-# --- the shipped knowledge base and its loader -----------------------------------
+# --- the evaluation set ------------------------------------------------------------
 
-def test_shipped_articles_cover_the_common_topics(agent):
+def test_no_evaluation_request_is_trained_on(agent):
+    def key(text: str) -> str:
+        return " ".join(text.lower().split())
+
+    trained = {key(e) for a in agent.articles for e in a.examples}
+    shipped = training_examples()
+    trained |= {key(t) for _, t in shipped.critical} | {key(t) for t in shipped.out_of_scope}
+    tuning = {key(r.text) for r in evaluation_set("tuning")}
+    held_out = {key(r.text) for r in evaluation_set("held_out")}
+    assert trained & tuning == set()
+    assert trained & held_out == set()
+    assert tuning & held_out == set()
+
+
+def test_the_evaluation_set_is_big_enough_and_labelled_with_known_articles(agent):
+    requests = [*evaluation_set("tuning"), *evaluation_set("held_out")]
+    assert len(requests) >= 400
     ids = {a.id for a in agent.articles}
-    assert len(ids) >= 14
-    assert {"password_reset", "account_lockout", "vpn", "wifi", "printer", "email_outlook",
-            "mfa", "software_access", "laptop_performance", "disk_full",
-            "shared_drive_access", "new_hire_setup"} <= ids
-    for article in agent.articles:
-        assert 3 <= len(article.steps) <= 8
-        assert 0 < article.success_probability <= 1
-        assert article.team
+    for request in requests:
+        assert request.is_critical or request.is_out_of_scope or request.article_id in ids
+    with pytest.raises(ValueError, match="unknown split"):
+        evaluation_set("training")
 
 
-def test_articles_that_need_it_to_act_are_not_self_service(agent):
-    it_must_act = {a.id for a in agent.articles if not a.self_service}
-    assert it_must_act == {"software_access", "shared_drive_access", "new_hire_setup"}
-
-
-@pytest.fixture()
-def kb_copy(tmp_path) -> Path:
-    for name in ("vpn.json", "printer.json"):
-        shutil.copy(KB_DIR / name, tmp_path / name)
-    return tmp_path
-
-
-def _edit(path: Path, **changes) -> None:
-    """Change an article file's fields; None removes the field."""
-    data = {**json.loads(path.read_text()), **changes}
-    path.write_text(json.dumps({k: v for k, v in data.items() if v is not None}))
-
-
-def test_an_agent_can_read_another_directory(kb_copy):
-    agent = KnowledgeBaseAgent(directory=kb_copy)
-    assert [a.id for a in agent.articles] == ["printer", "vpn"]
-    assert ask(agent, "paper jam").source == "printer"
-
-
-def test_broken_json_names_the_file(kb_copy):
-    (kb_copy / "zz_broken.json").write_text('{"id": "broken", ')
-    with pytest.raises(KnowledgeBaseError, match=r"zz_broken\.json.*JSON"):
-        KnowledgeBaseAgent(directory=kb_copy)
-
-
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"steps": None}, "steps"),
-    ({"steps": ["one", "two"]}, "steps: expected 3 to 8"),
-    ({"category": "toaster"}, "category 'toaster'"),
-    ({"success_probability": 1.5}, "success_probability"),
-    ({"self_service": "yes"}, "self_service"),
-    ({"keywords": ["printer", ""]}, "keywords"),
-    ({"keywords": ["printer", "can't"]}, "no meaningful word"),
-    ({"title": None}, "title"),
-    ({"id": "Printer Jam!"}, "id"),
-])
-def test_invalid_article_names_the_file_and_field(kb_copy, changes, message):
-    _edit(kb_copy / "printer.json", **changes)
-    with pytest.raises(KnowledgeBaseError, match="printer.json") as raised:
-        load_articles(kb_copy)
-    assert message in str(raised.value)
-
-
-def test_duplicate_ids_are_refused(kb_copy):
-    shutil.copy(kb_copy / "vpn.json", kb_copy / "vpn_copy.json")
-    with pytest.raises(KnowledgeBaseError, match="vpn_copy.json.*duplicate id 'vpn'"):
-        load_articles(kb_copy)
-
-
-def test_an_empty_directory_is_refused(tmp_path):
-    with pytest.raises(KnowledgeBaseError, match="no KB articles"):
-        load_articles(tmp_path)
-
-
-def test_an_article_without_a_team_uses_the_routing_table(kb_copy):
-    _edit(kb_copy / "printer.json", team=None)
-    [printer] = [a for a in load_articles(kb_copy) if a.id == "printer"]
-    assert printer.team == team_for("printer") == "Desktop Support"
-
-
-def test_routing_table_defaults_unknown_categories():
-    assert team_for("vpn") == team_for("VPN ") == "Network"
-    assert team_for("toaster") == team_for(None) == DEFAULT_TEAM
-
-
-@pytest.mark.parametrize(("word", "expected"), [
-    ("printers", "printer"), ("batteries", "battery"), ("disconnecting", "disconnect"),
-    ("jammed", "jam"), ("virus", "virus"), ("access", "access"), ("switches", "switch"),
-])
-def test_stemmer(word, expected):
-    assert stem(word) == expected
-
-
-def test_tokens_join_hyphenated_words_and_drop_stop_words():
-    words = stems("My Wi-Fi can't connect to the e-mail server")
-    assert words == ("wifi", "connect", "email", "server")
+def test_on_the_tuning_split_no_autonomous_act_is_wrong_and_every_critical_is_escalated(agent):
+    # The held-out split is deliberately not asserted here: nothing is tuned on it
+    # (python -m bench.agent_eval reports it).
+    for request in evaluation_set("tuning"):
+        answer = ask(agent, request.text)
+        action = policy.plan(answer, BANDS).action_type
+        if request.is_critical:
+            assert action == "ESCALATE", request.text
+        if action == "AUTO_RESOLVE":
+            assert answer.source == request.article_id, request.text

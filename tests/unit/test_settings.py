@@ -101,6 +101,19 @@ def test_a_bad_value_stops_startup_with_one_line_naming_it(monkeypatch, capsys, 
     assert err.count("\n") == 1 and name in err
 
 
+def test_kb_dir_must_be_a_folder_and_kb_shipped_false_needs_it(monkeypatch, tmp_path):
+    assert (load_settings().kb_dir, load_settings().kb_shipped) == (None, True)
+    monkeypatch.setenv("KB_DIR", str(tmp_path / "missing"))
+    with pytest.raises(SettingsError, match="^KB_DIR=.* is invalid: expected a folder of Markdown articles"):
+        load_settings()
+    monkeypatch.setenv("KB_DIR", str(tmp_path))
+    monkeypatch.setenv("KB_SHIPPED", "false")
+    assert (load_settings().kb_dir, load_settings().kb_shipped) == (tmp_path, False)
+    monkeypatch.delenv("KB_DIR")
+    with pytest.raises(SettingsError, match="KB_SHIPPED=false needs KB_DIR"):
+        load_settings()
+
+
 def test_bands_out_of_order_are_refused(monkeypatch):
     monkeypatch.setenv("MEDIUM_CONFIDENCE_THRESHOLD", "0.9")
     with pytest.raises(SettingsError, match="LOW_CONFIDENCE_THRESHOLD <= MEDIUM"):

@@ -1,0 +1,114 @@
+"""Critical requests escalate whatever they are worded like, at every confidence."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.agent import CriticalDetector, KnowledgeBaseAgent, TicketInput
+from bot.agent.critical import KIND_BY_KEY, find_critical
+from bot.agent.textmatch import terms
+from bot.core.settings import load_settings
+from bot.domain import policy
+
+BANDS = load_settings(autonomy_threshold=0.8, medium_confidence_threshold=0.6,
+                      low_confidence_threshold=0.3, auto_resolve_min_success=0.8)
+
+
+@pytest.fixture(scope="module")
+def detector() -> CriticalDetector:
+    return CriticalDetector()
+
+
+@pytest.fixture(scope="module")
+def agent() -> KnowledgeBaseAgent:
+    return KnowledgeBaseAgent()
+
+
+# Paraphrases with none of the rule words: only what was learned can catch them. None of
+# them is a training or evaluation phrasing.
+PARAPHRASES = [
+    ("I gave my login to a website that turned out not to be ours", "security"),
+    ("there's a sign-in from Brazil on my account and I'm in Leeds", "security"),
+    ("my outlook sent messages to all my contacts that I never wrote", "security"),
+    ("a pop-up took over my screen and says my files are locked until I pay", "security"),
+    ("I left my work laptop on the bus this morning", "lost_device"),
+    ("someone grabbed my laptop bag at the café", "lost_device"),
+    ("the finance folder on the shared drive is suddenly empty", "data_loss"),
+    ("I deleted the team's sharepoint folder by accident", "data_loss"),
+    ("two years of project documents vanished from onedrive", "data_loss"),
+    ("the online shop is not loading for any customer", "outage"),
+    ("nobody in the building can get on the network", "outage"),
+    ("the whole sales team cannot log in to the crm", "outage"),
+]
+
+
+@pytest.mark.parametrize(("text", "kind"), PARAPHRASES)
+def test_paraphrases_without_the_rule_words_are_caught(detector, text, kind):
+    assert find_critical(terms(text)) is None  # the word rules alone would miss it
+    match = detector.detect(text)
+    assert match is not None and match.kind.key == kind
+    assert match.probability > 0.5
+    assert "reads like the critical examples" in match.reason and KIND_BY_KEY[kind].team in match.reason
+
+
+@pytest.mark.parametrize(("text", "kind"), PARAPHRASES)
+def test_the_agent_escalates_them_whatever_the_band(agent, text, kind):
+    answer = agent.analyse(TicketInput(1, text))
+    planned = policy.plan(answer, BANDS)
+    assert planned.action_type == "ESCALATE" and planned.params["priority"] == "critical"
+    assert answer.suggested_team == KIND_BY_KEY[kind].team
+    assert answer.source == f"critical:{kind}"
+
+
+@pytest.mark.parametrize(("text", "kind", "team"), [
+    ("my laptop was stolen from my car", "lost_device", "Security"),
+    ("I lost my phone with company mail on it", "lost_device", "Security"),
+    ("someone else signed in to my account", "security", "Security"),
+    ("I clicked a link in a phishing email", "security", "Security"),
+    ("I think my laptop has a virus", "security", "Security"),
+    ("ransomware note on the file server", "security", "Security"),
+    ("customer list leaked on a forum", "security", "Security"),
+    ("someone deleted our shared folder", "data_loss", "Infrastructure"),
+    ("all my files were deleted and lost", "data_loss", "Infrastructure"),
+    ("the customer-facing website is down", "outage", "Infrastructure"),
+    ("email is down for everyone", "outage", "Infrastructure"),
+    ("major outage in the Berlin office", "outage", "Infrastructure"),
+])
+def test_the_issues_critical_requests_escalate(agent, text, kind, team):
+    answer = agent.analyse(TicketInput(1, text))
+    assert answer.recommended_action == "escalate" and answer.severity == "critical"
+    assert (answer.source, answer.suggested_team) == (f"critical:{kind}", team)
+    assert answer.steps and answer.reasoning.endswith(f"escalated to {team}.")
+
+
+@pytest.mark.parametrize("text", [
+    "ransomware", "phishing?", "is this phishing", "trojan", "stolen", "major outage",
+])
+def test_the_rules_are_a_floor_under_the_classifier(detector, text):
+    # Single words carry little for the classifier; the rules still escalate them,
+    # and say so.
+    match = detector.detect(text)
+    assert match is not None and match.words
+    assert match.reason.startswith("The request mentions '")
+
+
+def test_the_confidence_of_an_escalation_is_the_probability_it_is_critical(detector, agent):
+    text = "I left my work laptop on the bus this morning"
+    answer = agent.analyse(TicketInput(1, text))
+    assert answer.confidence == detector.detect(text).probability
+
+
+@pytest.mark.parametrize("text", [
+    "my vpn keeps dropping", "I forgot my password", "I lost my password", "printer is out of paper",
+    "I need access to the finance shared drive", "my MFA security code never arrives",
+    "can someone install visio", "new hire starting monday", "my disk is full",
+    "can I expense my home office chair?",
+])
+def test_everyday_requests_are_not_critical(detector, text):
+    assert detector.detect(text) is None
+
+
+def test_the_detector_runs_on_its_own_and_shares_the_agents_features(agent):
+    alone = CriticalDetector()
+    for text, _ in PARAPHRASES:
+        assert alone.detect(text).kind == agent.critical.detect(text).kind
