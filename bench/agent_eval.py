@@ -91,6 +91,7 @@ def handled_well(d: Decision, articles: dict[str, Article]) -> bool:
         return d.action == ActionType.ESCALATE
     if request.is_out_of_scope:
         return d.action != ActionType.AUTO_RESOLVE and d.answer.severity != "critical"
+    assert request.article_id is not None  # neither critical nor out of scope: answerable
     article = articles[request.article_id]
     if d.answer.source != article.id:
         return False
@@ -103,6 +104,7 @@ def report_split(
     name: str, decisions: list[Decision], articles: dict[str, Article], settings: Settings, misses: bool
 ) -> list[str]:
     def article(d: Decision) -> Article:
+        assert d.request.article_id is not None
         return articles[d.request.article_id]
 
     def resolved_right(d: Decision) -> bool:

@@ -37,7 +37,9 @@ class BotIdentity:
         self._known: Ids | None = None
         self._lock = threading.Lock()
         self._quick = WebClient(token=client.token, base_url=client.base_url,
-                                timeout=LOOKUP_TIMEOUT, retry_handlers=[])
+                                # slack_sdk types the timeout as int; urllib takes float seconds.
+                                timeout=LOOKUP_TIMEOUT,  # type: ignore[arg-type]
+                                retry_handlers=[])
 
     def learn_in_background(self) -> None:
         threading.Thread(target=self.learn, name="resolvemeq-auth-test", daemon=True).start()

@@ -284,7 +284,7 @@ def safe_call(
         raise ValueError(f"not a Slack Web API method: {method!r}")
     channel = kwargs.get("channel")
     try:
-        return call(**kwargs)  # type: ignore[no-any-return]
+        return call(**kwargs)
     except SlackApiError as error:
         status = error.response.status_code
         code = _error_code(error)

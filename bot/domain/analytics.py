@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlalchemy.orm import Session
@@ -91,7 +92,7 @@ def _rate(yes: int, no: int) -> float | None:
     return None if yes + no == 0 else yes / (yes + no)
 
 
-def _rounded(value: object, places: int) -> float | None:
+def _rounded(value: Any, places: int) -> float | None:
     # PostgreSQL averages integers as NUMERIC (Decimal); report plain floats.
     return None if value is None else round(float(value), places)
 
