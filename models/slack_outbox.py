@@ -2,7 +2,8 @@
 
 One table for every message the bot owes: a post is due at once and delivered right
 after the commit; a follow-up DM is due a day later. If Slack is down or the process
-dies, the row stays pending and the delivery job sends it later, with backoff.
+dies, the row stays pending and the delivery job sends it later, with backoff; if Slack
+refuses the bot's token, the row is held until the token works again.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # Slack refused it, or it ran out of attempts
     CANCELLED = "cancelled"  # no longer wanted (see cancel_reason); never an error
+    # Slack refused the bot's token or grants (last_error says how): still owed, kept
+    # with its due time until the token works again, then pending once more.
+    HELD = "held"
 
 
 class OutboxPurpose(StrEnum):

@@ -34,9 +34,12 @@ def sweep_new_tickets(runtime: Runtime, client: WebClient) -> int:
 
 
 def deliver_outbox(runtime: Runtime, client: WebClient) -> int:
-    """Send every Slack message that is due: follow-up DMs, posts that failed, and posts a
-    dead process never sent; returns how many were sent."""
-    return _batches(lambda: outbox.deliver(runtime.sessions, client, ttl=runtime.settings.claim_ttl))
+    """Send every Slack message that is due: follow-up DMs, posts that failed, posts a
+    dead process never sent, and (once Slack takes the token again) held ones; returns
+    how many were sent."""
+    ttl = runtime.settings.claim_ttl
+    released = outbox.release_held(runtime.sessions, client, ttl=ttl)
+    return released + _batches(lambda: outbox.deliver(runtime.sessions, client, ttl=ttl))
 
 
 def evaluate_alerts(runtime: Runtime, client: WebClient) -> int:

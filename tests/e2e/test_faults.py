@@ -344,6 +344,35 @@ def test_a_post_that_timed_out_but_reached_slack_is_not_posted_twice(down, fslac
     assert len([m for m in fslack.messages(CHANNEL) if about(ticket_id)(m)]) == 1
 
 
+def _answer_row(sessions, ticket_id: int) -> SlackOutbox | None:
+    with sessions() as session:
+        return session.scalars(select(SlackOutbox).where(
+            SlackOutbox.ticket_id == ticket_id,
+            SlackOutbox.purpose == OutboxPurpose.TICKET_OUTCOME)).first()
+
+
+def test_a_revoked_token_holds_the_answer_and_posts_it_once_the_token_works(
+        down, fslack, e2e_sessions):
+    fslack.fail_next("chat.postMessage", error="token_revoked")
+    ticket_id = ticket_number(slash_ticket(down))
+    wait_until(lambda: (row := _answer_row(e2e_sessions, ticket_id)) is not None
+               and row.status == "held", timeout=15, what="the answer held")
+    assert fslack.messages(CHANNEL) == []
+
+    # Still refused at the next pass: Slack is asked once, nothing is sent or lost.
+    fslack.fail_next("auth.test", error="token_revoked")
+    assert run_jobs(down)["deliver_outbox"] == 0
+    assert _answer_row(e2e_sessions, ticket_id).status == "held"
+
+    # The token works again: the answer goes out, once.
+    assert run_jobs(down)["deliver_outbox"] == 1
+    [answer] = [m for m in fslack.messages(CHANNEL) if about(ticket_id)(m)]
+    assert answered(e2e_sessions, ticket_id).slack_message_ts == answer["ts"]
+    assert run_jobs(down)["deliver_outbox"] == 0
+    assert len([m for m in fslack.messages(CHANNEL) if about(ticket_id)(m)]) == 1
+    assert_consistent(e2e_sessions)
+
+
 def test_slack_down_when_a_new_server_gets_its_first_request(e2e_db_url, e2e_engine,
                                                                e2e_sessions):
     with FakeSlack() as fake, TcpProxy("127.0.0.1", port_of(fake.base_url)) as slk:
