@@ -34,8 +34,10 @@ class OutboxPurpose(StrEnum):
 
     # The bot's answer on a ticket, remembered on the ticket so it can be updated.
     TICKET_OUTCOME = "ticket_outcome"
-    # Escalation, reopen, rollback and alert channel messages.
+    # Escalation, reopen and rollback channel messages.
     NOTICE = "notice"
+    # An alert rule firing, still firing or resolved, written with the rule's state.
+    ALERT = "alert"
     # The one DM asking whether an auto-resolution worked, drawn when it is sent.
     FOLLOWUP = "followup"
 

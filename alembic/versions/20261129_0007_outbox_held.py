@@ -1,10 +1,12 @@
-"""Held posts: slack_outbox.status may be `held`.
+"""Held posts and alerts through the outbox: the CHECKs learn the new values.
 
-Slack refused the bot's token or grants: the row is still owed, with its due time,
-until the token works again. The values are written out here, not imported, as in
-0004 and 0005.
+slack_outbox.status may be `held` (Slack refused the bot's token or grants: the row is
+still owed, with its due time, until the token works again); slack_outbox.purpose may
+be `alert` (alert notices are outbox rows written with the rule's state). The values
+are written out here, not imported, as in 0004 and 0005.
 
-The downgrade puts held rows back to pending (the old code retries, then fails them).
+The downgrade puts held rows back to pending (the old code retries, then fails them)
+and files alert rows as notices.
 
 Revision ID: 0007
 Revises: 0005
@@ -23,9 +25,11 @@ depends_on: str | Sequence[str] | None = None
 
 OLD = {
     ('slack_outbox', 'status'): ('pending', 'sent', 'failed', 'cancelled'),
+    ('slack_outbox', 'purpose'): ('ticket_outcome', 'notice', 'followup'),
 }
 NEW = {
     ('slack_outbox', 'status'): (*OLD[('slack_outbox', 'status')], 'held'),
+    ('slack_outbox', 'purpose'): (*OLD[('slack_outbox', 'purpose')], 'alert'),
 }
 
 
@@ -53,4 +57,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(sa.text("UPDATE slack_outbox SET status = 'pending' WHERE status = 'held'"))
+    op.execute(sa.text("UPDATE slack_outbox SET purpose = 'notice' WHERE purpose = 'alert'"))
     _replace_checks(OLD)
