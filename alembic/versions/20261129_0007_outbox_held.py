@@ -2,11 +2,12 @@
 
 slack_outbox.status may be `held` (Slack refused the bot's token or grants: the row is
 still owed, with its due time, until the token works again); slack_outbox.purpose may
-be `alert` (alert notices are outbox rows written with the rule's state). The values
-are written out here, not imported, as in 0004 and 0005.
+be `alert` (alert notices are outbox rows written with the rule's state); alert_state.rule
+may be `slack_posts_held`. The values are written out here, not imported, as in 0004
+and 0005.
 
-The downgrade puts held rows back to pending (the old code retries, then fails them)
-and files alert rows as notices.
+The downgrade puts held rows back to pending (the old code retries, then fails them),
+files alert rows as notices, and forgets the state of the new rule.
 
 Revision ID: 0007
 Revises: 0005
@@ -26,10 +27,13 @@ depends_on: str | Sequence[str] | None = None
 OLD = {
     ('slack_outbox', 'status'): ('pending', 'sent', 'failed', 'cancelled'),
     ('slack_outbox', 'purpose'): ('ticket_outcome', 'notice', 'followup'),
+    ('alert_state', 'rule'): ('failure_rate', 'low_confidence', 'agent_errors', 'rollbacks',
+                              'autonomy_cap'),
 }
 NEW = {
     ('slack_outbox', 'status'): (*OLD[('slack_outbox', 'status')], 'held'),
     ('slack_outbox', 'purpose'): (*OLD[('slack_outbox', 'purpose')], 'alert'),
+    ('alert_state', 'rule'): (*OLD[('alert_state', 'rule')], 'slack_posts_held'),
 }
 
 
@@ -58,4 +62,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(sa.text("UPDATE slack_outbox SET status = 'pending' WHERE status = 'held'"))
     op.execute(sa.text("UPDATE slack_outbox SET purpose = 'notice' WHERE purpose = 'alert'"))
+    op.execute(sa.text("DELETE FROM alert_state WHERE rule = 'slack_posts_held'"))
     _replace_checks(OLD)

@@ -32,6 +32,7 @@ RULE_TITLES = {
     AlertRule.AGENT_ERRORS: "Agent API errors",
     AlertRule.ROLLBACKS: "Rollbacks",
     AlertRule.AUTONOMY_CAP: "Autonomy cap reached",
+    AlertRule.POSTS_HELD: "Slack messages held",
 }
 _HEADINGS = {
     NoticeKind.FIRING: ":rotating_light: Alert",

@@ -1,9 +1,10 @@
 """Alert rules: measure in SQL, decide against the stored state, owe the posts.
 
-Each rule is one aggregate over a window ending at `now` (no rows loaded). Rates and
-means need `alert_min_sample` observations, so one "No" out of one is no alert; counts
-need none (the count is the sample). `alert_state` keeps one row per rule, so a restart
-neither re-fires an alert that is out nor forgets to say it cleared.
+Each rule is one aggregate over a window ending at `now` (no rows loaded), or, for held
+Slack messages, over the outbox as it stands. Rates and means need `alert_min_sample`
+observations, so one "No" out of one is no alert; counts need none (the count is the
+sample). `alert_state` keeps one row per rule, so a restart neither re-fires an alert
+that is out nor forgets to say it cleared.
 
 A notice is an outbox row (purpose `alert`) written in the transaction that changes
 its rule's state, so the two exist together or not at all; the outbox posts it after
@@ -38,6 +39,7 @@ from models import (
     AlertState,
     AuditEvent,
     OutboxPurpose,
+    OutboxStatus,
     SlackOutbox,
     TicketResolution,
     as_utc,
@@ -48,6 +50,9 @@ logger = logging.getLogger(__name__)
 
 ALERTS_LOCK_KEY = 7_268_710_361_001
 """pg_try_advisory_xact_lock key: one evaluator at a time across beats and workers."""
+
+# Rules whose notices go to the critical channel when there is one.
+_CRITICAL = frozenset({AlertRule.AGENT_ERRORS, AlertRule.POSTS_HELD})
 
 
 
@@ -162,12 +167,27 @@ def _autonomy_cap(session: Session, settings: Settings, now: datetime) -> Measur
     return Measurement(AlertRule.AUTONOMY_CAP, float(count), count, count >= 1, message)
 
 
+def _posts_held(session: Session, settings: Settings, now: datetime) -> Measurement:
+    # Not a window: held messages stay held until the token works, and so does this.
+    held = SlackOutbox.status == OutboxStatus.HELD
+    count = _count(session, SlackOutbox, held)
+    if not count:
+        return Measurement(AlertRule.POSTS_HELD, 0.0, 0, False, "No Slack messages held")
+    why = session.scalar(select(SlackOutbox.last_error).where(held).order_by(SlackOutbox.id.desc())
+                         .limit(1))
+    message = (f"{plural(count, 'Slack message')} held: Slack refuses the bot's token or the "
+               f"app's grants ({why}). Fix SLACK_BOT_TOKEN or reinstall the app; they are sent "
+               "once Slack takes it again")
+    return Measurement(AlertRule.POSTS_HELD, float(count), count, True, message)
+
+
 _MEASURES: dict[AlertRule, Callable[[Session, Settings, datetime], Measurement]] = {
     AlertRule.FAILURE_RATE: _failure_rate,
     AlertRule.LOW_CONFIDENCE: _low_confidence,
     AlertRule.AGENT_ERRORS: _agent_errors,
     AlertRule.ROLLBACKS: _rollbacks,
     AlertRule.AUTONOMY_CAP: _autonomy_cap,
+    AlertRule.POSTS_HELD: _posts_held,
 }
 
 
@@ -185,8 +205,9 @@ def measure_all(session: Session, settings: Settings, *, now: datetime) -> list[
 
 
 def channel_for(rule: AlertRule, settings: Settings) -> str | None:
-    """Where a rule posts: agent errors to the critical channel when there is one."""
-    critical = settings.critical_alerts_channel if rule == AlertRule.AGENT_ERRORS else None
+    """Where a rule posts: agent errors and held messages to the critical channel when
+    there is one, the rest to the alerts channel."""
+    critical = settings.critical_alerts_channel if rule in _CRITICAL else None
     return critical or settings.alerts_channel
 
 

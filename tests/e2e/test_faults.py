@@ -66,6 +66,8 @@ from tests.support.faults import (  # the fixture runs the session-wide log scan
 from tests.support.harness import ADMIN, CHANNEL, REQUESTER, TEAM_ID, shown, wait_until
 from tests.support.tcp_proxy import BLACKHOLE, TcpProxy
 
+ALERTS = "CALERTS"  # given to `jobs run-once` only: the server itself runs no jobs (Celery mode)
+
 # ----- one server whose PostgreSQL, Redis and Slack can each be cut ----------------------
 
 
@@ -351,7 +353,7 @@ def _answer_row(sessions, ticket_id: int) -> SlackOutbox | None:
             SlackOutbox.purpose == OutboxPurpose.TICKET_OUTCOME)).first()
 
 
-def test_a_revoked_token_holds_the_answer_and_posts_it_once_the_token_works(
+def test_a_revoked_token_holds_the_answer_alerts_the_admins_and_posts_it_once_it_works(
         down, fslack, e2e_sessions):
     fslack.fail_next("chat.postMessage", error="token_revoked")
     ticket_id = ticket_number(slash_ticket(down))
@@ -359,16 +361,23 @@ def test_a_revoked_token_holds_the_answer_and_posts_it_once_the_token_works(
                and row.status == "held", timeout=15, what="the answer held")
     assert fslack.messages(CHANNEL) == []
 
-    # Still refused at the next pass: Slack is asked once, nothing is sent or lost.
+    # Still refused at the next pass: Slack is asked once, nothing is sent or lost, and
+    # the admins hear of it (this fake refuses only the probe, so the alert gets out).
     fslack.fail_next("auth.test", error="token_revoked")
-    assert run_jobs(down)["deliver_outbox"] == 0
+    results = run_jobs(down, ALERTS_CHANNEL=ALERTS)
+    assert (results["deliver_outbox"], results["evaluate_alerts"]) == (0, 1)
     assert _answer_row(e2e_sessions, ticket_id).status == "held"
+    [alert] = fslack.messages(ALERTS)
+    assert alert["text"].startswith("Alert: 1 Slack message held"), alert["text"]
+    assert "chat.postMessage: token_revoked" in alert["text"]
 
-    # The token works again: the answer goes out, once.
-    assert run_jobs(down)["deliver_outbox"] == 1
+    # The token works again: the answer goes out once, and the alert resolves.
+    results = run_jobs(down, ALERTS_CHANNEL=ALERTS)
+    assert (results["deliver_outbox"], results["evaluate_alerts"]) == (1, 1)
     [answer] = [m for m in fslack.messages(CHANNEL) if about(ticket_id)(m)]
     assert answered(e2e_sessions, ticket_id).slack_message_ts == answer["ts"]
-    assert run_jobs(down)["deliver_outbox"] == 0
+    assert fslack.messages(ALERTS)[-1]["text"].startswith("Resolved: No Slack messages held")
+    assert run_jobs(down, ALERTS_CHANNEL=ALERTS)["deliver_outbox"] == 0
     assert len([m for m in fslack.messages(CHANNEL) if about(ticket_id)(m)]) == 1
     assert_consistent(e2e_sessions)
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from sqlalchemy import event, select, text
+from sqlalchemy import event, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -92,6 +92,22 @@ def cap_events(session: Session, *, count: int, at: datetime = NOW) -> None:
                      detail={"cap": "per_hour"}, now=at)
 
 
+def held_posts(session: Session, *, count: int, at: datetime = NOW,
+               status: str = OutboxStatus.HELD) -> None:
+    """Outbox rows Slack refused with a token error (the outbox holds them)."""
+    for n in range(count):
+        session.add(SlackOutbox(purpose=OutboxPurpose.NOTICE, channel="CHELP", text=f"post {n}",
+                                status=status, attempts=0, next_attempt_at=at, created_at=at,
+                                last_error="chat.postMessage: token_revoked"))
+    session.flush()
+
+
+def release_held(session: Session, at: datetime) -> None:
+    """The token works again and every held post went out."""
+    session.execute(update(SlackOutbox).where(SlackOutbox.status == OutboxStatus.HELD)
+                    .values(status=OutboxStatus.SENT, sent_at=at))
+
+
 # Just enough to breach each rule at the default settings, 30 s before `at`.
 BREACH: dict[str, Callable[[Session, datetime], None]] = {
     AlertRule.FAILURE_RATE: lambda s, at: answers(s, no=5, at=at - timedelta(seconds=30)),
@@ -100,7 +116,11 @@ BREACH: dict[str, Callable[[Session, datetime], None]] = {
     AlertRule.AGENT_ERRORS: lambda s, at: agent_calls(s, failed=6, at=at - timedelta(seconds=30)),
     AlertRule.ROLLBACKS: lambda s, at: rollbacks(s, count=21, at=at - timedelta(seconds=30)),
     AlertRule.AUTONOMY_CAP: lambda s, at: cap_events(s, count=1, at=at - timedelta(seconds=30)),
+    AlertRule.POSTS_HELD: lambda s, at: held_posts(s, count=1, at=at - timedelta(seconds=30)),
 }
+# How a breach clears: windows pass on their own (every window is at most an hour);
+# held posts stay until they are released.
+CLEAR: dict[str, Callable[[Session, datetime], None]] = {AlertRule.POSTS_HELD: release_held}
 # Exactly at each threshold: 10% failures, mean confidence 0.5, 5 errors, 20
 # rollbacks; for the cap (any event fires) an event just older than its window.
 AT_THRESHOLD: dict[str, tuple[Callable[[Session], None], float | None]] = {
@@ -110,6 +130,9 @@ AT_THRESHOLD: dict[str, tuple[Callable[[Session], None], float | None]] = {
     AlertRule.ROLLBACKS: (lambda s: rollbacks(s, count=20), 20.0),
     AlertRule.AUTONOMY_CAP: (lambda s: cap_events(
         s, count=3, at=NOW - timedelta(minutes=15, seconds=1)), 0.0),
+    # Posts that failed or wait out a backoff are not held.
+    AlertRule.POSTS_HELD: (lambda s: (held_posts(s, count=2, status=OutboxStatus.FAILED),
+                                      held_posts(s, count=2, status=OutboxStatus.PENDING)), 0.0),
 }
 
 
@@ -249,18 +272,19 @@ def test_counts_need_no_minimum_sample(session, config, rule, build):
 @pytest.mark.parametrize("rule", list(AlertRule))
 def test_fires_once_holds_quiet_repeats_then_resolves(committing_factory, config, client,
                                                      fake, rule):
-    channel, other = (CRITICAL, ALERTS) if rule == AlertRule.AGENT_ERRORS else (ALERTS, CRITICAL)
+    critical = rule in (AlertRule.AGENT_ERRORS, AlertRule.POSTS_HELD)
+    channel, other = (CRITICAL, ALERTS) if critical else (ALERTS, CRITICAL)
     cooldown = config.alert_cooldown
 
     def run(at: datetime, *, breach: bool) -> list[tuple[str, str]]:
-        if breach:
-            with transaction(committing_factory) as db:
-                BREACH[rule](db, at)
+        with transaction(committing_factory) as db:
+            (BREACH[rule] if breach else CLEAR.get(rule, lambda *_: None))(db, at)
         notices = run_alerts(committing_factory, client, config, now=at)
         return [(n.rule, n.kind) for n in notices]
 
     assert run(NOW, breach=True) == [(rule, NoticeKind.FIRING)]
-    assert run(NOW + timedelta(minutes=1), breach=False) == []  # still holds (no new data)
+    if rule not in CLEAR:
+        assert run(NOW + timedelta(minutes=1), breach=False) == []  # still holds (no new data)
     assert run(NOW + timedelta(minutes=30), breach=True) == []
     assert run(NOW + cooldown - timedelta(seconds=1), breach=True) == []
     assert run(NOW + cooldown, breach=True) == [(rule, NoticeKind.REPEAT)]

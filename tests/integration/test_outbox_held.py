@@ -3,11 +3,14 @@
 During a token rotation or a reinstall every Slack call fails with invalid_auth,
 token_revoked, missing_scope...: such a row is `held` (not failed), keeps its due time,
 and goes out once the token works again (the delivery job asks `auth.test`, then tries
-the oldest held row before releasing the rest). On PostgreSQL and SQLite.
+the oldest held row before releasing the rest). The admins hear of it through the
+`slack_posts_held` alert, in Sentry and the log even while Slack refuses that too.
+On PostgreSQL and SQLite.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -18,8 +21,10 @@ from bot.core.settings import load_settings
 from bot.delivery import outbox
 from bot.delivery.slack_client import TOKEN_ERRORS, make_web_client
 from bot.domain.feedback import record_rating
-from bot.workflows import periodic
+from bot.views.alerts import NoticeKind
+from bot.workflows import alerts, periodic
 from models import (
+    AlertRule,
     OutboxPurpose,
     OutboxStatus,
     SlackOutbox,
@@ -35,7 +40,7 @@ from tests.support.fake_slack import FakeSlack
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 DAY = timedelta(hours=24)
 TTL = timedelta(minutes=2)
-HELP = "CHELP"
+HELP, ALERTS, CRITICAL = "CHELP", "CALERTS", "CCRITICAL"
 
 
 @pytest.fixture()
@@ -58,7 +63,8 @@ def sessions(request):
 @pytest.fixture()
 def config(fake):
     return load_settings(database_url="sqlite://", slack_api_url=fake.base_url,
-                         slack_bot_token=fake.token, claim_ttl="2m")
+                         slack_bot_token=fake.token, alerts_channel=ALERTS,
+                         critical_alerts_channel=CRITICAL, claim_ttl="2m")
 
 
 @pytest.fixture()
@@ -201,3 +207,38 @@ def test_a_held_retry_still_looks_for_the_post_an_earlier_attempt_made(
     assert len(fake.messages(HELP)) == 1
     with transaction(committing_factory) as session:
         assert session.get(Ticket, ticket.ticket_id).slack_message_ts == fake.messages(HELP)[0]["ts"]
+
+
+def test_admins_hear_of_held_messages_in_sentry_and_the_log_and_slack_once_it_works(
+        sessions, config, client, fake, caplog):
+    _owed(sessions)
+    rotated, fake.token = fake.token, "xoxb-revoked"
+    assert outbox.deliver(sessions, client, ttl=TTL, now=T0 + DAY) == 0
+    seen = []
+
+    with caplog.at_level(logging.WARNING):
+        fired = alerts.run_alerts(sessions, client, config, now=T0 + DAY, on_notice=seen.append)
+
+    # Said where it can be heard while Slack refuses the token: the hook (Sentry) and
+    # the log; its own post is held with the others.
+    assert [(n.rule, n.kind, n.channel) for n in fired] == [
+        (AlertRule.POSTS_HELD, NoticeKind.FIRING, CRITICAL)]
+    assert seen == fired
+    assert fired[0].text == (
+        "Alert: 2 Slack messages held: Slack refuses the bot's token or the app's grants "
+        "(chat.postMessage: invalid_auth). Fix SLACK_BOT_TOKEN or reinstall the app; they "
+        "are sent once Slack takes it again")
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("refused the bot token" in m and "SLACK_BOT_TOKEN" in m for m in errors)
+    assert any("slack_posts_held" in r.getMessage() for r in caplog.records)
+    assert [(r.purpose, r.status) for r in _rows(sessions)][-1] == (
+        OutboxPurpose.ALERT, OutboxStatus.HELD)
+
+    fake.token = rotated
+    later = T0 + DAY + timedelta(minutes=1)
+    assert outbox.release_held(sessions, client, ttl=TTL, now=later) == 1
+    assert outbox.deliver(sessions, client, ttl=TTL, now=later) == 2
+    resolved = alerts.run_alerts(sessions, client, config, now=later)
+    assert [n.kind for n in resolved] == [NoticeKind.RESOLVED]
+    assert [m["text"].split(":")[0] for m in fake.messages(CRITICAL)] == ["Alert", "Resolved"]
+    assert {r.status for r in _rows(sessions)} == {OutboxStatus.SENT}
