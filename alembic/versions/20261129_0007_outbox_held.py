@@ -3,11 +3,11 @@
 slack_outbox.status may be `held` (Slack refused the bot's token or grants: the row is
 still owed, with its due time, until the token works again); slack_outbox.purpose may
 be `alert` (alert notices are outbox rows written with the rule's state); alert_state.rule
-may be `slack_posts_held`. The values are written out here, not imported, as in 0004
-and 0005.
+may be `limiter_unavailable` or `slack_posts_held`. The values are written out here,
+not imported, as in 0004 and 0005.
 
 The downgrade puts held rows back to pending (the old code retries, then fails them),
-files alert rows as notices, and forgets the state of the new rule.
+files alert rows as notices, and forgets the state of the two new rules.
 
 Revision ID: 0007
 Revises: 0005
@@ -33,7 +33,8 @@ OLD = {
 NEW = {
     ('slack_outbox', 'status'): (*OLD[('slack_outbox', 'status')], 'held'),
     ('slack_outbox', 'purpose'): (*OLD[('slack_outbox', 'purpose')], 'alert'),
-    ('alert_state', 'rule'): (*OLD[('alert_state', 'rule')], 'slack_posts_held'),
+    ('alert_state', 'rule'): (*OLD[('alert_state', 'rule')], 'limiter_unavailable',
+                              'slack_posts_held'),
 }
 
 
@@ -62,5 +63,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(sa.text("UPDATE slack_outbox SET status = 'pending' WHERE status = 'held'"))
     op.execute(sa.text("UPDATE slack_outbox SET purpose = 'notice' WHERE purpose = 'alert'"))
-    op.execute(sa.text("DELETE FROM alert_state WHERE rule = 'slack_posts_held'"))
+    op.execute(sa.text(
+        "DELETE FROM alert_state WHERE rule IN ('limiter_unavailable', 'slack_posts_held')"))
     _replace_checks(OLD)

@@ -12,6 +12,8 @@ the commit (backoff, reconcile by metadata, held while Slack refuses the token).
 Slack call happens inside the evaluator's transaction, which on SQLite held the write
 lock through Slack's retries, and a crash between a post and its commit no longer
 posts it twice.
+
+Without ALERTS_CHANNEL nothing is evaluated: a notice must have somewhere to go.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core import clock
 from bot.core.settings import Settings
 from bot.delivery import outbox
-from bot.domain.audit import AUTONOMY_CAP_REACHED
+from bot.domain.audit import AUTONOMY_CAP_REACHED, AUTONOMY_LIMITER_DOWN
 from bot.views.alerts import NoticeKind, alert_blocks, notice_text, pct, plural, span
 from models import (
     AGENT_ACTIONS,
@@ -51,9 +53,12 @@ logger = logging.getLogger(__name__)
 ALERTS_LOCK_KEY = 7_268_710_361_001
 """pg_try_advisory_xact_lock key: one evaluator at a time across beats and workers."""
 
+ALERTS_OFF = ("alert evaluation is off: ALERTS_CHANNEL is not set. Set it to the channel "
+              "alerts go to and invite the bot there; the bot serves without it")
+"""The one line a process says at startup when it will not evaluate alerts."""
+
 # Rules whose notices go to the critical channel when there is one.
 _CRITICAL = frozenset({AlertRule.AGENT_ERRORS, AlertRule.POSTS_HELD})
-
 
 
 @dataclass(frozen=True)
@@ -71,11 +76,10 @@ class Measurement:
 
 @dataclass(frozen=True)
 class Notice:
-    """A message owed to an alerts channel (None: none configured); `text` is also the
-    notification text."""
+    """A message owed to an alerts channel; `text` is also the notification text."""
 
     rule: AlertRule
-    channel: str | None
+    channel: str
     kind: NoticeKind
     text: str
 
@@ -167,6 +171,19 @@ def _autonomy_cap(session: Session, settings: Settings, now: datetime) -> Measur
     return Measurement(AlertRule.AUTONOMY_CAP, float(count), count, count >= 1, message)
 
 
+def _limiter_down(session: Session, settings: Settings, now: datetime) -> Measurement:
+    # Counted from the decisions that found the store down (each audited): the alert
+    # says how often autonomy failed closed, and clears a window after the last one.
+    window = settings.alert_limiter_window
+    count = _count(session, AuditEvent, AuditEvent.event_type == AUTONOMY_LIMITER_DOWN,
+                   _in_window(AuditEvent.occurred_at, now, window))
+    message = (f"The autonomy limiter's store (REDIS_URL) could not be reached "
+               f"{plural(count, 'time')} over {span(window)}: the bot hands tickets to human "
+               "triage and rollbacks are paused until it answers again" if count
+               else f"No decision found the autonomy limiter unreachable over {span(window)}")
+    return Measurement(AlertRule.LIMITER_DOWN, float(count), count, count >= 1, message)
+
+
 def _posts_held(session: Session, settings: Settings, now: datetime) -> Measurement:
     # Not a window: held messages stay held until the token works, and so does this.
     held = SlackOutbox.status == OutboxStatus.HELD
@@ -187,6 +204,7 @@ _MEASURES: dict[AlertRule, Callable[[Session, Settings, datetime], Measurement]]
     AlertRule.AGENT_ERRORS: _agent_errors,
     AlertRule.ROLLBACKS: _rollbacks,
     AlertRule.AUTONOMY_CAP: _autonomy_cap,
+    AlertRule.LIMITER_DOWN: _limiter_down,
     AlertRule.POSTS_HELD: _posts_held,
 }
 
@@ -204,9 +222,20 @@ def measure_all(session: Session, settings: Settings, *, now: datetime) -> list[
     return [_MEASURES[rule](session, settings, now) for rule in AlertRule]
 
 
-def channel_for(rule: AlertRule, settings: Settings) -> str | None:
+def off_reason(settings: Settings) -> str | None:
+    """Why alerts are not evaluated with these settings (ALERTS_OFF), or None."""
+    return None if settings.alerts_channel else ALERTS_OFF
+
+
+def channel_for(rule: AlertRule, settings: Settings) -> str:
     """Where a rule posts: agent errors and held messages to the critical channel when
-    there is one, the rest to the alerts channel."""
+    there is one, the rest to the alerts channel.
+
+    Raises:
+        ValueError: ALERTS_CHANNEL is not set (ALERTS_OFF).
+    """
+    if not settings.alerts_channel:
+        raise ValueError(ALERTS_OFF)
     critical = settings.critical_alerts_channel if rule in _CRITICAL else None
     return critical or settings.alerts_channel
 
@@ -228,13 +257,15 @@ def _lock_states(session: Session) -> dict[str, AlertState] | None:
 
 
 def _decide(session: Session, settings: Settings, now: datetime, *,
-            claim_ttl: timedelta | None = None) -> list[tuple[Notice, SlackOutbox | None]]:
+            claim_ttl: timedelta | None = None) -> list[tuple[Notice, SlackOutbox]]:
     """Update the state rows and owe each notice as an outbox row, in the caller's
     transaction; [] when another evaluator runs."""
+    if not settings.alerts_channel:
+        raise ValueError(ALERTS_OFF)  # before any write: nothing marked sent for nowhere
     states = _lock_states(session)
     if states is None:
         return []
-    owed: list[tuple[Notice, SlackOutbox | None]] = []
+    owed: list[tuple[Notice, SlackOutbox]] = []
     for measured in measure_all(session, settings, now=now):
         state = states[measured.rule]
         last_sent = as_utc(state.last_sent_at)
@@ -255,13 +286,9 @@ def _decide(session: Session, settings: Settings, now: datetime, *,
         if kind is not None:
             words = notice_text(kind, measured.message, since=state.first_fired_at)
             notice = Notice(measured.rule, channel_for(measured.rule, settings), kind, words)
-            row = None
-            if notice.channel:
-                row = outbox.enqueue(session, purpose=OutboxPurpose.ALERT, channel=notice.channel,
-                                     text=notice.text, blocks=alert_blocks(notice), now=now,
-                                     claim_ttl=claim_ttl)
-            else:
-                logger.warning("Alert %s, no channel configured: %s", notice.rule, notice.text)
+            row = outbox.enqueue(session, purpose=OutboxPurpose.ALERT, channel=notice.channel,
+                                 text=notice.text, blocks=alert_blocks(notice), now=now,
+                                 claim_ttl=claim_ttl)
             owed.append((notice, row))
     session.flush()
     return owed
@@ -282,6 +309,9 @@ def evaluate(session: Session, settings: Settings, *, now: datetime | None = Non
     Returns:
         FIRING on a new breach, REPEAT once `alert_cooldown` has passed since the
         last notice of a breach that holds, RESOLVED when a firing rule clears.
+
+    Raises:
+        ValueError: ALERTS_CHANNEL is not set (ALERTS_OFF); nothing was written.
     """
     return [notice for notice, _ in _decide(session, settings, now or clock.now())]
 
@@ -305,11 +335,14 @@ def run_alerts(session_factory: sessionmaker[Session], client: WebClient, settin
 
     Returns:
         The notices owed by this run, in rule order.
+
+    Raises:
+        ValueError: ALERTS_CHANNEL is not set (ALERTS_OFF); nothing was written.
     """
     now = now or clock.now()
     with transaction(session_factory) as session:
         owed = _decide(session, settings, now, claim_ttl=settings.claim_ttl)
-        claims = outbox.claims_of([row for _, row in owed if row is not None])
+        claims = outbox.claims_of([row for _, row in owed])
     notices = [notice for notice, _ in owed]
     # Said first where Slack has no say (the log, the hook: Sentry), so an alert about
     # Slack refusing the bot is heard while Slack still refuses it.

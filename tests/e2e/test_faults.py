@@ -149,6 +149,11 @@ def test_redis_down_sends_tickets_to_people_and_tells_the_admin_why_rollback_is_
     assert resolution_of(e2e_sessions, ticket_id) is None
     with e2e_sessions() as session:
         assert session.scalars(select(AuditEvent.event_type)).all() == [audit.AUTONOMY_LIMITER_DOWN]
+    # Autonomy failing closed is no longer silent: the next jobs pass alerts the admins.
+    assert run_jobs(down, ALERTS_CHANNEL=ALERTS)["evaluate_alerts"] == 1
+    [alert] = fslack.messages(ALERTS)
+    assert alert["text"].startswith(
+        "Alert: The autonomy limiter's store (REDIS_URL) could not be reached 1 time"), alert["text"]
 
     # An admin's rollback is paused, and the admin is told why, in time.
     response, seconds = timed(lambda: down.command("/rollback", action_id[:8], user=ADMIN))

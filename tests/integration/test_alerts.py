@@ -1,14 +1,14 @@
 """Alert rules: measured in PostgreSQL, fired once, repeated after the cooldown,
 resolved when they clear, owed through the outbox and posted to the fake Slack exactly
 once even with two evaluators, a Slack outage, or a commit lost after the decision; no
-Slack call inside the evaluator's transaction."""
+Slack call inside the evaluator's transaction; nothing evaluated without ALERTS_CHANNEL."""
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 import time_machine
@@ -21,8 +21,10 @@ from bot.delivery import outbox
 from bot.delivery.slack_client import make_web_client
 from bot.domain import audit
 from bot.domain.intake import open_ticket
+from bot.domain.processing import process_ticket
+from bot.domain.ratelimit import AutonomyBudget, make_storage
 from bot.views.alerts import NoticeKind, alert_blocks, notice_text, pct, plural, span
-from bot.workflows import alerts
+from bot.workflows import alerts, periodic
 from bot.workflows.alerts import Measurement, Notice, evaluate, measure_all, run_alerts
 from models import (
     ActionHistory,
@@ -41,6 +43,7 @@ from models import (
 )
 from tests.support.factories import make_action, make_ticket
 from tests.support.fake_slack import FakeSlack
+from tests.support.scripted_agent import ScriptedAgent
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 ALERTS = "CALERTS"
@@ -92,6 +95,12 @@ def cap_events(session: Session, *, count: int, at: datetime = NOW) -> None:
                      detail={"cap": "per_hour"}, now=at)
 
 
+def limiter_events(session: Session, *, count: int, at: datetime = NOW) -> None:
+    """Decisions that found the limiter's store unreachable (as processing audits them)."""
+    for _ in range(count):
+        audit.record(session, audit.AUTONOMY_LIMITER_DOWN, actor_id=None, now=at)
+
+
 def held_posts(session: Session, *, count: int, at: datetime = NOW,
                status: str = OutboxStatus.HELD) -> None:
     """Outbox rows Slack refused with a token error (the outbox holds them)."""
@@ -116,6 +125,7 @@ BREACH: dict[str, Callable[[Session, datetime], None]] = {
     AlertRule.AGENT_ERRORS: lambda s, at: agent_calls(s, failed=6, at=at - timedelta(seconds=30)),
     AlertRule.ROLLBACKS: lambda s, at: rollbacks(s, count=21, at=at - timedelta(seconds=30)),
     AlertRule.AUTONOMY_CAP: lambda s, at: cap_events(s, count=1, at=at - timedelta(seconds=30)),
+    AlertRule.LIMITER_DOWN: lambda s, at: limiter_events(s, count=1, at=at - timedelta(seconds=30)),
     AlertRule.POSTS_HELD: lambda s, at: held_posts(s, count=1, at=at - timedelta(seconds=30)),
 }
 # How a breach clears: windows pass on their own (every window is at most an hour);
@@ -129,6 +139,8 @@ AT_THRESHOLD: dict[str, tuple[Callable[[Session], None], float | None]] = {
     AlertRule.AGENT_ERRORS: (lambda s: agent_calls(s, failed=5, ok=40), 5.0),
     AlertRule.ROLLBACKS: (lambda s: rollbacks(s, count=20), 20.0),
     AlertRule.AUTONOMY_CAP: (lambda s: cap_events(
+        s, count=3, at=NOW - timedelta(minutes=15, seconds=1)), 0.0),
+    AlertRule.LIMITER_DOWN: (lambda s: limiter_events(
         s, count=3, at=NOW - timedelta(minutes=15, seconds=1)), 0.0),
     # Posts that failed or wait out a backoff are not held.
     AlertRule.POSTS_HELD: (lambda s: (held_posts(s, count=2, status=OutboxStatus.FAILED),
@@ -571,20 +583,64 @@ def test_no_sqlite_write_lock_is_held_while_an_alert_is_posted(sqlite_url, fake)
     assert len(fake.messages(ALERTS)) == 1
 
 
-def test_no_channel_is_logged_and_treated_as_sent(committing_factory, settings, client, fake,
-                                                  caplog):
-    config = load_settings(database_url=settings.database_url)  # no ALERTS_CHANNEL
+# ----- point 11: no ALERTS_CHANNEL, no evaluation -------------------------------------
+
+def test_without_alerts_channel_nothing_is_evaluated_or_marked_sent(committing_factory, settings,
+                                                                    client, fake):
+    config = load_settings(database_url=settings.database_url,
+                           critical_alerts_channel=CRITICAL)  # no ALERTS_CHANNEL
     with transaction(committing_factory) as db:
         cap_events(db, count=1)
+        agent_calls(db, failed=6)
+    runtime = SimpleNamespace(settings=config, sessions=committing_factory)
 
-    with caplog.at_level(logging.WARNING, logger="bot.workflows.alerts"):
-        posted = run_alerts(committing_factory, client, config, now=NOW)
+    assert alerts.off_reason(config) == alerts.ALERTS_OFF
+    assert "ALERTS_CHANNEL is not set" in alerts.ALERTS_OFF
+    assert periodic.evaluate_alerts(runtime, client) == 0
+    with pytest.raises(ValueError, match="ALERTS_CHANNEL is not set"):
+        run_alerts(committing_factory, client, config, now=NOW)
 
-    assert [(n.channel, n.kind) for n in posted] == [(None, NoticeKind.FIRING)]
-    assert "no channel configured" in caplog.text
-    assert fake.calls("chat.postMessage") == []
+    with transaction(committing_factory) as db:
+        assert db.scalars(select(AlertState)).all() == []  # nothing fired, nothing "sent"
     assert alert_rows(committing_factory) == []
-    assert state(committing_factory, AlertRule.AUTONOMY_CAP).firing
+    assert fake.calls("chat.postMessage") == []
+    # Once it is set, the alerts that were due fire.
+    runtime.settings = config.model_copy(update={"alerts_channel": ALERTS})
+    with time_machine.travel(NOW + timedelta(minutes=1)):
+        assert periodic.evaluate_alerts(runtime, client) == 2
+    assert (len(fake.messages(ALERTS)), len(fake.messages(CRITICAL))) == (1, 1)
+
+
+def test_the_limiter_rule_counts_decisions_that_found_the_store_down(session, config):
+    limiter_events(session, count=3)
+    limiter_events(session, count=2, at=NOW - timedelta(minutes=16))  # outside the window
+
+    m = by_rule(measure_all(session, config, now=NOW))[AlertRule.LIMITER_DOWN]
+
+    assert (m.breached, m.value) == (True, 3.0)
+    assert m.message == ("The autonomy limiter's store (REDIS_URL) could not be reached 3 times "
+                         "over the last 15 minutes: the bot hands tickets to human triage and "
+                         "rollbacks are paused until it answers again")
+    [notice] = evaluate(session, config, now=NOW)
+    assert (notice.rule, notice.channel) == (AlertRule.LIMITER_DOWN, ALERTS)
+
+
+def test_a_decision_that_finds_the_limiter_down_raises_the_alert(
+        committing_factory, config, client, fake):
+    # The real path: the store is unreachable, the decision fails closed and is audited,
+    # and the next evaluation says so in the alerts channel.
+    dead = make_storage("redis://127.0.0.1:1/0")
+    with transaction(committing_factory) as db:
+        ticket = make_ticket(db, description="I forgot my password")
+    with transaction(committing_factory) as db:
+        outcome = process_ticket(db, ticket.ticket_id, agent=ScriptedAgent(),
+                                 budget=AutonomyBudget(config, dead), settings=config)
+    assert outcome.action.autonomous is False
+
+    [notice] = run_alerts(committing_factory, client, config)
+    assert (notice.rule, notice.kind) == (AlertRule.LIMITER_DOWN, NoticeKind.FIRING)
+    [posted] = fake.messages(ALERTS)
+    assert "could not be reached 1 time" in posted["text"]
 
 
 # ----- SQLite, the app clock, the views -----------------------------------------------
