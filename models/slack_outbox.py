@@ -2,7 +2,8 @@
 
 One table for every message the bot owes: a post is due at once and delivered right
 after the commit; a follow-up DM is due a day later. If Slack is down or the process
-dies, the row stays pending and the delivery job sends it later, with backoff.
+dies, the row stays pending and the delivery job sends it later, with backoff; if Slack
+refuses the bot's token, the row is held until the token works again.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # Slack refused it, or it ran out of attempts
     CANCELLED = "cancelled"  # no longer wanted (see cancel_reason); never an error
+    # Slack refused the bot's token or grants (last_error says how): still owed, kept
+    # with its due time until the token works again, then pending once more.
+    HELD = "held"
 
 
 class OutboxPurpose(StrEnum):
@@ -30,8 +34,10 @@ class OutboxPurpose(StrEnum):
 
     # The bot's answer on a ticket, remembered on the ticket so it can be updated.
     TICKET_OUTCOME = "ticket_outcome"
-    # Escalation, reopen, rollback and alert channel messages.
+    # Escalation, reopen and rollback channel messages.
     NOTICE = "notice"
+    # An alert rule firing, still firing or resolved, written with the rule's state.
+    ALERT = "alert"
     # The one DM asking whether an auto-resolution worked, drawn when it is sent.
     FOLLOWUP = "followup"
 

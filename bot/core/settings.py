@@ -150,6 +150,7 @@ class Settings(BaseSettings):
     alert_rollbacks: Annotated[int, Field(ge=0)] = 20
     alert_rollbacks_window: Annotated[timedelta, NoDecode] = timedelta(hours=1)
     alert_cap_window: Annotated[timedelta, NoDecode] = timedelta(minutes=15)
+    alert_limiter_window: Annotated[timedelta, NoDecode] = timedelta(minutes=15)
     alert_min_sample: PositiveInt = 5
     alert_cooldown: Annotated[timedelta, NoDecode] = timedelta(hours=1)
 
@@ -174,7 +175,8 @@ class Settings(BaseSettings):
     @field_validator(
         "followup_delay", "agent_breaker_reset", "alert_failure_window",
         "alert_confidence_window", "alert_agent_errors_window", "alert_rollbacks_window",
-        "alert_cap_window", "alert_cooldown", "job_interval", "claim_ttl", "sweep_grace",
+        "alert_cap_window", "alert_limiter_window", "alert_cooldown", "job_interval", "claim_ttl",
+        "sweep_grace",
         mode="before",
     )
     @classmethod

@@ -9,6 +9,11 @@ One engine for every row:
 - claim: `FOR UPDATE SKIP LOCKED` and an expiring claim token, so any number of
   processes deliver each row once, and one killed mid-send loses nothing;
 - backoff: 15 s doubling up to an hour, then `failed` after MAX_ATTEMPTS;
+- hold: Slack refusing the bot's token or grants (a rotation, a reinstall, a revoked
+  app) fails no row: the row is `held`, keeps its due time, and spends no attempt;
+  `release_held` (the delivery job, once a pass) asks `auth.test` whether the token
+  works again, retries the oldest held row, and once that one gets through makes every
+  held row pending again;
 - reconcile: Slack has no idempotency key, and a timeout does not say a post did not
   land, so every message names its row in message metadata and a retry looks for it
   before posting again;
@@ -32,7 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import views
 from bot.core import clock
 from bot.delivery.claims import send_each
-from bot.delivery.slack_client import SlackUnavailable, safe_call
+from bot.delivery.slack_client import SlackTokenRefused, SlackUnavailable, safe_call
 from bot.domain import followups, tickets
 from models import OutboxPurpose, OutboxStatus, SlackOutbox, transaction
 
@@ -246,6 +251,9 @@ def _send(sessions, client: WebClient, claim: _Claim, at: Callable[[], datetime]
                 return False
             try:
                 posted = _post(client, claim, *drawn)
+            except SlackTokenRefused as error:
+                _hold(session, claim, f"{error.method}: {error.error}")
+                return False
             except SlackUnavailable as error:
                 _retry_later(session, claim, f"{error.method}: {error.error}", at())
                 return False
@@ -411,3 +419,73 @@ def _retry_later(session: Session, claim: _Claim, error: str, now: datetime) -> 
 def _given_up(session: Session, claim: _Claim) -> None:
     if claim.purpose == OutboxPurpose.FOLLOWUP:
         followups.record_given_up(session, claim.resolution_id)
+
+
+def _hold(session: Session, claim: _Claim, reason: str) -> None:
+    """Keep the row owed until the token works: no attempt spent (Slack refused the
+    call, so nothing was posted; earlier attempts still count for the reconcile), the
+    due time kept, the reason kept."""
+    log.warning("outbox %s held: Slack refused the token (%s)", claim.id, reason)
+    session.execute(
+        update(SlackOutbox)
+        .where(SlackOutbox.id == claim.id, SlackOutbox.claim_token == claim.token)
+        .values(status=OutboxStatus.HELD, claimed_until=None, attempts=claim.attempts - 1,
+                last_error=reason[:500])
+    )
+
+
+def release_held(
+    sessions: sessionmaker[Session], client: WebClient, *, ttl: timedelta = timedelta(minutes=2),
+    now: datetime | None = None,
+) -> int:
+    """While rows are held, find out whether Slack takes the token again; if it does,
+    make them pending again (due at their old due time).
+
+    At most one `auth.test` and one post per call, however many rows are held: the
+    oldest held row is retried first, and only once it gets through (or fails for a
+    reason of its own) are the others released. `auth.test` needs no scope, so it
+    cannot tell a missing scope was granted; the trial row can.
+
+    Args:
+        sessions: the session factory; each step is a transaction of its own.
+        client: the Slack client.
+        ttl: the trial row's claim.
+        now: the clock reading to count from (the tests move it).
+
+    Returns:
+        How many were sent: the trial row, if it went out.
+    """
+    with transaction(sessions) as session:
+        held = session.execute(
+            select(SlackOutbox.id, SlackOutbox.last_error).where(SlackOutbox.status == OutboxStatus.HELD)
+            .order_by(SlackOutbox.id).limit(1)
+        ).first()
+    if held is None:
+        return 0
+    try:
+        works, why = safe_call(client, "auth.test", raise_transient=True) is not None, "refused"
+    except SlackUnavailable as error:
+        works, why = False, error.error
+    if not works:
+        log.error("Slack messages held: auth.test says the bot token still does not work (%s; "
+                  "held for %s); fix SLACK_BOT_TOKEN or reinstall the app", why, held.last_error)
+        return 0
+    trial = held.id
+    _release(sessions, [trial])
+    sent = deliver(sessions, client, [trial], ttl=ttl, now=now)
+    with transaction(sessions) as session:
+        if session.scalar(select(SlackOutbox.status).where(SlackOutbox.id == trial)) == OutboxStatus.HELD:
+            log.error("Slack messages held: the token works but Slack still refuses outbox %s "
+                      "(%s); fix the app's scopes or reinstall it", trial, held.last_error)
+            return sent
+    released = _release(sessions, None)
+    log.warning("Slack takes the bot token again: %d held messages are owed again", released + 1)
+    return sent
+
+
+def _release(sessions: sessionmaker[Session], ids: list[int] | None) -> int:
+    with transaction(sessions) as session:
+        query = update(SlackOutbox).where(SlackOutbox.status == OutboxStatus.HELD)
+        if ids is not None:
+            query = query.where(SlackOutbox.id.in_(ids))
+        return session.execute(query.values(status=OutboxStatus.PENDING)).rowcount

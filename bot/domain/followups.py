@@ -106,7 +106,8 @@ def cancel(session: Session, resolution_id: int, *, reason: str) -> int:
         update(SlackOutbox)
         .where(SlackOutbox.resolution_id == resolution_id,
                SlackOutbox.purpose == OutboxPurpose.FOLLOWUP,
-               SlackOutbox.status == OutboxStatus.PENDING)
+               # A held DM is owed too: an answer given meanwhile must stop it.
+               SlackOutbox.status.in_([OutboxStatus.PENDING, OutboxStatus.HELD]))
         .values(status=OutboxStatus.CANCELLED, cancel_reason=reason, claimed_until=None)
         .execution_options(synchronize_session=False)
     ).rowcount
