@@ -148,11 +148,12 @@ def test_resolve_opens_a_modal_and_the_note_reaches_the_requester_who_rates_it(t
     # An empty note keeps the modal open with the reason under the field.
     empty = team_bolt.submit_view(view, {BlockId.RESOLUTION_NOTE: {ActionId.RESOLUTION_NOTE: "  "}},
                                   user=MEMBER)
-    assert empty.json() == {"response_action": "errors",
-                            "errors": {BlockId.RESOLUTION_NOTE: "Write what you did: the requester reads this note."}}
+    assert empty.json() == {"response_action": "errors", "errors": {
+        BlockId.RESOLUTION_NOTE: "Write what you did: the requester reads this note."}}
     assert _one(committing_factory, Ticket).status == "in_progress"
 
-    done = team_bolt.submit_view(view, {BlockId.RESOLUTION_NOTE: {ActionId.RESOLUTION_NOTE: NOTE}}, user=MEMBER)
+    done = team_bolt.submit_view(view, {BlockId.RESOLUTION_NOTE: {ActionId.RESOLUTION_NOTE: NOTE}},
+                                 user=MEMBER)
 
     assert (done.status_code, done.text) == (200, "")
     resolved = _one(committing_factory, Ticket)
@@ -226,9 +227,11 @@ def test_a_strangers_resolve_opens_nothing_and_a_stranger_submitting_is_refused_
 def test_a_tampered_take_button_is_refused_and_changes_nothing(team_bolt, slack, committing_factory):
     ticket, notice = _routed(team_bolt, slack, committing_factory)
     for value in (f"t={ticket.ticket_id};s=1", "t=0", json.dumps({"t": ticket.ticket_id})):
-        team_bolt.click(ActionId.TEAM_TAKE, value, user=MEMBER, channel=TEAM, message_ts=notice.response["ts"])
+        team_bolt.click(ActionId.TEAM_TAKE, value, user=MEMBER, channel=TEAM,
+                        message_ts=notice.response["ts"])
     team_bolt.settled()
-    assert {e["text"] for e in _to(slack, MEMBER)} == {"That button is not valid any more. Nothing was changed."}
+    assert {e["text"] for e in _to(slack, MEMBER)} == {
+        "That button is not valid any more. Nothing was changed."}
     assert _one(committing_factory, Ticket).assigned_to is None
 
 
