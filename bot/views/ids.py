@@ -66,6 +66,7 @@ class BlockId(StrEnum):
     # A team notice: who has the ticket, and its Take it / Resolve buttons (redrawn).
     TEAM_STATE = "team_state"
     TEAM_ACTIONS = "team_actions"
+    TEAM_HINT = "team_hint"
     RESOLUTION_NOTE = "resolution_note"
 
 

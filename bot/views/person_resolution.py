@@ -145,5 +145,5 @@ def _context(ticket: Any, resolution: Any) -> Block:
 
 
 def _fallback(ticket: Any, resolution: Any) -> str:
-    note = " ".join((resolution.note or "").split())
+    note = " ".join((resolution.note or "").split()).rstrip(".")
     return fallback(f"Ticket #{ticket.ticket_id} was resolved: {clip(note, 200)}. Did this solve it?")

@@ -117,7 +117,7 @@ def redraw_team_notice(blocks: Blocks, *, ticket_id: int, state: NoticeState) ->
     Returns:
         The same blocks up to the end, then the end for `state`.
     """
-    mine = {BlockId.TEAM_STATE.value, BlockId.TEAM_ACTIONS.value}
+    mine = {BlockId.TEAM_STATE.value, BlockId.TEAM_ACTIONS.value, BlockId.TEAM_HINT.value}
     kept = [block for block in blocks if block.get("block_id") not in mine]
     return kept + to_dicts(_work_blocks(ticket_id, state))
 
@@ -240,7 +240,7 @@ def _work_blocks(ticket_id: int, state: NoticeState) -> list[Block]:
         ],
     ))
     blocks.append(context(f"Ticket #{ticket_id} · team members and helpdesk admins can take or "
-                          "resolve it"))
+                          "resolve it", block_id=BlockId.TEAM_HINT))
     return blocks
 
 

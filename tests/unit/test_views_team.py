@@ -138,7 +138,8 @@ def test_the_redraw_keeps_what_was_posted_and_shows_who_has_it():
     # Taken: someone else may still take it over, but it is no longer the first thing to do.
     assert "style" not in s.buttons(taken)[ActionId.TEAM_TAKE]
     again = redraw_team_notice(taken, ticket_id=42, state=NoticeState(holder="UOTHER"))
-    assert [b.get("block_id") for b in again].count(BlockId.TEAM_STATE) == 1
+    assert [b.get("block_id") for b in again] == [b.get("block_id") for b in taken]
+    assert len(again) == len(taken) == len(posted) + 1
     assert "<@UOTHER> has it" in s.all_text(again) and "UTEAM1" not in s.all_text(again)
     s.assert_within_limits(again)
 
@@ -146,6 +147,8 @@ def test_the_redraw_keeps_what_was_posted_and_shows_who_has_it():
         holder="UTEAM1", resolved=True, resolved_by="UTEAM1", note="Swapped the dock <!channel>"))
     assert s.buttons(done) == {}
     assert "*Resolved by <@UTEAM1>.*\n> Swapped the dock &lt;!channel&gt;" in s.all_text(done)
+    # Nothing is left that says it can still be taken.
+    assert _block(done, BlockId.TEAM_HINT) is None and "can take" not in s.all_text(done)
     assert not is_team_notice(done) and is_team_notice(posted)
     s.assert_within_limits(done)
 
@@ -182,7 +185,9 @@ def test_a_persons_resolution_asks_what_the_bots_answer_asks_on_its_own_record()
     assert ours["rate_4"]["value"] == "t=42;p=7;s=4"
     assert [b.get("block_id") for b in blocks if b.get("block_id")] == [
         BlockId.ANSWER, BlockId.FEEDBACK, BlockId.RATING, BlockId.TICKET_CONTEXT]
-    assert "Did this solve it?" in text
+    assert text == "Ticket #42 was resolved: Re-enrolled the laptop in the VPN profile. Did this solve it?"
+    assert person_resolution_message(s.ticket(), s.person_resolution(note="Done."))[0] == (
+        "Ticket #42 was resolved: Done. Did this solve it?")
     s.assert_within_limits(blocks)
 
 
