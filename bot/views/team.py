@@ -235,7 +235,9 @@ def _work_blocks(ticket_id: int, state: NoticeState) -> list[Block]:
     blocks.append(ActionsBlock(
         block_id=BlockId.TEAM_ACTIONS,
         elements=[
-            button("Take it", ActionId.TEAM_TAKE, value, style=None if state.holder else "primary"),
+            # Someone has it: taking it is taking it over from them (recorded as such).
+            button("Take over" if state.holder else "Take it", ActionId.TEAM_TAKE, value,
+                   style=None if state.holder else "primary"),
             button("Resolve", ActionId.TEAM_RESOLVE, value),
         ],
     ))

@@ -136,6 +136,8 @@ def test_the_redraw_keeps_what_was_posted_and_shows_who_has_it():
     assert _block(taken, BlockId.TEAM_STATE)["text"]["text"] == ":raising_hand: <@UTEAM1> has it."
     assert set(s.buttons(taken)) == {ActionId.TEAM_TAKE, ActionId.TEAM_RESOLVE}
     # Taken: someone else may still take it over, but it is no longer the first thing to do.
+    assert s.buttons(posted)[ActionId.TEAM_TAKE]["text"]["text"] == "Take it"
+    assert s.buttons(taken)[ActionId.TEAM_TAKE]["text"]["text"] == "Take over"
     assert "style" not in s.buttons(taken)[ActionId.TEAM_TAKE]
     again = redraw_team_notice(taken, ticket_id=42, state=NoticeState(holder="UOTHER"))
     assert [b.get("block_id") for b in again] == [b.get("block_id") for b in taken]
