@@ -48,6 +48,8 @@ class SlackOutbox(Base):
             postgresql_where=text("resolution_id IS NOT NULL"),
             sqlite_where=text("resolution_id IS NOT NULL"),
         ),
+        # A ticket's team notices are found again to redraw them (take, resolve, reopen).
+        Index("ix_slack_outbox_ticket_id", "ticket_id"),
         Index(
             "ix_slack_outbox_person_resolution_id",
             "person_resolution_id",

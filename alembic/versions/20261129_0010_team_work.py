@@ -5,7 +5,8 @@
   values of models.ActionType as of this revision, written out as in 0004).
 - person_resolution: a person's resolution and the requester's verdict on it, one row
   per RESOLVE action. ticket_resolution stays one row per ticket, the bot's.
-- slack_outbox.person_resolution_id: the follow-up DM of a person's resolution.
+- slack_outbox.person_resolution_id: the follow-up DM of a person's resolution; and an
+  index on slack_outbox.ticket_id (a ticket's team notices are found again to redraw them).
 
 The downgrade refuses, before any change, while TAKE or RESOLVE rows exist (the old
 CHECK would refuse them), naming how many; person_resolution and its follow-ups go.
@@ -84,6 +85,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_person_resolution_ticket_id', ['ticket_id'], unique=False)
 
     with op.batch_alter_table('slack_outbox', schema=None) as batch_op:
+        batch_op.create_index('ix_slack_outbox_ticket_id', ['ticket_id'], unique=False)
         batch_op.add_column(sa.Column('person_resolution_id', sa.Integer(), nullable=True))
         batch_op.create_index('ix_slack_outbox_person_resolution_id', ['person_resolution_id'],
                               unique=False, postgresql_where=sa.text('person_resolution_id IS NOT NULL'),
@@ -110,6 +112,7 @@ def downgrade() -> None:
                                  type_='foreignkey')
         batch_op.drop_index('ix_slack_outbox_person_resolution_id')
         batch_op.drop_column('person_resolution_id')
+        batch_op.drop_index('ix_slack_outbox_ticket_id')
 
     with op.batch_alter_table('person_resolution', schema=None) as batch_op:
         batch_op.drop_index('ix_person_resolution_ticket_id')
