@@ -110,21 +110,25 @@ def announce_feedback(
     """
     with runtime.message_locks.hold((channel, message_ts)):
         with transaction(runtime.sessions) as session:
-            ticket = tickets.get_ticket(session, result.ticket.ticket_id)
-            if result.by_person:
-                resolution = session.get(PersonResolution, result.resolution.id)
-                action = tickets.action_by_id(session, resolution.action_id)
-                text, blocks = views.answered_person_resolution_message(
-                    ticket, resolution, withdrawn=action.rolled_back)
-            else:
-                resolution = tickets.resolution_of(session, result.ticket.ticket_id)
-                action = tickets.action_by_id(session, resolution.action_id)
-                text, blocks = views.answered_resolution_message(ticket, action, resolution)
+            text, blocks = _answered(session, result)
         safe_call(client, "chat.update", channel=channel, ts=message_ts, text=text, blocks=blocks)
     outbox.deliver(runtime.sessions, client, list(owed), ttl=runtime.settings.claim_ttl)
     if result.ticket_moved:
         # Reopened or resolved again: the team's notices show it.
         team_notices.refresh_team_notices(runtime, client, result.ticket.ticket_id)
+
+
+def _answered(session, result: FeedbackResult) -> tuple[str, list]:
+    """The clicked message as it stands now: the bot's answer or a person's resolution."""
+    ticket = tickets.get_ticket(session, result.ticket.ticket_id)
+    if result.by_person:
+        person = session.get(PersonResolution, result.resolution.id)
+        action = tickets.action_by_id(session, person.action_id) if person.action_id else None
+        withdrawn = action is not None and action.rolled_back
+        return views.answered_person_resolution_message(ticket, person, withdrawn=withdrawn)
+    bots = tickets.resolution_of(session, ticket.ticket_id)
+    action = tickets.action_by_id(session, bots.action_id)
+    return views.answered_resolution_message(ticket, action, bots)
 
 
 def enqueue_rollback_notice(session, result: RollbackResult, settings) -> list[int]:
