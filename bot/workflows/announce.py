@@ -66,10 +66,13 @@ def _enqueue_outcome(session, outcome: Outcome, settings) -> list[SlackOutbox]:
     )]
     # Routing, escalation and triage: the team sees the request and can take it.
     kind = team_notices.notice_kind(action)
-    notice = kind and team_notices.enqueue_team_notice(session, ticket, settings, kind=kind, action=action,
-                                                       reason=(action.action_params or {}).get("reason", ""),
-                                                       claim_ttl=settings.claim_ttl)
-    return owed + [notice] if notice else owed
+    if kind is not None:
+        notice = team_notices.enqueue_team_notice(
+            session, ticket, settings, kind=kind, action=action,
+            reason=(action.action_params or {}).get("reason", ""), claim_ttl=settings.claim_ttl)
+        if notice is not None:
+            owed.append(notice)
+    return owed
 
 
 def enqueue_reopen_notices(session, result: FeedbackResult, settings, *, channel: str,
