@@ -54,6 +54,14 @@ class SlackOutbox(Base):
             postgresql_where=text("resolution_id IS NOT NULL"),
             sqlite_where=text("resolution_id IS NOT NULL"),
         ),
+        # A ticket's team notices are found again to redraw them (take, resolve, reopen).
+        Index("ix_slack_outbox_ticket_id", "ticket_id"),
+        Index(
+            "ix_slack_outbox_person_resolution_id",
+            "person_resolution_id",
+            postgresql_where=text("person_resolution_id IS NOT NULL"),
+            sqlite_where=text("person_resolution_id IS NOT NULL"),
+        ),
         known_values("status", OutboxStatus),
         known_values("purpose", OutboxPurpose),
         CheckConstraint("channel IS NOT NULL OR recipient IS NOT NULL", name="destination"),
@@ -67,6 +75,10 @@ class SlackOutbox(Base):
     # The auto-resolution a follow-up asks about (follow-ups only).
     resolution_id: Mapped[int | None] = mapped_column(
         ForeignKey("ticket_resolution.id", ondelete="CASCADE")
+    )
+    # Or the person's resolution it asks about (follow-ups only; never both).
+    person_resolution_id: Mapped[int | None] = mapped_column(
+        ForeignKey("person_resolution.id", ondelete="CASCADE")
     )
     purpose: Mapped[str] = mapped_column(String(40))  # an OutboxPurpose
     # Where to post; empty for a DM, whose conversation is opened when it is sent.

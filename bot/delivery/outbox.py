@@ -119,6 +119,7 @@ class _Claim:
     fallback_user: str | None
     ticket_id: int | None
     resolution_id: int | None
+    person_resolution_id: int | None
     attempts: int
     created_at: datetime
     until: datetime  # when the claim expires, unless renewed
@@ -176,7 +177,7 @@ def _claim_row(row: SlackOutbox, now: datetime, ttl: timedelta) -> _Claim:
 def _claim_of(row: SlackOutbox) -> _Claim:
     return _Claim(row.id, row.claim_token, row.purpose, row.channel, row.recipient, row.thread_ts,
                   row.text, row.blocks, row.fallback_user, row.ticket_id, row.resolution_id,
-                  row.attempts, row.created_at, row.claimed_until)
+                  row.person_resolution_id, row.attempts, row.created_at, row.claimed_until)
 
 
 def claims_of(rows: list[SlackOutbox]) -> list[_Claim]:
@@ -275,7 +276,8 @@ def _draw(session: Session, claim: _Claim, now: datetime) -> tuple[str, list | N
     """
     if claim.purpose != OutboxPurpose.FOLLOWUP:
         return claim.text, claim.blocks
-    owed = followups.lock_owed(session, claim.resolution_id)  # first: the lock order
+    person, resolution_id = _followup_of(claim)
+    owed = followups.lock_owed(session, resolution_id, person=person)  # first: the lock order
     mine = session.execute(
         select(SlackOutbox.id)
         .where(SlackOutbox.id == claim.id, SlackOutbox.claim_token == claim.token,
@@ -292,7 +294,16 @@ def _draw(session: Session, claim: _Claim, now: datetime) -> tuple[str, list | N
             .values(status=OutboxStatus.CANCELLED, cancel_reason=owed, claimed_until=None)
         )
         return None
+    if person:
+        return views.person_followup_dm(owed.ticket, owed.resolution, now=now)
     return views.followup_dm(owed.ticket, owed.action, now=now)
+
+
+def _followup_of(claim: _Claim) -> tuple[bool, int]:
+    """Whose resolution a follow-up asks about: (a person's?, its id)."""
+    if claim.person_resolution_id is not None:
+        return True, claim.person_resolution_id
+    return False, claim.resolution_id
 
 
 def _post(client: WebClient, claim: _Claim, text: str, blocks: list | None) -> _Posted | str:
@@ -333,8 +344,10 @@ def _post(client: WebClient, claim: _Claim, text: str, blocks: list | None) -> _
 
 def _metadata(claim: _Claim) -> dict:
     if claim.purpose == OutboxPurpose.FOLLOWUP:
-        return {"event_type": FOLLOWUP_EVENT,
-                "event_payload": {"outbox_id": claim.id, "resolution_id": claim.resolution_id}}
+        payload = {"outbox_id": claim.id, "resolution_id": claim.resolution_id}
+        if claim.person_resolution_id is not None:
+            payload["person_resolution_id"] = claim.person_resolution_id
+        return {"event_type": FOLLOWUP_EVENT, "event_payload": payload}
     return {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": claim.id}}
 
 
@@ -393,14 +406,16 @@ def _record(session: Session, claim: _Claim, posted: _Posted | str, now: datetim
         tickets.attach_message(session, claim.ticket_id, channel_id=posted.channel,
                                message_ts=posted.ts, thread_ts=posted.thread_ts or posted.ts)
     elif claim.purpose == OutboxPurpose.FOLLOWUP:
-        followups.record_sent(session, claim.resolution_id, now=now)
+        person, resolution_id = _followup_of(claim)
+        followups.record_sent(session, resolution_id, now=now, person=person)
     return True
 
 
 def _retry_later(session: Session, claim: _Claim, error: str, now: datetime) -> None:
     attempts = claim.attempts
     if attempts >= MAX_ATTEMPTS and claim.purpose == OutboxPurpose.FOLLOWUP:
-        followups.lock(session, claim.resolution_id)  # giving up writes it: the lock order
+        person, resolution_id = _followup_of(claim)
+        followups.lock(session, resolution_id, person=person)  # giving up writes it: the lock order
     if attempts >= MAX_ATTEMPTS:
         log.error("outbox %s: giving up after %d attempts (%s)", claim.id, attempts, error)
         values = {"status": OutboxStatus.FAILED, "claimed_until": None, "last_error": error[:500]}
@@ -418,7 +433,8 @@ def _retry_later(session: Session, claim: _Claim, error: str, now: datetime) -> 
 
 def _given_up(session: Session, claim: _Claim) -> None:
     if claim.purpose == OutboxPurpose.FOLLOWUP:
-        followups.record_given_up(session, claim.resolution_id)
+        person, resolution_id = _followup_of(claim)
+        followups.record_given_up(session, resolution_id, person=person)
 
 
 def _hold(session: Session, claim: _Claim, reason: str) -> None:

@@ -19,6 +19,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
 from bot.delivery.background import Background
+from bot.delivery.channel_members import ChannelMembers
 from bot.delivery.identity import BotIdentity
 from bot.delivery.slack_client import make_web_client
 from bot.delivery.slack_roles import WorkspaceRoles
@@ -49,6 +50,7 @@ def create_app(
         client=client,
         background=background or Background(settings.slack_background_workers),
         roles=WorkspaceRoles(client),
+        members=ChannelMembers(client),
     )
     identity = BotIdentity(client, team_id=settings.slack_team_id)
     identity.learn_in_background()

@@ -35,9 +35,10 @@ def test_manifest_declares_the_contract(capsys):
     assert manifest["settings"]["interactivity"] == {"is_enabled": True, "request_url": url}
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     # What the app calls: posting, DMs for follow-ups, users.info for the admin check,
-    # history for follow-up reconciliation.
+    # history for follow-up reconciliation, conversations.members for who is in a
+    # team's channel (public and private).
     assert {"chat:write", "commands", "im:write", "im:history", "users:read",
-            "app_mentions:read"} <= scopes
+            "app_mentions:read", "channels:read", "groups:read"} <= scopes
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
 
 
