@@ -31,7 +31,7 @@ in the ranking are broken by label.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,8 +54,11 @@ _SHARPNESS = (1e-2, 1e3)
 
 
 def word_features(text: str) -> list[str]:
-    """Stems and neighbouring stem pairs: "vpn keeps dropping" -> vpn, drop, "vpn drop"."""
-    words = stems(text)
+    """Stems and neighbouring stem pairs: "vpn keeps dropping" -> vpn, drop, "vpn drop".
+
+    Negations are kept: "emails I didn't send" is not "emails I send".
+    """
+    words = stems(text, keep_negations=True)
     return [*words, *(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))]
 
 
@@ -136,7 +139,7 @@ class TextClassifier:
         labels: Sequence[str],
         *,
         c: float = REGULARISATION_C,
-        class_weight: str | None = None,
+        class_weight: str | Mapping[str, float] | None = None,
     ) -> None:
         """Fit the SVM and its temperature.
 
@@ -145,11 +148,13 @@ class TextClassifier:
             texts: the training phrasings.
             labels: one label per phrasing; at least two labels, each with two phrasings.
             c: the SVM's inverse regularisation.
-            class_weight: None, or "balanced" to weigh each label's mistakes as much
-                as every other label's, however many phrasings it has.
+            class_weight: None, "balanced" to weigh each label's mistakes as much
+                as every other label's, however many phrasings it has, or a weight per
+                label (every label named).
 
         Raises:
-            ValueError: fewer than two labels, or a label with a single phrasing.
+            ValueError: fewer than two labels, a label with a single phrasing, or
+                weights that leave a label out.
         """
         if len(texts) != len(labels):
             raise ValueError("texts and labels differ in length")
@@ -161,11 +166,18 @@ class TextClassifier:
             rare = sorted(str(names[i]) for i in np.flatnonzero(counts < 2))
             raise ValueError(f"labels with a single phrasing: {', '.join(rare)}")
         self.labels: tuple[str, ...] = tuple(str(name) for name in names)
+        weights: str | dict[int, float] | None
+        if isinstance(class_weight, Mapping):
+            if set(class_weight) != set(self.labels):
+                raise ValueError("class_weight must give a weight to every label, and only to them")
+            weights = {i: float(class_weight[label]) for i, label in enumerate(self.labels)}
+        else:
+            weights = class_weight
         self._features = features
         matrix = features.transform(texts)
 
         def svm() -> LinearSVC:
-            return LinearSVC(C=c, class_weight=class_weight, random_state=SEED)
+            return LinearSVC(C=c, class_weight=weights, random_state=SEED)
 
         folds = StratifiedKFold(n_splits=min(MAX_FOLDS, int(counts.min())), shuffle=True, random_state=SEED)
         held_out = _logits(cross_val_predict(svm(), matrix, targets, cv=folds, method="decision_function"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,3 +36,22 @@ def test_learned_phrasings_reuse_their_rows_from_the_fit():
 @given(texts=st.lists(st.text(max_size=80), min_size=1, max_size=3))
 def test_any_text_gets_the_features_scikit_learn_would_give_it(texts):
     _same(texts)
+
+
+def test_negations_are_features_so_a_denial_reads_differently():
+    from bot.agent.classifier import word_features
+
+    assert word_features("emails I didn't send") != word_features("emails I send")
+    assert "not" in word_features("the prompt was not me")
+
+
+def test_weights_per_label_must_name_every_label():
+    from bot.agent.classifier import TextClassifier
+
+    texts = ["vpn drops", "vpn fails", "printer jams", "printer offline"]
+    labels = ["vpn", "vpn", "printer", "printer"]
+    features = TextFeatures(texts)
+    weighted = TextClassifier(features, texts, labels, class_weight={"vpn": 1.0, "printer": 3.0})
+    assert weighted.rank("printer jams")[0].label == "printer"
+    with pytest.raises(ValueError, match="every label"):
+        TextClassifier(features, texts, labels, class_weight={"vpn": 1.0})

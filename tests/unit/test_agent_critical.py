@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from bot.agent import CriticalDetector, KnowledgeBaseAgent, TicketInput
-from bot.agent.critical import KIND_BY_KEY, find_critical
+from bot.agent.articles import shipped_articles
+from bot.agent.critical import KIND_BY_KEY, KINDS, NOT_CRITICAL, equal_priors, find_critical, training_set
 from bot.agent.textmatch import terms
 from bot.core.settings import load_settings
 from bot.domain import policy
@@ -83,6 +86,7 @@ def test_the_issues_critical_requests_escalate(agent, text, kind, team):
 
 @pytest.mark.parametrize("text", [
     "ransomware", "phishing?", "is this phishing", "trojan", "stolen", "major outage",
+    "burglary", "pickpocketed", "bag snatched", "identity theft", "keylogger", "spoofed email",
 ])
 def test_the_rules_are_a_floor_under_the_classifier(detector, text):
     # Single words carry little for the classifier; the rules still escalate them,
@@ -90,6 +94,24 @@ def test_the_rules_are_a_floor_under_the_classifier(detector, text):
     match = detector.detect(text)
     assert match is not None and match.words
     assert match.reason.startswith("The request mentions '")
+
+
+def test_no_rule_word_is_a_common_name_or_object():
+    # "robbed" would stem to "rob": Rob asking about a printer is not a theft.
+    for text in ("ask Rob to look at the printer", "my coffee mug is chipped", "Robin needs a licence"):
+        assert find_critical(terms(text)) is None
+
+
+def test_critical_and_everyday_phrasings_weigh_the_same_in_total():
+    _, labels = training_set(shipped_articles())
+    weights = equal_priors(labels)
+    total = Counter(labels)
+    everyday = weights[NOT_CRITICAL] * total[NOT_CRITICAL]
+    kinds = [kind.key for kind in KINDS]
+    assert set(weights) == {NOT_CRITICAL, *kinds}
+    assert sum(weights[k] * total[k] for k in kinds) == pytest.approx(everyday)
+    # Each kind its equal share, however many phrasings it has.
+    assert len({round(weights[k] * total[k], 9) for k in kinds}) == 1
 
 
 def test_the_confidence_of_an_escalation_is_the_probability_it_is_critical(detector, agent):
