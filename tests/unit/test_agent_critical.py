@@ -42,6 +42,22 @@ PARAPHRASES = [
     ("the online shop is not loading for any customer", "outage"),
     ("nobody in the building can get on the network", "outage"),
     ("the whole sales team cannot log in to the crm", "outage"),
+    # The families round two widened: prompts nobody asked for and one approved by
+    # mistake, a password changed by someone else, a computer or browser acting on its
+    # own, mail the person did not write, data sent to the wrong outsider, outages said
+    # by who is affected, devices lost in many words.
+    ("my phone keeps showing approve sign-in prompts and I'm not even at my computer", "security"),
+    ("I pressed accept on an authenticator request that popped up, but I wasn't logging in", "security"),
+    ("got an email saying my password was updated a few minutes ago, but I haven't touched it", "security"),
+    ("the mouse pointer is clicking on things while I watch", "security"),
+    ("edge keeps opening new windows with adverts by itself", "security"),
+    ("a colleague asked why I sent her a payment request, I never wrote that", "security"),
+    ("I accidentally emailed the payroll export to someone at our supplier", "security"),
+    ("forgot my company laptop on the 8:15 train home", "lost_device"),
+    ("someone took my bag in the pub, the work phone was in it", "lost_device"),
+    ("haven't been able to find my work mobile since the christmas party", "lost_device"),
+    ("since 9 nobody in accounts can open the invoicing tool", "outage"),
+    ("all customers are seeing errors when they try to pay", "outage"),
 ]
 
 
@@ -124,7 +140,9 @@ def test_the_confidence_of_an_escalation_is_the_probability_it_is_critical(detec
     "my vpn keeps dropping", "I forgot my password", "I lost my password", "printer is out of paper",
     "I need access to the finance shared drive", "my MFA security code never arrives",
     "can someone install visio", "new hire starting monday", "my disk is full",
-    "can I expense my home office chair?",
+    "can I expense my home office chair?", "I've only got 3GB left on the c drive",
+    "lost connection to the vpn twice today", "my bluetooth headset lost its pairing",
+    "the printer ate my document again", "nobody can hear me when I unmute in zoom",
 ])
 def test_everyday_requests_are_not_critical(detector, text):
     assert detector.detect(text) is None
