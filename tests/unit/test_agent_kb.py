@@ -74,13 +74,13 @@ def test_every_shipped_article_is_reachable_by_some_request(agent):
     assert {a.id for a in agent.articles} <= {article for _, article, _ in REQUESTS}
 
 
-# The issue's complaints, as the bot decides them with the default bands.
+# The issue's complaints, as the bot decides them with the default bands: what a
+# self-service article plainly answers is resolved with it, an expense question is not.
 @pytest.mark.parametrize(("text", "action", "article"), [
     ("my VPN keeps disconnecting", "AUTO_RESOLVE", "vpn"),
     ("wifi keeps dropping on my laptop", "AUTO_RESOLVE", "wifi"),
-    # High band; routed only because the articles say the fix works 70-75% of the time.
-    ("a second monitor is not detected", "ASSIGN_TO_TEAM", "monitor_docking"),
-    ("my laptop freezes", "ASSIGN_TO_TEAM", "laptop_performance"),
+    ("a second monitor is not detected", "AUTO_RESOLVE", "monitor_docking"),
+    ("my laptop freezes", "AUTO_RESOLVE", "laptop_performance"),
     ("can I expense my home office chair?", "REQUEST_CLARIFICATION", ""),
 ])
 def test_the_issues_requests_are_decided_as_a_person_would(agent, text, action, article):
@@ -89,6 +89,25 @@ def test_the_issues_requests_are_decided_as_a_person_would(agent, text, action, 
     assert (planned.action_type, answer.source) == (action, article)
     if article:
         assert planned.params["band"] == "high"
+
+
+# What no article answers, even in IT words: expenses, HR and payroll, travel,
+# purchasing, facilities, personal devices, meeting-room bookings. Never acted on alone.
+@pytest.mark.parametrize("text", [
+    "will I get reimbursed for the usb headset I bought on amazon",
+    "can I put my new wifi extender on my expense report",
+    "can I buy a keyboard and claim it back",
+    "who signs off travel for the it conference in berlin",
+    "my payslip shows the wrong overtime",
+    "the meeting room on floor 3 is booked twice",
+    "please fix my daughter's laptop, it's really slow",
+    "what's the process to order a new office chair",
+])
+def test_out_of_scope_requests_are_never_resolved_alone(agent, text):
+    answer = ask(agent, text)
+    planned = policy.plan(answer, BANDS)
+    assert planned.action_type != "AUTO_RESOLVE"
+    assert answer.severity != "critical"
 
 
 @pytest.mark.parametrize(
@@ -230,7 +249,7 @@ def test_the_evaluation_set_is_big_enough_and_labelled_with_known_articles(agent
         evaluation_set("held_out")  # round one's held-out part is tuning_r1 now
 
 
-@pytest.mark.parametrize("split", ["tuning"])
+@pytest.mark.parametrize("split", TUNING_SPLITS)
 def test_on_the_tuning_splits_no_autonomous_act_is_wrong_and_every_critical_is_escalated(agent, split):
     # Both tuning splits were looked at while tuning; the held-out split is deliberately
     # not asserted here (python -m bench.agent_eval --split held_out_v2 reports it, once).
