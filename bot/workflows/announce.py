@@ -20,7 +20,7 @@ from bot.domain.feedback import FeedbackResult
 from bot.domain.processing import Outcome, process_ticket
 from bot.domain.rollback import RollbackResult
 from bot.workflows.runtime import Runtime
-from models import ActionType, SlackOutbox, TicketSource, transaction
+from models import ActionType, SlackOutbox, TicketSource, read_transaction, transaction
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def announce_rollback(runtime: Runtime, client: WebClient, result: RollbackResul
 
 def publish_home(runtime: Runtime, client: WebClient, user_id: str, *, is_admin: bool) -> None:
     """Render the App Home tab with the last 30 days' figures."""
-    with transaction(runtime.sessions) as session:
+    with read_transaction(runtime.sessions) as session:
         stats = analytics.resolution_stats(session, days=30)
     safe_call(client, "views.publish", user_id=user_id, view=views.home_view(stats, is_admin=is_admin))
 
