@@ -77,6 +77,15 @@ class Ticket(Base):
     agent_processed: Mapped[bool] = mapped_column(default=False)
     # Decision kept when autonomy was not allowed (cap, limiter down, agent down).
     suggested_action: Mapped[dict | None] = mapped_column()
+    # The decision's claim (bot.domain.processing): taken in a short transaction before
+    # the agent is asked, cleared when the bot acts; a claim past `claimed_until` was
+    # left by a worker that died, and another may take the ticket over.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    claimed_until: Mapped[datetime | None] = mapped_column()
+    # Claims taken so far, and why the last attempt failed; after 3 failed attempts the
+    # ticket goes to people with that reason.
+    decision_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    decision_error: Mapped[str] = mapped_column(String(500), default="", server_default="")
 
     assigned_team: Mapped[str | None] = mapped_column(String(100))
     awaiting_response_from: Mapped[str] = mapped_column(String(20), default=Awaiting.NOBODY)
