@@ -165,6 +165,7 @@ def test_an_answer_during_the_send_waits_for_the_dm_instead_of_crossing_it(
         assert resolution.followup_sent_at is not None
 
 
+@pytest.mark.postgres_only  # lock_timeout: on SQLite the click waits for the write lock
 def test_a_click_during_a_stuck_send_fails_fast_and_counts_once_clicked_again(
     committing_factory, fake
 ):

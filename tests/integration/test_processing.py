@@ -63,23 +63,24 @@ def test_the_same_slack_delivery_opens_one_ticket(session):
     assert session.scalar(select(func.count()).select_from(Ticket)) == 1
 
 
-def test_concurrent_deliveries_of_one_event_open_one_ticket(committing_factory):
+def test_concurrent_deliveries_of_one_event_open_one_ticket(racing_factory):
     barrier = threading.Barrier(4)
     results = []
 
     def deliver():
         barrier.wait()
-        with transaction(committing_factory) as session:
+        with transaction(racing_factory) as session:
             results.append(open_ticket(session, user_id="U1", text="wifi down", source=TicketSource.MENTION,
                                        event_id="EvRace").created)
 
     threads = [threading.Thread(target=deliver) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with all_read_first(racing_factory.kw["bind"], r"FROM tickets", parties=4):
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     assert sorted(results) == [False, False, False, True]
-    with transaction(committing_factory) as session:
+    with transaction(racing_factory) as session:
         assert session.scalar(select(func.count()).select_from(Ticket)) == 1
 
 
