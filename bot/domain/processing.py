@@ -192,7 +192,9 @@ def decide(
     """Ask the agent and plan what to do; call with no transaction open.
 
     The autonomy unit is taken last, once the answer and the plan are known to be
-    usable, so an answer that cannot be acted on never spends one.
+    usable, so an answer that cannot be acted on never spends one. (Only an act that
+    then fails, or finds its claim taken over, has spent one for nothing: the caps err
+    towards less autonomy, never more.)
 
     Args:
         claim: this worker's claim on the ticket.
