@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from models import Ticket
+from models.ticket import CATEGORY_LENGTH, TEAM_LENGTH
 
 
 class Recommendation(enum.StrEnum):
@@ -31,8 +31,6 @@ KNOWN_RECOMMENDATIONS = frozenset(Recommendation)
 # How much of an answer is kept. The identifiers fit the columns they land in (a team
 # longer than tickets.assigned_team failed the decision's flush on PostgreSQL); prose
 # fits a Slack section (3,000 characters) with room for our own words around it.
-CATEGORY_LENGTH = Ticket.__table__.c.category.type.length
-TEAM_LENGTH = Ticket.__table__.c.assigned_team.type.length
 LABEL_LENGTH = 50
 REASONING_LENGTH = 2000
 STEP_LENGTH = 500

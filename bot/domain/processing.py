@@ -21,8 +21,9 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import and_, case, exists, or_, select, update
+from sqlalchemy import CursorResult, Result, and_, case, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.agent.answer import Agent, AgentAnswer, AgentUnavailable, MalformedAnswer, TicketInput, clean_text
@@ -33,6 +34,7 @@ from bot.domain import actions, audit, policy
 from bot.domain.actions import PlannedAction
 from bot.domain.ratelimit import AutonomyBudget, CapCheck
 from models import ActionHistory, AgentCall, Ticket, TicketStatus
+from models.ticket import DECISION_ERROR_LENGTH
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,6 @@ MAX_ATTEMPTS = 3
 # passes its own statuses to `claim_ticket`.
 NEW_ONLY = frozenset({TicketStatus.NEW})
 DIED = "the worker deciding on it stopped before it finished"
-_ERROR_LENGTH = Ticket.__table__.c.decision_error.type.length
 
 
 @dataclass(frozen=True)
@@ -144,8 +145,8 @@ def claim_ticket(
         Ticket.agent_processed.is_(False),
         ~exists().where(ActionHistory.ticket_id == Ticket.ticket_id),
     )
-    token = uuid.uuid4().hex
-    claimed = session.execute(
+    token, until = uuid.uuid4().hex, now + ttl
+    claimed = _rowcount(session.execute(
         update(Ticket)
         .where(
             Ticket.ticket_id == ticket_id,
@@ -155,13 +156,13 @@ def claim_ticket(
         )
         .values(
             claim_token=token,
-            claimed_until=now + ttl,
+            claimed_until=until,
             decision_attempts=Ticket.decision_attempts + 1,
             # A claim still on the row was never released: its worker died mid-decision.
             decision_error=case((Ticket.claim_token.is_not(None), DIED), else_=Ticket.decision_error),
         )
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     ticket = session.scalars(
         select(Ticket).where(Ticket.ticket_id == ticket_id).execution_options(populate_existing=True)
     ).one_or_none()
@@ -169,7 +170,7 @@ def claim_ticket(
         raise NotFound(f"Ticket #{ticket_id} does not exist.")
     if not claimed:
         return None
-    return Claim(ticket_id=ticket_id, token=token, until=ticket.claimed_until,
+    return Claim(ticket_id=ticket_id, token=token, until=until,
                  attempt=ticket.decision_attempts, last_error=ticket.decision_error,
                  ticket=_input(ticket))
 
@@ -178,6 +179,8 @@ def unclaimed(session: Session, ticket_id: int) -> Outcome:
     """The outcome for a ticket this worker could not claim: decided before, or being
     decided by another worker."""
     ticket = session.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotFound(f"Ticket #{ticket_id} does not exist.")
     return Outcome(ticket, _last_action(session, ticket_id), None, None, already_processed=True)
 
 
@@ -299,12 +302,12 @@ def record_failure(session: Session, claim: Claim, error: BaseException, *, call
         False when the claim was no longer this worker's (nothing is released).
     """
     calls.write(session, claim.ticket_id)
-    released = session.execute(
+    released = _rowcount(session.execute(
         update(Ticket)
         .where(Ticket.ticket_id == claim.ticket_id, Ticket.claim_token == claim.token)
         .values(claim_token=None, claimed_until=None, decision_error=describe(error))
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     return bool(released)
 
 
@@ -313,7 +316,7 @@ def describe(error: BaseException) -> str:
     (a database error's statement and parameters follow on later lines)."""
     first = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return clean_text(f"{type(error).__name__}: {first}" if first else type(error).__name__,
-                      _ERROR_LENGTH, one_line=True)
+                      DECISION_ERROR_LENGTH, one_line=True)
 
 
 def give_up(
@@ -328,6 +331,10 @@ def give_up(
     if not outcome.already_processed:
         outcome.ticket.decision_error = failure
     return outcome
+
+
+def _rowcount(result: Result) -> int:
+    return cast(CursorResult, result).rowcount
 
 
 def _gave_up(failures: int, last_error: str, settings: Settings) -> Decision:
