@@ -53,9 +53,12 @@ def _sqlite_foreign_keys_off(connection):
     if connection.dialect.name != "sqlite":
         yield
         return
-    # The pragma is ignored inside a transaction; none is open before the migrations.
-    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-    if connection.exec_driver_sql("PRAGMA foreign_keys").scalar():
+    # The pragma is ignored inside a transaction, and every transaction on our SQLite
+    # engine starts with BEGIN (models.session): set it on the driver's connection,
+    # between transactions.
+    driver = connection.connection.driver_connection
+    driver.execute("PRAGMA foreign_keys=OFF")
+    if driver.execute("PRAGMA foreign_keys").fetchone()[0]:
         raise RuntimeError("could not turn SQLite foreign keys off for the migration")
     try:
         yield
@@ -64,8 +67,7 @@ def _sqlite_foreign_keys_off(connection):
             raise RuntimeError(f"the migration left rows with broken foreign keys: {broken[:5]}")
     finally:
         connection.commit()
-        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
-        connection.commit()
+        driver.execute("PRAGMA foreign_keys=ON")
 
 
 def run_migrations_offline() -> None:

@@ -21,7 +21,7 @@ from bot.workflows import announce
 from bot.workflows.runtime import Runtime
 from handlers.deps import SlackDeps
 from handlers.errors import said_for
-from models import TicketSource, transaction
+from models import TicketSource, read_transaction
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def _stats_answer(runtime: Runtime, command: dict, days: int) -> tuple[str, list
     """The stats message, or what to say instead. A refusal or an outage is returned,
     not raised: the answer may go to the response URL, past the error handler."""
     try:
-        with transaction(runtime.sessions) as session:
+        with read_transaction(runtime.sessions) as session:
             stats = analytics.resolution_stats(session, days=days)
     except (ResolveMeQError, SQLAlchemyError) as error:
         text = said_for(error, command)

@@ -20,7 +20,7 @@ from models.alert_state import AlertRule, AlertState
 from models.audit_event import AuditEvent
 from models.base import Base, as_utc
 from models.person_resolution import PersonResolution
-from models.session import UnitOfWork, make_engine, make_session_factory, transaction
+from models.session import UnitOfWork, make_engine, make_session_factory, read_transaction, transaction
 from models.slack_outbox import OutboxPurpose, OutboxStatus, SlackOutbox
 from models.ticket import Awaiting, EscalationPriority, Ticket, TicketSource, TicketStatus
 from models.ticket_resolution import TicketResolution
@@ -51,6 +51,7 @@ __all__ = [
     "as_utc",
     "make_engine",
     "make_session_factory",
+    "read_transaction",
     "short_id",
     "transaction",
 ]

@@ -10,6 +10,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, known_values
 
+# Column lengths that text from outside (an agent's answer) is cut to.
+CATEGORY_LENGTH = 30
+TEAM_LENGTH = 100
+DECISION_ERROR_LENGTH = 500
+
 
 class TicketStatus(enum.StrEnum):
     """Where a ticket stands (`tickets.status`; the stored values are these strings)."""
@@ -68,7 +73,7 @@ class Ticket(Base):
     # compares equal to its TicketStatus member.
     status: Mapped[str] = mapped_column(String(50), default=TicketStatus.NEW)
     description: Mapped[str] = mapped_column(Text)
-    category: Mapped[str] = mapped_column(String(30), default="other")
+    category: Mapped[str] = mapped_column(String(CATEGORY_LENGTH), default="other")
     tags: Mapped[list] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
@@ -77,8 +82,18 @@ class Ticket(Base):
     agent_processed: Mapped[bool] = mapped_column(default=False)
     # Decision kept when autonomy was not allowed (cap, limiter down, agent down).
     suggested_action: Mapped[dict | None] = mapped_column()
+    # The decision's claim (bot.domain.processing): taken in a short transaction before
+    # the agent is asked, cleared when the bot acts; a claim past `claimed_until` was
+    # left by a worker that died, and another may take the ticket over.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    claimed_until: Mapped[datetime | None] = mapped_column()
+    # Claims taken since the ticket was last decided on, and why the last attempt
+    # failed; after 3 failed attempts the ticket goes to people with that reason.
+    decision_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    decision_error: Mapped[str] = mapped_column(String(DECISION_ERROR_LENGTH), default="",
+                                                server_default="")
 
-    assigned_team: Mapped[str | None] = mapped_column(String(100))
+    assigned_team: Mapped[str | None] = mapped_column(String(TEAM_LENGTH))
     # The person on the team who has the ticket (a Slack user id): who clicked
     # "Take it" or resolved it. None while it waits in the team's queue.
     assigned_to: Mapped[str | None] = mapped_column(String(32))

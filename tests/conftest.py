@@ -84,6 +84,20 @@ def sqlite_url(tmp_path) -> str:
     return url
 
 
+@pytest.fixture(params=["postgresql", "sqlite"])
+def racing_factory(request, tmp_path):
+    """Real sessions (real commits, many connections) on each backend in turn, for tests
+    of concurrent writers: PostgreSQL (`committing_factory`) and the embedded SQLite file."""
+    if request.param == "postgresql":
+        yield request.getfixturevalue("committing_factory")
+        return
+    url = f"sqlite:///{tmp_path / 'racing.db'}"
+    migrations.upgrade(url)
+    engine = make_engine(url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
 @pytest.fixture()
 def redis_url() -> str:
     return REDIS_URL

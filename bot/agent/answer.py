@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from models.ticket import CATEGORY_LENGTH, TEAM_LENGTH
 
 
 class Recommendation(enum.StrEnum):
@@ -24,6 +27,39 @@ class Recommendation(enum.StrEnum):
 
 
 KNOWN_RECOMMENDATIONS = frozenset(Recommendation)
+
+# How much of an answer is kept. The identifiers fit the columns they land in (a team
+# longer than tickets.assigned_team failed the decision's flush on PostgreSQL); prose
+# fits a Slack section (3,000 characters) with room for our own words around it.
+LABEL_LENGTH = 50
+REASONING_LENGTH = 2000
+STEP_LENGTH = 500
+MAX_STEPS = 20
+MAX_QUESTIONS = 5
+
+# Control characters (all but tab and newline) and lone surrogates: PostgreSQL refuses
+# NUL in text and JSON, UTF-8 cannot encode a surrogate, and Slack shows neither.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def clean_text(value: Any, limit: int, *, one_line: bool = False) -> str:
+    """Text from outside (an agent, a model) made safe to store and show.
+
+    Args:
+        value: anything; it is turned into text.
+        limit: the most characters kept; longer prose ends with "…".
+        one_line: for a name or label: whitespace runs become one space, nothing is
+            marked as cut.
+
+    Returns:
+        The text without control characters or lone surrogates, stripped, at most
+        `limit` characters.
+    """
+    text = _UNSAFE.sub("", str(value))
+    text = " ".join(text.split()) if one_line else text.strip()
+    if len(text) <= limit:
+        return text
+    return text[:limit] if one_line else text[: limit - 1].rstrip() + "…"
 
 
 class AgentUnavailable(Exception):
@@ -76,6 +112,33 @@ class AgentAnswer:
     # Where the answer came from (a KB article id, or the remote agent); for the "Why?".
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The one boundary every agent's answer crosses (the HTTP agent's parse, the
+        # knowledge base, the LLM): what is kept here fits the database and Slack, so a
+        # strange answer is cut and decided on rather than failing the decision.
+        # Malformed numbers are the agent's fault: MalformedAnswer, human triage.
+        team = clean_text(self.suggested_team, TEAM_LENGTH, one_line=True) if self.suggested_team else ""
+        steps = (clean_text(step, STEP_LENGTH) for step in self.steps)
+        fixed: dict[str, Any] = {
+            "confidence": _fraction(self.confidence, "confidence"),
+            "success_probability": _fraction(self.success_probability, "solution.success_probability"),
+            "recommended_action": clean_text(self.recommended_action, LABEL_LENGTH, one_line=True),
+            "reasoning": clean_text(self.reasoning, REASONING_LENGTH),
+            "category": clean_text(self.category, CATEGORY_LENGTH, one_line=True) or "other",
+            "severity": clean_text(self.severity, LABEL_LENGTH, one_line=True) or "medium",
+            "complexity": clean_text(self.complexity, LABEL_LENGTH, one_line=True) or "medium",
+            "suggested_team": team or None,
+            "steps": tuple(step for step in steps if step)[:MAX_STEPS],
+            "estimated_time": clean_text(self.estimated_time, LABEL_LENGTH, one_line=True),
+            "source": clean_text(self.source, LABEL_LENGTH, one_line=True),
+        }
+        questions = self.extra.get("questions") if isinstance(self.extra, dict) else None
+        if isinstance(questions, list):
+            asked = (clean_text(q, STEP_LENGTH) for q in questions if isinstance(q, str))
+            fixed["extra"] = {**self.extra, "questions": [q for q in asked if q][:MAX_QUESTIONS]}
+        for name, value in fixed.items():
+            object.__setattr__(self, name, value)  # frozen: set once, here
 
     @property
     def recommendation_known(self) -> bool:

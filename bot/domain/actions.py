@@ -98,6 +98,16 @@ _APPLY: dict[str, Callable[[Ticket, dict[str, Any], datetime], None]] = {
 _NEEDS_TEAM = frozenset({ActionType.ESCALATE, ActionType.ASSIGN_TO_TEAM})
 
 
+def check(plan: PlannedAction) -> None:
+    """Refuse a plan `execute` could not carry out.
+
+    Raises:
+        ValueError: an ESCALATE or ASSIGN_TO_TEAM without a team.
+    """
+    if plan.action_type in _NEEDS_TEAM and not plan.params.get("team"):
+        raise ValueError(f"{plan.action_type} needs a team")
+
+
 def execute(
     session: Session,
     ticket: Ticket,
@@ -121,8 +131,7 @@ def execute(
     Raises:
         ValueError: an ESCALATE or ASSIGN_TO_TEAM without a team.
     """
-    if plan.action_type in _NEEDS_TEAM and not plan.params.get("team"):
-        raise ValueError(f"{plan.action_type} needs a team")
+    check(plan)
     before = snapshots.snapshot(ticket)
     _APPLY[plan.action_type](ticket, plan.params, now)
     ticket.updated_at = now

@@ -5,9 +5,9 @@ A rollback puts the ticket back to the action's `before_state`, but only while t
 ticket still looks exactly as the action left it (`after_state`); otherwise someone
 changed it since, and restoring would silently throw their work away.
 
-Locks are taken in one order (action, ticket, resolution; feedback and processing
-also take the ticket before its resolution), so concurrent rollbacks, feedback and
-processing wait for each other instead of deadlocking.
+Locks are taken in one order (ticket, action, resolution; feedback and processing
+also take the ticket first), so concurrent rollbacks, feedback and processing wait
+for each other at the ticket instead of deadlocking.
 """
 
 from __future__ import annotations
@@ -234,6 +234,10 @@ def rollback_action(
             f"The reason is {len(reason)} characters long; keep it to {MAX_REASON_LENGTH}."
         )
     found = find_action(session, ref)
+    # The ticket first, as feedback and processing lock it: a No being recorded holds
+    # the ticket and then needs the action row (its resolution's foreign key), so
+    # taking the action first deadlocked with it.
+    ticket = _ticket_of(session, found, lock=True)
     # FOR UPDATE makes a second rollback of the same action wait for the first;
     # populate_existing makes it see the first one's commit, not its stale copy.
     action = session.scalars(
@@ -243,7 +247,6 @@ def rollback_action(
         .execution_options(populate_existing=True)
     ).one()
     _check_undoable(action)
-    ticket = _ticket_of(session, action, lock=True)
     before = snapshots.snapshot(ticket)
     _check_no_conflict(action, before)
 

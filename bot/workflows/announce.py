@@ -17,12 +17,13 @@ from bot.delivery import outbox
 from bot.delivery.slack_client import safe_call
 from bot.domain import analytics, teamwork, tickets
 from bot.domain.feedback import FeedbackResult
-from bot.domain.processing import Outcome, process_ticket
+from bot.domain.processing import Outcome
 from bot.domain.rollback import RollbackResult
 from bot.views import NoticeKind
 from bot.workflows import teamwork as team_notices
+from bot.workflows.decision import decide_ticket
 from bot.workflows.runtime import Runtime
-from models import ActionType, PersonResolution, SlackOutbox, TicketSource, transaction
+from models import ActionType, PersonResolution, SlackOutbox, TicketSource, read_transaction, transaction
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +31,22 @@ log = logging.getLogger(__name__)
 def decide_and_announce(runtime: Runtime, client: WebClient, ticket_id: int) -> Outcome:
     """Decide on a new ticket, then tell the requester (and the team's channel).
 
-    The decision and the posts it owes are one transaction (the outbox): if Slack is
-    down, or this process dies right after the commit, the retry job delivers them.
+    The act and the posts it owes are one transaction (the outbox): if Slack is down, or
+    this process dies right after the commit, the retry job delivers them. No
+    transaction is open while the agent answers (bot.workflows.decision).
     """
     settings = runtime.settings
-    with transaction(runtime.sessions) as session:
-        outcome = process_ticket(session, ticket_id, agent=runtime.agent, budget=runtime.budget,
-                                 settings=settings)
-        owed = [] if outcome.already_processed else _enqueue_outcome(session, outcome, settings)
-        claimed = outbox.claims_of(owed)
+    decided = decide_ticket(
+        runtime.sessions, ticket_id, agent=runtime.agent, budget=runtime.budget, settings=settings,
+        owe=lambda session, outcome: outbox.claims_of(_enqueue_outcome(session, outcome, settings)),
+    )
+    outcome = decided.outcome
     if not outcome.already_processed and outcome.action is not None:
         observability.track_action(
             outcome.action.action_type, autonomous=outcome.action.autonomous,
             success=outcome.triage_reason is None, confidence=outcome.action.confidence_score,
         )
-    outbox.send_claimed(runtime.sessions, client, claimed, ttl=settings.claim_ttl)
+    outbox.send_claimed(runtime.sessions, client, decided.owed, ttl=settings.claim_ttl)
     return outcome
 
 
@@ -161,7 +163,7 @@ def announce_rollback(runtime: Runtime, client: WebClient, result: RollbackResul
 
 def publish_home(runtime: Runtime, client: WebClient, user_id: str, *, is_admin: bool) -> None:
     """Render the App Home tab with the last 30 days' figures."""
-    with transaction(runtime.sessions) as session:
+    with read_transaction(runtime.sessions) as session:
         stats = analytics.resolution_stats(session, days=30)
     safe_call(client, "views.publish", user_id=user_id, view=views.home_view(stats, is_admin=is_admin))
 

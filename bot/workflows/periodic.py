@@ -15,7 +15,7 @@ from bot.delivery import outbox
 from bot.domain import sweep
 from bot.workflows import alerts, announce
 from bot.workflows.runtime import Runtime
-from models import transaction
+from models import read_transaction
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +24,21 @@ MAX_BATCHES = 20
 
 
 def sweep_new_tickets(runtime: Runtime, client: WebClient) -> int:
-    """Decide on tickets left `new` by a process that died; returns how many."""
-    with transaction(runtime.sessions) as session:
+    """Decide on tickets left `new` by a process that died or a decision that failed;
+    returns how many were decided.
+
+    One ticket failing never stops the ones behind it: its failure is recorded (after
+    three, it goes to people) and the sweep goes on.
+    """
+    with read_transaction(runtime.sessions) as session:
         ids = sweep.stale_new_tickets(session, now=clock.now(), grace=runtime.settings.sweep_grace)
     decided = 0
     for ticket_id in ids:
-        if not announce.decide_and_announce(runtime, client, ticket_id).already_processed:
-            decided += 1
+        try:
+            if not announce.decide_and_announce(runtime, client, ticket_id).already_processed:
+                decided += 1
+        except Exception:
+            log.exception("sweep: deciding on ticket %s failed; going on with the next", ticket_id)
     return decided
 
 

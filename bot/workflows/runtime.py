@@ -15,8 +15,9 @@ from bot.agent import Agent, build_agent
 from bot.core.settings import Settings
 from bot.delivery.message_locks import MessageLocks
 from bot.domain.intake import open_ticket
-from bot.domain.processing import Outcome, process_ticket
+from bot.domain.processing import Outcome
 from bot.domain.ratelimit import AutonomyBudget, RollbackThrottle, make_storage
+from bot.workflows.decision import decide_ticket
 from models import TicketSource, make_engine, make_session_factory, transaction
 
 
@@ -56,11 +57,9 @@ class Runtime:
         return self.process(ticket_id)
 
     def process(self, ticket_id: int) -> Outcome:
-        """Decide on one stored ticket in its own transaction."""
-        with transaction(self.sessions) as session:
-            return process_ticket(
-                session, ticket_id, agent=self.agent, budget=self.budget, settings=self.settings
-            )
+        """Decide on one stored ticket (claim, agent, act: bot.workflows.decision)."""
+        return decide_ticket(self.sessions, ticket_id, agent=self.agent, budget=self.budget,
+                             settings=self.settings).outcome
 
 
 def _pool(settings: Settings) -> dict:

@@ -275,6 +275,12 @@ def test_postgres_lost_during_a_decision_leaves_a_new_ticket_that_the_sweep_fini
     with e2e_sessions() as session:  # the sweep's grace period, passed
         session.execute(text("UPDATE tickets SET created_at = created_at - interval '5 minutes'"))
         session.commit()
+    # The decision's claim is still on the ticket (releasing it needed the database):
+    # the sweep leaves it alone until it expires, as it would a dead worker's.
+    assert run_jobs(down)["sweep_new_tickets"] == 0
+    with e2e_sessions() as session:
+        session.execute(text("UPDATE tickets SET claimed_until = claimed_until - interval '5 minutes'"))
+        session.commit()
     results = run_jobs(down)
     assert results["sweep_new_tickets"] == 1 and results["deliver_outbox"] == 0
     assert answered(e2e_sessions, ticket_id).status == TicketStatus.RESOLVED

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import CheckConstraint, Engine, insert, inspect, select, text
+from sqlalchemy import JSON, CheckConstraint, Engine, column, insert, inspect, select, table, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -133,14 +133,21 @@ def test_check_constraints_in_the_database_are_the_models(pg_url, sqlite_url):
 
 # ----- the migration on a database that already holds data --------------------------
 
+TICKET_COLUMNS_AT_0003 = ("user_id", "issue_type", "status", "description", "category",
+                          "agent_processed", "awaiting_response_from", "source", "slack_thread_ts")
+
+
 def _seed(engine: Engine, *, action_type: str = ActionType.AUTO_RESOLVE) -> tuple[uuid.UUID, uuid.UUID]:
     """At revision 0003: a resolved ticket, its action, a rollback of it, the resolution."""
     action_id, rollback_id = uuid.uuid4(), uuid.uuid4()
     with engine.begin() as conn:
-        ticket_id = conn.execute(insert(Ticket.__table__).values(
+        # The columns tickets had at 0003 (the model's table has later ones, with defaults).
+        tickets = table("tickets", *(column(name) for name in TICKET_COLUMNS_AT_0003),
+                        column("tags", JSON), column("ticket_id"))
+        ticket_id = conn.execute(insert(tickets).values(
             user_id="UREQ", issue_type="vpn", status="resolved", description="vpn",
             category="vpn", tags=[], agent_processed=True, awaiting_response_from="",
-            source="dm", slack_thread_ts="").returning(Ticket.ticket_id)).scalar_one()
+            source="dm", slack_thread_ts="").returning(tickets.c.ticket_id)).scalar_one()
         common = {"ticket_id": ticket_id, "action_params": {}, "agent_reasoning": "",
                   "rollback_reason": "", "executed_at": NOW}
         conn.execute(insert(ActionHistory.__table__).values(

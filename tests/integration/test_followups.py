@@ -25,6 +25,7 @@ from bot.domain.rollback import rollback_action, short_id
 from models import OutboxPurpose, OutboxStatus, SlackOutbox, Ticket, TicketResolution, transaction
 from tests.support.factories import make_action, make_ticket
 from tests.support.fake_slack import FakeSlack
+from tests.support.interleave import all_read_first
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 DAY = timedelta(hours=24)
@@ -164,6 +165,7 @@ def test_an_answer_during_the_send_waits_for_the_dm_instead_of_crossing_it(
         assert resolution.followup_sent_at is not None
 
 
+@pytest.mark.postgres_only  # lock_timeout: on SQLite the click waits for the write lock
 def test_a_click_during_a_stuck_send_fails_fast_and_counts_once_clicked_again(
     committing_factory, fake
 ):
@@ -319,22 +321,25 @@ def test_a_requester_slack_will_not_dm_is_given_up_not_retried_forever(committin
         assert session.scalars(select(TicketResolution)).one().followup_due_at is None
 
 
-def test_racing_senders_send_each_follow_up_once(committing_factory, client, fake):
-    _resolved(committing_factory, 60)
+def test_racing_senders_send_each_follow_up_once(racing_factory, client, fake):
+    _resolved(racing_factory, 60)
     barrier = threading.Barrier(4)
     sent = []
 
     def worker():
         barrier.wait()
-        sent.append(outbox.deliver(committing_factory, client, ttl=TTL, limit=7, now=T0 + DAY))
-        while (n := outbox.deliver(committing_factory, client, ttl=TTL, limit=7, now=T0 + DAY)):
+        sent.append(outbox.deliver(racing_factory, client, ttl=TTL, limit=7, now=T0 + DAY))
+        while (n := outbox.deliver(racing_factory, client, ttl=TTL, limit=7, now=T0 + DAY)):
             sent.append(n)
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    # Every worker has read the due rows before any claims them, unless the database
+    # makes the others wait (SKIP LOCKED; SQLite's write lock at BEGIN).
+    with all_read_first(racing_factory.kw["bind"], r"FROM slack_outbox", parties=4):
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     assert sum(sent) == 60
     ids = [c.args["metadata"]["event_payload"]["resolution_id"] for c in _dms(fake)]
     assert len(ids) == 60 and len(set(ids)) == 60

@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from bot.agent import build_agent
 from bot.core.settings import load_settings
-from bot.domain.processing import process_ticket
 from bot.domain.ratelimit import AutonomyBudget, make_storage
 from bot.platform import cli
 from models import ActionType, Actor, AgentCall, EscalationPriority, Ticket, TicketStatus
+from tests.support.deciding import decide_in
 from tests.support.factories import make_ticket
 from tests.support.fake_openai import (
     GOOD,
@@ -64,8 +64,8 @@ def budget(llm_settings, redis_url, namespace):
 def decide(session, llm_settings, agent, budget):
     def run(description: str = VPN_REQUEST):
         ticket = make_ticket(session, description=description)
-        outcome = process_ticket(session, ticket.ticket_id, agent=agent, budget=budget,
-                                 settings=llm_settings)
+        outcome = decide_in(session, ticket.ticket_id, agent=agent, budget=budget,
+                            settings=llm_settings)
         call = session.scalars(select(AgentCall).where(AgentCall.ticket_id == ticket.ticket_id)).one()
         return ticket, outcome, call
     return run

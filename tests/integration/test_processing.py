@@ -13,8 +13,8 @@ from bot.core.errors import InvalidInput, NotFound
 from bot.core.settings import load_settings
 from bot.domain import audit
 from bot.domain.intake import MAX_TEXT, open_ticket
-from bot.domain.processing import process_ticket
 from bot.domain.ratelimit import AutonomyBudget, make_storage
+from bot.workflows.decision import decide_ticket
 from models import (
     ActionHistory,
     ActionType,
@@ -27,7 +27,9 @@ from models import (
     TicketStatus,
     transaction,
 )
+from tests.support.deciding import decide_in
 from tests.support.factories import make_ticket
+from tests.support.interleave import all_read_first
 from tests.support.scripted_agent import ScriptedAgent, vpn_answer
 
 
@@ -37,8 +39,8 @@ def budget(settings, redis_url, namespace):
 
 
 def _process(session, ticket, settings, budget, agent=None):
-    return process_ticket(session, ticket.ticket_id, agent=agent or ScriptedAgent(),
-                          budget=budget, settings=settings)
+    return decide_in(session, ticket.ticket_id, agent=agent or ScriptedAgent(), budget=budget,
+                     settings=settings)
 
 
 # Intake ------------------------------------------------------------------------------
@@ -61,23 +63,24 @@ def test_the_same_slack_delivery_opens_one_ticket(session):
     assert session.scalar(select(func.count()).select_from(Ticket)) == 1
 
 
-def test_concurrent_deliveries_of_one_event_open_one_ticket(committing_factory):
+def test_concurrent_deliveries_of_one_event_open_one_ticket(racing_factory):
     barrier = threading.Barrier(4)
     results = []
 
     def deliver():
         barrier.wait()
-        with transaction(committing_factory) as session:
+        with transaction(racing_factory) as session:
             results.append(open_ticket(session, user_id="U1", text="wifi down", source=TicketSource.MENTION,
                                        event_id="EvRace").created)
 
     threads = [threading.Thread(target=deliver) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with all_read_first(racing_factory.kw["bind"], r"FROM tickets", parties=4):
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     assert sorted(results) == [False, False, False, True]
-    with transaction(committing_factory) as session:
+    with transaction(racing_factory) as session:
         assert session.scalar(select(func.count()).select_from(Ticket)) == 1
 
 
@@ -129,23 +132,23 @@ def test_a_ticket_is_decided_once(session, settings, budget):
     assert session.scalar(select(func.count()).select_from(ActionHistory)) == 1
 
 
-def test_two_workers_on_one_ticket_act_once(committing_factory, settings, budget):
-    with transaction(committing_factory) as session:
+def test_two_workers_on_one_ticket_act_once(racing_factory, settings, budget):
+    with transaction(racing_factory) as session:
         ticket_id = make_ticket(session).ticket_id
     barrier = threading.Barrier(2)
     agent = ScriptedAgent()
 
     def work():
         barrier.wait()
-        with transaction(committing_factory) as session:
-            process_ticket(session, ticket_id, agent=agent, budget=budget, settings=settings)
+        decide_ticket(racing_factory, ticket_id, agent=agent, budget=budget, settings=settings)
 
     threads = [threading.Thread(target=work) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    with transaction(committing_factory) as session:
+    with all_read_first(racing_factory.kw["bind"], r"\btickets\b"):
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    with transaction(racing_factory) as session:
         assert session.scalar(select(func.count()).select_from(ActionHistory)) == 1
     assert len(agent.seen) == 1
 
@@ -164,7 +167,7 @@ def test_agent_down_sends_the_ticket_to_human_triage(session, settings, budget):
 
 def test_missing_ticket(session, settings, budget):
     with pytest.raises(NotFound, match="#999999"):
-        process_ticket(session, 999999, agent=ScriptedAgent(), budget=budget, settings=settings)
+        decide_in(session, 999999, agent=ScriptedAgent(), budget=budget, settings=settings)
 
 
 # Caps --------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from bot.core.errors import (
     Throttled,
 )
 from bot.domain import actions, audit, snapshots
+from bot.domain.feedback import record_answer
 from bot.domain.ratelimit import RollbackThrottle, make_storage
 from bot.domain.rollback import find_action, preview_rollback, rollback_action
 from models import (
@@ -43,6 +44,7 @@ from models import (
     transaction,
 )
 from tests.support.factories import make_action, make_plan, make_ticket
+from tests.support.interleave import all_read_first
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
@@ -549,10 +551,11 @@ def test_unreachable_redis_fails_closed_and_changes_nothing(committing_factory, 
 # --- concurrency and backends ------------------------------------------------------
 
 
-@pytest.mark.postgres_only
-def test_two_concurrent_rollbacks_one_wins(committing_factory, settings):
+def test_two_concurrent_rollbacks_one_wins(racing_factory, settings):
+    # A double-clicked Confirm: both read "not rolled back" before either writes, unless
+    # the database makes the second wait (a row lock; SQLite's write lock at BEGIN).
     throttle = RollbackThrottle(settings, make_storage(None))
-    with transaction(committing_factory) as session:
+    with transaction(racing_factory) as session:
         action_id = make_action(session, action_type=ActionType.ESCALATE, now=NOW).id
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
@@ -560,7 +563,7 @@ def test_two_concurrent_rollbacks_one_wins(committing_factory, settings):
 
     def attempt(admin_id: str) -> None:
         try:
-            with transaction(committing_factory) as session:
+            with transaction(racing_factory) as session:
                 barrier.wait(timeout=10)
                 _rollback(session, short_id(action_id), throttle, admin_id=admin_id)
             outcome = "ok"
@@ -572,16 +575,66 @@ def test_two_concurrent_rollbacks_one_wins(committing_factory, settings):
             outcomes.append(outcome)
 
     threads = [threading.Thread(target=attempt, args=(a,)) for a in ("UADMIN", "UADMIN2")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    with all_read_first(racing_factory.kw["bind"], r"FROM action_history"):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
     assert sorted(outcomes) == ["already", "ok"]
-    with transaction(committing_factory) as session:
+    with transaction(racing_factory) as session:
         assert _count(session, ActionHistory, ActionHistory.action_type == ActionType.ROLLBACK) == 1
         stored = session.get(ActionHistory, action_id)
         assert stored.rolled_back is True
         assert session.get(Ticket, stored.ticket_id).status == TicketStatus.NEW
+
+
+def test_a_rollback_racing_the_requesters_no_never_overwrites_the_reopen(racing_factory, settings):
+    # Either the No lands first (the rollback then conflicts: the ticket moved on), or the
+    # rollback does (the No is then refused: the answer was withdrawn). Never both.
+    throttle = RollbackThrottle(settings, make_storage(None))
+    with transaction(racing_factory) as session:
+        action = make_action(session, user_id="UREQ", now=NOW)
+        action_id, ticket_id = action.id, action.ticket_id
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def rollback() -> None:
+        try:
+            with transaction(racing_factory) as session:
+                barrier.wait(timeout=10)
+                _rollback(session, str(action_id), throttle)
+            outcomes["rollback"] = "ok"
+        except RollbackConflict:
+            outcomes["rollback"] = "conflict"
+        except Exception as error:
+            outcomes["rollback"] = repr(error)
+
+    def answer_no() -> None:
+        try:
+            with transaction(racing_factory) as session:
+                barrier.wait(timeout=10)
+                record_answer(session, ticket_id=ticket_id, user_id="UREQ", solved=False,
+                              default_team="Service Desk", now=LATER)
+            outcomes["no"] = "ok"
+        except InvalidInput:
+            outcomes["no"] = "withdrawn"
+        except Exception as error:
+            outcomes["no"] = repr(error)
+
+    threads = [threading.Thread(target=rollback), threading.Thread(target=answer_no)]
+    with all_read_first(racing_factory.kw["bind"], r"FROM tickets"):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert outcomes in ({"rollback": "conflict", "no": "ok"}, {"rollback": "ok", "no": "withdrawn"})
+    with transaction(racing_factory) as session:
+        ticket = session.get(Ticket, ticket_id)
+        rolled_back = session.get(ActionHistory, action_id).rolled_back
+        if outcomes["no"] == "ok":
+            assert (ticket.status, rolled_back) == (TicketStatus.OPEN, False)
+        else:
+            assert (ticket.status, rolled_back) == (TicketStatus.NEW, True)
 
 
 def test_rollback_on_sqlite(sqlite_url, settings):

@@ -85,12 +85,16 @@ class FakeAgent:
     url: str = ""
     script: list[Reply] = field(default_factory=list)
     requests: list[Received] = field(default_factory=list)
+    # The reply once the script is used up.
+    then: Reply = OK
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def answer(self, *replies: Reply) -> None:
-        """Set the replies for the next requests, in order; after them, good answers."""
+    def answer(self, *replies: Reply, then: Reply = OK) -> None:
+        """Set the replies for the next requests, in order; after them, `then` (a good
+        answer unless given, e.g. `slow(2)` for an agent that is slow from now on)."""
         with self._lock:
             self.script = list(replies)
+            self.then = then
 
     @property
     def count(self) -> int:
@@ -100,7 +104,7 @@ class FakeAgent:
     def _next(self, received: Received) -> Reply:
         with self._lock:
             self.requests.append(received)
-            return self.script.pop(0) if self.script else OK
+            return self.script.pop(0) if self.script else self.then
 
 
 def _handler(fake: FakeAgent) -> type[BaseHTTPRequestHandler]:

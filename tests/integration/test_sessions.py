@@ -1,0 +1,72 @@
+"""The embedded default's transactions: a writer waits for the one before it, a reader
+waits for no one and may not write."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+
+from models import Ticket, make_engine, make_session_factory, read_transaction, transaction
+from tests.support.factories import make_ticket
+
+
+@pytest.fixture()
+def sqlite_factory(sqlite_url):
+    engine = make_engine(sqlite_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def test_a_writer_reads_only_after_the_writer_before_it_committed(sqlite_factory):
+    # The check-then-write of every service: without the write lock at BEGIN, the second
+    # transaction read "new" while the first was changing it, and both wrote.
+    with transaction(sqlite_factory) as session:
+        ticket_id = make_ticket(session).ticket_id
+    first_read = threading.Event()
+    seen: list[str] = []
+
+    def second() -> None:
+        first_read.wait(timeout=5)
+        with transaction(sqlite_factory) as session:
+            seen.append(session.scalar(select(Ticket.status).where(Ticket.ticket_id == ticket_id)))
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with transaction(sqlite_factory) as session:
+        assert session.scalar(select(Ticket.status).where(Ticket.ticket_id == ticket_id)) == "new"
+        first_read.set()
+        time.sleep(0.3)  # the second transaction is trying to begin meanwhile
+        session.execute(update(Ticket).where(Ticket.ticket_id == ticket_id).values(status="open"))
+    thread.join(timeout=10)
+    assert seen == ["open"]
+
+
+def test_a_read_transaction_does_not_wait_for_a_writer_and_cannot_write(sqlite_factory):
+    with transaction(sqlite_factory) as session:
+        ticket_id = make_ticket(session).ticket_id
+    with transaction(sqlite_factory) as writer:
+        writer.execute(update(Ticket).where(Ticket.ticket_id == ticket_id).values(status="open"))
+        started = time.monotonic()
+        with read_transaction(sqlite_factory) as reader:
+            # The writer has not committed: the reader sees the last commit, at once.
+            assert reader.scalar(select(Ticket.status).where(Ticket.ticket_id == ticket_id)) == "new"
+        assert time.monotonic() - started < 1
+    with read_transaction(sqlite_factory) as reader:
+        with pytest.raises(OperationalError, match="readonly"):
+            reader.execute(update(Ticket).values(status="resolved"))
+    # The connection goes back to writing for the next transaction that may write.
+    with transaction(sqlite_factory) as session:
+        session.execute(update(Ticket).values(status="resolved"))
+    with read_transaction(sqlite_factory) as reader:
+        assert reader.scalar(select(Ticket.status)) == "resolved"
+
+
+def test_a_read_transaction_on_postgresql_reads(committing_factory):
+    with transaction(committing_factory) as session:
+        ticket_id = make_ticket(session).ticket_id
+    with read_transaction(committing_factory) as reader:
+        assert reader.get(Ticket, ticket_id).status == "new"
