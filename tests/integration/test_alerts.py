@@ -21,11 +21,11 @@ from bot.delivery import outbox
 from bot.delivery.slack_client import make_web_client
 from bot.domain import audit
 from bot.domain.intake import open_ticket
-from bot.domain.processing import process_ticket
 from bot.domain.ratelimit import AutonomyBudget, make_storage
 from bot.views.alerts import NoticeKind, alert_blocks, notice_text, pct, plural, span
 from bot.workflows import alerts, periodic
 from bot.workflows.alerts import Measurement, Notice, evaluate, measure_all, run_alerts
+from bot.workflows.decision import decide_ticket
 from models import (
     ActionHistory,
     ActionType,
@@ -632,9 +632,8 @@ def test_a_decision_that_finds_the_limiter_down_raises_the_alert(
     dead = make_storage("redis://127.0.0.1:1/0")
     with transaction(committing_factory) as db:
         ticket = make_ticket(db, description="I forgot my password")
-    with transaction(committing_factory) as db:
-        outcome = process_ticket(db, ticket.ticket_id, agent=ScriptedAgent(),
-                                 budget=AutonomyBudget(config, dead), settings=config)
+    outcome = decide_ticket(committing_factory, ticket.ticket_id, agent=ScriptedAgent(),
+                            budget=AutonomyBudget(config, dead), settings=config).outcome
     assert outcome.action.autonomous is False
 
     [notice] = run_alerts(committing_factory, client, config)
