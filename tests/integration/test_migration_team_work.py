@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import insert, inspect, text
+from sqlalchemy import JSON, column, insert, inspect, table, text
 
 from bot.platform import migrations
 from models import ActionHistory, SlackOutbox, Ticket, TicketResolution
@@ -37,12 +37,18 @@ def _seed(engine) -> uuid.UUID:
     action_id = uuid.uuid4()
     tables = {model.__tablename__: model.__table__
               for model in (Ticket, ActionHistory, TicketResolution, SlackOutbox)}
+    # The columns tickets had before 0010 (the model's table has later ones, with defaults
+    # an older table would refuse).
+    tickets = table("tickets", *(column(name) for name in (
+        "user_id", "issue_type", "status", "description", "category", "agent_processed",
+        "awaiting_response_from", "source", "slack_thread_ts", "assigned_team", "created_at",
+        "updated_at")), column("tags", JSON), column("ticket_id"))
     with engine.begin() as conn:
-        ticket_id = conn.execute(tables["tickets"].insert().values(
+        ticket_id = conn.execute(tickets.insert().values(
             user_id="UREQ", issue_type="vpn", status="resolved", description="vpn", category="vpn",
             tags=[], agent_processed=True, awaiting_response_from="", source="dm", slack_thread_ts="",
             assigned_team="Network", created_at=NOW, updated_at=NOW,
-        ).returning(tables["tickets"].c.ticket_id)).scalar_one()
+        ).returning(tickets.c.ticket_id)).scalar_one()
         state = {"status": "resolved", "assigned_team": "Network", "awaiting_response_from": "",
                  "escalated_at": None, "escalation_priority": None, "resolved_at": NOW.isoformat()}
         conn.execute(tables["action_history"].insert().values(
