@@ -23,6 +23,7 @@ from sentry_sdk.integrations.logging import LoggingIntegration
 from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
 from sentry_sdk.transport import Transport
 from sentry_sdk.utils import safe_repr
+from sqlalchemy.engine import make_url
 
 from bot.core.settings import Settings
 
@@ -40,6 +41,10 @@ _SECRET_KEY = re.compile(
 _TEXT_KEYS = frozenset({"description", "text", "ticket_text", "issue_type", "blocks", "reason",
                         "reopened_reason", "user_feedback_text", "agent_reasoning", "payload",
                         "body"})
+# A database error's row data, should an engine not made by models.make_engine raise
+# one: SQLAlchemy's "[parameters: ...]" (a repr, so one line), PostgreSQL's "DETAIL:"
+# (the failing row, the duplicate key) and "LINE n:" (the statement with its values).
+_ROW_DATA = re.compile(r"(\[parameters: |\bDETAIL: +|^LINE \d+: )[^\n]*", re.M)
 # Values that cannot hold text; kept as they are so breadcrumb timestamps stay datetimes.
 _OPAQUE = (bool, int, float, Decimal, datetime, date, time, timedelta, UUID, type(None))
 _MAX_DEPTH = 32
@@ -89,8 +94,11 @@ def init_sentry(settings: Settings, *, component: str, transport: Transport | No
                 traces_sample_rate=TRACES_SAMPLE_RATE,
                 send_default_pii=False,
                 max_request_body_size="never",  # Slack bodies are tickets in people's words
-                # Locals make stack traces useful; safe only because scrub_event runs.
-                include_local_variables=True,
+                # Off: a frame's locals hold what people typed under any name at all
+                # (SQLAlchemy's `parameters`, a row, Bolt's request), which no scrubber
+                # that goes by key names can tell from an id. Traces keep function, line
+                # and source; exception messages keep no row data (models/session.py).
+                include_local_variables=False,
                 before_send=scrub_event,
                 before_send_transaction=scrub_event,
                 before_breadcrumb=_scrub_breadcrumb,
@@ -186,11 +194,20 @@ def _active() -> bool:
 def _remember_secrets(settings: Settings) -> None:
     global _secrets
     found = set(_secrets)
-    for secret in (settings.slack_bot_token, settings.slack_signing_secret,
-                   settings.slack_app_token, settings.llm_api_key):
-        if secret is not None and len(secret.get_secret_value()) >= _MIN_SECRET_LENGTH:
-            found.add(secret.get_secret_value())
+    values = [secret.get_secret_value() for secret in (
+        settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token,
+        settings.llm_api_key) if secret is not None]
+    # A driver's connection error may quote its URL; the password must not go with it.
+    values += [_password(url) for url in (settings.database_url, settings.redis_url) if url]
+    found.update(value for value in values if len(value) >= _MIN_SECRET_LENGTH)
     _secrets = frozenset(found)
+
+
+def _password(url: str) -> str:
+    try:
+        return make_url(url).password or ""
+    except Exception:  # a Redis URL SQLAlchemy cannot parse: nothing to remember
+        return ""
 
 
 def _scrub_breadcrumb(crumb: Any, hint: Any) -> Any:
@@ -204,7 +221,12 @@ def _scrub_text(text: str) -> str:
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, FILTERED)
+    text = _ROW_DATA.sub(_row_data_filtered, text)
     return _SLACK_TOKEN.sub(FILTERED, text)
+
+
+def _row_data_filtered(match: re.Match) -> str:
+    return match.group(1) + FILTERED + ("]" if match.group(1).startswith("[") else "")
 
 
 def _scrub(value: Any, depth: int, path: set[int]) -> Any:

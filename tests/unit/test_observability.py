@@ -101,7 +101,8 @@ def test_environment_release_component_and_sampling_are_set(sentry):
     options = sentry_sdk.get_client().options
     assert options["traces_sample_rate"] == 0.1
     assert options["max_request_body_size"] == "never"
-    assert options["include_local_variables"] is True
+    # Locals off: what people typed sits in them under any name (bot/core/observability).
+    assert options["include_local_variables"] is False
     assert not options["send_default_pii"]
     assert options["before_send"] is scrub_event
     assert options["before_send_transaction"] is scrub_event
@@ -151,21 +152,48 @@ def test_init_again_after_close_starts_a_new_client():
 # -- what leaves the process -----------------------------------------------------------
 
 
-def test_an_exception_with_secrets_in_locals_is_scrubbed_but_useful(sentry):
+def test_an_exception_with_secrets_in_locals_sends_no_locals_and_a_scrubbed_message(sentry):
     _capture(_fail_with_secrets_in_locals)
     text = sentry.text()
     for forbidden in FORBIDDEN:
         assert forbidden not in text
+    # A password under a name no scrubber knows: locals are not sent at all.
+    assert "P4ss-in-a-plain-local" not in text
     (event,) = sentry.events()
     (exception,) = event["exception"]["values"]
     assert exception["type"] == "RuntimeError"
     assert exception["value"].startswith("Slack refused [Filtered]")
     frames = exception["stacktrace"]["frames"]
+    # Still a useful trace: where, and which line.
     assert frames[-1]["function"] == "_fail_with_secrets_in_locals"
-    local_vars = frames[-1]["vars"]
-    assert set(local_vars) >= {"bot_token", "app_token", "note", "description", "blob"}
-    assert local_vars["bot_token"] == local_vars["description"] == "[Filtered]"
-    assert local_vars["count"] == "3"  # ordinary values keep their use
+    assert "raise RuntimeError" in frames[-1]["context_line"]
+    assert not any(frame.get("vars") for frame in frames)
+
+
+def test_a_database_error_from_any_engine_loses_its_row_data(sentry):
+    # What an engine without hide_parameters raises (the review's example): the
+    # parameters, the failing row and the statement excerpt go, the rest stays.
+    message = ("(psycopg2.errors.CheckViolation) new row for relation \"tickets\" violates "
+               "check constraint \"ck\"\nDETAIL:  Failing row contains (1, my vpn password is "
+               "Hunter2!, new).\n\n[SQL: INSERT INTO tickets (description) VALUES (%(d)s)]\n"
+               "[parameters: (1, 'my vpn password is Hunter2!', 'new')]\n"
+               "LINE 1: INSERT INTO tickets VALUES ('my vpn password is Hunter2!')")
+    logging.getLogger("resolvemeq.test").error("could not store the ticket: %s", message)
+    (event,) = sentry.events()
+    assert "Hunter2" not in sentry.text()
+    shown = event["logentry"]["params"][0]
+    assert "violates check constraint" in shown and "[SQL: INSERT INTO tickets" in shown
+    assert "[parameters: [Filtered]]" in shown and "DETAIL:  [Filtered]" in shown
+
+
+def test_database_and_redis_passwords_are_secrets():
+    transport = CapturingTransport()
+    init_sentry(make_settings(database_url="postgresql+psycopg2://bot:pg-Pa55-never-sent@db/rq",
+                              redis_url="redis://:redis-Pa55-never-sent@cache:6379/0"),
+                component="worker", transport=transport)
+    logging.getLogger("resolvemeq.test").error(
+        "cannot connect: pg-Pa55-never-sent, then redis-Pa55-never-sent")
+    assert "Pa55" not in transport.text() and len(transport.events()) == 1
 
 
 def test_an_error_log_with_a_token_is_scrubbed(sentry):
@@ -363,6 +391,7 @@ def _fail_with_secrets_in_locals() -> None:
     note = USER_NOTE
     description = PASSWORD_TEXT  # noqa: F841 (read from the frame's locals by Sentry)
     blob = "signing=" + SIGNING_SECRET  # a name no key-based scrubber would catch
+    words = "P4ss-in-a-plain-" + "local"  # noqa: F841 (what a person typed, in a local)
     count = 3
     raise RuntimeError(f"Slack refused {bot_token} ({app_token}, {note}, {blob}, {count})")
 
