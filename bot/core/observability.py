@@ -18,6 +18,7 @@ from typing import Any
 from uuid import UUID
 
 import sentry_sdk
+from sentry_sdk.integrations.argv import ArgvIntegration
 from sentry_sdk.integrations.celery import CeleryIntegration
 from sentry_sdk.integrations.logging import LoggingIntegration
 from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
@@ -91,6 +92,8 @@ def init_sentry(settings: Settings, *, component: str, transport: Transport | No
                     CeleryIntegration(monitor_beat_tasks=False),
                     SqlalchemyIntegration(),
                 ],
+                # Its sys.argv is the ticket itself for `resolvemeq ask TEXT`.
+                disabled_integrations=[ArgvIntegration],
                 traces_sample_rate=TRACES_SAMPLE_RATE,
                 send_default_pii=False,
                 max_request_body_size="never",  # Slack bodies are tickets in people's words
