@@ -11,10 +11,10 @@ import logging
 import re
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import sentry_sdk
@@ -26,12 +26,16 @@ from sentry_sdk.transport import Transport
 from sentry_sdk.utils import safe_repr
 from sqlalchemy.engine import make_url
 
+from bot.core import clock
 from bot.core.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FILTERED = "[Filtered]"
 TRACES_SAMPLE_RATE = 0.1
+# At most one decision report per reason in this window (per process).
+REPORT_WINDOW = timedelta(minutes=1)
 
 # Bot, user, app, refresh (xoxe.xoxp-...) and app-level tokens; a superset of
 # xox[abposr]- so that a token type Slack adds later is still caught.
@@ -139,30 +143,83 @@ def scrub_event(event: Any, hint: Any) -> Any:
 
 
 def track_action(action_type: str, *, autonomous: bool, success: bool,
-                 confidence: float | None) -> None:
-    """Record an action on the current scope, so the next error carries it.
+                 confidence: float | None, triage: str | None = None,
+                 deliberate: bool = False, ticket_id: int | None = None) -> None:
+    """Report one decision to Sentry when something went wrong with acting alone.
+
+    A message is sent when an autonomous action failed, or when the ticket went to
+    people against the agent's advice (`triage`: the caps, the limiter, the agent
+    down...), at most one a minute per reason in this process: a full cap sends one
+    message a minute, not one per ticket. Its tags (action type, success, autonomy,
+    confidence, triage reason) are set in a scope of the message's own: nothing is left
+    on the caller's scope, so no later event on a pooled thread carries this decision.
 
     Args:
         action_type: one of `models.AGENT_ACTIONS`.
         autonomous: whether the bot acted alone.
-        success: whether the action was carried out.
+        success: whether it did what the agent advised (False when triaged or failed).
         confidence: the agent's confidence, 0..1, if there was one.
+        triage: why the ticket went to people instead (a short, stable category), if it did.
+        deliberate: the triage was people's choice (autonomy paused, shadow mode):
+            nothing to report.
+        ticket_id: the ticket decided on (context, not a tag: too many values).
     """
     try:
-        if not _active():
+        if not _active() or deliberate:
             return
-        scope = sentry_sdk.get_current_scope()
-        scope.set_tag("action_type", action_type)
-        scope.set_tag("success", "true" if success else "false")
-        scope.set_tag("autonomous", "true" if autonomous else "false")
-        # A tag must stay low-cardinality to be searchable: one decimal; exact in the context.
-        scope.set_tag("confidence", "none" if confidence is None else f"{confidence:.1f}")
-        data = {"action_type": action_type, "autonomous": autonomous,
-                "success": success, "confidence": confidence}
-        scope.set_context("action", data)
-        scope.add_breadcrumb(category="action", message=action_type, level="info", data=data)
+        reason = triage or (f"{action_type}_failed" if autonomous and not success else None)
+        if reason is None or not _reports.allow(reason):
+            return
+        with sentry_sdk.new_scope() as scope:
+            scope.set_tag("action_type", action_type)
+            scope.set_tag("success", "true" if success else "false")
+            scope.set_tag("autonomous", "true" if autonomous else "false")
+            # A tag must stay low-cardinality to be searchable: one decimal; exact in the context.
+            scope.set_tag("confidence", "none" if confidence is None else f"{confidence:.1f}")
+            scope.set_tag("triage", triage or "none")
+            scope.set_context("decision", {
+                "ticket_id": ticket_id, "action_type": action_type, "autonomous": autonomous,
+                "success": success, "confidence": confidence, "triage": triage})
+            scope.fingerprint = ["decision", reason]
+            if triage:
+                message = f"A ticket went to people against the agent's advice: {triage}"
+            else:
+                message = f"An autonomous {action_type} failed"
+            sentry_sdk.capture_message(message, level="warning")
     except Exception:  # telemetry must never break the action it describes
-        log.debug("could not record the action in Sentry", exc_info=True)
+        log.debug("could not report the decision to Sentry", exc_info=True)
+
+
+def isolated(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run `fn` in a Sentry scope of its own, so nothing it sets (tags, breadcrumbs,
+    context) stays on a pooled thread for the next piece of work."""
+    with sentry_sdk.isolation_scope():
+        return fn(*args, **kwargs)
+
+
+class _OncePerWindow:
+    """An in-process limiter: `allow(key)` is true at most once per window per key.
+
+    Per process, so N processes may each send one a minute; enough to keep a full cap
+    from sending a message per ticket, and no store to be down when we most need it.
+    """
+
+    def __init__(self, window: timedelta) -> None:
+        self._window = window
+        self._last: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        now = clock.now()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._window:
+                return False
+            self._last[key] = now
+            return True
+
+
+_reports = _OncePerWindow(REPORT_WINDOW)
 
 
 def capture_alert(rule: str, message: str, *, level: str, value: float | None) -> None:

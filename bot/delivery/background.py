@@ -16,6 +16,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from bot.core import observability
+
 log = logging.getLogger(__name__)
 
 
@@ -26,8 +28,8 @@ class Background:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        """Run `fn(*args, **kwargs)` on a worker thread."""
-        future = self._pool.submit(fn, *args, **kwargs)
+        """Run `fn(*args, **kwargs)` on a worker thread, in a Sentry scope of its own."""
+        future = self._pool.submit(observability.isolated, fn, *args, **kwargs)
         future.add_done_callback(_log_failure)
         return future
 

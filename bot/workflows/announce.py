@@ -15,7 +15,7 @@ from bot import views
 from bot.core import observability
 from bot.delivery import outbox
 from bot.delivery.slack_client import safe_call
-from bot.domain import analytics, tickets
+from bot.domain import analytics, tickets, triage_causes
 from bot.domain.feedback import FeedbackResult
 from bot.domain.processing import Outcome, process_ticket
 from bot.domain.rollback import RollbackResult
@@ -38,9 +38,12 @@ def decide_and_announce(runtime: Runtime, client: WebClient, ticket_id: int) -> 
         owed = [] if outcome.already_processed else _enqueue_outcome(session, outcome, settings)
         claimed = outbox.claims_of(owed)
     if not outcome.already_processed and outcome.action is not None:
+        cause = triage_causes.cause_of(outcome)
         observability.track_action(
             outcome.action.action_type, autonomous=outcome.action.autonomous,
             success=outcome.triage_reason is None, confidence=outcome.action.confidence_score,
+            triage=cause, deliberate=cause is not None and cause.deliberate,
+            ticket_id=outcome.ticket.ticket_id,
         )
     outbox.send_claimed(runtime.sessions, client, claimed, ttl=settings.claim_ttl)
     return outcome

@@ -10,9 +10,11 @@ import json
 import logging
 import re
 import string
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sentry_sdk
+import time_machine
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -74,6 +76,9 @@ def shut_sentry_down() -> None:
 def sentry_left_off(monkeypatch):
     """Each test starts and ends with no live client and no remembered secrets."""
     monkeypatch.setattr(observability, "_secrets", frozenset())
+    # And no decision reported in the last minute (the once-a-minute limiter's memory).
+    monkeypatch.setattr(observability, "_reports", observability._OncePerWindow(
+        observability.REPORT_WINDOW))
     assert not sentry_sdk.get_client().is_active()
     # A fresh scope pair: tags and breadcrumbs set by one test stay in it.
     with sentry_sdk.isolation_scope(), sentry_sdk.new_scope():
@@ -239,19 +244,87 @@ def test_transactions_are_scrubbed(sentry):
     assert "xox" not in sentry.text()
 
 
-def test_track_action_tags_the_next_event(sentry):
-    # An enum member in, the stored string out: what Sentry searches on.
+def test_a_decision_leaves_nothing_on_the_callers_scope(sentry):
+    # The seed set these tags on the pooled thread's scope: every later, unrelated event
+    # on that thread carried the last decision's action type.
     track_action(ActionType.AUTO_RESOLVE, autonomous=True, success=True, confidence=0.87)
-    sentry_sdk.capture_message("after the action")
+    track_action(ActionType.ESCALATE, autonomous=False, success=False, confidence=0.9,
+                 triage="cap_reached", ticket_id=7)
+    sentry_sdk.capture_message("an unrelated error, later")
+    report, later = sentry.events()
+    assert report["tags"]["action_type"] == "ESCALATE"
+    assert not {"action_type", "success", "autonomous", "confidence", "triage"} & set(later["tags"])
+    assert "decision" not in later.get("contexts", {})
+
+
+def test_a_successful_decision_sends_nothing(sentry):
+    track_action(ActionType.AUTO_RESOLVE, autonomous=True, success=True, confidence=0.95)
+    track_action(ActionType.REQUEST_CLARIFICATION, autonomous=True, success=True, confidence=0.4)
+    assert sentry.events() == []
+
+
+def test_a_triage_against_the_agents_advice_is_reported_with_its_tags(sentry):
+    track_action(ActionType.ESCALATE, autonomous=False, success=False, confidence=0.87,
+                 triage="cap_reached", ticket_id=41)
     (event,) = sentry.events()
-    assert event["tags"]["action_type"] == "AUTO_RESOLVE"
-    assert event["tags"]["success"] == "true"
-    assert event["tags"]["autonomous"] == "true"
-    assert event["tags"]["confidence"] == "0.9"
-    assert event["contexts"]["action"]["confidence"] == 0.87
-    crumbs = event["breadcrumbs"]["values"]
-    assert any(c.get("category") == "action" and c.get("message") == "AUTO_RESOLVE"
-               for c in crumbs)
+    assert event["level"] == "warning"
+    assert event["message"] == "A ticket went to people against the agent's advice: cap_reached"
+    assert event["tags"] | {"component": "worker"} == {
+        "component": "worker", "action_type": "ESCALATE", "success": "false",
+        "autonomous": "false", "confidence": "0.9", "triage": "cap_reached"}
+    assert event["contexts"]["decision"]["ticket_id"] == 41
+    assert event["contexts"]["decision"]["confidence"] == 0.87
+    assert event["fingerprint"] == ["decision", "cap_reached"]
+
+
+def test_a_failed_autonomous_action_is_reported(sentry):
+    track_action(ActionType.AUTO_RESOLVE, autonomous=True, success=False, confidence=0.93)
+    (event,) = sentry.events()
+    assert event["message"] == "An autonomous AUTO_RESOLVE failed"
+    assert (event["tags"]["triage"], event["tags"]["success"]) == ("none", "false")
+
+
+def test_reports_are_at_most_one_a_minute_per_reason(sentry):
+    start = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    with time_machine.travel(start, tick=False) as clock:
+        for _ in range(5):  # a full cap: every ticket is triaged
+            track_action(ActionType.ESCALATE, autonomous=False, success=False, confidence=0.9,
+                         triage="cap_reached")
+        track_action(ActionType.ESCALATE, autonomous=False, success=False, confidence=None,
+                     triage="agent_unavailable")
+        clock.shift(timedelta(seconds=59))
+        track_action(ActionType.ESCALATE, autonomous=False, success=False, confidence=0.9,
+                     triage="cap_reached")
+        clock.shift(timedelta(seconds=2))
+        track_action(ActionType.ESCALATE, autonomous=False, success=False, confidence=0.9,
+                     triage="cap_reached")
+    assert [e["tags"]["triage"] for e in sentry.events()] == [
+        "cap_reached", "agent_unavailable", "cap_reached"]
+
+
+def test_a_deliberate_triage_is_not_reported(sentry):
+    # Autonomy paused or in shadow mode: people chose it, nothing went wrong.
+    track_action(ActionType.ESCALATE, autonomous=False, success=False, confidence=0.9,
+                 triage="autonomy_paused", deliberate=True)
+    assert sentry.events() == []
+
+
+def test_background_work_leaves_nothing_on_its_pooled_thread(sentry):
+    from bot.delivery.background import Background
+
+    def sets_a_tag():
+        sentry_sdk.set_tag("ticket", "41")
+        sentry_sdk.add_breadcrumb(category="work", message="worked on ticket 41")
+
+    pool = Background(1, name="scope-test")  # one thread: both tasks run on it
+    try:
+        pool.submit(sets_a_tag).result(timeout=5)
+        pool.submit(sentry_sdk.capture_message, "the next task's error").result(timeout=5)
+    finally:
+        pool.shutdown()
+    (event,) = sentry.events()
+    assert "ticket" not in event["tags"]
+    assert not any(c.get("category") == "work" for c in event.get("breadcrumbs", {}).get("values", []))
 
 
 def test_track_action_before_init_leaves_nothing_behind():
