@@ -72,25 +72,27 @@ class SlackRequests:
         return self.deliver(raw, signed)
 
     def command(self, command: str, text: str, *, user: str = REQUESTER, channel: str = CHANNEL,
-                team: str = TEAM_ID) -> Any:
+                team: str = TEAM_ID, enterprise: str | None = None) -> Any:
         trigger = f"trig-{uuid.uuid4().hex}"
         body = slack_signing.slash_command_body(
             command, text, user_id=user, channel_id=channel, team_id=team, trigger_id=trigger,
-            response_url=self.slack.response_url(trigger),
+            response_url=self.slack.response_url(trigger), enterprise_id=enterprise,
         )
         return self.post(body)
 
     def click(self, action_id: str, value: str, *, user: str = REQUESTER, channel: str = CHANNEL,
-              message_ts: str = "1732527000.000100", team: str = TEAM_ID) -> Any:
+              message_ts: str = "1732527000.000100", team: str = TEAM_ID,
+              enterprise: str | None = None) -> Any:
         payload = slack_signing.block_actions_payload(
             action_id, value, user_id=user, channel_id=channel, team_id=team, message_ts=message_ts,
+            enterprise_id=enterprise,
         )
         return self.post(slack_signing.block_actions_body(payload))
 
     def event(self, event: dict[str, Any], *, event_id: str | None = None, team: str = TEAM_ID,
-              retry: int | None = None) -> Any:
+              retry: int | None = None, enterprise: str | None = None) -> Any:
         body = slack_signing.event_body(event, event_id=event_id or f"Ev{uuid.uuid4().hex[:10]}",
-                                        team_id=team)
+                                        team_id=team, enterprise_id=enterprise)
         headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else None
         return self.post(body, content_type="application/json", headers=headers)
 
