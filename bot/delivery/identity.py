@@ -3,9 +3,9 @@ the request path, and whether a request is for that workspace.
 
 Bolt, given only a token, calls auth.test during a process's first request: if Slack
 is slow or down then, that request is lost or answered late. Here auth.test runs once
-in the background at startup, and again while it has not answered (one lookup at a
-time, at most every `RETRY_INTERVAL`); requests use what is known, plus SLACK_TEAM_ID
-from the settings.
+when the app is built, before it serves, and in the background while it has not
+answered (one lookup at a time, at most every `RETRY_INTERVAL`); requests use what is
+known, plus SLACK_TEAM_ID from the settings.
 
 Until the workspace is known, no request can be checked: `check` says UNKNOWN and the
 request is refused (503: Slack retries events), rather than let every workspace in.
@@ -61,6 +61,18 @@ class BotIdentity:
         self._next_lookup = 0.0
         self._quick = WebClient(token=client.token, base_url=client.base_url,
                                 timeout=LOOKUP_TIMEOUT, retry_handlers=[])
+
+    def learn_now(self) -> bool:
+        """Ask auth.test once, now: at startup, before the first request, so a healthy
+        Slack never sees a 503 (at most LOOKUP_TIMEOUT when Slack is down). Lookups after
+        it wait RETRY_INTERVAL from this one.
+
+        Returns:
+            True when the identity is known.
+        """
+        with self._lock:
+            self._next_lookup = time.monotonic() + RETRY_INTERVAL
+        return self.learn()
 
     def learn_in_background(self) -> None:
         """Start an auth.test lookup, unless one is running or the last was too recent."""

@@ -52,7 +52,7 @@ def create_app(
         roles=WorkspaceRoles(client),
     )
     identity = BotIdentity(client, team_id=settings.slack_team_id)
-    identity.learn_in_background()
+    identity.learn_now()
 
     # Bolt injects arguments by parameter name; this one needs none.
     def authorize() -> AuthorizeResult:
