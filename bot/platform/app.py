@@ -19,10 +19,11 @@ from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
-from bot.delivery.background import Background
+from bot.delivery.background import READ_QUEUE, READ_WORKERS, Background
 from bot.delivery.identity import BotIdentity, Workspace
 from bot.delivery.slack_client import make_web_client
 from bot.delivery.slack_roles import WorkspaceRoles
+from bot.workflows.home import HomeFigures
 from bot.workflows.runtime import Runtime
 from handlers import register_all
 from handlers.deps import SlackDeps
@@ -32,14 +33,18 @@ log = logging.getLogger(__name__)
 
 
 def create_app(
-    runtime: Runtime, *, client: WebClient | None = None, background: Background | None = None
+    runtime: Runtime, *, client: WebClient | None = None, background: Background | None = None,
+    reads: Background | None = None,
 ) -> App:
     """Build the Slack app for these settings.
 
     Args:
         runtime: database, agent and limits of this process.
         client: the Web API client (default: one for SLACK_API_URL with retries).
-        background: the executor for slow work (default: SLACK_BACKGROUND_WORKERS threads).
+        background: the executor for decisions and Slack posts (default:
+            SLACK_BACKGROUND_WORKERS threads, SLACK_BACKGROUND_QUEUE waiting).
+        reads: the executor for the App Home and /resolution-stats (default:
+            READ_WORKERS threads, READ_QUEUE waiting).
     """
     settings = runtime.settings
     if settings.slack_signing_secret is None:
@@ -48,8 +53,11 @@ def create_app(
     deps = SlackDeps(
         runtime=runtime,
         client=client,
-        background=background or Background(settings.slack_background_workers),
+        background=background or Background(settings.slack_background_workers,
+                                            queue_limit=settings.slack_background_queue),
         roles=WorkspaceRoles(client),
+        reads=reads or Background(READ_WORKERS, queue_limit=READ_QUEUE, name="resolvemeq-reads"),
+        home=HomeFigures(runtime.sessions),
     )
     identity = BotIdentity(client, team_id=settings.slack_team_id)
     identity.learn_now()

@@ -35,6 +35,7 @@ from bot.views.ticket import (
     reasoning_message,
     reopened_notice,
     resolution_message,
+    saved_while_busy,
     ticket_received,
 )
 
@@ -62,6 +63,7 @@ __all__ = [
     "rollback_done",
     "rollback_thread_notice",
     "rollback_value",
+    "saved_while_busy",
     "stats_blocks",
     "ticket_received",
     "truncate",

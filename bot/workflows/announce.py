@@ -15,7 +15,7 @@ from bot import views
 from bot.core import observability
 from bot.delivery import outbox
 from bot.delivery.slack_client import safe_call
-from bot.domain import analytics, tickets, triage_causes
+from bot.domain import tickets, triage_causes
 from bot.domain.feedback import FeedbackResult
 from bot.domain.processing import Outcome, process_ticket
 from bot.domain.rollback import RollbackResult
@@ -145,13 +145,6 @@ def announce_rollback(runtime: Runtime, client: WebClient, result: RollbackResul
     safe_call(client, "chat.postEphemeral", channel=admin_channel, user=admin_id,
               text=text, blocks=blocks)
     outbox.deliver(runtime.sessions, client, list(owed), ttl=runtime.settings.claim_ttl)
-
-
-def publish_home(runtime: Runtime, client: WebClient, user_id: str, *, is_admin: bool) -> None:
-    """Render the App Home tab with the last 30 days' figures."""
-    with transaction(runtime.sessions) as session:
-        stats = analytics.resolution_stats(session, days=30)
-    safe_call(client, "views.publish", user_id=user_id, view=views.home_view(stats, is_admin=is_admin))
 
 
 def tell(client: WebClient, *, channel: str, user: str, text: str, blocks: list | None = None) -> None:

@@ -23,6 +23,7 @@ import httpx
 
 from bot.core import clock
 from bot.domain import actions
+from bot.views import ActionId
 from models import Ticket, TicketSource, TicketStatus
 from tests.support import slack_signing
 from tests.support.factories import make_plan
@@ -36,6 +37,7 @@ STRANGER = "USTRANGER"
 CHANNEL = "CHELPDESK"
 ESCALATIONS = "CESCALATE"
 BARRIER_USER = "UBARRIER"
+BARRIER_CHANNEL = "DBARRIER"
 VPN = "My VPN keeps disconnecting when I work from home"
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -223,17 +225,26 @@ def shown(payload: dict) -> str:
 def barrier(e2e, slack) -> None:
     """Wait until the work of every request acknowledged so far has started.
 
-    The App Home is published off the request path like every other Slack call, on
-    the same first-in first-out executor: once it is out, what was queued before it
-    has run or is running.
+    A click on a rollback's Cancel is answered off the request path, on the same
+    first-in first-out executor as every decision and Slack post: once its word to the
+    clicker is out, what was queued before it has run or is running. (The App Home has
+    an executor of its own, so it cannot serve.) `without_barrier` leaves its calls out.
     """
-    before = len([c for c in slack.calls("views.publish") if c.args.get("user_id") == BARRIER_USER])
-    response = e2e.event({"type": "app_home_opened", "user": BARRIER_USER, "tab": "home",
-                          "channel": "DBARRIER", "event_ts": f"{time.time():.6f}"})
+    before = len(barrier_calls(slack))
+    response = e2e.click(ActionId.ROLLBACK_CANCEL, "cancel", user=BARRIER_USER,
+                         channel=BARRIER_CHANNEL)
     assert response.status_code == 200
-    wait_until(lambda: len([c for c in slack.calls("views.publish")
-                            if c.args.get("user_id") == BARRIER_USER]) > before,
-               what="the barrier's App Home")
+    wait_until(lambda: len(barrier_calls(slack)) > before, what="the barrier's reply")
+
+
+def barrier_calls(slack) -> list:
+    """The fake Slack's calls that answered a barrier."""
+    return [c for c in slack.calls("chat.postEphemeral") if c.args.get("user") == BARRIER_USER]
+
+
+def without_barrier(calls: list) -> list:
+    """`calls` (the fake Slack's) without those that answered a barrier."""
+    return [c for c in calls if c.args.get("user") != BARRIER_USER]
 
 
 def resolved_ticket(e2e_sessions, *, user: str = REQUESTER) -> int:

@@ -316,7 +316,7 @@ def test_background_work_leaves_nothing_on_its_pooled_thread(sentry):
         sentry_sdk.set_tag("ticket", "41")
         sentry_sdk.add_breadcrumb(category="work", message="worked on ticket 41")
 
-    pool = Background(1, name="scope-test")  # one thread: both tasks run on it
+    pool = Background(1, queue_limit=2, name="scope-test")  # one thread: both tasks run on it
     try:
         pool.submit(sets_a_tag).result(timeout=5)
         pool.submit(sentry_sdk.capture_message, "the next task's error").result(timeout=5)
