@@ -22,6 +22,7 @@ import argparse
 import re
 import sys
 
+from pydantic import SecretStr
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
@@ -33,13 +34,19 @@ def _ack_only(ack: Ack) -> None:
     ack()
 
 
+def _secret(value: SecretStr | None) -> str:
+    if value is None:
+        raise SystemExit("SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are required")
+    return value.get_secret_value()
+
+
 def build_app(settings: Settings) -> App:
     """A Bolt app configured like ours, with ack-only listeners for /ticket and clicks."""
-    client = WebClient(token=settings.slack_bot_token.get_secret_value(),
+    client = WebClient(token=_secret(settings.slack_bot_token),
                        base_url=str(settings.slack_api_url), timeout=10)
     app = App(
         client=client,
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        signing_secret=_secret(settings.slack_signing_secret),
         process_before_response=True,
         token_verification_enabled=False,
         raise_error_for_unhandled_request=False,
@@ -52,7 +59,7 @@ def build_app(settings: Settings) -> App:
 def build_wsgi(settings: Settings) -> SlackWSGI:
     return SlackWSGI(
         build_app(settings),
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        signing_secret=_secret(settings.slack_signing_secret),
         health=lambda: (True, {"app": "bare"}),
     )
 

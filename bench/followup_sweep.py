@@ -43,8 +43,9 @@ import os
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/followup_sweep.py` as well as `-m bench.followup_sweep`
@@ -124,7 +125,7 @@ class Timings:
     """Seconds spent, by kind, with counts."""
 
     def __init__(self) -> None:
-        self.seconds: Counter = Counter()
+        self.seconds: defaultdict[str, float] = defaultdict(float)
         self.count: Counter = Counter()
 
     def add(self, kind: str, seconds: float) -> None:
@@ -152,7 +153,7 @@ def run_loop(url: str, slack: FakeSlackProcess, n: int, claim_ttl: str) -> dict:
     api_call = client.api_call
     # Which transaction we are in, when its COMMIT started (engine "commit" event), and
     # the Slack time spent inside it (a follow-up is sent inside its transaction).
-    inside = {"claim": False, "commit_at": None, "slack": 0.0}
+    inside: dict[str, Any] = {"claim": False, "commit_at": None, "slack": 0.0}
 
     def timed_api_call(api_method, *args, **kwargs):
         started = time.perf_counter()
@@ -163,7 +164,8 @@ def run_loop(url: str, slack: FakeSlackProcess, n: int, claim_ttl: str) -> dict:
             inside["slack"] += spent
             timings.add(f"Slack {api_method}", spent)
 
-    client.api_call = timed_api_call  # what safe_call reaches through client.<method>
+    # What safe_call reaches through client.<method>.
+    setattr(client, "api_call", timed_api_call)  # noqa: B010 (mypy refuses assigning a method)
 
     real_claim, real_transaction = outbox.claim_due, outbox.transaction
     real_render = views.followup_dm
@@ -354,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     slack = FakeSlackProcess()
     report: list[str] = []
     try:
-        runs = ([("loop", None)] if "loop" in modes else []) + \
+        runs: list[tuple[str, int]] = ([("loop", 0)] if "loop" in modes else []) + \
                ([("celery", c) for c in levels] if "celery" in modes else [])
         for mode, concurrency in runs:
             slack.reset()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 from bench.databases import REDIS_URL, flush_redis, fresh_database
 from bench.load import open_loop
@@ -78,13 +79,14 @@ def main(argv: list[str] | None = None) -> int:
 
         def point(label: str, sent: int, run=None) -> None:
             drained = server.wait_idle()
-            row = {"point": label, "requests": sent, "total": sent + (args.warm_up if run else 0),
+            row: dict[str, Any] = {"point": label, "requests": sent,
+                   "total": sent + (args.warm_up if run else 0),
                    "master_kib": rss_kib(server.master_pid),
                    "worker_kib": rss_kib(worker), "drain_s": drained,
                    "load1": loadavg()[0]}
             if run is not None:
-                s = run.summary()
-                row.update(failed=s["failed"], p99=s["p99"], others=run.others)
+                summary = run.summary()
+                row.update(failed=summary["failed"], p99=summary["p99"], others=run.others)
             points.append(row)
             print(f"  {label:>16}: {sent:6} requests, master {mib(row['master_kib'])} MiB, "
                   f"worker {mib(row['worker_kib'])} MiB (drained {drained:.1f} s)", flush=True)

@@ -38,6 +38,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,9 +148,9 @@ def app_cases(settings, now: dt.datetime, refs: list[str]) -> list[Case]:
     from bot.workflows import alerts
 
     cases = [Case(f"resolution_stats({days} d)",
-                  lambda s, d=days: analytics.resolution_stats(s, days=d, now=now))
+                  partial(lambda s, d: analytics.resolution_stats(s, days=d, now=now), d=days))
              for days in (1, 7, 30, 90)]
-    cases += [Case(f"alerts.{rule}", lambda s, m=measure: m(s, settings, now))
+    cases += [Case(f"alerts.{rule}", partial(lambda s, m: m(s, settings, now), m=measure))
               for rule, measure in alerts._MEASURES.items()]
     cases += [
         Case("outbox.claim_due",
@@ -158,7 +159,7 @@ def app_cases(settings, now: dt.datetime, refs: list[str]) -> list[Case]:
         Case("sweep.stale_new_tickets",
              lambda s: sweep.stale_new_tickets(s, now=now, grace=settings.sweep_grace)),
     ]
-    cases += [Case(f"rollback.find_action('{ref}')", lambda s, r=ref: rollback.find_action(s, r))
+    cases += [Case(f"rollback.find_action('{ref}')", partial(rollback.find_action, ref=ref))
               for ref in refs[:3]]
     return cases
 

@@ -75,9 +75,10 @@ def scenario(args, name: str, pool: int, server, slack: FakeSlackProcess, mix: M
             time.sleep(args.gap)
         run = burst(f"{name} wave {wave + 1}", server.port, mix.take(concurrent), ours=ours)
         runs.append(run)
-        s = run.summary()
-        print(f"  {name} wave {wave + 1}: {concurrent} at once -> ok {s['ok']} failed {s['failed']} "
-              f">3s {s['late']} p50 {ms(s['p50'])} p99 {ms(s['p99'])} max {ms(s['max'])} ms "
+        summary = run.summary()
+        print(f"  {name} wave {wave + 1}: {concurrent} at once -> ok {summary['ok']} "
+              f"failed {summary['failed']} >3s {summary['late']} p50 {ms(summary['p50'])} "
+              f"p99 {ms(summary['p99'])} max {ms(summary['max'])} ms "
               f"(others {run.others:.2f} cores)", flush=True)
     # Done when the fake Slack has seen no new call for longer than its slowest answer
     # (the workers block on slow calls without using CPU, so CPU says nothing here).

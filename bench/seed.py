@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/seed.py` as well as `python -m bench.seed`
@@ -245,7 +246,7 @@ def seed_history(url: str, *, actions: int = 1_000_000, resolutions: int = 200_0
                             "slack_outbox", "audit_events"), 0)
     engine, conn = _raw(url)
     ids = {"resolution": 0, "call": 0, "outbox": 0, "audit": 0}
-    routable: list[tuple[int, dt.datetime, str]] = []  # tickets a person may re-route
+    routable: list[tuple[int, Any, str]] = []  # tickets a person may re-route
 
     def dt_after(base: dt.datetime, mean_seconds: float) -> dt.datetime:
         # Never in the future: the windows end at `now`.
@@ -265,7 +266,12 @@ def seed_history(url: str, *, actions: int = 1_000_000, resolutions: int = 200_0
         cur = conn.cursor()
         batch = 50_000
         for first in range(0, n_tickets, batch):
-            tickets, acts, res, calls, posts, audits = [], [], [], [], [], []
+            tickets: list[Any] = []
+            acts: list[Any] = []
+            res: list[Any] = []
+            calls: list[Any] = []
+            posts: list[Any] = []
+            audits: list[Any] = []
             for index in range(first, min(first + batch, n_tickets)):
                 ticket_id, at, kind = index + 1, created[index], kinds[index]
                 category, _, issue, team = rng.choices(CATEGORIES, weights=cat_weights)[0]
@@ -275,7 +281,8 @@ def seed_history(url: str, *, actions: int = 1_000_000, resolutions: int = 200_0
                 confidence = round(rng.uniform(0.8, 0.99) if high else rng.uniform(0.3, 0.8), 3)
                 if kind == "AUTO_RESOLVE" and rng.random() < 0.04:
                     confidence = round(rng.uniform(0.3, 0.8), 3)  # the agent's bad days
-                status, assigned, thread = "resolved", team, f"{at.timestamp():.6f}"
+                assigned: str | None = team
+                status, thread = "resolved", f"{at.timestamp():.6f}"
                 first_action = action(
                     ticket_id, kind, decided, autonomous=kind == "AUTO_RESOLVE" or high,
                     confidence=confidence, params={"category": category, "team": team},
@@ -300,6 +307,10 @@ def seed_history(url: str, *, actions: int = 1_000_000, resolutions: int = 200_0
                 if kind == "AUTO_RESOLVE":
                     ids["resolution"] += 1
                     answer = rng.random()
+                    sent: dt.datetime | None
+                    sent_channel: str | None
+                    sent_ts: str | None
+                    due: dt.datetime | None
                     confirmed = True if answer < 0.62 else False if answer < 0.70 else None
                     responded = dt_after(decided, 6 * 3600) if confirmed is not None else None
                     if responded is not None and responded > now - dt.timedelta(seconds=2):
@@ -412,11 +423,12 @@ def seed_history(url: str, *, actions: int = 1_000_000, resolutions: int = 200_0
         counts["tickets"] += copy_rows(cur, "tickets", TICKET_COLUMNS,
                                        sweep_tickets(n_tickets, now))
         # Denied rollbacks and strangers' clicks, spread over the period.
-        audit_rows = [(ids["audit"] + i + 1, now - dt.timedelta(seconds=rng.random() * days * 86400),
-                       rng.choice(("rollback_denied", "feedback_wrong_user")), "USTRANGER", None,
-                       None, {}) for i in range(2000)]
-        counts["audit_events"] += copy_rows(cur, "audit_events", AUDIT_COLUMNS,
-                                            sorted(audit_rows, key=lambda r: r[1]))
+        audit_rows: list[tuple[Any, ...]] = [
+            (ids["audit"] + i + 1, now - dt.timedelta(seconds=rng.random() * days * 86400),
+             rng.choice(("rollback_denied", "feedback_wrong_user")), "USTRANGER", None,
+             None, {}) for i in range(2000)]
+        audit_rows.sort(key=lambda r: r[1])
+        counts["audit_events"] += copy_rows(cur, "audit_events", AUDIT_COLUMNS, audit_rows)
         # Posts not yet delivered: the last minutes, and a few Slack refused for a while.
         pending = [(ids["outbox"] + i + 1, now - dt.timedelta(seconds=rng.uniform(0, 180)),
                     rng.randrange(1, n_tickets), "notice", "CALERTS", None, "pending post", None,

@@ -12,7 +12,9 @@ the request's transaction (rolled back; an audited denial kept, see
 
 Where the person sees it: a slash command's answer is its acknowledgement (ephemeral);
 with `process_before_response=True` nothing has been sent when the listener raises, and
-the response returned here is that acknowledgement. A click or an event is acknowledged
+the response returned here is that acknowledgement. A modal's submission is answered
+with `response_action: errors` under its first input, so the modal stays open with what
+was typed and says why. A click or an event is acknowledged
 with an empty 200 (Slack shows an error for anything else, and retries events) and the
 sentence goes to the person as an ephemeral message, off the request path.
 """
@@ -23,7 +25,7 @@ import logging
 import uuid
 
 from slack_bolt import Ack, App, BoltContext, BoltResponse
-from slack_bolt.request.payload_utils import is_event, is_slash_command, to_action
+from slack_bolt.request.payload_utils import is_event, is_slash_command, is_view_submission, to_action
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import views
@@ -45,6 +47,7 @@ DB_DOWN_EVENT = (
     "Please send that again in a minute."
 )
 DB_DOWN_CLICK = "Sorry, I couldn't save that right now. Please click again in a minute."
+DB_DOWN_FORM = "Sorry, I couldn't save that right now. Please submit again in a minute."
 DB_DOWN_BY_ACTION = {
     ActionId.ROLLBACK_CONFIRM.value:
         "Sorry, I can't reach the helpdesk database right now; nothing was rolled back.",
@@ -75,6 +78,8 @@ def said_for(error: BaseException, body: dict) -> str | None:
         return DB_DOWN
     if is_event(body):
         return DB_DOWN_EVENT
+    if is_view_submission(body):
+        return DB_DOWN_FORM
     return DB_DOWN_BY_ACTION.get(_action_id(body), DB_DOWN_CLICK)
 
 
@@ -90,6 +95,8 @@ def on_error(error: Exception, body: dict, context: BoltContext) -> BoltResponse
         return _unexpected(error)
     if is_slash_command(body):
         return Ack()(response_type="ephemeral", text=text, blocks=views.error_message(text))
+    if is_view_submission(body) and (field := _first_input(body)) is not None:
+        return Ack()(response_action="errors", errors={field: text})
     deps = context.get("deps")
     if deps is not None and context.channel_id and context.user_id:
         deps.background.try_submit(announce.tell, deps.client, channel=context.channel_id,
@@ -111,6 +118,13 @@ def _unexpected(error: BaseException) -> BoltResponse:
     return BoltResponse(status=200, body="")
 
 
+def _first_input(body: dict) -> str | None:
+    """The block id of a submitted modal's first input, where its error is shown."""
+    blocks = (body.get("view") or {}).get("blocks") or []
+    return next((b["block_id"] for b in blocks if isinstance(b, dict) and b.get("type") == "input"
+                 and isinstance(b.get("block_id"), str)), None)
+
+
 def _action_id(body: dict) -> object:
     action = to_action(body)
     return action.get("action_id") if isinstance(action, dict) else None
@@ -122,6 +136,8 @@ def _what(body: dict) -> str:
         what = body.get("command")
     elif is_event(body) and isinstance(body["event"], dict):
         what = body["event"].get("type")
+    elif is_view_submission(body):
+        what = (body.get("view") or {}).get("callback_id")
     else:
         what = _action_id(body)
     return repr(what)[:40]

@@ -1,6 +1,8 @@
 """The requester's answer on a resolution: Yes/No, 1-5 stars, and "Why?".
 
-Parse the button strictly (a tampered value stores nothing), record the answer in the
+The same buttons answer the bot's resolution ("t=12") and a person's ("t=12;p=3"): the
+value says which record the answer lands on. Parse the button strictly (a tampered
+value stores nothing), record the answer in the
 request's transaction (only the requester's counts; a stranger's click is refused and
 audited), acknowledge (which commits), then redraw the message off the request path.
 Refusals and outages are raised and told to the clicker by `handlers.errors`.
@@ -40,8 +42,9 @@ def no(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) ->
 
 def rate(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -> None:
     user, channel, message_ts = _where(body)
-    ticket_id, score = _button(action, _stars)
-    result = feedback.record_rating(session, ticket_id=ticket_id, user_id=user, score=score)
+    ticket_id, person_resolution_id, score = _button(action, _stars)
+    result = feedback.record_rating(session, ticket_id=ticket_id, user_id=user, score=score,
+                                    person_resolution_id=person_resolution_id)
     ack()
     _redraw(deps, result, channel, message_ts)
 
@@ -59,10 +62,11 @@ def why(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -
 def _answer(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps, *,
             solved: bool) -> None:
     user, channel, message_ts = _where(body)
-    ticket_id = _button(action, _yes_no)
+    ticket_id, person_resolution_id = _button(action, _yes_no)
     settings = deps.runtime.settings
     result = feedback.record_answer(session, ticket_id=ticket_id, user_id=user, solved=solved,
-                                    default_team=settings.default_team)
+                                    default_team=settings.default_team,
+                                    person_resolution_id=person_resolution_id)
     # A "No" owes notices, written with the answer so they survive a crash after it.
     owed = announce.enqueue_reopen_notices(session, result, settings, channel=channel,
                                            message_ts=message_ts) if channel and message_ts else []
@@ -94,18 +98,18 @@ def _button(action: dict, read: Callable[[dict], T]) -> T:
         raise InvalidInput(INVALID_BUTTON) from None
 
 
-def _yes_no(action: dict) -> int:
-    ticket_id, score = views.parse_feedback_value(action.get("value") or "")
+def _yes_no(action: dict) -> tuple[int, int | None]:
+    ticket_id, person_resolution_id, score = views.parse_feedback_target(action.get("value") or "")
     if score is not None:
         raise ValueError("a Yes/No button carries no score")
-    return ticket_id
+    return ticket_id, person_resolution_id
 
 
-def _stars(action: dict) -> tuple[int, int]:
-    ticket_id, score = views.parse_feedback_value(action.get("value") or "")
+def _stars(action: dict) -> tuple[int, int | None, int]:
+    ticket_id, person_resolution_id, score = views.parse_feedback_target(action.get("value") or "")
     if score is None or views.parse_rating_action_id(action.get("action_id", "")) != score:
         raise ValueError("rating button and value disagree")
-    return ticket_id, score
+    return ticket_id, person_resolution_id, score
 
 
 def _action_ref(action: dict) -> uuid.UUID:

@@ -16,6 +16,8 @@ TASKS = ("sweep_new_tickets", "deliver_outbox", "evaluate_alerts")
 
 def create_celery(settings: Settings) -> Celery:
     """A Celery app for these settings (REDIS_URL is the broker)."""
+    from bot.workflows.periodic import jobs_for  # the agent and the models: only when building
+
     if not settings.redis_url:
         raise RuntimeError(
             "REDIS_URL must be set for the Celery worker and beat; without it, "
@@ -23,6 +25,8 @@ def create_celery(settings: Settings) -> Celery:
         )
     app = Celery("resolvemeq", broker=settings.redis_url, include=["jobs.tasks"])
     interval = settings.job_interval.total_seconds()
+    # Only the jobs these settings run: no alert evaluation without ALERTS_CHANNEL.
+    scheduled = [name for name in TASKS if name in jobs_for(settings)]
     app.conf.update(
         task_ignore_result=True,
         # A task is acknowledged after it ran: a worker killed mid-task leaves it to
@@ -36,7 +40,7 @@ def create_celery(settings: Settings) -> Celery:
         beat_schedule={
             name: {"task": f"resolvemeq.{name}", "schedule": interval,
                    "options": {"expires": interval}}
-            for name in TASKS
+            for name in scheduled
         },
     )
     return app

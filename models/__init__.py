@@ -6,11 +6,20 @@ Each fact about the stored values is named once, beside its model: `ActionType`,
 `short_id` for an action id, `as_utc` for timestamps.
 """
 
-from models.action_history import AGENT_ACTIONS, ActionHistory, ActionType, Actor, short_id
+from models.action_history import (
+    AGENT_ACTIONS,
+    PEOPLE_ACTIONS,
+    UNDOABLE_ACTIONS,
+    ActionHistory,
+    ActionType,
+    Actor,
+    short_id,
+)
 from models.agent_call import AgentCall
 from models.alert_state import AlertRule, AlertState
 from models.audit_event import AuditEvent
 from models.base import Base, as_utc
+from models.person_resolution import PersonResolution
 from models.session import UnitOfWork, make_engine, make_session_factory, transaction
 from models.slack_outbox import OutboxPurpose, OutboxStatus, SlackOutbox
 from models.ticket import Awaiting, EscalationPriority, Ticket, TicketSource, TicketStatus
@@ -30,11 +39,14 @@ __all__ = [
     "EscalationPriority",
     "OutboxPurpose",
     "OutboxStatus",
+    "PEOPLE_ACTIONS",
+    "PersonResolution",
     "SlackOutbox",
     "Ticket",
     "TicketResolution",
     "TicketSource",
     "TicketStatus",
+    "UNDOABLE_ACTIONS",
     "UnitOfWork",
     "as_utc",
     "make_engine",

@@ -28,6 +28,10 @@ class ActionType(enum.StrEnum):
     ROLLBACK = "ROLLBACK"
     REOPEN = "REOPEN"
     CONFIRM = "CONFIRM"
+    # A helpdesk person's work from the team channel: taking a ticket, and resolving it
+    # with a note. An admin may roll these back like the bot's actions.
+    TAKE = "TAKE"
+    RESOLVE = "RESOLVE"
 
 
 # The four actions the agent's decision can become: what the caps count, analytics
@@ -39,6 +43,11 @@ AGENT_ACTIONS = (
     ActionType.ASSIGN_TO_TEAM,
     ActionType.REQUEST_CLARIFICATION,
 )
+# What a person does from the team channel, recorded with before/after like the bot's
+# actions (analytics count these apart: the bot's record stays the bot's).
+PEOPLE_ACTIONS = (ActionType.TAKE, ActionType.RESOLVE)
+# What an admin may roll back.
+UNDOABLE_ACTIONS = AGENT_ACTIONS + PEOPLE_ACTIONS
 
 
 class Actor(enum.StrEnum):

@@ -19,6 +19,8 @@ class AlertRule(enum.StrEnum):
     AGENT_ERRORS = "agent_errors"
     ROLLBACKS = "rollbacks"
     AUTONOMY_CAP = "autonomy_cap"
+    LIMITER_DOWN = "limiter_unavailable"
+    POSTS_HELD = "slack_posts_held"
 
 
 class AlertState(Base):

@@ -2,7 +2,8 @@
 
 One table for every message the bot owes: a post is due at once and delivered right
 after the commit; a follow-up DM is due a day later. If Slack is down or the process
-dies, the row stays pending and the delivery job sends it later, with backoff.
+dies, the row stays pending and the delivery job sends it later, with backoff; if Slack
+refuses the bot's token, the row is held until the token works again.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # Slack refused it, or it ran out of attempts
     CANCELLED = "cancelled"  # no longer wanted (see cancel_reason); never an error
+    # Slack refused the bot's token or grants (last_error says how): still owed, kept
+    # with its due time until the token works again, then pending once more.
+    HELD = "held"
 
 
 class OutboxPurpose(StrEnum):
@@ -30,8 +34,10 @@ class OutboxPurpose(StrEnum):
 
     # The bot's answer on a ticket, remembered on the ticket so it can be updated.
     TICKET_OUTCOME = "ticket_outcome"
-    # Escalation, reopen, rollback and alert channel messages.
+    # Escalation, reopen and rollback channel messages.
     NOTICE = "notice"
+    # An alert rule firing, still firing or resolved, written with the rule's state.
+    ALERT = "alert"
     # The one DM asking whether an auto-resolution worked, drawn when it is sent.
     FOLLOWUP = "followup"
 
@@ -48,6 +54,14 @@ class SlackOutbox(Base):
             postgresql_where=text("resolution_id IS NOT NULL"),
             sqlite_where=text("resolution_id IS NOT NULL"),
         ),
+        # A ticket's team notices are found again to redraw them (take, resolve, reopen).
+        Index("ix_slack_outbox_ticket_id", "ticket_id"),
+        Index(
+            "ix_slack_outbox_person_resolution_id",
+            "person_resolution_id",
+            postgresql_where=text("person_resolution_id IS NOT NULL"),
+            sqlite_where=text("person_resolution_id IS NOT NULL"),
+        ),
         known_values("status", OutboxStatus),
         known_values("purpose", OutboxPurpose),
         CheckConstraint("channel IS NOT NULL OR recipient IS NOT NULL", name="destination"),
@@ -61,6 +75,10 @@ class SlackOutbox(Base):
     # The auto-resolution a follow-up asks about (follow-ups only).
     resolution_id: Mapped[int | None] = mapped_column(
         ForeignKey("ticket_resolution.id", ondelete="CASCADE")
+    )
+    # Or the person's resolution it asks about (follow-ups only; never both).
+    person_resolution_id: Mapped[int | None] = mapped_column(
+        ForeignKey("person_resolution.id", ondelete="CASCADE")
     )
     purpose: Mapped[str] = mapped_column(String(40))  # an OutboxPurpose
     # Where to post; empty for a DM, whose conversation is opened when it is sent.

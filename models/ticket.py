@@ -79,6 +79,9 @@ class Ticket(Base):
     suggested_action: Mapped[dict | None] = mapped_column()
 
     assigned_team: Mapped[str | None] = mapped_column(String(100))
+    # The person on the team who has the ticket (a Slack user id): who clicked
+    # "Take it" or resolved it. None while it waits in the team's queue.
+    assigned_to: Mapped[str | None] = mapped_column(String(32))
     awaiting_response_from: Mapped[str] = mapped_column(String(20), default=Awaiting.NOBODY)
     escalated_at: Mapped[datetime | None] = mapped_column()
     escalation_priority: Mapped[str | None] = mapped_column(String(10))

@@ -18,6 +18,7 @@ and every match says in words why it was raised.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -60,7 +61,8 @@ KINDS: tuple[CriticalKind, ...] = (
             "virus", "trojan", "spyware", "breach", "breached", "compromised", "leaked",
             "leak", "suspicious email", "suspicious link", "suspicious login",
             "suspicious sign in", "ransom", "scam", "fake login", "fake page", "fake site",
-            "fake website", "fake email",
+            "fake website", "fake email", "keylogger", "spoofed", "spoofing", "impersonating",
+            "impersonation", "smishing", "vishing", "identity theft",
         ),
         steps=(
             "Do not click links, open attachments or enter your password anywhere "
@@ -79,7 +81,8 @@ KINDS: tuple[CriticalKind, ...] = (
         phrases=_phrases(
             "stolen", "stole", "theft", "lost laptop", "lost phone", "lost work phone",
             "lost mobile", "lost ipad", "lost tablet", "lost computer", "laptop missing",
-            "phone missing",
+            "phone missing", "robbery", "burgled", "burglary", "pickpocketed",
+            "pickpocket", "snatched",
         ),
         steps=(
             "Tell us when and where you last had the device, and whether it was locked.",
@@ -241,7 +244,31 @@ def _fit(articles: tuple[Article, ...]) -> TextClassifier:
 
 def _train(articles: tuple[Article, ...], features: TextFeatures) -> TextClassifier:
     texts, labels = training_set(articles)
-    return TextClassifier(features, texts, labels)
+    return TextClassifier(features, texts, labels, class_weight=equal_priors(labels))
+
+
+def equal_priors(labels: Sequence[str]) -> dict[str, float]:
+    """Weights under which critical and everyday requests count the same in total.
+
+    How many phrasings the data files hold on each side is an accident of writing them
+    (everyday ones are every article's examples, over three times the critical ones);
+    unweighted, that count would act as a prior and win every doubtful request for
+    "not critical". Weighted, half the weight is everyday and half critical, split
+    evenly between the kinds, so `detect`'s "more likely critical than not" weighs the
+    request's words alone.
+
+    Args:
+        labels: the detector's label per phrasing (NOT_CRITICAL or a kind's key).
+
+    Returns:
+        A weight per label: the phrasings of each side add up to half the total.
+    """
+    counts = Counter(labels)
+    kinds = [label for label in counts if label != NOT_CRITICAL]
+    total = len(labels)
+    weights = {kind: total / (2 * len(kinds) * counts[kind]) for kind in kinds}
+    weights[NOT_CRITICAL] = total / (2 * counts[NOT_CRITICAL])
+    return weights
 
 
 def _benign(sequence: tuple[str, ...], phrase: tuple[str, ...]) -> bool:

@@ -2,9 +2,11 @@
 
 - `training.yaml`: critical requests by kind and out-of-scope requests. The agent learns
   them next to the articles' own examples; they never come from KB_DIR.
-- `evaluation_tuning.yaml` and `evaluation_held_out.yaml`: the evaluation set of
-  `bench/agent_eval.py`, one file per split. Nothing is ever trained on either; the
-  held-out one is not tuned on either.
+- `evaluation_<split>.yaml`: the evaluation set of `bench/agent_eval.py`, one file per
+  split. Nothing is ever trained on them. The tuning splits (`tuning`, and `tuning_r1`,
+  round one's held-out part, run once and then tuned on) may be looked at while
+  changing the agent; the held-out split (`held_out_v2`) is read only when named,
+  once, when every change is done.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import yaml
 
 CRITICAL_PREFIX = "critical/"
 OUT_OF_SCOPE = "out_of_scope"
-SPLITS = ("tuning", "held_out")
+TUNING_SPLITS = ("tuning", "tuning_r1")
+HELD_OUT_SPLITS = ("held_out_v2",)
+SPLITS = (*TUNING_SPLITS, *HELD_OUT_SPLITS)
 
 
 @dataclass(frozen=True)
@@ -74,21 +78,27 @@ def evaluation_set(split: str) -> tuple[LabelledRequest, ...]:
     """The labelled requests of one split.
 
     Args:
-        split: "tuning" or "held_out".
+        split: one of `SPLITS`.
 
     Returns:
         The requests in file order.
 
     Raises:
-        ValueError: an unknown split, or a file that says it is another split.
+        ValueError: an unknown split, or a file not shaped as `split:` and `requests:`
+            (labels mapped to lists of requests).
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    data = _read(f"evaluation_{split}.yaml")
-    if data.get("split") != split:
-        raise ValueError(f"evaluation_{split}.yaml says split {data.get('split')!r}")
-    return tuple(
-        LabelledRequest(text=str(text), label=label, split=split)
-        for label, texts in data["requests"].items()
-        for text in texts
-    )
+    name = f"evaluation_{split}.yaml"
+    data = _read(name)
+    if not isinstance(data, dict) or not data.get("split") or not isinstance(data.get("requests"), dict):
+        raise ValueError(f"{name}: expected 'split:' and a 'requests:' mapping")
+    # The held-out file was written by someone else, unseen: its `split:` wording is theirs.
+    if split in TUNING_SPLITS and data["split"] != split:
+        raise ValueError(f"{name} says split {data['split']!r}")
+    requests = []
+    for label, texts in data["requests"].items():
+        if not isinstance(texts, list) or not all(isinstance(t, str | int | float) for t in texts):
+            raise ValueError(f"{name}: requests.{label}: expected a list of requests")
+        requests += [LabelledRequest(text=str(text), label=str(label), split=split) for text in texts]
+    return tuple(requests)

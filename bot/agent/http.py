@@ -124,9 +124,9 @@ class HttpAgent:
             report(True, "")
             return answer
         self.breaker.record_failure()
-        error = AgentUnavailable(f"agent failed after {attempts} attempt(s): {last}")
-        report(False, str(error))
-        raise error
+        failure = AgentUnavailable(f"agent failed after {attempts} attempt(s): {last}")
+        report(False, str(failure))
+        raise failure
 
     def _attempt(self, body: dict[str, Any]) -> AgentAnswer:
         try:

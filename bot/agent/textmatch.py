@@ -25,6 +25,11 @@ STOP_WORDS = frozenset(
     """.split()
 )
 
+# Negations say what did *not* happen ("emails I didn't send", "a prompt I did not
+# request", "wasn't me"): the rules drop them with the other stop words, but the
+# classifier keeps them as features (see `terms(keep_negations=True)`).
+NEGATIONS = frozenset("cannot cant didnt doesnt dont isnt no not wasnt wont".split())
+
 _APOSTROPHES = re.compile(r"['’`]")
 # Hyphens inside words join them: "wi-fi" -> "wifi", "e-mail" -> "email".
 _INNER_HYPHEN = re.compile(r"(?<=[a-z0-9])-(?=[a-z0-9])")
@@ -83,21 +88,23 @@ def normalise(text: str) -> str:
     return " ".join(_WORD.findall(lowered))
 
 
-def terms(text: str) -> list[Term]:
+def terms(text: str, *, keep_negations: bool = False) -> list[Term]:
     """The meaningful words of a text, in order, stop words dropped.
 
     Args:
         text: any text (a request, an example, a rule).
+        keep_negations: keep the stop words in `NEGATIONS` ("not", "didnt", ...).
 
     Returns:
         The terms, in the order they appear.
     """
-    return [Term(stem(w), w) for w in normalise(text).split() if w not in STOP_WORDS]
+    dropped = STOP_WORDS - NEGATIONS if keep_negations else STOP_WORDS
+    return [Term(stem(w), w) for w in normalise(text).split() if w not in dropped]
 
 
-def stems(text: str) -> tuple[str, ...]:
+def stems(text: str, *, keep_negations: bool = False) -> tuple[str, ...]:
     """Just the stems of `terms(text)`."""
-    return tuple(t.stem for t in terms(text))
+    return tuple(t.stem for t in terms(text, keep_negations=keep_negations))
 
 
 def contains_phrase(haystack: tuple[str, ...], phrase: tuple[str, ...]) -> bool:

@@ -30,6 +30,11 @@ DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_DATABASE_URL = "sqlite:///resolvemeq.db"
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
+# A public (C…) or private (G…) channel id, as Slack shows it under the channel's details.
+_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,20}")
+_TEAM_CHANNELS_FORM = (
+    "Team name=CHANNEL_ID pairs separated by commas, such as Identity & Access=C0123,Network=C0456"
+)
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -63,6 +68,47 @@ def parse_duration(value: Any) -> timedelta:
     if seconds <= 0:
         raise ValueError("expected a positive duration such as 90, 90s, 30m or 24h")
     return timedelta(seconds=seconds)
+
+
+def team_key(team: str) -> str:
+    """How team names are compared: case and spacing do not matter ("identity  &
+    access" is "Identity & Access"), so TEAM_CHANNELS need not copy an agent's spelling."""
+    return " ".join(team.split()).casefold()
+
+
+def parse_team_channels(value: Any) -> dict[str, str]:
+    """Parse TEAM_CHANNELS: `Identity & Access=C0123,Network=C0456`.
+
+    Args:
+        value: the raw value: that string, a mapping, or empty.
+
+    Returns:
+        {team name as written: channel id}, in the order given.
+
+    Raises:
+        ValueError: a pair without `=`, an empty team name, a channel id that is not
+            one (C… or G…, upper-case letters and digits), or a team named twice.
+    """
+    if value is None or value == "":
+        return {}
+    pairs = value.items() if isinstance(value, dict) else (
+        part.partition("=")[::2] if "=" in part else (part, None)
+        for part in str(value).split(",") if part.strip()
+    )
+    parsed: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for team, channel in pairs:
+        team = " ".join(str(team).split())
+        if channel is None or not team:
+            raise ValueError(f"expected {_TEAM_CHANNELS_FORM}")
+        channel = str(channel).strip()
+        if not _CHANNEL_ID.fullmatch(channel):
+            raise ValueError(f"{channel!r} (for {team}) is not a channel id; expected {_TEAM_CHANNELS_FORM}")
+        if team_key(team) in seen:
+            raise ValueError(f"the team {team!r} is named twice")
+        seen[team_key(team)] = team
+        parsed[team] = channel
+    return parsed
 
 
 def _csv(value: Any) -> list[str]:
@@ -110,6 +156,10 @@ class Settings(BaseSettings):
     alerts_channel: str | None = None
     critical_alerts_channel: str | None = None
     escalation_channel: str | None = None
+    # Where each team works: its notices (with Take it / Resolve) go to its channel, and
+    # only that channel's members (and admins) may take or resolve its tickets. A team
+    # without one falls back to ESCALATION_CHANNEL.
+    team_channels: Annotated[dict[str, str], NoDecode] = {}
 
     # The agent
     agent_url: AnyHttpUrl | None = None
@@ -153,6 +203,7 @@ class Settings(BaseSettings):
     alert_rollbacks: Annotated[int, Field(ge=0)] = 20
     alert_rollbacks_window: Annotated[timedelta, NoDecode] = timedelta(hours=1)
     alert_cap_window: Annotated[timedelta, NoDecode] = timedelta(minutes=15)
+    alert_limiter_window: Annotated[timedelta, NoDecode] = timedelta(minutes=15)
     alert_min_sample: PositiveInt = 5
     alert_cooldown: Annotated[timedelta, NoDecode] = timedelta(hours=1)
 
@@ -174,10 +225,16 @@ class Settings(BaseSettings):
     def _split_admins(cls, value: Any) -> list[str]:
         return _csv(value)
 
+    @field_validator("team_channels", mode="before")
+    @classmethod
+    def _team_channels(cls, value: Any) -> dict[str, str]:
+        return parse_team_channels(value)
+
     @field_validator(
         "followup_delay", "agent_breaker_reset", "alert_failure_window",
         "alert_confidence_window", "alert_agent_errors_window", "alert_rollbacks_window",
-        "alert_cap_window", "alert_cooldown", "job_interval", "claim_ttl", "sweep_grace",
+        "alert_cap_window", "alert_limiter_window", "alert_cooldown", "job_interval", "claim_ttl",
+        "sweep_grace",
         mode="before",
     )
     @classmethod
@@ -280,6 +337,19 @@ class Settings(BaseSettings):
     def database_url_safe(self) -> str:
         """The database URL with any password masked, for logs."""
         return make_url(self.database_url).render_as_string(hide_password=True)
+
+    def channel_for_team(self, team: str | None) -> str | None:
+        """The channel where `team` works: its TEAM_CHANNELS entry, else
+        ESCALATION_CHANNEL; None when neither is set.
+
+        Args:
+            team: a team name as an agent or a ticket spells it; None for DEFAULT_TEAM.
+        """
+        wanted = team_key(team or self.default_team)
+        for name, channel in self.team_channels.items():
+            if team_key(name) == wanted:
+                return channel
+        return self.escalation_channel or None
 
     def is_configured_admin(self, user_id: str) -> bool:
         """Whether ADMIN_USER_IDS names this Slack user."""

@@ -60,7 +60,9 @@ class BotIdentity:
         self._looking = False
         self._next_lookup = 0.0
         self._quick = WebClient(token=client.token, base_url=client.base_url,
-                                timeout=LOOKUP_TIMEOUT, retry_handlers=[])
+                                # slack_sdk types the timeout as int; urllib takes float seconds.
+                                timeout=LOOKUP_TIMEOUT,  # type: ignore[arg-type]
+                                retry_handlers=[])
 
     def learn_now(self) -> bool:
         """Ask auth.test once, now: at startup, before the first request, so a healthy

@@ -9,6 +9,11 @@ One engine for every row:
 - claim: `FOR UPDATE SKIP LOCKED` and an expiring claim token, so any number of
   processes deliver each row once, and one killed mid-send loses nothing;
 - backoff: 15 s doubling up to an hour, then `failed` after MAX_ATTEMPTS;
+- hold: Slack refusing the bot's token or grants (a rotation, a reinstall, a revoked
+  app) fails no row: the row is `held`, keeps its due time, and spends no attempt;
+  `release_held` (the delivery job, once a pass) asks `auth.test` whether the token
+  works again, retries the oldest held row, and once that one gets through makes every
+  held row pending again;
 - reconcile: Slack has no idempotency key, and a timeout does not say a post did not
   land, so every message names its row in message metadata and a retry looks for it
   before posting again;
@@ -32,7 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import views
 from bot.core import clock
 from bot.delivery.claims import send_each
-from bot.delivery.slack_client import SlackUnavailable, safe_call
+from bot.delivery.slack_client import SlackTokenRefused, SlackUnavailable, safe_call
 from bot.domain import followups, tickets
 from models import OutboxPurpose, OutboxStatus, SlackOutbox, transaction
 
@@ -114,6 +119,7 @@ class _Claim:
     fallback_user: str | None
     ticket_id: int | None
     resolution_id: int | None
+    person_resolution_id: int | None
     attempts: int
     created_at: datetime
     until: datetime  # when the claim expires, unless renewed
@@ -171,7 +177,7 @@ def _claim_row(row: SlackOutbox, now: datetime, ttl: timedelta) -> _Claim:
 def _claim_of(row: SlackOutbox) -> _Claim:
     return _Claim(row.id, row.claim_token, row.purpose, row.channel, row.recipient, row.thread_ts,
                   row.text, row.blocks, row.fallback_user, row.ticket_id, row.resolution_id,
-                  row.attempts, row.created_at, row.claimed_until)
+                  row.person_resolution_id, row.attempts, row.created_at, row.claimed_until)
 
 
 def claims_of(rows: list[SlackOutbox]) -> list[_Claim]:
@@ -246,6 +252,9 @@ def _send(sessions, client: WebClient, claim: _Claim, at: Callable[[], datetime]
                 return False
             try:
                 posted = _post(client, claim, *drawn)
+            except SlackTokenRefused as error:
+                _hold(session, claim, f"{error.method}: {error.error}")
+                return False
             except SlackUnavailable as error:
                 _retry_later(session, claim, f"{error.method}: {error.error}", at())
                 return False
@@ -267,7 +276,8 @@ def _draw(session: Session, claim: _Claim, now: datetime) -> tuple[str, list | N
     """
     if claim.purpose != OutboxPurpose.FOLLOWUP:
         return claim.text, claim.blocks
-    owed = followups.lock_owed(session, claim.resolution_id)  # first: the lock order
+    person, resolution_id = _followup_of(claim)
+    owed = followups.lock_owed(session, resolution_id, person=person)  # first: the lock order
     mine = session.execute(
         select(SlackOutbox.id)
         .where(SlackOutbox.id == claim.id, SlackOutbox.claim_token == claim.token,
@@ -284,7 +294,16 @@ def _draw(session: Session, claim: _Claim, now: datetime) -> tuple[str, list | N
             .values(status=OutboxStatus.CANCELLED, cancel_reason=owed, claimed_until=None)
         )
         return None
+    if person:
+        return views.person_followup_dm(owed.ticket, owed.resolution, now=now)
     return views.followup_dm(owed.ticket, owed.action, now=now)
+
+
+def _followup_of(claim: _Claim) -> tuple[bool, int]:
+    """Whose resolution a follow-up asks about: (a person's?, its id)."""
+    if claim.person_resolution_id is not None:
+        return True, claim.person_resolution_id
+    return False, claim.resolution_id
 
 
 def _post(client: WebClient, claim: _Claim, text: str, blocks: list | None) -> _Posted | str:
@@ -325,8 +344,10 @@ def _post(client: WebClient, claim: _Claim, text: str, blocks: list | None) -> _
 
 def _metadata(claim: _Claim) -> dict:
     if claim.purpose == OutboxPurpose.FOLLOWUP:
-        return {"event_type": FOLLOWUP_EVENT,
-                "event_payload": {"outbox_id": claim.id, "resolution_id": claim.resolution_id}}
+        payload = {"outbox_id": claim.id, "resolution_id": claim.resolution_id}
+        if claim.person_resolution_id is not None:
+            payload["person_resolution_id"] = claim.person_resolution_id
+        return {"event_type": FOLLOWUP_EVENT, "event_payload": payload}
     return {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": claim.id}}
 
 
@@ -385,14 +406,16 @@ def _record(session: Session, claim: _Claim, posted: _Posted | str, now: datetim
         tickets.attach_message(session, claim.ticket_id, channel_id=posted.channel,
                                message_ts=posted.ts, thread_ts=posted.thread_ts or posted.ts)
     elif claim.purpose == OutboxPurpose.FOLLOWUP:
-        followups.record_sent(session, claim.resolution_id, now=now)
+        person, resolution_id = _followup_of(claim)
+        followups.record_sent(session, resolution_id, now=now, person=person)
     return True
 
 
 def _retry_later(session: Session, claim: _Claim, error: str, now: datetime) -> None:
     attempts = claim.attempts
     if attempts >= MAX_ATTEMPTS and claim.purpose == OutboxPurpose.FOLLOWUP:
-        followups.lock(session, claim.resolution_id)  # giving up writes it: the lock order
+        person, resolution_id = _followup_of(claim)
+        followups.lock(session, resolution_id, person=person)  # giving up writes it: the lock order
     if attempts >= MAX_ATTEMPTS:
         log.error("outbox %s: giving up after %d attempts (%s)", claim.id, attempts, error)
         values = {"status": OutboxStatus.FAILED, "claimed_until": None, "last_error": error[:500]}
@@ -410,4 +433,75 @@ def _retry_later(session: Session, claim: _Claim, error: str, now: datetime) -> 
 
 def _given_up(session: Session, claim: _Claim) -> None:
     if claim.purpose == OutboxPurpose.FOLLOWUP:
-        followups.record_given_up(session, claim.resolution_id)
+        person, resolution_id = _followup_of(claim)
+        followups.record_given_up(session, resolution_id, person=person)
+
+
+def _hold(session: Session, claim: _Claim, reason: str) -> None:
+    """Keep the row owed until the token works: no attempt spent (Slack refused the
+    call, so nothing was posted; earlier attempts still count for the reconcile), the
+    due time kept, the reason kept."""
+    log.warning("outbox %s held: Slack refused the token (%s)", claim.id, reason)
+    session.execute(
+        update(SlackOutbox)
+        .where(SlackOutbox.id == claim.id, SlackOutbox.claim_token == claim.token)
+        .values(status=OutboxStatus.HELD, claimed_until=None, attempts=claim.attempts - 1,
+                last_error=reason[:500])
+    )
+
+
+def release_held(
+    sessions: sessionmaker[Session], client: WebClient, *, ttl: timedelta = timedelta(minutes=2),
+    now: datetime | None = None,
+) -> int:
+    """While rows are held, find out whether Slack takes the token again; if it does,
+    make them pending again (due at their old due time).
+
+    At most one `auth.test` and one post per call, however many rows are held: the
+    oldest held row is retried first, and only once it gets through (or fails for a
+    reason of its own) are the others released. `auth.test` needs no scope, so it
+    cannot tell a missing scope was granted; the trial row can.
+
+    Args:
+        sessions: the session factory; each step is a transaction of its own.
+        client: the Slack client.
+        ttl: the trial row's claim.
+        now: the clock reading to count from (the tests move it).
+
+    Returns:
+        How many were sent: the trial row, if it went out.
+    """
+    with transaction(sessions) as session:
+        held = session.execute(
+            select(SlackOutbox.id, SlackOutbox.last_error).where(SlackOutbox.status == OutboxStatus.HELD)
+            .order_by(SlackOutbox.id).limit(1)
+        ).first()
+    if held is None:
+        return 0
+    try:
+        works, why = safe_call(client, "auth.test", raise_transient=True) is not None, "refused"
+    except SlackUnavailable as error:
+        works, why = False, error.error
+    if not works:
+        log.error("Slack messages held: auth.test says the bot token still does not work (%s; "
+                  "held for %s); fix SLACK_BOT_TOKEN or reinstall the app", why, held.last_error)
+        return 0
+    trial = held.id
+    _release(sessions, [trial])
+    sent = deliver(sessions, client, [trial], ttl=ttl, now=now)
+    with transaction(sessions) as session:
+        if session.scalar(select(SlackOutbox.status).where(SlackOutbox.id == trial)) == OutboxStatus.HELD:
+            log.error("Slack messages held: the token works but Slack still refuses outbox %s "
+                      "(%s); fix the app's scopes or reinstall it", trial, held.last_error)
+            return sent
+    released = _release(sessions, None)
+    log.warning("Slack takes the bot token again: %d held messages are owed again", released + 1)
+    return sent
+
+
+def _release(sessions: sessionmaker[Session], ids: list[int] | None) -> int:
+    with transaction(sessions) as session:
+        query = update(SlackOutbox).where(SlackOutbox.status == OutboxStatus.HELD)
+        if ids is not None:
+            query = query.where(SlackOutbox.id.in_(ids))
+        return session.execute(query.values(status=OutboxStatus.PENDING)).rowcount

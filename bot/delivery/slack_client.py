@@ -12,9 +12,12 @@ the timeout and the retry policy are decided in one place:
   may already have acted on the request, and a second chat.postMessage would post twice.
 
 :func:`safe_call` turns failures into values. Errors that will not go away by trying
-again (a channel that does not exist, a revoked token) are logged and return ``None``;
-anything else returns ``None`` too, or raises :class:`SlackUnavailable` when the caller
-asks, so a job can schedule a retry. Logs carry the method, the error code and the
+again (a channel that does not exist, a message too long) are logged and return
+``None``; anything else returns ``None`` too, or raises :class:`SlackUnavailable` when
+the caller asks, so a job can schedule a retry. A refused token or grant
+(:data:`TOKEN_ERRORS`) is neither: it passes once an operator fixes the token or
+reinstalls the app, so it raises :class:`SlackTokenRefused` when the caller asks, and
+the outbox holds what it owes until then. Logs carry the method, the error code and the
 channel, never the token or the message text.
 """
 
@@ -60,13 +63,11 @@ PERMANENT_ERRORS: frozenset[str] = frozenset(
     {
         # The target is gone or out of reach.
         "channel_not_found", "not_in_channel", "is_archived", "user_not_found",
-        "users_not_found", "user_not_visible", "account_inactive", "cannot_dm_bot",
+        "users_not_found", "user_not_visible", "cannot_dm_bot",
         "message_not_found", "cant_update_message", "cant_delete_message",
         "restricted_action", "not_found", "thread_not_found",
-        # The token or the app's grants are wrong: an operator must act.
-        "invalid_auth", "not_authed", "token_revoked", "token_expired", "missing_scope",
-        "not_allowed_token_type", "no_permission", "team_access_not_granted",
-        "ekm_access_denied",
+        # The bot may not act in this conversation (it is not a member).
+        "no_permission",
         # The request itself is wrong; sending it again gives the same answer.
         "msg_too_long", "no_text", "invalid_blocks", "invalid_blocks_format",
         "invalid_attachments", "too_many_attachments", "invalid_metadata_format",
@@ -78,10 +79,21 @@ PERMANENT_ERRORS: frozenset[str] = frozenset(
 )
 """Slack error codes that retrying cannot fix; :func:`safe_call` never raises for these."""
 
-_OPERATOR_ERRORS = frozenset(
-    {"invalid_auth", "not_authed", "token_revoked", "token_expired", "missing_scope",
-     "not_allowed_token_type", "account_inactive", "team_access_not_granted"}
+TOKEN_ERRORS: frozenset[str] = frozenset(
+    {
+        # The token is missing, wrong, revoked, expired (rotation) or its bot deleted.
+        "not_authed", "invalid_auth", "token_revoked", "token_expired", "account_inactive",
+        "not_allowed_token_type",
+        # The install lacks a grant: a scope, an org workspace, posting (EKM), the network.
+        "missing_scope", "team_access_not_granted", "ekm_access_denied", "accesslimited",
+        # The workspace is being migrated into an Enterprise org.
+        "org_login_required",
+    }
 )
+"""Slack error codes that say the bot's token or the app's grants are refused (Slack's
+common Web API errors). No call works until an operator fixes the token or reinstalls
+the app, and then they all do: :func:`safe_call` raises :class:`SlackTokenRefused` for
+these when asked to raise."""
 
 
 class SlackUnavailable(Exception):
@@ -107,6 +119,14 @@ class SlackUnavailable(Exception):
         self.error = error
         self.status = status
         self.retry_after = retry_after
+
+
+class SlackTokenRefused(SlackUnavailable):
+    """Slack refused the bot's token or the app's grants (one of :data:`TOKEN_ERRORS`).
+
+    A :class:`SlackUnavailable`, so a caller that only knows "retry later" still does
+    the safe thing; the outbox holds the message instead, until the token works.
+    """
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -268,14 +288,16 @@ def safe_call(
         method: ``chat.postMessage`` or ``chat_postMessage``.
         raise_transient: raise :class:`SlackUnavailable` for failures that may pass
             (rate limits, 5xx, network, timeouts, unknown error codes) so a job can
-            retry later. Permanent errors never raise.
+            retry later, and :class:`SlackTokenRefused` for a refused token or grant.
+            Permanent errors never raise.
         **kwargs: the method's arguments.
 
     Returns:
         The response, or ``None`` if the call failed.
 
     Raises:
-        SlackUnavailable: only with ``raise_transient=True``, for a non-permanent failure.
+        SlackUnavailable: only with ``raise_transient=True``, for a non-permanent failure
+            (:class:`SlackTokenRefused` when the token or a grant was refused).
         ValueError: ``method`` is not a Web API method of the client (a bug, not Slack).
     """
     name = method.replace(".", "_")
@@ -284,14 +306,19 @@ def safe_call(
         raise ValueError(f"not a Slack Web API method: {method!r}")
     channel = kwargs.get("channel")
     try:
-        return call(**kwargs)  # type: ignore[no-any-return]
+        return call(**kwargs)
     except SlackApiError as error:
         status = error.response.status_code
         code = _error_code(error)
         if code in PERMANENT_ERRORS:
-            level = logging.ERROR if code in _OPERATOR_ERRORS else logging.WARNING
-            logger.log(level, "Slack %s failed permanently: error=%s channel=%s",
-                       method, code, channel)
+            logger.warning("Slack %s failed permanently: error=%s channel=%s", method, code, channel)
+            return None
+        if code in TOKEN_ERRORS:
+            # An operator must act (SLACK_BOT_TOKEN, the app's scopes): say it loudly.
+            logger.error("Slack %s refused the bot token or the app's grants: error=%s "
+                         "channel=%s; fix SLACK_BOT_TOKEN or reinstall the app", method, code, channel)
+            if raise_transient:
+                raise SlackTokenRefused(method, code, status=status) from error
             return None
         failure = SlackUnavailable(
             method, code or f"http_{status}", status=status,

@@ -27,7 +27,8 @@ class WorkspaceRoles:
         # A client of its own with a short timeout and no retries: a rate-limited
         # users.info must not hold the request; the answer is then "no".
         self._quick = WebClient(
-            token=client.token, base_url=client.base_url, timeout=LOOKUP_TIMEOUT, retry_handlers=[]
+            token=client.token, base_url=client.base_url, timeout=LOOKUP_TIMEOUT,  # type: ignore[arg-type]  # typed int; urllib takes float seconds
+            retry_handlers=[]
         )
         self._ttl = ttl
         self._cache: dict[str, tuple[float, bool]] = {}

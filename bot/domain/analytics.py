@@ -1,4 +1,9 @@
-"""How well the bot is doing: resolution outcomes, per action type and per team.
+"""How well the bot is doing: resolution outcomes, per action type and per team; and,
+on their own records, how people's resolutions from the team channels are doing.
+
+The bot's figures come from `ticket_resolution` (its auto-resolutions) alone: a
+ticket the bot resolved, the requester said No to, and a person then resolved counts
+one "No" for the bot and, separately, the person's verdict in `people`.
 
 Everything is aggregated in the database (conditional counts and averages with
 GROUP BY), so the cost of `/resolution-stats` and the App Home tab stays a few
@@ -10,13 +15,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from bot.core import clock
 from bot.core.errors import InvalidInput
-from models import AGENT_ACTIONS, ActionHistory, Ticket, TicketResolution
+from models import (
+    AGENT_ACTIONS,
+    PEOPLE_ACTIONS,
+    ActionHistory,
+    ActionType,
+    PersonResolution,
+    Ticket,
+    TicketResolution,
+)
 
 MAX_DAYS = 365
 UNASSIGNED = "Unassigned"
@@ -47,6 +61,34 @@ class TeamStats:
 
 
 @dataclass(frozen=True)
+class PeopleTeamStats:
+    """One team's resolutions by people (from its channel), as their requesters rated them."""
+
+    team: str
+    resolutions: int
+    confirmed: int
+    failed: int
+    success_rate: float | None
+    average_rating: float | None
+
+
+@dataclass(frozen=True)
+class PeopleStats:
+    """People's work from the team channels in the window, rated on its own records."""
+
+    taken: int = 0
+    resolutions: int = 0
+    confirmed: int = 0
+    failed: int = 0
+    pending: int = 0
+    reopened: int = 0
+    success_rate: float | None = None
+    average_rating: float | None = None
+    ratings: int = 0
+    withdrawn: int = 0
+
+
+@dataclass(frozen=True)
 class ResolutionStats:
     """Outcomes of auto-resolutions over the last `days` days (since `since`)."""
 
@@ -63,6 +105,9 @@ class ResolutionStats:
     withdrawn: int
     by_action_type: tuple[ActionTypeStats, ...]
     by_team: tuple[TeamStats, ...]
+    # People's resolutions, apart from the bot's.
+    people: PeopleStats = PeopleStats()
+    people_by_team: tuple[PeopleTeamStats, ...] = ()
 
 
 # An admin's rollback withdraws the resolution. Resolutions are outer-joined to their
@@ -91,7 +136,7 @@ def _rate(yes: int, no: int) -> float | None:
     return None if yes + no == 0 else yes / (yes + no)
 
 
-def _rounded(value: object, places: int) -> float | None:
+def _rounded(value: Any, places: int) -> float | None:
     # PostgreSQL averages integers as NUMERIC (Decimal); report plain floats.
     return None if value is None else round(float(value), places)
 
@@ -105,18 +150,18 @@ def _validate_days(days: object) -> int:
     return days
 
 
-def _outcome_columns() -> list[ColumnElement]:
+def _outcome_columns(model=TicketResolution) -> list[ColumnElement]:
     """Aggregates over resolutions outer-joined to their action, withdrawn excluded."""
-    confirmed = TicketResolution.resolution_confirmed
+    confirmed = model.resolution_confirmed
     return [
         _count_if(_KEPT).label("resolutions"),
         _count_if(_kept(confirmed.is_(True))).label("confirmed"),
         _count_if(_kept(confirmed.is_(False))).label("failed"),
         _count_if(_kept(confirmed.is_(None))).label("pending"),
-        _count_if(_kept(TicketResolution.reopened.is_(True))).label("reopened"),
+        _count_if(_kept(model.reopened.is_(True))).label("reopened"),
         # The CASE hides withdrawn scores; AVG and COUNT ignore the NULLs.
-        func.avg(case((_KEPT, TicketResolution.satisfaction_score))).label("avg_rating"),
-        func.count(case((_KEPT, TicketResolution.satisfaction_score))).label("ratings"),
+        func.avg(case((_KEPT, model.satisfaction_score))).label("avg_rating"),
+        func.count(case((_KEPT, model.satisfaction_score))).label("ratings"),
     ]
 
 
@@ -151,6 +196,8 @@ def resolution_stats(
         .where(TicketResolution.created_at >= since)
     )
     totals = session.execute(resolutions).one()
+    by_action_type, taken = _by_action_type(session, since)
+    people_by_team, people = _people(session, since, taken=taken)
 
     return ResolutionStats(
         days=days,
@@ -164,14 +211,19 @@ def resolution_stats(
         average_rating=_rounded(totals.avg_rating, 2),
         ratings=totals.ratings,
         withdrawn=totals.withdrawn,
-        by_action_type=_by_action_type(session, since),
+        by_action_type=by_action_type,
         by_team=_by_team(session, since),
+        people=people,
+        people_by_team=people_by_team,
     )
 
 
-def _by_action_type(session: Session, since: datetime) -> tuple[ActionTypeStats, ...]:
-    # Only the bot's own actions: ROLLBACK/REOPEN/CONFIRM rows are people's records.
-    # A rolled-back AUTO_RESOLVE still counts here: it happened, and was undone.
+def _by_action_type(session: Session, since: datetime) -> tuple[tuple[ActionTypeStats, ...], int]:
+    """The bot's actions by type, and how many tickets people took (one query)."""
+    # Only the bot's own actions: ROLLBACK/REOPEN/CONFIRM rows are people's records,
+    # and TAKE/RESOLVE people's work (TAKE is counted for `people`; RESOLVE is read
+    # from person_resolution). A rolled-back AUTO_RESOLVE still counts here: it
+    # happened, and was undone.
     query = (
         select(
             ActionHistory.action_type,
@@ -180,11 +232,13 @@ def _by_action_type(session: Session, since: datetime) -> tuple[ActionTypeStats,
             func.avg(ActionHistory.confidence_score).label("avg_confidence"),
             _count_if(ActionHistory.rolled_back.is_(True)).label("rolled_back"),
         )
-        .where(ActionHistory.action_type.in_(AGENT_ACTIONS), ActionHistory.executed_at >= since)
+        .where(ActionHistory.action_type.in_(AGENT_ACTIONS + PEOPLE_ACTIONS),
+               ActionHistory.executed_at >= since)
         .group_by(ActionHistory.action_type)
         .order_by(ActionHistory.action_type)
     )
-    return tuple(
+    rows = session.execute(query).all()
+    bots = tuple(
         ActionTypeStats(
             action_type=row.action_type,
             actions=row.actions,
@@ -192,8 +246,47 @@ def _by_action_type(session: Session, since: datetime) -> tuple[ActionTypeStats,
             average_confidence=_rounded(row.avg_confidence, 3),
             rolled_back=row.rolled_back,
         )
-        for row in session.execute(query)
+        for row in rows if row.action_type in AGENT_ACTIONS
     )
+    taken = sum(row.actions - row.rolled_back for row in rows if row.action_type == ActionType.TAKE)
+    return bots, taken
+
+
+def _people(
+    session: Session, since: datetime, *, taken: int
+) -> tuple[tuple[PeopleTeamStats, ...], PeopleStats]:
+    """People's resolutions per team and in all, from one GROUP BY (teams are few)."""
+    team = func.coalesce(PersonResolution.team, literal(UNASSIGNED)).label("team")
+    rows = session.execute(
+        select(team, *_outcome_columns(PersonResolution), _count_if(_WITHDRAWN).label("withdrawn"),
+               func.sum(case((_KEPT, PersonResolution.satisfaction_score))).label("rating_sum"))
+        .select_from(PersonResolution)
+        .outerjoin(ActionHistory, and_(ActionHistory.id == PersonResolution.action_id,
+                                       ActionHistory.rolled_back.is_(True)))
+        .where(PersonResolution.created_at >= since)
+        .group_by(team)
+        .order_by(team)
+    ).all()
+    by_team = tuple(
+        PeopleTeamStats(team=row.team, resolutions=row.resolutions, confirmed=row.confirmed,
+                        failed=row.failed, success_rate=_rate(row.confirmed, row.failed),
+                        average_rating=_rounded(row.avg_rating, 2))
+        for row in rows if row.resolutions
+    )
+
+    def total(name: str) -> int:
+        return sum(getattr(row, name) for row in rows)
+
+    ratings = total("ratings")
+    rating_sum = sum(row.rating_sum or 0 for row in rows)
+    people = PeopleStats(
+        taken=taken, resolutions=total("resolutions"), confirmed=total("confirmed"),
+        failed=total("failed"), pending=total("pending"), reopened=total("reopened"),
+        success_rate=_rate(total("confirmed"), total("failed")),
+        average_rating=_rounded(rating_sum / ratings, 2) if ratings else None,
+        ratings=ratings, withdrawn=total("withdrawn"),
+    )
+    return by_team, people
 
 
 def _by_team(session: Session, since: datetime) -> tuple[TeamStats, ...]:

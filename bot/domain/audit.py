@@ -18,6 +18,8 @@ FEEDBACK_WRONG_USER = "feedback_wrong_user"
 FEEDBACK_CHANGED = "feedback_changed"
 AUTONOMY_CAP_REACHED = "autonomy_cap_reached"
 AUTONOMY_LIMITER_DOWN = "autonomy_limiter_unavailable"
+# Someone outside a team's channel (and not an admin) tried to take or resolve its ticket.
+TEAM_ACTION_DENIED = "team_action_denied"
 
 
 def record(

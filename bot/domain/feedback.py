@@ -1,4 +1,9 @@
-"""The requester's verdict on an auto-resolution: "did this solve it?" and the stars.
+"""The requester's verdict on a resolution: "did this solve it?" and the stars.
+
+A resolution is the bot's (`ticket_resolution`, one per ticket) or a person's from the
+team channel (`person_resolution`, named by the button): each answer lands on the record
+of whoever gave the answer, so the bot's "No" stays the bot's even after a person
+resolves the ticket, and a person's resolution is rated on its own record.
 
 Only the person the ticket is for counts; anyone else's click is audited and refused.
 A "No" reopens the ticket to a human team; a later "Yes" resolves it again. Any
@@ -21,7 +26,15 @@ from sqlalchemy.orm import Session
 from bot.core import clock
 from bot.core.errors import InvalidInput, NotFound, NotRequester
 from bot.domain import audit, followups, snapshots
-from models import ActionHistory, ActionType, Awaiting, Ticket, TicketResolution, TicketStatus
+from models import (
+    ActionHistory,
+    ActionType,
+    Awaiting,
+    PersonResolution,
+    Ticket,
+    TicketResolution,
+    TicketStatus,
+)
 
 REOPENED_REASON = "requester said the answer did not solve it"
 
@@ -30,12 +43,24 @@ REOPENED_REASON = "requester said the answer did not solve it"
 class FeedbackResult:
     """What a click did."""
 
-    resolution: TicketResolution
+    resolution: TicketResolution | PersonResolution
     ticket: Ticket
     # False when the click repeated what was already recorded: nothing was written.
     changed: bool
     # True when this click reopened the ticket.
     reopened: bool
+    # True when this click resolved the ticket again (a "Yes" after a "No").
+    resolved_again: bool = False
+
+    @property
+    def by_person(self) -> bool:
+        """Whether the answer is about a person's resolution (not the bot's)."""
+        return isinstance(self.resolution, PersonResolution)
+
+    @property
+    def ticket_moved(self) -> bool:
+        """Whether the answer changed the ticket's status (the team's notices show it)."""
+        return self.reopened or self.resolved_again
 
 
 def record_answer(
@@ -45,6 +70,7 @@ def record_answer(
     user_id: str,
     solved: bool,
     default_team: str,
+    person_resolution_id: int | None = None,
     now: datetime | None = None,
 ) -> FeedbackResult:
     """Record the requester's Yes/No to "did this solve it?".
@@ -56,6 +82,7 @@ def record_answer(
         user_id: the Slack user id who clicked.
         solved: True for Yes, False for No.
         default_team: where a reopened ticket goes when the resolution named no team.
+        person_resolution_id: a person's resolution of the ticket; None for the bot's.
         now: the clock reading for every timestamp written.
 
     Returns:
@@ -71,7 +98,8 @@ def record_answer(
         raise InvalidInput("The answer must be yes or no.")
     now = now or clock.now()
     ticket, resolution, action = _load(session, ticket_id, user_id, now,
-                                       {"kind": "answer", "solved": solved})
+                                       {"kind": "answer", "solved": solved}, person_resolution_id)
+    ref = _ref(resolution)
     previous = resolution.resolution_confirmed
     if previous is solved:
         return FeedbackResult(resolution, ticket, changed=False, reopened=False)
@@ -88,20 +116,22 @@ def record_answer(
     if solved:
         if previous is False:
             # A "Yes" after a "No" resolves the ticket again; recorded so /history shows it.
-            _change_ticket(session, ticket, user_id, ActionType.CONFIRM, now,
-                           params={"resolution_id": resolution.id},
+            _change_ticket(session, ticket, user_id, ActionType.CONFIRM, now, params=ref,
                            apply=lambda: _resolve(ticket, now))
         session.flush()
-        return FeedbackResult(resolution, ticket, changed=True, reopened=False)
+        return FeedbackResult(resolution, ticket, changed=True, reopened=False,
+                              resolved_again=previous is False)
 
-    team = (action.action_params or {}).get("team") if action else None
+    if isinstance(resolution, PersonResolution):
+        team = resolution.team
+    else:
+        team = (action.action_params or {}).get("team") if action else None
     team = team or default_team
     resolution.reopened = True
     resolution.reopened_at = now
     resolution.reopened_reason = REOPENED_REASON
     _change_ticket(session, ticket, user_id, ActionType.REOPEN, now,
-                   params={"resolution_id": resolution.id, "team": team,
-                           "reason": REOPENED_REASON},
+                   params={**ref, "team": team, "reason": REOPENED_REASON},
                    apply=lambda: _reopen(ticket, team))
     session.flush()
     return FeedbackResult(resolution, ticket, changed=True, reopened=True)
@@ -113,6 +143,7 @@ def record_rating(
     ticket_id: int,
     user_id: str,
     score: int,
+    person_resolution_id: int | None = None,
     now: datetime | None = None,
 ) -> FeedbackResult:
     """Record the requester's 1-5 star rating; the last one wins.
@@ -123,6 +154,7 @@ def record_rating(
         ticket_id: the ticket the resolution is for.
         user_id: the Slack user id who clicked.
         score: 1 to 5.
+        person_resolution_id: a person's resolution of the ticket; None for the bot's.
         now: the clock reading for every timestamp written.
 
     Returns:
@@ -138,7 +170,7 @@ def record_rating(
         raise InvalidInput("A rating is a whole number of stars from 1 to 5.")
     now = now or clock.now()
     ticket, resolution, _ = _load(session, ticket_id, user_id, now,
-                                  {"kind": "rating", "score": score})
+                                  {"kind": "rating", "score": score}, person_resolution_id)
     if resolution.satisfaction_score == score:
         return FeedbackResult(resolution, ticket, changed=False, reopened=False)
     resolution.satisfaction_score = score
@@ -148,11 +180,15 @@ def record_rating(
 
 
 def _load(
-    session: Session, ticket_id: int, user_id: str, now: datetime, detail: dict
-) -> tuple[Ticket, TicketResolution, ActionHistory | None]:
-    """Lock the ticket and its resolution and check the clicker may answer."""
+    session: Session, ticket_id: int, user_id: str, now: datetime, detail: dict,
+    person_resolution_id: int | None,
+) -> tuple[Ticket, TicketResolution | PersonResolution, ActionHistory | None]:
+    """Lock the ticket and the resolution answered and check the clicker may answer."""
     if type(ticket_id) is not int or ticket_id <= 0:
         raise InvalidInput("That is not a ticket number.")
+    if person_resolution_id is not None and (type(person_resolution_id) is not int
+                                             or person_resolution_id <= 0):
+        raise InvalidInput("That is not a resolution of this ticket.")
     if not isinstance(user_id, str) or not user_id.strip():
         raise InvalidInput("Who clicked is unknown; try again from Slack.")
     # populate_existing: after waiting on a lock, see the winner's commit.
@@ -162,13 +198,21 @@ def _load(
     ).one_or_none()
     resolution = None
     if ticket is not None:
+        if person_resolution_id is None:
+            query = select(TicketResolution).where(TicketResolution.ticket_id == ticket_id)
+        else:
+            # Both ids come from the button: the resolution must be this ticket's.
+            query = select(PersonResolution).where(PersonResolution.id == person_resolution_id,
+                                                   PersonResolution.ticket_id == ticket_id)
         with followups.waiting_briefly(session):  # a follow-up being sent holds it
             resolution = session.scalars(
-                select(TicketResolution).where(TicketResolution.ticket_id == ticket_id)
-                .with_for_update().execution_options(populate_existing=True)
+                query.with_for_update().execution_options(populate_existing=True)
             ).one_or_none()
     if ticket is None or resolution is None:
-        raise NotFound(f"Ticket #{ticket_id} has no answer from the bot to give feedback on.")
+        whose = "the bot" if person_resolution_id is None else "the helpdesk"
+        raise NotFound(f"Ticket #{ticket_id} has no answer from {whose} to give feedback on.")
+    if person_resolution_id is not None:
+        detail = {**detail, "person_resolution_id": person_resolution_id}
     if user_id != ticket.user_id:
         audit.record(session, audit.FEEDBACK_WRONG_USER, actor_id=user_id,
                      ticket_id=ticket_id, action_id=resolution.action_id, detail=detail, now=now)
@@ -183,11 +227,19 @@ def _load(
     return ticket, resolution, action
 
 
-def _heard(session: Session, resolution: TicketResolution, now: datetime) -> None:
+def _heard(session: Session, resolution: TicketResolution | PersonResolution, now: datetime) -> None:
     # The requester has answered: no follow-up asks them again.
     resolution.response_received_at = resolution.response_received_at or now
     resolution.updated_at = now
-    followups.cancel(session, resolution.id, reason=followups.ANSWERED)
+    followups.cancel(session, resolution.id, reason=followups.ANSWERED,
+                     person=isinstance(resolution, PersonResolution))
+
+
+def _ref(resolution: TicketResolution | PersonResolution) -> dict:
+    """How a REOPEN or CONFIRM record names the resolution it answers."""
+    if isinstance(resolution, PersonResolution):
+        return {"person_resolution_id": resolution.id}
+    return {"resolution_id": resolution.id}
 
 
 def _change_ticket(

@@ -1,5 +1,8 @@
-"""The follow-up DM an auto-resolution owes: written with it, cancelled when it is no
+"""The follow-up DM a resolution owes: written with it, cancelled when it is no
 longer wanted, checked once more when it is sent.
+
+A resolution is the bot's (`ticket_resolution`) or a person's (`person_resolution`,
+`person=True` below): both are followed up alike, so both are measured alike.
 
 The DM is a slack_outbox row (purpose "followup", due at the resolution's
 `followup_due_at`) written in the resolution's transaction, so it exists if and only
@@ -29,7 +32,15 @@ from datetime import datetime
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from models import ActionHistory, OutboxPurpose, OutboxStatus, SlackOutbox, Ticket, TicketResolution
+from models import (
+    ActionHistory,
+    OutboxPurpose,
+    OutboxStatus,
+    PersonResolution,
+    SlackOutbox,
+    Ticket,
+    TicketResolution,
+)
 
 # Why a follow-up was cancelled (slack_outbox.cancel_reason).
 ANSWERED = "answered"
@@ -40,6 +51,16 @@ NOT_DUE = "no longer due"
 GONE = "resolution gone"
 
 LOCK_WAIT = "2s"
+
+Resolution = TicketResolution | PersonResolution
+
+
+def _model(person: bool) -> type[TicketResolution] | type[PersonResolution]:
+    return PersonResolution if person else TicketResolution
+
+
+def _outbox_column(person: bool):
+    return SlackOutbox.person_resolution_id if person else SlackOutbox.resolution_id
 
 
 @contextmanager
@@ -60,7 +81,7 @@ def waiting_briefly(session: Session) -> Iterator[None]:
 
 
 def schedule(
-    session: Session, resolution: TicketResolution, ticket: Ticket, *, due: datetime, now: datetime
+    session: Session, resolution: Resolution, ticket: Ticket, *, due: datetime, now: datetime
 ) -> SlackOutbox:
     """Owe the requester a follow-up DM at `due` (flushed, not committed).
 
@@ -69,7 +90,8 @@ def schedule(
 
     Args:
         session: the caller's session, the resolution's transaction.
-        resolution: the resolution the DM asks about (flushed: it has an id).
+        resolution: the bot's or a person's resolution the DM asks about (flushed: it
+            has an id).
         ticket: its ticket; the DM goes to the requester.
         due: when the DM becomes due.
         now: the clock reading the row is written at.
@@ -77,9 +99,12 @@ def schedule(
     Returns:
         The new outbox row.
     """
-    cancel(session, resolution.id, reason=RESOLVED_AGAIN)
+    person = isinstance(resolution, PersonResolution)
+    cancel(session, resolution.id, reason=RESOLVED_AGAIN, person=person)
     row = SlackOutbox(
-        purpose=OutboxPurpose.FOLLOWUP, recipient=ticket.user_id, resolution_id=resolution.id,
+        purpose=OutboxPurpose.FOLLOWUP, recipient=ticket.user_id,
+        resolution_id=None if person else resolution.id,
+        person_resolution_id=resolution.id if person else None,
         ticket_id=ticket.ticket_id, text="", status=OutboxStatus.PENDING, attempts=0,
         next_attempt_at=due, created_at=now, last_error="",
     )
@@ -88,7 +113,7 @@ def schedule(
     return row
 
 
-def cancel(session: Session, resolution_id: int, *, reason: str) -> int:
+def cancel(session: Session, resolution_id: int, *, reason: str, person: bool = False) -> int:
     """Cancel the follow-up the resolution still owes, if any (flushed, not committed).
 
     Call it with the resolution row locked (FOR UPDATE), as feedback and rollback load
@@ -98,15 +123,17 @@ def cancel(session: Session, resolution_id: int, *, reason: str) -> int:
         session: the caller's session.
         resolution_id: the resolution whose follow-up is no longer wanted.
         reason: why, kept on the row (ANSWERED, ROLLED_BACK...).
+        person: True for a person's resolution (person_resolution.id).
 
     Returns:
         How many rows were cancelled (0 or 1).
     """
     return session.execute(
         update(SlackOutbox)
-        .where(SlackOutbox.resolution_id == resolution_id,
+        .where(_outbox_column(person) == resolution_id,
                SlackOutbox.purpose == OutboxPurpose.FOLLOWUP,
-               SlackOutbox.status == OutboxStatus.PENDING)
+               # A held DM is owed too: an answer given meanwhile must stop it.
+               SlackOutbox.status.in_([OutboxStatus.PENDING, OutboxStatus.HELD]))
         .values(status=OutboxStatus.CANCELLED, cancel_reason=reason, claimed_until=None)
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -116,12 +143,12 @@ def cancel(session: Session, resolution_id: int, *, reason: str) -> int:
 class Owed:
     """A follow-up still wanted, with what its DM is drawn from."""
 
-    resolution: TicketResolution
+    resolution: Resolution
     ticket: Ticket
     action: ActionHistory
 
 
-def lock_owed(session: Session, resolution_id: int) -> Owed | str:
+def lock_owed(session: Session, resolution_id: int, *, person: bool = False) -> Owed | str:
     """Lock the resolution (FOR UPDATE, until the caller's transaction ends) and say
     whether its follow-up is still wanted.
 
@@ -131,16 +158,18 @@ def lock_owed(session: Session, resolution_id: int) -> Owed | str:
     Args:
         session: the sender's session.
         resolution_id: the follow-up's resolution.
+        person: True for a person's resolution (person_resolution.id).
 
     Returns:
         What to draw the DM from, or why it is no longer wanted.
     """
+    model = _model(person)
     found = session.execute(
-        select(TicketResolution, Ticket, ActionHistory)
-        .join(Ticket, Ticket.ticket_id == TicketResolution.ticket_id)
-        .outerjoin(ActionHistory, ActionHistory.id == TicketResolution.action_id)
-        .where(TicketResolution.id == resolution_id)
-        .with_for_update(of=TicketResolution)
+        select(model, Ticket, ActionHistory)
+        .join(Ticket, Ticket.ticket_id == model.ticket_id)
+        .outerjoin(ActionHistory, ActionHistory.id == model.action_id)
+        .where(model.id == resolution_id)
+        .with_for_update(of=model)
         .execution_options(populate_existing=True)
     ).one_or_none()
     if found is None:
@@ -150,7 +179,7 @@ def lock_owed(session: Session, resolution_id: int) -> Owed | str:
     return reason if reason is not None else Owed(resolution, ticket, action)
 
 
-def _not_wanted(resolution: TicketResolution, action: ActionHistory | None) -> str | None:
+def _not_wanted(resolution: Resolution, action: ActionHistory | None) -> str | None:
     if resolution.followup_sent_at is not None:
         return ALREADY_SENT
     # Answered in any way (feedback sets response_received_at with each of these).
@@ -164,26 +193,27 @@ def _not_wanted(resolution: TicketResolution, action: ActionHistory | None) -> s
     return None
 
 
-def lock(session: Session, resolution_id: int) -> None:
+def lock(session: Session, resolution_id: int, *, person: bool = False) -> None:
     """Lock the resolution (FOR UPDATE) before writing its follow-up's outbox row, in
     the order everyone else takes them; a no-op where it is held already."""
-    session.execute(
-        select(TicketResolution.id).where(TicketResolution.id == resolution_id).with_for_update()
-    )
+    model = _model(person)
+    session.execute(select(model.id).where(model.id == resolution_id).with_for_update())
 
 
-def record_sent(session: Session, resolution_id: int, *, now: datetime) -> None:
+def record_sent(session: Session, resolution_id: int, *, now: datetime, person: bool = False) -> None:
     """Note on the resolution that its follow-up went out (reports read followup_sent_at)."""
+    model = _model(person)
     session.execute(
-        update(TicketResolution).where(TicketResolution.id == resolution_id)
+        update(model).where(model.id == resolution_id)
         .values(followup_sent_at=now).execution_options(synchronize_session=False)
     )
 
 
-def record_given_up(session: Session, resolution_id: int) -> None:
+def record_given_up(session: Session, resolution_id: int, *, person: bool = False) -> None:
     """Slack will not take the DM (no DM with the requester, or out of attempts): the
     resolution no longer reports a follow-up as due."""
+    model = _model(person)
     session.execute(
-        update(TicketResolution).where(TicketResolution.id == resolution_id)
+        update(model).where(model.id == resolution_id)
         .values(followup_due_at=None).execution_options(synchronize_session=False)
     )

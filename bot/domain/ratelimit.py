@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerHour, RateLimitItemPerMinute, parse
 from limits.storage import Storage, storage_from_string
@@ -29,9 +30,10 @@ _REDIS_OPTIONS = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
 
 def make_storage(redis_url: str | None) -> Storage:
     """Redis storage when a URL is given, else in-process memory."""
+    # `storage_from_string` is typed for async storages too; these URLs give sync ones.
     if redis_url:
-        return storage_from_string(redis_url, wrap_exceptions=True, **_REDIS_OPTIONS)
-    return storage_from_string("memory://")
+        return cast(Storage, storage_from_string(redis_url, wrap_exceptions=True, **_REDIS_OPTIONS))
+    return cast(Storage, storage_from_string("memory://"))
 
 
 @dataclass(frozen=True)

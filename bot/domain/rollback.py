@@ -1,4 +1,5 @@
-"""Undoing one of the bot's actions: admins only, throttled, never over someone's work.
+"""Undoing one of the bot's actions (or a person's take or resolve from the team
+channel): admins only, throttled, never over someone's work.
 
 A rollback puts the ticket back to the action's `before_state`, but only while the
 ticket still looks exactly as the action left it (`after_state`); otherwise someone
@@ -36,9 +37,10 @@ from bot.core.errors import (
 from bot.domain import audit, followups, snapshots
 from bot.domain.ratelimit import RollbackThrottle
 from models import (
-    AGENT_ACTIONS,
+    UNDOABLE_ACTIONS,
     ActionHistory,
     ActionType,
+    PersonResolution,
     Ticket,
     TicketResolution,
     as_utc,
@@ -50,6 +52,8 @@ MIN_PREFIX = 4
 # How many matches an ambiguous prefix lists; more would flood the Slack message.
 _MAX_LISTED = 10
 _HEX = re.compile(r"^[0-9a-f]+$")
+# The outcome row a resolving action owns, withdrawn with it.
+_OUTCOME_OF = {ActionType.AUTO_RESOLVE: TicketResolution, ActionType.RESOLVE: PersonResolution}
 
 
 @dataclass(frozen=True)
@@ -258,18 +262,21 @@ def rollback_action(
         before_state=before, after_state=after,
     )
     session.add(record)
-    if action.action_type == ActionType.AUTO_RESOLVE:
-        # An undone resolution has nothing to follow up on; the row stays as a record.
+    outcome = _OUTCOME_OF.get(action.action_type)
+    if outcome is not None:
+        # An undone resolution (the bot's or a person's) has nothing to follow up on;
+        # the row stays as a record.
         with followups.waiting_briefly(session):  # a follow-up being sent holds it
             resolution = session.scalars(
-                select(TicketResolution)
-                .where(TicketResolution.action_id == action.id)
+                select(outcome)
+                .where(outcome.action_id == action.id)
                 .with_for_update()
                 .execution_options(populate_existing=True)
             ).one_or_none()
         if resolution is not None:
             resolution.followup_due_at = None
-            followups.cancel(session, resolution.id, reason=followups.ROLLED_BACK)
+            followups.cancel(session, resolution.id, reason=followups.ROLLED_BACK,
+                             person=outcome is PersonResolution)
     session.flush()
     # Counted last, so refusals and failures never use up an admin's budget.
     throttle.hit(admin_id)
@@ -336,15 +343,12 @@ def _check_undoable(action: ActionHistory) -> None:
         raise AlreadyRolledBack(
             f"Action {sid} was already rolled back by <@{action.rolled_back_by}>{at}."
         )
-    if action.action_type not in AGENT_ACTIONS:
+    if action.action_type not in UNDOABLE_ACTIONS:
         raise RollbackNotPossible(
-            f"Action {sid} is a {action.action_type} record, not an action of the bot; "
-            "it cannot be rolled back."
+            f"Action {sid} is a {action.action_type} record, not an action of the bot "
+            "or a team's take or resolve; it cannot be rolled back."
         )
-    complete = all(
-        isinstance(state, dict) and all(name in state for name in snapshots.SNAPSHOT_FIELDS)
-        for state in (action.before_state, action.after_state)
-    )
+    complete = all(snapshots.is_complete(state) for state in (action.before_state, action.after_state))
     if not action.rollback_possible or not complete:
         raise RollbackNotPossible(
             f"Action {sid} cannot be rolled back: it was recorded without what it takes "

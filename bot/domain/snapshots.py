@@ -19,7 +19,12 @@ SNAPSHOT_FIELDS = (
     "escalated_at",
     "escalation_priority",
     "resolved_at",
+    "assigned_to",
 )
+# Snapshots written before people could take tickets (migration 0010) have no
+# `assigned_to`; nobody had a ticket then, so a missing one reads as None.
+_ADDED_LATER = {"assigned_to": None}
+REQUIRED_FIELDS = tuple(name for name in SNAPSHOT_FIELDS if name not in _ADDED_LATER)
 _DATETIME_FIELDS = frozenset({"escalated_at", "resolved_at"})
 
 
@@ -38,17 +43,22 @@ def snapshot(ticket: Ticket) -> dict[str, Any]:
     return state
 
 
+def is_complete(state: Any) -> bool:
+    """Whether a stored snapshot holds every field a rollback needs."""
+    return isinstance(state, dict) and all(name in state for name in REQUIRED_FIELDS)
+
+
 def restore(ticket: Ticket, state: dict[str, Any]) -> None:
     """Put the snapshot back on the ticket.
 
     Raises:
         ValueError: if the snapshot lacks a field (a corrupt history row).
     """
-    missing = [name for name in SNAPSHOT_FIELDS if name not in state]
+    missing = [name for name in REQUIRED_FIELDS if name not in state]
     if missing:
         raise ValueError(f"snapshot lacks {', '.join(missing)}")
     for name in SNAPSHOT_FIELDS:
-        value = state[name]
+        value = state.get(name, _ADDED_LATER.get(name))
         if name in _DATETIME_FIELDS and value is not None:
             value = datetime.fromisoformat(value)
         setattr(ticket, name, value)

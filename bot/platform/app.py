@@ -20,6 +20,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
 from bot.delivery.background import READ_QUEUE, READ_WORKERS, Background
+from bot.delivery.channel_members import ChannelMembers
 from bot.delivery.identity import BotIdentity, Workspace
 from bot.delivery.slack_client import make_web_client
 from bot.delivery.slack_roles import WorkspaceRoles
@@ -58,6 +59,7 @@ def create_app(
         roles=WorkspaceRoles(client),
         reads=reads or Background(READ_WORKERS, queue_limit=READ_QUEUE, name="resolvemeq-reads"),
         home=HomeFigures(runtime.sessions),
+        members=ChannelMembers(client),
     )
     identity = BotIdentity(client, team_id=settings.slack_team_id)
     identity.learn_now()

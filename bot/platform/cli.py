@@ -104,6 +104,16 @@ def _refuse_broken_articles(settings: Settings) -> None:
     load_library(settings.kb_dir, shipped=settings.kb_shipped)
 
 
+def _say_what_is_off(settings: Settings) -> None:
+    """One line at startup per periodic job these settings will not run (alerts without
+    ALERTS_CHANNEL), from each command that runs or schedules the jobs; the command goes
+    on without it."""
+    from bot.workflows.periodic import startup_notes
+
+    for note in startup_notes(settings):
+        log.warning("%s", note)
+
+
 def _need(settings: Settings, *names: str) -> None:
     missing = [n.upper() for n in names if getattr(settings, n) is None]
     if missing:
@@ -113,6 +123,7 @@ def _need(settings: Settings, *names: str) -> None:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     _need(settings, "slack_bot_token", "slack_signing_secret")
     _refuse_broken_articles(settings)
+    _say_what_is_off(settings)
     from bot.platform.server import run_gunicorn
 
     log.info("serving Slack on http://%s:%d/slack/events (database %s)",
@@ -171,6 +182,7 @@ def start_slack_app(settings: Settings, *, component: str) -> SlackProcess:
 def _socket(settings: Settings, args: argparse.Namespace) -> int:
     _need(settings, "slack_bot_token", "slack_app_token", "slack_signing_secret")
     _refuse_broken_articles(settings)
+    _say_what_is_off(settings)
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     slack = start_slack_app(settings, component="socket")
@@ -190,6 +202,7 @@ def _manifest(settings: Settings, args: argparse.Namespace) -> int:
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     _need(settings, "redis_url")
     _refuse_broken_articles(settings)
+    _say_what_is_off(settings)
     from bot.core.observability import init_sentry
     from jobs.celery_app import app_from_environment
 
@@ -201,6 +214,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 def _beat(settings: Settings, args: argparse.Namespace) -> int:
     _need(settings, "redis_url")
+    _say_what_is_off(settings)
     import tempfile
     from pathlib import Path
 
@@ -221,6 +235,7 @@ def _jobs_run_once(settings: Settings, args: argparse.Namespace) -> int:
     from bot.workflows import periodic
     from bot.workflows.runtime import Runtime
 
+    _say_what_is_off(settings)
     # Run from cron, this is where alerts fire: they must reach Sentry too.
     init_sentry(settings, component="jobs")
     results = periodic.run_once(Runtime.from_settings(settings), make_web_client(settings))

@@ -13,9 +13,13 @@ COMMANDS = (
 BOT_SCOPES = (
     "app_mentions:read",
     "channels:history",
+    # conversations.members: who is in a team's channel (TEAM_CHANNELS) may take and
+    # resolve its tickets; channels:read for public channels, groups:read for private.
+    "channels:read",
     "chat:write",
     "commands",
     "groups:history",
+    "groups:read",
     "im:history",
     "im:read",
     "im:write",

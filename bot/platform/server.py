@@ -14,7 +14,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from slack_bolt import App, BoltRequest
@@ -118,8 +118,10 @@ class SlackWSGI:
         return hmac.compare_digest(expected, signature)
 
 
-def _headers(environ: dict) -> dict[str, str]:
-    headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+def _headers(environ: dict) -> dict[str, str | Sequence[str]]:
+    headers: dict[str, str | Sequence[str]] = {
+        k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")
+    }
     if "CONTENT_TYPE" in environ:
         headers["content-type"] = environ["CONTENT_TYPE"]
     return headers

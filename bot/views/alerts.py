@@ -32,6 +32,8 @@ RULE_TITLES = {
     AlertRule.AGENT_ERRORS: "Agent API errors",
     AlertRule.ROLLBACKS: "Rollbacks",
     AlertRule.AUTONOMY_CAP: "Autonomy cap reached",
+    AlertRule.LIMITER_DOWN: "Autonomy limiter unreachable",
+    AlertRule.POSTS_HELD: "Slack messages held",
 }
 _HEADINGS = {
     NoticeKind.FIRING: ":rotating_light: Alert",

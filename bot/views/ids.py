@@ -23,6 +23,9 @@ RATING_ACTION_RE = re.compile(r"^rate_([1-5])$")
 # zeros, so each ticket has exactly one spelling. Ten digits at most keeps int()
 # cheap before the range check.
 _FEEDBACK_RE = re.compile(r"t=([1-9][0-9]{0,9})(?:;s=([1-5]))?")
+# A person's resolution: the ticket and the person_resolution row the answer is for.
+_PERSON_FEEDBACK_RE = re.compile(r"t=([1-9][0-9]{0,9});p=([1-9][0-9]{0,9})(?:;s=([1-5]))?")
+_TICKET_RE = re.compile(r"t=([1-9][0-9]{0,9})")
 # The reason is stored escaped (Slack's three entities), so the message JSON holds no
 # `<` from what an admin typed even in a button value nobody sees.
 _ROLLBACK_RE = re.compile(r"a=([0-9a-f]{32});r=((?:[^&<>]|&(?:amp|lt|gt);)*)", re.DOTALL)
@@ -42,6 +45,10 @@ class ActionId(StrEnum):
     WHY = "show_reasoning"
     ROLLBACK_CONFIRM = "rollback_confirm"
     ROLLBACK_CANCEL = "rollback_cancel"
+    # A team notice's buttons, and the resolve modal's note field.
+    TEAM_TAKE = "team_take"
+    TEAM_RESOLVE = "team_resolve"
+    RESOLUTION_NOTE = "resolution_note"
 
 
 class BlockId(StrEnum):
@@ -56,6 +63,17 @@ class BlockId(StrEnum):
     RATING_RESULT = "rating_result"
     TICKET_CONTEXT = "ticket_context"
     ROLLBACK_CONFIRM = "rollback_confirm"
+    # A team notice: who has the ticket, and its Take it / Resolve buttons (redrawn).
+    TEAM_STATE = "team_state"
+    TEAM_ACTIONS = "team_actions"
+    TEAM_HINT = "team_hint"
+    RESOLUTION_NOTE = "resolution_note"
+
+
+class CallbackId(StrEnum):
+    """`callback_id`s of our modals; view_submission handlers bind to these."""
+
+    RESOLVE_TICKET = "resolve_ticket"
 
 
 def rating_action_id(score: int) -> str:
@@ -126,6 +144,68 @@ def parse_feedback_value(value: str) -> tuple[int, int | None]:
         raise ValueError("ticket id out of range")
     score = match.group(2)
     return ticket_id, None if score is None else int(score)
+
+
+def person_feedback_value(ticket_id: int, person_resolution_id: int, *, score: int | None = None) -> str:
+    """The value of a feedback button on a person's resolution: "t=123;p=45" (";s=4" for
+    a star), so the answer lands on that resolution's own record, not the bot's.
+
+    Raises:
+        ValueError: an id or the score is out of range.
+    """
+    _check_ticket_id(ticket_id)
+    _check_ticket_id(person_resolution_id)
+    value = f"t={ticket_id};p={person_resolution_id}"
+    if score is None:
+        return value
+    _check_score(score)
+    return f"{value};s={score}"
+
+
+def parse_feedback_target(value: str) -> tuple[int, int | None, int | None]:
+    """Read any feedback button's value: the bot's ("t=1", "t=1;s=4") or a person's
+    ("t=1;p=2", "t=1;p=2;s=4").
+
+    Returns:
+        (ticket_id, person_resolution_id or None, score or None).
+
+    Raises:
+        ValueError: anything `feedback_value` or `person_feedback_value` would not write.
+    """
+    if not isinstance(value, str):
+        raise ValueError("not a feedback value")
+    match = _PERSON_FEEDBACK_RE.fullmatch(value)
+    if match is None:
+        ticket_id, score = parse_feedback_value(value)
+        return ticket_id, None, score
+    ticket_id, person_resolution_id = int(match.group(1)), int(match.group(2))
+    if max(ticket_id, person_resolution_id) > MAX_TICKET_ID:
+        raise ValueError("id out of range")
+    score = match.group(3)
+    return ticket_id, person_resolution_id, None if score is None else int(score)
+
+
+def ticket_value(ticket_id: int) -> str:
+    """The value of a team notice's buttons and the resolve modal's private_metadata:
+    "t=123".
+
+    Raises:
+        ValueError: the ticket id is out of range.
+    """
+    _check_ticket_id(ticket_id)
+    return f"t={ticket_id}"
+
+
+def parse_ticket_value(value: str) -> int:
+    """Read `ticket_value` back.
+
+    Raises:
+        ValueError: anything `ticket_value` would not have written.
+    """
+    match = _TICKET_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is None or int(match.group(1)) > MAX_TICKET_ID:
+        raise ValueError(f"not a ticket value: {value!r:.40}")
+    return int(match.group(1))
 
 
 def rollback_value(action_id: uuid.UUID, reason: str) -> str:

@@ -2,8 +2,9 @@
 
 Duck-typed on bot.analytics.ResolutionStats (days, since, resolutions, confirmed,
 failed, pending, reopened, success_rate, average_rating, ratings, withdrawn,
-by_action_type, by_team). A rate or average of None means nobody answered yet; it
-is said in words, because "0%" would read as "everything failed".
+by_action_type, by_team, and people / people_by_team when there are any). A rate or
+average of None means nobody answered yet; it is said in words, because "0%" would
+read as "everything failed". People's resolutions are shown apart from the bot's.
 """
 
 from __future__ import annotations
@@ -106,7 +107,48 @@ def _stats_blocks(stats: Any) -> list[Block]:
         ),
         section(_by_action_type(stats.by_action_type)),
         section(_by_team(stats.by_team)),
+        *_people_blocks(getattr(stats, "people", None), getattr(stats, "people_by_team", ())),
     ]
+
+
+def _people_blocks(people: Any, by_team: Sequence[Any]) -> list[Block]:
+    """People's work from the team channels, rated on its own records."""
+    if people is None or not (people.taken or people.resolutions or people.withdrawn):
+        return []
+    rating = (
+        NO_RATINGS
+        if people.average_rating is None
+        else f"{people.average_rating:.1f} / 5 ({people.ratings} "
+        f"{'rating' if people.ratings == 1 else 'ratings'})"
+    )
+    blocks: list[Block] = [
+        section("*Resolved by people* (from the team channels; not counted in the bot's figures)"),
+        fields_section(
+            [
+                ("Taken", str(people.taken)),
+                ("Resolved", str(people.resolutions)),
+                ("Success rate", _rate(people.success_rate)),
+                ("Average rating", rating),
+                ("Reopened", str(people.reopened)),
+                ("Pending", str(people.pending)),
+            ]
+        ),
+    ]
+    if by_team:
+        table = [
+            (
+                str(r.team),
+                str(r.resolutions),
+                str(r.confirmed),
+                str(r.failed),
+                "n/a" if r.success_rate is None else percent(r.success_rate),
+                "n/a" if r.average_rating is None else f"{r.average_rating:.1f}",
+            )
+            for r in by_team
+        ]
+        headings = ("Team", "Resolved", "Yes", "No", "Success", "Rating")
+        blocks.append(section("*Resolved by people, by team*\n" + _table(headings, table, noun="teams")))
+    return blocks
 
 
 def _rate(rate: float | None) -> str:

@@ -1,5 +1,6 @@
 """What the requester and the ticket's thread see: the ack, the answer with its
-feedback buttons, the follow-up DM, the other actions, "Why?", and reopen notices.
+feedback buttons, the follow-up DM, the other actions, and "Why?" (the team's side,
+reopen notices included, is bot.views.team).
 
 Pure builders: data in, `(fallback_text, blocks)` out. Every piece of people's or an
 agent's text is escaped here, and every block is cut to Slack's limits.
@@ -7,6 +8,7 @@ agent's text is escaped here, and every block is cut to Slack's limits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -166,7 +168,7 @@ def followup_dm(ticket: Any, action: Any, *, now: datetime | None = None) -> tup
         (fallback text, blocks) with the same Yes/No and star buttons.
     """
     tid = ticket.ticket_id
-    lead = _since(getattr(action, "executed_at", None), now)
+    lead = since_phrase(getattr(action, "executed_at", None), now)
     steps = text_list(params(action).get("steps"))
     blocks: list[Block] = [
         section(
@@ -281,35 +283,6 @@ def reasoning_message(action: Any) -> tuple[str, Blocks]:
     return fallback(text), to_dicts(blocks)
 
 
-def reopened_notice(ticket: Any, *, team: str | None, ticket_text: str) -> tuple[str, Blocks]:
-    """For ESCALATION_CHANNEL: a requester said the bot's answer did not work.
-
-    Args:
-        ticket: the reopened Ticket.
-        team: the team it went back to.
-        ticket_text: the original request.
-
-    Returns:
-        (fallback text, blocks).
-    """
-    tid = ticket.ticket_id
-    shown_team = team_name(team)
-    blocks: list[Block] = [
-        section(
-            f":repeat: *Ticket #{tid} reopened*: the requester said the answer did not solve it."
-        ),
-        fields_section([("Team", shown_team), ("Requester", mention(ticket.user_id))]),
-        section("*The request:*\n" + quote(ticket_text or "", 2800)),
-    ]
-    return (
-        fallback(
-            f"Ticket #{tid} reopened: the requester said the answer did not solve it. "
-            f"Team: {shown_team}."
-        ),
-        to_dicts(blocks),
-    )
-
-
 def _answer_blocks(ticket: Any, action: Any, ticket_text: str) -> list[Block]:
     p = params(action)
     steps = text_list(p.get("steps"))
@@ -336,7 +309,18 @@ def _confidence_section(action: Any) -> Block:
 
 
 def _feedback_buttons(ticket_id: int, *, question: str = "*Did this solve it?*") -> list[Block]:
-    value = feedback_value(ticket_id)
+    return feedback_blocks(feedback_value(ticket_id), question=question)
+
+
+def _rating_buttons(ticket_id: int) -> list[Block]:
+    return rating_blocks(lambda n: feedback_value(ticket_id, score=n))
+
+
+def feedback_blocks(value: str, *, question: str = "*Did this solve it?*") -> list[Block]:
+    """The "did this solve it?" question and its Yes/No buttons, carrying `value`.
+
+    Shared by the bot's answers and people's resolutions, so both are asked alike.
+    """
     return [
         section(question),
         ActionsBlock(
@@ -349,18 +333,14 @@ def _feedback_buttons(ticket_id: int, *, question: str = "*Did this solve it?*")
     ]
 
 
-def _rating_buttons(ticket_id: int) -> list[Block]:
+def rating_blocks(value_of: Callable[[int], str]) -> list[Block]:
+    """The 1-5 star buttons; `value_of(n)` is the value of the n-star button."""
     return [
         context("How helpful was this answer?"),
         ActionsBlock(
             block_id=BlockId.RATING,
             elements=[
-                button(
-                    STAR * n,
-                    rating_action_id(n),
-                    feedback_value(ticket_id, score=n),
-                    label=f"Rate {n} out of 5",
-                )
+                button(STAR * n, rating_action_id(n), value_of(n), label=f"Rate {n} out of 5")
                 for n in range(1, 6)
             ],
         ),
@@ -397,7 +377,8 @@ def _confidence(value: Any) -> float | None:
     return float(value)
 
 
-def _since(executed_at: datetime | None, now: datetime | None) -> str:
+def since_phrase(executed_at: datetime | None, now: datetime | None) -> str:
+    """How a follow-up DM says when the answer was given: "Earlier today", "Yesterday"."""
     if executed_at is None or now is None:
         return "Earlier"
     # Calendar days in UTC: 23:00 -> 09:00 the next morning is "yesterday".

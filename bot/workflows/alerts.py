@@ -1,13 +1,19 @@
-"""Alert rules: measure in SQL, decide against the stored state, post to Slack.
+"""Alert rules: measure in SQL, decide against the stored state, owe the posts.
 
-Each rule is one aggregate over a window ending at `now` (no rows loaded). Rates and
-means need `alert_min_sample` observations, so one "No" out of one is no alert; counts
-need none (the count is the sample). `alert_state` keeps one row per rule, so a restart
-neither re-fires an alert that is out nor forgets to say it cleared.
+Each rule is one aggregate over a window ending at `now` (no rows loaded), or, for held
+Slack messages, over the outbox as it stands. Rates and means need `alert_min_sample`
+observations, so one "No" out of one is no alert; counts need none (the count is the
+sample). `alert_state` keeps one row per rule, so a restart neither re-fires an alert
+that is out nor forgets to say it cleared.
 
-Delivery is at least once: `run_alerts` decides, posts while holding the locks, then
-commits. Committing first would lose an alert whose post then failed; posting first
-costs one repeat if the process dies between post and commit.
+A notice is an outbox row (purpose `alert`) written in the transaction that changes
+its rule's state, so the two exist together or not at all; the outbox posts it after
+the commit (backoff, reconcile by metadata, held while Slack refuses the token). No
+Slack call happens inside the evaluator's transaction, which on SQLite held the write
+lock through Slack's retries, and a crash between a post and its commit no longer
+posts it twice.
+
+Without ALERTS_CHANNEL nothing is evaluated: a notice must have somewhere to go.
 """
 
 from __future__ import annotations
@@ -24,8 +30,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core import clock
 from bot.core.settings import Settings
-from bot.delivery.slack_client import SlackUnavailable, safe_call
-from bot.domain.audit import AUTONOMY_CAP_REACHED
+from bot.delivery import outbox
+from bot.domain.audit import AUTONOMY_CAP_REACHED, AUTONOMY_LIMITER_DOWN
 from bot.views.alerts import NoticeKind, alert_blocks, notice_text, pct, plural, span
 from models import (
     AGENT_ACTIONS,
@@ -34,6 +40,9 @@ from models import (
     AlertRule,
     AlertState,
     AuditEvent,
+    OutboxPurpose,
+    OutboxStatus,
+    SlackOutbox,
     TicketResolution,
     as_utc,
     transaction,
@@ -44,8 +53,12 @@ logger = logging.getLogger(__name__)
 ALERTS_LOCK_KEY = 7_268_710_361_001
 """pg_try_advisory_xact_lock key: one evaluator at a time across beats and workers."""
 
-_STATE_FIELDS = tuple(column.key for column in AlertState.__table__.columns if column.key != "rule")
-_Due = tuple["Notice", AlertState, dict[str, Any]]
+ALERTS_OFF = ("alert evaluation is off: ALERTS_CHANNEL is not set. Set it to the channel "
+              "alerts go to and invite the bot there; the bot serves without it")
+"""The one line a process says at startup when it will not evaluate alerts."""
+
+# Rules whose notices go to the critical channel when there is one.
+_CRITICAL = frozenset({AlertRule.AGENT_ERRORS, AlertRule.POSTS_HELD})
 
 
 @dataclass(frozen=True)
@@ -63,11 +76,10 @@ class Measurement:
 
 @dataclass(frozen=True)
 class Notice:
-    """A message owed to an alerts channel (None: none configured); `text` is also the
-    notification text."""
+    """A message owed to an alerts channel; `text` is also the notification text."""
 
     rule: AlertRule
-    channel: str | None
+    channel: str
     kind: NoticeKind
     text: str
 
@@ -159,12 +171,41 @@ def _autonomy_cap(session: Session, settings: Settings, now: datetime) -> Measur
     return Measurement(AlertRule.AUTONOMY_CAP, float(count), count, count >= 1, message)
 
 
+def _limiter_down(session: Session, settings: Settings, now: datetime) -> Measurement:
+    # Counted from the decisions that found the store down (each audited): the alert
+    # says how often autonomy failed closed, and clears a window after the last one.
+    window = settings.alert_limiter_window
+    count = _count(session, AuditEvent, AuditEvent.event_type == AUTONOMY_LIMITER_DOWN,
+                   _in_window(AuditEvent.occurred_at, now, window))
+    message = (f"The autonomy limiter's store (REDIS_URL) could not be reached "
+               f"{plural(count, 'time')} over {span(window)}: the bot hands tickets to human "
+               "triage and rollbacks are paused until it answers again" if count
+               else f"No decision found the autonomy limiter unreachable over {span(window)}")
+    return Measurement(AlertRule.LIMITER_DOWN, float(count), count, count >= 1, message)
+
+
+def _posts_held(session: Session, settings: Settings, now: datetime) -> Measurement:
+    # Not a window: held messages stay held until the token works, and so does this.
+    held = SlackOutbox.status == OutboxStatus.HELD
+    count = _count(session, SlackOutbox, held)
+    if not count:
+        return Measurement(AlertRule.POSTS_HELD, 0.0, 0, False, "No Slack messages held")
+    why = session.scalar(select(SlackOutbox.last_error).where(held).order_by(SlackOutbox.id.desc())
+                         .limit(1))
+    message = (f"{plural(count, 'Slack message')} held: Slack refuses the bot's token or the "
+               f"app's grants ({why}). Fix SLACK_BOT_TOKEN or reinstall the app; they are sent "
+               "once Slack takes it again")
+    return Measurement(AlertRule.POSTS_HELD, float(count), count, True, message)
+
+
 _MEASURES: dict[AlertRule, Callable[[Session, Settings, datetime], Measurement]] = {
     AlertRule.FAILURE_RATE: _failure_rate,
     AlertRule.LOW_CONFIDENCE: _low_confidence,
     AlertRule.AGENT_ERRORS: _agent_errors,
     AlertRule.ROLLBACKS: _rollbacks,
     AlertRule.AUTONOMY_CAP: _autonomy_cap,
+    AlertRule.LIMITER_DOWN: _limiter_down,
+    AlertRule.POSTS_HELD: _posts_held,
 }
 
 
@@ -181,9 +222,21 @@ def measure_all(session: Session, settings: Settings, *, now: datetime) -> list[
     return [_MEASURES[rule](session, settings, now) for rule in AlertRule]
 
 
-def channel_for(rule: AlertRule, settings: Settings) -> str | None:
-    """Where a rule posts: agent errors to the critical channel when there is one."""
-    critical = settings.critical_alerts_channel if rule == AlertRule.AGENT_ERRORS else None
+def off_reason(settings: Settings) -> str | None:
+    """Why alerts are not evaluated with these settings (ALERTS_OFF), or None."""
+    return None if settings.alerts_channel else ALERTS_OFF
+
+
+def channel_for(rule: AlertRule, settings: Settings) -> str:
+    """Where a rule posts: agent errors and held messages to the critical channel when
+    there is one, the rest to the alerts channel.
+
+    Raises:
+        ValueError: ALERTS_CHANNEL is not set (ALERTS_OFF).
+    """
+    if not settings.alerts_channel:
+        raise ValueError(ALERTS_OFF)
+    critical = settings.critical_alerts_channel if rule in _CRITICAL else None
     return critical or settings.alerts_channel
 
 
@@ -203,15 +256,18 @@ def _lock_states(session: Session) -> dict[str, AlertState] | None:
     return rows
 
 
-def _decide(session: Session, settings: Settings, now: datetime) -> list[_Due]:
-    """Update the state rows and say what is owed; [] when another evaluator runs."""
+def _decide(session: Session, settings: Settings, now: datetime, *,
+            claim_ttl: timedelta | None = None) -> list[tuple[Notice, SlackOutbox]]:
+    """Update the state rows and owe each notice as an outbox row, in the caller's
+    transaction; [] when another evaluator runs."""
+    if not settings.alerts_channel:
+        raise ValueError(ALERTS_OFF)  # before any write: nothing marked sent for nowhere
     states = _lock_states(session)
     if states is None:
         return []
-    due: list[_Due] = []
+    owed: list[tuple[Notice, SlackOutbox]] = []
     for measured in measure_all(session, settings, now=now):
         state = states[measured.rule]
-        before = {name: getattr(state, name) for name in _STATE_FIELDS}
         last_sent = as_utc(state.last_sent_at)
         kind: NoticeKind | None = None
         if measured.breached and not state.firing:
@@ -230,13 +286,17 @@ def _decide(session: Session, settings: Settings, now: datetime) -> list[_Due]:
         if kind is not None:
             words = notice_text(kind, measured.message, since=state.first_fired_at)
             notice = Notice(measured.rule, channel_for(measured.rule, settings), kind, words)
-            due.append((notice, state, before))
+            row = outbox.enqueue(session, purpose=OutboxPurpose.ALERT, channel=notice.channel,
+                                 text=notice.text, blocks=alert_blocks(notice), now=now,
+                                 claim_ttl=claim_ttl)
+            owed.append((notice, row))
     session.flush()
-    return due
+    return owed
 
 
 def evaluate(session: Session, settings: Settings, *, now: datetime | None = None) -> list[Notice]:
-    """Compare every rule with its stored state and record what is now owed.
+    """Compare every rule with its stored state; record the new state and owe each
+    notice as an outbox row (the delivery job posts it).
 
     On PostgreSQL this first takes `pg_try_advisory_xact_lock`; if another evaluator
     holds it, [] comes back. State rows are created on first sight and read FOR UPDATE.
@@ -248,60 +308,51 @@ def evaluate(session: Session, settings: Settings, *, now: datetime | None = Non
 
     Returns:
         FIRING on a new breach, REPEAT once `alert_cooldown` has passed since the
-        last post of a breach that holds, RESOLVED when a firing rule clears.
+        last notice of a breach that holds, RESOLVED when a firing rule clears.
+
+    Raises:
+        ValueError: ALERTS_CHANNEL is not set (ALERTS_OFF); nothing was written.
     """
-    return [notice for notice, _, _ in _decide(session, settings, now or clock.now())]
-
-
-def _post(client: WebClient, notice: Notice) -> None:
-    """Post one notice; raises SlackUnavailable when the post may succeed later."""
-    if not notice.channel:
-        logger.warning("Alert %s, no channel configured: %s", notice.rule, notice.text)
-    elif safe_call(client, "chat.postMessage", raise_transient=True, channel=notice.channel,
-                   text=notice.text, blocks=alert_blocks(notice)) is None:
-        # A permanent refusal (unknown channel, revoked token): retrying every run
-        # would only repeat it, so it is logged and counts as delivered.
-        logger.error("Alert %s refused in %s: %s", notice.rule, notice.channel, notice.text)
+    return [notice for notice, _ in _decide(session, settings, now or clock.now())]
 
 
 def run_alerts(session_factory: sessionmaker[Session], client: WebClient, settings: Settings,
                *, now: datetime | None = None,
                on_notice: Callable[[Notice], None] | None = None) -> list[Notice]:
-    """Evaluate the rules and post what is owed, in one transaction.
+    """Evaluate the rules in one transaction, then post what it owes.
 
-    Posts go out while the lock and the state rows are held, so no second evaluator
-    posts the same notice. At the first `SlackUnavailable`, that notice's rule and the
-    later ones get their old state back (the next run retries them); the rest commits.
+    The notices are written claimed by this run and posted right after the commit; a
+    post Slack does not take now is the outbox's to retry (or hold), and one this
+    process dies before sending goes out when its claim expires.
 
     Args:
         session_factory: makes the session whose transaction this run owns.
-        client: a client from `bot.slack_client.make_web_client`.
+        client: a client from `bot.delivery.slack_client.make_web_client`.
         settings: the rules' settings and the channels.
         now: the clock reading (default: the app clock).
-        on_notice: called after the commit for each notice delivered (posted, refused
-            for good, or without a channel), e.g. to report it to Sentry.
+        on_notice: called after the commit, before the posts, for each notice owed
+            (e.g. to report it to Sentry, which does not depend on Slack).
 
     Returns:
-        The notices delivered, in rule order.
+        The notices owed by this run, in rule order.
+
+    Raises:
+        ValueError: ALERTS_CHANNEL is not set (ALERTS_OFF); nothing was written.
     """
-    delivered: list[Notice] = []
+    now = now or clock.now()
     with transaction(session_factory) as session:
-        due = _decide(session, settings, now or clock.now())
-        for index, (notice, _, _) in enumerate(due):
-            try:
-                _post(client, notice)
-            except SlackUnavailable as error:
-                logger.warning("Alert posts stopped at %s (%s): %s; will retry next run",
-                               notice.rule, notice.kind, error.error)
-                for _, unsent, before in due[index:]:
-                    for name, value in before.items():
-                        setattr(unsent, name, value)
-                break
-            delivered.append(notice)
-    for notice in delivered:
+        owed = _decide(session, settings, now, claim_ttl=settings.claim_ttl)
+        claims = outbox.claims_of([row for _, row in owed])
+    notices = [notice for notice, _ in owed]
+    # Said first where Slack has no say (the log, the hook: Sentry), so an alert about
+    # Slack refusing the bot is heard while Slack still refuses it.
+    for notice in notices:
+        logger.warning("Alert %s %s, owed to %s: %s", notice.rule, notice.kind, notice.channel,
+                       notice.text)
         try:
             if on_notice is not None:
                 on_notice(notice)
         except Exception:  # a failing hook must not look like a failed alert
             logger.exception("on_notice hook failed for alert %s", notice.rule)
-    return delivered
+    outbox.send_claimed(session_factory, client, claims, ttl=settings.claim_ttl, now=now)
+    return notices

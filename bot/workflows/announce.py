@@ -15,18 +15,20 @@ from bot import views
 from bot.core import observability
 from bot.delivery import outbox
 from bot.delivery.slack_client import safe_call
-from bot.domain import tickets, triage_causes
+from bot.domain import teamwork, tickets, triage_causes
 from bot.domain.feedback import FeedbackResult
 from bot.domain.processing import Outcome, process_ticket
 from bot.domain.rollback import RollbackResult
+from bot.views import NoticeKind
+from bot.workflows import teamwork as team_notices
 from bot.workflows.runtime import Runtime
-from models import ActionType, SlackOutbox, TicketSource, transaction
+from models import ActionType, PersonResolution, SlackOutbox, TicketSource, transaction
 
 log = logging.getLogger(__name__)
 
 
 def decide_and_announce(runtime: Runtime, client: WebClient, ticket_id: int) -> Outcome:
-    """Decide on a new ticket, then tell the requester (and the escalation channel).
+    """Decide on a new ticket, then tell the requester (and the team's channel).
 
     The decision and the posts it owes are one transaction (the outbox): if Slack is
     down, or this process dies right after the commit, the retry job delivers them.
@@ -65,25 +67,27 @@ def _enqueue_outcome(session, outcome: Outcome, settings) -> list[SlackOutbox]:
         fallback_user=ticket.user_id if ticket.source == TicketSource.SLASH_COMMAND else None,
         claim_ttl=settings.claim_ttl,
     )]
-    if action.action_type == ActionType.ESCALATE and settings.escalation_channel:
-        owed.append(outbox.enqueue(
-            session, purpose=outbox.NOTICE, channel=settings.escalation_channel,
-            text=f"Ticket #{ticket.ticket_id} from <@{ticket.user_id}>: {text}", blocks=blocks,
-            ticket_id=ticket.ticket_id, claim_ttl=settings.claim_ttl,
-        ))
+    # Routing, escalation and triage: the team sees the request and can take it.
+    kind = team_notices.notice_kind(action)
+    if kind is not None:
+        notice = team_notices.enqueue_team_notice(
+            session, ticket, settings, kind=kind, action=action,
+            reason=(action.action_params or {}).get("reason", ""), claim_ttl=settings.claim_ttl)
+        if notice is not None:
+            owed.append(notice)
     return owed
 
 
 def enqueue_reopen_notices(session, result: FeedbackResult, settings, *, channel: str,
                            message_ts: str) -> list[int]:
-    """The posts a "No" owes: a word in the thread, and the escalation channel's notice.
+    """The posts a "No" owes: a word in the thread, and the notice in the team's channel.
 
     Written in the caller's transaction, with the answer itself.
     """
     if not result.reopened:
         return []
     ticket = result.ticket
-    team = ticket.assigned_team or settings.default_team
+    team = teamwork.team_of(ticket, settings)
     # The answer may come from the follow-up DM: reply where it was clicked.
     thread = ticket.slack_thread_ts if channel == ticket.slack_channel_id else message_ts
     owed = [outbox.enqueue(
@@ -92,11 +96,12 @@ def enqueue_reopen_notices(session, result: FeedbackResult, settings, *, channel
         text=f"Sorry that did not help. I've reopened ticket #{ticket.ticket_id} for {team}; "
         "a person will follow up.",
     ).id]
-    if settings.escalation_channel:
-        text, blocks = views.reopened_notice(ticket, team=team, ticket_text=ticket.description)
-        owed.append(outbox.enqueue(session, purpose=outbox.NOTICE, channel=settings.escalation_channel,
-                                   text=text, blocks=blocks, ticket_id=ticket.ticket_id).id)
-    return owed
+    # The notice shows what did not work: the bot's steps, or the person's note.
+    action_id = result.resolution.action_id
+    answered = tickets.action_by_id(session, action_id) if action_id else None
+    notice = team_notices.enqueue_team_notice(session, ticket, settings, kind=NoticeKind.REOPENED,
+                                              action=answered)
+    return owed + [notice.id] if notice else owed
 
 
 def announce_feedback(
@@ -111,17 +116,30 @@ def announce_feedback(
     """
     with runtime.message_locks.hold((channel, message_ts)):
         with transaction(runtime.sessions) as session:
-            resolution = tickets.resolution_of(session, result.ticket.ticket_id)
-            ticket = tickets.get_ticket(session, result.ticket.ticket_id)
-            action = tickets.action_by_id(session, resolution.action_id)
-            text, blocks = views.answered_resolution_message(ticket, action, resolution)
+            text, blocks = _answered(session, result)
         safe_call(client, "chat.update", channel=channel, ts=message_ts, text=text, blocks=blocks)
     outbox.deliver(runtime.sessions, client, list(owed), ttl=runtime.settings.claim_ttl)
+    if result.ticket_moved:
+        # Reopened or resolved again: the team's notices show it.
+        team_notices.refresh_team_notices(runtime, client, result.ticket.ticket_id)
+
+
+def _answered(session, result: FeedbackResult) -> tuple[str, list]:
+    """The clicked message as it stands now: the bot's answer or a person's resolution."""
+    ticket = tickets.get_ticket(session, result.ticket.ticket_id)
+    if result.by_person:
+        person = session.get(PersonResolution, result.resolution.id)
+        action = tickets.action_by_id(session, person.action_id) if person.action_id else None
+        withdrawn = action is not None and action.rolled_back
+        return views.answered_person_resolution_message(ticket, person, withdrawn=withdrawn)
+    bots = tickets.resolution_of(session, ticket.ticket_id)
+    action = tickets.action_by_id(session, bots.action_id)
+    return views.answered_resolution_message(ticket, action, bots)
 
 
 def enqueue_rollback_notice(session, result: RollbackResult, settings) -> list[int]:
     """The notices a rollback owes, in the rollback's transaction: the ticket's thread,
-    and the escalation channel (the bot will not act on this ticket again, so a person
+    and the team's channel (the bot will not act on this ticket again, so a person
     must pick it up)."""
     ticket = result.ticket
     text, blocks = views.rollback_thread_notice(result)
@@ -130,12 +148,9 @@ def enqueue_rollback_notice(session, result: RollbackResult, settings) -> list[i
         owed.append(outbox.enqueue(session, purpose=outbox.NOTICE, channel=ticket.slack_channel_id,
                                    thread_ts=ticket.slack_thread_ts or None, text=text,
                                    blocks=blocks, ticket_id=ticket.ticket_id).id)
-    if settings.escalation_channel:
-        owed.append(outbox.enqueue(
-            session, purpose=outbox.NOTICE, channel=settings.escalation_channel,
-            text=f"Ticket #{ticket.ticket_id} needs a person: {text}", blocks=blocks,
-            ticket_id=ticket.ticket_id).id)
-    return owed
+    notice = team_notices.enqueue_team_notice(session, ticket, settings, kind=NoticeKind.ROLLED_BACK,
+                                              action=result.action, reason=result.action.rollback_reason)
+    return owed + [notice.id] if notice else owed
 
 
 def announce_rollback(runtime: Runtime, client: WebClient, result: RollbackResult, *,

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from slack_sdk import WebClient
 
 from bot.core import clock
+from bot.core.settings import Settings
 from bot.delivery import outbox
 from bot.domain import sweep
-from bot.workflows import announce
+from bot.workflows import alerts, announce
 from bot.workflows.runtime import Runtime
 from models import transaction
 
@@ -34,16 +35,22 @@ def sweep_new_tickets(runtime: Runtime, client: WebClient) -> int:
 
 
 def deliver_outbox(runtime: Runtime, client: WebClient) -> int:
-    """Send every Slack message that is due: follow-up DMs, posts that failed, and posts a
-    dead process never sent; returns how many were sent."""
-    return _batches(lambda: outbox.deliver(runtime.sessions, client, ttl=runtime.settings.claim_ttl))
+    """Send every Slack message that is due: follow-up DMs, posts that failed, posts a
+    dead process never sent, and (once Slack takes the token again) held ones; returns
+    how many were sent."""
+    ttl = runtime.settings.claim_ttl
+    released = outbox.release_held(runtime.sessions, client, ttl=ttl)
+    return released + _batches(lambda: outbox.deliver(runtime.sessions, client, ttl=ttl))
 
 
 def evaluate_alerts(runtime: Runtime, client: WebClient) -> int:
-    """Evaluate every alert rule; returns how many notices were posted."""
+    """Evaluate every alert rule and post what it owes; returns how many notices were
+    owed. Off (0, nothing evaluated) without ALERTS_CHANNEL: `alerts.off_reason`."""
     from bot.core import observability
     from bot.views.alerts import NoticeKind
-    from bot.workflows import alerts
+
+    if alerts.off_reason(runtime.settings):
+        return 0
 
     def to_sentry(notice) -> None:
         level = "error" if notice.kind != NoticeKind.RESOLVED else "info"
@@ -59,10 +66,30 @@ JOBS: dict[str, Callable[[Runtime, WebClient], int]] = {
 }
 
 
+def jobs_for(settings: Settings) -> dict[str, Callable[[Runtime, WebClient], int]]:
+    """The jobs these settings run: all of JOBS, but alerts only with ALERTS_CHANNEL.
+
+    Args:
+        settings: the process's settings.
+
+    Returns:
+        The jobs by name, in the order they run.
+    """
+    off = alerts.off_reason(settings) is not None
+    return {name: job for name, job in JOBS.items() if not (off and job is evaluate_alerts)}
+
+
+def startup_notes(settings: Settings) -> list[str]:
+    """What a process that runs jobs says once at startup about the ones it will not run."""
+    reason = alerts.off_reason(settings)
+    return [reason] if reason else []
+
+
 def run_once(runtime: Runtime, client: WebClient) -> dict[str, int | str]:
-    """Run every job once; one job failing does not stop the others."""
+    """Run every job these settings run (`jobs_for`) once; one job failing does not stop
+    the others."""
     results: dict[str, int | str] = {}
-    for name, job in JOBS.items():
+    for name, job in jobs_for(runtime.settings).items():
         try:
             results[name] = job(runtime, client)
         except Exception as error:

@@ -66,6 +66,8 @@ from tests.support.faults import (  # the fixture runs the session-wide log scan
 from tests.support.harness import ADMIN, CHANNEL, REQUESTER, TEAM_ID, shown, wait_until
 from tests.support.tcp_proxy import BLACKHOLE, TcpProxy
 
+ALERTS = "CALERTS"  # given to `jobs run-once` only: the server itself runs no jobs (Celery mode)
+
 # ----- one server whose PostgreSQL, Redis and Slack can each be cut ----------------------
 
 
@@ -147,6 +149,11 @@ def test_redis_down_sends_tickets_to_people_and_tells_the_admin_why_rollback_is_
     assert resolution_of(e2e_sessions, ticket_id) is None
     with e2e_sessions() as session:
         assert session.scalars(select(AuditEvent.event_type)).all() == [audit.AUTONOMY_LIMITER_DOWN]
+    # Autonomy failing closed is no longer silent: the next jobs pass alerts the admins.
+    assert run_jobs(down, ALERTS_CHANNEL=ALERTS)["evaluate_alerts"] == 1
+    [alert] = fslack.messages(ALERTS)
+    assert alert["text"].startswith(
+        "Alert: The autonomy limiter's store (REDIS_URL) could not be reached 1 time"), alert["text"]
 
     # An admin's rollback is paused, and the admin is told why, in time.
     response, seconds = timed(lambda: down.command("/rollback", action_id[:8], user=ADMIN))
@@ -342,6 +349,42 @@ def test_a_post_that_timed_out_but_reached_slack_is_not_posted_twice(down, fslac
     make_posts_due(e2e_sessions)
     run_jobs(down)
     assert len([m for m in fslack.messages(CHANNEL) if about(ticket_id)(m)]) == 1
+
+
+def _answer_row(sessions, ticket_id: int) -> SlackOutbox | None:
+    with sessions() as session:
+        return session.scalars(select(SlackOutbox).where(
+            SlackOutbox.ticket_id == ticket_id,
+            SlackOutbox.purpose == OutboxPurpose.TICKET_OUTCOME)).first()
+
+
+def test_a_revoked_token_holds_the_answer_alerts_the_admins_and_posts_it_once_it_works(
+        down, fslack, e2e_sessions):
+    fslack.fail_next("chat.postMessage", error="token_revoked")
+    ticket_id = ticket_number(slash_ticket(down))
+    wait_until(lambda: (row := _answer_row(e2e_sessions, ticket_id)) is not None
+               and row.status == "held", timeout=15, what="the answer held")
+    assert fslack.messages(CHANNEL) == []
+
+    # Still refused at the next pass: Slack is asked once, nothing is sent or lost, and
+    # the admins hear of it (this fake refuses only the probe, so the alert gets out).
+    fslack.fail_next("auth.test", error="token_revoked")
+    results = run_jobs(down, ALERTS_CHANNEL=ALERTS)
+    assert (results["deliver_outbox"], results["evaluate_alerts"]) == (0, 1)
+    assert _answer_row(e2e_sessions, ticket_id).status == "held"
+    [alert] = fslack.messages(ALERTS)
+    assert alert["text"].startswith("Alert: 1 Slack message held"), alert["text"]
+    assert "chat.postMessage: token_revoked" in alert["text"]
+
+    # The token works again: the answer goes out once, and the alert resolves.
+    results = run_jobs(down, ALERTS_CHANNEL=ALERTS)
+    assert (results["deliver_outbox"], results["evaluate_alerts"]) == (1, 1)
+    [answer] = [m for m in fslack.messages(CHANNEL) if about(ticket_id)(m)]
+    assert answered(e2e_sessions, ticket_id).slack_message_ts == answer["ts"]
+    assert fslack.messages(ALERTS)[-1]["text"].startswith("Resolved: No Slack messages held")
+    assert run_jobs(down, ALERTS_CHANNEL=ALERTS)["deliver_outbox"] == 0
+    assert len([m for m in fslack.messages(CHANNEL) if about(ticket_id)(m)]) == 1
+    assert_consistent(e2e_sessions)
 
 
 def test_slack_down_when_a_new_server_gets_its_first_request(e2e_db_url, e2e_engine,

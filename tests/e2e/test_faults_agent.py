@@ -51,7 +51,8 @@ def agent_server(e2e_db_url, agent_slack, agent):
     server = start_server(
         database_url=e2e_db_url, slack=agent_slack, redis_url=E2E_REDIS_URL,
         AGENT_URL=agent.url, AGENT_TIMEOUT="0.3", AGENT_RETRIES="2", AGENT_BREAKER_FAILURES="3",
-        AGENT_BREAKER_RESET="10m", CRITICAL_ALERTS_CHANNEL=CRITICAL, ALERT_AGENT_ERRORS="2",
+        AGENT_BREAKER_RESET="10m", ALERTS_CHANNEL="CALERTS", CRITICAL_ALERTS_CHANNEL=CRITICAL,
+        ALERT_AGENT_ERRORS="2",
     )
     yield server
     server.stop()

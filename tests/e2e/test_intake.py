@@ -281,8 +281,9 @@ def test_a_critical_ticket_is_escalated_in_the_thread_and_to_the_escalation_chan
     assert thread.args["thread_ts"] == USER_TS
     assert "Escalated to *Security*" in _shown(thread.args)
     [alert] = _posts(slack, ESCALATIONS)
-    assert f"Ticket #{ticket.ticket_id} from <@{REQUESTER}>" in alert.args["text"]
-    assert "Security" in _shown(alert.args)
+    assert alert.args["text"] == f"Ticket #{ticket.ticket_id} escalated to Security"
+    assert f"<@{REQUESTER}>" in _shown(alert.args) and "> we have a security breach" in _shown(alert.args)
+    assert "*Priority*\ncritical" in _shown(alert.args)
 
 
 def test_a_vague_ticket_gets_questions_in_the_thread(e2e, slack, e2e_sessions):

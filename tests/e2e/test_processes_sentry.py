@@ -66,7 +66,7 @@ def test_jobs_run_once_from_cron_sends_the_alert_it_fires_to_sentry(sqlite_url, 
     with FakeSlack() as slack:
         done = _run("jobs", "run-once", env=_env(
             DATABASE_URL=sqlite_url, SLACK_API_URL=slack.base_url, SLACK_BOT_TOKEN=slack.token,
-            CRITICAL_ALERTS_CHANNEL=CRITICAL, SENTRY_DSN=sentry.dsn))
+            ALERTS_CHANNEL="CALERTS", CRITICAL_ALERTS_CHANNEL=CRITICAL, SENTRY_DSN=sentry.dsn))
         assert done.returncode == 0, done.stderr
         [alert] = slack.messages(CRITICAL)
     assert "6 agent API errors" in alert["text"]

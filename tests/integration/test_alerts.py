@@ -1,25 +1,30 @@
 """Alert rules: measured in PostgreSQL, fired once, repeated after the cooldown,
-resolved when they clear, posted to the fake Slack exactly once even with two
-evaluators or a Slack outage."""
+resolved when they clear, owed through the outbox and posted to the fake Slack exactly
+once even with two evaluators, a Slack outage, or a commit lost after the decision; no
+Slack call inside the evaluator's transaction; nothing evaluated without ALERTS_CHANNEL."""
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 import time_machine
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from bot.core.settings import Settings, load_settings
+from bot.delivery import outbox
 from bot.delivery.slack_client import make_web_client
 from bot.domain import audit
+from bot.domain.intake import open_ticket
+from bot.domain.processing import process_ticket
+from bot.domain.ratelimit import AutonomyBudget, make_storage
 from bot.views.alerts import NoticeKind, alert_blocks, notice_text, pct, plural, span
-from bot.workflows import alerts
+from bot.workflows import alerts, periodic
 from bot.workflows.alerts import Measurement, Notice, evaluate, measure_all, run_alerts
 from models import (
     ActionHistory,
@@ -27,13 +32,18 @@ from models import (
     AgentCall,
     AlertRule,
     AlertState,
+    OutboxPurpose,
+    OutboxStatus,
+    SlackOutbox,
     TicketResolution,
+    TicketSource,
     make_engine,
     make_session_factory,
     transaction,
 )
 from tests.support.factories import make_action, make_ticket
 from tests.support.fake_slack import FakeSlack
+from tests.support.scripted_agent import ScriptedAgent
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 ALERTS = "CALERTS"
@@ -85,6 +95,28 @@ def cap_events(session: Session, *, count: int, at: datetime = NOW) -> None:
                      detail={"cap": "per_hour"}, now=at)
 
 
+def limiter_events(session: Session, *, count: int, at: datetime = NOW) -> None:
+    """Decisions that found the limiter's store unreachable (as processing audits them)."""
+    for _ in range(count):
+        audit.record(session, audit.AUTONOMY_LIMITER_DOWN, actor_id=None, now=at)
+
+
+def held_posts(session: Session, *, count: int, at: datetime = NOW,
+               status: str = OutboxStatus.HELD) -> None:
+    """Outbox rows Slack refused with a token error (the outbox holds them)."""
+    for n in range(count):
+        session.add(SlackOutbox(purpose=OutboxPurpose.NOTICE, channel="CHELP", text=f"post {n}",
+                                status=status, attempts=0, next_attempt_at=at, created_at=at,
+                                last_error="chat.postMessage: token_revoked"))
+    session.flush()
+
+
+def release_held(session: Session, at: datetime) -> None:
+    """The token works again and every held post went out."""
+    session.execute(update(SlackOutbox).where(SlackOutbox.status == OutboxStatus.HELD)
+                    .values(status=OutboxStatus.SENT, sent_at=at))
+
+
 # Just enough to breach each rule at the default settings, 30 s before `at`.
 BREACH: dict[str, Callable[[Session, datetime], None]] = {
     AlertRule.FAILURE_RATE: lambda s, at: answers(s, no=5, at=at - timedelta(seconds=30)),
@@ -93,7 +125,12 @@ BREACH: dict[str, Callable[[Session, datetime], None]] = {
     AlertRule.AGENT_ERRORS: lambda s, at: agent_calls(s, failed=6, at=at - timedelta(seconds=30)),
     AlertRule.ROLLBACKS: lambda s, at: rollbacks(s, count=21, at=at - timedelta(seconds=30)),
     AlertRule.AUTONOMY_CAP: lambda s, at: cap_events(s, count=1, at=at - timedelta(seconds=30)),
+    AlertRule.LIMITER_DOWN: lambda s, at: limiter_events(s, count=1, at=at - timedelta(seconds=30)),
+    AlertRule.POSTS_HELD: lambda s, at: held_posts(s, count=1, at=at - timedelta(seconds=30)),
 }
+# How a breach clears: windows pass on their own (every window is at most an hour);
+# held posts stay until they are released.
+CLEAR: dict[str, Callable[[Session, datetime], None]] = {AlertRule.POSTS_HELD: release_held}
 # Exactly at each threshold: 10% failures, mean confidence 0.5, 5 errors, 20
 # rollbacks; for the cap (any event fires) an event just older than its window.
 AT_THRESHOLD: dict[str, tuple[Callable[[Session], None], float | None]] = {
@@ -103,6 +140,11 @@ AT_THRESHOLD: dict[str, tuple[Callable[[Session], None], float | None]] = {
     AlertRule.ROLLBACKS: (lambda s: rollbacks(s, count=20), 20.0),
     AlertRule.AUTONOMY_CAP: (lambda s: cap_events(
         s, count=3, at=NOW - timedelta(minutes=15, seconds=1)), 0.0),
+    AlertRule.LIMITER_DOWN: (lambda s: limiter_events(
+        s, count=3, at=NOW - timedelta(minutes=15, seconds=1)), 0.0),
+    # Posts that failed or wait out a backoff are not held.
+    AlertRule.POSTS_HELD: (lambda s: (held_posts(s, count=2, status=OutboxStatus.FAILED),
+                                      held_posts(s, count=2, status=OutboxStatus.PENDING)), 0.0),
 }
 
 
@@ -242,18 +284,19 @@ def test_counts_need_no_minimum_sample(session, config, rule, build):
 @pytest.mark.parametrize("rule", list(AlertRule))
 def test_fires_once_holds_quiet_repeats_then_resolves(committing_factory, config, client,
                                                      fake, rule):
-    channel, other = (CRITICAL, ALERTS) if rule == AlertRule.AGENT_ERRORS else (ALERTS, CRITICAL)
+    critical = rule in (AlertRule.AGENT_ERRORS, AlertRule.POSTS_HELD)
+    channel, other = (CRITICAL, ALERTS) if critical else (ALERTS, CRITICAL)
     cooldown = config.alert_cooldown
 
     def run(at: datetime, *, breach: bool) -> list[tuple[str, str]]:
-        if breach:
-            with transaction(committing_factory) as db:
-                BREACH[rule](db, at)
+        with transaction(committing_factory) as db:
+            (BREACH[rule] if breach else CLEAR.get(rule, lambda *_: None))(db, at)
         notices = run_alerts(committing_factory, client, config, now=at)
         return [(n.rule, n.kind) for n in notices]
 
     assert run(NOW, breach=True) == [(rule, NoticeKind.FIRING)]
-    assert run(NOW + timedelta(minutes=1), breach=False) == []  # still holds (no new data)
+    if rule not in CLEAR:
+        assert run(NOW + timedelta(minutes=1), breach=False) == []  # still holds (no new data)
     assert run(NOW + timedelta(minutes=30), breach=True) == []
     assert run(NOW + cooldown - timedelta(seconds=1), breach=True) == []
     assert run(NOW + cooldown, breach=True) == [(rule, NoticeKind.REPEAT)]
@@ -271,6 +314,12 @@ def test_fires_once_holds_quiet_repeats_then_resolves(committing_factory, config
     assert (row.firing, row.first_fired_at, row.last_sent_at, row.resolved_at) == (
         False, NOW, NOW + cooldown, cleared)
     assert row.last_message.startswith(("No ", "0 ", "Autonomy cap not reached"))
+    # Each notice was an outbox row, posted once and recorded so.
+    with transaction(committing_factory) as db:
+        rows = db.scalars(select(SlackOutbox).where(SlackOutbox.purpose == OutboxPurpose.ALERT)
+                          .order_by(SlackOutbox.id)).all()
+    assert [(r.status, r.channel, r.message_ts) for r in rows] == [
+        (OutboxStatus.SENT, channel, m["ts"]) for m in posted]
 
 
 def test_breach_after_a_resolve_fires_again(session, config):
@@ -366,41 +415,54 @@ def test_state_rows_are_read_for_update(committing_factory, config, pg_engine):
                 evaluate(db, config, now=NOW)
 
 
-def test_slack_outage_is_not_recorded_as_sent_and_the_next_run_posts(
+def alert_rows(factory) -> list[SlackOutbox]:
+    with transaction(factory) as db:
+        return db.scalars(select(SlackOutbox).where(SlackOutbox.purpose == OutboxPurpose.ALERT)
+                          .order_by(SlackOutbox.id)).all()
+
+
+def test_a_slack_outage_leaves_the_alert_owed_and_the_delivery_job_posts_it_once(
         committing_factory, config, client, fake):
     with transaction(committing_factory) as db:
         rollbacks(db, count=21)
-    fake.fail_next("chat.postMessage", status=500, times=5)
+    fake.fail_next("chat.postMessage", status=500, times=3)  # the client's 3 attempts
 
-    assert run_alerts(committing_factory, client, config, now=NOW) == []  # 3 attempts, all 500
+    fired = run_alerts(committing_factory, client, config, now=NOW)
+
+    # Decided and recorded: the rule fires, and its post is owed, not lost.
+    assert [(n.rule, n.kind) for n in fired] == [(AlertRule.ROLLBACKS, NoticeKind.FIRING)]
     assert fake.messages(ALERTS) == []
-    row = state(committing_factory, AlertRule.ROLLBACKS)
-    assert (row.firing, row.last_sent_at) == (False, None)
+    assert state(committing_factory, AlertRule.ROLLBACKS).firing
+    [row] = alert_rows(committing_factory)
+    assert (row.status, row.attempts, row.claimed_until) == (OutboxStatus.PENDING, 1, None)
+    assert row.next_attempt_at > NOW and row.last_error == "chat.postMessage: internal_error"
+    # The next evaluation owes nothing new; the delivery job posts the one it owes.
+    assert run_alerts(committing_factory, client, config, now=NOW + timedelta(minutes=1)) == []
+    assert outbox.deliver(committing_factory, client, now=NOW + timedelta(minutes=1)) == 1
+    assert outbox.deliver(committing_factory, client, now=NOW + timedelta(hours=2)) == 0
+    [posted] = fake.messages(ALERTS)
+    assert posted["text"].startswith("Alert: 21 rollbacks")
+    assert posted["metadata"]["event_payload"] == {"outbox_id": row.id}
 
-    posted = run_alerts(committing_factory, client, config, now=NOW + timedelta(minutes=1))
 
-    assert [(n.rule, n.kind) for n in posted] == [(AlertRule.ROLLBACKS, NoticeKind.FIRING)]
-    assert len(fake.messages(ALERTS)) == 1
-    assert state(committing_factory, AlertRule.ROLLBACKS).first_fired_at == (
-        NOW + timedelta(minutes=1))
-
-
-def test_an_outage_keeps_later_notices_for_the_next_run(committing_factory, config, client,
-                                                        fake):
+def test_an_outage_on_one_notice_does_not_hold_back_the_others(committing_factory, config,
+                                                                client, fake):
     with transaction(committing_factory) as db:
         agent_calls(db, failed=6)
         cap_events(db, count=1)
     fake.fail_next("chat.postMessage", status=503, times=3)  # the first post's 3 attempts
 
-    assert run_alerts(committing_factory, client, config, now=NOW) == []
-    assert len(fake.calls("chat.postMessage")) == 3  # stopped: no attempt at the cap alert
+    assert [n.rule for n in run_alerts(committing_factory, client, config, now=NOW)] == [
+        AlertRule.AGENT_ERRORS, AlertRule.AUTONOMY_CAP]
+    assert (len(fake.messages(CRITICAL)), len(fake.messages(ALERTS))) == (0, 1)
 
-    posted = run_alerts(committing_factory, client, config, now=NOW)
-    assert [n.rule for n in posted] == [AlertRule.AGENT_ERRORS, AlertRule.AUTONOMY_CAP]
+    assert outbox.deliver(committing_factory, client, now=NOW + timedelta(minutes=1)) == 1
     assert (len(fake.messages(CRITICAL)), len(fake.messages(ALERTS))) == (1, 1)
+    assert run_alerts(committing_factory, client, config, now=NOW + timedelta(minutes=1)) == []
 
 
-def test_a_permanent_refusal_counts_as_delivered(committing_factory, config, client, fake):
+def test_a_permanent_refusal_is_recorded_failed_and_not_retried(committing_factory, config,
+                                                                 client, fake):
     with transaction(committing_factory) as db:
         cap_events(db, count=1)
     fake.fail_next("chat.postMessage", error="channel_not_found")
@@ -410,23 +472,11 @@ def test_a_permanent_refusal_counts_as_delivered(committing_factory, config, cli
 
     assert posted == seen and [n.kind for n in posted] == [NoticeKind.FIRING]
     assert state(committing_factory, AlertRule.AUTONOMY_CAP).firing
-    assert run_alerts(committing_factory, client, config, now=NOW) == []  # not retried
+    [row] = alert_rows(committing_factory)
+    assert (row.status, row.last_error) == (OutboxStatus.FAILED, "Slack refused the post")
+    assert run_alerts(committing_factory, client, config, now=NOW) == []  # not re-decided
+    assert outbox.deliver(committing_factory, client, now=NOW + timedelta(hours=3)) == 0
     assert len(fake.calls("chat.postMessage")) == 1
-
-
-def test_no_channel_is_logged_and_treated_as_sent(committing_factory, settings, client, fake,
-                                                  caplog):
-    config = load_settings(database_url=settings.database_url)  # no ALERTS_CHANNEL
-    with transaction(committing_factory) as db:
-        cap_events(db, count=1)
-
-    with caplog.at_level(logging.WARNING, logger="bot.workflows.alerts"):
-        posted = run_alerts(committing_factory, client, config, now=NOW)
-
-    assert [(n.channel, n.kind) for n in posted] == [(None, NoticeKind.FIRING)]
-    assert "no channel configured" in caplog.text
-    assert fake.calls("chat.postMessage") == []
-    assert state(committing_factory, AlertRule.AUTONOMY_CAP).firing
 
 
 def test_on_notice_runs_after_the_commit_and_its_failure_changes_nothing(
@@ -443,6 +493,154 @@ def test_on_notice_runs_after_the_commit_and_its_failure_changes_nothing(
     assert firing_seen == [True]
     assert run_alerts(committing_factory, client, config, now=NOW) == []
     assert len(fake.messages(ALERTS)) == 1
+
+
+# ----- point 4: decide and record in the transaction, post after the commit ------------
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_factory(request):
+    """Real commits on PostgreSQL (tables emptied after) or on a new SQLite file."""
+    if request.param == "postgresql":
+        yield request.getfixturevalue("committing_factory")
+        return
+    engine = make_engine(request.getfixturevalue("sqlite_url"))
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def test_a_commit_lost_after_the_decision_posts_nothing_and_the_next_run_posts_once(
+        any_factory, config, client, fake):
+    # A crash (or a lost connection) between the post and the commit used to post the
+    # alert, forget it, and post it again on the next run.
+    with transaction(any_factory) as db:
+        cap_events(db, count=1)
+    lost = [OperationalError("COMMIT", {}, Exception("server closed the connection"))]
+
+    def lose_the_first_commit(session: Session) -> None:
+        if lost:
+            raise lost.pop()
+
+    event.listen(any_factory, "before_commit", lose_the_first_commit)
+    try:
+        with pytest.raises(OperationalError):
+            run_alerts(any_factory, client, config, now=NOW)
+    finally:
+        event.remove(any_factory, "before_commit", lose_the_first_commit)
+    assert fake.messages(ALERTS) == []  # nothing posted for a decision that was not kept
+
+    assert [n.kind for n in run_alerts(any_factory, client, config, now=NOW)] == [NoticeKind.FIRING]
+    assert run_alerts(any_factory, client, config, now=NOW + timedelta(minutes=1)) == []
+    assert len(fake.messages(ALERTS)) == 1
+
+
+def test_a_run_that_dies_after_its_commit_still_posts_once_its_claim_expires(
+        committing_factory, config, client, fake, monkeypatch):
+    with transaction(committing_factory) as db:
+        rollbacks(db, count=21)
+    monkeypatch.setattr(outbox, "send_claimed", lambda *args, **kwargs: 0)  # dies here
+    assert len(run_alerts(committing_factory, client, config, now=NOW)) == 1
+    monkeypatch.undo()
+
+    assert outbox.deliver(committing_factory, client, now=NOW + timedelta(minutes=1)) == 0  # its claim
+    later = NOW + config.claim_ttl + timedelta(seconds=1)
+    assert outbox.deliver(committing_factory, client, now=later) == 1
+    assert run_alerts(committing_factory, client, config, now=later) == []
+    assert len(fake.messages(ALERTS)) == 1
+
+
+def test_no_sqlite_write_lock_is_held_while_an_alert_is_posted(sqlite_url, fake):
+    # On SQLite the evaluator's transaction held the database's one write lock while
+    # Slack took its time (timeouts and Retry-After add up to a minute): intake and
+    # feedback failed with "nothing was saved". Now the post comes after the commit.
+    config = load_settings(database_url=sqlite_url, slack_api_url=fake.base_url,
+                           slack_bot_token=fake.token, alerts_channel=ALERTS)
+    factory = make_session_factory(make_engine(sqlite_url))
+    with transaction(factory) as db:
+        cap_events(db, count=1)
+    client = make_web_client(config)
+    posting = threading.Event()
+    post = client.chat_postMessage
+
+    def slow_post(**kwargs):
+        posting.set()
+        return post(**kwargs)
+
+    client.chat_postMessage = slow_post
+    fake.delay("chat.postMessage", 2.0)
+    runner = threading.Thread(target=run_alerts, args=(factory, client, config), kwargs={"now": NOW})
+    runner.start()
+    try:
+        assert posting.wait(10)
+        # A writer that waits at most 0.3 s for the lock, while the post takes 2 s.
+        impatient = make_session_factory(make_engine(
+            sqlite_url, connect_args={"timeout": 0.3, "check_same_thread": False}))
+        with transaction(impatient) as db:
+            ticket = open_ticket(db, user_id="UREQ", text="my vpn drops",
+                                 source=TicketSource.SLASH_COMMAND).ticket
+        assert ticket.ticket_id
+    finally:
+        runner.join()
+    assert len(fake.messages(ALERTS)) == 1
+
+
+# ----- point 11: no ALERTS_CHANNEL, no evaluation -------------------------------------
+
+def test_without_alerts_channel_nothing_is_evaluated_or_marked_sent(committing_factory, settings,
+                                                                    client, fake):
+    config = load_settings(database_url=settings.database_url,
+                           critical_alerts_channel=CRITICAL)  # no ALERTS_CHANNEL
+    with transaction(committing_factory) as db:
+        cap_events(db, count=1)
+        agent_calls(db, failed=6)
+    runtime = SimpleNamespace(settings=config, sessions=committing_factory)
+
+    assert alerts.off_reason(config) == alerts.ALERTS_OFF
+    assert "ALERTS_CHANNEL is not set" in alerts.ALERTS_OFF
+    assert periodic.evaluate_alerts(runtime, client) == 0
+    with pytest.raises(ValueError, match="ALERTS_CHANNEL is not set"):
+        run_alerts(committing_factory, client, config, now=NOW)
+
+    with transaction(committing_factory) as db:
+        assert db.scalars(select(AlertState)).all() == []  # nothing fired, nothing "sent"
+    assert alert_rows(committing_factory) == []
+    assert fake.calls("chat.postMessage") == []
+    # Once it is set, the alerts that were due fire.
+    runtime.settings = config.model_copy(update={"alerts_channel": ALERTS})
+    with time_machine.travel(NOW + timedelta(minutes=1)):
+        assert periodic.evaluate_alerts(runtime, client) == 2
+    assert (len(fake.messages(ALERTS)), len(fake.messages(CRITICAL))) == (1, 1)
+
+
+def test_the_limiter_rule_counts_decisions_that_found_the_store_down(session, config):
+    limiter_events(session, count=3)
+    limiter_events(session, count=2, at=NOW - timedelta(minutes=16))  # outside the window
+
+    m = by_rule(measure_all(session, config, now=NOW))[AlertRule.LIMITER_DOWN]
+
+    assert (m.breached, m.value) == (True, 3.0)
+    assert m.message == ("The autonomy limiter's store (REDIS_URL) could not be reached 3 times "
+                         "over the last 15 minutes: the bot hands tickets to human triage and "
+                         "rollbacks are paused until it answers again")
+    [notice] = evaluate(session, config, now=NOW)
+    assert (notice.rule, notice.channel) == (AlertRule.LIMITER_DOWN, ALERTS)
+
+
+def test_a_decision_that_finds_the_limiter_down_raises_the_alert(
+        committing_factory, config, client, fake):
+    # The real path: the store is unreachable, the decision fails closed and is audited,
+    # and the next evaluation says so in the alerts channel.
+    dead = make_storage("redis://127.0.0.1:1/0")
+    with transaction(committing_factory) as db:
+        ticket = make_ticket(db, description="I forgot my password")
+    with transaction(committing_factory) as db:
+        outcome = process_ticket(db, ticket.ticket_id, agent=ScriptedAgent(),
+                                 budget=AutonomyBudget(config, dead), settings=config)
+    assert outcome.action.autonomous is False
+
+    [notice] = run_alerts(committing_factory, client, config)
+    assert (notice.rule, notice.kind) == (AlertRule.LIMITER_DOWN, NoticeKind.FIRING)
+    [posted] = fake.messages(ALERTS)
+    assert "could not be reached 1 time" in posted["text"]
 
 
 # ----- SQLite, the app clock, the views -----------------------------------------------

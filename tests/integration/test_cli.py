@@ -40,9 +40,10 @@ def test_manifest_declares_the_contract(capsys):
     assert manifest["settings"]["interactivity"] == {"is_enabled": True, "request_url": url}
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     # What the app calls: posting, DMs for follow-ups, users.info for the admin check,
-    # history for follow-up reconciliation.
+    # history for follow-up reconciliation, conversations.members for who is in a
+    # team's channel (public and private).
     assert {"chat:write", "commands", "im:write", "im:history", "users:read",
-            "app_mentions:read"} <= scopes
+            "app_mentions:read", "channels:read", "groups:read"} <= scopes
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
 
 
@@ -186,6 +187,45 @@ def test_commands_that_need_tokens_or_redis_say_so(command, capsys):
 def test_unknown_options_are_refused(capsys):
     with pytest.raises(SystemExit):
         cli.main(["manifest", "--bogus"])
+
+
+def _alerts_off_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "ALERTS_CHANNEL" in r.getMessage()]
+
+
+def test_jobs_run_once_without_alerts_channel_says_so_once_and_runs_the_rest(
+        tmp_path, monkeypatch, capsys, caplog):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'bot.db'}")
+    assert cli.main(["db", "upgrade"]) == 0
+    capsys.readouterr()
+
+    with caplog.at_level(logging.WARNING):
+        assert cli.main(["jobs", "run-once"]) == 0
+    assert _alerts_off_lines(caplog) == [
+        "alert evaluation is off: ALERTS_CHANNEL is not set. Set it to the channel alerts go "
+        "to and invite the bot there; the bot serves without it"]
+    assert json.loads(capsys.readouterr().out) == {"sweep_new_tickets": 0, "deliver_outbox": 0}
+
+    caplog.clear()
+    monkeypatch.setenv("ALERTS_CHANNEL", "CALERTS")
+    with caplog.at_level(logging.WARNING):
+        assert cli.main(["jobs", "run-once"]) == 0
+    assert _alerts_off_lines(caplog) == []
+    assert json.loads(capsys.readouterr().out)["evaluate_alerts"] == 0
+
+
+def test_serve_without_alerts_channel_says_so_once_and_still_serves(tmp_path, monkeypatch, caplog):
+    for name, value in {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s",
+                        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}"}.items():
+        monkeypatch.setenv(name, value)
+    served = []
+    monkeypatch.setattr("bot.platform.server.run_gunicorn", lambda *a, **k: served.append(k))
+
+    with caplog.at_level(logging.WARNING):
+        assert cli.main(["serve", "--port", "0"]) == 0
+
+    assert len(served) == 1
+    assert len(_alerts_off_lines(caplog)) == 1
 
 
 # `resolvemeq socket`: what it starts before it connects ----------------------------------

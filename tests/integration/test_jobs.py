@@ -158,10 +158,31 @@ def test_one_job_delivers_due_posts_and_follow_ups_alike(runtime, fake):
 
 
 def test_jobs_run_once_runs_every_job(runtime, fake):
+    runtime.settings = runtime.settings.model_copy(update={"alerts_channel": "CALERTS"})
     client = make_web_client(runtime.settings, timeout=2)
     results = periodic.run_once(runtime, client)
     assert set(results) == set(periodic.JOBS)
     assert all(isinstance(v, int) for v in results.values()), results
+
+
+def test_without_alerts_channel_no_alert_job_runs_or_is_scheduled(runtime, fake):
+    client = make_web_client(runtime.settings, timeout=2)
+    assert runtime.settings.alerts_channel is None
+    assert set(periodic.run_once(runtime, client)) == {"sweep_new_tickets", "deliver_outbox"}
+    assert periodic.startup_notes(runtime.settings) == [
+        "alert evaluation is off: ALERTS_CHANNEL is not set. Set it to the channel alerts go "
+        "to and invite the bot there; the bot serves without it"]
+    from jobs.celery_app import create_celery
+
+    without = create_celery(load_settings(database_url="sqlite://", redis_url=BROKER_URL))
+    with_channel = create_celery(load_settings(database_url="sqlite://", redis_url=BROKER_URL,
+                                               alerts_channel="CALERTS"))
+    assert "evaluate_alerts" not in without.conf.beat_schedule
+    assert set(with_channel.conf.beat_schedule) == {"sweep_new_tickets", "deliver_outbox",
+                                                    "evaluate_alerts"}
+    configured = load_settings(database_url="sqlite://", alerts_channel="CALERTS")
+    assert periodic.startup_notes(configured) == []
+    assert set(periodic.jobs_for(configured)) == set(periodic.JOBS)
 
 
 # Real workers ------------------------------------------------------------------------

@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import logging
 import uuid
+from types import SimpleNamespace
 from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import event, select
 from sqlalchemy.engine import make_url
 
-from bot.views import ActionId, feedback_value, rollback_value, why_value
+from bot.views import (
+    ActionId,
+    BlockId,
+    feedback_value,
+    resolve_modal,
+    rollback_value,
+    ticket_value,
+    why_value,
+)
 from bot.workflows import announce
 from bot.workflows.runtime import Runtime
 from handlers.errors import DB_DOWN
@@ -81,6 +90,29 @@ def test_an_outage_during_a_click_is_told_to_the_clicker(no_database, slack, act
     no_database.settled()
     [said] = _ephemerals_to(slack, ADMIN)
     assert (said["channel"], said["text"]) == (CHANNEL, told)
+
+
+def test_an_outage_during_a_take_is_told_to_the_clicker(no_database, slack):
+    answer = no_database.click(ActionId.TEAM_TAKE, ticket_value(1), user=ADMIN, channel="CTEAM")
+
+    assert (answer.status_code, answer.text) == (200, "")
+    no_database.settled()
+    [said] = _ephemerals_to(slack, ADMIN)
+    assert (said["channel"], said["text"]) == ("CTEAM", DB_DOWN_CLICK)
+
+
+def test_an_outage_during_a_modal_submission_is_said_in_the_modal(no_database, slack):
+    view = {**resolve_modal(SimpleNamespace(ticket_id=1, user_id=REQUESTER, description=VPN)),
+            "id": "VMODAL0001"}
+
+    answer = no_database.submit_view(view, {BlockId.RESOLUTION_NOTE: {ActionId.RESOLUTION_NOTE: "Fixed"}},
+                                     user=ADMIN)
+
+    # The modal stays open, with what was typed, and says why: submitting again works.
+    assert answer.json() == {"response_action": "errors", "errors": {
+        BlockId.RESOLUTION_NOTE: "Sorry, I couldn't save that right now. Please submit again in a minute."}}
+    no_database.settled()
+    assert _ephemerals_to(slack, ADMIN) == []
 
 
 def test_an_outage_during_a_dm_is_told_to_the_sender(no_database, slack):

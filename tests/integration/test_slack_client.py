@@ -15,6 +15,8 @@ from bot.core.settings import Settings, load_settings
 from bot.delivery.slack_client import (
     DEFAULT_TIMEOUT,
     PERMANENT_ERRORS,
+    TOKEN_ERRORS,
+    SlackTokenRefused,
     SlackUnavailable,
     make_web_client,
     safe_call,
@@ -145,15 +147,30 @@ def test_permanent_error_returns_none_logged_without_token_or_text(
     assert "xoxb-" not in caplog.text
 
 
-def test_bad_token_is_permanent_and_logged_as_an_error(
+def test_a_refused_token_is_logged_as_an_error_and_raised_only_when_asked(
     slack: FakeSlack, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = load_settings(slack_bot_token="xoxb-revoked-123", slack_api_url=slack.base_url)
+    client = make_web_client(settings)
 
-    assert safe_call(make_web_client(settings), "auth.test", raise_transient=True) is None
-    record = next(r for r in caplog.records if r.name == "bot.delivery.slack_client")
-    assert record.levelno == logging.ERROR and "invalid_auth" in record.getMessage()
+    assert safe_call(client, "auth.test") is None
+    with pytest.raises(SlackTokenRefused) as refused:
+        safe_call(client, "auth.test", raise_transient=True)
+
+    # A SlackUnavailable: a caller that only retries later still keeps what it owes.
+    assert isinstance(refused.value, SlackUnavailable)
+    assert (refused.value.method, refused.value.error) == ("auth.test", "invalid_auth")
+    assert len(slack.calls("auth.test")) == 2  # not retried by the client
+    ours = [r for r in caplog.records if r.name == "bot.delivery.slack_client"]
+    assert [r.levelno for r in ours] == [logging.ERROR] * 2
+    assert "invalid_auth" in ours[0].getMessage() and "SLACK_BOT_TOKEN" in ours[0].getMessage()
     assert "xoxb-" not in caplog.text
+
+
+def test_token_and_grant_errors_are_neither_permanent_nor_transient() -> None:
+    assert {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive",
+            "missing_scope"} <= TOKEN_ERRORS
+    assert not TOKEN_ERRORS & PERMANENT_ERRORS
 
 
 def test_unknown_error_code_is_treated_as_transient(slack: FakeSlack, settings: Settings) -> None:

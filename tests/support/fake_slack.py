@@ -120,6 +120,7 @@ class FakeSlack(LoopbackHTTPServer):
         self._channels: dict[str, list[Args]] = defaultdict(list)
         self._ephemerals: list[Args] = []
         self._users: dict[str, Args] = {}
+        self._members: dict[str, list[str]] = {}
         self._views: dict[str, Args] = {}
         self._home: dict[str, Args] = {}
         self._ts_counter = 0
@@ -131,6 +132,7 @@ class FakeSlack(LoopbackHTTPServer):
             "conversations.replies": self._replies,
             "views.publish": self._views_publish, "views.open": self._views_open,
             "views.update": self._views_update, "reactions.add": self._reactions_add,
+            "conversations.members": self._conversations_members,
         }
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -225,6 +227,12 @@ class FakeSlack(LoopbackHTTPServer):
                 "profile": {"real_name": name, "display_name": name, "team": self.team_id}}
         with self._cond:
             self._users[user_id] = {**user, **fields}
+
+    def set_members(self, channel: str, users: list[str]) -> None:
+        """Say who is in a channel (what ``conversations.members`` answers); like users,
+        this stays through ``reset``. A channel never set is ``channel_not_found``."""
+        with self._cond:
+            self._members[channel] = list(users)
 
     def fail_next(self, method: str, *, status: int | None = None, error: str | None = None,
                   retry_after: int | None = None, times: int = 1) -> None:
@@ -414,6 +422,20 @@ class FakeSlack(LoopbackHTTPServer):
             found.append(item)
         return {"messages": found, "has_more": len(thread) > limit,
                 "response_metadata": {"next_cursor": ""}}
+
+    def _conversations_members(self, args: Args) -> Args:
+        members = self._members.get(str(args.get("channel") or ""))
+        if members is None:
+            raise _SlackError("channel_not_found")
+        limit = min(int(args.get("limit") or 100), 1000)
+        cursor = str(args.get("cursor") or "")
+        if cursor and not (cursor.startswith("next:") and cursor[5:].isdigit()):
+            raise _SlackError("invalid_cursor")
+        start = int(cursor[5:]) if cursor else 0
+        page = members[start:start + limit]
+        more = start + limit < len(members)
+        return {"members": page,
+                "response_metadata": {"next_cursor": f"next:{start + limit}" if more else ""}}
 
     def _users_info(self, args: Args) -> Args:
         user = self._users.get(str(args.get("user") or ""))

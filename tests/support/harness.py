@@ -84,11 +84,18 @@ class SlackRequests:
 
     def click(self, action_id: str, value: str, *, user: str = REQUESTER, channel: str = CHANNEL,
               message_ts: str = "1732527000.000100", team: str = TEAM_ID,
-              enterprise: str | None = None) -> Any:
+              trigger_id: str | None = None, enterprise: str | None = None) -> Any:
         payload = slack_signing.block_actions_payload(
             action_id, value, user_id=user, channel_id=channel, team_id=team, message_ts=message_ts,
-            enterprise_id=enterprise,
+            trigger_id=trigger_id or f"trig-{uuid.uuid4().hex}", enterprise_id=enterprise,
         )
+        return self.post(slack_signing.block_actions_body(payload))
+
+    def submit_view(self, view: dict[str, Any], values: dict[str, dict[str, str]], *,
+                    user: str = REQUESTER, team: str = TEAM_ID) -> Any:
+        """Press Submit on a modal the app opened (`view`: views.open's view, as the
+        fake Slack stored it), with `values` typed into it: {block_id: {action_id: text}}."""
+        payload = slack_signing.view_submission_payload(view, values, user_id=user, team_id=team)
         return self.post(slack_signing.block_actions_body(payload))
 
     def event(self, event: dict[str, Any], *, event_id: str | None = None, team: str = TEAM_ID,

@@ -217,6 +217,64 @@ def block_actions_payload(
     }
 
 
+def view_submission_payload(
+    view: dict[str, Any],
+    values: dict[str, dict[str, str]],
+    *,
+    user_id: str,
+    team_id: str,
+    api_app_id: str = DEFAULT_APP_ID,
+) -> dict[str, Any]:
+    """A ``view_submission`` payload: a person pressed Submit on a modal.
+
+    Args:
+        view: the view as the app opened it (views.open's ``view``, with its ``id`` when
+            Slack gave one): callback_id, private_metadata and blocks come back as sent.
+        values: what was typed, ``{block_id: {action_id: text}}`` (plain_text_input).
+        user_id: who submitted.
+        team_id: the workspace.
+        api_app_id: the app id.
+
+    Returns:
+        The payload dict; encode it with :func:`block_actions_body`.
+    """
+    state = {block: {action: {"type": "plain_text_input", "value": text}
+                     for action, text in actions.items()}
+             for block, actions in values.items()}
+    return {
+        "type": "view_submission",
+        "team": {"id": team_id, "domain": "resolvemeq-test"},
+        "user": {"id": user_id, "username": "requester", "name": "requester", "team_id": team_id},
+        "api_app_id": api_app_id,
+        "token": DEFAULT_VERIFICATION_TOKEN,
+        "trigger_id": DEFAULT_TRIGGER_ID,
+        "view": {
+            "id": view.get("id", "VMODAL0001"),
+            "team_id": team_id,
+            "type": view.get("type", "modal"),
+            "blocks": view.get("blocks", []),
+            "private_metadata": view.get("private_metadata", ""),
+            "callback_id": view.get("callback_id", ""),
+            "state": {"values": state},
+            "hash": "1732527000.abcdef",
+            "title": view.get("title"),
+            "clear_on_close": False,
+            "notify_on_close": False,
+            "close": view.get("close"),
+            "submit": view.get("submit"),
+            "previous_view_id": None,
+            "root_view_id": view.get("id", "VMODAL0001"),
+            "app_id": api_app_id,
+            "external_id": "",
+            "app_installed_team_id": team_id,
+            "bot_id": "BBOT",
+        },
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+
+
 def block_actions_body(payload: dict[str, Any]) -> str:
     """An interactivity request body: form-encoded ``payload=<json>``.
 

@@ -12,7 +12,7 @@ from typing import Any
 from slack_sdk.models.blocks import Block
 
 from bot.domain.analytics import ActionTypeStats, ResolutionStats, TeamStats
-from models import ActionHistory, ActionType, Actor, Ticket, TicketResolution, TicketStatus
+from models import ActionHistory, ActionType, Actor, PersonResolution, Ticket, TicketResolution, TicketStatus
 
 NOW = datetime(2024, 5, 2, 9, 30, tzinfo=UTC)
 ACTION_ID = uuid.UUID("3f2a9c1e-0b6d-4c1a-9e2f-5a7b8c9d0e1f")
@@ -71,6 +71,23 @@ def resolution(**fields: Any) -> TicketResolution:
     }
     values.update(fields)
     return TicketResolution(**values)
+
+
+def person_resolution(**fields: Any) -> PersonResolution:
+    values: dict[str, Any] = {
+        "id": 7,
+        "ticket_id": 42,
+        "action_id": ACTION_ID,
+        "resolved_by": "UTEAM1",
+        "team": "Network",
+        "note": "Re-enrolled the laptop in the VPN profile",
+        "resolution_confirmed": None,
+        "satisfaction_score": None,
+        "reopened": False,
+        "created_at": NOW - timedelta(days=1),
+    }
+    values.update(fields)
+    return PersonResolution(**values)
 
 
 def stats(**fields: Any) -> ResolutionStats:

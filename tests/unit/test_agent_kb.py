@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from bot.agent import KnowledgeBaseAgent, TicketInput, kb
 from bot.agent.answer import KNOWN_RECOMMENDATIONS
 from bot.agent.articles import load_articles
-from bot.agent.examples import evaluation_set, training_examples
+from bot.agent.examples import TUNING_SPLITS, evaluation_set, training_examples
 from bot.agent.routing import DEFAULT_TEAM
 from bot.core.settings import load_settings
 from bot.domain import policy
@@ -74,13 +74,13 @@ def test_every_shipped_article_is_reachable_by_some_request(agent):
     assert {a.id for a in agent.articles} <= {article for _, article, _ in REQUESTS}
 
 
-# The issue's complaints, as the bot decides them with the default bands.
+# The issue's complaints, as the bot decides them with the default bands: what a
+# self-service article plainly answers is resolved with it, an expense question is not.
 @pytest.mark.parametrize(("text", "action", "article"), [
     ("my VPN keeps disconnecting", "AUTO_RESOLVE", "vpn"),
     ("wifi keeps dropping on my laptop", "AUTO_RESOLVE", "wifi"),
-    # High band; routed only because the articles say the fix works 70-75% of the time.
-    ("a second monitor is not detected", "ASSIGN_TO_TEAM", "monitor_docking"),
-    ("my laptop freezes", "ASSIGN_TO_TEAM", "laptop_performance"),
+    ("a second monitor is not detected", "AUTO_RESOLVE", "monitor_docking"),
+    ("my laptop freezes", "AUTO_RESOLVE", "laptop_performance"),
     ("can I expense my home office chair?", "REQUEST_CLARIFICATION", ""),
 ])
 def test_the_issues_requests_are_decided_as_a_person_would(agent, text, action, article):
@@ -89,6 +89,25 @@ def test_the_issues_requests_are_decided_as_a_person_would(agent, text, action, 
     assert (planned.action_type, answer.source) == (action, article)
     if article:
         assert planned.params["band"] == "high"
+
+
+# What no article answers, even in IT words: expenses, HR and payroll, travel,
+# purchasing, facilities, personal devices, meeting-room bookings. Never acted on alone.
+@pytest.mark.parametrize("text", [
+    "will I get reimbursed for the usb headset I bought on amazon",
+    "can I put my new wifi extender on my expense report",
+    "can I buy a keyboard and claim it back",
+    "who signs off travel for the it conference in berlin",
+    "my payslip shows the wrong overtime",
+    "the meeting room on floor 3 is booked twice",
+    "please fix my daughter's laptop, it's really slow",
+    "what's the process to order a new office chair",
+])
+def test_out_of_scope_requests_are_never_resolved_alone(agent, text):
+    answer = ask(agent, text)
+    planned = policy.plan(answer, BANDS)
+    assert planned.action_type != "AUTO_RESOLVE"
+    assert answer.severity != "critical"
 
 
 @pytest.mark.parametrize(
@@ -209,27 +228,32 @@ def test_no_evaluation_request_is_trained_on(agent):
     trained = {key(e) for a in agent.articles for e in a.examples}
     shipped = training_examples()
     trained |= {key(t) for _, t in shipped.critical} | {key(t) for t in shipped.out_of_scope}
+    # The tuning splits only: the held-out split is read by the bench alone, once (the
+    # bench counts its requests that are training phrasings, and says so).
     tuning = {key(r.text) for r in evaluation_set("tuning")}
-    held_out = {key(r.text) for r in evaluation_set("held_out")}
+    round_one = {key(r.text) for r in evaluation_set("tuning_r1")}
     assert trained & tuning == set()
-    assert trained & held_out == set()
-    assert tuning & held_out == set()
+    assert trained & round_one == set()
+    assert tuning & round_one == set()
 
 
 def test_the_evaluation_set_is_big_enough_and_labelled_with_known_articles(agent):
-    requests = [*evaluation_set("tuning"), *evaluation_set("held_out")]
+    requests = [r for split in TUNING_SPLITS for r in evaluation_set(split)]
     assert len(requests) >= 400
     ids = {a.id for a in agent.articles}
     for request in requests:
         assert request.is_critical or request.is_out_of_scope or request.article_id in ids
     with pytest.raises(ValueError, match="unknown split"):
         evaluation_set("training")
+    with pytest.raises(ValueError, match="unknown split"):
+        evaluation_set("held_out")  # round one's held-out part is tuning_r1 now
 
 
-def test_on_the_tuning_split_no_autonomous_act_is_wrong_and_every_critical_is_escalated(agent):
-    # The held-out split is deliberately not asserted here: nothing is tuned on it
-    # (python -m bench.agent_eval reports it).
-    for request in evaluation_set("tuning"):
+@pytest.mark.parametrize("split", TUNING_SPLITS)
+def test_on_the_tuning_splits_no_autonomous_act_is_wrong_and_every_critical_is_escalated(agent, split):
+    # Both tuning splits were looked at while tuning; the held-out split is deliberately
+    # not asserted here (python -m bench.agent_eval --split held_out_v2 reports it, once).
+    for request in evaluation_set(split):
         answer = ask(agent, request.text)
         action = policy.plan(answer, BANDS).action_type
         if request.is_critical:

@@ -188,3 +188,44 @@ def test_a_bad_llm_url_or_key_is_named_without_its_value(monkeypatch):
         load_settings()
     assert str(raised.value).startswith("LLM_BASE_URL is invalid")
     assert "ollama-on-my-laptop" not in str(raised.value)
+
+
+def test_team_channels_map_teams_to_channels_and_fall_back_to_the_escalation_channel(monkeypatch):
+    monkeypatch.setenv("TEAM_CHANNELS", " Identity & Access = C0123 , Network=C0456,Security=G0789")
+    monkeypatch.setenv("ESCALATION_CHANNEL", "CESCALATE")
+    settings = load_settings()
+    assert settings.team_channels == {"Identity & Access": "C0123", "Network": "C0456", "Security": "G0789"}
+    # Case and spacing do not matter: an agent's "identity  & access" is the same team.
+    assert settings.channel_for_team("identity  & ACCESS") == "C0123"
+    assert settings.channel_for_team("Messaging") == "CESCALATE"
+    assert settings.channel_for_team(None) == "CESCALATE"  # DEFAULT_TEAM has none here
+    monkeypatch.delenv("ESCALATION_CHANNEL")
+    assert load_settings().channel_for_team("Messaging") is None
+    monkeypatch.setenv("DEFAULT_TEAM", "Network")
+    assert load_settings().channel_for_team(None) == "C0456"
+
+
+def test_team_channels_default_to_none_set():
+    assert load_settings().team_channels == {}
+    assert load_settings(team_channels="").channel_for_team("Network") is None
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("Network", "expected Team name=CHANNEL_ID pairs separated by commas, such as "
+                "Identity & Access=C0123,Network=C0456"),
+    ("=C0123", "expected Team name=CHANNEL_ID pairs"),
+    ("Network=#it-network", "'#it-network' (for Network) is not a channel id"),
+    ("Network=c0456", "'c0456' (for Network) is not a channel id"),
+    ("Network=U0456", "'U0456' (for Network) is not a channel id"),
+    ("Network=C0456,network=C0789", "the team 'network' is named twice"),
+])
+def test_a_bad_team_channels_value_stops_startup_with_one_line(monkeypatch, capsys, value, expected):
+    monkeypatch.setenv("TEAM_CHANNELS", value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith(f"TEAM_CHANNELS={value!r} is invalid: ") and expected in message
+    assert "\n" not in message
+    assert cli.main(["db", "upgrade"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "TEAM_CHANNELS" in err

@@ -17,30 +17,38 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.domain.analytics import ActionTypeStats, TeamStats
+from bot.domain.analytics import ActionTypeStats, PeopleStats, PeopleTeamStats, TeamStats
 from bot.domain.rollback import RollbackPreview
 from bot.views import (
+    NoticeKind,
+    NoticeState,
     action_thread_message,
+    answered_person_resolution_message,
     answered_resolution_message,
     error_message,
     escape,
     followup_dm,
     history_blocks,
     home_view,
+    person_followup_dm,
+    person_resolution_message,
     reasoning_message,
-    reopened_notice,
+    redraw_team_notice,
     resolution_message,
+    resolve_modal,
     rollback_confirm,
     rollback_done,
     rollback_thread_notice,
     stats_blocks,
+    taken_notice,
+    team_notice,
     ticket_received,
     truncate,
 )
 from models import ActionType, Actor, TicketStatus
 from tests.support import view_samples as s
 
-OUR_MENTIONS = re.compile(r"<@(UREQ1|UADMIN1)>")
+OUR_MENTIONS = re.compile(r"<@(UREQ1|UADMIN1|UTEAM1)>")
 DANGEROUS = ["<!channel>", "<!here>", "<!everyone>", "<@U123>", "<https://evil|click>",
              "<#C123>", "<!subteam^S1>", "&", "<", ">", "&lt;", "&amp;", "`", "```", "*",
              "\n", "> ", "é", "🙂", ";s=5", "t=1"]
@@ -80,7 +88,24 @@ def _outputs(text: str) -> list[tuple[str, Any]]:
     stats = s.stats(
         by_action_type=(ActionTypeStats(text, 1, 1, 0.5, 0),),
         by_team=(TeamStats(text, 1, 1, 1, 0, 1.0, 5.0),),
+        people=PeopleStats(taken=2, resolutions=1, confirmed=1, success_rate=1.0, average_rating=5.0,
+                           ratings=1),
+        people_by_team=(PeopleTeamStats(text, 1, 1, 0, 1.0, 5.0),),
     )
+    person = s.person_resolution(team=text, note=text, resolved_by="UTEAM1")
+    resolve = s.action(action_type=ActionType.RESOLVE, executed_by="UTEAM1", agent_reasoning=text,
+                       confidence_score=None, action_params={"team": text})
+    notices = [
+        (f"team_{kind}", team_notice(ticket, kind=kind, team=text, action=a, reason=text,
+                                     state=NoticeState(holder="UTEAM1")))
+        for kind, a in ((NoticeKind.ROUTED, kinds[1]), (NoticeKind.ESCALATED, kinds[0]),
+                        (NoticeKind.TRIAGE, triage), (NoticeKind.REOPENED, auto),
+                        (NoticeKind.REOPENED, resolve), (NoticeKind.ROLLED_BACK, rolled_back),
+                        (NoticeKind.ROLLED_BACK, None))
+    ]
+    _, posted = notices[0][1]
+    notices.append(("team_resolved", redraw_team_notice(posted, ticket_id=42, state=NoticeState(
+        holder="UTEAM1", resolved=True, resolved_by="UTEAM1", note=text))))
     history = [auto, rolled_back, *kinds, triage,
                s.action(id=uuid.uuid4(), executed_by=text, agent_reasoning=text)]
     outputs = [
@@ -92,7 +117,15 @@ def _outputs(text: str) -> list[tuple[str, Any]]:
         ("followup_dm", followup_dm(ticket, auto, now=s.NOW + timedelta(days=1))),
         ("triage", action_thread_message(ticket, triage)),
         ("reasoning", reasoning_message(rolled_back)),
-        ("reopened", reopened_notice(ticket, team=text, ticket_text=text)),
+        *notices,
+        ("resolve_modal", resolve_modal(ticket)),
+        ("taken", taken_notice(ticket, holder="UTEAM1", team=text)),
+        ("person_resolution", person_resolution_message(ticket, person)),
+        ("person_answered", answered_person_resolution_message(
+            ticket, s.person_resolution(team=text, note=text, resolution_confirmed=False,
+                                        satisfaction_score=2))),
+        ("person_withdrawn", answered_person_resolution_message(ticket, person, withdrawn=True)),
+        ("person_followup", person_followup_dm(ticket, person, now=s.NOW)),
         ("rollback_confirm", rollback_confirm(preview, reason=text)),
         ("rollback_done", rollback_done(result)),
         ("rollback_thread_notice", rollback_thread_notice(result)),

@@ -14,7 +14,6 @@ from bot.views import (
     parse_feedback_value,
     parse_why_value,
     reasoning_message,
-    reopened_notice,
     resolution_message,
     ticket_received,
 )
@@ -220,11 +219,3 @@ def test_reasoning_message_mentions_a_rollback():
     )
     shown = s.all_text(reasoning_message(action)[1])
     assert "Rolled back by <@UADMIN1> at 2024-05-02 09:30 UTC (wrong fix)" in shown
-
-
-def test_reopened_notice():
-    text, blocks = reopened_notice(s.ticket(), team="Network", ticket_text="VPN drops")
-    assert text.startswith("Ticket #42 reopened: the requester said the answer did not solve it")
-    shown = s.all_text(blocks)
-    assert "<@UREQ1>" in shown and "Network" in shown and "> VPN drops" in shown
-    s.assert_within_limits(blocks)
