@@ -3,8 +3,10 @@
 Listeners are thin: read the payload, check who is asking, call one service, answer
 with a view. A listener that needs the database takes `session` (the request's
 transaction, committed by its `ack`: `handlers.transaction`); anything slow goes to
-`deps.background` after the ack. A listener never catches our errors or the database's:
-it raises, and `handlers.errors` answers the person.
+`deps.background` after the ack (figures to `deps.reads`), both bounded: what must
+know whether there is room asks before its ack (`slot`), what may be dropped uses
+`try_submit`. A listener never catches our errors or the database's: it raises, and
+`handlers.errors` answers the person.
 
 May import `bot.workflows` and the layers below it; never `bot.platform` or `jobs`.
 """

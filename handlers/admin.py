@@ -33,16 +33,16 @@ def confirm(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDep
                                       throttle=deps.runtime.rollback_throttle)
     owed = announce.enqueue_rollback_notice(session, result, deps.runtime.settings)
     ack()
-    deps.background.submit(announce.announce_rollback, deps.runtime, deps.client, result,
-                           admin_channel=channel, admin_id=user, owed=owed)
+    deps.background.try_submit(announce.announce_rollback, deps.runtime, deps.client, result,
+                               admin_channel=channel, admin_id=user, owed=owed)
 
 
 def cancel(ack: Ack, body: dict, deps: SlackDeps) -> None:
     ack()
     user, channel = _where(body)
     if channel and user:
-        deps.background.submit(announce.tell, deps.client, channel=channel, user=user,
-                               text="Rollback cancelled. Nothing changed.", blocks=[])
+        deps.background.try_submit(announce.tell, deps.client, channel=channel, user=user,
+                                   text="Rollback cancelled. Nothing changed.", blocks=[])
 
 
 def _where(body: dict) -> tuple[str | None, str | None]:

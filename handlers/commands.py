@@ -3,7 +3,8 @@
 A slash command's acknowledgement is its answer (ephemeral): each command does its
 fast database work in the request's transaction, acknowledges with the result (which
 commits, `handlers.transaction`), then hands slow work to the background executor. A
-refusal or an outage is raised and answered by `handlers.errors`.
+refusal, an outage or a full executor (`Busy`) is raised and answered by
+`handlers.errors`.
 """
 
 from __future__ import annotations
@@ -39,9 +40,13 @@ def open_ticket(ack: Ack, command: dict, session: Session, deps: SlackDeps) -> N
         event_id=f"cmd:{command['trigger_id']}" if command.get("trigger_id") else None,
         user_name=command.get("user_name"),
     ).ticket
-    text, blocks = views.ticket_received(ticket.ticket_id, ticket.description)
-    ack(response_type="ephemeral", text=text, blocks=blocks)
-    deps.background.submit(announce.decide_and_announce, deps.runtime, deps.client, ticket.ticket_id)
+    # Taken before the ack, which must say whether the bot starts now. Without a place
+    # the ticket is stored all the same, and the sweep decides on it in a few minutes.
+    with deps.background.slot() as slot:
+        text, blocks = views.ticket_received(ticket.ticket_id, ticket.description, busy=slot is None)
+        ack(response_type="ephemeral", text=text, blocks=blocks)
+        if slot is not None:
+            slot.submit(announce.decide_and_announce, deps.runtime, deps.client, ticket.ticket_id)
 
 
 def show_history(ack: Ack, command: dict, session: Session, deps: SlackDeps) -> None:
@@ -69,10 +74,11 @@ def show_stats(ack: Ack, command: dict, respond: Respond, deps: SlackDeps) -> No
     if raw and not (raw.isascii() and raw.isdigit() and len(raw) <= 4):
         raise InvalidInput(STATS_USAGE)
     # The figures take seconds over a large history (bench/queries.py: 1.9 s for 90
-    # days at 1M actions), so they are counted on the background executor in a
-    # transaction of their own. Wait for them briefly: if they are ready they are the
+    # days at 1M actions), so they are counted on the reads' executor (never in front of
+    # a decision) in a transaction of their own; when it is full the person hears the
+    # bot is busy. Wait for them briefly: if they are ready they are the
     # acknowledgement, else acknowledge now and send them to the response URL.
-    pending = deps.background.submit(_stats_answer, deps.runtime, command, int(raw) if raw else 30)
+    pending = deps.reads.submit(_stats_answer, deps.runtime, command, int(raw) if raw else 30)
     try:
         text, blocks = pending.result(timeout=deps.runtime.settings.stats_ack_wait)
     except TimeoutError:

@@ -11,17 +11,24 @@ from bot.delivery.channel_members import ChannelMembers
 from bot.delivery.slack_roles import WorkspaceRoles
 from bot.domain.admins import is_admin
 from bot.domain.teamwork import MayAct
+from bot.workflows.home import HomeFigures
 from bot.workflows.runtime import Runtime
 
 
 @dataclass
 class SlackDeps:
-    """What listeners need, injected as `deps` through the Bolt context."""
+    """What listeners need, injected as `deps` through the Bolt context.
+
+    `background` runs decisions and the Slack posts they owe; `reads` runs the App
+    Home and /resolution-stats, so figures never wait in front of a ticket's answer.
+    """
 
     runtime: Runtime
     client: WebClient
     background: Background
     roles: WorkspaceRoles
+    reads: Background
+    home: HomeFigures
     members: ChannelMembers
 
     def is_admin(self, user_id: str) -> bool:

@@ -99,8 +99,8 @@ def on_error(error: Exception, body: dict, context: BoltContext) -> BoltResponse
         return Ack()(response_action="errors", errors={field: text})
     deps = context.get("deps")
     if deps is not None and context.channel_id and context.user_id:
-        deps.background.submit(announce.tell, deps.client, channel=context.channel_id,
-                               user=context.user_id, text=text)
+        deps.background.try_submit(announce.tell, deps.client, channel=context.channel_id,
+                                   user=context.user_id, text=text)
     return BoltResponse(status=200, body="")
 
 

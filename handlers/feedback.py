@@ -55,8 +55,8 @@ def why(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -
     text, blocks = views.reasoning_message(row)
     ack()
     if channel and user:
-        deps.background.submit(announce.tell, deps.client, channel=channel, user=user,
-                               text=text, blocks=blocks)
+        deps.background.try_submit(announce.tell, deps.client, channel=channel, user=user,
+                                   text=text, blocks=blocks)
 
 
 def _answer(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps, *,
@@ -77,8 +77,8 @@ def _answer(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDep
 def _redraw(deps: SlackDeps, result: FeedbackResult, channel: str | None, message_ts: str | None,
             owed: list[int] = ()) -> None:
     if result.changed and channel and message_ts:
-        deps.background.submit(announce.announce_feedback, deps.runtime, deps.client, result,
-                               channel=channel, message_ts=message_ts, owed=owed)
+        deps.background.try_submit(announce.announce_feedback, deps.runtime, deps.client, result,
+                                   channel=channel, message_ts=message_ts, owed=owed)
 
 
 def _where(body: dict) -> tuple[str | None, str | None, str | None]:

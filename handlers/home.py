@@ -1,10 +1,11 @@
-"""The App Home tab: the analytics, published when someone opens it."""
+"""The App Home tab: the analytics (counted at most every 30 s), published when someone
+opens it."""
 
 from __future__ import annotations
 
 from slack_bolt import Ack, App
 
-from bot.workflows import announce
+from bot.workflows import home
 from handlers.deps import SlackDeps
 
 
@@ -14,8 +15,10 @@ def home_opened(ack: Ack, event: dict, deps: SlackDeps) -> None:
         return
     user = event.get("user")
     if user:
-        deps.background.submit(announce.publish_home, deps.runtime, deps.client, user,
-                               is_admin=deps.is_admin(user))
+        # On the reads' executor: never in front of a decision. When it is full the tab
+        # keeps what it showed last; the next open draws it again.
+        deps.reads.try_submit(home.publish_home, deps.client, user, is_admin=deps.is_admin(user),
+                              figures=deps.home)
 
 
 def register(app: App) -> None:

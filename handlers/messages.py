@@ -2,8 +2,9 @@
 
 The ticket is stored in the request's transaction with Slack's event_id, so a retried
 delivery (X-Slack-Retry-Num) opens no second one; the acknowledgement (an empty 200 is
-all Slack wants) commits it, then the decision runs off the request path. A refusal or
-an outage is raised and told to the sender by `handlers.errors`.
+all Slack wants) commits it, then the decision runs off the request path (or, when the
+decision executor is full, the sweep decides on it and the sender is told it may take a
+few minutes). A refusal or an outage is raised and told to the sender by `handlers.errors`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from slack_bolt import Ack, App
 from sqlalchemy.orm import Session
 
 from bot.domain import intake
-from bot.workflows import announce
+from bot.workflows import announce, deferred
 from handlers.deps import SlackDeps
 from models import TicketSource
 
@@ -49,11 +50,16 @@ def _open(ack: Ack, session: Session, deps: SlackDeps, body: dict, event: dict, 
         channel_id=event.get("channel"), thread_ts=event.get("thread_ts") or event.get("ts") or "",
         team_id=body.get("team_id"), event_id=body.get("event_id"),
     )
-    ack()
-    if result.created:
-        deps.background.submit(
-            announce.decide_and_announce, deps.runtime, deps.client, result.ticket.ticket_id
-        )
+    if not result.created:
+        return ack()
+    with deps.background.slot() as slot:
+        if slot is None:
+            # Stored all the same: the sweep decides on it; the person hears why it waits.
+            deferred.enqueue_saved_while_busy(session, result.ticket)
+        ack()
+        if slot is not None:
+            slot.submit(announce.decide_and_announce, deps.runtime, deps.client,
+                        result.ticket.ticket_id)
 
 
 def register(app: App) -> None:

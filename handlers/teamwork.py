@@ -35,11 +35,12 @@ def take(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) 
     owed = team_notices.enqueue_taken(session, result)
     ack()
     if result.changed:
-        deps.background.submit(team_notices.announce_team_work, deps.runtime, deps.client,
-                               result.ticket.ticket_id, owed)
+        deps.background.try_submit(team_notices.announce_team_work, deps.runtime, deps.client,
+                                   result.ticket.ticket_id, owed)
     elif channel:
-        deps.background.submit(announce.tell, deps.client, channel=channel, user=user,
-                               text=f"You have ticket #{result.ticket.ticket_id} already.", blocks=[])
+        deps.background.try_submit(announce.tell, deps.client, channel=channel, user=user,
+                                   text=f"You have ticket #{result.ticket.ticket_id} already.",
+                                   blocks=[])
 
 
 def start_resolve(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -> None:
@@ -62,7 +63,8 @@ def submit_resolution(ack: Ack, body: dict, view: dict, session: Session, deps: 
                                      settings=deps.runtime.settings, may_act=deps.may_act(user))
     owed = team_notices.enqueue_resolution(session, result)
     ack()
-    deps.background.submit(team_notices.announce_team_work, deps.runtime, deps.client, ticket_id, owed)
+    deps.background.try_submit(team_notices.announce_team_work, deps.runtime, deps.client, ticket_id,
+                               owed)
 
 
 def _where(body: dict) -> tuple[str | None, str | None]:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 # Execution option naming a transaction that only reads (`read_transaction`).
@@ -27,6 +27,9 @@ def make_engine(url: str, **kwargs) -> Engine:
         url: a SQLAlchemy URL.
         **kwargs: passed on to `create_engine`.
     """
+    # A statement's parameters are what people typed (tickets, feedback, reasons); an
+    # error message that carried them would put their words in the logs and Sentry.
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         kwargs.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False})
@@ -162,3 +165,47 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         work.fail(error)
         raise
     work.commit()
+
+
+# PostgreSQL's own error text quotes the row too: "DETAIL: Failing row contains (...)",
+# "Key (event_id)=(...)", a "LINE 1: ..." excerpt of the statement with its values
+# (psycopg2 binds them client-side), and data errors name the value ('invalid input
+# syntax for type integer: "..."'). Only the first line of the primary message is kept,
+# cut before the value for those classes; the exception's class still names the SQLSTATE.
+_QUOTES_THE_VALUE = ("22",)  # data exceptions
+_FREE_TEXT = ("P0",)  # RAISE in a PL/pgSQL function or trigger: any text, any value
+
+
+@event.listens_for(Engine, "handle_error")
+def _without_row_data(context: ExceptionContext) -> None:
+    """Strip row data from a PostgreSQL error before anyone logs it (every engine)."""
+    original = context.original_exception
+    code = getattr(original, "pgcode", None)
+    if not isinstance(code, str):
+        return  # not a server error (SQLite's and connection errors quote no row data)
+    cleaned = redacted_message(code, str(original))
+    original.args = (cleaned,)
+    wrapped = context.sqlalchemy_exception
+    if wrapped is not None:
+        # The same shape SQLAlchemy gives it: "(module.Class) message".
+        kind = type(original)
+        wrapped.args = (f"({kind.__module__}.{kind.__name__}) {cleaned}",)
+
+
+def redacted_message(sqlstate: str, message: str) -> str:
+    """A PostgreSQL error message without the row data it may quote.
+
+    Args:
+        sqlstate: the error's SQLSTATE (psycopg2's `pgcode`).
+        message: the server's full message (primary line, DETAIL, LINE, HINT...).
+
+    Returns:
+        The primary line alone; for data exceptions the part before the quoted value;
+        for a PL/pgSQL RAISE nothing of its text.
+    """
+    primary = message.strip().split("\n", 1)[0].removeprefix("ERROR:").strip()
+    if sqlstate.startswith(_FREE_TEXT):
+        return "raised by a database function or trigger (its text is not shown)"
+    if sqlstate.startswith(_QUOTES_THE_VALUE):
+        primary = primary.split(":", 1)[0]
+    return primary

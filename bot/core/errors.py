@@ -76,3 +76,10 @@ class Throttled(ResolveMeQError):
 
 class LimiterUnavailable(ResolveMeQError):
     """The rate-limit store cannot be reached; we fail closed."""
+
+
+class Busy(ResolveMeQError):
+    """Too much work is waiting already; nothing was started. Try again shortly."""
+
+    def __init__(self, message: str = "I'm busy right now, please try again in a minute.") -> None:
+        super().__init__(message)

@@ -11,25 +11,31 @@ import logging
 import re
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import sentry_sdk
+from sentry_sdk.integrations.argv import ArgvIntegration
 from sentry_sdk.integrations.celery import CeleryIntegration
 from sentry_sdk.integrations.logging import LoggingIntegration
 from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
 from sentry_sdk.transport import Transport
 from sentry_sdk.utils import safe_repr
+from sqlalchemy.engine import make_url
 
+from bot.core import clock
 from bot.core.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FILTERED = "[Filtered]"
 TRACES_SAMPLE_RATE = 0.1
+# At most one decision report per reason in this window (per process).
+REPORT_WINDOW = timedelta(minutes=1)
 
 # Bot, user, app, refresh (xoxe.xoxp-...) and app-level tokens; a superset of
 # xox[abposr]- so that a token type Slack adds later is still caught.
@@ -40,6 +46,10 @@ _SECRET_KEY = re.compile(
 _TEXT_KEYS = frozenset({"description", "text", "ticket_text", "issue_type", "blocks", "reason",
                         "reopened_reason", "user_feedback_text", "agent_reasoning", "payload",
                         "body"})
+# A database error's row data, should an engine not made by models.make_engine raise
+# one: SQLAlchemy's "[parameters: ...]" (a repr, so one line), PostgreSQL's "DETAIL:"
+# (the failing row, the duplicate key) and "LINE n:" (the statement with its values).
+_ROW_DATA = re.compile(r"(\[parameters: |\bDETAIL: +|^LINE \d+: )[^\n]*", re.M)
 # Values that cannot hold text; kept as they are so breadcrumb timestamps stay datetimes.
 _OPAQUE = (bool, int, float, Decimal, datetime, date, time, timedelta, UUID, type(None))
 _MAX_DEPTH = 32
@@ -86,11 +96,16 @@ def init_sentry(settings: Settings, *, component: str, transport: Transport | No
                     CeleryIntegration(monitor_beat_tasks=False),
                     SqlalchemyIntegration(),
                 ],
+                # Its sys.argv is the ticket itself for `resolvemeq ask TEXT`.
+                disabled_integrations=[ArgvIntegration],
                 traces_sample_rate=TRACES_SAMPLE_RATE,
                 send_default_pii=False,
                 max_request_body_size="never",  # Slack bodies are tickets in people's words
-                # Locals make stack traces useful; safe only because scrub_event runs.
-                include_local_variables=True,
+                # Off: a frame's locals hold what people typed under any name at all
+                # (SQLAlchemy's `parameters`, a row, Bolt's request), which no scrubber
+                # that goes by key names can tell from an id. Traces keep function, line
+                # and source; exception messages keep no row data (models/session.py).
+                include_local_variables=False,
                 before_send=scrub_event,
                 before_send_transaction=scrub_event,
                 before_breadcrumb=_scrub_breadcrumb,
@@ -128,30 +143,83 @@ def scrub_event(event: Any, hint: Any) -> Any:
 
 
 def track_action(action_type: str, *, autonomous: bool, success: bool,
-                 confidence: float | None) -> None:
-    """Record an action on the current scope, so the next error carries it.
+                 confidence: float | None, triage: str | None = None,
+                 deliberate: bool = False, ticket_id: int | None = None) -> None:
+    """Report one decision to Sentry when something went wrong with acting alone.
+
+    A message is sent when an autonomous action failed, or when the ticket went to
+    people against the agent's advice (`triage`: the caps, the limiter, the agent
+    down...), at most one a minute per reason in this process: a full cap sends one
+    message a minute, not one per ticket. Its tags (action type, success, autonomy,
+    confidence, triage reason) are set in a scope of the message's own: nothing is left
+    on the caller's scope, so no later event on a pooled thread carries this decision.
 
     Args:
         action_type: one of `models.AGENT_ACTIONS`.
         autonomous: whether the bot acted alone.
-        success: whether the action was carried out.
+        success: whether it did what the agent advised (False when triaged or failed).
         confidence: the agent's confidence, 0..1, if there was one.
+        triage: why the ticket went to people instead (a short, stable category), if it did.
+        deliberate: the triage was people's choice (autonomy paused, shadow mode):
+            nothing to report.
+        ticket_id: the ticket decided on (context, not a tag: too many values).
     """
     try:
-        if not _active():
+        if not _active() or deliberate:
             return
-        scope = sentry_sdk.get_current_scope()
-        scope.set_tag("action_type", action_type)
-        scope.set_tag("success", "true" if success else "false")
-        scope.set_tag("autonomous", "true" if autonomous else "false")
-        # A tag must stay low-cardinality to be searchable: one decimal; exact in the context.
-        scope.set_tag("confidence", "none" if confidence is None else f"{confidence:.1f}")
-        data = {"action_type": action_type, "autonomous": autonomous,
-                "success": success, "confidence": confidence}
-        scope.set_context("action", data)
-        scope.add_breadcrumb(category="action", message=action_type, level="info", data=data)
+        reason = triage or (f"{action_type}_failed" if autonomous and not success else None)
+        if reason is None or not _reports.allow(reason):
+            return
+        with sentry_sdk.new_scope() as scope:
+            scope.set_tag("action_type", action_type)
+            scope.set_tag("success", "true" if success else "false")
+            scope.set_tag("autonomous", "true" if autonomous else "false")
+            # A tag must stay low-cardinality to be searchable: one decimal; exact in the context.
+            scope.set_tag("confidence", "none" if confidence is None else f"{confidence:.1f}")
+            scope.set_tag("triage", triage or "none")
+            scope.set_context("decision", {
+                "ticket_id": ticket_id, "action_type": action_type, "autonomous": autonomous,
+                "success": success, "confidence": confidence, "triage": triage})
+            scope.fingerprint = ["decision", reason]
+            if triage:
+                message = f"A ticket went to people against the agent's advice: {triage}"
+            else:
+                message = f"An autonomous {action_type} failed"
+            sentry_sdk.capture_message(message, level="warning")
     except Exception:  # telemetry must never break the action it describes
-        log.debug("could not record the action in Sentry", exc_info=True)
+        log.debug("could not report the decision to Sentry", exc_info=True)
+
+
+def isolated(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run `fn` in a Sentry scope of its own, so nothing it sets (tags, breadcrumbs,
+    context) stays on a pooled thread for the next piece of work."""
+    with sentry_sdk.isolation_scope():
+        return fn(*args, **kwargs)
+
+
+class _OncePerWindow:
+    """An in-process limiter: `allow(key)` is true at most once per window per key.
+
+    Per process, so N processes may each send one a minute; enough to keep a full cap
+    from sending a message per ticket, and no store to be down when we most need it.
+    """
+
+    def __init__(self, window: timedelta) -> None:
+        self._window = window
+        self._last: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        now = clock.now()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._window:
+                return False
+            self._last[key] = now
+            return True
+
+
+_reports = _OncePerWindow(REPORT_WINDOW)
 
 
 def capture_alert(rule: str, message: str, *, level: str, value: float | None) -> None:
@@ -186,11 +254,20 @@ def _active() -> bool:
 def _remember_secrets(settings: Settings) -> None:
     global _secrets
     found = set(_secrets)
-    for secret in (settings.slack_bot_token, settings.slack_signing_secret,
-                   settings.slack_app_token, settings.llm_api_key):
-        if secret is not None and len(secret.get_secret_value()) >= _MIN_SECRET_LENGTH:
-            found.add(secret.get_secret_value())
+    values = [secret.get_secret_value() for secret in (
+        settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token,
+        settings.llm_api_key) if secret is not None]
+    # A driver's connection error may quote its URL; the password must not go with it.
+    values += [_password(url) for url in (settings.database_url, settings.redis_url) if url]
+    found.update(value for value in values if len(value) >= _MIN_SECRET_LENGTH)
     _secrets = frozenset(found)
+
+
+def _password(url: str) -> str:
+    try:
+        return make_url(url).password or ""
+    except Exception:  # a Redis URL SQLAlchemy cannot parse: nothing to remember
+        return ""
 
 
 def _scrub_breadcrumb(crumb: Any, hint: Any) -> Any:
@@ -204,7 +281,12 @@ def _scrub_text(text: str) -> str:
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, FILTERED)
+    text = _ROW_DATA.sub(_row_data_filtered, text)
     return _SLACK_TOKEN.sub(FILTERED, text)
+
+
+def _row_data_filtered(match: re.Match) -> str:
+    return match.group(1) + FILTERED + ("]" if match.group(1).startswith("[") else "")
 
 
 def _scrub(value: Any, depth: int, path: set[int]) -> Any:

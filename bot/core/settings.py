@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     slack_team_id: str | None = None
     # Threads for slow work after an ack (agent, Slack calls), and HTTP request threads.
     slack_background_workers: Annotated[int, Field(ge=1, le=256)] = 8
+    # Work that may wait for those threads; past it a request is told the bot is busy
+    # (a ticket is still stored, and the sweep decides on it).
+    slack_background_queue: Annotated[int, Field(ge=0, le=100_000)] = 200
     server_threads: Annotated[int, Field(ge=1, le=512)] = 32
     # `serve` processes (gunicorn workers). Each runs its own background work, so a busy
     # one no longer holds up another's acknowledgements behind one interpreter lock.

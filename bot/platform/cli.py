@@ -5,8 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING, NamedTuple
 
 from bot.core.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:  # imported where used: most commands need none of these
+    from slack_bolt import App
+
+    from bot.platform.scheduler import EmbeddedScheduler
+    from bot.workflows.runtime import Runtime
 
 log = logging.getLogger("resolvemeq")
 
@@ -23,11 +30,14 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
     from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
 
     from bot.core.errors import ResolveMeQError
+    from bot.core.observability import init_sentry
     from bot.views.text_views import outcome_json, outcome_text
     from bot.workflows.runtime import Runtime
 
+    init_sentry(settings, component="cli")
     runtime = Runtime.from_settings(settings)
     if not inspect(runtime.engine).has_table("tickets"):
         print("resolvemeq: the database has no tables yet; run `resolvemeq db upgrade` first",
@@ -38,6 +48,12 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
     except ResolveMeQError as error:
         print(f"resolvemeq: {error.message}", file=sys.stderr)
         return 2
+    except SQLAlchemyError as error:
+        # Logged with its traceback (it reaches Sentry); the message holds no row data.
+        log.error("ask: the database failed (%s)", type(error).__name__, exc_info=error)
+        print("resolvemeq: the database failed, so the ticket may not be saved; see the log above",
+              file=sys.stderr)
+        return 1
     print(json.dumps(outcome_json(outcome, settings)) if args.json else outcome_text(outcome))
     return 0
 
@@ -119,24 +135,48 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def build_wsgi(settings: Settings):
     """The WSGI app `serve` runs: Bolt behind our request checks, plus /healthz."""
-    from bot.core.observability import init_sentry
     from bot.platform import health
+    from bot.platform.server import SlackWSGI
+
+    slack = start_slack_app(settings, component="serve")
+    return SlackWSGI(
+        slack.app,
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        health=lambda: health.check(slack.runtime.engine, settings.redis_url),
+    )
+
+
+class SlackProcess(NamedTuple):
+    """What `start_slack_app` started; `scheduler` is None with REDIS_URL (Celery runs
+    the jobs)."""
+
+    runtime: Runtime
+    app: App
+    scheduler: EmbeddedScheduler | None
+
+
+def start_slack_app(settings: Settings, *, component: str) -> SlackProcess:
+    """What `serve` and `socket` run before they listen: Sentry, the runtime, the Bolt
+    app and, without REDIS_URL, the embedded scheduler (no Celery: the same jobs on a
+    thread of this process).
+
+    Args:
+        settings: the loaded settings.
+        component: which process this is, for Sentry ("serve", "socket").
+
+    Returns:
+        A `SlackProcess` (runtime, app, scheduler or None).
+    """
+    from bot.core.observability import init_sentry
     from bot.platform.app import create_app
     from bot.platform.scheduler import EmbeddedScheduler
-    from bot.platform.server import SlackWSGI
     from bot.workflows.runtime import Runtime
 
-    init_sentry(settings, component="serve")
+    init_sentry(settings, component=component)
     runtime = Runtime.from_settings(settings)
     app = create_app(runtime)
-    if not settings.redis_url:
-        # The embedded mode: no Celery, the same jobs on a thread of this process.
-        EmbeddedScheduler(runtime, app.client).start()
-    return SlackWSGI(
-        app,
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
-        health=lambda: health.check(runtime.engine, settings.redis_url),
-    )
+    scheduler = None if settings.redis_url else EmbeddedScheduler(runtime, app.client).start()
+    return SlackProcess(runtime, app, scheduler)
 
 
 def _socket(settings: Settings, args: argparse.Namespace) -> int:
@@ -145,11 +185,8 @@ def _socket(settings: Settings, args: argparse.Namespace) -> int:
     _say_what_is_off(settings)
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    from bot.platform.app import create_app
-    from bot.workflows.runtime import Runtime
-
-    app = create_app(Runtime.from_settings(settings))
-    SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
+    slack = start_slack_app(settings, component="socket")
+    SocketModeHandler(slack.app, settings.slack_app_token.get_secret_value()).start()
     return 0
 
 
@@ -193,11 +230,14 @@ def _beat(settings: Settings, args: argparse.Namespace) -> int:
 def _jobs_run_once(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
+    from bot.core.observability import init_sentry
     from bot.delivery.slack_client import make_web_client
     from bot.workflows import periodic
     from bot.workflows.runtime import Runtime
 
     _say_what_is_off(settings)
+    # Run from cron, this is where alerts fire: they must reach Sentry too.
+    init_sentry(settings, component="jobs")
     results = periodic.run_once(Runtime.from_settings(settings), make_web_client(settings))
     print(json.dumps(results, indent=2))
     return 1 if any(isinstance(v, str) for v in results.values()) else 0

@@ -127,8 +127,8 @@ def _headers(environ: dict) -> dict[str, str | Sequence[str]]:
     return headers
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-            500: "Internal Server Error"}
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+            404: "Not Found", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
 def run_gunicorn(wsgi_factory: Callable[[], Any], *, host: str, port: int, threads: int,

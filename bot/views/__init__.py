@@ -53,6 +53,7 @@ from bot.views.ticket import (
     followup_dm,
     reasoning_message,
     resolution_message,
+    saved_while_busy,
     ticket_received,
 )
 
@@ -91,6 +92,7 @@ __all__ = [
     "rollback_done",
     "rollback_thread_notice",
     "rollback_value",
+    "saved_while_busy",
     "stats_blocks",
     "taken_notice",
     "team_notice",

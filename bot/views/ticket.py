@@ -52,25 +52,38 @@ _ACK_ECHO_LIMIT = 300
 Blocks = list[dict[str, Any]]
 
 
-def ticket_received(ticket_id: int, text: str) -> tuple[str, Blocks]:
+def ticket_received(ticket_id: int, text: str, *, busy: bool = False) -> tuple[str, Blocks]:
     """The immediate ack, sent before the agent has looked at the ticket.
 
     Args:
         ticket_id: the new ticket's id.
         text: what the requester wrote.
+        busy: the bot could not start on it now (too much waiting already): it is
+            saved and will be looked at within a few minutes.
 
     Returns:
         (fallback text, blocks).
     """
+    if busy:
+        said = (f":inbox_tray: Got it — ticket *#{ticket_id}* is saved. I'm busy right now, so "
+                "it may take a few minutes before I look at it; I'll post my answer in this "
+                "channel (or by DM).")
+        short = f"Got it — ticket #{ticket_id} is saved. I'm busy, so it may take a few minutes."
+    else:
+        said = (f":inbox_tray: Got it — ticket *#{ticket_id}*. I'm looking into it "
+                "and will post my answer in this channel (or by DM) in a moment.")
+        short = f"Got it — ticket #{ticket_id}. I'm looking into it."
     blocks: list[Block] = [
-        section(
-            f":inbox_tray: Got it — ticket *#{ticket_id}*. I'm looking into it "
-            "and will post my answer in this channel (or by DM) in a moment.",
-            block_id=BlockId.TICKET_ACK,
-        ),
+        section(said, block_id=BlockId.TICKET_ACK),
         context("You wrote: " + clip(" ".join((text or "").split()), _ACK_ECHO_LIMIT)),
     ]
-    return fallback(f"Got it — ticket #{ticket_id}. I'm looking into it."), to_dicts(blocks)
+    return fallback(short), to_dicts(blocks)
+
+
+def saved_while_busy(ticket_id: int) -> str:
+    """What a DM or a mention is told when the bot could not start on it at once."""
+    return (f"Got it — ticket #{ticket_id} is saved. I'm busy right now, so it may take a few "
+            "minutes before I answer here.")
 
 
 def resolution_message(ticket: Any, action: Any, *, ticket_text: str) -> tuple[str, Blocks]:

@@ -15,7 +15,7 @@ from bot import views
 from bot.core import observability
 from bot.delivery import outbox
 from bot.delivery.slack_client import safe_call
-from bot.domain import analytics, teamwork, tickets
+from bot.domain import teamwork, tickets, triage_causes
 from bot.domain.feedback import FeedbackResult
 from bot.domain.processing import Outcome
 from bot.domain.rollback import RollbackResult
@@ -23,7 +23,7 @@ from bot.views import NoticeKind
 from bot.workflows import teamwork as team_notices
 from bot.workflows.decision import decide_ticket
 from bot.workflows.runtime import Runtime
-from models import ActionType, PersonResolution, SlackOutbox, TicketSource, read_transaction, transaction
+from models import ActionType, PersonResolution, SlackOutbox, TicketSource, transaction
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,12 @@ def decide_and_announce(runtime: Runtime, client: WebClient, ticket_id: int) -> 
     )
     outcome = decided.outcome
     if not outcome.already_processed and outcome.action is not None:
+        cause = triage_causes.cause_of(outcome)
         observability.track_action(
             outcome.action.action_type, autonomous=outcome.action.autonomous,
             success=outcome.triage_reason is None, confidence=outcome.action.confidence_score,
+            triage=cause, deliberate=cause is not None and cause.deliberate,
+            ticket_id=outcome.ticket.ticket_id,
         )
     outbox.send_claimed(runtime.sessions, client, decided.owed, ttl=settings.claim_ttl)
     return outcome
@@ -159,13 +162,6 @@ def announce_rollback(runtime: Runtime, client: WebClient, result: RollbackResul
     safe_call(client, "chat.postEphemeral", channel=admin_channel, user=admin_id,
               text=text, blocks=blocks)
     outbox.deliver(runtime.sessions, client, list(owed), ttl=runtime.settings.claim_ttl)
-
-
-def publish_home(runtime: Runtime, client: WebClient, user_id: str, *, is_admin: bool) -> None:
-    """Render the App Home tab with the last 30 days' figures."""
-    with read_transaction(runtime.sessions) as session:
-        stats = analytics.resolution_stats(session, days=30)
-    safe_call(client, "views.publish", user_id=user_id, view=views.home_view(stats, is_admin=is_admin))
 
 
 def tell(client: WebClient, *, channel: str, user: str, text: str, blocks: list | None = None) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.agent import Agent, build_agent
 from bot.core.settings import Settings
+from bot.delivery.background import READ_WORKERS
 from bot.delivery.message_locks import MessageLocks
 from bot.domain.intake import open_ticket
 from bot.domain.processing import Outcome
@@ -75,7 +76,7 @@ def _pool(settings: Settings) -> dict:
     if not settings.database_url.startswith("postgresql"):
         return {}
     return {
-        "pool_size": settings.server_threads + settings.slack_background_workers + 2,
+        "pool_size": settings.server_threads + settings.slack_background_workers + READ_WORKERS + 2,
         "max_overflow": 5,
         "pool_timeout": 2,
     }

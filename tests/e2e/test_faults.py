@@ -395,10 +395,11 @@ def test_a_revoked_token_holds_the_answer_alerts_the_admins_and_posts_it_once_it
 
 def test_slack_down_when_a_new_server_gets_its_first_request(e2e_db_url, e2e_engine,
                                                                e2e_sessions):
+    # SLACK_TEAM_ID names the workspace, so the bot serves it without auth.test.
     with FakeSlack() as fake, TcpProxy("127.0.0.1", port_of(fake.base_url)) as slk:
         slk.cut()
         server = start_server(database_url=e2e_db_url, slack=fake, redis_url=E2E_REDIS_URL,
-                              SLACK_API_URL=f"http://{slk.address}/api/")
+                              SLACK_API_URL=f"http://{slk.address}/api/", SLACK_TEAM_ID=TEAM_ID)
         try:
             response, seconds = timed(lambda: server.command("/ticket", VPN))
             assert response.status_code == 200 and seconds < ACK_BUDGET
@@ -408,6 +409,34 @@ def test_slack_down_when_a_new_server_gets_its_first_request(e2e_db_url, e2e_eng
             make_posts_due(e2e_sessions)
             run_jobs(server)
             assert answered(e2e_sessions, ticket.ticket_id).status == TicketStatus.RESOLVED
+        finally:
+            server.stop()
+            clean_e2e(e2e_engine)
+
+
+def test_a_server_that_cannot_learn_its_workspace_refuses_requests_until_it_can(
+        e2e_db_url, e2e_engine, e2e_sessions):
+    # No SLACK_TEAM_ID and auth.test unreachable: any workspace's request could be ours.
+    with FakeSlack() as fake, TcpProxy("127.0.0.1", port_of(fake.base_url)) as slk:
+        slk.cut()
+        server = start_server(database_url=e2e_db_url, slack=fake, redis_url=E2E_REDIS_URL,
+                              SLACK_API_URL=f"http://{slk.address}/api/")
+        try:
+            logged = server.mark()
+            for team in (TEAM_ID, "T0THEIRS"):
+                response, seconds = timed(lambda team=team: server.command("/ticket", VPN, team=team))
+                assert response.status_code == 503 and seconds < ACK_BUDGET
+            wait_until(lambda: server.text(since=logged).count(
+                "does not know its workspace yet") == 2, what="each refusal logged")
+            assert tickets(e2e_sessions) == []
+
+            slk.restore()  # auth.test answers at the next lookup (at most 5 s apart)
+            accepted = wait_until(lambda: (lambda r: r if r.status_code == 200 else None)(
+                server.command("/ticket", VPN)), timeout=20, interval=0.5,
+                what="a ticket accepted once the workspace is known")
+            assert "ticket #1" in accepted.text
+            assert server.command("/ticket", VPN, team="T0THEIRS").status_code == 403
+            assert len(tickets(e2e_sessions)) == 1
         finally:
             server.stop()
             clean_e2e(e2e_engine)

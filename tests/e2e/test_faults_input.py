@@ -38,7 +38,16 @@ from tests.support.faults import (
     tickets,
     watch,
 )
-from tests.support.harness import CHANNEL, ESCALATIONS, REQUESTER, STRANGER, TEAM_ID, shown, wait_until
+from tests.support.harness import (
+    CHANNEL,
+    ESCALATIONS,
+    REQUESTER,
+    STRANGER,
+    TEAM_ID,
+    barrier,
+    shown,
+    wait_until,
+)
 
 assert no_secret_in_any_server_log  # the session-wide log scan, for this module's server too
 
@@ -49,14 +58,10 @@ def _scan_the_servers_log(server):
 
 
 def _settled(e2e, slack, e2e_sessions) -> None:
-    """Every ticket decided and the work of every request so far started (a barrier:
-    the App Home is published on the same first-in first-out executor)."""
+    """Every ticket decided and the work of every request so far started (a barrier)."""
     wait_until(lambda: not [t for t in tickets(e2e_sessions) if t.status == TicketStatus.NEW], timeout=30,
                what="every ticket decided")
-    user = f"UBARRIER{uuid.uuid4().hex[:6].upper()}"
-    assert e2e.event({"type": "app_home_opened", "user": user, "tab": "home"}).status_code == 200
-    wait_until(lambda: any(c.args.get("user_id") == user for c in slack.calls("views.publish")),
-               what="the barrier's App Home")
+    barrier(e2e, slack)
 
 
 # ----- the same delivery, many times -----------------------------------------------------

@@ -19,7 +19,15 @@ from sqlalchemy import select
 from bot import views
 from bot.views import ActionId, feedback_value, rating_action_id
 from models import ActionHistory, ActionType, AuditEvent, Ticket, TicketResolution, TicketStatus
-from tests.support.harness import CHANNEL, REQUESTER, STRANGER, barrier, resolved_ticket, wait_until
+from tests.support.harness import (
+    CHANNEL,
+    REQUESTER,
+    STRANGER,
+    barrier,
+    resolved_ticket,
+    wait_until,
+    without_barrier,
+)
 
 VPN = "My VPN keeps disconnecting when I work from home"
 # Slack gives up after 3 s; "well inside" leaves room for a loaded test machine.
@@ -163,7 +171,7 @@ def test_50_concurrent_clicks_are_acknowledged_in_time_while_slack_is_slow(e2e, 
     refusals = slack.wait_for("chat.postEphemeral", count=strangers, timeout=60)
     barrier(e2e, slack)
     assert len(slack.calls("chat.update")) == answers and {c.outcome for c in updates} == {"ok"}
-    assert len(slack.calls("chat.postEphemeral")) == strangers
+    assert len(without_barrier(slack.calls("chat.postEphemeral"))) == strangers
     assert {r.args["user"] for r in refusals} == {STRANGER}
     assert sum(1 for m in slack.messages(CHANNEL) if m.get("edited")) == answers
     with e2e_sessions() as session:

@@ -6,12 +6,17 @@ import json
 import logging
 
 import pytest
+import sentry_sdk
 from sqlalchemy import inspect
 
-from bot.core.settings import Settings
-from bot.platform import cli
+from bot.core.settings import Settings, load_settings
+from bot.delivery import outbox
+from bot.platform import cli, migrations
 from bot.platform.manifest import BOT_EVENTS, build_manifest
-from models.session import make_engine
+from models import OutboxPurpose
+from models.session import make_engine, make_session_factory
+from tests.support.fake_sentry import FakeSentry
+from tests.support.fake_slack import FakeSlack
 
 
 @pytest.fixture(autouse=True)
@@ -221,3 +226,53 @@ def test_serve_without_alerts_channel_says_so_once_and_still_serves(tmp_path, mo
 
     assert len(served) == 1
     assert len(_alerts_off_lines(caplog)) == 1
+
+
+# `resolvemeq socket`: what it starts before it connects ----------------------------------
+# Socket Mode itself needs Slack's websocket; the test drives `start_slack_app`, which
+# `socket` calls before it hands the app to the SocketModeHandler.
+
+
+@pytest.fixture()
+def sentry_closed_after():
+    """Whatever Sentry client a test starts in this process is closed afterwards."""
+    yield
+    sentry_sdk.get_client().close()
+    scope = sentry_sdk.get_global_scope()
+    scope.set_client(None)
+    scope.remove_tag("component")
+
+
+def test_socket_mode_reports_to_sentry_and_runs_the_jobs_without_redis(tmp_path, sentry_closed_after):
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    migrations.upgrade(url)
+    engine = make_engine(url)
+    with make_session_factory(engine).begin() as session:  # a post that is due: the job sends it
+        outbox.enqueue(session, purpose=OutboxPurpose.NOTICE, channel="CHELPDESK",
+                       text="Ticket #7 needs a person")
+    engine.dispose()
+    with FakeSlack() as slack, FakeSentry() as sentry:
+        settings = load_settings(
+            database_url=url, slack_api_url=slack.base_url, slack_bot_token=slack.token,
+            slack_signing_secret="socket-signing-secret", slack_app_token="xapp-1-socket-test",
+            sentry_dsn=sentry.dsn, job_interval="1")
+        process = cli.start_slack_app(settings, component="socket")
+        try:
+            assert process.scheduler is not None
+            [post] = slack.wait_for("chat.postMessage", timeout=15)
+            assert post.args["text"] == "Ticket #7 needs a person"
+            logging.getLogger("resolvemeq.test").error("a socket-mode failure")
+            [event] = sentry.wait_for(lambda e: "a socket-mode failure" in str(e.get("logentry")))
+            assert event["tags"]["component"] == "socket"
+        finally:
+            process.scheduler.stop()
+            process.runtime.engine.dispose()
+
+
+def test_socket_mode_with_redis_leaves_the_jobs_to_celery(tmp_path):
+    settings = load_settings(database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+                             slack_bot_token="xoxb-1", slack_signing_secret="s",
+                             slack_app_token="xapp-1", redis_url="redis://127.0.0.1:6379/31")
+    process = cli.start_slack_app(settings, component="socket")
+    assert process.scheduler is None
+    process.runtime.engine.dispose()

@@ -7,9 +7,9 @@ PostgreSQL and Redis and the fake Slack Web API. The answer is what Slack would 
 back (for a slash command, the ephemeral text the person reads); what else the person
 saw is read from the fake Slack, what was stored from the database.
 
-The app's background executor has one worker, so work runs in the order it was handed
-off and `settled()` returns once everything handed off before it has run: a test can
-then say that nothing (more) was posted.
+The app's executors (decisions and reads) have one worker each, so work runs in the
+order it was handed off and `settled()` returns once everything handed off before it
+has run: a test can then say that nothing (more) was posted.
 """
 
 from __future__ import annotations
@@ -47,11 +47,13 @@ class InProcess(SlackRequests):
     Args:
         app: the app from `create_app`.
         slack: the fake Slack it calls.
-        background: its background executor (one worker, see the module).
+        background: its decisions' executor (one worker, see the module).
+        reads: its reads' executor (App Home, /resolution-stats).
     """
 
-    def __init__(self, app: App, slack: FakeSlack, background: Background) -> None:
-        self.app, self.slack, self.background = app, slack, background
+    def __init__(self, app: App, slack: FakeSlack, background: Background,
+                 reads: Background) -> None:
+        self.app, self.slack, self.background, self.reads = app, slack, background, reads
 
     def deliver(self, raw: bytes, headers: dict[str, str]) -> Answer:
         response = self.app.dispatch(BoltRequest(body=raw.decode(), headers=headers))
@@ -59,7 +61,8 @@ class InProcess(SlackRequests):
 
     def settled(self, timeout: float = 10) -> None:
         """Wait until the work handed off so far has run."""
-        self.background.submit(lambda: None).result(timeout=timeout)
+        for executor in (self.reads, self.background):
+            executor.submit(lambda: None).result(timeout=timeout)
 
 
 def listener_settings(*, database_url: str, slack: FakeSlack, redis_url: str, **overrides: Any) -> Settings:
@@ -73,13 +76,22 @@ def listener_settings(*, database_url: str, slack: FakeSlack, redis_url: str, **
 
 
 @contextmanager
-def in_process(runtime: Runtime, slack: FakeSlack) -> Iterator[InProcess]:
+def in_process(runtime: Runtime, slack: FakeSlack, *, background: Background | None = None,
+               reads: Background | None = None) -> Iterator[InProcess]:
     """An app for `runtime` that answers in this process; its background work is
-    finished and its connections closed on exit."""
-    background = Background(1, name="listener-test-bg")
-    app = create_app(runtime, background=background)
+    finished and its connections closed on exit.
+
+    Args:
+        runtime: what `resolvemeq serve` would build.
+        slack: the fake Slack.
+        background, reads: the app's executors (default: one worker each, room to spare).
+    """
+    background = background or Background(1, queue_limit=1000, name="listener-test-bg")
+    reads = reads or Background(1, queue_limit=1000, name="listener-test-reads")
+    app = create_app(runtime, background=background, reads=reads)
     try:
-        yield InProcess(app, slack, background)
+        yield InProcess(app, slack, background, reads)
     finally:
+        reads.shutdown(wait=True)
         background.shutdown(wait=True)
         runtime.engine.dispose()

@@ -103,13 +103,16 @@ class FakeSlack(LoopbackHTTPServer):
         team_id: the workspace ``auth.test`` reports.
         bot_user_id: the bot user ``auth.test`` reports; posts are authored by it.
         bot_id: the bot id ``auth.test`` reports.
+        enterprise_id: the Enterprise Grid organisation ``auth.test`` reports (none:
+            a workspace outside Enterprise Grid).
     """
 
     server_class = _Server
 
     def __init__(self, *, token: str = DEFAULT_TOKEN, team_id: str = "T0RESOLVEQ",
-                 bot_user_id: str = "UBOT", bot_id: str = "BBOT") -> None:
-        self.token, self.team_id = token, team_id
+                 bot_user_id: str = "UBOT", bot_id: str = "BBOT",
+                 enterprise_id: str | None = None) -> None:
+        self.token, self.team_id, self.enterprise_id = token, team_id, enterprise_id
         self.bot_user_id, self.bot_id = bot_user_id, bot_id
         self._cond = threading.Condition(threading.RLock())
         self._calls: list[Call] = []
@@ -339,7 +342,8 @@ class FakeSlack(LoopbackHTTPServer):
     def _auth_test(self, args: Args) -> Args:
         return {"url": "https://resolvemeq-test.slack.com/", "team": "ResolveMeQ Test",
                 "user": "resolvemeq", "team_id": self.team_id, "user_id": self.bot_user_id,
-                "bot_id": self.bot_id, "is_enterprise_install": False}
+                "bot_id": self.bot_id, "is_enterprise_install": False,
+                **({"enterprise_id": self.enterprise_id} if self.enterprise_id else {})}
 
     def _post_message(self, args: Args) -> Args:
         channel = self._channel(args)

@@ -23,6 +23,7 @@ import httpx
 
 from bot.core import clock
 from bot.domain import actions
+from bot.views import ActionId
 from models import Ticket, TicketSource, TicketStatus
 from tests.support import slack_signing
 from tests.support.factories import make_plan
@@ -36,6 +37,7 @@ STRANGER = "USTRANGER"
 CHANNEL = "CHELPDESK"
 ESCALATIONS = "CESCALATE"
 BARRIER_USER = "UBARRIER"
+BARRIER_CHANNEL = "DBARRIER"
 VPN = "My VPN keeps disconnecting when I work from home"
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,20 +74,20 @@ class SlackRequests:
         return self.deliver(raw, signed)
 
     def command(self, command: str, text: str, *, user: str = REQUESTER, channel: str = CHANNEL,
-                team: str = TEAM_ID) -> Any:
+                team: str = TEAM_ID, enterprise: str | None = None) -> Any:
         trigger = f"trig-{uuid.uuid4().hex}"
         body = slack_signing.slash_command_body(
             command, text, user_id=user, channel_id=channel, team_id=team, trigger_id=trigger,
-            response_url=self.slack.response_url(trigger),
+            response_url=self.slack.response_url(trigger), enterprise_id=enterprise,
         )
         return self.post(body)
 
     def click(self, action_id: str, value: str, *, user: str = REQUESTER, channel: str = CHANNEL,
               message_ts: str = "1732527000.000100", team: str = TEAM_ID,
-              trigger_id: str | None = None) -> Any:
+              trigger_id: str | None = None, enterprise: str | None = None) -> Any:
         payload = slack_signing.block_actions_payload(
             action_id, value, user_id=user, channel_id=channel, team_id=team, message_ts=message_ts,
-            trigger_id=trigger_id or f"trig-{uuid.uuid4().hex}",
+            trigger_id=trigger_id or f"trig-{uuid.uuid4().hex}", enterprise_id=enterprise,
         )
         return self.post(slack_signing.block_actions_body(payload))
 
@@ -97,9 +99,9 @@ class SlackRequests:
         return self.post(slack_signing.block_actions_body(payload))
 
     def event(self, event: dict[str, Any], *, event_id: str | None = None, team: str = TEAM_ID,
-              retry: int | None = None) -> Any:
+              retry: int | None = None, enterprise: str | None = None) -> Any:
         body = slack_signing.event_body(event, event_id=event_id or f"Ev{uuid.uuid4().hex[:10]}",
-                                        team_id=team)
+                                        team_id=team, enterprise_id=enterprise)
         headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else None
         return self.post(body, content_type="application/json", headers=headers)
 
@@ -230,17 +232,26 @@ def shown(payload: dict) -> str:
 def barrier(e2e, slack) -> None:
     """Wait until the work of every request acknowledged so far has started.
 
-    The App Home is published off the request path like every other Slack call, on
-    the same first-in first-out executor: once it is out, what was queued before it
-    has run or is running.
+    A click on a rollback's Cancel is answered off the request path, on the same
+    first-in first-out executor as every decision and Slack post: once its word to the
+    clicker is out, what was queued before it has run or is running. (The App Home has
+    an executor of its own, so it cannot serve.) `without_barrier` leaves its calls out.
     """
-    before = len([c for c in slack.calls("views.publish") if c.args.get("user_id") == BARRIER_USER])
-    response = e2e.event({"type": "app_home_opened", "user": BARRIER_USER, "tab": "home",
-                          "channel": "DBARRIER", "event_ts": f"{time.time():.6f}"})
+    before = len(barrier_calls(slack))
+    response = e2e.click(ActionId.ROLLBACK_CANCEL, "cancel", user=BARRIER_USER,
+                         channel=BARRIER_CHANNEL)
     assert response.status_code == 200
-    wait_until(lambda: len([c for c in slack.calls("views.publish")
-                            if c.args.get("user_id") == BARRIER_USER]) > before,
-               what="the barrier's App Home")
+    wait_until(lambda: len(barrier_calls(slack)) > before, what="the barrier's reply")
+
+
+def barrier_calls(slack) -> list:
+    """The fake Slack's calls that answered a barrier."""
+    return [c for c in slack.calls("chat.postEphemeral") if c.args.get("user") == BARRIER_USER]
+
+
+def without_barrier(calls: list) -> list:
+    """`calls` (the fake Slack's) without those that answered a barrier."""
+    return [c for c in calls if c.args.get("user") != BARRIER_USER]
 
 
 def resolved_ticket(e2e_sessions, *, user: str = REQUESTER) -> int:

@@ -104,6 +104,7 @@ def slash_command_body(
     team_domain: str = "resolvemeq-test",
     token: str = DEFAULT_VERIFICATION_TOKEN,
     api_app_id: str | None = DEFAULT_APP_ID,
+    enterprise_id: str | None = None,
 ) -> str:
     """A slash-command request body, form-encoded in the field order Slack uses.
 
@@ -121,6 +122,7 @@ def slash_command_body(
         token: the deprecated verification token.
         api_app_id: the app id; ``None`` leaves the field out, as older payloads
             (including Slack's signing example) did.
+        enterprise_id: the Enterprise Grid organisation, for a workspace in one.
 
     Returns:
         The raw body, e.g. ``token=...&team_id=T1&...&command=%2Fticket&text=...``.
@@ -131,6 +133,8 @@ def slash_command_body(
         ("token", token),
         ("team_id", team_id),
         ("team_domain", team_domain),
+        *([("enterprise_id", enterprise_id), ("enterprise_name", "ResolveMeQ Org")]
+          if enterprise_id else []),
         ("channel_id", channel_id),
         ("channel_name", channel_name),
         ("user_id", user_id),
@@ -158,6 +162,7 @@ def block_actions_payload(
     trigger_id: str = DEFAULT_TRIGGER_ID,
     api_app_id: str = DEFAULT_APP_ID,
     action_type: str = "button",
+    enterprise_id: str | None = None,
 ) -> dict[str, Any]:
     """A realistic ``block_actions`` payload for one button click on a message.
 
@@ -173,6 +178,7 @@ def block_actions_payload(
         trigger_id: lets the app open a modal within 3 s.
         api_app_id: the app id.
         action_type: the element type (``button``, ``static_select``, ...).
+        enterprise_id: the Enterprise Grid organisation, for a workspace in one.
 
     Returns:
         The payload dict; encode it with :func:`block_actions_body`.
@@ -191,8 +197,9 @@ def block_actions_payload(
             "is_ephemeral": False,
         },
         "trigger_id": trigger_id,
-        "team": {"id": team_id, "domain": "resolvemeq-test"},
-        "enterprise": None,
+        "team": {"id": team_id, "domain": "resolvemeq-test",
+                 **({"enterprise_id": enterprise_id} if enterprise_id else {})},
+        "enterprise": {"id": enterprise_id, "name": "ResolveMeQ Org"} if enterprise_id else None,
         "is_enterprise_install": False,
         "channel": {"id": channel_id, "name": "general"},
         "message": echoed,
@@ -291,6 +298,7 @@ def event_body(
     event_time: int | None = None,
     bot_user_id: str = "UBOT",
     token: str = DEFAULT_VERIFICATION_TOKEN,
+    enterprise_id: str | None = None,
 ) -> str:
     """An Events API request body (JSON, ``type: event_callback``).
 
@@ -302,6 +310,7 @@ def event_body(
         event_time: Unix seconds; now when omitted.
         bot_user_id: the installation's bot user, listed under ``authorizations``.
         token: the deprecated verification token.
+        enterprise_id: the Enterprise Grid organisation, for a workspace in one.
 
     Returns:
         The raw JSON body.
@@ -309,6 +318,7 @@ def event_body(
     document = {
         "token": token,
         "team_id": team_id,
+        **({"enterprise_id": enterprise_id} if enterprise_id else {}),
         "api_app_id": api_app_id,
         "event": event,
         "type": "event_callback",
@@ -316,7 +326,7 @@ def event_body(
         "event_time": int(time.time()) if event_time is None else event_time,
         "authorizations": [
             {
-                "enterprise_id": None,
+                "enterprise_id": enterprise_id,
                 "team_id": team_id,
                 "user_id": bot_user_id,
                 "is_bot": True,

@@ -10,9 +10,11 @@ import json
 import logging
 import re
 import string
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sentry_sdk
+import time_machine
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -74,6 +76,9 @@ def shut_sentry_down() -> None:
 def sentry_left_off(monkeypatch):
     """Each test starts and ends with no live client and no remembered secrets."""
     monkeypatch.setattr(observability, "_secrets", frozenset())
+    # And no decision reported in the last minute (the once-a-minute limiter's memory).
+    monkeypatch.setattr(observability, "_reports", observability._OncePerWindow(
+        observability.REPORT_WINDOW))
     assert not sentry_sdk.get_client().is_active()
     # A fresh scope pair: tags and breadcrumbs set by one test stay in it.
     with sentry_sdk.isolation_scope(), sentry_sdk.new_scope():
@@ -101,7 +106,8 @@ def test_environment_release_component_and_sampling_are_set(sentry):
     options = sentry_sdk.get_client().options
     assert options["traces_sample_rate"] == 0.1
     assert options["max_request_body_size"] == "never"
-    assert options["include_local_variables"] is True
+    # Locals off: what people typed sits in them under any name (bot/core/observability).
+    assert options["include_local_variables"] is False
     assert not options["send_default_pii"]
     assert options["before_send"] is scrub_event
     assert options["before_send_transaction"] is scrub_event
@@ -151,21 +157,48 @@ def test_init_again_after_close_starts_a_new_client():
 # -- what leaves the process -----------------------------------------------------------
 
 
-def test_an_exception_with_secrets_in_locals_is_scrubbed_but_useful(sentry):
+def test_an_exception_with_secrets_in_locals_sends_no_locals_and_a_scrubbed_message(sentry):
     _capture(_fail_with_secrets_in_locals)
     text = sentry.text()
     for forbidden in FORBIDDEN:
         assert forbidden not in text
+    # A password under a name no scrubber knows: locals are not sent at all.
+    assert "P4ss-in-a-plain-local" not in text
     (event,) = sentry.events()
     (exception,) = event["exception"]["values"]
     assert exception["type"] == "RuntimeError"
     assert exception["value"].startswith("Slack refused [Filtered]")
     frames = exception["stacktrace"]["frames"]
+    # Still a useful trace: where, and which line.
     assert frames[-1]["function"] == "_fail_with_secrets_in_locals"
-    local_vars = frames[-1]["vars"]
-    assert set(local_vars) >= {"bot_token", "app_token", "note", "description", "blob"}
-    assert local_vars["bot_token"] == local_vars["description"] == "[Filtered]"
-    assert local_vars["count"] == "3"  # ordinary values keep their use
+    assert "raise RuntimeError" in frames[-1]["context_line"]
+    assert not any(frame.get("vars") for frame in frames)
+
+
+def test_a_database_error_from_any_engine_loses_its_row_data(sentry):
+    # What an engine without hide_parameters raises (the review's example): the
+    # parameters, the failing row and the statement excerpt go, the rest stays.
+    message = ("(psycopg2.errors.CheckViolation) new row for relation \"tickets\" violates "
+               "check constraint \"ck\"\nDETAIL:  Failing row contains (1, my vpn password is "
+               "Hunter2!, new).\n\n[SQL: INSERT INTO tickets (description) VALUES (%(d)s)]\n"
+               "[parameters: (1, 'my vpn password is Hunter2!', 'new')]\n"
+               "LINE 1: INSERT INTO tickets VALUES ('my vpn password is Hunter2!')")
+    logging.getLogger("resolvemeq.test").error("could not store the ticket: %s", message)
+    (event,) = sentry.events()
+    assert "Hunter2" not in sentry.text()
+    shown = event["logentry"]["params"][0]
+    assert "violates check constraint" in shown and "[SQL: INSERT INTO tickets" in shown
+    assert "[parameters: [Filtered]]" in shown and "DETAIL:  [Filtered]" in shown
+
+
+def test_database_and_redis_passwords_are_secrets():
+    transport = CapturingTransport()
+    init_sentry(make_settings(database_url="postgresql+psycopg2://bot:pg-Pa55-never-sent@db/rq",
+                              redis_url="redis://:redis-Pa55-never-sent@cache:6379/0"),
+                component="worker", transport=transport)
+    logging.getLogger("resolvemeq.test").error(
+        "cannot connect: pg-Pa55-never-sent, then redis-Pa55-never-sent")
+    assert "Pa55" not in transport.text() and len(transport.events()) == 1
 
 
 def test_an_error_log_with_a_token_is_scrubbed(sentry):
@@ -211,19 +244,87 @@ def test_transactions_are_scrubbed(sentry):
     assert "xox" not in sentry.text()
 
 
-def test_track_action_tags_the_next_event(sentry):
-    # An enum member in, the stored string out: what Sentry searches on.
+def test_a_decision_leaves_nothing_on_the_callers_scope(sentry):
+    # The seed set these tags on the pooled thread's scope: every later, unrelated event
+    # on that thread carried the last decision's action type.
     track_action(ActionType.AUTO_RESOLVE, autonomous=True, success=True, confidence=0.87)
-    sentry_sdk.capture_message("after the action")
+    track_action(ActionType.ESCALATE, autonomous=False, success=False, confidence=0.9,
+                 triage="cap_reached", ticket_id=7)
+    sentry_sdk.capture_message("an unrelated error, later")
+    report, later = sentry.events()
+    assert report["tags"]["action_type"] == "ESCALATE"
+    assert not {"action_type", "success", "autonomous", "confidence", "triage"} & set(later["tags"])
+    assert "decision" not in later.get("contexts", {})
+
+
+def test_a_successful_decision_sends_nothing(sentry):
+    track_action(ActionType.AUTO_RESOLVE, autonomous=True, success=True, confidence=0.95)
+    track_action(ActionType.REQUEST_CLARIFICATION, autonomous=True, success=True, confidence=0.4)
+    assert sentry.events() == []
+
+
+def test_a_triage_against_the_agents_advice_is_reported_with_its_tags(sentry):
+    track_action(ActionType.ESCALATE, autonomous=False, success=False, confidence=0.87,
+                 triage="cap_reached", ticket_id=41)
     (event,) = sentry.events()
-    assert event["tags"]["action_type"] == "AUTO_RESOLVE"
-    assert event["tags"]["success"] == "true"
-    assert event["tags"]["autonomous"] == "true"
-    assert event["tags"]["confidence"] == "0.9"
-    assert event["contexts"]["action"]["confidence"] == 0.87
-    crumbs = event["breadcrumbs"]["values"]
-    assert any(c.get("category") == "action" and c.get("message") == "AUTO_RESOLVE"
-               for c in crumbs)
+    assert event["level"] == "warning"
+    assert event["message"] == "A ticket went to people against the agent's advice: cap_reached"
+    assert event["tags"] | {"component": "worker"} == {
+        "component": "worker", "action_type": "ESCALATE", "success": "false",
+        "autonomous": "false", "confidence": "0.9", "triage": "cap_reached"}
+    assert event["contexts"]["decision"]["ticket_id"] == 41
+    assert event["contexts"]["decision"]["confidence"] == 0.87
+    assert event["fingerprint"] == ["decision", "cap_reached"]
+
+
+def test_a_failed_autonomous_action_is_reported(sentry):
+    track_action(ActionType.AUTO_RESOLVE, autonomous=True, success=False, confidence=0.93)
+    (event,) = sentry.events()
+    assert event["message"] == "An autonomous AUTO_RESOLVE failed"
+    assert (event["tags"]["triage"], event["tags"]["success"]) == ("none", "false")
+
+
+def test_reports_are_at_most_one_a_minute_per_reason(sentry):
+    start = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    with time_machine.travel(start, tick=False) as clock:
+        for _ in range(5):  # a full cap: every ticket is triaged
+            track_action(ActionType.ESCALATE, autonomous=False, success=False, confidence=0.9,
+                         triage="cap_reached")
+        track_action(ActionType.ESCALATE, autonomous=False, success=False, confidence=None,
+                     triage="agent_unavailable")
+        clock.shift(timedelta(seconds=59))
+        track_action(ActionType.ESCALATE, autonomous=False, success=False, confidence=0.9,
+                     triage="cap_reached")
+        clock.shift(timedelta(seconds=2))
+        track_action(ActionType.ESCALATE, autonomous=False, success=False, confidence=0.9,
+                     triage="cap_reached")
+    assert [e["tags"]["triage"] for e in sentry.events()] == [
+        "cap_reached", "agent_unavailable", "cap_reached"]
+
+
+def test_a_deliberate_triage_is_not_reported(sentry):
+    # Autonomy paused or in shadow mode: people chose it, nothing went wrong.
+    track_action(ActionType.ESCALATE, autonomous=False, success=False, confidence=0.9,
+                 triage="autonomy_paused", deliberate=True)
+    assert sentry.events() == []
+
+
+def test_background_work_leaves_nothing_on_its_pooled_thread(sentry):
+    from bot.delivery.background import Background
+
+    def sets_a_tag():
+        sentry_sdk.set_tag("ticket", "41")
+        sentry_sdk.add_breadcrumb(category="work", message="worked on ticket 41")
+
+    pool = Background(1, queue_limit=2, name="scope-test")  # one thread: both tasks run on it
+    try:
+        pool.submit(sets_a_tag).result(timeout=5)
+        pool.submit(sentry_sdk.capture_message, "the next task's error").result(timeout=5)
+    finally:
+        pool.shutdown()
+    (event,) = sentry.events()
+    assert "ticket" not in event["tags"]
+    assert not any(c.get("category") == "work" for c in event.get("breadcrumbs", {}).get("values", []))
 
 
 def test_track_action_before_init_leaves_nothing_behind():
@@ -363,6 +464,7 @@ def _fail_with_secrets_in_locals() -> None:
     note = USER_NOTE
     description = PASSWORD_TEXT  # noqa: F841 (read from the frame's locals by Sentry)
     blob = "signing=" + SIGNING_SECRET  # a name no key-based scrubber would catch
+    words = "P4ss-in-a-plain-" + "local"  # noqa: F841 (what a person typed, in a local)
     count = 3
     raise RuntimeError(f"Slack refused {bot_token} ({app_token}, {note}, {blob}, {count})")
 

@@ -1,0 +1,61 @@
+"""The App Home tab: the last 30 days' figures, counted at most every 30 seconds.
+
+Every open of the tab used to rerun the 30-day aggregate (seconds over a large history,
+bench/queries.py); the figures are the same for everyone, so one count serves every
+open for `HOME_FIGURES_TTL` in this process.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+
+from slack_sdk import WebClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import views
+from bot.core import clock
+from bot.delivery.slack_client import safe_call
+from bot.domain import analytics
+from bot.domain.analytics import ResolutionStats
+from models import read_transaction
+
+HOME_DAYS = 30
+HOME_FIGURES_TTL = timedelta(seconds=30)
+
+
+class HomeFigures:
+    """The App Home's figures, counted once per `ttl` in this process.
+
+    Args:
+        sessions: where to count them.
+        ttl: how long one count is shown.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], *, ttl: timedelta = HOME_FIGURES_TTL):
+        self._sessions, self._ttl = sessions, ttl
+        self._counted: tuple[datetime, ResolutionStats] | None = None
+        # Held while counting: opens arriving meanwhile wait for that count, not their own.
+        self._lock = threading.Lock()
+
+    def get(self) -> ResolutionStats:
+        """The figures, counted now if the last count is older than the ttl.
+
+        Raises:
+            SQLAlchemyError: the database failed (nothing is cached).
+        """
+        with self._lock:
+            now = clock.now()
+            if self._counted is not None and now - self._counted[0] < self._ttl:
+                return self._counted[1]
+            # Read-only: on SQLite it never waits for (or blocks) a writer.
+            with read_transaction(self._sessions) as session:
+                stats = analytics.resolution_stats(session, days=HOME_DAYS, now=now)
+            self._counted = (now, stats)
+            return stats
+
+
+def publish_home(client: WebClient, user_id: str, *, is_admin: bool, figures: HomeFigures) -> None:
+    """Render the App Home tab for `user_id` with the last 30 days' figures."""
+    safe_call(client, "views.publish", user_id=user_id,
+              view=views.home_view(figures.get(), is_admin=is_admin))
