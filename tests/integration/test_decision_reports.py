@@ -3,7 +3,7 @@
 know) is reported, once a minute per cause; a decision that went as the agent advised
 sends nothing.
 
-The causes are read from real decisions (`process_ticket` on PostgreSQL); the reports
+The causes are read from real decisions (the claim, decide and act steps on PostgreSQL); the reports
 from real ones too (`decide_and_announce`), through Sentry's own transport to the fake
 ingest.
 """
@@ -18,13 +18,14 @@ from bot.core import observability
 from bot.core.settings import load_settings
 from bot.delivery.slack_client import make_web_client
 from bot.domain.intake import open_ticket
-from bot.domain.processing import Outcome, process_ticket
+from bot.domain.processing import Outcome
 from bot.domain.ratelimit import AutonomyBudget, make_storage
 from bot.domain.triage_causes import CAUSE_PARAM, TriageCause, cause_of
 from bot.workflows import announce
 from bot.workflows.runtime import Runtime
 from models import ActionHistory, ActionType, Ticket, TicketSource, transaction
 from tests.support.fake_sentry import FakeSentry
+from tests.support.deciding import decide_in
 from tests.support.harness import VPN, free_port
 from tests.support.scripted_agent import ScriptedAgent, vpn_answer
 
@@ -38,7 +39,7 @@ class UnusableAgent:
 
 def _decide(session, settings, budget, agent) -> Outcome:
     ticket = open_ticket(session, user_id="UREQUESTER", text=VPN, source=TicketSource.CLI).ticket
-    return process_ticket(session, ticket.ticket_id, agent=agent, budget=budget, settings=settings)
+    return decide_in(session, ticket.ticket_id, agent=agent, budget=budget, settings=settings)
 
 
 @pytest.fixture()
