@@ -24,8 +24,8 @@ from bot.domain.triage_causes import CAUSE_PARAM, TriageCause, cause_of
 from bot.workflows import announce
 from bot.workflows.runtime import Runtime
 from models import ActionHistory, ActionType, Ticket, TicketSource, transaction
-from tests.support.fake_sentry import FakeSentry
 from tests.support.deciding import decide_in
+from tests.support.fake_sentry import FakeSentry
 from tests.support.harness import VPN, free_port
 from tests.support.scripted_agent import ScriptedAgent, vpn_answer
 
