@@ -23,6 +23,7 @@ from bot.delivery.channel_members import ChannelMembers
 from bot.delivery.identity import BotIdentity
 from bot.delivery.slack_client import make_web_client
 from bot.delivery.slack_roles import WorkspaceRoles
+from bot.delivery.user_groups import UserGroups
 from bot.workflows.runtime import Runtime
 from handlers import register_all
 from handlers.deps import SlackDeps
@@ -51,6 +52,7 @@ def create_app(
         background=background or Background(settings.slack_background_workers),
         roles=WorkspaceRoles(client),
         members=ChannelMembers(client),
+        groups=UserGroups(client),
     )
     identity = BotIdentity(client, team_id=settings.slack_team_id)
     identity.learn_in_background()
