@@ -31,7 +31,8 @@ def confirm(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDep
     user, channel = _where(body)
     action_id, reason = _confirmed(action)
     if deps.runtime.settings.two_person_rollback:
-        approvals.ask(ack, session, deps, user=user, channel=channel, action_id=action_id, reason=reason)
+        approvals.ask(ack, session, deps, user=user or "", channel=channel, action_id=action_id,
+                      reason=reason)
         return
     result = rollback.rollback_action(session, ref=action_id.hex, admin_id=user,
                                       is_admin=deps.is_admin(user), reason=reason,

@@ -66,7 +66,7 @@ def start_reject(ack: Ack, body: dict, action: dict, session: Session, deps: Sla
 
 
 def submit_rejection(ack: Ack, body: dict, view: dict, session: Session, deps: SlackDeps) -> None:
-    user = (body.get("user") or {}).get("id")
+    user = _user(body)
     # private_metadata comes back from the client: read strictly, then re-checked.
     request_id = _request(view.get("private_metadata"), INVALID_FORM)
     decision = approvals.reject(session, request_id=request_id, user_id=user, reason=_reason(view),
@@ -82,9 +82,15 @@ def submit_rejection(ack: Ack, body: dict, view: dict, session: Session, deps: S
                            channel=None, user=user)
 
 
-def _where(body: dict) -> tuple[str | None, str | None]:
+def _where(body: dict) -> tuple[str, str | None]:
     channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
-    return (body.get("user") or {}).get("id"), channel
+    return _user(body), channel
+
+
+def _user(body: dict) -> str:
+    # No user id is nobody: the roles and the rules refuse "".
+    user = (body.get("user") or {}).get("id")
+    return user if isinstance(user, str) else ""
 
 
 def _request(value: object, refusal: str) -> int:

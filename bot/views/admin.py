@@ -274,8 +274,9 @@ def _history_entry(row: Any, approved_by: str | None = None) -> str:
     if confidence is not None:
         parts.append(percent(confidence))
     parts.append(f"by {actor(getattr(row, 'executed_by', None))}")
-    if _approved_by(row):
-        parts.append(f"approved by {mention(_approved_by(row))}")
+    approver = _approved_by(row)
+    if approver:
+        parts.append(f"approved by {mention(approver)}")
     parts.append(when(getattr(row, "executed_at", None)))
     undone = getattr(row, "rollback_of", None)
     if undone is not None:

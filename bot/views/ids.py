@@ -230,7 +230,7 @@ def request_value(request_id: int) -> str:
     return f"q={request_id}"
 
 
-def parse_request_value(value: str) -> int:
+def parse_request_value(value: object) -> int:
     """Read `request_value` back.
 
     Raises:

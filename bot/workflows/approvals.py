@@ -141,10 +141,14 @@ def redraw(runtime: Runtime, client: WebClient, request_id: int, *, now: datetim
             post.text, post.blocks = _drawn(session, request)
             request.shown_status = request.status
             return True
+        if not post.sent_channel or not post.message_ts:
+            return False
         where = (post.sent_channel, post.message_ts)
     with runtime.message_locks.hold(where):
         with transaction(runtime.sessions) as session:
             request = session.get(RollbackRequest, request_id)
+            if request is None:
+                return True
             status = request.status
             text, blocks = _drawn(session, request)
         updated = safe_call(client, "chat.update", channel=where[0], ts=where[1], text=text, blocks=blocks)
