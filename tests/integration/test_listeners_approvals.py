@@ -303,3 +303,22 @@ def test_parallel_confirms_by_one_admin_never_exceed_the_throttle(make_bolt, sla
             ActionHistory.action_type == ActionType.ROLLBACK)).all()
     assert len(rollbacks) == 3
     assert len([t for t in _told(slack, ADMIN) if "You have reached the rollback limit" in t]) == 5
+
+
+def test_an_approver_removed_from_the_group_cannot_approve_once_the_cache_is_old(make_bolt, slack):
+    bolt, runtime = make_bolt(**TWO_PERSON)
+    action = _action(runtime.sessions)
+    request_id, message = _requested(bolt, slack, runtime, action)
+    # LEAD is known to be an approver now (cached), then leaves the group.
+    assert _on_message(bolt, ActionId.ROLLBACK_REJECT, request_id, message, user=LEAD).status_code == 200
+    slack.set_usergroup("helpdesk-leads", [])
+
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=5, seconds=1)):
+        assert _on_message(bolt, ActionId.ROLLBACK_APPROVE, request_id, message, user=LEAD).status_code == 200
+        bolt.settled()
+
+    assert "Only helpdesk admins and rollback approvers" in _told(slack, LEAD)[-1]
+    assert _get(runtime.sessions, RollbackRequest, request_id).status == "pending"
+    assert _get(runtime.sessions, ActionHistory, action.id).rolled_back is False
+    [denied] = _audits(runtime.sessions, audit.ROLLBACK_APPROVAL_DENIED)
+    assert (denied.actor_id, denied.detail["why"]) == (LEAD, "not an admin or approver")
