@@ -1,4 +1,5 @@
-"""The rollback confirm step: Confirm re-checks who clicked, then undoes the action.
+"""The rollback confirm step: Confirm re-checks who clicked, then undoes the action
+(with ROLLBACK_APPROVAL=two-person it asks for approval instead: `handlers.approvals`).
 
 The rollback and the notices it owes are written in the request's transaction; the
 acknowledgement commits them, then the admin and the ticket's thread are told off the
@@ -18,6 +19,7 @@ from bot.core.errors import InvalidInput
 from bot.domain import rollback
 from bot.views import ActionId
 from bot.workflows import announce
+from handlers import approvals
 from handlers.deps import SlackDeps
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,10 @@ INVALID_BUTTON = "That button is not valid any more. Nothing was rolled back."
 def confirm(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -> None:
     user, channel = _where(body)
     action_id, reason = _confirmed(action)
+    if deps.runtime.settings.two_person_rollback:
+        approvals.ask(ack, session, deps, user=user or "", channel=channel, action_id=action_id,
+                      reason=reason)
+        return
     result = rollback.rollback_action(session, ref=action_id.hex, admin_id=user,
                                       is_admin=deps.is_admin(user), reason=reason,
                                       throttle=deps.runtime.rollback_throttle)

@@ -66,7 +66,8 @@ def start_rollback(ack: Ack, command: dict, session: Session, deps: SlackDeps) -
     preview = rollback.preview_rollback(session, ref=ref, admin_id=user, is_admin=deps.is_admin(user),
                                         throttle=deps.runtime.rollback_throttle)
     ack(response_type="ephemeral", text=f"Roll back {preview.short_id}?",
-        blocks=views.rollback_confirm(preview, reason=reason.strip()))
+        blocks=views.rollback_confirm(preview, reason=reason.strip(),
+                                      two_person=deps.runtime.settings.two_person_rollback))
 
 
 def show_stats(ack: Ack, command: dict, respond: Respond, deps: SlackDeps) -> None:

@@ -9,7 +9,8 @@ from slack_sdk import WebClient
 from bot.delivery.background import Background
 from bot.delivery.channel_members import ChannelMembers
 from bot.delivery.slack_roles import WorkspaceRoles
-from bot.domain.admins import is_admin
+from bot.delivery.user_groups import UserGroups
+from bot.domain import admins
 from bot.domain.teamwork import MayAct
 from bot.workflows.home import HomeFigures
 from bot.workflows.runtime import Runtime
@@ -30,9 +31,18 @@ class SlackDeps:
     reads: Background
     home: HomeFigures
     members: ChannelMembers
+    groups: UserGroups
 
     def is_admin(self, user_id: str) -> bool:
-        return is_admin(self.runtime.settings, user_id, workspace_role=self.roles)
+        """Whether `user_id` is an admin now (asked at click time, failing closed)."""
+        return admins.is_admin(self.runtime.settings, user_id, workspace_role=self.roles,
+                               in_groups=self.groups.member_of_any)
+
+    def may_approve(self, user_id: str) -> bool:
+        """Whether `user_id` may approve or reject a rollback request now: an admin or
+        an approver (asked at click time, failing closed)."""
+        return admins.may_approve(self.runtime.settings, user_id, workspace_role=self.roles,
+                                  in_groups=self.groups.member_of_any)
 
     def may_act(self, user_id: str) -> MayAct:
         """Whether `user_id` may work on tickets of the team in a channel: an admin, or

@@ -51,6 +51,8 @@ DB_DOWN_FORM = "Sorry, I couldn't save that right now. Please submit again in a 
 DB_DOWN_BY_ACTION = {
     ActionId.ROLLBACK_CONFIRM.value:
         "Sorry, I can't reach the helpdesk database right now; nothing was rolled back.",
+    ActionId.ROLLBACK_APPROVE.value:
+        "Sorry, I can't reach the helpdesk database right now; nothing was rolled back.",
     ActionId.WHY.value:
         "Sorry, I can't reach the helpdesk database right now. Please click again in a minute.",
 }

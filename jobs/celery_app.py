@@ -11,7 +11,7 @@ from celery import Celery
 
 from bot.core.settings import Settings, load_settings
 
-TASKS = ("sweep_new_tickets", "deliver_outbox", "evaluate_alerts")
+TASKS = ("sweep_new_tickets", "deliver_outbox", "evaluate_alerts", "expire_rollback_requests")
 
 
 def create_celery(settings: Settings) -> Celery:

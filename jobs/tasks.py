@@ -50,3 +50,8 @@ def deliver_outbox() -> int:
 @shared_task(name="resolvemeq.evaluate_alerts")
 def evaluate_alerts() -> int:
     return periodic.evaluate_alerts(*_runtime())
+
+
+@shared_task(name="resolvemeq.expire_rollback_requests")
+def expire_rollback_requests() -> int:
+    return periodic.expire_rollback_requests(*_runtime())

@@ -2,7 +2,7 @@
 
 Each fact about the stored values is named once, beside its model: `ActionType`,
 `Actor`, `TicketStatus`, `Awaiting`, `EscalationPriority`, `TicketSource`, `AlertRule`,
-`OutboxStatus`, `OutboxPurpose` (StrEnums whose members are the stored strings),
+`OutboxStatus`, `OutboxPurpose`, `RequestStatus` (StrEnums whose members are the stored strings),
 `short_id` for an action id, `as_utc` for timestamps.
 """
 
@@ -20,6 +20,7 @@ from models.alert_state import AlertRule, AlertState
 from models.audit_event import AuditEvent
 from models.base import Base, as_utc
 from models.person_resolution import PersonResolution
+from models.rollback_request import RequestStatus, RollbackRequest
 from models.session import UnitOfWork, make_engine, make_session_factory, read_transaction, transaction
 from models.slack_outbox import OutboxPurpose, OutboxStatus, SlackOutbox
 from models.ticket import Awaiting, EscalationPriority, Ticket, TicketSource, TicketStatus
@@ -41,6 +42,8 @@ __all__ = [
     "OutboxStatus",
     "PEOPLE_ACTIONS",
     "PersonResolution",
+    "RequestStatus",
+    "RollbackRequest",
     "SlackOutbox",
     "Ticket",
     "TicketResolution",

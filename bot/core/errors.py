@@ -64,6 +64,14 @@ class RollbackConflict(ResolveMeQError):
         self.differences = differences
 
 
+class AlreadyRequested(ResolveMeQError):
+    """A rollback of this action is already waiting for approval (two-person mode)."""
+
+
+class RequestClosed(ResolveMeQError):
+    """The rollback request was approved, rejected or has expired: nothing to decide."""
+
+
 class Throttled(ResolveMeQError):
     """Too many attempts; `retry_at` says when the next one is allowed. Audited."""
 

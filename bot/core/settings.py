@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,6 +37,16 @@ _TEAM_CHANNELS_FORM = (
     "Team name=CHANNEL_ID pairs separated by commas, such as Identity & Access=C0123,Network=C0456"
 )
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# A Slack user group's handle (what follows @ in a mention): letters, digits, `.`, `_`, `-`.
+_GROUP_HANDLE = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}")
+_GROUPS_FORM = "user group handles separated by commas, such as it-admins,helpdesk-leads"
+
+
+class RollbackApproval(StrEnum):
+    """ROLLBACK_APPROVAL: who must agree before an action is rolled back."""
+
+    NONE = "none"  # one admin, with the confirm step
+    TWO_PERSON = "two-person"  # an admin asks; another admin or an approver approves
 
 
 class SettingsError(Exception):
@@ -111,6 +122,28 @@ def parse_team_channels(value: Any) -> dict[str, str]:
     return parsed
 
 
+def parse_group_handles(value: Any) -> list[str]:
+    """Parse ADMIN_GROUPS or APPROVER_GROUPS: `it-admins,@helpdesk-leads`.
+
+    Args:
+        value: the raw value: that string, a list, or empty.
+
+    Returns:
+        The handles, lower-case, without a leading `@`, each once, in the order given.
+
+    Raises:
+        ValueError: something that is not a user group handle.
+    """
+    handles: list[str] = []
+    for part in _csv(value):
+        handle = part.removeprefix("@").lower()
+        if not _GROUP_HANDLE.fullmatch(handle):
+            raise ValueError(f"{part!r} is not a user group handle; expected {_GROUPS_FORM}")
+        if handle not in handles:
+            handles.append(handle)
+    return handles
+
+
 def _csv(value: Any) -> list[str]:
     if value is None or value == "":
         return []
@@ -153,6 +186,10 @@ class Settings(BaseSettings):
     # People and channels
     admin_user_ids: Annotated[list[str], NoDecode] = []
     allow_workspace_admins: bool = False
+    # Slack user groups (handles) whose members are admins, or may approve rollbacks;
+    # asked of Slack at click time, cached five minutes, "no" when Slack cannot say.
+    admin_groups: Annotated[list[str], NoDecode] = []
+    approver_groups: Annotated[list[str], NoDecode] = []
     alerts_channel: str | None = None
     critical_alerts_channel: str | None = None
     escalation_channel: str | None = None
@@ -192,6 +229,11 @@ class Settings(BaseSettings):
     # Feedback and rollback
     followup_delay: Annotated[timedelta, NoDecode] = timedelta(hours=24)
     rollback_rate_limit: str = "10/hour"
+    # Two-person rollback: a request waits in APPROVALS_CHANNEL (else ALERTS_CHANNEL)
+    # for another admin or an approver, until it expires.
+    rollback_approval: RollbackApproval = RollbackApproval.NONE
+    approvals_channel: str | None = None
+    rollback_approval_ttl: Annotated[timedelta, NoDecode] = timedelta(hours=1)
 
     # Alert rules: thresholds, windows, the smallest sample that may alert, cooldown.
     alert_failure_rate: Fraction = 0.10
@@ -225,6 +267,26 @@ class Settings(BaseSettings):
     def _split_admins(cls, value: Any) -> list[str]:
         return _csv(value)
 
+    @field_validator("admin_groups", "approver_groups", mode="before")
+    @classmethod
+    def _groups(cls, value: Any) -> list[str]:
+        return parse_group_handles(value)
+
+    @field_validator("rollback_approval", mode="before")
+    @classmethod
+    def _approval(cls, value: Any) -> Any:
+        spelled = value.strip().lower() if isinstance(value, str) else value
+        if spelled in (None, ""):
+            return RollbackApproval.NONE
+        if spelled not in {mode.value for mode in RollbackApproval}:
+            raise ValueError("expected none or two-person")
+        return spelled
+
+    @field_validator("approvals_channel", mode="before")
+    @classmethod
+    def _blank_channel(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("team_channels", mode="before")
     @classmethod
     def _team_channels(cls, value: Any) -> dict[str, str]:
@@ -234,7 +296,7 @@ class Settings(BaseSettings):
         "followup_delay", "agent_breaker_reset", "alert_failure_window",
         "alert_confidence_window", "alert_agent_errors_window", "alert_rollbacks_window",
         "alert_cap_window", "alert_limiter_window", "alert_cooldown", "job_interval", "claim_ttl",
-        "sweep_grace",
+        "sweep_grace", "rollback_approval_ttl",
         mode="before",
     )
     @classmethod
@@ -321,6 +383,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _approvals_have_a_channel(self) -> Settings:
+        if self.rollback_approval == RollbackApproval.TWO_PERSON and not self.approval_requests_channel:
+            raise ValueError(
+                "ROLLBACK_APPROVAL=two-person needs APPROVALS_CHANNEL (or ALERTS_CHANNEL): "
+                "where rollback requests wait for approval"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _bands_in_order(self) -> Settings:
         if not (
             self.low_confidence_threshold
@@ -337,6 +408,16 @@ class Settings(BaseSettings):
     def database_url_safe(self) -> str:
         """The database URL with any password masked, for logs."""
         return make_url(self.database_url).render_as_string(hide_password=True)
+
+    @property
+    def two_person_rollback(self) -> bool:
+        """Whether a rollback waits for a second person (ROLLBACK_APPROVAL=two-person)."""
+        return self.rollback_approval == RollbackApproval.TWO_PERSON
+
+    @property
+    def approval_requests_channel(self) -> str | None:
+        """Where rollback requests are posted: APPROVALS_CHANNEL, else ALERTS_CHANNEL."""
+        return self.approvals_channel or self.alerts_channel or None
 
     def channel_for_team(self, team: str | None) -> str | None:
         """The channel where `team` works: its TEAM_CHANNELS entry, else

@@ -18,6 +18,13 @@ FEEDBACK_WRONG_USER = "feedback_wrong_user"
 FEEDBACK_CHANGED = "feedback_changed"
 AUTONOMY_CAP_REACHED = "autonomy_cap_reached"
 AUTONOMY_LIMITER_DOWN = "autonomy_limiter_unavailable"
+# Two-person rollback: a request, its approval (the rollback ran), rejection or expiry,
+# and a refused approval or rejection (not an admin or approver, or their own request).
+ROLLBACK_REQUESTED = "rollback_requested"
+ROLLBACK_APPROVED = "rollback_approved"
+ROLLBACK_REJECTED = "rollback_rejected"
+ROLLBACK_REQUEST_EXPIRED = "rollback_request_expired"
+ROLLBACK_APPROVAL_DENIED = "rollback_approval_denied"
 # Someone outside a team's channel (and not an admin) tried to take or resolve its ticket.
 TEAM_ACTION_DENIED = "team_action_denied"
 

@@ -80,7 +80,13 @@ class AutonomyBudget:
 
 
 class RollbackThrottle:
-    """At most ROLLBACK_RATE_LIMIT rollbacks per admin in a moving window."""
+    """At most ROLLBACK_RATE_LIMIT rollbacks per person in a moving window.
+
+    A rollback, a request for one (two-person mode) and an approval each count against
+    the budget of whoever did it. `acquire` checks and counts in one step of the store
+    (a Lua script on Redis, a lock in memory), so parallel requests by one person can
+    never all pass; `retry_at` only reads, for the confirm dialog.
+    """
 
     def __init__(self, settings: Settings, storage: Storage, *, namespace: str = "resolvemeq"):
         self._limiter = MovingWindowRateLimiter(storage)
@@ -92,7 +98,7 @@ class RollbackThrottle:
         return str(self._item)
 
     def retry_at(self, admin_id: str) -> datetime | None:
-        """When `admin_id` may roll back again, or None if they may now.
+        """When `admin_id` may roll back again, or None if they may now (nothing counted).
 
         Raises:
             LimiterUnavailable: the store cannot be reached.
@@ -100,25 +106,34 @@ class RollbackThrottle:
         try:
             if self._limiter.test(self._item, self._namespace, "rollback", admin_id):
                 return None
-            stats = self._limiter.get_window_stats(self._item, self._namespace, "rollback", admin_id)
+            return self._reset_of(admin_id)
         except Exception as error:
-            log.warning("rollback throttle unavailable: %s", type(error).__name__)
-            raise LimiterUnavailable(
-                "Rollbacks are paused: the rate-limit store cannot be reached. "
-                "Try again when it is back."
-            ) from None
-        return datetime.fromtimestamp(stats.reset_time, UTC)
+            raise _unavailable(error) from None
 
-    def hit(self, admin_id: str) -> None:
-        """Count one rollback by `admin_id`.
+    def acquire(self, admin_id: str) -> datetime | None:
+        """Count one rollback (or request, or approval) by `admin_id` if the budget allows.
+
+        Returns:
+            None when it was counted; else when the budget allows one again (nothing
+            was counted).
 
         Raises:
-            LimiterUnavailable: the store cannot be reached.
+            LimiterUnavailable: the store cannot be reached; nothing was counted.
         """
         try:
-            self._limiter.hit(self._item, self._namespace, "rollback", admin_id)
+            if self._limiter.hit(self._item, self._namespace, "rollback", admin_id):
+                return None
+            return self._reset_of(admin_id)
         except Exception as error:
-            log.warning("rollback throttle unavailable: %s", type(error).__name__)
-            raise LimiterUnavailable(
-                "Rollbacks are paused: the rate-limit store cannot be reached."
-            ) from None
+            raise _unavailable(error) from None
+
+    def _reset_of(self, admin_id: str) -> datetime:
+        stats = self._limiter.get_window_stats(self._item, self._namespace, "rollback", admin_id)
+        return datetime.fromtimestamp(stats.reset_time, UTC)
+
+
+def _unavailable(error: Exception) -> LimiterUnavailable:
+    log.warning("rollback throttle unavailable: %s", type(error).__name__)
+    return LimiterUnavailable(
+        "Rollbacks are paused: the rate-limit store cannot be reached. Try again when it is back."
+    )

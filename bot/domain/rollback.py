@@ -5,9 +5,13 @@ A rollback puts the ticket back to the action's `before_state`, but only while t
 ticket still looks exactly as the action left it (`after_state`); otherwise someone
 changed it since, and restoring would silently throw their work away.
 
-Locks are taken in one order (ticket, action, resolution; feedback and processing
-also take the ticket first), so concurrent rollbacks, feedback and processing wait
-for each other at the ticket instead of deadlocking.
+Locks are taken in one order (ticket, action, resolution, rollback request; feedback
+and processing also take the ticket first), so concurrent rollbacks, approvals,
+feedback and processing wait for each other at the ticket instead of deadlocking.
+
+The throttle is one atomic check-and-count (`count_rollback`), taken once every other
+check has passed: parallel confirms by one admin never exceed it, and a refusal never
+uses up the budget.
 """
 
 from __future__ import annotations
@@ -208,7 +212,8 @@ def rollback_action(
         admin_id: the Slack user id of the admin.
         is_admin: whether they are an admin (see bot.admins.is_admin).
         reason: why, up to 500 characters; may be empty.
-        throttle: the per-admin rollback throttle; only successful rollbacks count.
+        throttle: the per-admin rollback throttle; counted (atomically) once every other
+            check has passed, so refusals never use up an admin's budget.
         now: the clock reading for every timestamp written.
 
     Returns:
@@ -225,7 +230,30 @@ def rollback_action(
         RollbackConflict: the ticket changed since the action; nothing is changed.
     """
     now = now or clock.now()
-    _check_allowed(session, ref, admin_id, is_admin, throttle, now, stage="rollback")
+    _check_allowed(session, ref, admin_id, is_admin, None, now, stage="rollback")
+    reason = valid_reason(reason)
+    ticket, action = lock_target(session, find_action(session, ref))
+    check_undoable_now(action, ticket)
+    count_rollback(session, throttle, admin_id, action, now, stage="rollback")
+    return apply_rollback(session, ticket, action, by=admin_id, reason=reason, now=now)
+
+
+def check_admin(session: Session, ref: object, admin_id: str, is_admin: bool, now: datetime, *,
+                stage: str) -> None:
+    """Refuse (audited) anyone who is not an admin.
+
+    Raises:
+        NotAuthorized: `is_admin` is not True; the refusal's audit row is flushed.
+    """
+    _check_allowed(session, ref, admin_id, is_admin, None, now, stage=stage)
+
+
+def valid_reason(reason: object) -> str:
+    """The reason for a rollback, stripped.
+
+    Raises:
+        InvalidInput: not text, or longer than 500 characters.
+    """
     if not isinstance(reason, str):
         raise InvalidInput("The reason must be text.")
     reason = reason.strip()
@@ -233,34 +261,108 @@ def rollback_action(
         raise InvalidInput(
             f"The reason is {len(reason)} characters long; keep it to {MAX_REASON_LENGTH}."
         )
-    found = find_action(session, ref)
-    # The ticket first, as feedback and processing lock it: a No being recorded holds
-    # the ticket and then needs the action row (its resolution's foreign key), so
-    # taking the action first deadlocked with it.
+    return reason
+
+
+def lock_target(session: Session, found: ActionHistory) -> tuple[Ticket, ActionHistory]:
+    """Lock the action's ticket, then the action, and read both afresh.
+
+    The ticket first, as feedback and processing lock it: a No being recorded holds
+    the ticket and then needs the action row (its resolution's foreign key).
+    FOR UPDATE makes a second rollback of the same action wait for the first;
+    populate_existing makes it see the first one's commit, not its stale copy.
+
+    Returns:
+        (the ticket, the action), both locked until the transaction ends.
+
+    Raises:
+        NotFound: the ticket or the action was deleted meanwhile.
+    """
     ticket = _ticket_of(session, found, lock=True)
-    # FOR UPDATE makes a second rollback of the same action wait for the first;
-    # populate_existing makes it see the first one's commit, not its stale copy.
     action = session.scalars(
         select(ActionHistory)
         .where(ActionHistory.id == found.id)
         .with_for_update()
         .execution_options(populate_existing=True)
-    ).one()
-    _check_undoable(action)
-    before = snapshots.snapshot(ticket)
-    _check_no_conflict(action, before)
+    ).one_or_none()
+    if action is None:
+        raise NotFound(f"Action {short_id(found.id)} no longer exists.")
+    return ticket, action
 
+
+def check_undoable_now(action: ActionHistory, ticket: Ticket) -> dict[str, Any]:
+    """Check the action can be undone on the ticket as it is now.
+
+    Returns:
+        The ticket's snapshot now.
+
+    Raises:
+        AlreadyRolledBack, RollbackNotPossible, RollbackConflict: see
+        :func:`rollback_action`.
+    """
+    _check_undoable(action)
+    current = snapshots.snapshot(ticket)
+    _check_no_conflict(action, current)
+    return current
+
+
+def count_rollback(
+    session: Session, throttle: RollbackThrottle, person_id: str, action: ActionHistory, now: datetime,
+    *, stage: str,
+) -> None:
+    """Count one rollback (or request, or approval) against `person_id`'s budget, in one
+    atomic check-and-count; a full budget is refused and audited.
+
+    Raises:
+        Throttled: the budget is full (audited; nothing was counted).
+        LimiterUnavailable: the store cannot be reached (nothing was counted).
+    """
+    retry_at = throttle.acquire(person_id)
+    if retry_at is None:
+        return
+    detail = {"stage": stage, "limit": throttle.limit, "retry_at": retry_at.isoformat()}
+    _audit_refusal(session, audit.ROLLBACK_THROTTLED, action.id.hex, person_id, detail, now)
+    raise Throttled(
+        f"You have reached the rollback limit ({throttle.limit}). Try again {_when(retry_at, now)}.",
+        retry_at,
+    )
+
+
+def apply_rollback(
+    session: Session, ticket: Ticket, action: ActionHistory, *, by: str, reason: str, now: datetime,
+    approved_by: str | None = None, request_id: int | None = None,
+) -> RollbackResult:
+    """Restore the ticket to the action's `before_state` and record the rollback.
+
+    Call with both locked (:func:`lock_target`) and checked (:func:`check_undoable_now`).
+
+    Args:
+        session: the caller's session; flushed, not committed.
+        ticket: the action's ticket.
+        action: the action to undo.
+        by: who rolled it back (the admin; in two-person mode, who asked).
+        reason: why (already checked by :func:`valid_reason`).
+        now: the clock reading for every timestamp written.
+        approved_by: in two-person mode, who approved it (kept in the ROLLBACK row).
+        request_id: in two-person mode, the rollback request approved.
+
+    Returns:
+        The original action, the new ROLLBACK row, the ticket and the restored fields.
+    """
+    before = snapshots.snapshot(ticket)
     snapshots.restore(ticket, action.before_state)
     ticket.updated_at = now
     after = snapshots.snapshot(ticket)
     action.rolled_back = True
     action.rolled_back_at = now
-    action.rolled_back_by = admin_id
+    action.rolled_back_by = by
     action.rollback_reason = reason
+    params: dict[str, Any] = {"rolled_back_action_id": str(action.id), "reason": reason}
+    if approved_by is not None:
+        params.update(approved_by=approved_by, request_id=request_id)
     record = ActionHistory(
         ticket_id=ticket.ticket_id, action_type=ActionType.ROLLBACK, executed_at=now,
-        action_params={"rolled_back_action_id": str(action.id), "reason": reason},
-        executed_by=admin_id, autonomous=False, confidence_score=None,
+        action_params=params, executed_by=by, autonomous=False, confidence_score=None,
         agent_reasoning=reason, rollback_possible=False, rollback_of=action.id,
         before_state=before, after_state=after,
     )
@@ -281,14 +383,17 @@ def rollback_action(
             followups.cancel(session, resolution.id, reason=followups.ROLLED_BACK,
                              person=outcome is PersonResolution)
     session.flush()
-    # Counted last, so refusals and failures never use up an admin's budget.
-    throttle.hit(admin_id)
     return RollbackResult(action, record, ticket, _changes(before, after))
+
+
+def changes(current: dict[str, Any], target: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """{field: (value now, value after the rollback)}, only the fields that change."""
+    return _changes(current, target)
 
 
 def _check_allowed(
     session: Session,
-    ref: str,
+    ref: object,
     admin_id: str,
     is_admin: bool,
     throttle: RollbackThrottle | None,
@@ -301,6 +406,7 @@ def _check_allowed(
         raise NotAuthorized("Only helpdesk admins can roll back the bot's actions.")
     if throttle is None:
         return
+    # Read only (the preview): the rollback itself counts atomically, count_rollback.
     retry_at = throttle.retry_at(admin_id)  # LimiterUnavailable propagates: fail closed
     if retry_at is not None:
         detail = {"stage": stage, "limit": throttle.limit, "retry_at": retry_at.isoformat()}

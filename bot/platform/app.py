@@ -24,6 +24,7 @@ from bot.delivery.channel_members import ChannelMembers
 from bot.delivery.identity import BotIdentity, Workspace
 from bot.delivery.slack_client import make_web_client
 from bot.delivery.slack_roles import WorkspaceRoles
+from bot.delivery.user_groups import UserGroups
 from bot.workflows.home import HomeFigures
 from bot.workflows.runtime import Runtime
 from handlers import register_all
@@ -60,6 +61,7 @@ def create_app(
         reads=reads or Background(READ_WORKERS, queue_limit=READ_QUEUE, name="resolvemeq-reads"),
         home=HomeFigures(runtime.sessions),
         members=ChannelMembers(client),
+        groups=UserGroups(client),
     )
     identity = BotIdentity(client, team_id=settings.slack_team_id)
     identity.learn_now()

@@ -24,6 +24,8 @@ BOT_SCOPES = (
     "im:read",
     "im:write",
     "users:read",
+    # usergroups.list and usergroups.users.list: ADMIN_GROUPS and APPROVER_GROUPS.
+    "usergroups:read",
 )
 BOT_EVENTS = ("app_home_opened", "app_mention", "message.im")
 

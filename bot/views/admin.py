@@ -26,6 +26,7 @@ from bot.views.common import (
     fields_section,
     header,
     humanize,
+    params,
     percent,
     section,
     to_dicts,
@@ -46,12 +47,13 @@ _ARROW = ":leftwards_arrow_with_hook:"
 _ISO_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}.*")
 
 
-def rollback_confirm(preview: Any, *, reason: str = "") -> Blocks:
+def rollback_confirm(preview: Any, *, reason: str = "", two_person: bool = False) -> Blocks:
     """The confirm step of `/rollback`: what the action did and what undoing it changes.
 
     Args:
         preview: a RollbackPreview (see the module docstring for the fields read).
         reason: the admin's reason, carried in the Confirm button's value.
+        two_person: ROLLBACK_APPROVAL=two-person: Confirm asks for approval instead.
 
     Returns:
         Blocks for an ephemeral message with Confirm (danger) and Cancel.
@@ -73,15 +75,20 @@ def rollback_confirm(preview: Any, *, reason: str = "") -> Blocks:
         ),
         section("*Reasoning:*\n" + clip(reasoning, 1500)),
         section(
-            "*What changes on the ticket* (now → after the rollback):\n" + _diff_lines(changes)
+            "*What changes on the ticket* (now → after the rollback):\n" + diff_lines(changes)
             if changes
             else "Nothing on the ticket changes: it already looks as it did before the action."
         ),
+    ]
+    if two_person:
+        blocks.append(context("Rollbacks need a second person here: this asks another admin or an "
+                              "approver to approve it. Nothing changes until they do."))
+    blocks += [
         ActionsBlock(
             block_id=BlockId.ROLLBACK_CONFIRM,
             elements=[
                 button(
-                    "Roll back",
+                    "Ask for approval" if two_person else "Roll back",
                     ActionId.ROLLBACK_CONFIRM,
                     rollback_value(action_id, reason),
                     style="danger",
@@ -107,11 +114,12 @@ def rollback_done(result: Any) -> tuple[str, Blocks]:
     blocks: list[Block] = [
         section(f"{_ARROW} *Rolled back* {what}."),
         section(
-            "*Restored* (before → now):\n" + _diff_lines(facts.restored)
+            "*Restored* (before → now):\n" + diff_lines(facts.restored)
             if facts.restored
             else "Nothing on the ticket needed to change."
         ),
-        context(f"By {mention(facts.admin_id)} · reason: {_reason(facts.reason)}"),
+        context(f"By {mention(facts.admin_id)}{_approval(facts.approved_by)} "
+                f"· reason: {_reason(facts.reason)}"),
     ]
     text = (
         f"Rolled back {humanize(facts.action_type)} {facts.short_id} "
@@ -132,8 +140,8 @@ def rollback_thread_notice(result: Any) -> tuple[str, Blocks]:
     facts = _facts(result)
     kind = humanize(facts.action_type)
     line = (
-        f"An admin {mention(facts.admin_id)} rolled back the bot's {kind} "
-        f"(reason: {_reason(facts.reason)})."
+        f"An admin {mention(facts.admin_id)} rolled back the bot's {kind}"
+        f"{_approval(facts.approved_by)} (reason: {_reason(facts.reason)})."
     )
     blocks: list[Block] = [section(f"{_ARROW} {line}")]
     status = facts.restored.get("status")
@@ -154,13 +162,16 @@ def history_blocks(ticket_id: int, rows: Sequence[Any]) -> Blocks:
         At most 50 blocks; older actions beyond that are counted, not shown.
     """
     ordered = sorted(rows, key=_executed_key, reverse=True)
+    # Two-person rollbacks: who approved each, from its ROLLBACK row, for the undone entry.
+    approvals = {row.rollback_of: _approved_by(row) for row in ordered
+                 if getattr(row, "rollback_of", None) is not None and _approved_by(row)}
     blocks: list[Block] = [header(f"History of ticket #{ticket_id}")]
     if not ordered:
         blocks.append(section(f"No actions are recorded for ticket #{ticket_id}."))
         return to_dicts(blocks)
     room = MESSAGE_BLOCK_LIMIT - len(blocks)
     shown = ordered if len(ordered) <= room else ordered[: room - 1]
-    blocks += [section(_history_entry(row)) for row in shown]
+    blocks += [section(_history_entry(row, approvals.get(getattr(row, "id", None)))) for row in shown]
     hidden = len(ordered) - len(shown)
     if hidden:
         noun = "action" if hidden == 1 else "actions"
@@ -184,6 +195,8 @@ class _Facts:
     admin_id: str
     reason: str
     restored: dict[str, Any]
+    # Two-person mode: who approved the rollback (admin_id asked for it).
+    approved_by: str | None = None
 
 
 def _facts(result: Any) -> _Facts:
@@ -198,6 +211,7 @@ def _facts(result: Any) -> _Facts:
             admin_id=action.rolled_back_by or getattr(record, "executed_by", "") or "",
             reason=action.rollback_reason or "",
             restored=dict(getattr(result, "restored", None) or {}),
+            approved_by=_approved_by(record),
         )
     return _Facts(
         short_id=escape(str(result.short_id)),
@@ -206,6 +220,7 @@ def _facts(result: Any) -> _Facts:
         admin_id=result.admin_id or "",
         reason=result.reason or "",
         restored=dict(getattr(result, "restored", None) or {}),
+        approved_by=getattr(result, "approved_by", None),
     )
 
 
@@ -216,7 +231,8 @@ def _changes_of(preview: Any) -> dict[str, Any]:
     return dict(changes or {})
 
 
-def _diff_lines(changes: dict[str, Any]) -> str:
+def diff_lines(changes: dict[str, Any]) -> str:
+    """A rollback's changes as bullet lines, "• `field`: old → new" (values escaped)."""
     lines = []
     for field, pair in changes.items():
         old, new = pair if isinstance(pair, tuple | list) and len(pair) == 2 else (None, pair)
@@ -241,13 +257,26 @@ def _reason(reason: str) -> str:
     return clip(reason, 500) if reason and reason.strip() else _NO_REASON
 
 
-def _history_entry(row: Any) -> str:
+def _approved_by(row: Any) -> str | None:
+    """Who approved a two-person rollback, from its ROLLBACK row's parameters."""
+    approver = params(row).get("approved_by") if row is not None else None
+    return approver if isinstance(approver, str) and approver else None
+
+
+def _approval(approver: str | None) -> str:
+    return f" with {mention(approver)}'s approval" if approver else ""
+
+
+def _history_entry(row: Any, approved_by: str | None = None) -> str:
     kind = getattr(row, "action_type", "?")
     parts = [f"*{humanize(kind)}* `{short_id(getattr(row, 'id', None))}`"]
     confidence = getattr(row, "confidence_score", None)
     if confidence is not None:
         parts.append(percent(confidence))
     parts.append(f"by {actor(getattr(row, 'executed_by', None))}")
+    approver = _approved_by(row)
+    if approver:
+        parts.append(f"approved by {mention(approver)}")
     parts.append(when(getattr(row, "executed_at", None)))
     undone = getattr(row, "rollback_of", None)
     if undone is not None:
@@ -259,7 +288,7 @@ def _history_entry(row: Any) -> str:
     if getattr(row, "rolled_back", False):
         by = getattr(row, "rolled_back_by", None)
         entry += (
-            f"\n{_ARROW} *Rolled back* by {mention(by) if by else 'an admin'} "
+            f"\n{_ARROW} *Rolled back* by {mention(by) if by else 'an admin'}{_approval(approved_by)} "
             f"at {when(getattr(row, 'rolled_back_at', None))} "
             f"({_reason(getattr(row, 'rollback_reason', '') or '')})"
         )

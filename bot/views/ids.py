@@ -26,6 +26,8 @@ _FEEDBACK_RE = re.compile(r"t=([1-9][0-9]{0,9})(?:;s=([1-5]))?")
 # A person's resolution: the ticket and the person_resolution row the answer is for.
 _PERSON_FEEDBACK_RE = re.compile(r"t=([1-9][0-9]{0,9});p=([1-9][0-9]{0,9})(?:;s=([1-5]))?")
 _TICKET_RE = re.compile(r"t=([1-9][0-9]{0,9})")
+# A rollback request (two-person mode): its id.
+_REQUEST_RE = re.compile(r"q=([1-9][0-9]{0,9})")
 # The reason is stored escaped (Slack's three entities), so the message JSON holds no
 # `<` from what an admin typed even in a button value nobody sees.
 _ROLLBACK_RE = re.compile(r"a=([0-9a-f]{32});r=((?:[^&<>]|&(?:amp|lt|gt);)*)", re.DOTALL)
@@ -49,6 +51,10 @@ class ActionId(StrEnum):
     TEAM_TAKE = "team_take"
     TEAM_RESOLVE = "team_resolve"
     RESOLUTION_NOTE = "resolution_note"
+    # A rollback request's buttons in the approvals channel, and the reject modal's field.
+    ROLLBACK_APPROVE = "rollback_approve"
+    ROLLBACK_REJECT = "rollback_reject"
+    REJECT_REASON = "reject_reason"
 
 
 class BlockId(StrEnum):
@@ -68,12 +74,17 @@ class BlockId(StrEnum):
     TEAM_ACTIONS = "team_actions"
     TEAM_HINT = "team_hint"
     RESOLUTION_NOTE = "resolution_note"
+    # A rollback request: its Approve / Reject buttons (replaced by the outcome).
+    APPROVAL_ACTIONS = "approval_actions"
+    APPROVAL_OUTCOME = "approval_outcome"
+    REJECT_REASON = "reject_reason"
 
 
 class CallbackId(StrEnum):
     """`callback_id`s of our modals; view_submission handlers bind to these."""
 
     RESOLVE_TICKET = "resolve_ticket"
+    REJECT_ROLLBACK = "reject_rollback"
 
 
 def rating_action_id(score: int) -> str:
@@ -205,6 +216,29 @@ def parse_ticket_value(value: str) -> int:
     match = _TICKET_RE.fullmatch(value) if isinstance(value, str) else None
     if match is None or int(match.group(1)) > MAX_TICKET_ID:
         raise ValueError(f"not a ticket value: {value!r:.40}")
+    return int(match.group(1))
+
+
+def request_value(request_id: int) -> str:
+    """The value of a rollback request's Approve and Reject buttons, and the reject
+    modal's private_metadata: "q=12".
+
+    Raises:
+        ValueError: the id is out of range.
+    """
+    _check_ticket_id(request_id)  # the same integer key range
+    return f"q={request_id}"
+
+
+def parse_request_value(value: object) -> int:
+    """Read `request_value` back.
+
+    Raises:
+        ValueError: anything `request_value` would not have written.
+    """
+    match = _REQUEST_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is None or int(match.group(1)) > MAX_TICKET_ID:
+        raise ValueError(f"not a rollback request value: {value!r:.40}")
     return int(match.group(1))
 
 

@@ -13,7 +13,7 @@ from bot.core import clock
 from bot.core.settings import Settings
 from bot.delivery import outbox
 from bot.domain import sweep
-from bot.workflows import alerts, announce
+from bot.workflows import alerts, announce, approvals
 from bot.workflows.runtime import Runtime
 from models import read_transaction
 
@@ -67,10 +67,19 @@ def evaluate_alerts(runtime: Runtime, client: WebClient) -> int:
     return len(alerts.run_alerts(runtime.sessions, client, runtime.settings, on_notice=to_sentry))
 
 
+def expire_rollback_requests(runtime: Runtime, client: WebClient) -> int:
+    """Expire rollback requests nobody decided within ROLLBACK_APPROVAL_TTL (their
+    messages say so, the askers are told) and redraw approvals messages that lag their
+    request; returns how many expired. Runs in every mode: requests made in two-person
+    mode still expire after a switch back to `none`."""
+    return approvals.expire_requests(runtime, client)
+
+
 JOBS: dict[str, Callable[[Runtime, WebClient], int]] = {
     "sweep_new_tickets": sweep_new_tickets,
     "deliver_outbox": deliver_outbox,
     "evaluate_alerts": evaluate_alerts,
+    "expire_rollback_requests": expire_rollback_requests,
 }
 
 

@@ -21,6 +21,8 @@ from models import (
     Base,
     OutboxPurpose,
     OutboxStatus,
+    RequestStatus,
+    RollbackRequest,
     SlackOutbox,
     Ticket,
     TicketResolution,
@@ -60,6 +62,15 @@ def _a_row(session: Session, table: str):
         session.add(post)
         session.flush()
         return post
+    if table == "rollback_requests":
+        action = make_action(session, now=NOW)
+        request = RollbackRequest(action_id=action.id, ticket_id=action.ticket_id, requested_by="UADMIN",
+                                  reason="", diff={}, created_at=NOW, expires_at=NOW,
+                                  status=RequestStatus.PENDING, decision_reason="",
+                                  shown_status=RequestStatus.PENDING)
+        session.add(request)
+        session.flush()
+        return request
     raise AssertionError(f"add a row factory for {table}: it has an enum CHECK")
 
 
@@ -80,6 +91,8 @@ def test_the_checked_columns_are_the_ones_the_issue_names():
     assert [(table, column, enum) for table, column, enum in ENUM_CHECKS] == [
         ("action_history", "action_type", ActionType),
         ("alert_state", "rule", AlertRule),
+        ("rollback_requests", "shown_status", RequestStatus),
+        ("rollback_requests", "status", RequestStatus),
         ("slack_outbox", "purpose", OutboxPurpose),
         ("slack_outbox", "status", OutboxStatus),
         ("tickets", "status", TicketStatus),

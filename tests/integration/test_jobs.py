@@ -168,7 +168,8 @@ def test_jobs_run_once_runs_every_job(runtime, fake):
 def test_without_alerts_channel_no_alert_job_runs_or_is_scheduled(runtime, fake):
     client = make_web_client(runtime.settings, timeout=2)
     assert runtime.settings.alerts_channel is None
-    assert set(periodic.run_once(runtime, client)) == {"sweep_new_tickets", "deliver_outbox"}
+    assert set(periodic.run_once(runtime, client)) == {"sweep_new_tickets", "deliver_outbox",
+                                                       "expire_rollback_requests"}
     assert periodic.startup_notes(runtime.settings) == [
         "alert evaluation is off: ALERTS_CHANNEL is not set. Set it to the channel alerts go "
         "to and invite the bot there; the bot serves without it"]
@@ -179,7 +180,7 @@ def test_without_alerts_channel_no_alert_job_runs_or_is_scheduled(runtime, fake)
                                                alerts_channel="CALERTS"))
     assert "evaluate_alerts" not in without.conf.beat_schedule
     assert set(with_channel.conf.beat_schedule) == {"sweep_new_tickets", "deliver_outbox",
-                                                    "evaluate_alerts"}
+                                                    "evaluate_alerts", "expire_rollback_requests"}
     configured = load_settings(database_url="sqlite://", alerts_channel="CALERTS")
     assert periodic.startup_notes(configured) == []
     assert set(periodic.jobs_for(configured)) == set(periodic.JOBS)

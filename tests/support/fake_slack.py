@@ -121,6 +121,7 @@ class FakeSlack(LoopbackHTTPServer):
         self._ephemerals: list[Args] = []
         self._users: dict[str, Args] = {}
         self._members: dict[str, list[str]] = {}
+        self._usergroups: dict[str, Args] = {}  # by handle
         self._views: dict[str, Args] = {}
         self._home: dict[str, Args] = {}
         self._ts_counter = 0
@@ -133,6 +134,7 @@ class FakeSlack(LoopbackHTTPServer):
             "views.publish": self._views_publish, "views.open": self._views_open,
             "views.update": self._views_update, "reactions.add": self._reactions_add,
             "conversations.members": self._conversations_members,
+            "usergroups.list": self._usergroups_list, "usergroups.users.list": self._usergroups_users,
         }
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -233,6 +235,29 @@ class FakeSlack(LoopbackHTTPServer):
         this stays through ``reset``. A channel never set is ``channel_not_found``."""
         with self._cond:
             self._members[channel] = list(users)
+
+    def set_usergroup(self, handle: str, users: list[str], *, enabled: bool = True) -> str:
+        """Make a user group (``@handle``) with these members, or change an existing one's
+        members or whether it is enabled. Like users, groups stay through ``reset``.
+
+        Returns:
+            The group's id (``S…``), stable per handle, as Slack's are.
+        """
+        with self._cond:
+            group = self._usergroups.get(handle)
+            if group is None:
+                group_id = "S" + hashlib.sha1(handle.encode()).hexdigest()[:10].upper()
+                group = {"id": group_id, "team_id": self.team_id, "is_usergroup": True,
+                         "name": handle.replace("-", " ").title(), "description": "",
+                         "handle": handle, "is_external": False, "date_create": _TS_BASE,
+                         "date_update": _TS_BASE, "date_delete": 0, "auto_type": None,
+                         "created_by": "UCREATOR", "updated_by": "UCREATOR", "deleted_by": None,
+                         "prefs": {"channels": [], "groups": []}}
+                self._usergroups[handle] = group
+            group["users"] = list(users)
+            group["user_count"] = len(users)
+            group["date_delete"] = 0 if enabled else _TS_BASE + 1
+            return group["id"]
 
     def fail_next(self, method: str, *, status: int | None = None, error: str | None = None,
                   retry_after: int | None = None, times: int = 1) -> None:
@@ -436,6 +461,29 @@ class FakeSlack(LoopbackHTTPServer):
         more = start + limit < len(members)
         return {"members": page,
                 "response_metadata": {"next_cursor": f"next:{start + limit}" if more else ""}}
+
+    def _usergroups_list(self, args: Args) -> Args:
+        # Like Slack: disabled groups only with include_disabled; users only with include_users.
+        found = []
+        for group in self._usergroups.values():
+            if group["date_delete"] and not _truthy(args.get("include_disabled", "0")):
+                continue
+            item = {k: copy.deepcopy(v) for k, v in group.items() if k not in ("users", "user_count")}
+            if _truthy(args.get("include_users", "0")):
+                item["users"] = list(group["users"])
+            if _truthy(args.get("include_count", "0")):
+                item["user_count"] = group["user_count"]
+            found.append(item)
+        return {"usergroups": found}
+
+    def _usergroups_users(self, args: Args) -> Args:
+        wanted = str(args.get("usergroup") or "")
+        if not wanted:
+            raise _SlackError("missing_argument")
+        group = next((g for g in self._usergroups.values() if g["id"] == wanted), None)
+        if group is None or (group["date_delete"] and not _truthy(args.get("include_disabled", "0"))):
+            raise _SlackError("no_such_subteam")
+        return {"users": list(group["users"])}
 
     def _users_info(self, args: Args) -> Args:
         user = self._users.get(str(args.get("user") or ""))

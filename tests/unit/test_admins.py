@@ -1,11 +1,12 @@
-"""Who may roll back: listed admins, and workspace admins only when allowed; fail closed."""
+"""Who may roll back: listed admins, admin groups, and workspace admins only when allowed;
+who may approve: admins and approver groups. Every lookup fails closed."""
 
 from __future__ import annotations
 
 import pytest
 
 from bot.core.settings import Settings, load_settings
-from bot.domain.admins import is_admin
+from bot.domain.admins import is_admin, may_approve
 
 
 @pytest.fixture()
@@ -74,3 +75,61 @@ def test_lookup_must_answer_a_real_true(make, answer):
 def test_bad_user_ids_are_not_admins(make, user_id):
     settings = make(admin_user_ids="UADMIN", allow_workspace_admins=True)
     assert is_admin(settings, user_id, workspace_role=lambda _uid: True) is False
+
+
+# User groups (ADMIN_GROUPS, APPROVER_GROUPS) and who may approve ----------------------
+
+def _groups(members: dict[str, set[str]], calls: list | None = None):
+    """A user group lookup answering from `members` ({handle: user ids})."""
+    def in_groups(handles, user_id):
+        if calls is not None:
+            calls.append((tuple(handles), user_id))
+        return any(user_id in members.get(handle, set()) for handle in handles)
+
+    return in_groups
+
+
+def test_a_member_of_an_admin_group_is_admin_and_may_approve(make):
+    settings = make(admin_groups="it-admins")
+    lookup = _groups({"it-admins": {"UGROUP"}})
+    assert is_admin(settings, "UGROUP", in_groups=lookup) is True
+    assert may_approve(settings, "UGROUP", in_groups=lookup) is True
+    assert is_admin(settings, "UOTHER", in_groups=lookup) is False
+
+
+def test_an_approver_may_approve_but_is_not_an_admin(make):
+    settings = make(admin_user_ids="UADMIN", admin_groups="it-admins", approver_groups="helpdesk-leads")
+    lookup = _groups({"it-admins": {"UGROUP"}, "helpdesk-leads": {"ULEAD"}})
+    assert is_admin(settings, "ULEAD", in_groups=lookup) is False
+    assert may_approve(settings, "ULEAD", in_groups=lookup) is True
+    assert may_approve(settings, "UADMIN", in_groups=lookup) is True
+    assert may_approve(settings, "USTRANGER", in_groups=lookup) is False
+
+
+def test_groups_are_asked_only_when_configured_and_the_user_is_not_listed(make):
+    calls = []
+    lookup = _groups({"it-admins": {"UADMIN"}}, calls)
+    assert is_admin(make(admin_user_ids="UADMIN", admin_groups="it-admins"), "UADMIN", in_groups=lookup)
+    assert not is_admin(make(), "UADMIN", in_groups=lookup)
+    assert calls == []
+    may_approve(make(admin_groups="it-admins", approver_groups="leads"), "UX", in_groups=lookup)
+    assert calls == [(("it-admins", "leads"), "UX")]  # one question for both kinds of group
+
+
+@pytest.mark.parametrize("answer", [RuntimeError("slack down"), {"ok": True}, "yes", 1])
+def test_a_group_lookup_that_fails_or_answers_oddly_is_no(make, answer):
+    settings = make(admin_groups="it-admins", approver_groups="leads")
+
+    def lookup(_handles, _uid):
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert is_admin(settings, "UGROUP", in_groups=lookup) is False
+    assert may_approve(settings, "UGROUP", in_groups=lookup) is False
+
+
+def test_workspace_admins_may_approve_when_allowed(make):
+    settings = make(allow_workspace_admins=True)
+    assert may_approve(settings, "UWSADMIN", workspace_role=lambda uid: uid == "UWSADMIN") is True
+    assert may_approve(settings, "UMEMBER", workspace_role=lambda uid: uid == "UWSADMIN") is False

@@ -229,3 +229,54 @@ def test_a_bad_team_channels_value_stops_startup_with_one_line(monkeypatch, caps
     assert cli.main(["db", "upgrade"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "TEAM_CHANNELS" in err
+
+
+# Governance: roles from user groups, two-person rollback --------------------------------
+
+def test_roles_and_two_person_rollback_are_read_from_the_environment(monkeypatch):
+    for name, value in {"ADMIN_GROUPS": "@IT-Admins, helpdesk.leads,it-admins",
+                        "APPROVER_GROUPS": "change_board", "ROLLBACK_APPROVAL": " Two-Person ",
+                        "APPROVALS_CHANNEL": "CAPPROVALS", "ROLLBACK_APPROVAL_TTL": "30m"}.items():
+        monkeypatch.setenv(name, value)
+    s = load_settings()
+    assert s.admin_groups == ["it-admins", "helpdesk.leads"]
+    assert s.approver_groups == ["change_board"]
+    assert s.two_person_rollback is True and s.rollback_approval == "two-person"
+    assert s.approval_requests_channel == "CAPPROVALS"
+    assert s.rollback_approval_ttl == timedelta(minutes=30)
+
+
+def test_roles_and_approval_defaults():
+    s = load_settings()
+    assert (s.admin_groups, s.approver_groups) == ([], [])
+    assert s.rollback_approval == "none" and s.two_person_rollback is False
+    assert s.rollback_approval_ttl == timedelta(hours=1)
+    assert load_settings(alerts_channel="CALERTS").approval_requests_channel == "CALERTS"
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"ROLLBACK_APPROVAL": "three-person"},
+     "ROLLBACK_APPROVAL='three-person' is invalid: expected none or two-person"),
+    ({"ROLLBACK_APPROVAL": "two-person"},
+     "invalid settings: ROLLBACK_APPROVAL=two-person needs APPROVALS_CHANNEL (or ALERTS_CHANNEL): "
+     "where rollback requests wait for approval"),
+    ({"ROLLBACK_APPROVAL": "two-person", "APPROVALS_CHANNEL": " "},
+     "invalid settings: ROLLBACK_APPROVAL=two-person needs APPROVALS_CHANNEL"),
+    ({"ROLLBACK_APPROVAL_TTL": "0"}, "ROLLBACK_APPROVAL_TTL='0' is invalid: expected a positive duration"),
+    ({"ADMIN_GROUPS": "it admins"}, "ADMIN_GROUPS='it admins' is invalid: 'it admins' is not a user group"),
+    ({"APPROVER_GROUPS": "leads,<!channel>"}, "APPROVER_GROUPS='leads,<!channel>' is invalid"),
+])
+def test_a_bad_governance_setting_stops_startup_with_one_line(monkeypatch, capsys, env, expected):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert str(raised.value).startswith(expected) and "\n" not in str(raised.value)
+    assert cli.main(["db", "upgrade"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_two_person_rollback_falls_back_to_the_alerts_channel(monkeypatch):
+    monkeypatch.setenv("ROLLBACK_APPROVAL", "two-person")
+    monkeypatch.setenv("ALERTS_CHANNEL", "CALERTS")
+    assert load_settings().approval_requests_channel == "CALERTS"
