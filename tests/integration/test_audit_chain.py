@@ -1,0 +1,237 @@
+"""The audit chain on PostgreSQL and SQLite: every action and audit row is chained as the
+app writes it, and `audit verify` names the first row changed, removed or inserted."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+
+from bot.domain import actions, audit, audit_chain
+from bot.domain.audit_chain import ACTIONS, EVENTS, RowRef
+from bot.domain.audit_verify import Anchor
+from bot.domain.ratelimit import RollbackThrottle, make_storage
+from bot.domain.rollback import rollback_action
+from models import ActionHistory, ActionType, AuditChainEntry, AuditEvent, make_engine, transaction
+from tests.support.chain import chained_factory, db_id, sql, verify
+from tests.support.factories import make_plan, make_ticket
+
+NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+KEY = b"k" * 32
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def engine(request, sqlite_url):
+    """A database at head on each backend; the PostgreSQL one is emptied after."""
+    if request.param == "sqlite":
+        engine = make_engine(sqlite_url)
+        yield engine
+        engine.dispose()
+        return
+    pg_engine = request.getfixturevalue("pg_engine")
+    request.getfixturevalue("committing_factory")  # empties the tables after the test
+    yield pg_engine
+
+
+def _history(factory, *, now=NOW):
+    """A small history written by the services: two decisions, a denial, a rollback."""
+    with transaction(factory) as session:
+        ticket = make_ticket(session, description="VPN drops every hour")
+        resolved = actions.execute(session, ticket, make_plan(ActionType.AUTO_RESOLVE), now=now,
+                                   followup_delay=timedelta(hours=24))
+        other = make_ticket(session, description="printer jam")
+        escalated = actions.execute(session, other, make_plan(ActionType.ESCALATE), now=now,
+                                    followup_delay=timedelta(hours=24))
+        audit.record(session, audit.ROLLBACK_DENIED, actor_id="USTRANGER", ticket_id=ticket.ticket_id,
+                     action_id=resolved.id, detail={"ref": resolved.id.hex[:8], "stage": "preview"},
+                     now=now)
+    throttle = RollbackThrottle(_settings(), make_storage(None))
+    with transaction(factory) as session:
+        undone = rollback_action(session, ref=escalated.id.hex, admin_id="UADMIN", is_admin=True,
+                                 reason="wrong team", throttle=throttle, now=now + timedelta(minutes=5))
+    return resolved, escalated, undone.rollback
+
+
+def _settings():
+    from bot.core.settings import load_settings
+
+    return load_settings(database_url="sqlite://")
+
+
+def _entries(engine) -> list:
+    with engine.connect() as conn:
+        return conn.execute(select(AuditChainEntry.__table__).order_by(AuditChainEntry.seq)).all()
+
+
+def test_every_row_the_app_writes_is_chained_and_verifies(engine):
+    factory = chained_factory(engine)
+    resolved, escalated, rollback = _history(factory)
+    entries = _entries(engine)
+    with engine.connect() as conn:
+        rows = (conn.scalar(select(func.count()).select_from(ActionHistory))
+                + conn.scalar(select(func.count()).select_from(AuditEvent)))
+    assert [e.seq for e in entries] == list(range(1, rows + 1))
+    assert entries[0].action_id == resolved.id and entries[-1].action_id == rollback.id
+    assert all(e.prev_hash == before.hash for before, e in zip(entries, entries[1:], strict=False))
+    report = verify(engine)
+    assert report.ok, report.problems
+    assert (report.entries, report.head.seq) == (rows, rows)
+
+
+def test_a_changed_row_is_named(engine):
+    factory = chained_factory(engine)
+    resolved, _, _ = _history(factory)
+    sql(engine, "UPDATE action_history SET executed_by = 'UEVIL' WHERE id = :id",
+        id=db_id(engine, resolved.id))
+    report = verify(engine)
+    assert not report.ok and report.problem_count == 1
+    first = report.problems[0]
+    assert (first.kind, first.row, first.seq) == ("changed", RowRef(ACTIONS, resolved.id), 1)
+    assert str(resolved.id) in first.message and "was changed" in first.message
+
+
+def test_changed_free_text_is_named(engine):
+    factory = chained_factory(engine)
+    _, escalated, _ = _history(factory)
+    sql(engine, "UPDATE action_history SET agent_reasoning = 'the admin said so' WHERE id = :id",
+        id=db_id(engine, escalated.id))
+    report = verify(engine)
+    assert [p.row for p in report.problems] == [RowRef(ACTIONS, escalated.id)]
+    assert "free text" in report.problems[0].message
+
+
+def test_a_removed_row_is_named(engine):
+    factory = chained_factory(engine)
+    _history(factory)
+    with engine.connect() as conn:
+        event_id = conn.scalar(select(AuditEvent.id))
+    sql(engine, "DELETE FROM audit_events WHERE id = :id", id=event_id)
+    report = verify(engine)
+    assert [(p.kind, p.row) for p in report.problems] == [("removed", RowRef(EVENTS, event_id))]
+    assert f"audit_events row {event_id}" in report.problems[0].message
+
+
+def test_an_inserted_row_is_named(engine):
+    factory = chained_factory(engine)
+    _history(factory)
+    sql(engine, "INSERT INTO audit_events (occurred_at, event_type, actor_id, detail) "
+        "VALUES (CURRENT_TIMESTAMP, 'rollback_denied', 'UFORGED', '{}')")
+    with engine.connect() as conn:
+        forged = conn.scalar(select(AuditEvent.id).where(AuditEvent.actor_id == "UFORGED"))
+    report = verify(engine)
+    assert [(p.kind, p.row) for p in report.problems] == [("inserted", RowRef(EVENTS, forged))]
+    assert "inserted outside the app" in report.problems[0].message
+
+
+def test_a_row_removed_with_its_entry_breaks_the_sequence(engine):
+    factory = chained_factory(engine)
+    _history(factory)
+    with engine.connect() as conn:
+        event_id = conn.scalar(select(AuditEvent.id))
+        seq = conn.scalar(select(AuditChainEntry.seq).where(AuditChainEntry.event_id == event_id))
+    sql(engine, "DELETE FROM audit_chain WHERE seq = :seq", seq=seq)
+    sql(engine, "DELETE FROM audit_events WHERE id = :id", id=event_id)
+    report = verify(engine)
+    assert report.problems[0].kind == "chain" and report.problems[0].seq == seq
+    assert f"Entry #{seq} is missing" in report.problems[0].message
+
+
+def test_a_rollbacks_later_columns_keep_the_chain_valid_and_are_checked(engine):
+    factory = chained_factory(engine)
+    _, escalated, rollback = _history(factory)
+    with engine.connect() as conn:
+        undone = conn.execute(select(ActionHistory.__table__).where(ActionHistory.id == escalated.id)).one()
+    assert undone.rolled_back and undone.rolled_back_by == "UADMIN"  # filled in after chaining
+    assert verify(engine).ok
+    sql(engine, "UPDATE action_history SET rolled_back_by = 'UOTHER' WHERE id = :id",
+        id=db_id(engine, escalated.id))
+    report = verify(engine)
+    assert [(p.kind, p.row) for p in report.problems] == [("rollback", RowRef(ACTIONS, escalated.id))]
+    assert "rolled_back_by differ" in report.problems[0].message
+    assert str(rollback.id) in report.problems[0].message
+    sql(engine, "UPDATE action_history SET rolled_back_by = 'UADMIN', rolled_back = :no WHERE id = :id",
+        id=db_id(engine, escalated.id), no=False)
+    report = verify(engine)
+    assert "says it was not rolled back" in report.problems[0].message
+
+
+def test_signatures_catch_a_chain_rewritten_without_the_key(engine):
+    factory = chained_factory(engine, key=KEY)
+    resolved, _, _ = _history(factory)
+    assert all(e.signature for e in _entries(engine))
+    assert verify(engine, key=KEY).signatures_checked and verify(engine, key=KEY).ok
+    _rewrite_chain_from(engine, changed=resolved)
+    unkeyed = verify(engine)  # hashes alone: the rewrite is self-consistent
+    assert unkeyed.ok
+    report = verify(engine, key=KEY)
+    assert report.problems[0].kind == "signature" and report.problems[0].seq == 1
+    assert verify(engine, key=b"x" * 32).problems[0].kind == "signature"
+
+
+def test_anchors_catch_a_chain_rewritten_whole(engine):
+    factory = chained_factory(engine)
+    resolved, _, _ = _history(factory)
+    with engine.connect() as conn:
+        head = audit_chain.head(conn)
+    posted = Anchor(head.seq, head.hash, posted_at=NOW)
+    assert verify(engine, anchors=[posted]).ok
+    _rewrite_chain_from(engine, changed=resolved)
+    assert verify(engine).ok
+    report = verify(engine, anchors=[posted])
+    assert [p.kind for p in report.problems] == ["anchor"]
+    assert f"entry #{head.seq}" in report.problems[0].message and "rewritten" in report.problems[0].message
+    # Cut short (the newest entries and rows deleted): the anchor names a missing entry.
+    report = verify(engine, anchors=[Anchor(head.seq + 5, head.hash)])
+    assert "cut short" in report.problems[0].message
+
+
+def _rewrite_chain_from(engine, *, changed) -> None:
+    """What someone with database access but without the key would do: change a row,
+    then recompute every digest and hash after it so the chain is consistent again."""
+    sql(engine, "UPDATE action_history SET executed_by = 'UEVIL' WHERE id = :id",
+        id=db_id(engine, changed.id))
+    with engine.begin() as conn:
+        prev = None
+        for entry in conn.execute(select(AuditChainEntry.__table__).order_by(AuditChainEntry.seq)).all():
+            table, row_id = (ACTIONS, entry.action_id) if entry.action_id else (EVENTS, entry.event_id)
+            row = audit_chain.read_rows(conn, table, [row_id])[row_id]
+            content = audit_chain.content_digest(table, row, entry.text_digest)
+            prev = prev or entry.prev_hash
+            link = audit_chain.entry_hash(entry.seq, content, prev)
+            conn.execute(text("UPDATE audit_chain SET content_digest = :c, prev_hash = :p, hash = :h "
+                              "WHERE seq = :s"), {"c": content, "p": prev, "h": link, "s": entry.seq})
+            prev = link
+
+
+def test_concurrent_writers_never_fork_the_chain(engine):
+    factory = chained_factory(engine)
+    with transaction(factory) as session:
+        ids = [make_ticket(session, description=f"ticket {n}").ticket_id for n in range(48)]
+    start = threading.Barrier(8)
+    failures: list[BaseException] = []
+
+    def decide(mine: list[int]) -> None:
+        start.wait()
+        for ticket_id in mine:
+            try:
+                with transaction(factory) as session:
+                    ticket = session.get(actions.Ticket, ticket_id)
+                    actions.execute(session, ticket, make_plan(ActionType.ESCALATE), now=NOW,
+                                    followup_delay=timedelta(hours=24))
+                    audit.record(session, audit.AUTONOMY_CAP_REACHED, actor_id=None,
+                                 ticket_id=ticket_id, now=NOW)
+            except BaseException as error:  # noqa: B036 - reported below
+                failures.append(error)
+
+    threads = [threading.Thread(target=decide, args=(ids[n::8],)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not failures
+    entries = _entries(engine)
+    assert [e.seq for e in entries] == list(range(1, 97))
+    assert len({e.prev_hash for e in entries}) == 96  # no two entries follow the same one
+    assert verify(engine).ok
