@@ -8,13 +8,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 
-from bot.domain import actions, audit, audit_chain
+from bot.domain import actions, audit, audit_chain, retention
 from bot.domain.audit_chain import ACTIONS, EVENTS, RowRef
 from bot.domain.audit_verify import Anchor
 from bot.domain.ratelimit import RollbackThrottle, make_storage
 from bot.domain.rollback import rollback_action
-from models import ActionHistory, ActionType, AuditChainEntry, AuditEvent, make_engine, transaction
+from models import (
+    ActionHistory,
+    ActionType,
+    AuditChainEntry,
+    AuditEvent,
+    Ticket,
+    make_engine,
+    transaction,
+)
 from tests.support.chain import chained_factory, db_id, sql, verify
 from tests.support.factories import make_plan, make_ticket
 
@@ -38,10 +47,10 @@ def engine(request, sqlite_url):
 def _history(factory, *, now=NOW):
     """A small history written by the services: two decisions, a denial, a rollback."""
     with transaction(factory) as session:
-        ticket = make_ticket(session, description="VPN drops every hour")
+        ticket = make_ticket(session, description="VPN drops every hour", created_at=now)
         resolved = actions.execute(session, ticket, make_plan(ActionType.AUTO_RESOLVE), now=now,
                                    followup_delay=timedelta(hours=24))
-        other = make_ticket(session, description="printer jam")
+        other = make_ticket(session, description="printer jam", created_at=now)
         escalated = actions.execute(session, other, make_plan(ActionType.ESCALATE), now=now,
                                     followup_delay=timedelta(hours=24))
         audit.record(session, audit.ROLLBACK_DENIED, actor_id="USTRANGER", ticket_id=ticket.ticket_id,
@@ -234,4 +243,44 @@ def test_concurrent_writers_never_fork_the_chain(engine):
     entries = _entries(engine)
     assert [e.seq for e in entries] == list(range(1, 97))
     assert len({e.prev_hash for e in entries}) == 96  # no two entries follow the same one
+    assert verify(engine).ok
+
+
+def test_redaction_keeps_the_chain_valid_and_text_put_back_shows(engine):
+    factory = chained_factory(engine)
+    resolved, escalated, rollback = _history(factory, now=NOW - timedelta(days=100))
+    with transaction(factory) as session:
+        laptop = make_ticket(session, description="new laptop please", created_at=NOW)
+        fresh = actions.execute(session, laptop, make_plan(ActionType.ASSIGN_TO_TEAM), now=NOW,
+                                followup_delay=timedelta(hours=24))
+    with transaction(factory) as session:
+        counts = retention.redact(session, cutoff=NOW - timedelta(days=90), now=NOW)
+    assert counts["action_history"] == 3 and counts["audit_events"] == 1 and counts["tickets"] == 2
+    with engine.connect() as conn:
+        texts = dict(conn.execute(select(ActionHistory.id, ActionHistory.agent_reasoning)).all())
+        undone = conn.execute(select(ActionHistory.rollback_reason, ActionHistory.action_params)
+                              .where(ActionHistory.id == escalated.id)).one()
+        requests = conn.scalars(select(Ticket.description).order_by(Ticket.ticket_id)).all()
+    assert texts[resolved.id] == texts[rollback.id] == "" and texts[fresh.id]
+    assert undone.rollback_reason == "" and "steps" not in undone.action_params
+    assert undone.action_params["team"] == "Network"  # structure stays for reports
+    assert requests == [retention.REDACTED, retention.REDACTED, "new laptop please"]
+    report = verify(engine, retention=timedelta(days=90))
+    assert report.ok, report.problems
+    assert report.redacted == 4 and report.entries == 6  # and the text_redacted event itself
+    with transaction(factory) as session:
+        again = retention.redact(session, cutoff=NOW - timedelta(days=90), now=NOW)
+    assert not any(again.values())
+    sql(engine, "UPDATE action_history SET agent_reasoning = 'made up later' WHERE id = :id",
+        id=db_id(engine, resolved.id))
+    report = verify(engine)
+    assert [(p.kind, p.row) for p in report.problems] == [("changed", RowRef(ACTIONS, resolved.id))]
+    assert "redacted but holds free text again" in report.problems[0].message
+
+
+def test_a_ticket_cannot_be_deleted_from_under_its_history(engine):
+    factory = chained_factory(engine)
+    resolved, _, _ = _history(factory)
+    with pytest.raises(IntegrityError):
+        sql(engine, "DELETE FROM tickets WHERE ticket_id = :id", id=resolved.ticket_id)
     assert verify(engine).ok
