@@ -224,7 +224,7 @@ def _backup_failed(session: Session, settings: Settings, now: datetime) -> Measu
     stale = now - at > 2 * settings.backup_interval
     message = (f"No backup verified since {at:%Y-%m-%d %H:%M} UTC (BACKUP_INTERVAL "
                f"{span(settings.backup_interval)}): is the schedule running?" if stale
-               else f"The backup of {at:%Y-%m-%d %H:%M} UTC verified")
+               else f"No failed backup: the newest, of {at:%Y-%m-%d %H:%M} UTC, verified")
     return Measurement(rule, 1.0 if stale else 0.0, 1, stale, message)
 
 
