@@ -278,7 +278,7 @@ def _redacted_actions(session: Session, ids: list[uuid.UUID]) -> set[uuid.UUID]:
 
 def _check_anchor(report: Report, anchor: Anchor, found: str | None) -> None:
     report.anchors_checked += 1
-    posted = f" posted {_time(anchor.posted_at)}" if anchor.posted_at else ""
+    posted = f" posted {as_utc(anchor.posted_at):%Y-%m-%d %H:%M} UTC" if anchor.posted_at else ""
     if found is None:
         report.add(Problem("anchor", f"The head{posted} names entry #{anchor.seq}, which the "
                            "chain no longer has: the chain was cut short.", seq=anchor.seq))

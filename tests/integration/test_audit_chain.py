@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.domain import actions, audit, audit_chain, retention
@@ -24,7 +24,7 @@ from models import (
     make_engine,
     transaction,
 )
-from tests.support.chain import chained_factory, db_id, sql, verify
+from tests.support.chain import chained_factory, db_id, rewrite_chain_from, sql, verify
 from tests.support.factories import make_plan, make_ticket
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -171,7 +171,7 @@ def test_signatures_catch_a_chain_rewritten_without_the_key(engine):
     resolved, _, _ = _history(factory)
     assert all(e.signature for e in _entries(engine))
     assert verify(engine, key=KEY).signatures_checked and verify(engine, key=KEY).ok
-    _rewrite_chain_from(engine, changed=resolved)
+    rewrite_chain_from(engine, changed=resolved)
     unkeyed = verify(engine)  # hashes alone: the rewrite is self-consistent
     assert unkeyed.ok
     report = verify(engine, key=KEY)
@@ -186,7 +186,7 @@ def test_anchors_catch_a_chain_rewritten_whole(engine):
         head = audit_chain.head(conn)
     posted = Anchor(head.seq, head.hash, posted_at=NOW)
     assert verify(engine, anchors=[posted]).ok
-    _rewrite_chain_from(engine, changed=resolved)
+    rewrite_chain_from(engine, changed=resolved)
     assert verify(engine).ok
     report = verify(engine, anchors=[posted])
     assert [p.kind for p in report.problems] == ["anchor"]
@@ -194,24 +194,6 @@ def test_anchors_catch_a_chain_rewritten_whole(engine):
     # Cut short (the newest entries and rows deleted): the anchor names a missing entry.
     report = verify(engine, anchors=[Anchor(head.seq + 5, head.hash)])
     assert "cut short" in report.problems[0].message
-
-
-def _rewrite_chain_from(engine, *, changed) -> None:
-    """What someone with database access but without the key would do: change a row,
-    then recompute every digest and hash after it so the chain is consistent again."""
-    sql(engine, "UPDATE action_history SET executed_by = 'UEVIL' WHERE id = :id",
-        id=db_id(engine, changed.id))
-    with engine.begin() as conn:
-        prev = None
-        for entry in conn.execute(select(AuditChainEntry.__table__).order_by(AuditChainEntry.seq)).all():
-            table, row_id = (ACTIONS, entry.action_id) if entry.action_id else (EVENTS, entry.event_id)
-            row = audit_chain.read_rows(conn, table, [row_id])[row_id]
-            content = audit_chain.content_digest(table, row, entry.text_digest)
-            prev = prev or entry.prev_hash
-            link = audit_chain.entry_hash(entry.seq, content, prev)
-            conn.execute(text("UPDATE audit_chain SET content_digest = :c, prev_hash = :p, hash = :h "
-                              "WHERE seq = :s"), {"c": content, "p": prev, "h": link, "s": entry.seq})
-            prev = link
 
 
 def test_concurrent_writers_never_fork_the_chain(engine):

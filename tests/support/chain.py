@@ -7,13 +7,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.core.settings import Settings
-from bot.domain import audit_verify
-from bot.domain.audit_chain import install
-from models import make_session_factory
+from bot.domain import audit_chain, audit_verify
+from bot.domain.audit_chain import ACTIONS, EVENTS, install
+from models import AuditChainEntry, make_session_factory
 
 
 def chained_factory(engine: Engine, *, key: bytes | None = None) -> sessionmaker[Session]:
@@ -45,6 +44,19 @@ def db_time(engine: Engine, value: datetime) -> Any:
     return value.replace(tzinfo=None).isoformat(sep=" ") if engine.dialect.name == "sqlite" else value
 
 
-def settings_for(url: str, **overrides: Any) -> Settings:
-    """Settings for a test database, nothing read from the developer's environment."""
-    return Settings(_env_file=None, database_url=url, **overrides)  # type: ignore[call-arg]
+def rewrite_chain_from(engine, *, changed) -> None:
+    """What someone with database access but without the key would do: change a row,
+    then recompute every digest and hash after it so the chain is consistent again."""
+    sql(engine, "UPDATE action_history SET executed_by = 'UEVIL' WHERE id = :id",
+        id=db_id(engine, changed.id))
+    with engine.begin() as conn:
+        prev = None
+        for entry in conn.execute(select(AuditChainEntry.__table__).order_by(AuditChainEntry.seq)).all():
+            table, row_id = (ACTIONS, entry.action_id) if entry.action_id else (EVENTS, entry.event_id)
+            row = audit_chain.read_rows(conn, table, [row_id])[row_id]
+            content = audit_chain.content_digest(table, row, entry.text_digest)
+            prev = prev or entry.prev_hash
+            link = audit_chain.entry_hash(entry.seq, content, prev)
+            conn.execute(text("UPDATE audit_chain SET content_digest = :c, prev_hash = :p, hash = :h "
+                              "WHERE seq = :s"), {"c": content, "p": prev, "h": link, "s": entry.seq})
+            prev = link
