@@ -132,20 +132,20 @@ def _when(value: datetime | None) -> str | None:
     return None if value is None else as_utc(value).isoformat()
 
 
-def action_text(row: Mapping[str, Any]) -> dict[str, Any]:
+def action_text(row: Mapping[Any, Any]) -> dict[str, Any]:
     """The free text of an action_history row: its reasoning and the text params."""
     params = row["action_params"] or {}
     return {"agent_reasoning": row["agent_reasoning"] or "",
             "params": {key: params[key] for key in TEXT_PARAMS if key in params}}
 
 
-def event_text(row: Mapping[str, Any]) -> dict[str, Any]:
+def event_text(row: Mapping[Any, Any]) -> dict[str, Any]:
     """The free text of an audit_events row: the text keys of its detail."""
     detail = row["detail"] or {}
     return {"detail": {key: detail[key] for key in TEXT_DETAIL if key in detail}}
 
 
-def _action_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+def _action_fields(row: Mapping[Any, Any]) -> dict[str, Any]:
     params = {k: v for k, v in (row["action_params"] or {}).items() if k not in TEXT_PARAMS}
     return {
         "id": str(row["id"]), "ticket_id": row["ticket_id"], "action_type": row["action_type"],
@@ -158,7 +158,7 @@ def _action_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _event_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+def _event_fields(row: Mapping[Any, Any]) -> dict[str, Any]:
     detail = {k: v for k, v in (row["detail"] or {}).items() if k not in TEXT_DETAIL}
     return {
         "id": row["id"], "occurred_at": _when(row["occurred_at"]), "event_type": row["event_type"],
@@ -167,17 +167,17 @@ def _event_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def text_of(table: str, row: Mapping[str, Any]) -> dict[str, Any]:
+def text_of(table: str, row: Mapping[Any, Any]) -> dict[str, Any]:
     """The free text of a row of `table` (ACTIONS or EVENTS)."""
     return action_text(row) if table == ACTIONS else event_text(row)
 
 
-def text_digest(table: str, row: Mapping[str, Any]) -> str:
+def text_digest(table: str, row: Mapping[Any, Any]) -> str:
     """SHA-256 over the canonical free text of a row."""
     return sha256(canonical(text_of(table, row)))
 
 
-def content_digest(table: str, row: Mapping[str, Any], text_hash: str) -> str:
+def content_digest(table: str, row: Mapping[Any, Any], text_hash: str) -> str:
     """SHA-256 over a row's canonical content, its free text given as `text_hash`.
 
     Args:
@@ -203,7 +203,7 @@ def sign(key: bytes | None, link: str) -> str | None:
     return hmac.new(key, link.encode("ascii"), hashlib.sha256).hexdigest()
 
 
-def digests_of(table: str, row: Mapping[str, Any]) -> Digests:
+def digests_of(table: str, row: Mapping[Any, Any]) -> Digests:
     """A row's text and content digests, as a new entry records them."""
     row_id = row["id"]
     at = row["executed_at"] if table == ACTIONS else row["occurred_at"]
@@ -223,7 +223,7 @@ def head(session: Session | Connection) -> Head | None:
 
 
 def read_rows(session: Session | Connection, table: str,
-              ids: Iterable[Any]) -> dict[Any, Mapping[str, Any]]:
+              ids: Iterable[Any]) -> dict[Any, Mapping[Any, Any]]:
     """Rows of `table` by id, as the database holds them (what verify reads too).
 
     Only the columns the chain reads (`COLUMNS`), so the migration that chained the
@@ -290,7 +290,7 @@ def append(session: Session | Connection, digests: list[Digests], *,
     if top is _UNREAD:
         top = head(session)
     seq, prev = (0, GENESIS_HASH) if not isinstance(top, Head) else (top.seq, top.hash)
-    values = []
+    values: list[dict[str, Any]] = []
     for item in digests:
         seq += 1
         link = entry_hash(seq, item.content_digest, prev)

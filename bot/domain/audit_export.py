@@ -57,7 +57,7 @@ def records(session: Session, *, since: datetime | None = None) -> Iterator[dict
             yield _record(entry, row)
 
 
-def _record(entry: Any, row: Mapping[str, Any] | None) -> dict[str, Any]:
+def _record(entry: Any, row: Mapping[Any, Any] | None) -> dict[str, Any]:
     chain = {"redacted": entry.redacted_at is not None, "content_digest": entry.content_digest,
              "prev_hash": entry.prev_hash, "hash": entry.hash, "signature": entry.signature}
     if entry.action_id:

@@ -168,7 +168,7 @@ def _check_entry(report: Report, entry: Any, key: bytes | None, signing_started:
                            "key (or the key changed).", seq=entry.seq))
 
 
-def _check_row(report: Report, entry: Any, ref: RowRef, row: Mapping[str, Any] | None,
+def _check_row(report: Report, entry: Any, ref: RowRef, row: Mapping[Any, Any] | None,
                retention: timedelta | None) -> None:
     if row is None:
         report.add(Problem("removed", f"{_named(ref)} (entry #{entry.seq}) was removed.",
@@ -217,7 +217,7 @@ def _check_unchained(session: Session, report: Report) -> None:
         rows = session.execute(select(model.id, at).where(orphan).order_by(at, model.id)
                                .limit(MAX_LISTED)).all()
         for row_id, when in rows:
-            ref = RowRef(table, row_id)
+            ref = RowRef(table, row_id)  # type: ignore[arg-type]  # a uuid or an int, by table
             report.add(Problem("inserted", f"{_named(ref)} (at {_time(when)}) is not in the "
                                "chain: it was inserted outside the app.", row=ref))
         report.problem_count += count - len(rows)
@@ -226,7 +226,7 @@ def _check_unchained(session: Session, report: Report) -> None:
 def _check_rollbacks(session: Session, report: Report) -> None:
     """The later columns of each undone action against its chained ROLLBACK row."""
     table = ActionHistory.__table__
-    rollbacks: dict[uuid.UUID, list[Mapping[str, Any]]] = {}
+    rollbacks: dict[uuid.UUID, list[Mapping[Any, Any]]] = {}
     for row in session.execute(select(table).where(table.c.action_type == ActionType.ROLLBACK,
                                                     table.c.rollback_of.is_not(None))):
         rollbacks.setdefault(row.rollback_of, []).append(row._mapping)
