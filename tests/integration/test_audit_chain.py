@@ -266,3 +266,41 @@ def test_a_ticket_cannot_be_deleted_from_under_its_history(engine):
     with pytest.raises(IntegrityError):
         sql(engine, "DELETE FROM tickets WHERE ticket_id = :id", id=resolved.ticket_id)
     assert verify(engine).ok
+
+
+def test_concurrent_decisions_of_the_real_runtime_never_fork_the_chain(engine, monkeypatch):
+    import os
+
+    from bot.core.settings import Settings, load_settings
+    from bot.domain import intake
+    from bot.workflows.runtime import Runtime
+
+    for name in list(os.environ):
+        if name.lower() in Settings.model_fields:
+            monkeypatch.delenv(name)
+    url = engine.url.render_as_string(hide_password=False)
+    runtime = Runtime.from_settings(load_settings(database_url=url, max_autonomous_actions_per_minute=1000,
+                                                  max_autonomous_actions_per_hour=1000))
+    texts = ("my vpn keeps dropping", "forgot my password", "my laptop was stolen", "printer jam")
+    with transaction(runtime.sessions) as session:
+        ids = [intake.open_ticket(session, user_id=f"U{n}", text=texts[n % 4], source="cli")
+               .ticket.ticket_id for n in range(40)]
+    failures: list[BaseException] = []
+
+    def decide(mine: list[int]) -> None:
+        for ticket_id in mine:
+            try:
+                runtime.process(ticket_id)
+            except BaseException as error:  # noqa: B036 - reported below
+                failures.append(error)
+
+    threads = [threading.Thread(target=decide, args=(ids[n::8],)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    runtime.engine.dispose()
+    assert not failures
+    report = verify(engine)
+    assert report.ok, report.problems
+    assert report.entries == 40 and [e.seq for e in _entries(engine)] == list(range(1, 41))
