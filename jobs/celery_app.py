@@ -11,7 +11,8 @@ from celery import Celery
 
 from bot.core.settings import Settings, load_settings
 
-TASKS = ("sweep_new_tickets", "deliver_outbox", "evaluate_alerts", "expire_rollback_requests")
+TASKS = ("sweep_new_tickets", "deliver_outbox", "evaluate_alerts", "expire_rollback_requests",
+         "anchor_audit_chain", "redact_old_text", "backup_on_schedule")
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -25,7 +26,8 @@ def create_celery(settings: Settings) -> Celery:
         )
     app = Celery("resolvemeq", broker=settings.redis_url, include=["jobs.tasks"])
     interval = settings.job_interval.total_seconds()
-    # Only the jobs these settings run: no alert evaluation without ALERTS_CHANNEL.
+    # Only the jobs these settings run: no alert evaluation without ALERTS_CHANNEL,
+    # no anchors without AUDIT_CHANNEL, and so on (periodic.jobs_for).
     scheduled = [name for name in TASKS if name in jobs_for(settings)]
     app.conf.update(
         task_ignore_result=True,

@@ -55,3 +55,18 @@ def evaluate_alerts() -> int:
 @shared_task(name="resolvemeq.expire_rollback_requests")
 def expire_rollback_requests() -> int:
     return periodic.expire_rollback_requests(*_runtime())
+
+
+@shared_task(name="resolvemeq.anchor_audit_chain")
+def anchor_audit_chain() -> int:
+    return periodic.anchor_audit_chain(*_runtime())
+
+
+@shared_task(name="resolvemeq.redact_old_text")
+def redact_old_text() -> int:
+    return periodic.redact_old_text(*_runtime())
+
+
+@shared_task(name="resolvemeq.backup_on_schedule")
+def backup_on_schedule() -> int:
+    return periodic.backup_on_schedule(*_runtime())

@@ -17,6 +17,7 @@ from models.action_history import (
 )
 from models.agent_call import AgentCall
 from models.alert_state import AlertRule, AlertState
+from models.audit_chain import GENESIS_HASH, AuditChainEntry
 from models.audit_event import AuditEvent
 from models.base import Base, as_utc
 from models.person_resolution import PersonResolution
@@ -34,10 +35,12 @@ __all__ = [
     "AgentCall",
     "AlertRule",
     "AlertState",
+    "AuditChainEntry",
     "AuditEvent",
     "Awaiting",
     "Base",
     "EscalationPriority",
+    "GENESIS_HASH",
     "OutboxPurpose",
     "OutboxStatus",
     "PEOPLE_ACTIONS",

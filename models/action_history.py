@@ -97,9 +97,10 @@ class ActionHistory(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    ticket_id: Mapped[int] = mapped_column(
-        ForeignKey("tickets.ticket_id", ondelete="CASCADE")
-    )
+    # No ON DELETE: a ticket's deletion must not erase its history. The app never
+    # deletes tickets (erasure is redaction, bot.domain.retention), and the database
+    # refuses a delete that would orphan these rows.
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.ticket_id"))
     action_type: Mapped[str] = mapped_column(String(50))
     action_params: Mapped[dict] = mapped_column(default=dict)
     executed_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -21,6 +21,8 @@ class AlertRule(enum.StrEnum):
     AUTONOMY_CAP = "autonomy_cap"
     LIMITER_DOWN = "limiter_unavailable"
     POSTS_HELD = "slack_posts_held"
+    # The scheduled backup (BACKUP_DIR) failed to be made or to verify, or none is recent.
+    BACKUP_FAILED = "backup_failed"
 
 
 class AlertState(Base):

@@ -32,7 +32,7 @@ class PersonResolution(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.ticket_id", ondelete="CASCADE"))
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.ticket_id"))
     # The RESOLVE action this outcome belongs to (one outcome per action).
     action_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("action_history.id", ondelete="SET NULL"), unique=True

@@ -40,6 +40,8 @@ class OutboxPurpose(StrEnum):
     ALERT = "alert"
     # The one DM asking whether an auto-resolution worked, drawn when it is sent.
     FOLLOWUP = "followup"
+    # The audit chain's head, posted daily to AUDIT_CHANNEL: an anchor outside the database.
+    AUDIT_ANCHOR = "audit_anchor"
 
 
 class SlackOutbox(Base):
@@ -69,9 +71,8 @@ class SlackOutbox(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    ticket_id: Mapped[int | None] = mapped_column(
-        ForeignKey("tickets.ticket_id", ondelete="CASCADE")
-    )
+    # No ON DELETE: tickets are never deleted (erasure is redaction), see Ticket.
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.ticket_id"))
     # The auto-resolution a follow-up asks about (follow-ups only).
     resolution_id: Mapped[int | None] = mapped_column(
         ForeignKey("ticket_resolution.id", ondelete="CASCADE")

@@ -53,6 +53,10 @@ class TicketSource(enum.StrEnum):
 
 
 class Ticket(Base):
+    """A request for help. Never deleted by the app: its history, outcomes and posts
+    refer to it without ON DELETE, so the database refuses a delete; erasing what a
+    person wrote is redaction (bot.domain.retention)."""
+
     __tablename__ = "tickets"
     __table_args__ = (
         known_values("status", TicketStatus),

@@ -31,7 +31,7 @@ class TicketResolution(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     ticket_id: Mapped[int] = mapped_column(
-        ForeignKey("tickets.ticket_id", ondelete="CASCADE"), unique=True
+        ForeignKey("tickets.ticket_id"), unique=True
     )
     # The AUTO_RESOLVE action this outcome belongs to.
     action_id: Mapped[uuid.UUID | None] = mapped_column(

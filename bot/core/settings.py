@@ -257,6 +257,18 @@ class Settings(BaseSettings):
     # them (they follow through the response URL); Slack allows 3 s in all.
     stats_ack_wait: Annotated[float, Field(ge=0, le=2.5)] = 1.5
 
+    # Governance: the audit chain, retention, backups.
+    # HMAC key for the audit chain's entries; unset, the chain is hashed but unsigned.
+    audit_signing_key: SecretStr | None = None
+    # Where the chain's head is posted once a day: an anchor outside the database.
+    audit_channel: str | None = None
+    # Free text (requests, reasoning, comments) older than this many days is redacted.
+    retention_days: PositiveInt | None = None
+    # The backup schedule: off without BACKUP_DIR.
+    backup_dir: Path | None = None
+    backup_interval: Annotated[timedelta, NoDecode] = timedelta(hours=24)
+    backup_keep: PositiveInt = 7
+
     # Observability
     sentry_dsn: SecretStr | None = None
     environment: str = "development"
@@ -296,7 +308,7 @@ class Settings(BaseSettings):
         "followup_delay", "agent_breaker_reset", "alert_failure_window",
         "alert_confidence_window", "alert_agent_errors_window", "alert_rollbacks_window",
         "alert_cap_window", "alert_limiter_window", "alert_cooldown", "job_interval", "claim_ttl",
-        "sweep_grace", "rollback_approval_ttl",
+        "sweep_grace", "rollback_approval_ttl", "backup_interval",
         mode="before",
     )
     @classmethod
@@ -334,6 +346,42 @@ class Settings(BaseSettings):
         path = Path(str(value)).expanduser()
         if not path.is_dir():
             raise ValueError("expected a folder of Markdown articles (*.md) that exists")
+        return path
+
+    @field_validator("audit_signing_key", mode="before")
+    @classmethod
+    def _signing_key(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        # An HMAC key is only as strong as it is long; a short one is guessable.
+        if len(raw.encode("utf-8")) < 32:
+            raise ValueError("expected at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("retention_days", mode="before")
+    @classmethod
+    def _retention(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("audit_channel", mode="before")
+    @classmethod
+    def _audit_channel(cls, value: Any) -> str | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        channel = str(value).strip()
+        if not _CHANNEL_ID.fullmatch(channel):
+            raise ValueError("expected a channel id such as C0123ABCD (the bot must be a member)")
+        return channel
+
+    @field_validator("backup_dir", mode="before")
+    @classmethod
+    def _backup_dir(cls, value: Any) -> Path | None:
+        if value in (None, ""):
+            return None
+        path = Path(str(value)).expanduser()
+        if path.exists() and not path.is_dir():
+            raise ValueError("expected a folder for the backups (it is created if missing)")
         return path
 
     @model_validator(mode="after")

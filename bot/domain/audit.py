@@ -27,6 +27,11 @@ ROLLBACK_REQUEST_EXPIRED = "rollback_request_expired"
 ROLLBACK_APPROVAL_DENIED = "rollback_approval_denied"
 # Someone outside a team's channel (and not an admin) tried to take or resolve its ticket.
 TEAM_ACTION_DENIED = "team_action_denied"
+# Free text older than RETENTION_DAYS was blanked (detail: the cutoff, rows per table).
+TEXT_REDACTED = "text_redacted"
+# A scheduled backup was made and verified, or failed to be (detail: file, problems).
+BACKUP_VERIFIED = "backup_verified"
+BACKUP_FAILED = "backup_failed"
 
 
 def record(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -243,6 +244,124 @@ def _jobs_run_once(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if any(isinstance(v, str) for v in results.values()) else 0
 
 
+def _chain_engine(settings: Settings):
+    """The database's engine, or None (said on stderr) when it has no audit chain yet."""
+    from sqlalchemy import inspect
+
+    from models import make_engine
+
+    engine = make_engine(settings.database_url)
+    if not inspect(engine).has_table("audit_chain"):
+        print("resolvemeq: the database has no audit chain yet; run `resolvemeq db upgrade` first",
+              file=sys.stderr)
+        engine.dispose()
+        return None
+    return engine
+
+
+def _audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from bot.domain import audit_chain, audit_verify
+    from bot.views.audit import verify_text
+
+    anchors = None
+    if args.anchors:
+        _need(settings, "audit_channel", "slack_bot_token")
+        from slack_sdk.errors import SlackApiError
+
+        from bot.delivery.anchors import read_anchors
+        from bot.delivery.slack_client import make_web_client
+
+        try:
+            anchors = read_anchors(make_web_client(settings), settings.audit_channel or "")
+        except SlackApiError as error:
+            print(f"resolvemeq: could not read AUDIT_CHANNEL's history: {error.response.get('error')}"
+                  " (the bot must be in the channel, with channels:history or groups:history)",
+                  file=sys.stderr)
+            return 2
+    engine = _chain_engine(settings)
+    if engine is None:
+        return 2
+    retention = timedelta(days=settings.retention_days) if settings.retention_days else None
+    try:
+        with audit_verify.snapshot_session(engine) as session:
+            report = audit_verify.verify(session, anchors=anchors, retention=retention,
+                                         key=audit_chain.signing_key(settings.audit_signing_key))
+    finally:
+        engine.dispose()
+    print(verify_text(report, anchors_asked=args.anchors))
+    return 0 if report.ok else 1
+
+
+def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.core import clock
+    from bot.core.settings import parse_duration
+    from bot.domain import audit_export, audit_verify
+
+    try:
+        since = clock.now() - parse_duration(args.since) if args.since else None
+    except ValueError as error:
+        print(f"resolvemeq: --since {args.since!r}: {error}", file=sys.stderr)
+        return 2
+    engine = _chain_engine(settings)
+    if engine is None:
+        return 2
+    write = audit_export.to_csv if args.format == "csv" else audit_export.to_jsonl
+    try:
+        with audit_verify.snapshot_session(engine) as session:
+            count = write(audit_export.records(session, since=since), sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): what it read is what it wanted.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        engine.dispose()
+    print(f"resolvemeq: exported {count} audit records", file=sys.stderr)
+    return 0
+
+
+def _backup_create(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.workflows import backups
+
+    try:
+        manifest = backups.create(settings.database_url, Path(args.file))
+    except backups.BackupError as error:
+        print(f"resolvemeq: backup failed: {error}", file=sys.stderr)
+        return 1
+    rows = sum(manifest.counts.values())
+    head = manifest.chain_head
+    print(f"backup written to {args.file} ({manifest.format}), manifest "
+          f"{backups.manifest_path(Path(args.file))}: {rows:,} rows in {len(manifest.counts)} "
+          f"tables, schema {manifest.revision}, audit chain head "
+          f"{'#' + str(head['seq']) if head else '(empty)'}")
+    return 0
+
+
+def _backup_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.domain.audit_chain import signing_key
+    from bot.workflows import backups
+
+    found = backups.verify(Path(args.file), database_url=settings.database_url,
+                           key=signing_key(settings.audit_signing_key))
+    if found.ok:
+        rows = sum(found.counts.values())
+        entries = found.chain.entries if found.chain else 0
+        print(f"OK: {args.file} restores; schema at head, audit verify passes ({entries:,} "
+              f"{'entry' if entries == 1 else 'entries'}), {rows:,} rows in {len(found.counts)} "
+              "tables as counted when it was made")
+        return 0
+    print(f"FAILED: {args.file}: {len(found.problems)} problem{'s' * (len(found.problems) != 1)}")
+    for problem in found.problems:
+        print(f"  - {problem}")
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="resolvemeq", description="ResolveMeQ for Slack: an IT-helpdesk bot."
@@ -299,6 +418,29 @@ def build_parser() -> argparse.ArgumentParser:
         "test", help="the three articles most likely to answer a request, with their confidence")
     test.add_argument("text", nargs="+", help="the request, as a person would type it")
     test.set_defaults(handler=_kb_test)
+
+    audit = commands.add_parser("audit", help="the signed audit trail")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    check_chain = audit_commands.add_parser(
+        "verify", help="check the audit chain; exit 1 naming the first row changed, removed or inserted")
+    check_chain.add_argument("--anchors", action="store_true",
+                             help="also check the chain passes through the heads posted to AUDIT_CHANNEL")
+    check_chain.set_defaults(handler=_audit_verify)
+    export = audit_commands.add_parser("export", help="every audit record, for compliance")
+    export.add_argument("--since", help="only records this recent: a duration such as 7d or 24h")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.set_defaults(handler=_audit_export)
+
+    backup = commands.add_parser("backup", help="backups that are known to restore")
+    backup_commands = backup.add_subparsers(dest="backup_command", required=True)
+    make = backup_commands.add_parser(
+        "create", help="back the database up to FILE (pg_dump custom format, or a SQLite copy)")
+    make.add_argument("file", help="the backup file; FILE.manifest.json is written beside it")
+    make.set_defaults(handler=_backup_create)
+    check_backup = backup_commands.add_parser(
+        "verify", help="restore FILE into a scratch database and check it; exit 1 on any mismatch")
+    check_backup.add_argument("file", help="a file written by `backup create`")
+    check_backup.set_defaults(handler=_backup_verify)
     return parser
 
 

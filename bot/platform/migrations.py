@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alembic.config import Config
 
 from alembic import command
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SCRIPT_LOCATION = PROJECT_ROOT / "alembic"
+from bot.core.schema import script_config
 
 
 def alembic_config(database_url: str) -> Config:
     """An Alembic config for this project's migrations against `database_url`."""
-    if not SCRIPT_LOCATION.is_dir():
-        raise RuntimeError(
-            f"migrations not found at {SCRIPT_LOCATION}; install the project with "
-            "`pip install -e .` from its checkout"
-        )
-    config = Config()
-    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    config = script_config()
     # `%` is ConfigParser interpolation; a password may contain it.
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config

@@ -34,6 +34,7 @@ RULE_TITLES = {
     AlertRule.AUTONOMY_CAP: "Autonomy cap reached",
     AlertRule.LIMITER_DOWN: "Autonomy limiter unreachable",
     AlertRule.POSTS_HELD: "Slack messages held",
+    AlertRule.BACKUP_FAILED: "Backup failed",
 }
 _HEADINGS = {
     NoticeKind.FIRING: ":rotating_light: Alert",

@@ -31,7 +31,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core import clock
 from bot.core.settings import Settings
 from bot.delivery import outbox
-from bot.domain.audit import AUTONOMY_CAP_REACHED, AUTONOMY_LIMITER_DOWN
+from bot.domain.audit import (
+    AUTONOMY_CAP_REACHED,
+    AUTONOMY_LIMITER_DOWN,
+    BACKUP_FAILED,
+    BACKUP_VERIFIED,
+)
 from bot.views.alerts import NoticeKind, alert_blocks, notice_text, pct, plural, span
 from models import (
     AGENT_ACTIONS,
@@ -198,6 +203,31 @@ def _posts_held(session: Session, settings: Settings, now: datetime) -> Measurem
     return Measurement(AlertRule.POSTS_HELD, float(count), count, True, message)
 
 
+def _backup_failed(session: Session, settings: Settings, now: datetime) -> Measurement:
+    # Not a window: the newest scheduled backup decides, and a schedule that stopped
+    # making backups (two intervals without a verified one) is as bad as a failing one.
+    rule = AlertRule.BACKUP_FAILED
+    if settings.backup_dir is None:
+        return Measurement(rule, None, 0, False, "Backups are not scheduled (BACKUP_DIR)")
+    newest = session.execute(
+        select(AuditEvent.event_type, AuditEvent.occurred_at, AuditEvent.detail)
+        .where(AuditEvent.event_type.in_([BACKUP_VERIFIED, BACKUP_FAILED]))
+        .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc()).limit(1)
+    ).first()
+    if newest is None:
+        return Measurement(rule, None, 0, False, "No scheduled backup made yet")
+    at = as_utc(newest.occurred_at)
+    if newest.event_type == BACKUP_FAILED:
+        problems = (newest.detail or {}).get("problems") or ["no reason recorded"]
+        return Measurement(rule, 1.0, 1, True, f"The backup of {at:%Y-%m-%d %H:%M} UTC failed: "
+                           f"{problems[0]}")
+    stale = now - at > 2 * settings.backup_interval
+    message = (f"No backup verified since {at:%Y-%m-%d %H:%M} UTC (BACKUP_INTERVAL "
+               f"{span(settings.backup_interval)}): is the schedule running?" if stale
+               else f"No failed backup: the newest, of {at:%Y-%m-%d %H:%M} UTC, verified")
+    return Measurement(rule, 1.0 if stale else 0.0, 1, stale, message)
+
+
 _MEASURES: dict[AlertRule, Callable[[Session, Settings, datetime], Measurement]] = {
     AlertRule.FAILURE_RATE: _failure_rate,
     AlertRule.LOW_CONFIDENCE: _low_confidence,
@@ -206,6 +236,7 @@ _MEASURES: dict[AlertRule, Callable[[Session, Settings, datetime], Measurement]]
     AlertRule.AUTONOMY_CAP: _autonomy_cap,
     AlertRule.LIMITER_DOWN: _limiter_down,
     AlertRule.POSTS_HELD: _posts_held,
+    AlertRule.BACKUP_FAILED: _backup_failed,
 }
 
 

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from slack_sdk import WebClient
 
 from bot.core import clock
 from bot.core.settings import Settings
 from bot.delivery import outbox
-from bot.domain import sweep
-from bot.workflows import alerts, announce, approvals
+from bot.domain import retention, sweep
+from bot.workflows import alerts, announce, approvals, audit_anchor, backup_schedule
 from bot.workflows.runtime import Runtime
-from models import read_transaction
+from models import read_transaction, transaction
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +76,55 @@ def expire_rollback_requests(runtime: Runtime, client: WebClient) -> int:
     return approvals.expire_requests(runtime, client)
 
 
+def anchor_audit_chain(runtime: Runtime, client: WebClient) -> int:
+    """Post the audit chain's head to AUDIT_CHANNEL if the last post is a day old;
+    returns 1 when one was owed."""
+    return audit_anchor.post_anchor(runtime.sessions, client, runtime.settings)
+
+
+def redact_old_text(runtime: Runtime, client: WebClient) -> int:
+    """Blank free text older than RETENTION_DAYS (bot.domain.retention); returns how
+    many rows were redacted."""
+    days = runtime.settings.retention_days
+    if days is None:
+        return 0
+    now = clock.now()
+
+    def step() -> int:
+        with transaction(runtime.sessions) as session:
+            return sum(retention.redact(session, cutoff=now - timedelta(days=days), now=now).values())
+
+    return _batches(step)
+
+
+def backup_on_schedule(runtime: Runtime, client: WebClient) -> int:
+    """Make, verify and prune a backup in BACKUP_DIR if one is due; returns 1 when one
+    was attempted (its outcome is an audit event, a failure an alert)."""
+    return backup_schedule.run_scheduled_backup(runtime)
+
+
 JOBS: dict[str, Callable[[Runtime, WebClient], int]] = {
     "sweep_new_tickets": sweep_new_tickets,
     "deliver_outbox": deliver_outbox,
     "evaluate_alerts": evaluate_alerts,
     "expire_rollback_requests": expire_rollback_requests,
+    "anchor_audit_chain": anchor_audit_chain,
+    "redact_old_text": redact_old_text,
+    "backup_on_schedule": backup_on_schedule,
+}
+# The jobs that need a setting, and what says why they are off without it.
+_OPTIONAL: dict[str, Callable[[Settings], str | None]] = {
+    "evaluate_alerts": alerts.off_reason,
+    "anchor_audit_chain": audit_anchor.off_reason,
+    "redact_old_text": lambda settings: None if settings.retention_days else "RETENTION_DAYS unset",
+    "backup_on_schedule": backup_schedule.off_reason,
 }
 
 
 def jobs_for(settings: Settings) -> dict[str, Callable[[Runtime, WebClient], int]]:
-    """The jobs these settings run: all of JOBS, but alerts only with ALERTS_CHANNEL.
+    """The jobs these settings run: all of JOBS, but alerts only with ALERTS_CHANNEL,
+    anchors only with AUDIT_CHANNEL, redaction only with RETENTION_DAYS and backups only
+    with BACKUP_DIR.
 
     Args:
         settings: the process's settings.
@@ -92,8 +132,8 @@ def jobs_for(settings: Settings) -> dict[str, Callable[[Runtime, WebClient], int
     Returns:
         The jobs by name, in the order they run.
     """
-    off = alerts.off_reason(settings) is not None
-    return {name: job for name, job in JOBS.items() if not (off and job is evaluate_alerts)}
+    return {name: job for name, job in JOBS.items()
+            if name not in _OPTIONAL or _OPTIONAL[name](settings) is None}
 
 
 def startup_notes(settings: Settings) -> list[str]:

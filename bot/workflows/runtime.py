@@ -15,6 +15,7 @@ from bot.agent import Agent, build_agent
 from bot.core.settings import Settings
 from bot.delivery.background import READ_WORKERS
 from bot.delivery.message_locks import MessageLocks
+from bot.domain import audit_chain
 from bot.domain.intake import open_ticket
 from bot.domain.processing import Outcome
 from bot.domain.ratelimit import AutonomyBudget, RollbackThrottle, make_storage
@@ -37,10 +38,13 @@ class Runtime:
         """Build the database engine, the agent and the limiters for this process."""
         engine = make_engine(settings.database_url, **_pool(settings))
         storage = make_storage(settings.redis_url)
+        sessions = make_session_factory(engine)
+        # Every action and audit row this process writes joins the audit chain.
+        audit_chain.install(sessions, key=audit_chain.signing_key(settings.audit_signing_key))
         return cls(
             settings=settings,
             engine=engine,
-            sessions=make_session_factory(engine),
+            sessions=sessions,
             agent=build_agent(settings),
             budget=AutonomyBudget(settings, storage, namespace=namespace),
             rollback_throttle=RollbackThrottle(settings, storage, namespace=namespace),

@@ -117,6 +117,14 @@ def release_held(session: Session, at: datetime) -> None:
                     .values(status=OutboxStatus.SENT, sent_at=at))
 
 
+def backups(session: Session, *, event_type: str, at: datetime = NOW) -> None:
+    """A scheduled backup's outcome, as bot.workflows.backup_schedule records it."""
+    audit.record(session, event_type, actor_id=None, now=at,
+                 detail={"file": "/backups/resolvemeq-x.dump",
+                         "problems": ["pg_restore failed: unexpected end of file"]
+                         if event_type == audit.BACKUP_FAILED else []})
+
+
 # Just enough to breach each rule at the default settings, 30 s before `at`.
 BREACH: dict[str, Callable[[Session, datetime], None]] = {
     AlertRule.FAILURE_RATE: lambda s, at: answers(s, no=5, at=at - timedelta(seconds=30)),
@@ -127,10 +135,16 @@ BREACH: dict[str, Callable[[Session, datetime], None]] = {
     AlertRule.AUTONOMY_CAP: lambda s, at: cap_events(s, count=1, at=at - timedelta(seconds=30)),
     AlertRule.LIMITER_DOWN: lambda s, at: limiter_events(s, count=1, at=at - timedelta(seconds=30)),
     AlertRule.POSTS_HELD: lambda s, at: held_posts(s, count=1, at=at - timedelta(seconds=30)),
+    AlertRule.BACKUP_FAILED: lambda s, at: backups(s, event_type=audit.BACKUP_FAILED,
+                                                   at=at - timedelta(seconds=30)),
 }
 # How a breach clears: windows pass on their own (every window is at most an hour);
 # held posts stay until they are released.
-CLEAR: dict[str, Callable[[Session, datetime], None]] = {AlertRule.POSTS_HELD: release_held}
+CLEAR: dict[str, Callable[[Session, datetime], None]] = {
+    AlertRule.POSTS_HELD: release_held,
+    # A failed backup stays the newest until a backup verifies.
+    AlertRule.BACKUP_FAILED: lambda s, at: backups(s, event_type=audit.BACKUP_VERIFIED, at=at),
+}
 # Exactly at each threshold: 10% failures, mean confidence 0.5, 5 errors, 20
 # rollbacks; for the cap (any event fires) an event just older than its window.
 AT_THRESHOLD: dict[str, tuple[Callable[[Session], None], float | None]] = {
@@ -145,6 +159,9 @@ AT_THRESHOLD: dict[str, tuple[Callable[[Session], None], float | None]] = {
     # Posts that failed or wait out a backoff are not held.
     AlertRule.POSTS_HELD: (lambda s: (held_posts(s, count=2, status=OutboxStatus.FAILED),
                                       held_posts(s, count=2, status=OutboxStatus.PENDING)), 0.0),
+    # Verified exactly two intervals ago: not yet stale.
+    AlertRule.BACKUP_FAILED: (lambda s: backups(s, event_type=audit.BACKUP_VERIFIED,
+                                                at=NOW - timedelta(hours=48)), 0.0),
 }
 
 
@@ -158,10 +175,10 @@ def fake(slack: FakeSlack) -> Iterator[FakeSlack]:
 
 
 @pytest.fixture()
-def config(settings: Settings, fake: FakeSlack) -> Settings:
+def config(settings: Settings, fake: FakeSlack, tmp_path) -> Settings:
     return load_settings(database_url=settings.database_url, slack_api_url=fake.base_url,
                          slack_bot_token=fake.token, alerts_channel=ALERTS,
-                         critical_alerts_channel=CRITICAL)
+                         critical_alerts_channel=CRITICAL, backup_dir=tmp_path)
 
 
 @pytest.fixture()
@@ -679,3 +696,15 @@ def test_words_for_windows_rates_and_notices():
     assert notice_text(NoticeKind.REPEAT, "x", since=NOW) == "Still firing since 2026-11-25 09:00 UTC: x"
     assert (notice_text(NoticeKind.FIRING, "x"), notice_text(NoticeKind.RESOLVED, "x")) == (
         "Alert: x", "Resolved: x")
+
+
+def test_backups_that_stop_are_as_bad_as_backups_that_fail(session, config):
+    backups(session, event_type=audit.BACKUP_VERIFIED, at=NOW - timedelta(hours=49))
+    [notice] = evaluate(session, config, now=NOW)
+    assert (notice.rule, notice.kind) == (AlertRule.BACKUP_FAILED, NoticeKind.FIRING)
+    assert "No backup verified since 2026-11-23 08:00 UTC" in notice.text
+    backups(session, event_type=audit.BACKUP_FAILED, at=NOW + timedelta(minutes=1))
+    failed = by_rule(measure_all(session, config, now=NOW + timedelta(minutes=2)))[AlertRule.BACKUP_FAILED]
+    assert failed.breached and "failed: pg_restore failed: unexpected end of file" in failed.message
+    unscheduled = config.model_copy(update={"backup_dir": None})
+    assert not by_rule(measure_all(session, unscheduled, now=NOW))[AlertRule.BACKUP_FAILED].breached

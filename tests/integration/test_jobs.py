@@ -157,12 +157,21 @@ def test_one_job_delivers_due_posts_and_follow_ups_alike(runtime, fake):
     assert "send_followups" not in periodic.JOBS
 
 
-def test_jobs_run_once_runs_every_job(runtime, fake):
-    runtime.settings = runtime.settings.model_copy(update={"alerts_channel": "CALERTS"})
+def test_jobs_run_once_runs_every_job(runtime, fake, tmp_path):
+    runtime.settings = runtime.settings.model_copy(update={
+        "alerts_channel": "CALERTS", "audit_channel": "CAUDIT", "retention_days": 30,
+        "backup_dir": tmp_path / "backups"})
     client = make_web_client(runtime.settings, timeout=2)
+    with transaction(runtime.sessions) as session:
+        make_action(session, user_id="UREQ")  # a chain head to anchor
     results = periodic.run_once(runtime, client)
     assert set(results) == set(periodic.JOBS)
     assert all(isinstance(v, int) for v in results.values()), results
+    assert results["anchor_audit_chain"] == 1 and results["backup_on_schedule"] == 1
+    assert len(fake.messages("CAUDIT")) == 1
+    assert len(list((tmp_path / "backups").glob("resolvemeq-*.dump"))) == 1
+    again = periodic.run_once(runtime, client)  # a day is not over: nothing owed twice
+    assert again["anchor_audit_chain"] == 0 and again["backup_on_schedule"] == 0
 
 
 def test_without_alerts_channel_no_alert_job_runs_or_is_scheduled(runtime, fake):
@@ -183,7 +192,11 @@ def test_without_alerts_channel_no_alert_job_runs_or_is_scheduled(runtime, fake)
                                                     "evaluate_alerts", "expire_rollback_requests"}
     configured = load_settings(database_url="sqlite://", alerts_channel="CALERTS")
     assert periodic.startup_notes(configured) == []
-    assert set(periodic.jobs_for(configured)) == set(periodic.JOBS)
+    everything = configured.model_copy(update={"audit_channel": "CAUDIT", "retention_days": 30,
+                                               "backup_dir": "/tmp"})
+    assert set(periodic.jobs_for(everything)) == set(periodic.JOBS)
+    assert set(periodic.jobs_for(configured)) == {"sweep_new_tickets", "deliver_outbox",
+                                                  "evaluate_alerts"}
 
 
 # Real workers ------------------------------------------------------------------------

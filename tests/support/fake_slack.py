@@ -259,6 +259,14 @@ class FakeSlack(LoopbackHTTPServer):
             group["date_delete"] = 0 if enabled else _TS_BASE + 1
             return group["id"]
 
+    def post_as_person(self, channel: str, user_id: str, text: str) -> str:
+        """A person (not the bot) posts ``text`` in ``channel``; returns the message's ts."""
+        with self._cond:
+            message = {"type": "message", "user": user_id, "team": self.team_id, "text": text,
+                       "ts": self._next_ts()}
+            self._channels[self._resolve(channel)].append(message)
+            return message["ts"]
+
     def fail_next(self, method: str, *, status: int | None = None, error: str | None = None,
                   retry_after: int | None = None, times: int = 1) -> None:
         """Answer the next ``times`` calls of ``method`` with a failure.

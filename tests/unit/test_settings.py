@@ -280,3 +280,42 @@ def test_two_person_rollback_falls_back_to_the_alerts_channel(monkeypatch):
     monkeypatch.setenv("ROLLBACK_APPROVAL", "two-person")
     monkeypatch.setenv("ALERTS_CHANNEL", "CALERTS")
     assert load_settings().approval_requests_channel == "CALERTS"
+
+
+def test_the_governance_settings_are_read_from_the_environment(monkeypatch, tmp_path):
+    assert (load_settings().audit_signing_key, load_settings().audit_channel,
+            load_settings().retention_days, load_settings().backup_dir) == (None, None, None, None)
+    assert (load_settings().backup_interval, load_settings().backup_keep) == (timedelta(hours=24), 7)
+    env = {"AUDIT_SIGNING_KEY": "k" * 40, "AUDIT_CHANNEL": " C0AUDIT ", "RETENTION_DAYS": "90",
+           "BACKUP_DIR": str(tmp_path / "not-yet"), "BACKUP_INTERVAL": "6h", "BACKUP_KEEP": "3"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    s = load_settings()
+    assert s.audit_signing_key.get_secret_value() == "k" * 40 and "k" * 40 not in repr(s)
+    assert (s.audit_channel, s.retention_days, s.backup_dir) == ("C0AUDIT", 90, tmp_path / "not-yet")
+    assert (s.backup_interval, s.backup_keep) == (timedelta(hours=6), 3)
+    monkeypatch.setenv("RETENTION_DAYS", "")
+    assert load_settings().retention_days is None
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("AUDIT_SIGNING_KEY", "short-key", "AUDIT_SIGNING_KEY is invalid: expected at least 32 characters"),
+    ("AUDIT_CHANNEL", "#audit", "AUDIT_CHANNEL='#audit' is invalid: expected a channel id"),
+    ("RETENTION_DAYS", "0", "RETENTION_DAYS='0' is invalid"),
+    ("BACKUP_INTERVAL", "daily", "BACKUP_INTERVAL='daily' is invalid: expected a duration"),
+    ("BACKUP_KEEP", "0", "BACKUP_KEEP='0' is invalid"),
+])
+def test_a_bad_governance_setting_is_named(monkeypatch, name, value, expected):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert str(raised.value).startswith(expected)
+    if name == "AUDIT_SIGNING_KEY":
+        assert value not in str(raised.value)
+
+
+def test_backup_dir_must_not_be_a_file(monkeypatch, tmp_path):
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "file"))
+    with pytest.raises(SettingsError, match="BACKUP_DIR=.* is invalid: expected a folder"):
+        load_settings()
