@@ -370,7 +370,10 @@ def _run(argv: list[str], url: URL, *, what: str) -> None:
            "PGUSER": url.username or "", "PGDATABASE": url.database or ""}
     if url.password:
         env["PGPASSWORD"] = str(url.password)
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=_RESTORE_TIMEOUT)
+    # errors="replace": pg_restore quotes a damaged file's bytes in its error, and those
+    # need not be UTF-8; the verdict must still be a clean "FAILED", not a traceback.
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, errors="replace",
+                          timeout=_RESTORE_TIMEOUT)
     if done.returncode != 0:
         said = " ".join(done.stderr.strip().splitlines()[-3:]) or f"exit status {done.returncode}"
         raise BackupError(f"{what} failed: {said}")

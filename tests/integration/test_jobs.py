@@ -196,7 +196,7 @@ def test_without_alerts_channel_no_alert_job_runs_or_is_scheduled(runtime, fake)
                                                "backup_dir": "/tmp"})
     assert set(periodic.jobs_for(everything)) == set(periodic.JOBS)
     assert set(periodic.jobs_for(configured)) == {"sweep_new_tickets", "deliver_outbox",
-                                                  "evaluate_alerts"}
+                                                  "evaluate_alerts", "expire_rollback_requests"}
 
 
 # Real workers ------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from tests.support.chain import verify
 from tests.support.databases import PG_DATABASE, recreate_database
 
 NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
-BEFORE = "0010"
+BEFORE = "0011"  # the revision 0012 follows
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
