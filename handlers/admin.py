@@ -51,9 +51,10 @@ def cancel(ack: Ack, body: dict, deps: SlackDeps) -> None:
                                    text="Rollback cancelled. Nothing changed.", blocks=[])
 
 
-def _where(body: dict) -> tuple[str | None, str | None]:
+def _where(body: dict) -> tuple[str, str | None]:
     channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
-    return (body.get("user") or {}).get("id"), channel
+    # No user id is nobody: the roles and the rules refuse "".
+    return (body.get("user") or {}).get("id") or "", channel
 
 
 def _confirmed(action: dict) -> tuple[uuid.UUID, str]:

@@ -21,7 +21,7 @@ from bot.domain import analytics, intake, rollback, tickets
 from bot.workflows import announce
 from bot.workflows.runtime import Runtime
 from handlers.deps import SlackDeps
-from handlers.errors import said_for
+from handlers.errors import DB_DOWN, said_for
 from models import TicketSource, read_transaction
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,8 @@ def _stats_answer(runtime: Runtime, command: dict, days: int) -> tuple[str, list
         with read_transaction(runtime.sessions) as session:
             stats = analytics.resolution_stats(session, days=days)
     except (ResolveMeQError, SQLAlchemyError) as error:
-        text = said_for(error, command)
+        # Both kinds always have a sentence (None is for an unexpected error).
+        text = said_for(error, command) or DB_DOWN
         return text, views.error_message(text)
     return "Resolution stats", views.stats_blocks(stats)
 

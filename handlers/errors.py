@@ -85,7 +85,7 @@ def said_for(error: BaseException, body: dict) -> str | None:
     return DB_DOWN_BY_ACTION.get(_action_id(body), DB_DOWN_CLICK)
 
 
-def on_error(error: Exception, body: dict, context: BoltContext) -> BoltResponse:
+def on_error(error: BaseException, body: dict, context: BoltContext) -> BoltResponse:
     """Bolt's error handler: end the transaction, then answer the person (see the module)."""
     if committed(context):
         # Raised after the ack committed: the request took effect, so neither a refusal
@@ -127,9 +127,10 @@ def _first_input(body: dict) -> str | None:
                  and isinstance(b.get("block_id"), str)), None)
 
 
-def _action_id(body: dict) -> object:
+def _action_id(body: dict) -> str:
     action = to_action(body)
-    return action.get("action_id") if isinstance(action, dict) else None
+    found = action.get("action_id") if isinstance(action, dict) else None
+    return found if isinstance(found, str) else ""
 
 
 def _what(body: dict) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from slack_bolt import Ack, App
@@ -75,16 +75,17 @@ def _answer(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDep
 
 
 def _redraw(deps: SlackDeps, result: FeedbackResult, channel: str | None, message_ts: str | None,
-            owed: list[int] = ()) -> None:
+            owed: Sequence[int] = ()) -> None:
     if result.changed and channel and message_ts:
         deps.background.try_submit(announce.announce_feedback, deps.runtime, deps.client, result,
                                    channel=channel, message_ts=message_ts, owed=owed)
 
 
-def _where(body: dict) -> tuple[str | None, str | None, str | None]:
+def _where(body: dict) -> tuple[str, str | None, str | None]:
     container = body.get("container") or {}
     channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
-    return (body.get("user") or {}).get("id"), channel, container.get("message_ts")
+    # No user id is nobody: only the requester may answer, and "" is nobody's.
+    return (body.get("user") or {}).get("id") or "", channel, container.get("message_ts")
 
 
 # Buttons come back from the client: each is read strictly, and anything our views

@@ -27,16 +27,19 @@ def direct_message(ack: Ack, body: dict, event: dict, session: Session, deps: Sl
     # matcher ignores channel_type, so every message event arrives here.) Edits, bot
     # posts, thread replies and channel chatter are not.
     if event.get("channel_type") != "im":
-        return ack()
+        ack()
+        return
     if event.get("subtype") or event.get("bot_id") or event.get("thread_ts"):
-        return ack()
+        ack()
+        return
     # Text of the wrong type is intake's to refuse, like empty text.
     _open(ack, session, deps, body, event, source=TicketSource.DM, text=event.get("text") or "")
 
 
 def mention(ack: Ack, body: dict, event: dict, session: Session, deps: SlackDeps) -> None:
     if event.get("bot_id"):
-        return ack()
+        ack()
+        return
     raw = event.get("text")
     # The mention is cut before intake sees the text; text of the wrong type is empty.
     text = _LEADING_MENTION.sub("", raw if isinstance(raw, str) else "", count=1)
@@ -46,12 +49,13 @@ def mention(ack: Ack, body: dict, event: dict, session: Session, deps: SlackDeps
 def _open(ack: Ack, session: Session, deps: SlackDeps, body: dict, event: dict, *,
           source: str, text: str) -> None:
     result = intake.open_ticket(
-        session, user_id=event.get("user"), text=text, source=source,
+        session, user_id=event.get("user") or "", text=text, source=source,
         channel_id=event.get("channel"), thread_ts=event.get("thread_ts") or event.get("ts") or "",
         team_id=body.get("team_id"), event_id=body.get("event_id"),
     )
     if not result.created:
-        return ack()
+        ack()
+        return
     with deps.background.slot() as slot:
         if slot is None:
             # Stored all the same: the sweep decides on it; the person hears why it waits.

@@ -56,7 +56,7 @@ def start_resolve(ack: Ack, body: dict, action: dict, session: Session, deps: Sl
 
 
 def submit_resolution(ack: Ack, body: dict, view: dict, session: Session, deps: SlackDeps) -> None:
-    user = (body.get("user") or {}).get("id")
+    user = (body.get("user") or {}).get("id") or ""
     # private_metadata comes back from the client: read strictly, then re-checked.
     ticket_id = _ticket(view.get("private_metadata"), INVALID_FORM)
     result = teamwork.resolve_ticket(session, ticket_id=ticket_id, user_id=user, note=_note(view),
@@ -67,9 +67,10 @@ def submit_resolution(ack: Ack, body: dict, view: dict, session: Session, deps: 
                                owed)
 
 
-def _where(body: dict) -> tuple[str | None, str | None]:
+def _where(body: dict) -> tuple[str, str | None]:
     channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
-    return (body.get("user") or {}).get("id"), channel
+    # No user id is nobody: the roles and the rules refuse "".
+    return (body.get("user") or {}).get("id") or "", channel
 
 
 def _ticket(value: object, refusal: str) -> int:

@@ -22,7 +22,14 @@ from models.audit_event import AuditEvent
 from models.base import Base, as_utc
 from models.person_resolution import PersonResolution
 from models.rollback_request import RequestStatus, RollbackRequest
-from models.session import UnitOfWork, make_engine, make_session_factory, read_transaction, transaction
+from models.session import (
+    UnitOfWork,
+    make_engine,
+    make_session_factory,
+    read_transaction,
+    rowcount,
+    transaction,
+)
 from models.slack_outbox import OutboxPurpose, OutboxStatus, SlackOutbox
 from models.ticket import Awaiting, EscalationPriority, Ticket, TicketSource, TicketStatus
 from models.ticket_resolution import TicketResolution
@@ -57,6 +64,7 @@ __all__ = [
     "as_utc",
     "make_engine",
     "make_session_factory",
+    "rowcount",
     "read_transaction",
     "short_id",
     "transaction",

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -209,3 +210,9 @@ def redacted_message(sqlstate: str, message: str) -> str:
     if sqlstate.startswith(_QUOTES_THE_VALUE):
         primary = primary.split(":", 1)[0]
     return primary
+
+
+def rowcount(result: Result) -> int:
+    """How many rows an UPDATE or DELETE matched (SQLAlchemy types `execute` as a
+    plain Result; a DML statement's result is a CursorResult, which counts them)."""
+    return cast(CursorResult, result).rowcount

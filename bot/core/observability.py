@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 import sentry_sdk
@@ -234,7 +234,8 @@ def capture_alert(rule: str, message: str, *, level: str, value: float | None) -
     try:
         if not _active():
             return
-        sentry_level = level.lower() if level.lower() in ("warning", "info") else "error"
+        sentry_level: Literal["warning", "info", "error"] = (
+            "warning" if level.lower() == "warning" else "info" if level.lower() == "info" else "error")
         with sentry_sdk.new_scope() as scope:
             scope.set_tag("alert_rule", rule)
             scope.set_context("alert", {"rule": rule, "level": level, "value": value})

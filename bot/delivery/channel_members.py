@@ -34,7 +34,8 @@ class ChannelMembers:
         # A client of its own with a short timeout and no retries: a rate-limited
         # lookup must not hold the request; the answer is then "no".
         self._quick = WebClient(
-            token=client.token, base_url=client.base_url, timeout=LOOKUP_TIMEOUT, retry_handlers=[]
+            token=client.token, base_url=client.base_url, timeout=LOOKUP_TIMEOUT,  # type: ignore[arg-type]  # annotated int; urllib takes seconds as a float
+            retry_handlers=[],
         )
         self._ttl = ttl
         self._clock = clock

@@ -9,20 +9,25 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 
 class Claimed(Protocol):
-    until: datetime  # when the claim expires, unless renewed
+    @property
+    def until(self) -> datetime:  # when the claim expires, unless renewed
+        ...
+
+
+C = TypeVar("C", bound=Claimed)
 
 
 def send_each(
-    claims: Iterable[Claimed],
+    claims: Iterable[C],
     *,
     now: datetime,
     ttl: timedelta,
-    renew: Callable[[Claimed, datetime], bool],
-    send: Callable[[Claimed, Callable[[], datetime]], bool],
+    renew: Callable[[C, datetime], bool],
+    send: Callable[[C, Callable[[], datetime]], bool],
 ) -> int:
     """Send each claim in turn; returns how many `send` reported sent.
 
@@ -46,7 +51,7 @@ def send_each(
     # meanwhile is left to it; before that, every send still has half a claim to
     # finish in, and the usual batch (one row, right after its commit) costs no
     # extra transaction.
-    def kept(claim: Claimed) -> bool:
+    def kept(claim: C) -> bool:
         return claim.until - at() > ttl / 2 or renew(claim, at() + ttl)
 
     return sum(1 for claim in claims if kept(claim) and send(claim, at))

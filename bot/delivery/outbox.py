@@ -39,7 +39,7 @@ from bot.core import clock
 from bot.delivery.claims import send_each
 from bot.delivery.slack_client import SlackTokenRefused, SlackUnavailable, safe_call
 from bot.domain import followups, tickets
-from models import OutboxPurpose, OutboxStatus, SlackOutbox, transaction
+from models import OutboxPurpose, OutboxStatus, SlackOutbox, rowcount, transaction
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +175,8 @@ def _claim_row(row: SlackOutbox, now: datetime, ttl: timedelta) -> _Claim:
 
 
 def _claim_of(row: SlackOutbox) -> _Claim:
+    if row.claim_token is None or row.claimed_until is None:
+        raise ValueError(f"outbox {row.id} is not claimed")
     return _Claim(row.id, row.claim_token, row.purpose, row.channel, row.recipient, row.thread_ts,
                   row.text, row.blocks, row.fallback_user, row.ticket_id, row.resolution_id,
                   row.person_resolution_id, row.attempts, row.created_at, row.claimed_until)
@@ -230,12 +232,12 @@ def send_claimed(
 
 def _renew(sessions, claim: _Claim, until: datetime) -> bool:
     with transaction(sessions) as session:
-        renewed = session.execute(
+        renewed = rowcount(session.execute(
             update(SlackOutbox)
             .where(SlackOutbox.id == claim.id, SlackOutbox.claim_token == claim.token,
                    SlackOutbox.status == OutboxStatus.PENDING)
             .values(claimed_until=until)
-        ).rowcount
+        ))
     if not renewed:
         log.info("outbox %s: claim taken over before posting; leaving it", claim.id)
     return bool(renewed)
@@ -303,6 +305,8 @@ def _followup_of(claim: _Claim) -> tuple[bool, int]:
     """Whose resolution a follow-up asks about: (a person's?, its id)."""
     if claim.person_resolution_id is not None:
         return True, claim.person_resolution_id
+    if claim.resolution_id is None:
+        raise ValueError(f"outbox {claim.id} is a follow-up of no resolution")
     return False, claim.resolution_id
 
 
@@ -315,12 +319,14 @@ def _post(client: WebClient, claim: _Claim, text: str, blocks: list | None) -> _
             return "cannot open a DM with the requester"
     else:
         channel, thread_ts = claim.channel, claim.thread_ts
+        if channel is None:
+            return "the row names neither a channel nor a recipient"
     fallback_dm = None
     if claim.attempts > 1:
         found = _find_post(client, channel, thread_ts, claim)
         if found is None and claim.fallback_user:
             fallback_dm = _dm(client, claim.fallback_user)
-            found = fallback_dm and _find_post(client, fallback_dm, None, claim)
+            found = _find_post(client, fallback_dm, None, claim) if fallback_dm else None
         if found:
             log.info("outbox %s was already posted; recording it", claim.id)
             return found
@@ -363,7 +369,8 @@ def _find_post(client: WebClient, channel: str, thread_ts: str | None, claim: _C
     else:
         found = safe_call(client, "conversations.history", raise_transient=True, channel=channel,
                           include_all_metadata=True, limit=RECONCILE_LOOKBACK)
-    for message in (found or {}).get("messages", []):
+    messages: list[dict] = found.get("messages", []) if found is not None else []
+    for message in messages:
         if _names(message, claim):
             return _Posted(channel, message["ts"], thread_ts)
     return None
@@ -391,11 +398,11 @@ def _record(session: Session, claim: _Claim, posted: _Posted | str, now: datetim
     else:
         values = {"status": OutboxStatus.SENT, "claimed_until": None, "sent_at": now,
                   "sent_channel": posted.channel, "message_ts": posted.ts, "last_error": ""}
-    done = session.execute(
+    done = rowcount(session.execute(
         update(SlackOutbox)
         .where(SlackOutbox.id == claim.id, SlackOutbox.claim_token == claim.token)
         .values(**values)
-    ).rowcount
+    ))
     if not done:
         log.warning("outbox %s: claim lost before recording", claim.id)
         return False
@@ -422,11 +429,11 @@ def _retry_later(session: Session, claim: _Claim, error: str, now: datetime) -> 
     else:
         backoff = min(FIRST_BACKOFF * 2 ** (attempts - 1), MAX_BACKOFF)
         values = {"claimed_until": None, "next_attempt_at": now + backoff, "last_error": error[:500]}
-    done = session.execute(
+    done = rowcount(session.execute(
         update(SlackOutbox)
         .where(SlackOutbox.id == claim.id, SlackOutbox.claim_token == claim.token)
         .values(**values)
-    ).rowcount
+    ))
     if done and attempts >= MAX_ATTEMPTS:
         _given_up(session, claim)
 
@@ -504,4 +511,4 @@ def _release(sessions: sessionmaker[Session], ids: list[int] | None) -> int:
         query = update(SlackOutbox).where(SlackOutbox.status == OutboxStatus.HELD)
         if ids is not None:
             query = query.where(SlackOutbox.id.in_(ids))
-        return session.execute(query.values(status=OutboxStatus.PENDING)).rowcount
+        return rowcount(session.execute(query.values(status=OutboxStatus.PENDING)))

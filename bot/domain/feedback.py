@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from bot.core import clock
@@ -198,6 +199,7 @@ def _load(
     ).one_or_none()
     resolution = None
     if ticket is not None:
+        query: Select[Any]
         if person_resolution_id is None:
             query = select(TicketResolution).where(TicketResolution.ticket_id == ticket_id)
         else:

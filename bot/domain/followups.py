@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
@@ -40,6 +41,7 @@ from models import (
     SlackOutbox,
     Ticket,
     TicketResolution,
+    rowcount,
 )
 
 # Why a follow-up was cancelled (slack_outbox.cancel_reason).
@@ -128,7 +130,7 @@ def cancel(session: Session, resolution_id: int, *, reason: str, person: bool = 
     Returns:
         How many rows were cancelled (0 or 1).
     """
-    return session.execute(
+    return rowcount(session.execute(
         update(SlackOutbox)
         .where(_outbox_column(person) == resolution_id,
                SlackOutbox.purpose == OutboxPurpose.FOLLOWUP,
@@ -136,7 +138,7 @@ def cancel(session: Session, resolution_id: int, *, reason: str, person: bool = 
                SlackOutbox.status.in_([OutboxStatus.PENDING, OutboxStatus.HELD]))
         .values(status=OutboxStatus.CANCELLED, cancel_reason=reason, claimed_until=None)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,8 @@ def lock_owed(session: Session, resolution_id: int, *, person: bool = False) -> 
     ).one_or_none()
     if found is None:
         return GONE
-    resolution, ticket, action = found
+    row, ticket, action = found
+    resolution = cast(Resolution, row)  # selected through a union of two models
     reason = _not_wanted(resolution, action)
     return reason if reason is not None else Owed(resolution, ticket, action)
 

@@ -21,9 +21,8 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import cast
 
-from sqlalchemy import CursorResult, Result, and_, case, exists, or_, select, update
+from sqlalchemy import and_, case, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.agent.answer import Agent, AgentAnswer, AgentUnavailable, MalformedAnswer, TicketInput, clean_text
@@ -33,7 +32,7 @@ from bot.core.settings import Settings
 from bot.domain import actions, audit, policy
 from bot.domain.actions import PlannedAction
 from bot.domain.ratelimit import AutonomyBudget, CapCheck
-from models import ActionHistory, AgentCall, Ticket, TicketStatus
+from models import ActionHistory, AgentCall, Ticket, TicketStatus, rowcount
 from models.ticket import DECISION_ERROR_LENGTH
 
 log = logging.getLogger(__name__)
@@ -146,7 +145,7 @@ def claim_ticket(
         ~exists().where(ActionHistory.ticket_id == Ticket.ticket_id),
     )
     token, until = uuid.uuid4().hex, now + ttl
-    claimed = _rowcount(session.execute(
+    claimed = rowcount(session.execute(
         update(Ticket)
         .where(
             Ticket.ticket_id == ticket_id,
@@ -302,7 +301,7 @@ def record_failure(session: Session, claim: Claim, error: BaseException, *, call
         False when the claim was no longer this worker's (nothing is released).
     """
     calls.write(session, claim.ticket_id)
-    released = _rowcount(session.execute(
+    released = rowcount(session.execute(
         update(Ticket)
         .where(Ticket.ticket_id == claim.ticket_id, Ticket.claim_token == claim.token)
         .values(claim_token=None, claimed_until=None, decision_error=describe(error))
@@ -331,10 +330,6 @@ def give_up(
     if not outcome.already_processed:
         outcome.ticket.decision_error = failure
     return outcome
-
-
-def _rowcount(result: Result) -> int:
-    return cast(CursorResult, result).rowcount
 
 
 def _gave_up(failures: int, last_error: str, settings: Settings) -> Decision:

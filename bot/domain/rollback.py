@@ -21,7 +21,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -57,7 +57,9 @@ MIN_PREFIX = 4
 _MAX_LISTED = 10
 _HEX = re.compile(r"^[0-9a-f]+$")
 # The outcome row a resolving action owns, withdrawn with it.
-_OUTCOME_OF = {ActionType.AUTO_RESOLVE: TicketResolution, ActionType.RESOLVE: PersonResolution}
+_OUTCOME_OF: dict[str, type[TicketResolution] | type[PersonResolution]] = {
+    ActionType.AUTO_RESOLVE: TicketResolution, ActionType.RESOLVE: PersonResolution,
+}
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,7 @@ def preview_rollback(
         executed_at=action.executed_at,
         confidence=action.confidence_score,
         reasoning=action.agent_reasoning,
-        changes=_changes(current, action.before_state),
+        changes=_changes(current, action.before_state or {}),
     )
 
 
@@ -350,7 +352,7 @@ def apply_rollback(
         The original action, the new ROLLBACK row, the ticket and the restored fields.
     """
     before = snapshots.snapshot(ticket)
-    snapshots.restore(ticket, action.before_state)
+    snapshots.restore(ticket, action.before_state or {})
     ticket.updated_at = now
     after = snapshots.snapshot(ticket)
     action.rolled_back = True
@@ -372,12 +374,12 @@ def apply_rollback(
         # An undone resolution (the bot's or a person's) has nothing to follow up on;
         # the row stays as a record.
         with followups.waiting_briefly(session):  # a follow-up being sent holds it
-            resolution = session.scalars(
+            resolution = cast(TicketResolution | PersonResolution | None, session.scalars(
                 select(outcome)
                 .where(outcome.action_id == action.id)
                 .with_for_update()
                 .execution_options(populate_existing=True)
-            ).one_or_none()
+            ).one_or_none())
         if resolution is not None:
             resolution.followup_due_at = None
             followups.cancel(session, resolution.id, reason=followups.ROLLED_BACK,
@@ -476,7 +478,7 @@ def _ticket_of(session: Session, action: ActionHistory, *, lock: bool) -> Ticket
 
 
 def _check_no_conflict(action: ActionHistory, current: dict[str, Any]) -> None:
-    differing = snapshots.differences(current, action.after_state)
+    differing = snapshots.differences(current, action.after_state or {})
     if differing:
         described = "; ".join(
             f"{name} is now {now_value!r} (the action left {left!r})"

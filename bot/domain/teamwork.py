@@ -193,14 +193,15 @@ def resolve_ticket(
     action = _record(session, ticket, user_id, ActionType.RESOLVE, now, apply=resolve, reasoning=note,
                      params={"team": team, "resolved_by": user_id})
     session.flush()
+    due = now + settings.followup_delay
     resolution = PersonResolution(
         ticket_id=ticket.ticket_id, action_id=action.id, resolved_by=user_id, team=team, note=note,
-        user_feedback_text="", followup_due_at=now + settings.followup_delay, reopened=False,
+        user_feedback_text="", followup_due_at=due, reopened=False,
         reopened_reason="", created_at=now, updated_at=now,
     )
     session.add(resolution)
     session.flush()
-    followups.schedule(session, resolution, ticket, due=resolution.followup_due_at, now=now)
+    followups.schedule(session, resolution, ticket, due=due, now=now)
     return ResolveResult(ticket, team, action, resolution)
 
 

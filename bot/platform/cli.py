@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from bot.core.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:  # imported where used: most commands need none of these
+    from pydantic import SecretStr
     from slack_bolt import App
 
     from bot.platform.scheduler import EmbeddedScheduler
@@ -121,6 +122,12 @@ def _need(settings: Settings, *names: str) -> None:
         raise SettingsError(f"{', '.join(missing)} must be set for this command")
 
 
+def _secret(value: SecretStr | None, name: str) -> str:
+    if value is None:
+        raise SettingsError(f"{name} must be set for this command")
+    return value.get_secret_value()
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     _need(settings, "slack_bot_token", "slack_signing_secret")
     _refuse_broken_articles(settings)
@@ -142,7 +149,7 @@ def build_wsgi(settings: Settings):
     slack = start_slack_app(settings, component="serve")
     return SlackWSGI(
         slack.app,
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        signing_secret=_secret(settings.slack_signing_secret, "SLACK_SIGNING_SECRET"),
         health=lambda: health.check(slack.runtime.engine, settings.redis_url),
     )
 
@@ -187,7 +194,7 @@ def _socket(settings: Settings, args: argparse.Namespace) -> int:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     slack = start_slack_app(settings, component="socket")
-    SocketModeHandler(slack.app, settings.slack_app_token.get_secret_value()).start()
+    SocketModeHandler(slack.app, _secret(settings.slack_app_token, "SLACK_APP_TOKEN")).start()
     return 0
 
 

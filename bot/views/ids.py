@@ -192,8 +192,8 @@ def parse_feedback_target(value: str) -> tuple[int, int | None, int | None]:
     ticket_id, person_resolution_id = int(match.group(1)), int(match.group(2))
     if max(ticket_id, person_resolution_id) > MAX_TICKET_ID:
         raise ValueError("id out of range")
-    score = match.group(3)
-    return ticket_id, person_resolution_id, None if score is None else int(score)
+    raw_score = match.group(3)
+    return ticket_id, person_resolution_id, None if raw_score is None else int(raw_score)
 
 
 def ticket_value(ticket_id: int) -> str:
@@ -207,7 +207,7 @@ def ticket_value(ticket_id: int) -> str:
     return f"t={ticket_id}"
 
 
-def parse_ticket_value(value: str) -> int:
+def parse_ticket_value(value: object) -> int:
     """Read `ticket_value` back.
 
     Raises:

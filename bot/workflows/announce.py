@@ -8,6 +8,7 @@ background executor today and are what the Celery tasks will call.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from slack_sdk import WebClient
 
@@ -108,7 +109,7 @@ def enqueue_reopen_notices(session, result: FeedbackResult, settings, *, channel
 
 def announce_feedback(
     runtime: Runtime, client: WebClient, result: FeedbackResult, *, channel: str,
-    message_ts: str, owed: list[int] = (),
+    message_ts: str, owed: Sequence[int] = (),
 ) -> None:
     """Show the requester's answer on the message they clicked, and send what is owed.
 
@@ -135,6 +136,8 @@ def _answered(session, result: FeedbackResult) -> tuple[str, list]:
         withdrawn = action is not None and action.rolled_back
         return views.answered_person_resolution_message(ticket, person, withdrawn=withdrawn)
     bots = tickets.resolution_of(session, ticket.ticket_id)
+    if bots is None:  # the answer was recorded on it, and resolutions are not deleted
+        raise LookupError(f"ticket {ticket.ticket_id} has no resolution")
     action = tickets.action_by_id(session, bots.action_id)
     return views.answered_resolution_message(ticket, action, bots)
 
@@ -156,7 +159,7 @@ def enqueue_rollback_notice(session, result: RollbackResult, settings) -> list[i
 
 
 def announce_rollback(runtime: Runtime, client: WebClient, result: RollbackResult, *,
-                      admin_channel: str, admin_id: str, owed: list[int] = ()) -> None:
+                      admin_channel: str, admin_id: str, owed: Sequence[int] = ()) -> None:
     """Tell the admin it is done, and send the thread notice."""
     text, blocks = views.rollback_done(result)
     safe_call(client, "chat.postEphemeral", channel=admin_channel, user=admin_id,

@@ -92,7 +92,7 @@ def enqueue_taken(session: Session, result: TakeResult) -> list[int]:
     if not result.changed:
         return []
     ticket = result.ticket
-    text, blocks = views.taken_notice(ticket, holder=ticket.assigned_to, team=result.team)
+    text, blocks = views.taken_notice(ticket, holder=ticket.assigned_to or "", team=result.team)
     row = _to_requester(session, ticket, text, blocks)
     return [row.id] if row is not None else []
 

@@ -141,7 +141,7 @@ def running_fake_agent() -> Iterator[FakeAgent]:
     fake = FakeAgent()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     server.daemon_threads = True  # a deliberately slow reply must not hold up teardown
-    host, port = server.server_address[:2]
+    host, port = str(server.server_address[0]), server.server_address[1]
     fake.url = f"http://{host}:{port}/api/agent/analyze"
     # A short poll interval so shutdown() at teardown does not wait half a second.
     thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
