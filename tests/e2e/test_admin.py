@@ -386,7 +386,9 @@ def test_the_eleventh_rollback_in_an_hour_is_refused_with_when_to_retry(e2e, sla
     body = _ephemeral_answer(e2e.command("/rollback", last_action.hex[:8], user=ADMIN))
     shown = _shown(body)
     assert "rollback limit" in shown
-    assert re.search(r"Try again in (\d+ hours?( \d+ minutes?)?|\d+ minutes?) \(at \d\d:\d\d", shown), shown
+    # The time of day, with the date in front when the retry falls on another day.
+    assert re.search(r"Try again in (\d+ hours?( \d+ minutes?)?|\d+ minutes?) "
+                     r"\(at (\d{4}-\d\d-\d\d )?\d\d:\d\d", shown), shown
     assert not any(b.get("type") == "actions" for b in body.get("blocks", []))
 
     # A Confirm button kept from before is throttled the same way.
