@@ -46,6 +46,7 @@ def open_ticket(
     team_id: str | None = None,
     event_id: str | None = None,
     user_name: str | None = None,
+    private: bool = False,
     now: datetime | None = None,
 ) -> Intake:
     """Store a new ticket in status `new`, to be decided on off the request path.
@@ -58,6 +59,10 @@ def open_ticket(
         channel_id, thread_ts, team_id: where in Slack it was asked.
         event_id: Slack's id for the delivery; the same id twice opens one ticket.
         user_name: the requester's display name, when known.
+        private: answer the requester alone (a /ticket outside HELPDESK_CHANNELS). The
+            channel it was typed in is checked but not stored, so nothing about the
+            ticket can ever be posted there: its answers go to the requester's DM, and
+            the DM becomes its conversation once the first answer is posted.
         now: the clock reading.
 
     Raises:
@@ -101,8 +106,8 @@ def open_ticket(
         source=source,
         source_event_id=event_id,
         slack_team_id=team_id,
-        slack_channel_id=channel_id,
-        slack_thread_ts=thread_ts or "",
+        slack_channel_id=None if private else channel_id,
+        slack_thread_ts="" if private else thread_ts or "",
         created_at=now,
         updated_at=now,
     )
