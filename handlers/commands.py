@@ -40,7 +40,7 @@ def open_ticket(ack: Ack, command: dict, session: Session, deps: SlackDeps) -> N
         team_id=command.get("team_id"),
         # One ticket per invocation, even if the same request reaches us twice.
         event_id=f"cmd:{command['trigger_id']}" if command.get("trigger_id") else None,
-        user_name=command.get("user_name"), private=private,
+        user_name=command.get("user_name"), private=private, limit=deps.runtime.ticket_limit,
     ).ticket
     # Taken before the ack, which must say whether the bot starts now. Without a place
     # the ticket is stored all the same, and the sweep decides on it in a few minutes.
