@@ -32,18 +32,21 @@ ROLLBACK_USAGE = "Usage: `/rollback <action-id> [reason]` (the first 8 character
 
 
 def open_ticket(ack: Ack, command: dict, session: Session, deps: SlackDeps) -> None:
+    # Private stays private: outside HELPDESK_CHANNELS the requester alone hears back.
+    private = not deps.runtime.settings.is_helpdesk_channel(command.get("channel_id"))
     ticket = intake.open_ticket(
         session, user_id=command["user_id"], text=command.get("text", ""),
         source=TicketSource.SLASH_COMMAND, channel_id=command.get("channel_id"),
         team_id=command.get("team_id"),
         # One ticket per invocation, even if the same request reaches us twice.
         event_id=f"cmd:{command['trigger_id']}" if command.get("trigger_id") else None,
-        user_name=command.get("user_name"),
+        user_name=command.get("user_name"), private=private, limit=deps.runtime.ticket_limit,
     ).ticket
     # Taken before the ack, which must say whether the bot starts now. Without a place
     # the ticket is stored all the same, and the sweep decides on it in a few minutes.
     with deps.background.slot() as slot:
-        text, blocks = views.ticket_received(ticket.ticket_id, ticket.description, busy=slot is None)
+        text, blocks = views.ticket_received(ticket.ticket_id, ticket.description, busy=slot is None,
+                                             privately=private)
         ack(response_type="ephemeral", text=text, blocks=blocks)
         if slot is not None:
             slot.submit(announce.decide_and_announce, deps.runtime, deps.client, ticket.ticket_id)

@@ -51,7 +51,7 @@ def _open(ack: Ack, session: Session, deps: SlackDeps, body: dict, event: dict, 
     result = intake.open_ticket(
         session, user_id=event.get("user") or "", text=text, source=source,
         channel_id=event.get("channel"), thread_ts=event.get("thread_ts") or event.get("ts") or "",
-        team_id=body.get("team_id"), event_id=body.get("event_id"),
+        team_id=body.get("team_id"), event_id=body.get("event_id"), limit=deps.runtime.ticket_limit,
     )
     if not result.created:
         ack()

@@ -82,6 +82,15 @@ class Throttled(ResolveMeQError):
         self.retry_at = retry_at
 
 
+class TooManyTickets(ResolveMeQError):
+    """The person has opened TICKET_RATE_LIMIT tickets already; nothing was stored.
+    `retry_at` says when they may open another. Not audited: nothing is kept."""
+
+    def __init__(self, message: str, retry_at: datetime | None) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
 class LimiterUnavailable(ResolveMeQError):
     """The rate-limit store cannot be reached; we fail closed."""
 

@@ -29,6 +29,7 @@ from sqlalchemy.exc import ArgumentError
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_DATABASE_URL = "sqlite:///resolvemeq.db"
+DEFAULT_TICKET_RATE_LIMIT = "20/hour"
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
 # A public (C…) or private (G…) channel id, as Slack shows it under the channel's details.
@@ -197,6 +198,10 @@ class Settings(BaseSettings):
     # only that channel's members (and admins) may take or resolve its tickets. A team
     # without one falls back to ESCALATION_CHANNEL.
     team_channels: Annotated[dict[str, str], NoDecode] = {}
+    # Channels where people ask for help in the open: a /ticket there is answered in
+    # the channel. Anywhere else a /ticket is answered to the requester alone (a DM, or
+    # an ephemeral acknowledgement), and nothing about it is posted where it was typed.
+    helpdesk_channels: Annotated[list[str], NoDecode] = []
 
     # The agent
     agent_url: AnyHttpUrl | None = None
@@ -229,6 +234,9 @@ class Settings(BaseSettings):
     # Feedback and rollback
     followup_delay: Annotated[timedelta, NoDecode] = timedelta(hours=24)
     rollback_rate_limit: str = "10/hour"
+    # Tickets one person may open (moving window), shared by every process through
+    # REDIS_URL; `off` for no limit. A request past it is refused and nothing is stored.
+    ticket_rate_limit: str | None = DEFAULT_TICKET_RATE_LIMIT
     # Two-person rollback: a request waits in APPROVALS_CHANNEL (else ALERTS_CHANNEL)
     # for another admin or an approver, until it expires.
     rollback_approval: RollbackApproval = RollbackApproval.NONE
@@ -283,6 +291,18 @@ class Settings(BaseSettings):
     @classmethod
     def _groups(cls, value: Any) -> list[str]:
         return parse_group_handles(value)
+
+    @field_validator("helpdesk_channels", mode="before")
+    @classmethod
+    def _helpdesk_channels(cls, value: Any) -> list[str]:
+        channels = _csv(value)
+        for channel in channels:
+            if not _CHANNEL_ID.fullmatch(channel):
+                raise ValueError(
+                    f"expected channel ids separated by commas, such as C0123ABCD,C0456EFGH "
+                    f"(not {channel!r})"
+                )
+        return channels
 
     @field_validator("rollback_approval", mode="before")
     @classmethod
@@ -399,6 +419,20 @@ class Settings(BaseSettings):
             raise ValueError("expected a rate such as 10/hour or 5 per minute") from None
         return value
 
+    @field_validator("ticket_rate_limit", mode="before")
+    @classmethod
+    def _ticket_rate(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        spelled = str(value).strip() or DEFAULT_TICKET_RATE_LIMIT
+        if spelled.lower() in ("off", "none", "0"):
+            return None
+        try:
+            parse_rate_limit(spelled)
+        except ValueError:
+            raise ValueError("expected a rate such as 20/hour or 5 per minute, or off") from None
+        return spelled
+
     @field_validator("llm_model", "llm_base_url", "llm_api_key", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
@@ -479,6 +513,10 @@ class Settings(BaseSettings):
             if team_key(name) == wanted:
                 return channel
         return self.escalation_channel or None
+
+    def is_helpdesk_channel(self, channel_id: str | None) -> bool:
+        """Whether a /ticket typed in `channel_id` is answered in the open (HELPDESK_CHANNELS)."""
+        return bool(channel_id) and channel_id in self.helpdesk_channels
 
     def is_configured_admin(self, user_id: str) -> bool:
         """Whether ADMIN_USER_IDS names this Slack user."""

@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypedDict
 
 from slack_sdk import WebClient
 from sqlalchemy import or_, select, update
@@ -39,7 +40,15 @@ from bot.core import clock
 from bot.delivery.claims import send_each
 from bot.delivery.slack_client import SlackTokenRefused, SlackUnavailable, safe_call
 from bot.domain import followups, tickets
-from models import OutboxPurpose, OutboxStatus, SlackOutbox, rowcount, transaction
+from models import (
+    OutboxPurpose,
+    OutboxStatus,
+    SlackOutbox,
+    Ticket,
+    TicketSource,
+    rowcount,
+    transaction,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +71,13 @@ def enqueue(
     session: Session,
     *,
     purpose: str,
-    channel: str,
+    channel: str | None = None,
     text: str,
     blocks: list | None = None,
     thread_ts: str | None = None,
     ticket_id: int | None = None,
     fallback_user: str | None = None,
+    recipient: str | None = None,
     now: datetime | None = None,
     claim_ttl: timedelta | None = None,
 ) -> SlackOutbox:
@@ -80,22 +90,26 @@ def enqueue(
     Args:
         session: the caller's session (the transaction of what the post announces).
         purpose: an OutboxPurpose other than FOLLOWUP (bot.domain.followups writes those).
-        channel: where to post.
+        channel: where to post (or `recipient`).
         text: the message's text (its notification and fallback).
         blocks: its Block Kit blocks.
         thread_ts: the thread to post in.
         ticket_id: the ticket the post is about.
         fallback_user: DM this user if the bot may not post in `channel`.
+        recipient: DM this person instead of posting in a channel.
         now: the clock reading; the post is due at once.
         claim_ttl: write the row claimed by the caller for this long.
 
     Returns:
         The new row.
     """
+    if not channel and not recipient:
+        raise ValueError("an outbox post needs a channel or a recipient")
     now = now or clock.now()
     row = SlackOutbox(
-        purpose=OutboxPurpose(purpose), channel=channel, text=text, blocks=blocks,
-        thread_ts=thread_ts or None, ticket_id=ticket_id, fallback_user=fallback_user,
+        purpose=OutboxPurpose(purpose), channel=channel or None, recipient=recipient,
+        text=text, blocks=blocks, thread_ts=thread_ts or None, ticket_id=ticket_id,
+        fallback_user=fallback_user,
         status=OutboxStatus.PENDING, attempts=0, next_attempt_at=now, created_at=now,
         last_error="",
     )
@@ -104,6 +118,29 @@ def enqueue(
     session.add(row)
     session.flush()
     return row
+
+
+class Destination(TypedDict, total=False):
+    """Where a post goes, as `enqueue` arguments: a channel (and thread), or a DM."""
+
+    channel: str
+    thread_ts: str | None
+    fallback_user: str | None
+    recipient: str
+
+
+def to_requester(ticket: Ticket) -> Destination:
+    """Where a post to a ticket's requester goes, as `enqueue` arguments.
+
+    The ticket's conversation (the thread of the bot's answer, or where it was asked);
+    for a private /ticket whose answer is not posted yet (it has no channel: see
+    `bot.domain.intake.open_ticket`), the requester's DM. Never a channel the ticket
+    does not name.
+    """
+    if ticket.slack_channel_id:
+        return {"channel": ticket.slack_channel_id, "thread_ts": ticket.slack_thread_ts or None,
+                "fallback_user": ticket.user_id if ticket.source == TicketSource.SLASH_COMMAND else None}
+    return {"recipient": ticket.user_id}
 
 
 @dataclass(frozen=True)

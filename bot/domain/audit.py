@@ -18,6 +18,8 @@ FEEDBACK_WRONG_USER = "feedback_wrong_user"
 FEEDBACK_CHANGED = "feedback_changed"
 AUTONOMY_CAP_REACHED = "autonomy_cap_reached"
 AUTONOMY_LIMITER_DOWN = "autonomy_limiter_unavailable"
+# A ticket was taken without the per-person limit (TICKET_RATE_LIMIT): its store was down.
+TICKET_LIMITER_DOWN = "ticket_limiter_unavailable"
 # Two-person rollback: a request, its approval (the rollback ran), rejection or expiry,
 # and a refused approval or rejection (not an admin or approver, or their own request).
 ROLLBACK_REQUESTED = "rollback_requested"

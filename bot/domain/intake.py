@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
+from limits import RateLimitItem
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.core import clock
-from bot.core.errors import InvalidInput
+from bot.core.errors import InvalidInput, TooManyTickets
+from bot.domain import audit
+from bot.domain.ratelimit import TicketLimit
 from models import Ticket, TicketSource, TicketStatus
 
 SOURCES = frozenset(TicketSource)
@@ -46,6 +50,8 @@ def open_ticket(
     team_id: str | None = None,
     event_id: str | None = None,
     user_name: str | None = None,
+    private: bool = False,
+    limit: TicketLimit | None = None,
     now: datetime | None = None,
 ) -> Intake:
     """Store a new ticket in status `new`, to be decided on off the request path.
@@ -58,10 +64,18 @@ def open_ticket(
         channel_id, thread_ts, team_id: where in Slack it was asked.
         event_id: Slack's id for the delivery; the same id twice opens one ticket.
         user_name: the requester's display name, when known.
+        private: answer the requester alone (a /ticket outside HELPDESK_CHANNELS). The
+            channel it was typed in is checked but not stored, so nothing about the
+            ticket can ever be posted there: its answers go to the requester's DM, and
+            the DM becomes its conversation once the first answer is posted.
+        limit: the per-person ticket limit (TICKET_RATE_LIMIT); a delivery seen before
+            is not counted again. When its store is down the ticket is taken all the
+            same, with an audit event the `limiter_unavailable` alert counts.
         now: the clock reading.
 
     Raises:
         InvalidInput: empty or over-long text, a malformed user id, an unknown source.
+        TooManyTickets: the person is past the limit; nothing was stored.
     """
     if not isinstance(user_id, str) or not _USER_ID.match(user_id):
         raise InvalidInput("That request did not come from a Slack user I recognise.")
@@ -91,6 +105,9 @@ def open_ticket(
         if existing is not None:
             return Intake(existing, created=False)
     now = now or clock.now()
+    checked = limit.acquire(user_id) if limit is not None else None
+    if checked is not None and not checked.allowed:
+        raise _too_many(limit, checked.retry_at, now)
     ticket = Ticket(
         user_id=user_id,
         user_name=user_name,
@@ -101,8 +118,8 @@ def open_ticket(
         source=source,
         source_event_id=event_id,
         slack_team_id=team_id,
-        slack_channel_id=channel_id,
-        slack_thread_ts=thread_ts or "",
+        slack_channel_id=None if private else channel_id,
+        slack_thread_ts="" if private else thread_ts or "",
         created_at=now,
         updated_at=now,
     )
@@ -119,7 +136,34 @@ def open_ticket(
         if existing is None:
             raise
         return Intake(existing, created=False)
+    if checked is not None and checked.store_down:
+        audit.record(session, audit.TICKET_LIMITER_DOWN, actor_id=user_id, ticket_id=ticket.ticket_id,
+                     detail={"reason": "ticket limiter unavailable"}, now=now)
     return Intake(ticket, created=True)
+
+
+def _too_many(limit: TicketLimit | None, retry_at: datetime | None, now: datetime) -> TooManyTickets:
+    item = limit.item if limit is not None else None
+    said = (f"You've reached the limit of {_rate(item)}, so I didn't save this one."
+            if item is not None else "You've opened too many tickets lately, so I didn't save this one.")
+    if retry_at is not None:
+        said += f" You can open another {_in_about(retry_at, now)}."
+    said += " If it can't wait, please contact the service desk directly."
+    return TooManyTickets(said, retry_at)
+
+
+def _rate(item: RateLimitItem) -> str:
+    unit = item.GRANULARITY.name
+    per = unit if item.multiples == 1 else f"{item.multiples} {unit}s"
+    return f"{item.amount} ticket{'s' if item.amount != 1 else ''} per {per}"
+
+
+def _in_about(retry_at: datetime, now: datetime) -> str:
+    minutes = max(1, math.ceil((retry_at - now).total_seconds() / 60))
+    if minutes < 60:
+        return "in about a minute" if minutes == 1 else f"in about {minutes} minutes"
+    hours = math.ceil(minutes / 60)
+    return "in about an hour" if hours == 1 else f"in about {hours} hours"
 
 
 def _by_event(session: Session, event_id: str) -> Ticket | None:

@@ -1,16 +1,21 @@
-"""Moving-window limits: the autonomy caps and the per-admin rollback throttle.
+"""Moving-window limits: the autonomy caps, the per-admin rollback throttle and the
+per-person ticket limit.
 
-Both use the `limits` library's moving window, because a fixed window lets twice
+All use the `limits` library's moving window, because a fixed window lets twice
 the cap through around a window edge. With REDIS_URL every process shares one
 budget; without it the budget is this process's memory (the embedded mode).
 
-Both fail closed: when the store cannot be reached, nothing autonomous happens and
-no rollback goes through, and the caller is told why.
+The caps and the throttle fail closed: when the store cannot be reached, nothing
+autonomous happens and no rollback goes through, and the caller is told why. The
+ticket limit fails open: a helpdesk must not go deaf because its limiter did; the
+caller records that the store was down, which the `limiter_unavailable` alert counts.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
@@ -137,3 +142,62 @@ def _unavailable(error: Exception) -> LimiterUnavailable:
     return LimiterUnavailable(
         "Rollbacks are paused: the rate-limit store cannot be reached. Try again when it is back."
     )
+
+
+@dataclass(frozen=True)
+class TicketCheck:
+    """Whether a person may open one more ticket now."""
+
+    allowed: bool
+    # When they may open one again (refusals only).
+    retry_at: datetime | None = None
+    # The store could not be reached: allowed all the same (the limit fails open).
+    store_down: bool = False
+
+
+class TicketLimit:
+    """At most TICKET_RATE_LIMIT tickets per person in a moving window (None: no limit).
+
+    `acquire` checks and counts in one step of the store, so a burst of parallel
+    requests by one person cannot all pass. When the store cannot be reached it lets
+    the ticket through and says so; after a failure it does not ask the store again for
+    `RETRY_AFTER` seconds, so an outage costs one timeout, not one per request.
+    """
+
+    RETRY_AFTER = 5.0
+
+    def __init__(self, settings: Settings, storage: Storage, *, namespace: str = "resolvemeq"):
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._namespace = namespace
+        self._item = parse(settings.ticket_rate_limit) if settings.ticket_rate_limit else None
+        self._lock = threading.Lock()
+        self._skip_until = 0.0
+
+    @property
+    def item(self) -> RateLimitItem | None:
+        """The limit (None when TICKET_RATE_LIMIT is off)."""
+        return self._item
+
+    def acquire(self, user_id: str) -> TicketCheck:
+        """Count one ticket for `user_id` if the budget allows; never raises.
+
+        Returns:
+            allowed=True when counted (or the store is down: `store_down`); else
+            allowed=False with when the person may open one again (nothing counted).
+        """
+        if self._item is None:
+            return TicketCheck(True)
+        with self._lock:
+            if time.monotonic() < self._skip_until:
+                return TicketCheck(True, store_down=True)
+        try:
+            if self._limiter.hit(self._item, self._namespace, "ticket", user_id):
+                return TicketCheck(True)
+            stats = self._limiter.get_window_stats(self._item, self._namespace, "ticket", user_id)
+            return TicketCheck(False, retry_at=datetime.fromtimestamp(stats.reset_time, UTC))
+        except Exception as error:  # any storage failure: fail open, and say so
+            log.warning("ticket limiter unavailable: %s; taking tickets without it",
+                        type(error).__name__)
+            with self._lock:
+                self._skip_until = time.monotonic() + self.RETRY_AFTER
+            return TicketCheck(True, store_down=True)

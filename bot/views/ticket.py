@@ -52,7 +52,8 @@ _ACK_ECHO_LIMIT = 300
 Blocks = list[dict[str, Any]]
 
 
-def ticket_received(ticket_id: int, text: str, *, busy: bool = False) -> tuple[str, Blocks]:
+def ticket_received(ticket_id: int, text: str, *, busy: bool = False,
+                    privately: bool = False) -> tuple[str, Blocks]:
     """The immediate ack, sent before the agent has looked at the ticket.
 
     Args:
@@ -60,18 +61,21 @@ def ticket_received(ticket_id: int, text: str, *, busy: bool = False) -> tuple[s
         text: what the requester wrote.
         busy: the bot could not start on it now (too much waiting already): it is
             saved and will be looked at within a few minutes.
+        privately: the answer goes to the requester's DM (a /ticket outside the
+            helpdesk channels), not to the channel.
 
     Returns:
         (fallback text, blocks).
     """
+    where = ("send you my answer by DM" if privately
+             else "post my answer in this channel (or by DM)")
     if busy:
         said = (f":inbox_tray: Got it — ticket *#{ticket_id}* is saved. I'm busy right now, so "
-                "it may take a few minutes before I look at it; I'll post my answer in this "
-                "channel (or by DM).")
+                f"it may take a few minutes before I look at it; I'll {where}.")
         short = f"Got it — ticket #{ticket_id} is saved. I'm busy, so it may take a few minutes."
     else:
         said = (f":inbox_tray: Got it — ticket *#{ticket_id}*. I'm looking into it "
-                "and will post my answer in this channel (or by DM) in a moment.")
+                f"and will {where} in a moment.")
         short = f"Got it — ticket #{ticket_id}. I'm looking into it."
     blocks: list[Block] = [
         section(said, block_id=BlockId.TICKET_ACK),

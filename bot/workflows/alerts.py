@@ -36,6 +36,7 @@ from bot.domain.audit import (
     AUTONOMY_LIMITER_DOWN,
     BACKUP_FAILED,
     BACKUP_VERIFIED,
+    TICKET_LIMITER_DOWN,
 )
 from bot.views.alerts import NoticeKind, alert_blocks, notice_text, pct, plural, span
 from models import (
@@ -177,14 +178,17 @@ def _autonomy_cap(session: Session, settings: Settings, now: datetime) -> Measur
 
 
 def _limiter_down(session: Session, settings: Settings, now: datetime) -> Measurement:
-    # Counted from the decisions that found the store down (each audited): the alert
-    # says how often autonomy failed closed, and clears a window after the last one.
+    # Counted from the decisions and the intakes that found the store down (each
+    # audited): the alert says how often autonomy failed closed and tickets were taken
+    # without the per-person limit, and clears a window after the last one.
     window = settings.alert_limiter_window
-    count = _count(session, AuditEvent, AuditEvent.event_type == AUTONOMY_LIMITER_DOWN,
+    count = _count(session, AuditEvent,
+                   AuditEvent.event_type.in_([AUTONOMY_LIMITER_DOWN, TICKET_LIMITER_DOWN]),
                    _in_window(AuditEvent.occurred_at, now, window))
     message = (f"The autonomy limiter's store (REDIS_URL) could not be reached "
                f"{plural(count, 'time')} over {span(window)}: the bot hands tickets to human "
-               "triage and rollbacks are paused until it answers again" if count
+               "triage, rollbacks are paused and the per-person ticket limit is not enforced "
+               "until it answers again" if count
                else f"No decision found the autonomy limiter unreachable over {span(window)}")
     return Measurement(AlertRule.LIMITER_DOWN, float(count), count, count >= 1, message)
 

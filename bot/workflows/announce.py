@@ -58,17 +58,17 @@ def _enqueue_outcome(session, outcome: Outcome, settings) -> list[SlackOutbox]:
     # Written already claimed: sent right after the decision's commit with no claim
     # transaction of their own (the path every new ticket takes).
     ticket, action = outcome.ticket, outcome.action
-    if action is None or ticket.source == TicketSource.CLI or not ticket.slack_channel_id:
+    if action is None or ticket.source == TicketSource.CLI:
         return []
     if action.action_type == ActionType.AUTO_RESOLVE:
         text, blocks = views.resolution_message(ticket, action, ticket_text=ticket.description)
     else:
         text, blocks = views.action_thread_message(ticket, action)
+    # Where it was asked (a helpdesk channel, a mention's thread, a DM), or for a private
+    # /ticket the requester's DM, which then becomes the ticket's conversation.
     owed = [outbox.enqueue(
-        session, purpose=outbox.TICKET_OUTCOME, channel=ticket.slack_channel_id, text=text,
-        blocks=blocks, thread_ts=ticket.slack_thread_ts or None, ticket_id=ticket.ticket_id,
-        fallback_user=ticket.user_id if ticket.source == TicketSource.SLASH_COMMAND else None,
-        claim_ttl=settings.claim_ttl,
+        session, purpose=outbox.TICKET_OUTCOME, text=text, blocks=blocks,
+        ticket_id=ticket.ticket_id, claim_ttl=settings.claim_ttl, **outbox.to_requester(ticket),
     )]
     # Routing, escalation and triage: the team sees the request and can take it.
     kind = team_notices.notice_kind(action)
@@ -149,10 +149,9 @@ def enqueue_rollback_notice(session, result: RollbackResult, settings) -> list[i
     ticket = result.ticket
     text, blocks = views.rollback_thread_notice(result)
     owed = []
-    if ticket.slack_channel_id:
-        owed.append(outbox.enqueue(session, purpose=outbox.NOTICE, channel=ticket.slack_channel_id,
-                                   thread_ts=ticket.slack_thread_ts or None, text=text,
-                                   blocks=blocks, ticket_id=ticket.ticket_id).id)
+    if ticket.slack_channel_id or ticket.source != TicketSource.CLI:
+        owed.append(outbox.enqueue(session, purpose=outbox.NOTICE, text=text, blocks=blocks,
+                                   ticket_id=ticket.ticket_id, **outbox.to_requester(ticket)).id)
     notice = team_notices.enqueue_team_notice(session, ticket, settings, kind=NoticeKind.ROLLED_BACK,
                                               action=result.action, reason=result.action.rollback_reason)
     return owed + [notice.id] if notice else owed

@@ -18,7 +18,7 @@ from bot.delivery.message_locks import MessageLocks
 from bot.domain import audit_chain
 from bot.domain.intake import open_ticket
 from bot.domain.processing import Outcome
-from bot.domain.ratelimit import AutonomyBudget, RollbackThrottle, make_storage
+from bot.domain.ratelimit import AutonomyBudget, RollbackThrottle, TicketLimit, make_storage
 from bot.workflows.decision import decide_ticket
 from models import TicketSource, make_engine, make_session_factory, transaction
 
@@ -32,6 +32,8 @@ class Runtime:
     budget: AutonomyBudget
     rollback_throttle: RollbackThrottle
     message_locks: MessageLocks = field(default_factory=MessageLocks)
+    # The per-person ticket limit on Slack's intake (None: none; the CLI never has one).
+    ticket_limit: TicketLimit | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, namespace: str = "resolvemeq") -> Runtime:
@@ -49,6 +51,7 @@ class Runtime:
             budget=AutonomyBudget(settings, storage, namespace=namespace),
             rollback_throttle=RollbackThrottle(settings, storage, namespace=namespace),
             message_locks=MessageLocks(settings.redis_url, namespace=namespace),
+            ticket_limit=TicketLimit(settings, storage, namespace=namespace),
         )
 
     def ask(self, *, user_id: str, text: str, source: str = TicketSource.CLI) -> Outcome:

@@ -110,11 +110,11 @@ def _to_requester(session: Session, ticket: Ticket, text: str, blocks: list) -> 
     # every post to the requester after the first.
     if ticket.source == TicketSource.CLI and not ticket.slack_channel_id:
         return None
-    return outbox.enqueue(
-        session, purpose=outbox.NOTICE, channel=ticket.slack_channel_id or ticket.user_id,
-        thread_ts=ticket.slack_thread_ts or None, text=text, blocks=blocks,
-        ticket_id=ticket.ticket_id, fallback_user=ticket.user_id,
-    )
+    to = outbox.to_requester(ticket)
+    if "channel" in to:
+        to["fallback_user"] = ticket.user_id
+    return outbox.enqueue(session, purpose=outbox.NOTICE, text=text, blocks=blocks,
+                          ticket_id=ticket.ticket_id, **to)
 
 
 def notice_state(session: Session, ticket: Ticket) -> NoticeState:

@@ -302,13 +302,13 @@ def test_a_vague_ticket_gets_questions_in_the_thread(e2e, slack, e2e_sessions):
     assert _posts(slack, ESCALATIONS) == []
 
 
-def test_a_slash_command_where_the_bot_is_not_answers_by_dm(e2e, slack, e2e_sessions):
+def test_a_slash_command_in_a_helpdesk_channel_the_bot_is_not_in_answers_by_dm(e2e, slack, e2e_sessions):
     slack.fail_next("chat.postMessage", error="not_in_channel")
 
-    assert e2e.command("/ticket", VPN, channel="C0NOTIN").status_code == 200
+    assert e2e.command("/ticket", VPN, channel=CHANNEL).status_code == 200
 
     failed, posted = slack.wait_for("chat.postMessage", count=2)
-    assert failed.args["channel"] == "C0NOTIN" and failed.outcome == "not_in_channel"
+    assert failed.args["channel"] == CHANNEL and failed.outcome == "not_in_channel"
     [opened] = slack.calls("conversations.open")
     assert opened.args["users"] == REQUESTER
     assert posted.outcome == "ok" and posted.args["channel"] == slack.dm_channel(REQUESTER)

@@ -636,8 +636,9 @@ def test_the_limiter_rule_counts_decisions_that_found_the_store_down(session, co
 
     assert (m.breached, m.value) == (True, 3.0)
     assert m.message == ("The autonomy limiter's store (REDIS_URL) could not be reached 3 times "
-                         "over the last 15 minutes: the bot hands tickets to human triage and "
-                         "rollbacks are paused until it answers again")
+                         "over the last 15 minutes: the bot hands tickets to human triage, "
+                         "rollbacks are paused and the per-person ticket limit is not enforced "
+                         "until it answers again")
     [notice] = evaluate(session, config, now=NOW)
     assert (notice.rule, notice.channel) == (AlertRule.LIMITER_DOWN, ALERTS)
 

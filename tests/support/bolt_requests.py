@@ -27,7 +27,7 @@ from bot.delivery.background import Background
 from bot.platform.app import create_app
 from bot.workflows.runtime import Runtime
 from tests.support.fake_slack import FakeSlack
-from tests.support.harness import ADMIN, ESCALATIONS, SIGNING_SECRET, SlackRequests
+from tests.support.harness import ADMIN, CHANNEL, ESCALATIONS, SIGNING_SECRET, SlackRequests
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,8 @@ def listener_settings(*, database_url: str, slack: FakeSlack, redis_url: str, **
         "database_url": database_url, "redis_url": redis_url,
         "slack_api_url": slack.base_url, "slack_bot_token": slack.token,
         "slack_signing_secret": SIGNING_SECRET, "admin_user_ids": ADMIN,
-        "escalation_channel": ESCALATIONS, "followup_delay": "24h", **overrides,
+        "escalation_channel": ESCALATIONS, "helpdesk_channels": CHANNEL, "followup_delay": "24h",
+        "ticket_rate_limit": "off", **overrides,
     })
 
 

@@ -31,6 +31,8 @@ def test_defaults_are_the_embedded_mode():
             settings.max_autonomous_actions_per_day) == (50, 100, 500)
     assert settings.followup_delay == timedelta(hours=24)
     assert settings.rollback_rate_limit == "10/hour"
+    assert settings.ticket_rate_limit == "20/hour"
+    assert settings.helpdesk_channels == [] and not settings.is_helpdesk_channel("C0123")
 
 
 def test_every_variable_of_the_contract_is_read_from_the_environment(monkeypatch):
@@ -81,6 +83,8 @@ def test_durations(raw, expected):
         ("DATABASE_URL", "mysql://root@localhost/x", "sqlite:// or postgresql://"),
         ("REDIS_URL", "localhost:6379", "redis://"),
         ("ROLLBACK_RATE_LIMIT", "lots", "10/hour"),
+        ("TICKET_RATE_LIMIT", "lots", "20/hour"),
+        ("HELPDESK_CHANNELS", "C0123,#helpdesk", "channel ids"),
         ("MAX_AUTONOMOUS_ACTIONS_PER_HOUR", "0", "greater than or equal to 1"),
         ("AGENT_URL", "not-a-url", "URL"),
         ("STATS_ACK_WAIT", "5", "less than or equal to 2.5"),
@@ -319,3 +323,24 @@ def test_backup_dir_must_not_be_a_file(monkeypatch, tmp_path):
     monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "file"))
     with pytest.raises(SettingsError, match="BACKUP_DIR=.* is invalid: expected a folder"):
         load_settings()
+
+
+def test_helpdesk_channels_and_the_ticket_limit_are_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("HELPDESK_CHANNELS", " C0HELP, G0PRIVATE ,")
+    monkeypatch.setenv("TICKET_RATE_LIMIT", "5 per 10 minutes")
+    settings = load_settings()
+    assert settings.helpdesk_channels == ["C0HELP", "G0PRIVATE"]
+    assert settings.is_helpdesk_channel("C0HELP") and not settings.is_helpdesk_channel("C0OTHER")
+    assert not settings.is_helpdesk_channel(None)
+    assert settings.ticket_rate_limit == "5 per 10 minutes"
+
+
+@pytest.mark.parametrize("raw", ["off", "OFF", "none", "0"])
+def test_the_ticket_limit_can_be_turned_off(monkeypatch, raw):
+    monkeypatch.setenv("TICKET_RATE_LIMIT", raw)
+    assert load_settings().ticket_rate_limit is None
+
+
+def test_a_blank_ticket_limit_is_the_default(monkeypatch):
+    monkeypatch.setenv("TICKET_RATE_LIMIT", " ")
+    assert load_settings().ticket_rate_limit == "20/hour"

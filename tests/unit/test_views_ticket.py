@@ -27,7 +27,15 @@ def test_ticket_received_acks_with_the_ticket_number():
     assert "ticket #7" in text and "looking into it" in text
     shown = s.all_text(blocks)
     assert "#7" in shown and "Printer on floor 3 is jammed" in shown
+    assert "in this channel" in shown and "by DM" in shown
     s.assert_within_limits(blocks)
+
+
+def test_a_private_ack_promises_a_dm_and_no_channel_post():
+    for busy in (False, True):
+        _, blocks = ticket_received(7, "Printer on floor 3 is jammed", busy=busy, privately=True)
+        shown = s.all_text(blocks)
+        assert "send you my answer by DM" in shown and "this channel" not in shown
 
 
 def test_resolution_message_shows_steps_confidence_and_the_buttons():
