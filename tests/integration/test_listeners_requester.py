@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from bot.domain import audit, requester
 from bot.views import ActionId, BlockId, CallbackId, ticket_value
 from models import ActionHistory, AuditEvent, Ticket, TicketSource, TicketStatus
-from tests.support.harness import CHANNEL, REQUESTER, STRANGER, VPN, shown, wait_until
+from tests.support.harness import CHANNEL, ESCALATIONS, REQUESTER, STRANGER, VPN, shown, wait_until
 
 AUTHOR = "UAUTHOR"
 HELPER = "UHELPER"
@@ -237,3 +237,35 @@ def test_empty_detail_keeps_the_modal_open_with_the_reason(bolt, slack, committi
     answer = bolt.submit_view(modal, {BlockId.DETAIL_TEXT: {ActionId.DETAIL_TEXT: "   "}})
     assert answer.json() == {"response_action": "errors",
                              "errors": {BlockId.DETAIL_TEXT: "Please write the detail to add."}}
+
+
+def test_a_withdrawn_tickets_team_notice_says_so_and_loses_its_buttons(bolt, slack, committing_factory):
+    assert bolt.command("/ticket", "I need access to the finance shared drive").status_code == 200
+    bolt.settled()
+    [ticket] = _tickets(committing_factory)
+    [notice] = [c for c in slack.calls("chat.postMessage") if c.args["channel"] == ESCALATIONS]
+
+    bolt.home_click(ActionId.MY_WITHDRAW, ticket_value(ticket.ticket_id))
+    bolt.settled()
+
+    [now] = [m for m in slack.messages(ESCALATIONS) if m["ts"] == notice.response["ts"]]
+    assert "Withdrawn by the person who asked" in shown(now)
+    assert not [b for b in now["blocks"] if b.get("block_id") == BlockId.TEAM_ACTIONS]
+    # Nobody can take it from a stale notice either.
+    bolt.click(ActionId.TEAM_TAKE, ticket_value(ticket.ticket_id), user="UADMIN", channel=ESCALATIONS,
+               message_ts=notice.response["ts"])
+    bolt.settled()
+    assert _tickets(committing_factory)[0].assigned_to is None
+    assert any("withdrawn" in e["text"] for e in slack.ephemerals(ESCALATIONS))
+
+
+def test_the_manifest_asks_for_the_reaction_event_its_scope_and_the_shortcut():
+    from bot.platform.manifest import build_manifest
+
+    manifest = build_manifest("https://helpdesk.example.com")
+    assert "reaction_added" in manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert {"reactions:read", "channels:history", "groups:history", "im:history"} <= set(
+        manifest["oauth_config"]["scopes"]["bot"])
+    assert manifest["features"]["shortcuts"] == [
+        {"name": "Create a ticket", "type": "message", "callback_id": CallbackId.CREATE_TICKET,
+         "description": "Open a helpdesk ticket for this message's author"}]
