@@ -11,7 +11,7 @@ Someone asking again for a message that has its ticket is told so, only them.
 
 from __future__ import annotations
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltRequest
 from sqlalchemy.orm import Session
 
 from bot import views
@@ -29,7 +29,8 @@ CANNOT_READ = ("I couldn't read that message. If it is in a private channel or a
                "invite me there first.")
 
 
-def reaction(ack: Ack, body: dict, event: dict, session: Session, deps: SlackDeps) -> None:
+def reaction(ack: Ack, body: dict, event: dict, request: BoltRequest, session: Session,
+             deps: SlackDeps) -> None:
     item = event.get("item") or {}
     channel, ts = item.get("channel"), item.get("ts")
     if event.get("reaction") != REACTION or item.get("type") != "message" or not channel or not ts:
@@ -38,8 +39,11 @@ def reaction(ack: Ack, body: dict, event: dict, session: Session, deps: SlackDep
     message = flows.fetch_message(deps.client, str(channel), str(ts))
     if message is None:
         raise InvalidInput(CANNOT_READ)
+    # Slack retrying this event (the read was slow) finds the ticket the first delivery
+    # opened; the reactor is not told it "already" has one.
+    retry = bool(request.headers.get("x-slack-retry-num"))
     _open(ack, session, deps, message, reporter=event.get("user"), source=TicketSource.REACTION,
-          team_id=body.get("team_id"))
+          team_id=body.get("team_id"), quiet=retry)
 
 
 def shortcut(ack: Ack, body: dict, session: Session, deps: SlackDeps) -> None:
@@ -52,13 +56,13 @@ def shortcut(ack: Ack, body: dict, session: Session, deps: SlackDeps) -> None:
 
 
 def _open(ack: Ack, session: Session, deps: SlackDeps, message: Message, *, reporter: str | None,
-          source: str, team_id: str | None) -> None:
+          source: str, team_id: str | None, quiet: bool = False) -> None:
     result = message_tickets.open_from_message(session, message, reporter_id=reporter or "",
                                                source=source, team_id=team_id)
     ticket_id = result.ticket.ticket_id
     if not result.created:
         ack()
-        if reporter:
+        if reporter and not quiet:
             deps.background.try_submit(announce.tell, deps.client, channel=message.channel_id,
                                        user=reporter, text=views.message_has_ticket(ticket_id), blocks=[])
         return

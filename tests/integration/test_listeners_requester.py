@@ -21,10 +21,10 @@ HELPER = "UHELPER"
 PRINTER = "The printer on floor 3 says paper jam but there is no paper stuck"
 
 
-def _react(bolt, ts, *, user=HELPER, reaction="ticket", channel=CHANNEL):
+def _react(bolt, ts, *, user=HELPER, reaction="ticket", channel=CHANNEL, **delivery):
     return bolt.event({"type": "reaction_added", "user": user, "reaction": reaction,
                        "item_user": AUTHOR, "item": {"type": "message", "channel": channel, "ts": ts},
-                       "event_ts": "1764400100.000100"})
+                       "event_ts": "1764400100.000100"}, **delivery)
 
 
 def _tickets(sessions):
@@ -71,6 +71,16 @@ def test_a_ticket_reaction_opens_one_ticket_for_the_author_however_many_react(
     read = slack.calls("conversations.history")[0].args
     assert (read["latest"], str(read["inclusive"]).lower() in ("1", "true"), str(read["limit"])) == (
         ts, True, "1")
+
+
+def test_slack_retrying_a_reaction_opens_nothing_more_and_tells_nobody(bolt, slack, committing_factory):
+    ts = slack.post_as_person(CHANNEL, AUTHOR, PRINTER)
+    _react(bolt, ts, event_id="Ev0REACT1")
+    _react(bolt, ts, event_id="Ev0REACT1", retry=1)
+    bolt.settled()
+    assert len(_tickets(committing_factory)) == 1
+    assert len([m for m in _thread(slack, ts) if "I've opened ticket" in m["text"]]) == 1
+    assert slack.ephemerals() == []
 
 
 def test_a_reaction_on_a_reply_reads_it_from_the_thread_and_answers_in_that_thread(
