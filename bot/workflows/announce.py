@@ -28,6 +28,10 @@ from models import ActionType, PersonResolution, SlackOutbox, TicketSource, tran
 
 log = logging.getLogger(__name__)
 
+# Tickets whose channel the bot may not be in (a slash command, a message shortcut): an
+# answer the channel refuses goes to the requester's DM instead.
+_DM_WHEN_REFUSED = frozenset({TicketSource.SLASH_COMMAND, TicketSource.SHORTCUT})
+
 
 def decide_and_announce(runtime: Runtime, client: WebClient, ticket_id: int, *,
                         statuses: Collection[str] = processing.NEW_ONLY) -> Outcome:
@@ -71,7 +75,7 @@ def _enqueue_outcome(session, outcome: Outcome, settings) -> list[SlackOutbox]:
     owed = [outbox.enqueue(
         session, purpose=outbox.TICKET_OUTCOME, channel=ticket.slack_channel_id, text=text,
         blocks=blocks, thread_ts=ticket.slack_thread_ts or None, ticket_id=ticket.ticket_id,
-        fallback_user=ticket.user_id if ticket.source == TicketSource.SLASH_COMMAND else None,
+        fallback_user=ticket.user_id if ticket.source in _DM_WHEN_REFUSED else None,
         claim_ttl=settings.claim_ttl,
     )]
     # Routing, escalation and triage: the team sees the request and can take it.

@@ -67,9 +67,11 @@ def enqueue_opened(session: Session, ticket: Ticket, *, reporter_id: str | None)
     """The word in the message's thread that its ticket is open (the request's transaction)."""
     if not ticket.slack_channel_id:
         return []
+    # A shortcut works in channels the bot is not in: then the author hears it by DM.
     return [outbox.enqueue(session, purpose=outbox.NOTICE, channel=ticket.slack_channel_id,
                            thread_ts=ticket.slack_thread_ts or None, ticket_id=ticket.ticket_id,
-                           text=views.opened_from_message(ticket, reporter_id=reporter_id)).id]
+                           text=views.opened_from_message(ticket, reporter_id=reporter_id),
+                           fallback_user=ticket.user_id).id]
 
 
 def announce_opened(runtime: Runtime, client: WebClient, ticket_id: int, owed: Sequence[int]) -> None:

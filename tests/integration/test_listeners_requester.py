@@ -136,6 +136,19 @@ def test_the_message_shortcut_opens_the_ticket_and_a_later_reaction_finds_it(
         assert (event.actor_id, event.detail["via"]) == (HELPER, "shortcut")
 
 
+def test_a_shortcut_in_a_channel_the_bot_is_not_in_tells_the_author_by_dm(
+        bolt, slack, committing_factory):
+    message = {"type": "message", "user": AUTHOR, "text": PRINTER, "ts": "1764400000.000100"}
+    # The first post (the notice in the message's thread) is refused: the bot is not there.
+    slack.fail_next("chat.postMessage", error="not_in_channel")
+    bolt.message_shortcut(CallbackId.CREATE_TICKET, message, user=HELPER, channel="CNOTIN")
+    bolt.settled()
+
+    [ticket] = _tickets(committing_factory)
+    dm = wait_until(lambda: slack.messages(slack.dm_channel(AUTHOR)), what="the notice in the author's DM")
+    assert f"I've opened ticket #{ticket.ticket_id} for <@{AUTHOR}>" in dm[0]["text"]
+
+
 def test_app_home_lists_the_requesters_open_tickets_with_state_and_buttons(
         bolt, slack, committing_factory):
     assert bolt.command("/ticket", "help").status_code == 200
