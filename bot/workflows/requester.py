@@ -32,13 +32,14 @@ def fetch_message(client: WebClient, channel: str, ts: str) -> Message | None:
     """The message at `ts` in `channel`, read from Slack, or None if it cannot be read.
 
     A top-level message comes from conversations.history; a reply in a thread is not
-    there, and comes from conversations.replies (each asked for `ts` alone: latest=ts,
-    inclusive, limit=1; the answer is searched for `ts` all the same).
+    there, and comes from conversations.replies. Each is asked for `ts` alone (latest=ts,
+    inclusive, limit=1; for replies also oldest=ts, and room for the thread's parent,
+    which may be listed first), and the answer is searched for `ts` all the same.
     """
     asks: list[tuple[str, dict[str, Any]]] = [
         ("conversations.history", {"channel": channel, "latest": ts, "inclusive": True, "limit": 1}),
-        ("conversations.replies", {"channel": channel, "ts": ts, "latest": ts, "inclusive": True,
-                                   "limit": 1}),
+        ("conversations.replies", {"channel": channel, "ts": ts, "oldest": ts, "latest": ts,
+                                   "inclusive": True, "limit": 2}),
     ]
     for method, args in asks:
         answer = safe_call(client, method, **args)
