@@ -161,3 +161,18 @@ def test_a_resolved_ticket_takes_no_detail_and_empty_detail_is_refused(session):
     for text in ("", "   \x00 ", "x" * (requester.MAX_DETAIL + 1)):
         with pytest.raises(InvalidInput):
             requester.add_detail(session, ticket_id=ticket.ticket_id, user_id=AUTHOR, text=text)
+
+
+def test_home_figures_are_counted_again_after_an_invalidation(committing_factory):
+    from bot.workflows.home import HomeFigures
+
+    figures = HomeFigures(committing_factory)
+    first = figures.get()
+    assert figures.get() is first  # within the 30 s
+    figures.invalidate()
+    assert figures.get() is not first
+    with transaction(committing_factory) as s:
+        make_ticket(s, user_id=AUTHOR, status=TicketStatus.AWAITING_USER)
+    # The viewer's own tickets are never cached.
+    assert figures.open_tickets_of(AUTHOR).total == 1
+    assert figures.open_tickets_of(AUTHOR).tickets[0].status == TicketStatus.AWAITING_USER
