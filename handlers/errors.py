@@ -16,7 +16,8 @@ the response returned here is that acknowledgement. A modal's submission is answ
 with `response_action: errors` under its first input, so the modal stays open with what
 was typed and says why. A click or an event is acknowledged
 with an empty 200 (Slack shows an error for anything else, and retries events) and the
-sentence goes to the person as an ephemeral message, off the request path.
+sentence goes to the person as an ephemeral message, off the request path (a click in
+App Home, which has no channel: a message in their DM with the bot).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot import views
 from bot.core.errors import ResolveMeQError
 from bot.views import ActionId
-from bot.workflows import announce
+from bot.workflows import announce, requester
 from handlers.transaction import committed, end_transaction
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,9 @@ def on_error(error: BaseException, body: dict, context: BoltContext) -> BoltResp
     if deps is not None and context.channel_id and context.user_id:
         deps.background.try_submit(announce.tell, deps.client, channel=context.channel_id,
                                    user=context.user_id, text=text)
+    elif deps is not None and context.user_id and _from_home(body):
+        # A click in App Home names no channel: the person reads it in their DM with the bot.
+        deps.background.try_submit(requester.tell_in_dm, deps.client, user=context.user_id, text=text)
     return BoltResponse(status=200, body="")
 
 
@@ -118,6 +122,11 @@ def _unexpected(error: BaseException) -> BoltResponse:
                   type(error).__name__, exc_info=error)
     # Answer 200: Slack would retry a 5xx, and a retry would repeat what failed.
     return BoltResponse(status=200, body="")
+
+
+def _from_home(body: dict) -> bool:
+    view = body.get("view")
+    return isinstance(view, dict) and view.get("type") == "home"
 
 
 def _first_input(body: dict) -> str | None:

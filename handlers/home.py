@@ -1,5 +1,5 @@
-"""The App Home tab: the analytics (counted at most every 30 s), published when someone
-opens it."""
+"""The App Home tab: the viewer's open tickets and the analytics (counted at most every
+30 s), published when someone opens it."""
 
 from __future__ import annotations
 

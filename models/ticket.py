@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Index, String, Text, func
+from sqlalchemy import Index, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, known_values
@@ -25,6 +25,7 @@ class TicketStatus(enum.StrEnum):
     AWAITING_USER = "awaiting_user"  # the bot asked the requester for more detail
     ESCALATED = "escalated"
     RESOLVED = "resolved"
+    CLOSED = "closed"  # withdrawn by the requester (App Home): nobody works on it
 
 
 class Awaiting(enum.StrEnum):
@@ -50,6 +51,10 @@ class TicketSource(enum.StrEnum):
     DM = "dm"
     MENTION = "mention"
     CLI = "cli"
+    # Opened from someone's message for its author: a :ticket: reaction, or the
+    # message shortcut "Create a ticket".
+    REACTION = "reaction"
+    SHORTCUT = "shortcut"
 
 
 class Ticket(Base):
@@ -65,6 +70,8 @@ class Ticket(Base):
         # Per-team stats need one column of a ticket: probing this index (with the team
         # included) is far cheaper than reading the wide ticket rows.
         Index("ix_tickets_ticket_id", "ticket_id", postgresql_include=["assigned_team"]),
+        # One ticket per Slack message, however many people react to it at once.
+        UniqueConstraint("origin_channel_id", "origin_message_ts"),
     )
 
     ticket_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
@@ -113,3 +120,7 @@ class Ticket(Base):
     slack_channel_id: Mapped[str | None] = mapped_column(String(32))
     slack_thread_ts: Mapped[str] = mapped_column(String(50), default="")
     slack_message_ts: Mapped[str | None] = mapped_column(String(50))
+    # The message a ticket was opened from (a reaction or the message shortcut): its
+    # channel and ts. Empty for tickets asked for directly.
+    origin_channel_id: Mapped[str | None] = mapped_column(String(32))
+    origin_message_ts: Mapped[str | None] = mapped_column(String(50))

@@ -129,6 +129,11 @@ class Destination(TypedDict, total=False):
     recipient: str
 
 
+# Tickets whose channel the bot may not be in (a slash command, a message shortcut): an
+# answer the channel refuses goes to the requester's DM instead.
+_DM_WHEN_REFUSED = frozenset({TicketSource.SLASH_COMMAND, TicketSource.SHORTCUT})
+
+
 def to_requester(ticket: Ticket) -> Destination:
     """Where a post to a ticket's requester goes, as `enqueue` arguments.
 
@@ -139,7 +144,7 @@ def to_requester(ticket: Ticket) -> Destination:
     """
     if ticket.slack_channel_id:
         return {"channel": ticket.slack_channel_id, "thread_ts": ticket.slack_thread_ts or None,
-                "fallback_user": ticket.user_id if ticket.source == TicketSource.SLASH_COMMAND else None}
+                "fallback_user": ticket.user_id if ticket.source in _DM_WHEN_REFUSED else None}
     return {"recipient": ticket.user_id}
 
 

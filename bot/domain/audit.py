@@ -34,6 +34,13 @@ TEXT_REDACTED = "text_redacted"
 # A scheduled backup was made and verified, or failed to be (detail: file, problems).
 BACKUP_VERIFIED = "backup_verified"
 BACKUP_FAILED = "backup_failed"
+# A ticket opened from someone's message (a :ticket: reaction or the message shortcut;
+# actor: who asked for it), and the requester's own changes from App Home.
+TICKET_FROM_MESSAGE = "ticket_from_message"
+TICKET_DETAIL_ADDED = "ticket_detail_added"
+TICKET_WITHDRAWN = "ticket_withdrawn"
+# Someone other than the requester tried to add detail to or withdraw a ticket.
+TICKET_CHANGE_DENIED = "ticket_change_denied"
 
 
 def record(

@@ -275,6 +275,8 @@ def _authorize(
 def _refuse_resolved(ticket: Ticket) -> None:
     if ticket.status == TicketStatus.RESOLVED:
         raise InvalidInput(f"Ticket #{ticket.ticket_id} is resolved already.")
+    if ticket.status == TicketStatus.CLOSED:
+        raise InvalidInput(f"Ticket #{ticket.ticket_id} was withdrawn by the person who asked.")
 
 
 def _record(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.views import CallbackId
+
 COMMANDS = (
     ("/ticket", "Open an IT helpdesk ticket", "[what is wrong]"),
     ("/history", "Show the bot's actions on a ticket", "[ticket number]"),
@@ -23,11 +25,18 @@ BOT_SCOPES = (
     "im:history",
     "im:read",
     "im:write",
+    # reaction_added: a :ticket: reaction opens a ticket for the message's author (the
+    # message itself is read with the *:history scopes above).
+    "reactions:read",
     "users:read",
     # usergroups.list and usergroups.users.list: ADMIN_GROUPS and APPROVER_GROUPS.
     "usergroups:read",
 )
-BOT_EVENTS = ("app_home_opened", "app_mention", "message.im")
+BOT_EVENTS = ("app_home_opened", "app_mention", "message.im", "reaction_added")
+# Message shortcuts: (name, callback_id, description).
+SHORTCUTS = (
+    ("Create a ticket", CallbackId.CREATE_TICKET.value, "Open a helpdesk ticket for this message's author"),
+)
 
 
 def build_manifest(base_url: str, *, name: str = "ResolveMeQ", socket_mode: bool = False) -> dict[str, Any]:
@@ -63,6 +72,9 @@ def build_manifest(base_url: str, *, name: str = "ResolveMeQ", socket_mode: bool
                          "messages_tab_read_only_enabled": False},
             "bot_user": {"display_name": name, "always_online": True},
             "slash_commands": commands,
+            "shortcuts": [{"name": name, "type": "message", "callback_id": callback_id,
+                           "description": description}
+                          for name, callback_id, description in SHORTCUTS],
         },
         "oauth_config": {"scopes": {"bot": list(BOT_SCOPES)}},
         "settings": {

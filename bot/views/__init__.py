@@ -47,6 +47,13 @@ from bot.views.person_resolution import (
     person_resolution_message,
     taken_notice,
 )
+from bot.views.requester import (
+    add_detail_modal,
+    detail_for_holder,
+    message_has_ticket,
+    my_tickets_blocks,
+    opened_from_message,
+)
 from bot.views.stats import home_view, stats_blocks
 from bot.views.team import (
     NoticeKind,
@@ -74,6 +81,8 @@ __all__ = [
     "NoticeState",
     "RATING_ACTION_RE",
     "action_thread_message",
+    "add_detail_modal",
+    "detail_for_holder",
     "answered_person_resolution_message",
     "answered_resolution_message",
     "error_message",
@@ -83,6 +92,9 @@ __all__ = [
     "history_blocks",
     "home_view",
     "is_team_notice",
+    "message_has_ticket",
+    "my_tickets_blocks",
+    "opened_from_message",
     "outcome_line",
     "parse_feedback_target",
     "parse_feedback_value",

@@ -55,6 +55,10 @@ class ActionId(StrEnum):
     ROLLBACK_APPROVE = "rollback_approve"
     ROLLBACK_REJECT = "rollback_reject"
     REJECT_REASON = "reject_reason"
+    # App Home: the requester's own tickets, and the Add detail modal's field.
+    MY_ADD_DETAIL = "my_add_detail"
+    MY_WITHDRAW = "my_withdraw"
+    DETAIL_TEXT = "detail_text"
 
 
 class BlockId(StrEnum):
@@ -78,6 +82,9 @@ class BlockId(StrEnum):
     APPROVAL_ACTIONS = "approval_actions"
     APPROVAL_OUTCOME = "approval_outcome"
     REJECT_REASON = "reject_reason"
+    # App Home: the requester's tickets (one actions block each: "my_ticket_<id>").
+    MY_TICKETS = "my_tickets"
+    DETAIL_TEXT = "detail_text"
 
 
 class CallbackId(StrEnum):
@@ -85,6 +92,9 @@ class CallbackId(StrEnum):
 
     RESOLVE_TICKET = "resolve_ticket"
     REJECT_ROLLBACK = "reject_rollback"
+    ADD_DETAIL = "add_detail"
+    # The message shortcut "Create a ticket" (a shortcut's callback_id, not a modal's).
+    CREATE_TICKET = "create_ticket"
 
 
 def rating_action_id(score: int) -> str:

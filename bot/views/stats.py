@@ -17,6 +17,7 @@ from slack_sdk.models.views import View
 
 from bot.views.common import context, fields_section, header, percent, section, to_dicts, when
 from bot.views.escape import ELLIPSIS, SECTION_TEXT_LIMIT, escape
+from bot.views.requester import my_tickets_blocks
 
 Blocks = list[dict[str, Any]]
 
@@ -39,12 +40,15 @@ def stats_blocks(stats: Any) -> Blocks:
     return to_dicts(_stats_blocks(stats))
 
 
-def home_view(stats: Any | None, *, is_admin: bool) -> dict[str, Any]:
-    """The App Home tab: how to ask for help, the figures, and admin hints for admins.
+def home_view(stats: Any | None, *, is_admin: bool, mine: Any | None = None) -> dict[str, Any]:
+    """The App Home tab: how to ask for help, the viewer's open tickets, the figures,
+    and admin hints for admins.
 
     Args:
         stats: a ResolutionStats, or None when the figures could not be read.
         is_admin: whether the viewer may use /rollback and /history.
+        mine: the viewer's open tickets (`tickets`, `total`: bot.domain.requester.OpenTickets),
+            or None when they could not be read.
 
     Returns:
         A `{"type": "home", "blocks": [...]}` view for views.publish.
@@ -54,10 +58,13 @@ def home_view(stats: Any | None, *, is_admin: bool) -> dict[str, Any]:
         section(
             "Ask for help with `/ticket what's wrong`, send me a direct message, or "
             "mention me in a channel. When I'm confident I answer right away; when I'm "
-            "not, a person from the right team takes over."
+            "not, a person from the right team takes over. React with :ticket: to any "
+            "message (or use its *Create a ticket* shortcut) to open a ticket for its author."
         ),
         DividerBlock(),
     ]
+    if mine is not None:
+        blocks += [*my_tickets_blocks(mine.tickets, total=mine.total), DividerBlock()]
     if stats is None:
         blocks.append(section("The figures are not available right now."))
     else:

@@ -65,6 +65,7 @@ class NoticeState:
     resolved: bool = False
     resolved_by: str | None = None  # a person who resolved it (None: the bot, or nobody)
     note: str = ""
+    withdrawn: bool = False  # closed by the person who asked: nobody is to work on it
 
 
 def team_notice(
@@ -221,6 +222,10 @@ def _with_steps(lead: str, steps: list[str]) -> str:
 def _work_blocks(ticket_id: int, state: NoticeState) -> list[Block]:
     """The notice's end: who has it, and the buttons while it is not resolved."""
     blocks: list[Block] = []
+    if state.withdrawn:
+        blocks.append(section(":no_entry_sign: *Withdrawn by the person who asked.* "
+                              "Nobody needs to work on it.", block_id=BlockId.TEAM_STATE))
+        return blocks
     if state.resolved:
         who = f" by {mention(state.resolved_by)}" if state.resolved_by else ""
         text = f":white_check_mark: *Resolved{who}.*"

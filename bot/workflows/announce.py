@@ -8,7 +8,7 @@ background executor today and are what the Celery tasks will call.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from slack_sdk import WebClient
 
@@ -16,7 +16,7 @@ from bot import views
 from bot.core import observability
 from bot.delivery import outbox
 from bot.delivery.slack_client import safe_call
-from bot.domain import teamwork, tickets, triage_causes
+from bot.domain import processing, teamwork, tickets, triage_causes
 from bot.domain.feedback import FeedbackResult
 from bot.domain.processing import Outcome
 from bot.domain.rollback import RollbackResult
@@ -28,18 +28,21 @@ from models import ActionType, PersonResolution, SlackOutbox, TicketSource, tran
 
 log = logging.getLogger(__name__)
 
-
-def decide_and_announce(runtime: Runtime, client: WebClient, ticket_id: int) -> Outcome:
+def decide_and_announce(runtime: Runtime, client: WebClient, ticket_id: int, *,
+                        statuses: Collection[str] = processing.NEW_ONLY) -> Outcome:
     """Decide on a new ticket, then tell the requester (and the team's channel).
 
-    The act and the posts it owes are one transaction (the outbox): if Slack is down, or
-    this process dies right after the commit, the retry job delivers them. No
-    transaction is open while the agent answers (bot.workflows.decision).
+    `statuses`: what the ticket may be decided from (a re-decision after the requester
+    added detail passes the open statuses). The act and the posts it owes are one
+    transaction (the outbox): if Slack is down, or this process dies right after the
+    commit, the retry job delivers them. No transaction is open while the agent answers
+    (bot.workflows.decision).
     """
     settings = runtime.settings
     decided = decide_ticket(
         runtime.sessions, ticket_id, agent=runtime.agent, budget=runtime.budget, settings=settings,
         owe=lambda session, outcome: outbox.claims_of(_enqueue_outcome(session, outcome, settings)),
+        statuses=statuses,
     )
     outcome = decided.outcome
     if not outcome.already_processed and outcome.action is not None:

@@ -1,4 +1,5 @@
-"""The App Home tab: the last 30 days' figures, counted at most every 30 seconds.
+"""The App Home tab: the viewer's open tickets (read at every open), and the last 30
+days' figures, counted at most every 30 seconds.
 
 Every open of the tab used to rerun the 30-day aggregate (seconds over a large history,
 bench/queries.py); the figures are the same for everyone, so one count serves every
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import views
 from bot.core import clock
 from bot.delivery.slack_client import safe_call
-from bot.domain import analytics
+from bot.domain import analytics, requester
 from bot.domain.analytics import ResolutionStats
 from models import read_transaction
 
@@ -54,8 +55,39 @@ class HomeFigures:
             self._counted = (now, stats)
             return stats
 
+    def invalidate(self) -> None:
+        """Count again at the next open: something the figures show changed here."""
+        with self._lock:
+            self._counted = None
 
-def publish_home(client: WebClient, user_id: str, *, is_admin: bool, figures: HomeFigures) -> None:
-    """Render the App Home tab for `user_id` with the last 30 days' figures."""
+    def open_tickets_of(self, user_id: str) -> requester.OpenTickets:
+        """The viewer's open tickets, read now (they are the viewer's own, never cached).
+
+        Raises:
+            SQLAlchemyError: the database failed.
+        """
+        with read_transaction(self._sessions) as session:
+            mine = requester.open_tickets_of(session, user_id)
+            # Detached while loaded: the read transaction's rollback would expire them.
+            for ticket in mine.tickets:
+                session.expunge(ticket)
+            return mine
+
+
+def publish_home(client: WebClient, user_id: str, *, is_admin: bool, figures: HomeFigures,
+                 refresh: bool = False) -> None:
+    """Render the App Home tab for `user_id`: their open tickets and the last 30 days'
+    figures.
+
+    Args:
+        client: the Web API client.
+        user_id: whose tab.
+        is_admin: whether to show the admin hints.
+        figures: the figures' cache.
+        refresh: count the figures again (after the viewer changed a ticket).
+    """
+    if refresh:
+        figures.invalidate()
     safe_call(client, "views.publish", user_id=user_id,
-              view=views.home_view(figures.get(), is_admin=is_admin))
+              view=views.home_view(figures.get(), is_admin=is_admin,
+                                   mine=figures.open_tickets_of(user_id)))

@@ -119,6 +119,8 @@ def _to_requester(session: Session, ticket: Ticket, text: str, blocks: list) -> 
 
 def notice_state(session: Session, ticket: Ticket) -> NoticeState:
     """Where the ticket stands, for the end of its notices."""
+    if ticket.status == TicketStatus.CLOSED:
+        return NoticeState(holder=ticket.assigned_to, withdrawn=True)
     if ticket.status != TicketStatus.RESOLVED:
         return NoticeState(holder=ticket.assigned_to)
     # Resolved by a person: the latest of their resolutions still standing says who.
@@ -189,6 +191,8 @@ def open_resolve_modal(client: WebClient, *, trigger_id: str, ticket: Ticket, ch
 
 
 def _state_text(ticket_id: int, state: NoticeState) -> str:
+    if state.withdrawn:
+        return f"Ticket #{ticket_id} was withdrawn by the person who asked."
     if state.resolved:
         return f"Ticket #{ticket_id} is resolved."
     if state.holder:

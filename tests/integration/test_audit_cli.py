@@ -153,7 +153,12 @@ def _damaged(path: Path, name: str, change) -> Path:
 def test_a_damaged_backup_does_not_verify(backup, capsys):
     def flipped(data: bytes) -> bytes:
         middle = bytearray(data)
-        for at in range(len(data) // 2, len(data) // 2 + 64):
+        start = len(data) // 2
+        if backup.suffix == ".sqlite3":
+            # On a page's header: the middle of a SQLite page may be free space, which no
+            # check reads (where that falls moves with every migration's table rebuild).
+            start -= start % 4096
+        for at in range(start, start + 64):
             middle[at] ^= 0xFF
         return bytes(middle)
 

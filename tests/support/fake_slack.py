@@ -259,11 +259,12 @@ class FakeSlack(LoopbackHTTPServer):
             group["date_delete"] = 0 if enabled else _TS_BASE + 1
             return group["id"]
 
-    def post_as_person(self, channel: str, user_id: str, text: str) -> str:
-        """A person (not the bot) posts ``text`` in ``channel``; returns the message's ts."""
+    def post_as_person(self, channel: str, user_id: str, text: str, *, thread_ts: str | None = None) -> str:
+        """A person (not the bot) posts ``text`` in ``channel`` (in a thread when
+        ``thread_ts`` is given); returns the message's ts."""
         with self._cond:
             message = {"type": "message", "user": user_id, "team": self.team_id, "text": text,
-                       "ts": self._next_ts()}
+                       "ts": self._next_ts(), **({"thread_ts": thread_ts} if thread_ts else {})}
             self._channels[self._resolve(channel)].append(message)
             return message["ts"]
 

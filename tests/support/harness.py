@@ -91,6 +91,24 @@ class SlackRequests:
         )
         return self.post(slack_signing.block_actions_body(payload))
 
+    def home_click(self, action_id: str, value: str, *, user: str = REQUESTER, team: str = TEAM_ID,
+                   trigger_id: str | None = None) -> Any:
+        """Click a button in `user`'s App Home tab (the view the fake Slack has for them)."""
+        payload = slack_signing.home_actions_payload(
+            action_id, value, user_id=user, team_id=team, view=self.slack.home_view(user),
+            trigger_id=trigger_id or f"trig-{uuid.uuid4().hex}",
+        )
+        return self.post(slack_signing.block_actions_body(payload))
+
+    def message_shortcut(self, callback_id: str, message: dict[str, Any], *, user: str = REQUESTER,
+                         channel: str = CHANNEL, team: str = TEAM_ID) -> Any:
+        """Use a message shortcut on `message` (as Slack carries it in the payload)."""
+        payload = slack_signing.message_shortcut_payload(
+            callback_id, message, user_id=user, channel_id=channel, team_id=team,
+            trigger_id=f"trig-{uuid.uuid4().hex}",
+        )
+        return self.post(slack_signing.block_actions_body(payload))
+
     def submit_view(self, view: dict[str, Any], values: dict[str, dict[str, str]], *,
                     user: str = REQUESTER, team: str = TEAM_ID) -> Any:
         """Press Submit on a modal the app opened (`view`: views.open's view, as the

@@ -275,6 +275,83 @@ def view_submission_payload(
     }
 
 
+def home_actions_payload(
+    action_id: str,
+    value: str,
+    *,
+    user_id: str,
+    team_id: str,
+    view: dict[str, Any] | None = None,
+    block_id: str = "actions",
+    trigger_id: str = DEFAULT_TRIGGER_ID,
+    api_app_id: str = DEFAULT_APP_ID,
+) -> dict[str, Any]:
+    """A ``block_actions`` payload for a click in the App Home tab: its container is the
+    view, and it names no channel (there is none).
+
+    Args:
+        action_id, value: the clicked button's.
+        user_id: who clicked (whose Home it is).
+        team_id: the workspace.
+        view: the published home view, as the fake Slack stored it.
+        block_id: the block holding the button.
+        trigger_id: lets the app open a modal within 3 s.
+        api_app_id: the app id.
+    """
+    view = dict(view or {"type": "home", "blocks": []})
+    view_id = view.get("id", "VHOME00001")
+    return {
+        "type": "block_actions",
+        "user": {"id": user_id, "username": "requester", "name": "requester", "team_id": team_id},
+        "api_app_id": api_app_id,
+        "token": DEFAULT_VERIFICATION_TOKEN,
+        "container": {"type": "view", "view_id": view_id},
+        "trigger_id": trigger_id,
+        "team": {"id": team_id, "domain": "resolvemeq-test"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": {**view, "id": view_id, "team_id": team_id, "state": {"values": {}}},
+        "actions": [{"action_id": action_id, "block_id": block_id, "value": value, "type": "button",
+                     "action_ts": f"{time.time():.6f}"}],
+    }
+
+
+def message_shortcut_payload(
+    callback_id: str,
+    message: dict[str, Any],
+    *,
+    user_id: str,
+    channel_id: str,
+    team_id: str,
+    trigger_id: str = DEFAULT_TRIGGER_ID,
+) -> dict[str, Any]:
+    """A ``message_action`` payload: someone used a message shortcut on `message`.
+
+    Args:
+        callback_id: the shortcut's callback id.
+        message: the message as Slack carries it (type, user, text, ts, thread_ts).
+        user_id: who used the shortcut.
+        channel_id: the message's channel.
+        team_id: the workspace.
+        trigger_id: lets the app open a modal within 3 s.
+    """
+    return {
+        "type": "message_action",
+        "token": DEFAULT_VERIFICATION_TOKEN,
+        "action_ts": f"{time.time():.6f}",
+        "team": {"id": team_id, "domain": "resolvemeq-test"},
+        "user": {"id": user_id, "username": "reporter", "team_id": team_id, "name": "reporter"},
+        "channel": {"id": channel_id, "name": "general"},
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": callback_id,
+        "trigger_id": trigger_id,
+        "message_ts": message.get("ts"),
+        "message": message,
+        "response_url": f"https://hooks.slack.com/app/{team_id}/1234567890/abcdefRESOLVEMEQ",
+    }
+
+
 def block_actions_body(payload: dict[str, Any]) -> str:
     """An interactivity request body: form-encoded ``payload=<json>``.
 

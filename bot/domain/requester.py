@@ -1,0 +1,172 @@
+"""What a requester does with their own tickets from App Home: see the open ones, add
+detail to one, withdraw one.
+
+Only the requester may change their ticket (a click from anyone else is refused and
+audited). Detail joins the ticket's text, after a separator, and the ticket is decided
+again when nobody has taken it; a withdrawn ticket is closed, and stays closed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.core import clock
+from bot.core.errors import InvalidInput, NotAuthorized, NotFound
+from bot.domain import audit
+from models import Awaiting, Ticket, TicketStatus
+
+# Statuses a requester still waits on; App Home lists these.
+OPEN_STATUSES = frozenset({TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.IN_PROGRESS,
+                           TicketStatus.AWAITING_USER, TicketStatus.ESCALATED})
+# What a ticket with new detail may be decided again from (nobody has it yet).
+REDECIDE_FROM = OPEN_STATUSES
+DETAIL_SEPARATOR = "\n\n--- More detail from the requester ---\n"
+MAX_DETAIL = 3000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# How many open tickets App Home shows (each takes three of the view's 100 blocks).
+HOME_LIMIT = 10
+
+
+@dataclass(frozen=True)
+class OpenTickets:
+    """A requester's open tickets, newest first, and how many there are in all."""
+
+    tickets: list[Ticket]
+    total: int
+
+
+@dataclass(frozen=True)
+class DetailAdded:
+    ticket: Ticket
+    # True when nobody has the ticket: it is to be decided again (from REDECIDE_FROM).
+    redecide: bool
+
+
+def open_tickets_of(session: Session, user_id: str, *, limit: int = HOME_LIMIT) -> OpenTickets:
+    """The requester's tickets that are not resolved or withdrawn, newest first.
+
+    Args:
+        session: a session (read only).
+        user_id: the requester's Slack user id.
+        limit: how many to return.
+    """
+    where = (Ticket.user_id == user_id, Ticket.status.in_([str(s) for s in OPEN_STATUSES]))
+    tickets = list(session.scalars(
+        select(Ticket).where(*where).order_by(Ticket.created_at.desc(), Ticket.ticket_id.desc())
+        .limit(limit)
+    ))
+    total = len(tickets) if len(tickets) < limit else session.scalar(
+        select(func.count()).select_from(Ticket).where(*where)) or 0
+    return OpenTickets(tickets, total)
+
+
+def check_may_change(session: Session, *, ticket_id: int, user_id: str,
+                     now: datetime | None = None) -> Ticket:
+    """The ticket, if `user_id` asked for it and it is still open (before the modal).
+
+    Raises:
+        InvalidInput: a malformed id, or the ticket is resolved or withdrawn.
+        NotFound: no such ticket.
+        NotAuthorized: someone else's ticket (audited).
+    """
+    return _mine_and_open(session, ticket_id, user_id, work="change", lock=False,
+                          now=now or clock.now())
+
+
+def add_detail(session: Session, *, ticket_id: int, user_id: str, text: str,
+               now: datetime | None = None) -> DetailAdded:
+    """Join `text` to the ticket's request, and say whether it is to be decided again.
+
+    Args:
+        session: the caller's session; flushed, not committed. NotAuthorized leaves its
+            audit row flushed for the transaction owner to keep.
+        ticket_id: the ticket.
+        user_id: who submitted the detail.
+        text: what they added (1 to MAX_DETAIL characters).
+        now: the clock reading.
+
+    Raises:
+        InvalidInput: empty or too long text, a malformed id, a closed ticket.
+        NotFound: no such ticket.
+        NotAuthorized: someone else's ticket (audited).
+    """
+    detail = _valid_detail(text)
+    now = now or clock.now()
+    ticket = _mine_and_open(session, ticket_id, user_id, work="add detail to", lock=True, now=now)
+    ticket.description = ticket.description + DETAIL_SEPARATOR + detail
+    ticket.updated_at = now
+    redecide = not ticket.assigned_to
+    if redecide:
+        # A decision starts afresh: failed attempts on the old text do not count.
+        ticket.decision_attempts = 0
+        ticket.decision_error = ""
+    # The length only: the text itself lives in the ticket, where retention redacts it.
+    audit.record(session, audit.TICKET_DETAIL_ADDED, actor_id=user_id, ticket_id=ticket.ticket_id,
+                 detail={"length": len(detail), "redecide": redecide}, now=now)
+    return DetailAdded(ticket, redecide)
+
+
+def withdraw(session: Session, *, ticket_id: int, user_id: str,
+             now: datetime | None = None) -> Ticket:
+    """Close the requester's ticket: nobody is to work on it any more.
+
+    A decision in flight is dropped (its claim is released, so its act finds the claim
+    gone), and the sweep never picks a closed ticket.
+
+    Raises:
+        InvalidInput: a malformed id, or the ticket is resolved or withdrawn already.
+        NotFound: no such ticket.
+        NotAuthorized: someone else's ticket (audited).
+    """
+    now = now or clock.now()
+    ticket = _mine_and_open(session, ticket_id, user_id, work="withdraw", lock=True, now=now)
+    previous = str(ticket.status)
+    ticket.status = TicketStatus.CLOSED
+    ticket.awaiting_response_from = Awaiting.NOBODY
+    ticket.claim_token = None
+    ticket.claimed_until = None
+    ticket.updated_at = now
+    audit.record(session, audit.TICKET_WITHDRAWN, actor_id=user_id, ticket_id=ticket.ticket_id,
+                 detail={"previous_status": previous, "assigned_to": ticket.assigned_to,
+                         "assigned_team": ticket.assigned_team}, now=now)
+    return ticket
+
+
+def _mine_and_open(session: Session, ticket_id: int, user_id: str, *, work: str, lock: bool,
+                   now: datetime) -> Ticket:
+    if type(ticket_id) is not int or ticket_id <= 0:
+        raise InvalidInput("That is not a ticket number.")
+    if not isinstance(user_id, str) or not user_id.strip():
+        raise InvalidInput("Who clicked is unknown; try again from Slack.")
+    query = select(Ticket).where(Ticket.ticket_id == ticket_id)
+    if lock:
+        # populate_existing: after waiting on the lock, see the winner's commit.
+        query = query.with_for_update().execution_options(populate_existing=True)
+    ticket = session.scalars(query).one_or_none()
+    if ticket is None:
+        raise NotFound(f"Ticket #{ticket_id} does not exist.")
+    if ticket.user_id != user_id:
+        audit.record(session, audit.TICKET_CHANGE_DENIED, actor_id=user_id, ticket_id=ticket_id,
+                     detail={"work": work}, now=now)
+        raise NotAuthorized(f"Only the person who asked for ticket #{ticket_id} can {work} it.")
+    if ticket.status == TicketStatus.CLOSED:
+        raise InvalidInput(f"Ticket #{ticket_id} was withdrawn already.")
+    if ticket.status not in OPEN_STATUSES:
+        raise InvalidInput(f"Ticket #{ticket_id} is resolved already.")
+    return ticket
+
+
+def _valid_detail(text: object) -> str:
+    if not isinstance(text, str):
+        raise InvalidInput("Please write the detail to add.")
+    detail = _CONTROL.sub("", text).strip()
+    if not detail:
+        raise InvalidInput("Please write the detail to add.")
+    if len(detail) > MAX_DETAIL:
+        raise InvalidInput(f"Please keep it under {MAX_DETAIL:,} characters.")
+    return detail
