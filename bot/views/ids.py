@@ -37,6 +37,7 @@ _PARTIAL_ENTITY_RE = re.compile(r"&[a-z]{0,3}$")
 _WHY_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _ROLLBACK_PREFIX_LEN = len("a=") + 32 + len(";r=")
 _ELLIPSIS = "…"
+REOPENED_BLOCK_PREFIX = "reopened:"
 
 
 class ActionId(StrEnum):
@@ -55,6 +56,8 @@ class ActionId(StrEnum):
     ROLLBACK_APPROVE = "rollback_approve"
     ROLLBACK_REJECT = "rollback_reject"
     REJECT_REASON = "reject_reason"
+    # The "What didn't work?" modal's field, opened by No.
+    FEEDBACK_REASON = "feedback_reason"
 
 
 class BlockId(StrEnum):
@@ -78,6 +81,9 @@ class BlockId(StrEnum):
     APPROVAL_ACTIONS = "approval_actions"
     APPROVAL_OUTCOME = "approval_outcome"
     REJECT_REASON = "reject_reason"
+    FEEDBACK_REASON = "feedback_reason"
+    # A reopen notice: what the requester said did not work (added when they say it).
+    REQUESTER_SAID = "team_requester_said"
 
 
 class CallbackId(StrEnum):
@@ -85,6 +91,7 @@ class CallbackId(StrEnum):
 
     RESOLVE_TICKET = "resolve_ticket"
     REJECT_ROLLBACK = "reject_rollback"
+    FEEDBACK_REASON = "feedback_reason"
 
 
 def rating_action_id(score: int) -> str:
@@ -194,6 +201,19 @@ def parse_feedback_target(value: str) -> tuple[int, int | None, int | None]:
         raise ValueError("id out of range")
     score = match.group(3)
     return ticket_id, person_resolution_id, None if score is None else int(score)
+
+
+def reopened_block_id(ticket_id: int, person_resolution_id: int | None = None) -> str:
+    """The block id of a reopen notice's headline: which resolution the "No" was about
+    ("reopened:t=12", or "reopened:t=12;p=3" for a person's), so the requester's words
+    reach the notice of the answer they were about.
+
+    Raises:
+        ValueError: an id is out of range.
+    """
+    if person_resolution_id is None:
+        return REOPENED_BLOCK_PREFIX + feedback_value(ticket_id)
+    return REOPENED_BLOCK_PREFIX + person_feedback_value(ticket_id, person_resolution_id)
 
 
 def ticket_value(ticket_id: int) -> str:

@@ -101,9 +101,29 @@ def enqueue_reopen_notices(session, result: FeedbackResult, settings, *, channel
     # The notice shows what did not work: the bot's steps, or the person's note.
     action_id = result.resolution.action_id
     answered = tickets.action_by_id(session, action_id) if action_id else None
-    notice = team_notices.enqueue_team_notice(session, ticket, settings, kind=NoticeKind.REOPENED,
-                                              action=answered)
+    resolution = result.resolution
+    notice = team_notices.enqueue_team_notice(
+        session, ticket, settings, kind=NoticeKind.REOPENED, action=answered,
+        # Said after an earlier No about the same answer: still what did not work.
+        reason=resolution.user_feedback_text or "",
+        person_resolution_id=resolution.id if result.by_person else None)
     return owed + [notice.id] if notice else owed
+
+
+def open_reason_modal(client: WebClient, *, trigger_id: str, result: FeedbackResult) -> bool:
+    """Open the optional "What didn't work?" modal for a No (the trigger is valid 3 s
+    from the click: call this first). The No is recorded already, so a modal that
+    does not open, or is never submitted, loses nothing.
+
+    Returns:
+        Whether it opened.
+    """
+    resolution = result.resolution
+    view = views.feedback_reason_modal(
+        result.ticket.ticket_id, person_resolution_id=resolution.id if result.by_person else None,
+        text=resolution.user_feedback_text or "")
+    opened = safe_call(client, "views.open", trigger_id=trigger_id, view=view)
+    return opened is not None
 
 
 def announce_feedback(
