@@ -92,7 +92,10 @@ def _button(blocks, action_id) -> dict:
 
 
 def _told(slack, user) -> list[str]:
-    return [shown(e) for e in slack.ephemerals() if e["user"] == user]
+    """What `user` was told, oldest first: ephemeral messages, and answers to their
+    clicks through the response URL (the confirm step's)."""
+    return [shown(c.args) for c in slack.calls() if c.outcome == "ok" and (
+        (c.method == "chat.postEphemeral" and c.args.get("user") == user) or c in slack.responses(user))]
 
 
 def _get(sessions, model, key):

@@ -124,6 +124,7 @@ class FakeSlack(LoopbackHTTPServer):
         self._usergroups: dict[str, Args] = {}  # by handle
         self._views: dict[str, Args] = {}
         self._home: dict[str, Args] = {}
+        self._outside: set[str] = set()
         self._ts_counter = 0
         self._methods: dict[str, Callable[[Args], Args]] = {
             "auth.test": self._auth_test, "chat.postMessage": self._post_message,
@@ -200,6 +201,12 @@ class FakeSlack(LoopbackHTTPServer):
         with self._cond:
             return [copy.deepcopy(e) for e in self._ephemerals if channel in (None, e["channel"])]
 
+    def responses(self, user: str | None = None) -> list[Call]:
+        """What was sent to response URLs (oldest first); with `user`, only to the URLs
+        of that user's clicks (keyed "USER.TRIGGER" by the harness)."""
+        return [c for c in self.calls(RESPONSE_METHOD)
+                if user is None or str(c.args.get("response_key", "")).startswith(user + ".")]
+
     def home_view(self, user_id: str) -> Args | None:
         """The App Home view last published for a user."""
         with self._cond:
@@ -258,6 +265,13 @@ class FakeSlack(LoopbackHTTPServer):
             group["user_count"] = len(users)
             group["date_delete"] = 0 if enabled else _TS_BASE + 1
             return group["id"]
+
+    def keep_bot_out(self, channel: str) -> None:
+        """The bot is not in `channel` (people may still use slash commands there):
+        chat.postMessage and chat.postEphemeral to it answer ``not_in_channel``, as
+        Slack does; response URLs still reach it. Stays through ``reset``."""
+        with self._cond:
+            self._outside.add(channel)
 
     def post_as_person(self, channel: str, user_id: str, text: str) -> str:
         """A person (not the bot) posts ``text`` in ``channel``; returns the message's ts."""
@@ -380,6 +394,8 @@ class FakeSlack(LoopbackHTTPServer):
 
     def _post_message(self, args: Args) -> Args:
         channel = self._channel(args)
+        if channel in self._outside:
+            raise _SlackError("not_in_channel")
         message = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id,
                    "team": self.team_id, **self._content(args), "ts": self._next_ts()}
         if args.get("thread_ts"):
@@ -403,6 +419,8 @@ class FakeSlack(LoopbackHTTPServer):
 
     def _post_ephemeral(self, args: Args) -> Args:
         channel = self._channel(args)
+        if channel in self._outside:
+            raise _SlackError("not_in_channel")
         if not args.get("user"):
             raise _SlackError("user_not_found")
         ts = self._next_ts()
