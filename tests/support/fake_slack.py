@@ -207,6 +207,25 @@ class FakeSlack(LoopbackHTTPServer):
         return [c for c in self.calls(RESPONSE_METHOD)
                 if user is None or str(c.args.get("response_key", "")).startswith(user + ".")]
 
+    def told(self, user: str) -> list[Args]:
+        """What `user` alone was shown, oldest first: ephemeral messages posted to them,
+        and answers to their clicks through response URLs. Each has ``user``, ``text``,
+        ``blocks`` and ``via`` (``"ephemeral"`` with its ``channel``, or
+        ``"response_url"`` with ``replace_original``)."""
+        found = []
+        for call in self.calls():
+            if call.outcome != "ok":
+                continue
+            if call.method == "chat.postEphemeral" and call.args.get("user") == user:
+                found.append({"via": "ephemeral", "channel": call.args.get("channel"), "user": user,
+                              "text": call.args.get("text") or "", "blocks": call.args.get("blocks") or []})
+            elif (call.method == RESPONSE_METHOD
+                  and str(call.args.get("response_key", "")).startswith(user + ".")):
+                found.append({"via": "response_url", "user": user, "text": call.args.get("text") or "",
+                              "blocks": call.args.get("blocks") or [],
+                              "replace_original": call.args.get("replace_original", False)})
+        return copy.deepcopy(found)
+
     def home_view(self, user_id: str) -> Args | None:
         """The App Home view last published for a user."""
         with self._cond:
