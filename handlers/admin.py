@@ -3,7 +3,9 @@
 
 The rollback and the notices it owes are written in the request's transaction; the
 acknowledgement commits them, then the admin and the ticket's thread are told off the
-request path. Refusals and outages are raised and told by `handlers.errors`.
+request path. The admin's answer replaces the confirm step through the click's response
+URL: it cannot be clicked twice, and it reaches them in a channel the bot is not in.
+Refusals and outages are raised and told by `handlers.errors` (the same way).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from handlers.deps import SlackDeps
 log = logging.getLogger(__name__)
 
 INVALID_BUTTON = "That button is not valid any more. Nothing was rolled back."
+CANCELLED = "Rollback cancelled. Nothing changed."
 
 
 def confirm(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -> None:
@@ -32,7 +35,7 @@ def confirm(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDep
     action_id, reason = _confirmed(action)
     if deps.runtime.settings.two_person_rollback:
         approvals.ask(ack, session, deps, user=user or "", channel=channel, action_id=action_id,
-                      reason=reason)
+                      reason=reason, response_url=body.get("response_url"))
         return
     result = rollback.rollback_action(session, ref=action_id.hex, admin_id=user,
                                       is_admin=deps.is_admin(user), reason=reason,
@@ -40,15 +43,17 @@ def confirm(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDep
     owed = announce.enqueue_rollback_notice(session, result, deps.runtime.settings)
     ack()
     deps.background.try_submit(announce.announce_rollback, deps.runtime, deps.client, result,
-                               admin_channel=channel, admin_id=user, owed=owed)
+                               admin_channel=channel, admin_id=user, owed=owed,
+                               response_url=body.get("response_url"))
 
 
 def cancel(ack: Ack, body: dict, deps: SlackDeps) -> None:
     ack()
     user, channel = _where(body)
-    if channel and user:
-        deps.background.try_submit(announce.tell, deps.client, channel=channel, user=user,
-                                   text="Rollback cancelled. Nothing changed.", blocks=[])
+    if user:
+        # In place of the confirm step, so it cannot be confirmed after all.
+        deps.background.try_submit(announce.reply, deps.client, response_url=body.get("response_url"),
+                                   channel=channel, user=user, text=CANCELLED, blocks=[], replace=True)
 
 
 def _where(body: dict) -> tuple[str, str | None]:

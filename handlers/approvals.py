@@ -31,7 +31,7 @@ INVALID_FORM = "This form is not valid any more. Close it and click Reject again
 
 
 def ask(ack: Ack, session: Session, deps: SlackDeps, *, user: str, channel: str | None,
-        action_id: uuid.UUID, reason: str) -> None:
+        action_id: uuid.UUID, reason: str, response_url: str | None = None) -> None:
     """Confirm in two-person mode: make the request and post it for approval."""
     settings = deps.runtime.settings
     request = approvals.request_rollback(session, ref=action_id.hex, requester_id=user,
@@ -41,7 +41,7 @@ def ask(ack: Ack, session: Session, deps: SlackDeps, *, user: str, channel: str 
     owed = approval_notices.enqueue_request(session, request, settings)
     ack()
     deps.background.submit(approval_notices.announce_request, deps.runtime, deps.client, request.id, owed,
-                           channel=channel, user=user)
+                           channel=channel, user=user, response_url=response_url)
 
 
 def approve(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -> None:

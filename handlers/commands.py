@@ -58,7 +58,8 @@ def show_history(ack: Ack, command: dict, session: Session, deps: SlackDeps) -> 
     if ticket.user_id != user and not deps.is_admin(user):
         raise NotAuthorized("Only the requester and helpdesk admins can see a ticket's history.")
     ack(response_type="ephemeral", text=f"History of ticket #{ticket.ticket_id}",
-        blocks=views.history_blocks(ticket.ticket_id, rows))
+        blocks=views.history_blocks(ticket.ticket_id, rows,
+                                    said=tickets.requester_said(session, ticket.ticket_id)))
 
 
 def start_rollback(ack: Ack, command: dict, session: Session, deps: SlackDeps) -> None:
@@ -98,11 +99,12 @@ def _stats_answer(runtime: Runtime, command: dict, days: int) -> tuple[str, list
     try:
         with read_transaction(runtime.sessions) as session:
             stats = analytics.resolution_stats(session, days=days)
+            comments = analytics.latest_comments(session, stats.since)
     except (ResolveMeQError, SQLAlchemyError) as error:
         # Both kinds always have a sentence (None is for an unexpected error).
         text = said_for(error, command) or DB_DOWN
         return text, views.error_message(text)
-    return "Resolution stats", views.stats_blocks(stats)
+    return "Resolution stats", views.stats_blocks(stats, comments=comments)
 
 
 def _respond_later(respond: Respond, text: str, blocks: list) -> None:

@@ -16,8 +16,11 @@ the response returned here is that acknowledgement. A modal's submission is answ
 with `response_action: errors` under its first input, so the modal stays open with what
 was typed and says why. A click or an event is acknowledged
 with an empty 200 (Slack shows an error for anything else, and retries events) and the
-sentence goes to the person as an ephemeral message, off the request path (a click in
-App Home, which has no channel: a message in their DM with the bot).
+sentence goes to the person as an ephemeral message, off the request path: through the
+click's response URL for a click on an ephemeral message or on the rollback confirm step
+(the bot may not be in that channel; a refusal that settles the confirm step replaces
+it), else with chat.postEphemeral (a click in App Home, which has no channel: a message
+in their DM with the bot).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from slack_bolt.request.payload_utils import is_event, is_slash_command, is_view
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import views
-from bot.core.errors import ResolveMeQError
+from bot.core.errors import Busy, LimiterUnavailable, ResolveMeQError
 from bot.views import ActionId
 from bot.workflows import announce, requester
 from handlers.transaction import committed, end_transaction
@@ -101,13 +104,40 @@ def on_error(error: BaseException, body: dict, context: BoltContext) -> BoltResp
     if is_view_submission(body) and (field := _first_input(body)) is not None:
         return Ack()(response_action="errors", errors={field: text})
     deps = context.get("deps")
-    if deps is not None and context.channel_id and context.user_id:
+    response_url = _in_place(body)
+    if deps is not None and context.user_id and response_url:
+        deps.background.try_submit(announce.reply, deps.client, response_url=response_url,
+                                   channel=context.channel_id, user=context.user_id, text=text,
+                                   replace=_settles(error, body))
+    elif deps is not None and context.channel_id and context.user_id:
         deps.background.try_submit(announce.tell, deps.client, channel=context.channel_id,
                                    user=context.user_id, text=text)
     elif deps is not None and context.user_id and _from_home(body):
         # A click in App Home names no channel: the person reads it in their DM with the bot.
         deps.background.try_submit(requester.tell_in_dm, deps.client, user=context.user_id, text=text)
     return BoltResponse(status=200, body="")
+
+
+# The rollback confirm step is the /rollback command's ephemeral answer: the bot may not
+# be in that channel, and only the response URL reaches it.
+_CONFIRM_STEP = frozenset({ActionId.ROLLBACK_CONFIRM.value, ActionId.ROLLBACK_CANCEL.value})
+
+
+def _in_place(body: dict) -> str | None:
+    """The response URL to answer a click through: one on an ephemeral message (the bot
+    may not be in that channel), or on the rollback confirm step; else None."""
+    url = body.get("response_url")
+    if body.get("type") != "block_actions" or not isinstance(url, str) or not url:
+        return None
+    ephemeral = (body.get("container") or {}).get("is_ephemeral") is True
+    return url if ephemeral or _action_id(body) in _CONFIRM_STEP else None
+
+
+def _settles(error: BaseException, body: dict) -> bool:
+    """Whether a refusal answers the confirm step for good, and so replaces it: a
+    conflict, a refusal, a throttle do; an outage or a busy bot does not (click again)."""
+    return (_action_id(body) in _CONFIRM_STEP and isinstance(error, ResolveMeQError)
+            and not isinstance(error, Busy | LimiterUnavailable))
 
 
 def _unexpected(error: BaseException) -> BoltResponse:

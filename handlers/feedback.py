@@ -1,4 +1,6 @@
-"""The requester's answer on a resolution: Yes/No, 1-5 stars, and "Why?".
+"""The requester's answer on a resolution: Yes/No, 1-5 stars, "Why?", and the optional
+"What didn't work?" modal a No opens (the No reopens the ticket at once; the words,
+when submitted, reach the team's reopen notice).
 
 The same buttons answer the bot's resolution ("t=12") and a person's ("t=12;p=3"): the
 value says which record the answer lands on. Parse the button strictly (a tampered
@@ -22,14 +24,16 @@ from bot import views
 from bot.core.errors import InvalidInput
 from bot.domain import feedback, tickets
 from bot.domain.feedback import FeedbackResult
-from bot.views import ActionId
+from bot.views import ActionId, BlockId, CallbackId
 from bot.workflows import announce
+from bot.workflows import teamwork as team_notices
 from handlers.deps import SlackDeps
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 INVALID_BUTTON = "That button is not valid any more. Nothing was recorded."
+INVALID_FORM = "This form is not valid any more. Close it; your No was recorded."
 
 
 def yes(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -> None:
@@ -37,7 +41,25 @@ def yes(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -
 
 
 def no(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -> None:
-    _answer(ack, body, action, session, deps, solved=False)
+    result = _answer(ack, body, action, session, deps, solved=False)
+    if result.resolution.resolution_confirmed is False and body.get("trigger_id"):
+        # Reopened already; the words are optional. Here, not on the background
+        # executor: the trigger is valid for 3 s from the click.
+        announce.open_reason_modal(deps.client, trigger_id=body["trigger_id"], result=result)
+
+
+def submit_reason(ack: Ack, body: dict, view: dict, session: Session, deps: SlackDeps) -> None:
+    user, _, _ = _where(body)
+    # private_metadata comes back from the client: read strictly, then re-checked.
+    ticket_id, person_resolution_id = _form(view.get("private_metadata"))
+    result = feedback.record_reason(session, ticket_id=ticket_id, user_id=user or "", text=_reason(view),
+                                    person_resolution_id=person_resolution_id)
+    if result.changed:
+        team_notices.add_requester_said(session, result)
+    ack()
+    if result.changed:
+        deps.background.try_submit(team_notices.refresh_team_notices, deps.runtime, deps.client,
+                                   ticket_id)
 
 
 def rate(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -> None:
@@ -60,7 +82,7 @@ def why(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -
 
 
 def _answer(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps, *,
-            solved: bool) -> None:
+            solved: bool) -> FeedbackResult:
     user, channel, message_ts = _where(body)
     ticket_id, person_resolution_id = _button(action, _yes_no)
     settings = deps.runtime.settings
@@ -72,6 +94,7 @@ def _answer(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDep
                                            message_ts=message_ts) if channel and message_ts else []
     ack()
     _redraw(deps, result, channel, message_ts, owed)
+    return result
 
 
 def _redraw(deps: SlackDeps, result: FeedbackResult, channel: str | None, message_ts: str | None,
@@ -113,6 +136,24 @@ def _stars(action: dict) -> tuple[int, int | None, int]:
     return ticket_id, person_resolution_id, score
 
 
+def _form(value: object) -> tuple[int, int | None]:
+    try:
+        ticket_id, person_resolution_id, score = views.parse_feedback_target(value)  # type: ignore[arg-type]
+        if score is not None:
+            raise ValueError("the form carries no score")
+    except ValueError:
+        log.warning("refused a feedback form with malformed metadata")
+        raise InvalidInput(INVALID_FORM) from None
+    return ticket_id, person_resolution_id
+
+
+def _reason(view: dict) -> str:
+    values = ((view.get("state") or {}).get("values") or {}).get(BlockId.FEEDBACK_REASON) or {}
+    # Left empty, Slack sends None: nothing to add, like anything that is not text.
+    text = (values.get(ActionId.FEEDBACK_REASON) or {}).get("value")
+    return text if isinstance(text, str) else ""
+
+
 def _action_ref(action: dict) -> uuid.UUID:
     return views.parse_why_value(action.get("value") or "")
 
@@ -122,3 +163,4 @@ def register(app: App) -> None:
     app.action(ActionId.FEEDBACK_NO.value)(no)
     app.action(views.RATING_ACTION_RE)(rate)
     app.action(ActionId.WHY.value)(why)
+    app.view(CallbackId.FEEDBACK_REASON.value)(submit_reason)

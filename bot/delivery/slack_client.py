@@ -45,6 +45,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 from slack_sdk.web import SlackResponse
+from slack_sdk.webhook import WebhookClient
 
 from bot.core.settings import Settings
 
@@ -334,3 +335,34 @@ def safe_call(
     if raise_transient:
         raise failure from cause
     return None
+
+
+def respond(response_url: str, *, text: str, blocks: list | None = None,
+            replace_original: bool = False, timeout: float = DEFAULT_TIMEOUT) -> bool:
+    """Answer through a click's or a command's response URL: an ephemeral message to
+    the person who clicked, wherever they were, the bot in that channel or not.
+
+    Args:
+        response_url: the ``response_url`` of the request (Slack's; it takes five
+            answers within 30 minutes).
+        text: the fallback text.
+        blocks: the message's blocks.
+        replace_original: replace the message that was clicked (an ephemeral confirm
+            step, so it cannot be clicked again) instead of adding a new one.
+        timeout: seconds per HTTP attempt.
+
+    Returns:
+        Whether Slack took it; failures are logged (never the URL, it is a credential).
+    """
+    client = WebhookClient(response_url, timeout=int(max(timeout, 1)), retry_handlers=retry_handlers())
+    try:
+        answer = client.send(text=text, blocks=blocks, response_type="ephemeral",
+                             replace_original=replace_original)
+    except (OSError, HTTPException) as error:
+        logger.warning("a response URL could not be reached: %s", type(error).__name__)
+        return False
+    if answer.status_code != 200:
+        logger.warning("a response URL refused the answer: http_%s %s", answer.status_code,
+                       (answer.body or "")[:40])
+        return False
+    return True

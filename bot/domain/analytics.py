@@ -89,6 +89,20 @@ class PeopleStats:
 
 
 @dataclass(frozen=True)
+class Comment:
+    """What a requester said did not work, after a No."""
+
+    ticket_id: int
+    text: str
+    at: datetime
+    # True when the No was about a person's resolution, not the bot's.
+    by_person: bool = False
+
+
+LATEST_COMMENTS = 5
+
+
+@dataclass(frozen=True)
 class ResolutionStats:
     """Outcomes of auto-resolutions over the last `days` days (since `since`)."""
 
@@ -216,6 +230,24 @@ def resolution_stats(
         people=people,
         people_by_team=people_by_team,
     )
+
+
+def latest_comments(session: Session, since: datetime, *, limit: int = LATEST_COMMENTS
+                    ) -> tuple[Comment, ...]:
+    """The latest "What didn't work?" texts written since `since`, newest first, from the
+    bot's resolutions and people's alike (the time is when the text was last written).
+
+    Apart from `resolution_stats`: `/resolution-stats` shows them, the App Home does not.
+    """
+    found: list[Comment] = []
+    for model, by_person in ((TicketResolution, False), (PersonResolution, True)):
+        rows = session.execute(
+            select(model.ticket_id, model.user_feedback_text, model.updated_at)
+            .where(model.user_feedback_text != "", model.updated_at >= since)
+            .order_by(model.updated_at.desc(), model.id.desc()).limit(limit)
+        ).all()
+        found += [Comment(row.ticket_id, row.user_feedback_text, row.updated_at, by_person) for row in rows]
+    return tuple(sorted(found, key=lambda c: c.at, reverse=True)[:limit])
 
 
 def _by_action_type(session: Session, since: datetime) -> tuple[tuple[ActionTypeStats, ...], int]:

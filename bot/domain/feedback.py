@@ -38,6 +38,8 @@ from models import (
 )
 
 REOPENED_REASON = "requester said the answer did not solve it"
+# What a plain-text input in a modal takes at most (Slack's limit).
+REASON_LIMIT = 3000
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,57 @@ def record_answer(
                    apply=lambda: _reopen(ticket, team))
     session.flush()
     return FeedbackResult(resolution, ticket, changed=True, reopened=True)
+
+
+def record_reason(
+    session: Session,
+    *,
+    ticket_id: int,
+    user_id: str,
+    text: str,
+    person_resolution_id: int | None = None,
+    now: datetime | None = None,
+) -> FeedbackResult:
+    """Record what the requester says did not work, after their "No".
+
+    The No itself was recorded when it was clicked (the ticket reopened then); this
+    only adds their words, in `user_feedback_text`, replacing what they wrote before.
+
+    Args:
+        session: the caller's session; flushed, not committed. NotRequester leaves its
+            audit row flushed for the transaction owner to keep.
+        ticket_id: the ticket the resolution is for.
+        user_id: the Slack user id who submitted.
+        text: their words as typed; blank leaves what was stored.
+        person_resolution_id: a person's resolution of the ticket; None for the bot's.
+        now: the clock reading for every timestamp written.
+
+    Returns:
+        The resolution and ticket; `changed` is False when nothing new was written.
+
+    Raises:
+        InvalidInput: not text, too long, a withdrawn resolution, or the requester's
+            answer is no longer No.
+        NotFound: the ticket has no resolution.
+        NotRequester: the submitter is not the requester (audited).
+    """
+    if not isinstance(text, str):
+        raise InvalidInput("Write what did not work, or close the form.")
+    text = text.strip()
+    if len(text) > REASON_LIMIT:
+        raise InvalidInput(f"That is {len(text)} characters long; keep it to {REASON_LIMIT}.")
+    now = now or clock.now()
+    ticket, resolution, _ = _load(session, ticket_id, user_id, now,
+                                  {"kind": "reason"}, person_resolution_id)
+    if resolution.resolution_confirmed is not False:
+        raise InvalidInput("Your answer is not No any more (you said it solved it), so "
+                           "nothing was added.")
+    if not text or resolution.user_feedback_text == text:
+        return FeedbackResult(resolution, ticket, changed=False, reopened=False)
+    resolution.user_feedback_text = text
+    resolution.updated_at = now
+    session.flush()
+    return FeedbackResult(resolution, ticket, changed=True, reopened=False)
 
 
 def record_rating(

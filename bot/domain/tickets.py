@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.core.errors import InvalidInput, NotFound
-from models import ActionHistory, Ticket, TicketResolution
+from models import ActionHistory, PersonResolution, Ticket, TicketResolution
 
 
 def parse_ticket_ref(text: str) -> int:
@@ -40,6 +40,19 @@ def history(session: Session, ticket_id: int) -> tuple[Ticket, Sequence[ActionHi
         .order_by(ActionHistory.executed_at, ActionHistory.id)
     ).all()
     return ticket, rows
+
+
+def requester_said(session: Session, ticket_id: int) -> dict[tuple[str, int], str]:
+    """What the requester said did not work, per resolution of the ticket: keyed as
+    REOPEN records name them (`("resolution_id", id)`, `("person_resolution_id", id)`)."""
+    said: dict[tuple[str, int], str] = {}
+    for key, model in (("resolution_id", TicketResolution), ("person_resolution_id", PersonResolution)):
+        rows = session.execute(
+            select(model.id, model.user_feedback_text)
+            .where(model.ticket_id == ticket_id, model.user_feedback_text != "")
+        ).all()
+        said.update({(key, row.id): row.user_feedback_text for row in rows})
+    return said
 
 
 def resolution_of(session: Session, ticket_id: int) -> TicketResolution | None:

@@ -21,6 +21,7 @@ from bot.views.approvals import (
     rollback_request_message,
 )
 from bot.views.escape import escape, truncate
+from bot.views.feedback import feedback_reason_modal
 from bot.views.ids import (
     RATING_ACTION_RE,
     ActionId,
@@ -58,10 +59,12 @@ from bot.views.stats import home_view, stats_blocks
 from bot.views.team import (
     NoticeKind,
     NoticeState,
+    is_reopen_notice_of,
     is_team_notice,
     redraw_team_notice,
     resolve_modal,
     team_notice,
+    with_requester_said,
 )
 from bot.views.ticket import (
     action_thread_message,
@@ -87,10 +90,12 @@ __all__ = [
     "answered_resolution_message",
     "error_message",
     "escape",
+    "feedback_reason_modal",
     "feedback_value",
     "followup_dm",
     "history_blocks",
     "home_view",
+    "is_reopen_notice_of",
     "is_team_notice",
     "message_has_ticket",
     "my_tickets_blocks",
@@ -128,4 +133,5 @@ __all__ = [
     "ticket_value",
     "truncate",
     "why_value",
+    "with_requester_said",
 ]

@@ -151,12 +151,16 @@ def rollback_thread_notice(result: Any) -> tuple[str, Blocks]:
     return fallback(line), to_dicts(blocks)
 
 
-def history_blocks(ticket_id: int, rows: Sequence[Any]) -> Blocks:
+def history_blocks(ticket_id: int, rows: Sequence[Any], *, said: dict[tuple[str, int], str] | None = None
+                   ) -> Blocks:
     """The action timeline of one ticket for `/history`, newest first.
 
     Args:
         ticket_id: the ticket.
         rows: its ActionHistory rows, in any order.
+        said: what the requester said did not work, by the resolution it was about
+            (`("resolution_id", id)` or `("person_resolution_id", id)`); shown under
+            the latest reopen of that resolution.
 
     Returns:
         At most 50 blocks; older actions beyond that are counted, not shown.
@@ -171,12 +175,28 @@ def history_blocks(ticket_id: int, rows: Sequence[Any]) -> Blocks:
         return to_dicts(blocks)
     room = MESSAGE_BLOCK_LIMIT - len(blocks)
     shown = ordered if len(ordered) <= room else ordered[: room - 1]
-    blocks += [section(_history_entry(row, approvals.get(getattr(row, "id", None)))) for row in shown]
+    words = _said_at(ordered, said or {})
+    blocks += [section(_history_entry(row, approvals.get(getattr(row, "id", None)))
+                       + words.get(id(row), "")) for row in shown]
     hidden = len(ordered) - len(shown)
     if hidden:
         noun = "action" if hidden == 1 else "actions"
         blocks.append(context(f"… and {hidden} older {noun}"))
     return to_dicts(blocks)
+
+
+def _said_at(newest_first: Sequence[Any], said: dict[tuple[str, int], str]) -> dict[int, str]:
+    """The requester's words, as a line under the latest REOPEN of each resolution."""
+    lines: dict[int, str] = {}
+    for row in newest_first:
+        if getattr(row, "action_type", None) != "REOPEN":
+            continue
+        found = [(key, ref) for key, ref in params(row).items()
+                 if key in ("resolution_id", "person_resolution_id") and isinstance(ref, int)]
+        text = said.pop(found[0], "") if found else ""
+        if text.strip():
+            lines[id(row)] = "\n:speech_balloon: What didn't work: " + clip(" ".join(text.split()), 500)
+    return lines
 
 
 def error_message(text: str) -> Blocks:

@@ -37,6 +37,7 @@ _PARTIAL_ENTITY_RE = re.compile(r"&[a-z]{0,3}$")
 _WHY_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _ROLLBACK_PREFIX_LEN = len("a=") + 32 + len(";r=")
 _ELLIPSIS = "…"
+REOPENED_BLOCK_PREFIX = "reopened:"
 
 
 class ActionId(StrEnum):
@@ -59,6 +60,8 @@ class ActionId(StrEnum):
     MY_ADD_DETAIL = "my_add_detail"
     MY_WITHDRAW = "my_withdraw"
     DETAIL_TEXT = "detail_text"
+    # The "What didn't work?" modal's field, opened by No.
+    FEEDBACK_REASON = "feedback_reason"
 
 
 class BlockId(StrEnum):
@@ -85,6 +88,9 @@ class BlockId(StrEnum):
     # App Home: the requester's tickets (one actions block each: "my_ticket_<id>").
     MY_TICKETS = "my_tickets"
     DETAIL_TEXT = "detail_text"
+    FEEDBACK_REASON = "feedback_reason"
+    # A reopen notice: what the requester said did not work (added when they say it).
+    REQUESTER_SAID = "team_requester_said"
 
 
 class CallbackId(StrEnum):
@@ -95,6 +101,7 @@ class CallbackId(StrEnum):
     ADD_DETAIL = "add_detail"
     # The message shortcut "Create a ticket" (a shortcut's callback_id, not a modal's).
     CREATE_TICKET = "create_ticket"
+    FEEDBACK_REASON = "feedback_reason"
 
 
 def rating_action_id(score: int) -> str:
@@ -204,6 +211,19 @@ def parse_feedback_target(value: str) -> tuple[int, int | None, int | None]:
         raise ValueError("id out of range")
     raw_score = match.group(3)
     return ticket_id, person_resolution_id, None if raw_score is None else int(raw_score)
+
+
+def reopened_block_id(ticket_id: int, person_resolution_id: int | None = None) -> str:
+    """The block id of a reopen notice's headline: which resolution the "No" was about
+    ("reopened:t=12", or "reopened:t=12;p=3" for a person's), so the requester's words
+    reach the notice of the answer they were about.
+
+    Raises:
+        ValueError: an id is out of range.
+    """
+    if person_resolution_id is None:
+        return REOPENED_BLOCK_PREFIX + feedback_value(ticket_id)
+    return REOPENED_BLOCK_PREFIX + person_feedback_value(ticket_id, person_resolution_id)
 
 
 def ticket_value(ticket_id: int) -> str:

@@ -16,7 +16,7 @@ from slack_sdk.models.blocks import Block, DividerBlock
 from slack_sdk.models.views import View
 
 from bot.views.common import context, fields_section, header, percent, section, to_dicts, when
-from bot.views.escape import ELLIPSIS, SECTION_TEXT_LIMIT, escape
+from bot.views.escape import ELLIPSIS, SECTION_TEXT_LIMIT, clip, escape
 from bot.views.requester import my_tickets_blocks
 
 Blocks = list[dict[str, Any]]
@@ -28,16 +28,32 @@ _CELL_WIDTH = 24
 _TABLE_BUDGET = SECTION_TEXT_LIMIT - 200
 
 
-def stats_blocks(stats: Any) -> Blocks:
+def stats_blocks(stats: Any, *, comments: Sequence[Any] = ()) -> Blocks:
     """The figures for `/resolution-stats`.
 
     Args:
         stats: a ResolutionStats.
+        comments: the latest analytics.Comment of requesters who said No, newest first.
 
     Returns:
-        Blocks: the headline figures, a table per action type and one per team.
+        Blocks: the headline figures, a table per action type and one per team, and
+        the latest comments of requesters who said No.
     """
-    return to_dicts(_stats_blocks(stats))
+    return to_dicts(_stats_blocks(stats) + _comment_blocks(comments))
+
+
+def _comment_blocks(comments: Sequence[Any]) -> list[Block]:
+    """What requesters said did not work, newest first (their words, escaped)."""
+    if not comments:
+        return []
+    budget = (SECTION_TEXT_LIMIT - 100) // len(comments)
+    lines = []
+    for comment in comments:
+        whose = "a person's resolution" if comment.by_person else "the bot's answer"
+        head = f"• #{comment.ticket_id}, about {whose} ({when(comment.at)}): "
+        lines.append(head + clip(" ".join(comment.text.split()), max(budget - len(head), 40)))
+    return [DividerBlock(), section("*Latest comments* (what didn't work, in the requesters' words)\n"
+                                    + "\n".join(lines))]
 
 
 def home_view(stats: Any | None, *, is_admin: bool, mine: Any | None = None) -> dict[str, Any]:

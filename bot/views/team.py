@@ -38,7 +38,7 @@ from bot.views.common import (
     to_dicts,
 )
 from bot.views.escape import SECTION_TEXT_LIMIT, clip, mention, quote, truncate
-from bot.views.ids import ActionId, BlockId, CallbackId, ticket_value
+from bot.views.ids import ActionId, BlockId, CallbackId, reopened_block_id, ticket_value
 from models import ActionType, short_id
 
 Blocks = list[dict[str, Any]]
@@ -70,7 +70,7 @@ class NoticeState:
 
 def team_notice(
     ticket: Any, *, kind: NoticeKind, team: str | None, action: Any = None, reason: str = "",
-    state: NoticeState = NoticeState(),
+    state: NoticeState = NoticeState(), person_resolution_id: int | None = None,
 ) -> tuple[str, Blocks]:
     """A ticket that needs the team: what was asked, what the bot made of it, and the
     Take it / Resolve buttons.
@@ -84,6 +84,9 @@ def team_notice(
         reason: why a person is needed (TRIAGE), the admin's reason (ROLLED_BACK), or
             what the requester said did not work (REOPENED).
         state: who has it now.
+        person_resolution_id: REOPENED: the person's resolution the "No" was about
+            (None: the bot's); named in the headline's block id (`reopened_block_id`),
+            so what the requester says about it later reaches this notice.
 
     Returns:
         (fallback text, blocks).
@@ -95,16 +98,49 @@ def team_notice(
     priority = params(action).get("priority") or getattr(ticket, "escalation_priority", None)
     if kind in (NoticeKind.ESCALATED, NoticeKind.TRIAGE) and priority:
         facts.append(("Priority", humanize(priority)))
+    headline_id = reopened_block_id(tid, person_resolution_id) if kind == NoticeKind.REOPENED else None
     blocks: list[Block] = [
-        section(headline),
+        section(headline, block_id=headline_id),
         fields_section(facts),
         section(_REQUEST_LABEL + quote(ticket.description or "", SECTION_TEXT_LIMIT - len(_REQUEST_LABEL))),
         section(_suggestion(kind, action)),
     ]
     if kind == NoticeKind.REOPENED and reason.strip():
-        blocks.append(section("*The requester said:*\n" + quote(reason, SECTION_TEXT_LIMIT - 40)))
+        blocks.append(_requester_said(reason))
     blocks += _work_blocks(tid, state)
     return fallback(f"Ticket #{tid} {summary}"), to_dicts(blocks)
+
+
+def with_requester_said(blocks: Blocks, text: str) -> Blocks:
+    """A reopen notice's blocks with what the requester said did not work, in place of
+    what they said before (none when `text` is blank), just above the notice's end.
+
+    Args:
+        blocks: the notice as posted (from `team_notice`).
+        text: the requester's words, as typed (escaped here).
+
+    Returns:
+        The new blocks.
+    """
+    kept = [block for block in blocks if block.get("block_id") != BlockId.REQUESTER_SAID]
+    if not text.strip():
+        return kept
+    end = {BlockId.TEAM_STATE.value, BlockId.TEAM_ACTIONS.value, BlockId.TEAM_HINT.value}
+    at = next((i for i, block in enumerate(kept) if block.get("block_id") in end), len(kept))
+    return kept[:at] + to_dicts([_requester_said(text)]) + kept[at:]
+
+
+def is_reopen_notice_of(blocks: Any, ticket_id: int, person_resolution_id: int | None) -> bool:
+    """Whether posted blocks are the reopen notice of this "No" (see `team_notice`)."""
+    wanted = reopened_block_id(ticket_id, person_resolution_id)
+    return isinstance(blocks, list) and any(
+        isinstance(block, dict) and block.get("block_id") == wanted for block in blocks
+    )
+
+
+def _requester_said(text: str) -> Block:
+    return section("*The requester said:*\n" + quote(text, SECTION_TEXT_LIMIT - 40),
+                   block_id=BlockId.REQUESTER_SAID)
 
 
 def redraw_team_notice(blocks: Blocks, *, ticket_id: int, state: NoticeState) -> Blocks:

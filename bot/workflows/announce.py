@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 from bot import views
 from bot.core import observability
 from bot.delivery import outbox
-from bot.delivery.slack_client import safe_call
+from bot.delivery.slack_client import respond, safe_call
 from bot.domain import processing, teamwork, tickets, triage_causes
 from bot.domain.feedback import FeedbackResult
 from bot.domain.processing import Outcome
@@ -105,9 +105,29 @@ def enqueue_reopen_notices(session, result: FeedbackResult, settings, *, channel
     # The notice shows what did not work: the bot's steps, or the person's note.
     action_id = result.resolution.action_id
     answered = tickets.action_by_id(session, action_id) if action_id else None
-    notice = team_notices.enqueue_team_notice(session, ticket, settings, kind=NoticeKind.REOPENED,
-                                              action=answered)
+    resolution = result.resolution
+    notice = team_notices.enqueue_team_notice(
+        session, ticket, settings, kind=NoticeKind.REOPENED, action=answered,
+        # Said after an earlier No about the same answer: still what did not work.
+        reason=resolution.user_feedback_text or "",
+        person_resolution_id=resolution.id if result.by_person else None)
     return owed + [notice.id] if notice else owed
+
+
+def open_reason_modal(client: WebClient, *, trigger_id: str, result: FeedbackResult) -> bool:
+    """Open the optional "What didn't work?" modal for a No (the trigger is valid 3 s
+    from the click: call this first). The No is recorded already, so a modal that
+    does not open, or is never submitted, loses nothing.
+
+    Returns:
+        Whether it opened.
+    """
+    resolution = result.resolution
+    view = views.feedback_reason_modal(
+        result.ticket.ticket_id, person_resolution_id=resolution.id if result.by_person else None,
+        text=resolution.user_feedback_text or "")
+    opened = safe_call(client, "views.open", trigger_id=trigger_id, view=view)
+    return opened is not None
 
 
 def announce_feedback(
@@ -161,12 +181,40 @@ def enqueue_rollback_notice(session, result: RollbackResult, settings) -> list[i
 
 
 def announce_rollback(runtime: Runtime, client: WebClient, result: RollbackResult, *,
-                      admin_channel: str, admin_id: str, owed: Sequence[int] = ()) -> None:
-    """Tell the admin it is done, and send the thread notice."""
+                      admin_channel: str | None, admin_id: str, owed: Sequence[int] = (),
+                      response_url: str | None = None) -> None:
+    """Tell the admin it is done, in place of the confirm step they clicked (so it
+    cannot be clicked twice), and send the thread notice."""
     text, blocks = views.rollback_done(result)
-    safe_call(client, "chat.postEphemeral", channel=admin_channel, user=admin_id,
-              text=text, blocks=blocks)
+    reply(client, response_url=response_url, channel=admin_channel, user=admin_id, text=text,
+          blocks=blocks, replace=True)
     outbox.deliver(runtime.sessions, client, list(owed), ttl=runtime.settings.claim_ttl)
+
+
+def reply(client: WebClient, *, response_url: str | None, channel: str | None, user: str, text: str,
+          blocks: list | None = None, replace: bool = False) -> None:
+    """Answer whoever clicked, where they will see it even if the bot is not in the
+    channel: through the click's response URL (replacing the clicked ephemeral message
+    with `replace`); without one, or if Slack refuses it, an ephemeral message in the
+    channel; if that is refused too (the bot is not there), a DM.
+
+    Args:
+        client: the Web API client.
+        response_url: the click's response URL, if it had one.
+        channel: where they clicked.
+        user: who clicked.
+        text: the answer's text (also the blocks' fallback).
+        blocks: its blocks; None for the text as an error message.
+        replace: replace the clicked message (a confirm step that is now answered).
+    """
+    blocks = blocks if blocks is not None else views.error_message(text)
+    if response_url and respond(response_url, text=text, blocks=blocks or None, replace_original=replace):
+        return
+    if channel and safe_call(client, "chat.postEphemeral", channel=channel, user=user, text=text,
+                             blocks=blocks) is not None:
+        return
+    if user:
+        safe_call(client, "chat.postMessage", channel=user, text=text, blocks=blocks)
 
 
 def tell(client: WebClient, *, channel: str, user: str, text: str, blocks: list | None = None) -> None:

@@ -74,15 +74,15 @@ def enqueue_decision(session: Session, decision: Decision, settings: Settings) -
 
 
 def announce_request(runtime: Runtime, client: WebClient, request_id: int, owed: Sequence[int], *,
-                     channel: str | None, user: str) -> None:
+                     channel: str | None, user: str, response_url: str | None = None) -> None:
     """After a request's commit: post it to the approvals channel, and tell the admin
-    who asked where it waits."""
+    who asked where it waits, in place of the confirm step they clicked."""
     outbox.deliver(runtime.sessions, client, list(owed), ttl=runtime.settings.claim_ttl)
     with transaction(runtime.sessions) as session:
         request = session.get(RollbackRequest, request_id)
         text, blocks = views.request_sent(request, runtime.settings.approval_requests_channel or "")
-    if channel:
-        safe_call(client, "chat.postEphemeral", channel=channel, user=user, text=text, blocks=blocks)
+    announce.reply(client, response_url=response_url, channel=channel, user=user, text=text,
+                   blocks=blocks, replace=True)
 
 
 def announce_decision(runtime: Runtime, client: WebClient, decision: Decision, owed: Sequence[int], *,

@@ -26,6 +26,7 @@ from bot.core.settings import Settings
 from bot.delivery import outbox
 from bot.delivery.slack_client import safe_call
 from bot.domain import teamwork
+from bot.domain.feedback import FeedbackResult
 from bot.domain.teamwork import ResolveResult, TakeResult
 from bot.views import NoticeKind, NoticeState
 from bot.views.escape import mention
@@ -60,6 +61,7 @@ def notice_kind(action: ActionHistory) -> NoticeKind | None:
 def enqueue_team_notice(
     session: Session, ticket: Ticket, settings: Settings, *, kind: NoticeKind,
     action: ActionHistory | None, reason: str = "", claim_ttl: timedelta | None = None,
+    person_resolution_id: int | None = None,
 ) -> SlackOutbox | None:
     """Post a notice to the ticket's team's channel (in the caller's transaction).
 
@@ -71,6 +73,7 @@ def enqueue_team_notice(
         action: the action behind it (see `views.team_notice`).
         reason: why a person is needed, or the admin's reason.
         claim_ttl: write the row claimed by the caller (see `outbox.enqueue`).
+        person_resolution_id: REOPENED: the person's resolution the No was about.
 
     Returns:
         The outbox row, or None when the team has no channel (and there is no
@@ -82,9 +85,32 @@ def enqueue_team_notice(
                  teamwork.team_of(ticket, settings))
         return None
     text, blocks = views.team_notice(ticket, kind=kind, team=teamwork.team_of(ticket, settings),
-                                     action=action, reason=reason, state=notice_state(session, ticket))
+                                     action=action, reason=reason, state=notice_state(session, ticket),
+                                     person_resolution_id=person_resolution_id)
     return outbox.enqueue(session, purpose=outbox.NOTICE, channel=channel, text=text, blocks=blocks,
                           ticket_id=ticket.ticket_id, claim_ttl=claim_ttl)
+
+
+def add_requester_said(session: Session, result: FeedbackResult) -> int:
+    """Put the requester's words about what did not work on the reopen notices of their
+    No (in the caller's transaction); returns how many.
+
+    The notices' stored blocks are rewritten: one not sent yet goes out with the words,
+    and one posted already shows them when `refresh_team_notices` redraws it.
+    """
+    resolution = result.resolution
+    person = resolution.id if result.by_person else None
+    rows = session.scalars(
+        select(SlackOutbox)
+        .where(SlackOutbox.ticket_id == result.ticket.ticket_id,
+               SlackOutbox.purpose == OutboxPurpose.NOTICE)
+        .order_by(SlackOutbox.id)
+    ).all()
+    found = [row for row in rows if views.is_reopen_notice_of(row.blocks, result.ticket.ticket_id, person)]
+    for row in found:
+        row.blocks = views.with_requester_said(row.blocks or [], resolution.user_feedback_text)
+    session.flush()
+    return len(found)
 
 
 def enqueue_taken(session: Session, result: TakeResult) -> list[int]:

@@ -56,7 +56,7 @@ def _button(blocks, action_id) -> dict:
 
 
 def _told(slack, user, words) -> dict:
-    return wait_until(lambda: next((e for e in slack.ephemerals() if e["user"] == user and words in shown(e)),
+    return wait_until(lambda: next((e for e in slack.told(user) if words in shown(e)),
                                    None), what=f"{user} to be told {words!r}")
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot.views import ActionId, feedback_value, rating_action_id
+from bot.views import ActionId, BlockId, feedback_value, rating_action_id
 from models import ActionHistory, ActionType, Ticket, TicketResolution, TicketStatus
 from tests.support.fake_slack import RESPONSE_METHOD
-from tests.support.harness import CHANNEL, ESCALATIONS, REQUESTER, STRANGER, wait_until
+from tests.support.harness import CHANNEL, ESCALATIONS, REQUESTER, STRANGER, shown, wait_until
 
 VPN = "My VPN keeps disconnecting when I work from home"
 
@@ -62,6 +62,33 @@ def test_no_reopens_and_tells_the_escalation_channel(e2e, slack, e2e_sessions):
         reopened = session.get(Ticket, ticket.ticket_id)
         assert reopened.status == TicketStatus.OPEN
         assert session.scalars(select(TicketResolution)).one().reopened is True
+
+
+def test_no_with_a_reason_reaches_the_team_history_and_stats(e2e, slack, e2e_sessions):
+    ticket, _, post = _ticket_resolved(e2e, slack, e2e_sessions)
+    no = _button(post, ActionId.FEEDBACK_NO)
+
+    assert e2e.click(ActionId.FEEDBACK_NO, no["value"], message_ts=post.response["ts"],
+                     trigger_id="trig-no-e2e").status_code == 200
+
+    [opened] = slack.wait_for("views.open")
+    assert opened.args["trigger_id"] == "trig-no-e2e"
+    with e2e_sessions() as session:  # reopened on the click, before any submission
+        assert session.get(Ticket, ticket.ticket_id).status == TicketStatus.OPEN
+    wait_until(lambda: slack.messages(ESCALATIONS), what="the reopen notice")
+    said = "Still drops on the train <!here>"
+    submitted = e2e.submit_view(opened.response["view"],
+                                {BlockId.FEEDBACK_REASON: {ActionId.FEEDBACK_REASON: said}})
+    assert (submitted.status_code, submitted.text) == (200, "")
+
+    escaped = "Still drops on the train &lt;!here&gt;"
+    wait_until(lambda: any(escaped in shown(m) for m in slack.messages(ESCALATIONS)),
+               what="the words on the reopen notice")
+    with e2e_sessions() as session:
+        assert session.scalars(select(TicketResolution)).one().user_feedback_text == said
+    assert escaped in e2e.command("/history", str(ticket.ticket_id)).text
+    stats = e2e.command("/resolution-stats", "7").text
+    assert "Latest comments" in stats and escaped in stats
 
 
 def test_a_strangers_click_is_refused_and_stores_nothing(e2e, slack, e2e_sessions):

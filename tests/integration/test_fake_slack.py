@@ -305,3 +305,24 @@ def test_reset_forgets_calls_posts_and_faults(slack: FakeSlack, client: WebClien
 
     assert [c.outcome for c in slack.calls()] == ["ok"]
     assert [m["text"] for m in slack.messages("C1")] == ["y"]
+
+
+def test_a_channel_without_the_bot_refuses_its_posts_but_a_response_url_reaches_the_user(slack, client):
+    from slack_sdk.webhook import WebhookClient
+
+    slack.keep_bot_out("COUTSIDE")
+    for method, args in (("chat_postMessage", {}), ("chat_postEphemeral", {"user": "U1"})):
+        with pytest.raises(SlackApiError) as refused:
+            getattr(client, method)(channel="COUTSIDE", text="hi", **args)
+        assert refused.value.response["error"] == "not_in_channel"
+    client.chat_postEphemeral(channel="CINSIDE", user="U1", text="first")
+
+    sent = WebhookClient(slack.response_url("U1.trig-1")).send(
+        text="second", response_type="ephemeral", replace_original=True)
+
+    assert (sent.status_code, sent.body) == (200, "ok")
+    assert [(t["via"], t["text"]) for t in slack.told("U1")] == [
+        ("ephemeral", "first"), ("response_url", "second")]
+    assert slack.told("U1")[1]["replace_original"] is True
+    assert [c.args["response_key"] for c in slack.responses("U1")] == ["U1.trig-1"]
+    assert slack.told("U2") == [] and slack.responses("U2") == []

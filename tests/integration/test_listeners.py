@@ -122,7 +122,7 @@ def test_rollback_preview_then_confirm_undoes_the_action_and_tells_the_admin(bol
     assert parse_rollback_value(confirm["value"]) == (action.id, "wrong answer")
     assert _one(committing_factory, ActionHistory, ActionHistory.id == action.id).rolled_back is False
 
-    answer = bolt.click(ActionId.ROLLBACK_CONFIRM, confirm["value"], user=ADMIN)
+    answer = bolt.click(ActionId.ROLLBACK_CONFIRM, confirm["value"], user=ADMIN, ephemeral=True)
 
     assert (answer.status_code, answer.text) == (200, "")
     undone = _one(committing_factory, ActionHistory, ActionHistory.id == action.id)
@@ -130,8 +130,12 @@ def test_rollback_preview_then_confirm_undoes_the_action_and_tells_the_admin(bol
     assert undone.rollback_reason == "wrong answer"
     assert _one(committing_factory, Ticket, Ticket.ticket_id == ticket.ticket_id).status == "new"
     bolt.settled()
-    [done] = _ephemerals_to(slack, ADMIN)
-    assert done["channel"] == CHANNEL and "Rolled back" in shown(done)
+    # The outcome replaces the confirm step (its buttons gone), through the response URL.
+    [done] = slack.responses(ADMIN)
+    assert (done.args["replace_original"], done.args["response_type"]) == (True, "ephemeral")
+    assert "Rolled back" in shown(done.args)
+    assert not any(b.get("type") == "actions" for b in done.args["blocks"])
+    assert _ephemerals_to(slack, ADMIN) == []
     [notice] = [c for c in slack.calls("chat.postMessage") if c.args.get("thread_ts")]
     assert notice.args["thread_ts"] == post.response["ts"] and f"<@{ADMIN}>" in shown(notice.args)
 
@@ -141,11 +145,13 @@ def test_rollback_cancel_changes_nothing_and_says_so(bolt, slack, committing_fac
     preview = _ephemeral(bolt.command("/rollback", action.id.hex[:8], user=ADMIN))
     cancel = _button(preview["blocks"], ActionId.ROLLBACK_CANCEL)
 
-    assert bolt.click(ActionId.ROLLBACK_CANCEL, cancel["value"], user=ADMIN).status_code == 200
+    answer = bolt.click(ActionId.ROLLBACK_CANCEL, cancel["value"], user=ADMIN, ephemeral=True)
+    assert answer.status_code == 200
 
     bolt.settled()
-    [told] = _ephemerals_to(slack, ADMIN)
-    assert told["text"] == "Rollback cancelled. Nothing changed."
+    [told] = slack.responses(ADMIN)
+    assert (told.args["text"], told.args["replace_original"]) == (
+        "Rollback cancelled. Nothing changed.", True)
     assert _one(committing_factory, ActionHistory, ActionHistory.id == action.id).rolled_back is False
 
 
@@ -234,8 +240,9 @@ def test_a_tampered_button_is_refused_and_stores_nothing(bolt, slack, committing
     bolt.settled()
     assert [e["text"] for e in _ephemerals_to(slack, REQUESTER)] == [
         "That button is not valid any more. Nothing was recorded."]
-    assert [e["text"] for e in _ephemerals_to(slack, ADMIN)] == [
-        "That button is not valid any more. Nothing was rolled back."]
+    # On the confirm step: in its place, through the click's response URL.
+    assert [(r.args["text"], r.args["replace_original"]) for r in slack.responses(ADMIN)] == [
+        ("That button is not valid any more. Nothing was rolled back.", True)]
     resolution = _one(committing_factory, TicketResolution, TicketResolution.ticket_id == ticket.ticket_id)
     assert resolution.response_received_at is None
 

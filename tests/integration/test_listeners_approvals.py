@@ -92,7 +92,10 @@ def _button(blocks, action_id) -> dict:
 
 
 def _told(slack, user) -> list[str]:
-    return [shown(e) for e in slack.ephemerals() if e["user"] == user]
+    """What `user` was told, oldest first: ephemeral messages, and answers to their
+    clicks through the response URL (the confirm step's)."""
+    return [shown(c.args) for c in slack.calls() if c.outcome == "ok" and (
+        (c.method == "chat.postEphemeral" and c.args.get("user") == user) or c in slack.responses(user))]
 
 
 def _get(sessions, model, key):
@@ -176,6 +179,8 @@ def test_two_person_rollback_the_asker_cannot_approve_an_approver_can_and_both_a
     assert _get(runtime.sessions, ActionHistory, action.id).rolled_back is False
     assert f"<@{ADMIN}>" in shown(message) and "Rollback approval needed" in shown(message)
     assert f"Asked for approval in <#{APPROVALS}>: rollback request #{request_id}" in _told(slack, ADMIN)[-1]
+    # In place of the confirm step, through its response URL: it cannot be asked twice.
+    assert slack.responses(ADMIN)[-1].args["replace_original"] is True
 
     assert _on_message(bolt, ActionId.ROLLBACK_APPROVE, request_id, message, user=ADMIN).status_code == 200
     bolt.settled()

@@ -193,6 +193,40 @@ def test_resolve_opens_a_modal_and_the_note_reaches_the_requester_who_rates_it(t
     assert len(slack.calls("views.open")) == 1
 
 
+def test_no_to_a_persons_resolution_with_a_reason_reaches_that_resolutions_reopen_notice(
+        team_bolt, slack, committing_factory):
+    ticket, notice = _routed(team_bolt, slack, committing_factory)
+    resolve = _button(notice.args["blocks"], ActionId.TEAM_RESOLVE)
+    team_bolt.click(ActionId.TEAM_RESOLVE, resolve["value"], user=MEMBER, channel=TEAM,
+                    message_ts=notice.response["ts"])
+    modal = slack.last("views.open").response["view"]
+    team_bolt.submit_view(modal, {BlockId.RESOLUTION_NOTE: {ActionId.RESOLUTION_NOTE: NOTE}}, user=MEMBER)
+    team_bolt.settled()
+    [message] = [c for c in slack.calls("chat.postMessage") if "resolved your ticket" in shown(c.args)]
+    person = _one(committing_factory, PersonResolution)
+
+    no = _button(message.args["blocks"], ActionId.FEEDBACK_NO)
+    team_bolt.click(ActionId.FEEDBACK_NO, no["value"], message_ts=message.response["ts"], trigger_id="trig-p")
+
+    assert _one(committing_factory, Ticket).status == "open"
+    opened = slack.last("views.open")
+    assert opened.args["trigger_id"] == "trig-p"
+    assert parse_feedback_target(opened.response["view"]["private_metadata"]) == (
+        ticket.ticket_id, person.id, None)
+    team_bolt.settled()
+    done = team_bolt.submit_view(opened.response["view"],
+                                 {BlockId.FEEDBACK_REASON: {ActionId.FEEDBACK_REASON: "Still no access"}})
+    assert (done.status_code, done.text) == (200, "")
+
+    assert _one(committing_factory, PersonResolution).user_feedback_text == "Still no access"
+    team_bolt.settled()
+    reopened = [m for m in slack.messages(TEAM) if "reopened*" in shown(m)]
+    assert len(reopened) == 1 and "*The requester said:*\n> Still no access" in shown(reopened[0])
+    assert f"<@{MEMBER}>'s resolution did not solve it" in shown(reopened[0])
+    # The routing notice keeps what it said.
+    assert "The requester said" not in shown(_notice_now(slack, notice))
+
+
 def test_a_strangers_resolve_opens_nothing_and_a_stranger_submitting_is_refused_in_the_modal(
         team_bolt, slack, committing_factory):
     ticket, notice = _routed(team_bolt, slack, committing_factory)

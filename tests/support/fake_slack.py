@@ -124,6 +124,7 @@ class FakeSlack(LoopbackHTTPServer):
         self._usergroups: dict[str, Args] = {}  # by handle
         self._views: dict[str, Args] = {}
         self._home: dict[str, Args] = {}
+        self._outside: set[str] = set()
         self._ts_counter = 0
         self._methods: dict[str, Callable[[Args], Args]] = {
             "auth.test": self._auth_test, "chat.postMessage": self._post_message,
@@ -200,6 +201,31 @@ class FakeSlack(LoopbackHTTPServer):
         with self._cond:
             return [copy.deepcopy(e) for e in self._ephemerals if channel in (None, e["channel"])]
 
+    def responses(self, user: str | None = None) -> list[Call]:
+        """What was sent to response URLs (oldest first); with `user`, only to the URLs
+        of that user's clicks (keyed "USER.TRIGGER" by the harness)."""
+        return [c for c in self.calls(RESPONSE_METHOD)
+                if user is None or str(c.args.get("response_key", "")).startswith(user + ".")]
+
+    def told(self, user: str) -> list[Args]:
+        """What `user` alone was shown, oldest first: ephemeral messages posted to them,
+        and answers to their clicks through response URLs. Each has ``user``, ``text``,
+        ``blocks`` and ``via`` (``"ephemeral"`` with its ``channel``, or
+        ``"response_url"`` with ``replace_original``)."""
+        found = []
+        for call in self.calls():
+            if call.outcome != "ok":
+                continue
+            if call.method == "chat.postEphemeral" and call.args.get("user") == user:
+                found.append({"via": "ephemeral", "channel": call.args.get("channel"), "user": user,
+                              "text": call.args.get("text") or "", "blocks": call.args.get("blocks") or []})
+            elif (call.method == RESPONSE_METHOD
+                  and str(call.args.get("response_key", "")).startswith(user + ".")):
+                found.append({"via": "response_url", "user": user, "text": call.args.get("text") or "",
+                              "blocks": call.args.get("blocks") or [],
+                              "replace_original": call.args.get("replace_original", False)})
+        return copy.deepcopy(found)
+
     def home_view(self, user_id: str) -> Args | None:
         """The App Home view last published for a user."""
         with self._cond:
@@ -258,6 +284,13 @@ class FakeSlack(LoopbackHTTPServer):
             group["user_count"] = len(users)
             group["date_delete"] = 0 if enabled else _TS_BASE + 1
             return group["id"]
+
+    def keep_bot_out(self, channel: str) -> None:
+        """The bot is not in `channel` (people may still use slash commands there):
+        chat.postMessage and chat.postEphemeral to it answer ``not_in_channel``, as
+        Slack does; response URLs still reach it. Stays through ``reset``."""
+        with self._cond:
+            self._outside.add(channel)
 
     def post_as_person(self, channel: str, user_id: str, text: str, *, thread_ts: str | None = None) -> str:
         """A person (not the bot) posts ``text`` in ``channel`` (in a thread when
@@ -381,6 +414,8 @@ class FakeSlack(LoopbackHTTPServer):
 
     def _post_message(self, args: Args) -> Args:
         channel = self._channel(args)
+        if channel in self._outside:
+            raise _SlackError("not_in_channel")
         message = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id,
                    "team": self.team_id, **self._content(args), "ts": self._next_ts()}
         if args.get("thread_ts"):
@@ -404,6 +439,8 @@ class FakeSlack(LoopbackHTTPServer):
 
     def _post_ephemeral(self, args: Args) -> Args:
         channel = self._channel(args)
+        if channel in self._outside:
+            raise _SlackError("not_in_channel")
         if not args.get("user"):
             raise _SlackError("user_not_found")
         ts = self._next_ts()

@@ -84,10 +84,15 @@ class SlackRequests:
 
     def click(self, action_id: str, value: str, *, user: str = REQUESTER, channel: str = CHANNEL,
               message_ts: str = "1732527000.000100", team: str = TEAM_ID,
-              trigger_id: str | None = None, enterprise: str | None = None) -> Any:
+              trigger_id: str | None = None, enterprise: str | None = None,
+              ephemeral: bool = False) -> Any:
+        """Click a button. The click's response URL is the fake Slack's, keyed
+        "USER.TRIGGER" (`FakeSlack.responses(user)`); `ephemeral`: on an ephemeral message."""
+        trigger = trigger_id or f"trig-{uuid.uuid4().hex}"
         payload = slack_signing.block_actions_payload(
             action_id, value, user_id=user, channel_id=channel, team_id=team, message_ts=message_ts,
-            trigger_id=trigger_id or f"trig-{uuid.uuid4().hex}", enterprise_id=enterprise,
+            trigger_id=trigger, enterprise_id=enterprise,
+            response_url=self.slack.response_url(f"{user}.{trigger}"), is_ephemeral=ephemeral,
         )
         return self.post(slack_signing.block_actions_body(payload))
 
@@ -255,7 +260,8 @@ def shown(payload: dict) -> str:
 def barrier(e2e, slack) -> None:
     """Wait until the work of every request acknowledged so far has started.
 
-    A click on a rollback's Cancel is answered off the request path, on the same
+    A click on a rollback's Cancel is answered off the request path (through its
+    response URL), on the same
     first-in first-out executor as every decision and Slack post: once its word to the
     clicker is out, what was queued before it has run or is running. (The App Home has
     an executor of its own, so it cannot serve.) `without_barrier` leaves its calls out.
@@ -268,13 +274,18 @@ def barrier(e2e, slack) -> None:
 
 
 def barrier_calls(slack) -> list:
-    """The fake Slack's calls that answered a barrier."""
-    return [c for c in slack.calls("chat.postEphemeral") if c.args.get("user") == BARRIER_USER]
+    """The fake Slack's calls that answered a barrier (through the click's response URL)."""
+    return without_barrier(slack.calls(), keep=False)
 
 
-def without_barrier(calls: list) -> list:
-    """`calls` (the fake Slack's) without those that answered a barrier."""
-    return [c for c in calls if c.args.get("user") != BARRIER_USER]
+def without_barrier(calls: list, *, keep: bool = True) -> list:
+    """`calls` (the fake Slack's) without those that answered a barrier (with `keep`
+    False: only those)."""
+    def answered_barrier(call) -> bool:
+        return (call.args.get("user") == BARRIER_USER
+                or str(call.args.get("response_key", "")).startswith(BARRIER_USER + "."))
+
+    return [c for c in calls if answered_barrier(c) is not keep]
 
 
 def resolved_ticket(e2e_sessions, *, user: str = REQUESTER) -> int:

@@ -163,6 +163,8 @@ def block_actions_payload(
     api_app_id: str = DEFAULT_APP_ID,
     action_type: str = "button",
     enterprise_id: str | None = None,
+    response_url: str | None = None,
+    is_ephemeral: bool = False,
 ) -> dict[str, Any]:
     """A realistic ``block_actions`` payload for one button click on a message.
 
@@ -179,6 +181,8 @@ def block_actions_payload(
         api_app_id: the app id.
         action_type: the element type (``button``, ``static_select``, ...).
         enterprise_id: the Enterprise Grid organisation, for a workspace in one.
+        response_url: where answers to the click go (a hooks.slack.com URL by default).
+        is_ephemeral: the clicked message is ephemeral (a slash command's answer).
 
     Returns:
         The payload dict; encode it with :func:`block_actions_body`.
@@ -194,7 +198,7 @@ def block_actions_payload(
             "type": "message",
             "message_ts": message_ts,
             "channel_id": channel_id,
-            "is_ephemeral": False,
+            "is_ephemeral": is_ephemeral,
         },
         "trigger_id": trigger_id,
         "team": {"id": team_id, "domain": "resolvemeq-test",
@@ -204,7 +208,7 @@ def block_actions_payload(
         "channel": {"id": channel_id, "name": "general"},
         "message": echoed,
         "state": {"values": {}},
-        "response_url": f"https://hooks.slack.com/actions/{team_id}/1234567890/abcdefRESOLVEMEQ",
+        "response_url": response_url or f"https://hooks.slack.com/actions/{team_id}/1234567890/abcdefRESOLVEMEQ",
         "actions": [
             {
                 "action_id": action_id,
