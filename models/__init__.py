@@ -25,6 +25,7 @@ from models.rollback_request import RequestStatus, RollbackRequest
 from models.session import UnitOfWork, make_engine, make_session_factory, read_transaction, transaction
 from models.slack_outbox import OutboxPurpose, OutboxStatus, SlackOutbox
 from models.ticket import Awaiting, EscalationPriority, Ticket, TicketSource, TicketStatus
+from models.ticket_message import TicketMessage
 from models.ticket_resolution import TicketResolution
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "RollbackRequest",
     "SlackOutbox",
     "Ticket",
+    "TicketMessage",
     "TicketResolution",
     "TicketSource",
     "TicketStatus",

@@ -65,6 +65,9 @@ class Ticket(Base):
         # Per-team stats need one column of a ticket: probing this index (with the team
         # included) is far cheaper than reading the wide ticket rows.
         Index("ix_tickets_ticket_id", "ticket_id", postgresql_include=["assigned_team"]),
+        # A reply in a thread finds the ticket the bot asked about there (every threaded
+        # message in the bot's channels is looked up, so it must be cheap).
+        Index("ix_tickets_slack_channel_id_slack_thread_ts", "slack_channel_id", "slack_thread_ts"),
     )
 
     ticket_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)

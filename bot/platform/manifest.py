@@ -27,7 +27,9 @@ BOT_SCOPES = (
     # usergroups.list and usergroups.users.list: ADMIN_GROUPS and APPROVER_GROUPS.
     "usergroups:read",
 )
-BOT_EVENTS = ("app_home_opened", "app_mention", "message.im")
+# message.channels and message.groups: the requester's replies in the thread of the
+# bot's question (channels:history, groups:history); other messages are dropped unread.
+BOT_EVENTS = ("app_home_opened", "app_mention", "message.channels", "message.groups", "message.im")
 
 
 def build_manifest(base_url: str, *, name: str = "ResolveMeQ", socket_mode: bool = False) -> dict[str, Any]:

@@ -205,7 +205,8 @@ def test_jobs_run_once_without_alerts_channel_says_so_once_and_runs_the_rest(
         "alert evaluation is off: ALERTS_CHANNEL is not set. Set it to the channel alerts go "
         "to and invite the bot there; the bot serves without it"]
     assert json.loads(capsys.readouterr().out) == {"sweep_new_tickets": 0, "deliver_outbox": 0,
-                                                   "expire_rollback_requests": 0}
+                                                   "expire_rollback_requests": 0,
+                                                   "expire_clarifications": 0}
 
     caplog.clear()
     monkeypatch.setenv("ALERTS_CHANNEL", "CALERTS")
