@@ -45,6 +45,9 @@ def test_manifest_declares_the_contract(capsys):
     assert {"chat:write", "commands", "im:write", "im:history", "users:read",
             "app_mentions:read", "channels:read", "groups:read"} <= scopes
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    # The requester's replies to the bot's questions, in DMs, channels and private channels.
+    assert {"message.im", "message.channels", "message.groups", "app_mention"} <= set(BOT_EVENTS)
+    assert {"im:history", "channels:history", "groups:history"} <= scopes
 
 
 def test_socket_mode_manifest_has_no_request_urls():
