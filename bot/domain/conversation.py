@@ -9,7 +9,9 @@ twice. After CLARIFICATION_ROUNDS rounds without a confident answer, or no reply
 CLARIFICATION_TIMEOUT, the ticket goes to human triage with the conversation.
 
 Only the thread of a ticket awaiting its requester is read; anything else (another
-thread, another person in the thread) writes nothing. Everything here only flushes.
+thread, another person in the thread) writes nothing. Once an admin has rolled back an
+action on a ticket, a person has it: the bot reads no more replies on it, and neither
+decides again nor times it out. Everything here only flushes.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from bot.core import clock
 from bot.core.errors import InvalidInput
 from bot.domain import audit
 from bot.domain.intake import MAX_TEXT
-from models import ActionHistory, Ticket, TicketMessage, TicketStatus
+from models import ActionHistory, ActionType, Ticket, TicketMessage, TicketStatus
 
 # Audit event: the requester added to their ticket (detail: the message's id and round).
 CLARIFICATION_REPLY = "clarification_reply"
@@ -65,7 +67,8 @@ def ticket_in_thread(session: Session, *, channel: str, thread_ts: str, user_id:
     return session.scalars(
         select(Ticket)
         .where(Ticket.slack_channel_id == channel, Ticket.slack_thread_ts == thread_ts,
-               Ticket.user_id == user_id, Ticket.status == TicketStatus.AWAITING_USER)
+               Ticket.user_id == user_id, Ticket.status == TicketStatus.AWAITING_USER,
+               not_rolled_back())
         .order_by(Ticket.ticket_id.desc())
         .limit(1)
     ).first()
@@ -172,6 +175,18 @@ def has_waiting_reply() -> ColumnElement[bool]:
                           TicketMessage.decided_action_id.is_(None))
 
 
+def not_rolled_back() -> ColumnElement[bool]:
+    """SQL: no admin rolled back an action on the ticket. After a rollback a person has
+    the ticket (the team was told): the bot neither reads replies on it nor decides again."""
+    return ~exists().where(ActionHistory.ticket_id == Ticket.ticket_id,
+                           ActionHistory.action_type == ActionType.ROLLBACK)
+
+
+def redecidable() -> ColumnElement[bool]:
+    """SQL: a reply waits for a decision the bot may still take."""
+    return and_(has_waiting_reply(), not_rolled_back())
+
+
 def mark_decided(session: Session, message_ids: Collection[int], action_id: uuid.UUID) -> None:
     """Record that `action_id` decided on these replies (flushed)."""
     if message_ids:
@@ -192,7 +207,7 @@ def stale_replies(session: Session, *, now: datetime, grace: timedelta, limit: i
               .scalar_subquery())
     return list(session.scalars(
         select(Ticket.ticket_id)
-        .where(Ticket.status == TicketStatus.AWAITING_USER, has_waiting_reply(), oldest < now - grace,
+        .where(Ticket.status == TicketStatus.AWAITING_USER, redecidable(), oldest < now - grace,
                _unclaimed(now))
         .order_by(oldest)
         .limit(limit)
@@ -207,8 +222,9 @@ def asked_before() -> ColumnElement[datetime]:
 
 
 def unanswered(now: datetime, timeout: timedelta) -> ColumnElement[bool]:
-    """SQL: the bot asked more than `timeout` ago and no reply waits for a decision."""
-    return and_(~has_waiting_reply(), asked_before() <= now - timeout)
+    """SQL: the bot asked more than `timeout` ago, no reply waits for a decision, and the
+    bot may still act on the ticket."""
+    return and_(~has_waiting_reply(), not_rolled_back(), asked_before() <= now - timeout)
 
 
 def timed_out(session: Session, *, now: datetime, timeout: timedelta, limit: int = 50) -> list[int]:

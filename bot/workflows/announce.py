@@ -47,7 +47,7 @@ def redecide_and_announce(runtime: Runtime, client: WebClient, ticket_id: int) -
     a second delivery of the same reply, or a second worker, finds nothing to decide.
     """
     return _decide_and_announce(runtime, client, ticket_id, statuses=conversation.AWAITING,
-                                when=conversation.has_waiting_reply())
+                                when=conversation.redecidable())
 
 
 def time_out_and_announce(runtime: Runtime, client: WebClient, ticket_id: int) -> Outcome:

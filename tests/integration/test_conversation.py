@@ -5,17 +5,20 @@ CLARIFICATION_ROUNDS=0 never asks, and the migration goes up and down."""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import func, select
 
+from bot.core import clock
 from bot.core.settings import load_settings
 from bot.domain import conversation
 from bot.domain.ratelimit import AutonomyBudget, make_storage
+from bot.domain.rollback import apply_rollback, lock_target
 from bot.platform import migrations
 from bot.workflows.decision import decide_ticket
-from models import ActionHistory, ActionType, AuditEvent, TicketMessage, TicketStatus, transaction
+from models import ActionHistory, ActionType, AuditEvent, Ticket, TicketMessage, TicketStatus, transaction
 from models.session import make_engine
 from tests.support.databases import PG_DATABASE, recreate_database
 from tests.support.factories import make_ticket
@@ -156,3 +159,23 @@ def test_the_migration_adds_and_drops_ticket_messages(backend, tmp_path):
         i["name"] for i in inspector.get_indexes("tickets")}
     migrations.upgrade(url)
     engine.dispose()
+
+
+def test_after_an_admin_rolls_back_the_redecision_the_bot_leaves_the_ticket_to_people(
+        committing_factory, settings, budget):
+    ticket_id = _asked(committing_factory, settings, budget)
+    _reply(committing_factory, "1732528100.000300")
+    resolved = _redecide(committing_factory, ticket_id, ScriptedAgent(vpn_answer()), budget, settings)
+    assert resolved.action.action_type == ActionType.AUTO_RESOLVE
+    with transaction(committing_factory) as session:
+        apply_rollback(session, *lock_target(session, session.get(ActionHistory, resolved.action.id)),
+                       by="UADMIN", reason="wrong answer", now=clock.now())
+    with transaction(committing_factory) as session:
+        assert session.get(Ticket, ticket_id).status == TicketStatus.AWAITING_USER  # as before the answer
+
+    assert _reply(committing_factory, "1732528200.000300", "still broken") is None
+    with transaction(committing_factory) as session:
+        later = clock.now() + timedelta(days=3)
+        assert conversation.timed_out(session, now=later, timeout=settings.clarification_timeout) == []
+        assert conversation.stale_replies(session, now=later, grace=settings.sweep_grace) == []
+    assert _count(committing_factory, TicketMessage) == 1
