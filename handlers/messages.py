@@ -70,7 +70,11 @@ def _reply(ack: Ack, session: Session, deps: SlackDeps, body: dict, event: dict)
         ack()
         return True
     with deps.background.slot() as slot:
-        # Stored all the same when the executor is full: the sweep decides on it.
+        if slot is None:
+            # Stored all the same: the sweep decides on it; the person hears why it waits.
+            deferred.enqueue_reply_saved_while_busy(session, ticket_id=reply.ticket_id,
+                                                    channel=reply.message.slack_channel_id,
+                                                    thread_ts=event["thread_ts"])
         ack()
         if slot is not None:
             slot.submit(announce.redecide_and_announce, deps.runtime, deps.client, reply.ticket_id)

@@ -12,35 +12,18 @@ from datetime import timedelta
 import time_machine
 from sqlalchemy import func, select
 
-from bot.agent.answer import AgentAnswer, TicketInput
 from bot.delivery.slack_client import make_web_client
 from bot.domain import conversation
 from bot.workflows import announce, periodic
 from models import ActionHistory, ActionType, AuditEvent, Base, Ticket, TicketMessage, transaction
 from tests.support.harness import CHANNEL, ESCALATIONS, REQUESTER, STRANGER, shown, wait_until
-from tests.support.scripted_agent import vpn_answer
+from tests.support.scripted_agent import AnswersInTurn, vpn_answer
 
 DM = "D0REQUESTER"
 USER_TS = "1732528000.000200"
 FIRST = "it keeps dropping"
 # Low band: the bot asks for detail.
 UNSURE = vpn_answer(confidence=0.35, action="request_clarification")
-
-
-class Agents:
-    """Answers in turn (the last one again once they run out), remembering what it saw."""
-
-    name = "scripted"
-
-    def __init__(self, *answers: AgentAnswer) -> None:
-        self.answers = list(answers)
-        self.seen: list[TicketInput] = []
-
-    def analyse(self, ticket: TicketInput, *, record=None) -> AgentAnswer:
-        self.seen.append(ticket)
-        if record:
-            record(agent=self.name, ok=True, latency_ms=1.0, attempts=1, error="")
-        return self.answers[min(len(self.seen), len(self.answers)) - 1]
 
 
 # Helpers ------------------------------------------------------------------------------
@@ -103,7 +86,7 @@ def _asked_in_dm(bolt, slack, sessions) -> Ticket:
 
 def test_a_reply_in_the_dm_thread_joins_the_ticket_and_it_is_decided_again(
         bolt, slack, listener_runtime, committing_factory):
-    agent = listener_runtime.agent = Agents(UNSURE, vpn_answer())
+    agent = listener_runtime.agent = AnswersInTurn(UNSURE, vpn_answer())
     ticket = _asked_in_dm(bolt, slack, committing_factory)
 
     answer = bolt.event(_dm("It is the VPN, when I work from home", "1732528100.000300",
@@ -129,7 +112,7 @@ def test_a_reply_in_the_dm_thread_joins_the_ticket_and_it_is_decided_again(
 
 
 def test_a_reply_delivered_twice_is_added_and_decided_once(bolt, slack, listener_runtime, committing_factory):
-    agent = listener_runtime.agent = Agents(UNSURE, vpn_answer())
+    agent = listener_runtime.agent = AnswersInTurn(UNSURE, vpn_answer())
     _asked_in_dm(bolt, slack, committing_factory)
     reply = _dm("It is the VPN", "1732528100.000300", thread_ts=USER_TS)
 
@@ -143,7 +126,7 @@ def test_a_reply_delivered_twice_is_added_and_decided_once(bolt, slack, listener
 
 def test_a_mention_in_the_thread_of_the_question_is_a_reply_not_a_new_ticket(
         bolt, slack, listener_runtime, committing_factory):
-    listener_runtime.agent = Agents(UNSURE, vpn_answer())
+    listener_runtime.agent = AnswersInTurn(UNSURE, vpn_answer())
     bolt.event({"type": "app_mention", "channel": CHANNEL, "user": REQUESTER,
                 "text": f"<@UBOT> {FIRST}", "ts": USER_TS, "event_ts": USER_TS})
     _awaiting(committing_factory)
@@ -165,7 +148,7 @@ def test_a_mention_in_the_thread_of_the_question_is_a_reply_not_a_new_ticket(
 
 def test_messages_that_are_not_the_requesters_reply_write_nothing(
         bolt, slack, listener_runtime, committing_factory):
-    agent = listener_runtime.agent = Agents(UNSURE)
+    agent = listener_runtime.agent = AnswersInTurn(UNSURE)
     _asked_in_dm(bolt, slack, committing_factory)
     before = _counts(committing_factory)
 
@@ -194,7 +177,7 @@ def test_messages_that_are_not_the_requesters_reply_write_nothing(
 
 def test_after_the_rounds_allowed_the_ticket_goes_to_triage_with_the_conversation(
         bolt, slack, listener_runtime, committing_factory):
-    agent = listener_runtime.agent = Agents(UNSURE)
+    agent = listener_runtime.agent = AnswersInTurn(UNSURE)
     bolt.event({"type": "app_mention", "channel": CHANNEL, "user": REQUESTER,
                 "text": f"<@UBOT> {FIRST}", "ts": USER_TS, "event_ts": USER_TS})
     ticket = _awaiting(committing_factory)
@@ -223,7 +206,7 @@ def test_after_the_rounds_allowed_the_ticket_goes_to_triage_with_the_conversatio
 
 def test_no_reply_within_the_timeout_sends_the_ticket_to_people_and_tells_the_requester(
         bolt, slack, listener_runtime, committing_factory):
-    listener_runtime.agent = Agents(UNSURE)
+    listener_runtime.agent = AnswersInTurn(UNSURE)
     ticket = _asked_in_dm(bolt, slack, committing_factory)
     bolt.settled()
     client = make_web_client(listener_runtime.settings, timeout=2)
@@ -250,7 +233,7 @@ def test_no_reply_within_the_timeout_sends_the_ticket_to_people_and_tells_the_re
 
 
 def test_a_waiting_reply_stops_the_timeout(bolt, slack, listener_runtime, committing_factory):
-    listener_runtime.agent = Agents(UNSURE)
+    listener_runtime.agent = AnswersInTurn(UNSURE)
     ticket = _asked_in_dm(bolt, slack, committing_factory)
     bolt.settled()
     # A reply stored, its decision never run (the process died after the ack).
@@ -262,7 +245,7 @@ def test_a_waiting_reply_stops_the_timeout(bolt, slack, listener_runtime, commit
 
     with time_machine.travel(later, tick=False):
         assert periodic.expire_clarifications(listener_runtime, client) == 0
-        listener_runtime.agent = Agents(vpn_answer())
+        listener_runtime.agent = AnswersInTurn(vpn_answer())
         assert periodic.sweep_new_tickets(listener_runtime, client) == 1  # the reply is decided
         assert periodic.sweep_new_tickets(listener_runtime, client) == 0
 
@@ -271,7 +254,7 @@ def test_a_waiting_reply_stops_the_timeout(bolt, slack, listener_runtime, commit
 
 
 def test_a_reply_is_decided_once_by_two_workers(bolt, slack, listener_runtime, committing_factory):
-    listener_runtime.agent = Agents(UNSURE, UNSURE)
+    listener_runtime.agent = AnswersInTurn(UNSURE, UNSURE)
     ticket = _asked_in_dm(bolt, slack, committing_factory)
     bolt.settled()
     with transaction(committing_factory) as session:
