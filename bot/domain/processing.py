@@ -44,6 +44,11 @@ MAX_ATTEMPTS = 3
 # passes its own statuses to `claim_ticket`.
 NEW_ONLY = frozenset({TicketStatus.NEW})
 DIED = "the worker deciding on it stopped before it finished"
+# Triage causes (bot.domain.triage_causes) the clarification loop names in its params:
+# the policy working as set, not a failure.
+CAUSE_PARAM = "triage_cause"
+ROUNDS_CAUSE = "clarification_rounds"
+NO_REPLY_CAUSE = "clarification_timeout"
 
 
 @dataclass(frozen=True)
@@ -242,6 +247,7 @@ def decide(
         reason = (f"no confident answer after {claim.rounds} rounds of questions" if claim.rounds
                   else "the bot is not sure and does not ask for detail (CLARIFICATION_ROUNDS=0)")
         triaged = policy.triage(reason, settings=settings, answer=answer, suggestion=planned)
+        triaged.params[CAUSE_PARAM] = ROUNDS_CAUSE
         return Decision(triaged, answer, triage_reason=reason, suggestion=planned)
     if not planned.autonomous:
         return Decision(planned, answer, triage_reason=planned.params["reason"])
@@ -367,8 +373,10 @@ def _triaged(reason: str, settings: Settings) -> Decision:
 def timed_out(claim: Claim, settings: Settings) -> Decision:
     """The decision on a ticket whose requester did not answer the bot's questions within
     CLARIFICATION_TIMEOUT: human triage, without asking the agent again."""
-    return _triaged(f"no reply to the bot's questions within {_duration(settings.clarification_timeout)}",
-                    settings)
+    decision = _triaged(f"no reply to the bot's questions within {_duration(settings.clarification_timeout)}",
+                        settings)
+    decision.plan.params[CAUSE_PARAM] = NO_REPLY_CAUSE
+    return decision
 
 
 def _duration(value: timedelta) -> str:

@@ -221,6 +221,7 @@ def test_no_reply_within_the_timeout_sends_the_ticket_to_people_and_tells_the_re
     assert _ticket(committing_factory).status == "escalated"
     triaged = _actions(committing_factory, ticket.ticket_id)[-1]
     assert triaged.action_params["triage"] is True and triaged.autonomous is False
+    assert triaged.action_params["triage_cause"] == "clarification_timeout"
     told = _posts_in(slack, DM)[-1]
     assert told.args["thread_ts"] == USER_TS
     assert "no reply to the bot's questions within 24 hours" in shown(told.args)

@@ -16,6 +16,7 @@ from bot.core.settings import load_settings
 from bot.domain import conversation
 from bot.domain.ratelimit import AutonomyBudget, make_storage
 from bot.domain.rollback import apply_rollback, lock_target
+from bot.domain.triage_causes import TriageCause, cause_of
 from bot.platform import migrations
 from bot.workflows.decision import decide_ticket
 from models import ActionHistory, ActionType, AuditEvent, Ticket, TicketMessage, TicketStatus, transaction
@@ -122,6 +123,8 @@ def test_rounds_count_decisions_and_the_last_allowed_round_goes_to_people(commit
 
     assert second.action.action_type == ActionType.ESCALATE and second.action.autonomous is False
     assert second.triage_reason == "no confident answer after 2 rounds of questions"
+    # The policy working as set: recorded, not reported as a failure.
+    assert cause_of(second) == TriageCause.CLARIFICATION_ROUNDS and cause_of(second).deliberate
     assert second.ticket.status == TicketStatus.ESCALATED
     assert _reply(committing_factory, "1732528300.000300", "hello?") is None  # no longer awaited
 
