@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from bot.core import clock
 from bot.core.settings import load_settings
-from bot.domain import conversation
+from bot.domain import conversation, retention
 from bot.domain.ratelimit import AutonomyBudget, make_storage
 from bot.domain.rollback import apply_rollback, lock_target
 from bot.domain.triage_causes import TriageCause, cause_of
@@ -182,3 +182,18 @@ def test_after_an_admin_rolls_back_the_redecision_the_bot_leaves_the_ticket_to_p
         assert conversation.timed_out(session, now=later, timeout=settings.clarification_timeout) == []
         assert conversation.stale_replies(session, now=later, grace=settings.sweep_grace) == []
     assert _count(committing_factory, TicketMessage) == 1
+
+
+def test_replies_older_than_the_retention_are_redacted(committing_factory, settings, budget):
+    _asked(committing_factory, settings, budget)
+    _reply(committing_factory, "1732528100.000300", "my laptop's serial is 12345")
+    now = clock.now() + timedelta(days=31)
+
+    with transaction(committing_factory) as session:
+        counts = retention.redact(session, cutoff=now - timedelta(days=30), now=now)
+
+    assert counts["ticket_messages"] == 1
+    with transaction(committing_factory) as session:
+        [reply] = session.scalars(select(TicketMessage)).all()
+        assert reply.text == retention.REDACTED
+        assert retention.redact(session, cutoff=now - timedelta(days=30), now=now)["ticket_messages"] == 0
