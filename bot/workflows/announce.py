@@ -45,9 +45,16 @@ def redecide_and_announce(runtime: Runtime, client: WebClient, ticket_id: int) -
 
     Claimed only while the ticket awaits its requester and a reply waits for a decision:
     a second delivery of the same reply, or a second worker, finds nothing to decide.
+    A reply that came while this decision ran (its own attempt found the ticket claimed)
+    is decided right after, not left for the sweep.
     """
-    return _decide_and_announce(runtime, client, ticket_id, statuses=conversation.AWAITING,
-                                when=conversation.redecidable())
+    outcome = _decide_and_announce(runtime, client, ticket_id, statuses=conversation.AWAITING,
+                                   when=conversation.redecidable())
+    if outcome.already_processed:
+        return outcome
+    again = _decide_and_announce(runtime, client, ticket_id, statuses=conversation.AWAITING,
+                                 when=conversation.redecidable())
+    return outcome if again.already_processed else again
 
 
 def time_out_and_announce(runtime: Runtime, client: WebClient, ticket_id: int) -> Outcome:

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from bot.core import clock
 from bot.core.settings import load_settings
+from bot.delivery.slack_client import make_web_client
 from bot.domain import conversation, retention
 from bot.domain.ratelimit import AutonomyBudget, make_storage
 from bot.domain.rollback import apply_rollback, lock_target
@@ -24,7 +25,7 @@ from models.session import make_engine
 from tests.support.databases import PG_DATABASE, recreate_database
 from tests.support.factories import make_ticket
 from tests.support.interleave import all_read_first
-from tests.support.scripted_agent import ScriptedAgent, vpn_answer
+from tests.support.scripted_agent import AnswersInTurn, ScriptedAgent, vpn_answer
 
 CHANNEL, THREAD = "CHELP", "1732528000.000200"
 UNSURE = vpn_answer(confidence=0.35, action="request_clarification")
@@ -197,3 +198,37 @@ def test_replies_older_than_the_retention_are_redacted(committing_factory, setti
         [reply] = session.scalars(select(TicketMessage)).all()
         assert reply.text == retention.REDACTED
         assert retention.redact(session, cutoff=now - timedelta(days=30), now=now)["ticket_messages"] == 0
+
+
+def test_a_reply_written_while_the_last_one_is_decided_is_decided_right_after(
+        committing_factory, settings, budget, redis_url, namespace, pg_url):
+    from bot.workflows import announce
+    from bot.workflows.runtime import Runtime
+    from tests.support.fake_slack import FakeSlack
+
+    ticket_id = _asked(committing_factory, settings, budget)
+    _reply(committing_factory, "1732528100.000300", "since this morning")
+
+    class Interrupted(AnswersInTurn):
+        def analyse(self, ticket, *, record=None):
+            if len(self.seen) == 0:  # the requester writes again while the agent thinks
+                assert _reply(committing_factory, "1732528101.000300", "on the laptop").created
+            return super().analyse(ticket, record=record)
+
+    agent = Interrupted(UNSURE)
+    with FakeSlack() as fake:
+        runtime = Runtime.from_settings(load_settings(database_url=pg_url, redis_url=redis_url,
+                                                      slack_api_url=fake.base_url,
+                                                      slack_bot_token=fake.token), namespace=namespace)
+        runtime.agent = agent
+        try:
+            outcome = announce.redecide_and_announce(runtime, make_web_client(runtime.settings, timeout=2),
+                                                     ticket_id)
+        finally:
+            runtime.engine.dispose()
+
+    assert [t.description for t in agent.seen] == [
+        "it keeps dropping\n\nsince this morning",
+        "it keeps dropping\n\nsince this morning\n\non the laptop"]
+    assert outcome.triage_reason == "no confident answer after 2 rounds of questions"
+    assert _count(committing_factory, TicketMessage, TicketMessage.decided_action_id.is_(None)) == 0
