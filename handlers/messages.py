@@ -1,4 +1,5 @@
-"""Tickets from a DM to the bot or an @-mention in a channel.
+"""Tickets from a DM to the bot or an @-mention in a channel, and the requester's replies
+in the thread of the bot's question (bot.domain.conversation).
 
 The ticket is stored in the request's transaction with Slack's event_id, so a retried
 delivery (X-Slack-Retry-Num) opens no second one; the acknowledgement (an empty 200 is
@@ -14,22 +15,31 @@ import re
 from slack_bolt import Ack, App
 from sqlalchemy.orm import Session
 
-from bot.domain import intake
+from bot.domain import conversation, intake
 from bot.workflows import announce, deferred
 from handlers.deps import SlackDeps
 from models import TicketSource
 
 _LEADING_MENTION = re.compile(r"^\s*<@[A-Z0-9]+>\s*")
+# A reply may also be sent to the channel, or carry a file with its text.
+_REPLY_SUBTYPES = frozenset({"thread_broadcast", "file_share"})
 
 
-def direct_message(ack: Ack, body: dict, event: dict, session: Session, deps: SlackDeps) -> None:
-    # Only a person's new message in a DM with the bot is a request. (Bolt's event
-    # matcher ignores channel_type, so every message event arrives here.) Edits, bot
-    # posts, thread replies and channel chatter are not.
-    if event.get("channel_type") != "im":
+def message(ack: Ack, body: dict, event: dict, session: Session, deps: SlackDeps) -> None:
+    # Bolt's event matcher ignores channel_type: every message event arrives here (DMs,
+    # and with message.channels/.groups every message in the bot's channels). What is
+    # not a person's new DM, or their reply in the thread of a ticket awaiting them, is
+    # dropped: anything else in a thread is looked up (a read), nothing is written.
+    thread_ts = event.get("thread_ts")
+    subtype = event.get("subtype")
+    if event.get("bot_id") or (subtype and not (thread_ts and subtype in _REPLY_SUBTYPES)):
         ack()
         return
-    if event.get("subtype") or event.get("bot_id") or event.get("thread_ts"):
+    if thread_ts:
+        if not _reply(ack, session, deps, body, event):
+            ack()
+        return
+    if event.get("channel_type") != "im":
         ack()
         return
     # Text of the wrong type is intake's to refuse, like empty text.
@@ -40,10 +50,41 @@ def mention(ack: Ack, body: dict, event: dict, session: Session, deps: SlackDeps
     if event.get("bot_id"):
         ack()
         return
+    # In the thread of a ticket awaiting this person, a mention is their reply (the
+    # message event of the same message adds it once: whichever comes first).
+    if event.get("thread_ts") and _reply(ack, session, deps, body, event):
+        return
+    _open(ack, session, deps, body, event, source=TicketSource.MENTION, text=_without_mention(event))
+
+
+def _reply(ack: Ack, session: Session, deps: SlackDeps, body: dict, event: dict) -> bool:
+    """Add the message to the ticket awaiting its author in this thread and decide again;
+    False (nothing written, not acknowledged) when it is not such a reply."""
+    reply = conversation.add_reply(
+        session, channel=event.get("channel"), thread_ts=event.get("thread_ts"), ts=event.get("ts"),
+        user_id=event.get("user"), text=_without_mention(event), event_id=body.get("event_id"),
+    )
+    if reply is None:
+        return False
+    if not reply.created:
+        ack()
+        return True
+    with deps.background.slot() as slot:
+        if slot is None:
+            # Stored all the same: the sweep decides on it; the person hears why it waits.
+            deferred.enqueue_reply_saved_while_busy(session, ticket_id=reply.ticket_id,
+                                                    channel=reply.message.slack_channel_id,
+                                                    thread_ts=event["thread_ts"])
+        ack()
+        if slot is not None:
+            slot.submit(announce.redecide_and_announce, deps.runtime, deps.client, reply.ticket_id)
+    return True
+
+
+def _without_mention(event: dict) -> str:
+    # The mention is cut before the text is stored; text of the wrong type is empty.
     raw = event.get("text")
-    # The mention is cut before intake sees the text; text of the wrong type is empty.
-    text = _LEADING_MENTION.sub("", raw if isinstance(raw, str) else "", count=1)
-    _open(ack, session, deps, body, event, source=TicketSource.MENTION, text=text)
+    return _LEADING_MENTION.sub("", raw if isinstance(raw, str) else "", count=1)
 
 
 def _open(ack: Ack, session: Session, deps: SlackDeps, body: dict, event: dict, *,
@@ -67,5 +108,5 @@ def _open(ack: Ack, session: Session, deps: SlackDeps, body: dict, event: dict, 
 
 
 def register(app: App) -> None:
-    app.event("message")(direct_message)
+    app.event("message")(message)
     app.event("app_mention")(mention)

@@ -57,6 +57,11 @@ def expire_rollback_requests() -> int:
     return periodic.expire_rollback_requests(*_runtime())
 
 
+@shared_task(name="resolvemeq.expire_clarifications")
+def expire_clarifications() -> int:
+    return periodic.expire_clarifications(*_runtime())
+
+
 @shared_task(name="resolvemeq.anchor_audit_chain")
 def anchor_audit_chain() -> int:
     return periodic.anchor_audit_chain(*_runtime())

@@ -32,6 +32,7 @@ from models.session import (
 )
 from models.slack_outbox import OutboxPurpose, OutboxStatus, SlackOutbox
 from models.ticket import Awaiting, EscalationPriority, Ticket, TicketSource, TicketStatus
+from models.ticket_message import TicketMessage
 from models.ticket_resolution import TicketResolution
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "RollbackRequest",
     "SlackOutbox",
     "Ticket",
+    "TicketMessage",
     "TicketResolution",
     "TicketSource",
     "TicketStatus",

@@ -72,6 +72,9 @@ class Ticket(Base):
         Index("ix_tickets_ticket_id", "ticket_id", postgresql_include=["assigned_team"]),
         # One ticket per Slack message, however many people react to it at once.
         UniqueConstraint("origin_channel_id", "origin_message_ts"),
+        # A reply in a thread finds the ticket the bot asked about there (every threaded
+        # message in the bot's channels is looked up, so it must be cheap).
+        Index("ix_tickets_slack_channel_id_slack_thread_ts", "slack_channel_id", "slack_thread_ts"),
     )
 
     ticket_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)

@@ -231,6 +231,13 @@ class Settings(BaseSettings):
     max_autonomous_actions_per_hour: PositiveInt = 100
     max_autonomous_actions_per_day: PositiveInt = 500
 
+    # The clarification loop: when the bot asks for detail, the requester's replies in
+    # its thread are decided on again; after this many rounds of replies without a
+    # confident answer, or no reply within the timeout, a person takes the ticket.
+    # 0 rounds: the bot never asks, an unsure ticket goes to people at once.
+    clarification_rounds: Annotated[int, Field(ge=0, le=10)] = 2
+    clarification_timeout: Annotated[timedelta, NoDecode] = timedelta(hours=24)
+
     # Feedback and rollback
     followup_delay: Annotated[timedelta, NoDecode] = timedelta(hours=24)
     rollback_rate_limit: str = "10/hour"
@@ -328,7 +335,7 @@ class Settings(BaseSettings):
         "followup_delay", "agent_breaker_reset", "alert_failure_window",
         "alert_confidence_window", "alert_agent_errors_window", "alert_rollbacks_window",
         "alert_cap_window", "alert_limiter_window", "alert_cooldown", "job_interval", "claim_ttl",
-        "sweep_grace", "rollback_approval_ttl", "backup_interval",
+        "sweep_grace", "rollback_approval_ttl", "backup_interval", "clarification_timeout",
         mode="before",
     )
     @classmethod

@@ -18,21 +18,21 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.agent.answer import Agent, AgentAnswer, AgentUnavailable, MalformedAnswer, TicketInput, clean_text
 from bot.core import clock
 from bot.core.errors import NotFound
 from bot.core.settings import Settings
-from bot.domain import actions, audit, policy
+from bot.domain import actions, audit, conversation, policy
 from bot.domain.actions import PlannedAction
 from bot.domain.ratelimit import AutonomyBudget, CapCheck
-from models import ActionHistory, AgentCall, Ticket, TicketStatus, rowcount
+from models import ActionHistory, ActionType, AgentCall, Ticket, TicketMessage, TicketStatus, rowcount
 from models.ticket import DECISION_ERROR_LENGTH
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,11 @@ MAX_ATTEMPTS = 3
 # passes its own statuses to `claim_ticket`.
 NEW_ONLY = frozenset({TicketStatus.NEW})
 DIED = "the worker deciding on it stopped before it finished"
+# Triage causes (bot.domain.triage_causes) the clarification loop names in its params:
+# the policy working as set, not a failure.
+CAUSE_PARAM = "triage_cause"
+ROUNDS_CAUSE = "clarification_rounds"
+NO_REPLY_CAUSE = "clarification_timeout"
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,10 @@ class Claim:
     # Why the attempt before this one failed ("" when none did).
     last_error: str
     ticket: TicketInput
+    # The requester's replies this decision takes into account (bot.domain.conversation),
+    # and the rounds of replies so far, this one included.
+    replies: tuple[int, ...] = ()
+    rounds: int = 0
 
     @property
     def failed_before(self) -> int:
@@ -120,12 +129,13 @@ def claim_ticket(
     now: datetime,
     ttl: timedelta,
     statuses: Collection[str] = NEW_ONLY,
+    when: ColumnElement[bool] | None = None,
 ) -> Claim | None:
     """Claim a ticket for deciding on it, if it is claimable (flushed; commit it at once).
 
-    Claimable: its status is one of `statuses`, and no live claim is held on it. A `new`
-    ticket is also never decided on before (an admin's rollback back to `new` leaves it
-    for a person). An expired claim is taken over: its worker died.
+    Claimable: its status is one of `statuses`, `when` holds, and no live claim is held
+    on it. A `new` ticket is also never decided on before (an admin's rollback back to
+    `new` leaves it for a person). An expired claim is taken over: its worker died.
 
     Args:
         session: the caller's session; its transaction should end right after.
@@ -133,6 +143,7 @@ def claim_ticket(
         now: the clock reading.
         ttl: how long the claim holds; longer than the agent's slowest answer.
         statuses: the statuses a ticket may be decided from.
+        when: a further condition on the ticket (a reply waits for a decision, say).
 
     Returns:
         The claim, or None when the ticket is not claimable.
@@ -152,6 +163,7 @@ def claim_ticket(
             Ticket.status.in_([str(s) for s in statuses]),
             or_(Ticket.status != TicketStatus.NEW, never_decided),
             or_(Ticket.claimed_until.is_(None), Ticket.claimed_until <= now),
+            *([when] if when is not None else []),
         )
         .values(
             claim_token=token,
@@ -169,9 +181,11 @@ def claim_ticket(
         raise NotFound(f"Ticket #{ticket_id} does not exist.")
     if not claimed:
         return None
+    replies = conversation.replies(session, ticket_id)
     return Claim(ticket_id=ticket_id, token=token, until=until,
                  attempt=ticket.decision_attempts, last_error=ticket.decision_error,
-                 ticket=_input(ticket))
+                 ticket=_input(ticket, replies), replies=conversation.waiting(replies),
+                 rounds=conversation.rounds(replies))
 
 
 def unclaimed(session: Session, ticket_id: int) -> Outcome:
@@ -225,6 +239,15 @@ def decide(
 
     planned = policy.plan(answer, settings)
     actions.check(planned)
+    asks = planned.action_type == ActionType.REQUEST_CLARIFICATION
+    if asks and claim.rounds >= settings.clarification_rounds:
+        # The requester has answered the bot's questions as often as it may ask them:
+        # people take it from here, with the conversation and the bot's idea.
+        reason = (f"no confident answer after {claim.rounds} rounds of questions" if claim.rounds
+                  else "the bot is not sure and does not ask for detail (CLARIFICATION_ROUNDS=0)")
+        triaged = policy.triage(reason, settings=settings, answer=answer, suggestion=planned)
+        triaged.params[CAUSE_PARAM] = ROUNDS_CAUSE
+        return Decision(triaged, answer, triage_reason=reason, suggestion=planned)
     if not planned.autonomous:
         return Decision(planned, answer, triage_reason=planned.params["reason"])
     cap = budget.try_acquire()
@@ -288,6 +311,7 @@ def act(
     # starts afresh.
     ticket.decision_attempts = 0
     row = actions.execute(session, ticket, decision.plan, now=now, followup_delay=settings.followup_delay)
+    conversation.mark_decided(session, claim.replies, row.id)
     return Outcome(ticket, row, answer, decision.plan, triage_reason=decision.triage_reason)
 
 
@@ -341,10 +365,29 @@ def _triaged(reason: str, settings: Settings) -> Decision:
     return Decision(policy.triage(reason, settings=settings), triage_reason=reason)
 
 
-def _input(ticket: Ticket) -> TicketInput:
+def timed_out(claim: Claim, settings: Settings) -> Decision:
+    """The decision on a ticket whose requester did not answer the bot's questions within
+    CLARIFICATION_TIMEOUT: human triage, without asking the agent again."""
+    decision = _triaged(f"no reply to the bot's questions within {_duration(settings.clarification_timeout)}",
+                        settings)
+    decision.plan.params[CAUSE_PARAM] = NO_REPLY_CAUSE
+    return decision
+
+
+def _duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        # 24 hours reads as set (CLARIFICATION_TIMEOUT=24h); two days and more in days.
+        if seconds % size == 0 and seconds >= (2 * size if unit == "day" else size):
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+def _input(ticket: Ticket, replies: Sequence[TicketMessage] = ()) -> TicketInput:
     return TicketInput(
         ticket_id=ticket.ticket_id,
-        description=ticket.description,
+        description=conversation.conversation_text(ticket.description, replies),
         issue_type=ticket.issue_type,
         category=ticket.category,
         tags=tuple(ticket.tags or ()),

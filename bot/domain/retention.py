@@ -1,7 +1,8 @@
 """Erasure is redaction: free text older than RETENTION_DAYS is blanked, rows stay.
 
 What people wrote and what the bot wrote back about it goes: a ticket's request
-(description, issue_type) and the agent's analysis of it, feedback comments and
+(description, issue_type, and the replies it was given when the bot asked for
+detail) and the agent's analysis of it, feedback comments and
 people's notes, the text of Slack messages already sent, and in the audit trail the
 reasoning, reasons and notes of action_history rows and the text keys of audit_events
 details. Everything else stays for reports: who did what, when, with what confidence.
@@ -30,6 +31,7 @@ from models import (
     PersonResolution,
     SlackOutbox,
     Ticket,
+    TicketMessage,
     TicketResolution,
 )
 
@@ -70,6 +72,10 @@ def redact(session: Session, *, cutoff: datetime, now: datetime, limit: int = BA
                                     | (PersonResolution.reopened_reason != ""), limit,
                                     note="", user_feedback_text="", reopened_reason=""),
         # Only what is settled: a message still owed is sent as written.
+        # The requester's replies to the bot's questions (the clarification loop).
+        "ticket_messages": _blank(session, TicketMessage, TicketMessage.id,
+                                  TicketMessage.created_at < cutoff, TicketMessage.text != REDACTED,
+                                  limit, text=REDACTED),
         "slack_outbox": _blank(session, SlackOutbox, SlackOutbox.id, SlackOutbox.created_at < cutoff,
                                SlackOutbox.status.in_([OutboxStatus.SENT, OutboxStatus.FAILED,
                                                        OutboxStatus.CANCELLED])

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import enum
 
+from bot.domain import processing
 from bot.domain.processing import Outcome
 
 # Where a decision that knows its cause says so in the action's params; the autonomy
 # switch (pause, shadow) sets it, as it is the only way to tell a deliberate triage
-# from one the caps forced.
-CAUSE_PARAM = "triage_cause"
+# from one the caps forced, and so does the clarification loop.
+CAUSE_PARAM = processing.CAUSE_PARAM
 
 
 class TriageCause(enum.StrEnum):
@@ -29,11 +30,16 @@ class TriageCause(enum.StrEnum):
     OTHER = "other"
     AUTONOMY_PAUSED = "autonomy_paused"
     SHADOW_MODE = "shadow_mode"
+    # The requester's replies left the bot unsure after CLARIFICATION_ROUNDS, or they did
+    # not reply within CLARIFICATION_TIMEOUT.
+    CLARIFICATION_ROUNDS = processing.ROUNDS_CAUSE
+    CLARIFICATION_TIMEOUT = processing.NO_REPLY_CAUSE
 
     @property
     def deliberate(self) -> bool:
-        """People chose this: not a failure to report."""
-        return self in (TriageCause.AUTONOMY_PAUSED, TriageCause.SHADOW_MODE)
+        """People chose this (or the settings did): not a failure to report."""
+        return self in (TriageCause.AUTONOMY_PAUSED, TriageCause.SHADOW_MODE,
+                        TriageCause.CLARIFICATION_ROUNDS, TriageCause.CLARIFICATION_TIMEOUT)
 
 
 _VALUES = frozenset(cause.value for cause in TriageCause)

@@ -32,7 +32,12 @@ BOT_SCOPES = (
     # usergroups.list and usergroups.users.list: ADMIN_GROUPS and APPROVER_GROUPS.
     "usergroups:read",
 )
-BOT_EVENTS = ("app_home_opened", "app_mention", "message.im", "reaction_added")
+# message.channels and message.groups: the requester's replies in the thread of the
+# bot's question (channels:history, groups:history); other messages are dropped unread.
+BOT_EVENTS = (
+    "app_home_opened", "app_mention", "message.channels", "message.groups", "message.im",
+    "reaction_added",
+)
 # Message shortcuts: (name, callback_id, description).
 SHORTCUTS = (
     ("Create a ticket", CallbackId.CREATE_TICKET.value, "Open a helpdesk ticket for this message's author"),

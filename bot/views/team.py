@@ -9,6 +9,7 @@ notice keeps what it said when it was posted and shows what is happening now.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -44,6 +45,7 @@ from models import ActionType, short_id
 Blocks = list[dict[str, Any]]
 
 _REQUEST_LABEL = "*The request:*\n"
+_REPLIES_LABEL = "*The requester added, when asked:*\n"
 _MODAL_QUOTE_LIMIT = 1500
 
 
@@ -71,9 +73,10 @@ class NoticeState:
 def team_notice(
     ticket: Any, *, kind: NoticeKind, team: str | None, action: Any = None, reason: str = "",
     state: NoticeState = NoticeState(), person_resolution_id: int | None = None,
+    replies: Sequence[str] = (),
 ) -> tuple[str, Blocks]:
-    """A ticket that needs the team: what was asked, what the bot made of it, and the
-    Take it / Resolve buttons.
+    """A ticket that needs the team: what was asked (and what the requester added when
+    the bot asked for detail), what the bot made of it, and the Take it / Resolve buttons.
 
     Args:
         ticket: the Ticket (ticket_id, user_id, description, escalation_priority).
@@ -87,6 +90,7 @@ def team_notice(
         person_resolution_id: REOPENED: the person's resolution the "No" was about
             (None: the bot's); named in the headline's block id (`reopened_block_id`),
             so what the requester says about it later reaches this notice.
+        replies: the requester's replies to the bot's questions, oldest first.
 
     Returns:
         (fallback text, blocks).
@@ -103,8 +107,15 @@ def team_notice(
         section(headline, block_id=headline_id),
         fields_section(facts),
         section(_REQUEST_LABEL + quote(ticket.description or "", SECTION_TEXT_LIMIT - len(_REQUEST_LABEL))),
-        section(_suggestion(kind, action)),
     ]
+    added = [text for text in replies if text and text.strip()]
+    if added:
+        # Each reply its own quote, so the team reads the conversation as it went.
+        room = SECTION_TEXT_LIMIT - len(_REPLIES_LABEL)
+        share = max(room // len(added) - 2, 40)
+        blocks.append(section(_REPLIES_LABEL + truncate("\n\n".join(quote(text, share) for text in added),
+                                                        room)))
+    blocks += [section(_suggestion(kind, action))]
     if kind == NoticeKind.REOPENED and reason.strip():
         blocks.append(_requester_said(reason))
     blocks += _work_blocks(tid, state)

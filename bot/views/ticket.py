@@ -90,6 +90,12 @@ def saved_while_busy(ticket_id: int) -> str:
             "minutes before I answer here.")
 
 
+def reply_saved_while_busy(ticket_id: int) -> str:
+    """What a reply to the bot's question is told when the bot could not start on it at once."""
+    return (f"Got it — I added that to ticket #{ticket_id}. I'm busy right now, so it may take a "
+            "few minutes before I answer here.")
+
+
 def resolution_message(ticket: Any, action: Any, *, ticket_text: str) -> tuple[str, Blocks]:
     """The bot's answer to an auto-resolved ticket, with Why?, Yes/No and stars.
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from slack_sdk import WebClient
 
 from bot import views
-from bot.core import observability
+from bot.core import clock, observability
 from bot.delivery import outbox
 from bot.delivery.slack_client import respond, safe_call
-from bot.domain import processing, teamwork, tickets, triage_causes
+from bot.domain import conversation, processing, teamwork, tickets, triage_causes
 from bot.domain.feedback import FeedbackResult
 from bot.domain.processing import Outcome
 from bot.domain.rollback import RollbackResult
@@ -38,11 +39,47 @@ def decide_and_announce(runtime: Runtime, client: WebClient, ticket_id: int, *,
     commit, the retry job delivers them. No transaction is open while the agent answers
     (bot.workflows.decision).
     """
+    return _decide_and_announce(runtime, client, ticket_id, statuses=statuses)
+
+
+def redecide_and_announce(runtime: Runtime, client: WebClient, ticket_id: int) -> Outcome:
+    """Decide again on a ticket its requester replied to (bot.domain.conversation), on the
+    whole conversation, then tell them and the team as for a new ticket.
+
+    Claimed only while the ticket awaits its requester and a reply waits for a decision:
+    a second delivery of the same reply, or a second worker, finds nothing to decide.
+    A reply that came while this decision ran (its own attempt found the ticket claimed)
+    is decided right after, not left for the sweep.
+    """
+    outcome = _decide_and_announce(runtime, client, ticket_id, statuses=conversation.AWAITING,
+                                   when=conversation.redecidable())
+    if outcome.already_processed:
+        return outcome
+    again = _decide_and_announce(runtime, client, ticket_id, statuses=conversation.AWAITING,
+                                 when=conversation.redecidable())
+    return outcome if again.already_processed else again
+
+
+def time_out_and_announce(runtime: Runtime, client: WebClient, ticket_id: int) -> Outcome:
+    """Send a ticket whose requester did not answer within CLARIFICATION_TIMEOUT to human
+    triage (the team's channel gets the conversation), and tell the requester.
+
+    Claimed only while it still awaits them with no reply: one arriving meanwhile is
+    decided on instead.
+    """
+    settings = runtime.settings
+    return _decide_and_announce(
+        runtime, client, ticket_id, statuses=conversation.AWAITING,
+        when=conversation.unanswered(clock.now(), settings.clarification_timeout),
+        decide=lambda claim: processing.timed_out(claim, settings))
+
+
+def _decide_and_announce(runtime: Runtime, client: WebClient, ticket_id: int, **claim: Any) -> Outcome:
     settings = runtime.settings
     decided = decide_ticket(
         runtime.sessions, ticket_id, agent=runtime.agent, budget=runtime.budget, settings=settings,
         owe=lambda session, outcome: outbox.claims_of(_enqueue_outcome(session, outcome, settings)),
-        statuses=statuses,
+        **claim,
     )
     outcome = decided.outcome
     if not outcome.already_processed and outcome.action is not None:

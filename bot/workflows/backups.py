@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DatabaseError
 
 from bot.core import clock
 from bot.core.schema import head_revisions
@@ -212,6 +213,12 @@ def verify(path: Path, *, database_url: str, key: bytes | None) -> Verification:
             _check_restored(engine, found, key)
     except BackupError as error:
         found.problems.append(str(error))
+    except (ValueError, DatabaseError) as error:
+        # Damage the file-level checks let through (bytes changed inside a row, such as
+        # a JSON column's): reading the rows fails, and that is the finding.
+        first = (str(error).strip().splitlines() or [""])[0][:200]
+        found.problems.append(f"the restored database's rows cannot be read "
+                              f"({type(error).__name__}: {first})")
     return found
 
 

@@ -14,13 +14,14 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.agent import Agent
 from bot.core import clock
 from bot.core.settings import Settings
 from bot.domain import processing
-from bot.domain.processing import Outcome
+from bot.domain.processing import Claim, Decision, Outcome
 from bot.domain.ratelimit import AutonomyBudget
 from models import transaction
 
@@ -44,6 +45,8 @@ def decide_ticket(
     settings: Settings,
     owe: Callable[[Session, Outcome], list[Any]] | None = None,
     statuses: Collection[str] = processing.NEW_ONLY,
+    when: ColumnElement[bool] | None = None,
+    decide: Callable[[Claim], Decision] | None = None,
 ) -> Decided:
     """Claim, decide and act on one ticket.
 
@@ -56,6 +59,9 @@ def decide_ticket(
         owe: called in the act's transaction with its outcome, to write what the act
             owes (the outbox rows announcing it); its result is returned as `owed`.
         statuses: the statuses the ticket may be decided from.
+        when: a further condition for the claim (a reply waits for a decision, say).
+        decide: what decides in place of the agent and the policy (a clarification that
+            timed out goes to people without asking the agent again).
 
     Returns:
         The outcome (`already_processed` when another worker decided or is deciding).
@@ -68,12 +74,15 @@ def decide_ticket(
     """
     with transaction(sessions) as session:
         claim = processing.claim_ticket(session, ticket_id, now=clock.now(), ttl=settings.claim_ttl,
-                                        statuses=statuses)
+                                        statuses=statuses, when=when)
         if claim is None:
             return Decided(processing.unclaimed(session, ticket_id))
     calls = processing.CallLog()
     try:
-        decision = processing.decide(claim, agent=agent, budget=budget, settings=settings, calls=calls)
+        if decide is not None:
+            decision = decide(claim)
+        else:
+            decision = processing.decide(claim, agent=agent, budget=budget, settings=settings, calls=calls)
         with transaction(sessions) as session:
             outcome = processing.act(session, claim, decision, calls=calls, settings=settings,
                                      now=clock.now())

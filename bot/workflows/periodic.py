@@ -13,7 +13,8 @@ from slack_sdk import WebClient
 from bot.core import clock
 from bot.core.settings import Settings
 from bot.delivery import outbox
-from bot.domain import retention, sweep
+from bot.domain import conversation, retention, sweep
+from bot.domain.processing import Outcome
 from bot.workflows import alerts, announce, approvals, audit_anchor, backup_schedule
 from bot.workflows.runtime import Runtime
 from models import read_transaction, transaction
@@ -25,21 +26,39 @@ MAX_BATCHES = 20
 
 
 def sweep_new_tickets(runtime: Runtime, client: WebClient) -> int:
-    """Decide on tickets left `new` by a process that died or a decision that failed;
-    returns how many were decided.
+    """Decide on tickets left `new` by a process that died or a decision that failed, and
+    on requesters' replies left undecided the same way; returns how many were decided.
 
     One ticket failing never stops the ones behind it: its failure is recorded (after
     three, it goes to people) and the sweep goes on.
     """
+    now, grace = clock.now(), runtime.settings.sweep_grace
     with read_transaction(runtime.sessions) as session:
-        ids = sweep.stale_new_tickets(session, now=clock.now(), grace=runtime.settings.sweep_grace)
+        ids = sweep.stale_new_tickets(session, now=now, grace=grace)
+        replied = conversation.stale_replies(session, now=now, grace=grace)
+    return (_each(runtime, client, ids, announce.decide_and_announce, "sweep")
+            + _each(runtime, client, replied, announce.redecide_and_announce, "sweep (a reply)"))
+
+
+def expire_clarifications(runtime: Runtime, client: WebClient) -> int:
+    """Send to human triage the tickets whose requester did not answer the bot's
+    questions within CLARIFICATION_TIMEOUT, and tell them; returns how many were sent."""
+    with read_transaction(runtime.sessions) as session:
+        ids = conversation.timed_out(session, now=clock.now(),
+                                     timeout=runtime.settings.clarification_timeout)
+    return _each(runtime, client, ids, announce.time_out_and_announce, "clarification timeout")
+
+
+def _each(runtime: Runtime, client: WebClient, ids: list[int],
+          decide: Callable[[Runtime, WebClient, int], Outcome], what: str) -> int:
+    # One ticket failing never stops the ones behind it.
     decided = 0
     for ticket_id in ids:
         try:
-            if not announce.decide_and_announce(runtime, client, ticket_id).already_processed:
+            if not decide(runtime, client, ticket_id).already_processed:
                 decided += 1
         except Exception:
-            log.exception("sweep: deciding on ticket %s failed; going on with the next", ticket_id)
+            log.exception("%s: deciding on ticket %s failed; going on with the next", what, ticket_id)
     return decided
 
 
@@ -108,6 +127,7 @@ JOBS: dict[str, Callable[[Runtime, WebClient], int]] = {
     "deliver_outbox": deliver_outbox,
     "evaluate_alerts": evaluate_alerts,
     "expire_rollback_requests": expire_rollback_requests,
+    "expire_clarifications": expire_clarifications,
     "anchor_audit_chain": anchor_audit_chain,
     "redact_old_text": redact_old_text,
     "backup_on_schedule": backup_on_schedule,

@@ -25,7 +25,7 @@ from bot import views
 from bot.core.settings import Settings
 from bot.delivery import outbox
 from bot.delivery.slack_client import safe_call
-from bot.domain import teamwork
+from bot.domain import conversation, teamwork
 from bot.domain.feedback import FeedbackResult
 from bot.domain.teamwork import ResolveResult, TakeResult
 from bot.views import NoticeKind, NoticeState
@@ -84,9 +84,10 @@ def enqueue_team_notice(
         log.info("ticket %s: no channel for team %r; no team notice", ticket.ticket_id,
                  teamwork.team_of(ticket, settings))
         return None
+    replies = [message.text for message in conversation.replies(session, ticket.ticket_id)]
     text, blocks = views.team_notice(ticket, kind=kind, team=teamwork.team_of(ticket, settings),
                                      action=action, reason=reason, state=notice_state(session, ticket),
-                                     person_resolution_id=person_resolution_id)
+                                     person_resolution_id=person_resolution_id, replies=replies)
     return outbox.enqueue(session, purpose=outbox.NOTICE, channel=channel, text=text, blocks=blocks,
                           ticket_id=ticket.ticket_id, claim_ttl=claim_ttl)
 

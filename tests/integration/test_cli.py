@@ -45,6 +45,9 @@ def test_manifest_declares_the_contract(capsys):
     assert {"chat:write", "commands", "im:write", "im:history", "users:read",
             "app_mentions:read", "channels:read", "groups:read"} <= scopes
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    # The requester's replies to the bot's questions, in DMs, channels and private channels.
+    assert {"message.im", "message.channels", "message.groups", "app_mention"} <= set(BOT_EVENTS)
+    assert {"im:history", "channels:history", "groups:history"} <= scopes
 
 
 def test_socket_mode_manifest_has_no_request_urls():
@@ -205,7 +208,8 @@ def test_jobs_run_once_without_alerts_channel_says_so_once_and_runs_the_rest(
         "alert evaluation is off: ALERTS_CHANNEL is not set. Set it to the channel alerts go "
         "to and invite the bot there; the bot serves without it"]
     assert json.loads(capsys.readouterr().out) == {"sweep_new_tickets": 0, "deliver_outbox": 0,
-                                                   "expire_rollback_requests": 0}
+                                                   "expire_rollback_requests": 0,
+                                                   "expire_clarifications": 0}
 
     caplog.clear()
     monkeypatch.setenv("ALERTS_CHANNEL", "CALERTS")

@@ -17,7 +17,7 @@ from bot.delivery import outbox
 from bot.delivery.slack_client import make_web_client
 from bot.workflows import periodic
 from bot.workflows.runtime import Runtime
-from models import SlackOutbox, Ticket, TicketSource, TicketStatus, transaction
+from models import ActionType, SlackOutbox, Ticket, TicketSource, TicketStatus, transaction
 from tests.support.factories import make_action, make_ticket
 from tests.support.fake_slack import FakeSlack
 from tests.support.harness import ROOT, wait_until
@@ -178,7 +178,8 @@ def test_without_alerts_channel_no_alert_job_runs_or_is_scheduled(runtime, fake)
     client = make_web_client(runtime.settings, timeout=2)
     assert runtime.settings.alerts_channel is None
     assert set(periodic.run_once(runtime, client)) == {"sweep_new_tickets", "deliver_outbox",
-                                                       "expire_rollback_requests"}
+                                                       "expire_rollback_requests",
+                                                       "expire_clarifications"}
     assert periodic.startup_notes(runtime.settings) == [
         "alert evaluation is off: ALERTS_CHANNEL is not set. Set it to the channel alerts go "
         "to and invite the bot there; the bot serves without it"]
@@ -189,14 +190,16 @@ def test_without_alerts_channel_no_alert_job_runs_or_is_scheduled(runtime, fake)
                                                alerts_channel="CALERTS"))
     assert "evaluate_alerts" not in without.conf.beat_schedule
     assert set(with_channel.conf.beat_schedule) == {"sweep_new_tickets", "deliver_outbox",
-                                                    "evaluate_alerts", "expire_rollback_requests"}
+                                                    "evaluate_alerts", "expire_rollback_requests",
+                                                    "expire_clarifications"}
     configured = load_settings(database_url="sqlite://", alerts_channel="CALERTS")
     assert periodic.startup_notes(configured) == []
     everything = configured.model_copy(update={"audit_channel": "CAUDIT", "retention_days": 30,
                                                "backup_dir": "/tmp"})
     assert set(periodic.jobs_for(everything)) == set(periodic.JOBS)
     assert set(periodic.jobs_for(configured)) == {"sweep_new_tickets", "deliver_outbox",
-                                                  "evaluate_alerts", "expire_rollback_requests"}
+                                                  "evaluate_alerts", "expire_rollback_requests",
+                                                  "expire_clarifications"}
 
 
 # Real workers ------------------------------------------------------------------------
@@ -263,3 +266,31 @@ def test_a_worker_killed_mid_send_leaves_each_dm_sent_exactly_once(
     posts = [c for c in fake.calls("chat.postMessage") if c.outcome == "ok"]
     ids = [c.args["metadata"]["event_payload"]["resolution_id"] for c in posts]
     assert sorted(set(ids)) == sorted(ids) and len(ids) == 6
+
+
+def test_a_worker_sends_an_unanswered_clarification_to_people(
+    pg_url, fake, broker, committing_factory
+):
+    asked_at = datetime.now(UTC) - timedelta(hours=25)
+    with transaction(committing_factory) as session:
+        action = make_action(session, action_type=ActionType.REQUEST_CLARIFICATION, now=asked_at,
+                             user_id="UREQ")
+        ticket = session.get(Ticket, action.ticket_id)
+        ticket.slack_channel_id, ticket.slack_thread_ts = "CHELP", "1732528000.000200"
+        ticket.source = TicketSource.MENTION
+        ticket_id = ticket.ticket_id
+    worker = Worker(database_url=pg_url, slack=fake, name="clarify").start()
+    try:
+        _enqueue(1, task="resolvemeq.expire_clarifications")
+
+        def escalated():
+            with transaction(committing_factory) as session:
+                return session.get(Ticket, ticket_id).status == TicketStatus.ESCALATED
+
+        wait_until(escalated, timeout=60, interval=0.5, what="the ticket sent to people")
+        wait_until(lambda: fake.messages("CHELP"), timeout=30, what="the requester told")
+    finally:
+        worker.stop()
+    [told] = fake.messages("CHELP")
+    assert told["thread_ts"] == "1732528000.000200"
+    assert "no reply to the bot's questions within 24 hours" in told["text"]

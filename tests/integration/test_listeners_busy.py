@@ -19,6 +19,7 @@ import time_machine
 from sqlalchemy import select
 
 from bot.core import clock
+from bot.core.errors import Busy
 from bot.delivery import outbox
 from bot.delivery.background import Background
 from bot.delivery.slack_client import make_web_client
@@ -27,7 +28,8 @@ from bot.workflows.runtime import Runtime
 from models import OutboxPurpose, SlackOutbox, Ticket, TicketStatus
 from tests.support.bolt_requests import in_process, listener_settings
 from tests.support.databases import REDIS_URL
-from tests.support.harness import ADMIN, CHANNEL, REQUESTER, VPN, resolved_ticket, shown
+from tests.support.harness import ADMIN, CHANNEL, REQUESTER, VPN, resolved_ticket, shown, wait_until
+from tests.support.scripted_agent import AnswersInTurn, vpn_answer
 
 BUSY = "I'm busy right now, please try again in a minute."
 DM = {"type": "message", "channel_type": "im", "channel": "D0REQUESTER", "user": REQUESTER,
@@ -147,3 +149,37 @@ def test_the_app_homes_figures_are_counted_once_per_30_seconds(bolt, slack, comm
         bolt.settled()
         assert "Resolutions*\n1" in shown(slack.home_view(REQUESTER))
     assert len(slack.calls("views.publish")) == 3
+
+
+def test_a_reply_to_the_bots_question_when_the_bot_is_busy_is_kept_and_decided_by_the_sweep(
+        busy_bolt, runtime, slack, committing_factory):
+    bolt, _ = busy_bolt
+    runtime.agent = AnswersInTurn(vpn_answer(confidence=0.35, action="request_clarification"), vpn_answer())
+    assert bolt.event({**DM, "text": "it keeps dropping"}).status_code == 200
+    slack.wait_for("chat.postMessage")
+    hold = busy_bolt[1]
+
+    def held() -> bool:
+        try:  # once the question's decision has let go of the one thread
+            hold(bolt.background)
+        except Busy:
+            return False
+        return True
+
+    wait_until(held, what="the decision thread to be free")
+    reply = {**DM, "text": VPN, "ts": "1732528100.000300", "thread_ts": DM["ts"]}
+
+    assert bolt.event(reply).status_code == 200
+
+    [ticket] = _tickets(committing_factory)
+    assert ticket.status == TicketStatus.AWAITING_USER  # not decided yet
+    client = make_web_client(runtime.settings)
+    assert outbox.deliver(runtime.sessions, client, ttl=runtime.settings.claim_ttl) == 1
+    notice = slack.messages("D0REQUESTER")[-1]
+    assert (notice["thread_ts"], notice["text"]) == (
+        DM["ts"], f"Got it — I added that to ticket #{ticket.ticket_id}. I'm busy right now, so it may "
+        "take a few minutes before I answer here.")
+    time.sleep(1.1)  # past the sweep's grace
+    assert periodic.sweep_new_tickets(runtime, client) == 1
+    assert _tickets(committing_factory)[0].status == TicketStatus.RESOLVED
+

@@ -38,3 +38,20 @@ class ScriptedAgent:
         if self.fail:
             raise AgentUnavailable(self.fail)
         return self.answer
+
+
+class AnswersInTurn:
+    """An agent answering with `answers` in turn (the last one again once they run out),
+    remembering what it saw: a conversation's successive decisions."""
+
+    name = "scripted"
+
+    def __init__(self, *answers: AgentAnswer) -> None:
+        self.answers = list(answers)
+        self.seen: list[TicketInput] = []
+
+    def analyse(self, ticket: TicketInput, *, record=None) -> AgentAnswer:
+        self.seen.append(ticket)
+        if record:
+            record(agent=self.name, ok=True, latency_ms=1.0, attempts=1, error="")
+        return self.answers[min(len(self.seen), len(self.answers)) - 1]

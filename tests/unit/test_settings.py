@@ -344,3 +344,22 @@ def test_the_ticket_limit_can_be_turned_off(monkeypatch, raw):
 def test_a_blank_ticket_limit_is_the_default(monkeypatch):
     monkeypatch.setenv("TICKET_RATE_LIMIT", " ")
     assert load_settings().ticket_rate_limit == "20/hour"
+
+
+def test_the_clarification_loop_settings(monkeypatch, capsys):
+    defaults = load_settings()
+    assert (defaults.clarification_rounds, defaults.clarification_timeout) == (2, timedelta(hours=24))
+    monkeypatch.setenv("CLARIFICATION_ROUNDS", "0")
+    monkeypatch.setenv("CLARIFICATION_TIMEOUT", "2d")
+    changed = load_settings()
+    assert (changed.clarification_rounds, changed.clarification_timeout) == (0, timedelta(days=2))
+    monkeypatch.setenv("CLARIFICATION_TIMEOUT", "soon")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert "\n" not in str(raised.value)
+    assert str(raised.value).startswith("CLARIFICATION_TIMEOUT='soon' is invalid: expected a duration")
+    monkeypatch.setenv("CLARIFICATION_TIMEOUT", "24h")
+    monkeypatch.setenv("CLARIFICATION_ROUNDS", "-1")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert str(raised.value).startswith("CLARIFICATION_ROUNDS='-1' is invalid")

@@ -253,3 +253,23 @@ def test_ticket_values_round_trip(ticket_id):
 def test_a_ticket_value_is_read_strictly(value):
     with pytest.raises(ValueError):
         parse_ticket_value(value)
+
+
+def test_a_triage_notice_quotes_what_the_requester_added_in_order_escaped_and_within_limits():
+    triage = s.action(action_type=ActionType.ESCALATE, confidence_score=None, executed_by=Actor.SYSTEM,
+                      action_params={"team": "Service Desk", "triage": True,
+                                     "reason": "no confident answer after 2 rounds of questions"})
+    _, blocks = team_notice(s.ticket(), kind=NoticeKind.TRIAGE, team="Service Desk", action=triage,
+                            replies=["since this morning", "on <!channel> & the laptop"])
+    shown = s.all_text(blocks)
+    assert ("*The requester added, when asked:*\n> since this morning\n\n"
+            "> on &lt;!channel&gt; &amp; the laptop") in shown
+    assert shown.index("The request:") < shown.index("The requester added") < shown.index("suggestion")
+
+    _, long = team_notice(s.ticket(), kind=NoticeKind.TRIAGE, team="Service Desk", action=triage,
+                          replies=["word " * 1500] * 12)
+    [added] = [b for b in long if "The requester added" in (b.get("text") or {}).get("text", "")]
+    assert len(added["text"]["text"]) <= 3000 and added["text"]["text"].count("> word") == 12
+    s.assert_within_limits(long)
+    assert "requester added" not in s.all_text(
+        team_notice(s.ticket(), kind=NoticeKind.TRIAGE, team=None, action=triage, replies=[" "])[1])
