@@ -30,7 +30,7 @@ from bot.agent.answer import Agent, AgentAnswer, AgentUnavailable, MalformedAnsw
 from bot.core import clock
 from bot.core.errors import NotFound
 from bot.core.settings import Settings
-from bot.domain import actions, audit, policy
+from bot.domain import actions, audit, autonomy, policy
 from bot.domain.actions import PlannedAction
 from bot.domain.ratelimit import AutonomyBudget, CapCheck
 from models import ActionHistory, AgentCall, Ticket, TicketStatus
@@ -91,6 +91,8 @@ class Decision:
     suggestion: PlannedAction | None = None
     # The cap check that refused autonomy (audited with the act).
     refusal: CapCheck | None = None
+    # Shadow mode: `suggestion` is recorded as what the bot would have done.
+    shadow: bool = False
 
 
 @dataclass
@@ -191,6 +193,7 @@ def decide(
     budget: AutonomyBudget,
     settings: Settings,
     calls: CallLog,
+    switch: autonomy.Switch = autonomy.ON,
 ) -> Decision:
     """Ask the agent and plan what to do; call with no transaction open.
 
@@ -205,10 +208,12 @@ def decide(
         budget: the autonomy caps.
         settings: thresholds and team names.
         calls: collects the agent's calls, for the transaction that follows.
+        switch: the autonomy switch as read in the claim's transaction.
 
     Returns:
         The decision; human triage when the agent is unavailable, its answer is
-        malformed, the caps refuse, or the ticket failed MAX_ATTEMPTS times already.
+        malformed, the switch or AUTONOMOUS_ACTIONS do not let it act alone, the caps
+        refuse, or the ticket failed MAX_ATTEMPTS times already.
     """
     if claim.failed_before >= MAX_ATTEMPTS:
         return _gave_up(claim.failed_before, claim.last_error, settings)
@@ -228,6 +233,10 @@ def decide(
     actions.check(planned)
     if not planned.autonomous:
         return Decision(planned, answer, triage_reason=planned.params["reason"])
+    # Before the caps: a paused or shadow bot spends none of them.
+    gated = autonomy.gate(planned, switch, settings=settings, answer=answer)
+    if gated is not None:
+        return _gated(gated, answer)
     cap = budget.try_acquire()
     if not cap.allowed:
         triaged = policy.triage(cap.reason, settings=settings, answer=answer, suggestion=planned)
@@ -271,6 +280,14 @@ def act(
         log.info("ticket %s: claim taken over before acting; leaving it", claim.ticket_id)
         return unclaimed(session, claim.ticket_id)
 
+    if decision.plan.autonomous:
+        # The switch again, with the ticket locked: a pause committed while the agent
+        # was answering holds for this decision too (its cap unit is spent for nothing,
+        # erring towards less autonomy).
+        gated = autonomy.gate(decision.plan, autonomy.current(session), settings=settings,
+                              answer=decision.answer)
+        if gated is not None:
+            decision = _gated(gated, decision.answer)
     answer = decision.answer
     if answer is not None:
         ticket.agent_response = answer.to_dict()
@@ -289,6 +306,8 @@ def act(
     # starts afresh.
     ticket.decision_attempts = 0
     row = actions.execute(session, ticket, decision.plan, now=now, followup_delay=settings.followup_delay)
+    if decision.shadow and decision.suggestion is not None:
+        autonomy.record_shadow(session, row, decision.suggestion, now=now)
     return Outcome(ticket, row, answer, decision.plan, triage_reason=decision.triage_reason)
 
 
@@ -335,6 +354,11 @@ def give_up(
 
 def _rowcount(result: Result) -> int:
     return cast(CursorResult, result).rowcount
+
+
+def _gated(gated: autonomy.Gated, answer: AgentAnswer | None) -> Decision:
+    return Decision(gated.plan, answer, triage_reason=gated.reason, suggestion=gated.suggestion,
+                    shadow=gated.shadow)
 
 
 def _gave_up(failures: int, last_error: str, settings: Settings) -> Decision:

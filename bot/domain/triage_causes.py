@@ -3,19 +3,18 @@
 A short, stable category for monitoring (a Sentry tag, the key of the one-a-minute
 report): the reason people read (`action_params["reason"]`) is a sentence that may
 carry an agent's own words. Some causes are people's choice (autonomy paused, shadow
-mode): they are recorded like the others and never reported as a problem.
+mode, an action type AUTONOMOUS_ACTIONS leaves out): they are recorded like the
+others and never reported as a problem.
 """
 
 from __future__ import annotations
 
 import enum
 
+from bot.domain.policy import CAUSE_PARAM
 from bot.domain.processing import Outcome
 
-# Where a decision that knows its cause says so in the action's params; the autonomy
-# switch (pause, shadow) sets it, as it is the only way to tell a deliberate triage
-# from one the caps forced.
-CAUSE_PARAM = "triage_cause"
+__all__ = ["CAUSE_PARAM", "TriageCause", "cause_of"]
 
 
 class TriageCause(enum.StrEnum):
@@ -29,11 +28,13 @@ class TriageCause(enum.StrEnum):
     OTHER = "other"
     AUTONOMY_PAUSED = "autonomy_paused"
     SHADOW_MODE = "shadow_mode"
+    # AUTONOMOUS_ACTIONS does not let this action type act alone.
+    NOT_AUTONOMOUS = "action_not_autonomous"
 
     @property
     def deliberate(self) -> bool:
         """People chose this: not a failure to report."""
-        return self in (TriageCause.AUTONOMY_PAUSED, TriageCause.SHADOW_MODE)
+        return self in (TriageCause.AUTONOMY_PAUSED, TriageCause.SHADOW_MODE, TriageCause.NOT_AUTONOMOUS)
 
 
 _VALUES = frozenset(cause.value for cause in TriageCause)

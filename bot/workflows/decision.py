@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.agent import Agent
 from bot.core import clock
 from bot.core.settings import Settings
-from bot.domain import processing
+from bot.domain import autonomy, processing
 from bot.domain.processing import Outcome
 from bot.domain.ratelimit import AutonomyBudget
 from models import transaction
@@ -71,9 +71,12 @@ def decide_ticket(
                                         statuses=statuses)
         if claim is None:
             return Decided(processing.unclaimed(session, ticket_id))
+        # The autonomy switch as stored now, in every process (act reads it again).
+        switch = autonomy.current(session)
     calls = processing.CallLog()
     try:
-        decision = processing.decide(claim, agent=agent, budget=budget, settings=settings, calls=calls)
+        decision = processing.decide(claim, agent=agent, budget=budget, settings=settings, calls=calls,
+                                     switch=switch)
         with transaction(sessions) as session:
             outcome = processing.act(session, claim, decision, calls=calls, settings=settings,
                                      now=clock.now())
