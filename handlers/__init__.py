@@ -18,9 +18,9 @@ from slack_bolt import App
 
 def register_all(app: App) -> None:
     """Bind every listener and the error handler to `app`."""
-    from handlers import admin, approvals, commands, errors, feedback, home, messages, teamwork
+    from handlers import admin, approvals, autonomy, commands, errors, feedback, home, messages, teamwork
 
-    for module in (commands, messages, feedback, admin, approvals, teamwork, home, errors):
+    for module in (commands, messages, feedback, admin, approvals, teamwork, autonomy, home, errors):
         module.register(app)
     # Last, so they only catch what nothing above handles: a 404 would show the
     # person an error, and Slack retries events that are not answered 200.

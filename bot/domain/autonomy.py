@@ -128,10 +128,12 @@ def gate(planned: PlannedAction, switch: Switch, *, settings: Settings,
         reason = f"{planned.action_type} may not act alone here (AUTONOMOUS_ACTIONS)"
         cause = CAUSE_NOT_AUTONOMOUS
     elif switch.mode == AutonomyMode.PAUSED:
-        reason = "autonomy is paused by an admin" + (f" ({switch.reason})" if switch.reason else "")
+        # The admin's own reason stays with the admins (status, App Home, the alerts
+        # channel): this sentence reaches the requester.
+        reason = "autonomy is paused by an admin"
         cause = CAUSE_PAUSED
     elif switch.mode == AutonomyMode.SHADOW:
-        reason = "shadow mode: the bot only records what it would have done"
+        reason = "the bot is in shadow mode: people decide, with its suggestion"
         cause = CAUSE_SHADOW
     else:
         return None

@@ -20,6 +20,7 @@ from bot.views.approvals import (
     request_sent,
     rollback_request_message,
 )
+from bot.views.autonomy import autonomy_announcement, autonomy_changed, autonomy_status
 from bot.views.escape import escape, truncate
 from bot.views.ids import (
     RATING_ACTION_RE,
@@ -67,6 +68,9 @@ from bot.views.ticket import (
 )
 
 __all__ = [
+    "autonomy_announcement",
+    "autonomy_changed",
+    "autonomy_status",
     "ActionId",
     "BlockId",
     "CallbackId",

@@ -15,36 +15,38 @@ from typing import Any
 from slack_sdk.models.blocks import Block, DividerBlock
 from slack_sdk.models.views import View
 
+from bot.views.autonomy import mode_line, shadow_blocks
 from bot.views.common import context, fields_section, header, percent, section, to_dicts, when
-from bot.views.escape import ELLIPSIS, SECTION_TEXT_LIMIT, escape
+from bot.views.common import table as _table
 
 Blocks = list[dict[str, Any]]
 
 NO_ANSWERS = "no answers yet"
 NO_RATINGS = "no ratings yet"
-_CELL_WIDTH = 24
-# Leave room for the title line and the "… and N more" note under the table.
-_TABLE_BUDGET = SECTION_TEXT_LIMIT - 200
 
 
-def stats_blocks(stats: Any) -> Blocks:
+def stats_blocks(stats: Any, *, shadow: Any = None) -> Blocks:
     """The figures for `/resolution-stats`.
 
     Args:
         stats: a ResolutionStats.
+        shadow: a ShadowComparison (bot.domain.autonomy), shown when it has decisions.
 
     Returns:
-        Blocks: the headline figures, a table per action type and one per team.
+        Blocks: the headline figures, a table per action type and one per team, and
+        the shadow decisions beside what people did.
     """
-    return to_dicts(_stats_blocks(stats))
+    return to_dicts([*_stats_blocks(stats), *shadow_blocks(shadow)])
 
 
-def home_view(stats: Any | None, *, is_admin: bool) -> dict[str, Any]:
-    """The App Home tab: how to ask for help, the figures, and admin hints for admins.
+def home_view(stats: Any | None, *, is_admin: bool, autonomy: Any = None) -> dict[str, Any]:
+    """The App Home tab: how to ask for help, the autonomy mode, the figures, and admin
+    hints for admins.
 
     Args:
         stats: a ResolutionStats, or None when the figures could not be read.
         is_admin: whether the viewer may use /rollback and /history.
+        autonomy: the autonomy switch (bot.domain.autonomy.Switch), when it was read.
 
     Returns:
         A `{"type": "home", "blocks": [...]}` view for views.publish.
@@ -56,8 +58,10 @@ def home_view(stats: Any | None, *, is_admin: bool) -> dict[str, Any]:
             "mention me in a channel. When I'm confident I answer right away; when I'm "
             "not, a person from the right team takes over."
         ),
-        DividerBlock(),
     ]
+    if autonomy is not None:
+        blocks.append(section(f"*Autonomy*: {mode_line(autonomy)}"))
+    blocks.append(DividerBlock())
     if stats is None:
         blocks.append(section("The figures are not available right now."))
     else:
@@ -72,7 +76,9 @@ def home_view(stats: Any | None, *, is_admin: bool) -> dict[str, Any]:
                 "(the first 8 characters of the id are enough; you confirm first).\n"
                 "• `/history &lt;ticket-id&gt;` shows a ticket's actions, confidence, reasoning "
                 "and rollbacks.\n"
-                "• `/resolution-stats [days]` shows these figures for another window."
+                "• `/resolution-stats [days]` shows these figures for another window.\n"
+                "• `/autonomy status|pause [reason]|resume|shadow` switches whether the bot "
+                "acts alone."
             ),
         ]
     return View(type="home", blocks=blocks).to_dict()
@@ -189,40 +195,3 @@ def _by_team(rows: Sequence[Any]) -> str:
     ]
     headings = ("Team", "Tickets", "Resolved", "Yes", "No", "Success", "Rating")
     return "*By team*\n" + _table(headings, table, noun="teams")
-
-
-def _table(headings: Sequence[str], rows: Sequence[Sequence[str]], *, noun: str) -> str:
-    """A fixed-width table in a code block, cut to fit one section.
-
-    Widths are measured on the raw text and each cell escaped afterwards: `&amp;`
-    shows as one character, so measuring escaped text would misalign the columns.
-    """
-    cells = [[_cell(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headings)]
-
-    def line(row: Sequence[str]) -> str:
-        first = escape(row[0]) + " " * (widths[0] - len(row[0]))
-        rest = [" " * (w - len(c)) + escape(c) for c, w in zip(row[1:], widths[1:], strict=True)]
-        return "  ".join([first, *rest]).rstrip()
-
-    lines = [line(headings)]
-    used = len(lines[0]) + len("```\n\n```")
-    shown = 0
-    for row in cells:
-        text = line(row)
-        if used + len(text) + 1 > _TABLE_BUDGET:
-            break
-        lines.append(text)
-        used += len(text) + 1
-        shown += 1
-    out = "```\n" + "\n".join(lines) + "\n```"
-    if shown < len(cells):
-        out += f"\n{ELLIPSIS} and {len(cells) - shown} more {noun}"
-    return out
-
-
-def _cell(value: str) -> str:
-    # One line per row, no cell so wide that the table wraps, and no backtick to
-    # close the code block early.
-    value = " ".join(value.replace("`", "'").split()) or "-"
-    return value if len(value) <= _CELL_WIDTH else value[: _CELL_WIDTH - 1] + ELLIPSIS

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import views
 from bot.core import clock
 from bot.delivery.slack_client import safe_call
-from bot.domain import analytics
+from bot.domain import analytics, autonomy
 from bot.domain.analytics import ResolutionStats
 from models import read_transaction
 
@@ -54,8 +54,15 @@ class HomeFigures:
             self._counted = (now, stats)
             return stats
 
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        return self._sessions
+
 
 def publish_home(client: WebClient, user_id: str, *, is_admin: bool, figures: HomeFigures) -> None:
-    """Render the App Home tab for `user_id` with the last 30 days' figures."""
+    """Render the App Home tab for `user_id`: the autonomy mode (read now, never cached:
+    one row) and the last 30 days' figures."""
+    with read_transaction(figures.sessions) as session:
+        switch = autonomy.current(session)
     safe_call(client, "views.publish", user_id=user_id,
-              view=views.home_view(figures.get(), is_admin=is_admin))
+              view=views.home_view(figures.get(), is_admin=is_admin, autonomy=switch))

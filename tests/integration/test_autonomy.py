@@ -88,7 +88,8 @@ def test_pause_sends_the_next_confident_ticket_to_triage_and_resume_brings_auton
     assert (action.action_type, action.autonomous, action.executed_by) == (
         ActionType.ESCALATE, False, Actor.SYSTEM)
     assert paused.ticket.status == TicketStatus.ESCALATED
-    assert "paused" in paused.triage_reason and "new VPN rollout" in paused.triage_reason
+    # The admin's reason is for admins; the requester reads only that people decide now.
+    assert paused.triage_reason == "autonomy is paused by an admin"
     # The bot's idea is kept for the people who take it.
     assert action.action_params["suggestion"]["action_type"] == ActionType.AUTO_RESOLVE
     assert paused.ticket.suggested_action["action_type"] == ActionType.AUTO_RESOLVE
