@@ -201,3 +201,19 @@ def test_shadow_comparison_counts_what_people_did_with_the_same_tickets(make_run
     assert (row.action_type, row.decisions, row.resolved_by_people, row.same_team, row.confirmed) == (
         ActionType.AUTO_RESOLVE, 2, 1, 1, 1)
 
+
+
+def test_the_status_reads_each_caps_use_without_taking_any(redis_url, namespace, settings):
+    from bot.domain.ratelimit import AutonomyBudget, make_storage
+    from tests.support.harness import free_port
+
+    budget = AutonomyBudget(load_settings(max_autonomous_actions_per_minute=5), make_storage(redis_url),
+                            namespace=namespace)
+    for _ in range(2):
+        assert budget.try_acquire().allowed
+    minute, hour, day = budget.windows()
+    assert (minute.cap, minute.used, minute.left) == ("5 per 1 minute", 2, 3)
+    assert (hour.used, hour.left, day.used, day.left) == (2, 98, 2, 498)
+    assert budget.windows()[0].used == 2  # reading took nothing
+    down = AutonomyBudget(settings, make_storage(f"redis://127.0.0.1:{free_port()}/0"), namespace=namespace)
+    assert down.windows() is None
