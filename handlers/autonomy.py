@@ -36,7 +36,7 @@ def autonomy_command(ack: Ack, command: dict, session: Session, deps: SlackDeps)
         ack(response_type="ephemeral", text=text, blocks=blocks)
         return
     switched = autonomy.switch(session, deps.runtime, MODES[verb], actor_id=user, reason=reason.strip())
-    text, blocks = views.autonomy_changed(switched.change)
+    text, blocks = views.autonomy_changed(switched.change, announced=bool(switched.owed))
     ack(response_type="ephemeral", text=text, blocks=blocks)
     if switched.owed:
         deps.background.try_submit(autonomy.announce, deps.runtime, deps.client, switched.owed)

@@ -73,15 +73,16 @@ def autonomy_status(switch: Any, windows: Sequence[Any] | None, allowed: Sequenc
     return fallback(f"Autonomy: {AutonomyMode(switch.mode)}"), to_dicts(blocks)
 
 
-def autonomy_changed(change: Any) -> tuple[str, Blocks]:
-    """What the admin who ran /autonomy is told."""
+def autonomy_changed(change: Any, *, announced: bool = True) -> tuple[str, Blocks]:
+    """What the admin who ran /autonomy is told (`announced`: in ALERTS_CHANNEL)."""
     after = change.after
     if not change.changed:
         text = f"Autonomy is already {_name(after.mode)}. Nothing changed."
         return text, to_dicts([section(escape(text)), context(mode_line(after))])
     text = f"Autonomy {_VERBS[AutonomyMode(after.mode)]}."
-    return text, to_dicts([section(f"*{escape(text)}*\n{mode_line(after)}"),
-                           context("Announced in the alerts channel and recorded in the audit log.")])
+    told = ("Announced in the alerts channel and recorded in the audit log." if announced else
+            "Recorded in the audit log (no ALERTS_CHANNEL is set to announce it in).")
+    return text, to_dicts([section(f"*{escape(text)}*\n{mode_line(after)}"), context(told)])
 
 
 def autonomy_announcement(change: Any) -> tuple[str, Blocks]:

@@ -175,6 +175,9 @@ def test_the_autonomy_views_say_what_an_admin_needs():
     assert "switched the bot to shadow mode* (it was paused)" in s.all_text(
         autonomy_announcement(Change(paused, shadow))[1])
     assert "Shadow mode" not in s.all_text(stats_blocks(s.stats(), shadow=ShadowComparison(7)))
+    told = Change(Switch(AutonomyMode.ON), paused)
+    assert "Announced in the alerts channel" in s.all_text(autonomy_changed(told)[1])
+    assert "no ALERTS_CHANNEL" in s.all_text(autonomy_changed(told, announced=False)[1])
 
 
 def _blocks_of(output: Any) -> list[dict]:
