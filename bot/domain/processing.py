@@ -356,11 +356,6 @@ def _rowcount(result: Result) -> int:
     return cast(CursorResult, result).rowcount
 
 
-def _gated(gated: autonomy.Gated, answer: AgentAnswer | None) -> Decision:
-    return Decision(gated.plan, answer, triage_reason=gated.reason, suggestion=gated.suggestion,
-                    shadow=gated.shadow)
-
-
 def _gave_up(failures: int, last_error: str, settings: Settings) -> Decision:
     reason = f"the bot failed to decide on it {failures} times (last: {last_error or 'unknown'})"
     return _triaged(reason, settings)
@@ -368,6 +363,11 @@ def _gave_up(failures: int, last_error: str, settings: Settings) -> Decision:
 
 def _triaged(reason: str, settings: Settings) -> Decision:
     return Decision(policy.triage(reason, settings=settings), triage_reason=reason)
+
+
+def _gated(gated: autonomy.Gated, answer: AgentAnswer | None) -> Decision:
+    return Decision(gated.plan, answer, triage_reason=gated.reason, suggestion=gated.suggestion,
+                    shadow=gated.shadow)
 
 
 def _input(ticket: Ticket) -> TicketInput:
