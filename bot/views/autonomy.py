@@ -39,10 +39,10 @@ _VERBS = {AutonomyMode.ON: "resumed", AutonomyMode.PAUSED: "paused",
           AutonomyMode.SHADOW: "put in shadow mode"}
 
 
-def mode_line(switch: Any) -> str:
-    """The mode in one line, with who set it, when and why (escaped)."""
+def mode_line(switch: Any, *, detail: bool = True) -> str:
+    """The mode in one line; with `detail` (for admins), who set it, when and why (escaped)."""
     line = _MODE_LINES[AutonomyMode(switch.mode)]
-    if switch.changed_by:
+    if detail and switch.changed_by:
         line += f"\nSet by {mention(switch.changed_by)} at {when(switch.changed_at)}"
         if switch.reason:
             line += f": {_reason(switch.reason)}"

@@ -60,7 +60,8 @@ def home_view(stats: Any | None, *, is_admin: bool, autonomy: Any = None) -> dic
         ),
     ]
     if autonomy is not None:
-        blocks.append(section(f"*Autonomy*: {mode_line(autonomy)}"))
+        # Who paused it and why is for admins; everyone may know whether a person answers.
+        blocks.append(section(f"*Autonomy*: {mode_line(autonomy, detail=is_admin)}"))
     blocks.append(DividerBlock())
     if stats is None:
         blocks.append(section("The figures are not available right now."))

@@ -102,11 +102,14 @@ def test_pause_status_resume_through_slack(bolt, slack, committing_factory):
 
 def test_app_home_shows_the_mode(bolt, slack, committing_factory):
     _ephemeral(bolt.command("/autonomy", "shadow trial week", user=ADMIN))
-    bolt.event({"type": "app_home_opened", "user": REQUESTER, "channel": "D0HOME", "tab": "home",
-                "event_ts": "1732527100.000100"})
+    for user in (REQUESTER, ADMIN):
+        bolt.event({"type": "app_home_opened", "user": user, "channel": "D0HOME", "tab": "home",
+                    "event_ts": "1732527100.000100"})
     bolt.settled()
     home = shown(slack.home_view(REQUESTER))
-    assert "*Autonomy*: *Shadow*" in home and "trial week" in home
+    assert "*Autonomy*: *Shadow*" in home and "trial week" not in home
+    admins = shown(slack.home_view(ADMIN))
+    assert "*Autonomy*: *Shadow*" in admins and "trial week" in admins and f"<@{ADMIN}>" in admins
 
 
 def test_shadow_decisions_show_in_the_stats_beside_what_people_did(bolt, slack, committing_factory):
