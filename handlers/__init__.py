@@ -21,6 +21,7 @@ def register_all(app: App) -> None:
     from handlers import (
         admin,
         approvals,
+        autonomy,
         commands,
         errors,
         feedback,
@@ -32,7 +33,7 @@ def register_all(app: App) -> None:
     )
 
     for module in (commands, messages, message_tickets, feedback, admin, approvals, teamwork,
-                   requester, home, errors):
+                   requester, autonomy, home, errors):
         module.register(app)
     # Last, so they only catch what nothing above handles: a 404 would show the
     # person an error, and Slack retries events that are not answered 200.

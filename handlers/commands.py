@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot import views
 from bot.core.errors import InvalidInput, NotAuthorized, ResolveMeQError
-from bot.domain import analytics, intake, rollback, tickets
+from bot.domain import analytics, autonomy, intake, rollback, tickets
 from bot.workflows import announce
 from bot.workflows.runtime import Runtime
 from handlers.deps import SlackDeps
@@ -100,11 +100,13 @@ def _stats_answer(runtime: Runtime, command: dict, days: int) -> tuple[str, list
         with read_transaction(runtime.sessions) as session:
             stats = analytics.resolution_stats(session, days=days)
             comments = analytics.latest_comments(session, stats.since)
+            # What the bot would have done in shadow mode, beside what people did.
+            shadow = autonomy.shadow_comparison(session, days=days)
     except (ResolveMeQError, SQLAlchemyError) as error:
         # Both kinds always have a sentence (None is for an unexpected error).
         text = said_for(error, command) or DB_DOWN
         return text, views.error_message(text)
-    return "Resolution stats", views.stats_blocks(stats, comments=comments)
+    return "Resolution stats", views.stats_blocks(stats, comments=comments, shadow=shadow)
 
 
 def _respond_later(respond: Respond, text: str, blocks: list) -> None:

@@ -2,7 +2,8 @@
 
 Each fact about the stored values is named once, beside its model: `ActionType`,
 `Actor`, `TicketStatus`, `Awaiting`, `EscalationPriority`, `TicketSource`, `AlertRule`,
-`OutboxStatus`, `OutboxPurpose`, `RequestStatus` (StrEnums whose members are the stored strings),
+`OutboxStatus`, `OutboxPurpose`, `RequestStatus`, `AutonomyMode` (StrEnums whose members are
+the stored strings),
 `short_id` for an action id, `as_utc` for timestamps.
 """
 
@@ -19,6 +20,7 @@ from models.agent_call import AgentCall
 from models.alert_state import AlertRule, AlertState
 from models.audit_chain import GENESIS_HASH, AuditChainEntry
 from models.audit_event import AuditEvent
+from models.autonomy_state import AutonomyMode, AutonomyState, ShadowDecision
 from models.base import Base, as_utc
 from models.person_resolution import PersonResolution
 from models.rollback_request import RequestStatus, RollbackRequest
@@ -45,6 +47,8 @@ __all__ = [
     "AlertState",
     "AuditChainEntry",
     "AuditEvent",
+    "AutonomyMode",
+    "AutonomyState",
     "Awaiting",
     "Base",
     "EscalationPriority",
@@ -55,6 +59,7 @@ __all__ = [
     "PersonResolution",
     "RequestStatus",
     "RollbackRequest",
+    "ShadowDecision",
     "SlackOutbox",
     "Ticket",
     "TicketMessage",

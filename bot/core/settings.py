@@ -41,6 +41,8 @@ _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 # A Slack user group's handle (what follows @ in a mention): letters, digits, `.`, `_`, `-`.
 _GROUP_HANDLE = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}")
 _GROUPS_FORM = "user group handles separated by commas, such as it-admins,helpdesk-leads"
+# The bot's action types (models.AGENT_ACTIONS), in their order: AUTONOMOUS_ACTIONS names some.
+AGENT_ACTION_NAMES = ("AUTO_RESOLVE", "ESCALATE", "ASSIGN_TO_TEAM", "REQUEST_CLARIFICATION")
 
 
 class RollbackApproval(StrEnum):
@@ -230,6 +232,9 @@ class Settings(BaseSettings):
     max_autonomous_actions_per_minute: PositiveInt = 50
     max_autonomous_actions_per_hour: PositiveInt = 100
     max_autonomous_actions_per_day: PositiveInt = 500
+    # The action types the bot may take alone (the others go to human triage with the
+    # bot's suggestion kept); `none` for none. /autonomy pauses all of them at once.
+    autonomous_actions: Annotated[tuple[str, ...], NoDecode] = AGENT_ACTION_NAMES
 
     # The clarification loop: when the bot asks for detail, the requester's replies in
     # its thread are decided on again; after this many rounds of replies without a
@@ -293,6 +298,20 @@ class Settings(BaseSettings):
     @classmethod
     def _split_admins(cls, value: Any) -> list[str]:
         return _csv(value)
+
+    @field_validator("autonomous_actions", mode="before")
+    @classmethod
+    def _autonomous_actions(cls, value: Any) -> tuple[str, ...]:
+        if isinstance(value, str) and value.strip().lower() == "none":
+            return ()
+        names = [name.upper() for name in _csv(value)]
+        if not names:
+            return AGENT_ACTION_NAMES
+        unknown = [name for name in names if name not in AGENT_ACTION_NAMES]
+        if unknown:
+            raise ValueError(f"unknown action type {unknown[0]!r}: expected some of "
+                             f"{', '.join(AGENT_ACTION_NAMES)} separated by commas, or none")
+        return tuple(name for name in AGENT_ACTION_NAMES if name in names)
 
     @field_validator("admin_groups", "approver_groups", mode="before")
     @classmethod

@@ -20,6 +20,10 @@ AUTONOMY_CAP_REACHED = "autonomy_cap_reached"
 AUTONOMY_LIMITER_DOWN = "autonomy_limiter_unavailable"
 # A ticket was taken without the per-person limit (TICKET_RATE_LIMIT): its store was down.
 TICKET_LIMITER_DOWN = "ticket_limiter_unavailable"
+# An admin changed the autonomy switch (/autonomy; detail: mode, previous, reason).
+AUTONOMY_CHANGED = "autonomy_changed"
+# Someone who is not an admin tried /autonomy (detail: the subcommand).
+AUTONOMY_DENIED = "autonomy_denied"
 # Two-person rollback: a request, its approval (the rollback ran), rejection or expiry,
 # and a refused approval or rejection (not an admin or approver, or their own request).
 ROLLBACK_REQUESTED = "rollback_requested"

@@ -24,6 +24,11 @@ from bot.core.settings import Settings
 from bot.domain.actions import PlannedAction
 from models import ActionType, Actor, EscalationPriority
 
+# Where a triage that knows its cause names it in the action's params (a TriageCause
+# value, bot.domain.triage_causes): the autonomy switch and AUTONOMOUS_ACTIONS do, as
+# nothing else tells a deliberate triage from one the caps forced.
+CAUSE_PARAM = "triage_cause"
+
 CRITICAL_CATEGORIES = frozenset({"security", "outage", "data_loss"})
 
 GENERAL_QUESTIONS = (
@@ -144,6 +149,7 @@ def triage(
     settings: Settings,
     answer: AgentAnswer | None = None,
     suggestion: PlannedAction | None = None,
+    cause: str | None = None,
 ) -> PlannedAction:
     """Route a ticket to the human triage queue, keeping the bot's idea as a suggestion.
 
@@ -152,6 +158,7 @@ def triage(
         settings: for the default team.
         answer: the agent's analysis, when there is one.
         suggestion: what the bot would have done, kept for the humans.
+        cause: the TriageCause to record (`CAUSE_PARAM`), when the caller knows it.
     """
     critical = answer is not None and is_critical(answer)
     params = {
@@ -162,6 +169,8 @@ def triage(
     }
     if suggestion is not None:
         params["suggestion"] = suggestion.to_dict()
+    if cause is not None:
+        params[CAUSE_PARAM] = cause
     return PlannedAction(
         action_type=ActionType.ESCALATE,
         confidence=answer.confidence if answer else None,

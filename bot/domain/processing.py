@@ -29,7 +29,7 @@ from bot.agent.answer import Agent, AgentAnswer, AgentUnavailable, MalformedAnsw
 from bot.core import clock
 from bot.core.errors import NotFound
 from bot.core.settings import Settings
-from bot.domain import actions, audit, conversation, policy
+from bot.domain import actions, audit, autonomy, conversation, policy
 from bot.domain.actions import PlannedAction
 from bot.domain.ratelimit import AutonomyBudget, CapCheck
 from models import ActionHistory, ActionType, AgentCall, Ticket, TicketMessage, TicketStatus, rowcount
@@ -45,7 +45,7 @@ NEW_ONLY = frozenset({TicketStatus.NEW})
 DIED = "the worker deciding on it stopped before it finished"
 # Triage causes (bot.domain.triage_causes) the clarification loop names in its params:
 # the policy working as set, not a failure.
-CAUSE_PARAM = "triage_cause"
+CAUSE_PARAM = policy.CAUSE_PARAM  # one name: policy.triage writes it too
 ROUNDS_CAUSE = "clarification_rounds"
 NO_REPLY_CAUSE = "clarification_timeout"
 
@@ -99,6 +99,8 @@ class Decision:
     suggestion: PlannedAction | None = None
     # The cap check that refused autonomy (audited with the act).
     refusal: CapCheck | None = None
+    # Shadow mode: `suggestion` is recorded as what the bot would have done.
+    shadow: bool = False
 
 
 @dataclass
@@ -204,6 +206,7 @@ def decide(
     budget: AutonomyBudget,
     settings: Settings,
     calls: CallLog,
+    switch: autonomy.Switch = autonomy.ON,
 ) -> Decision:
     """Ask the agent and plan what to do; call with no transaction open.
 
@@ -218,10 +221,12 @@ def decide(
         budget: the autonomy caps.
         settings: thresholds and team names.
         calls: collects the agent's calls, for the transaction that follows.
+        switch: the autonomy switch as read in the claim's transaction.
 
     Returns:
         The decision; human triage when the agent is unavailable, its answer is
-        malformed, the caps refuse, or the ticket failed MAX_ATTEMPTS times already.
+        malformed, the switch or AUTONOMOUS_ACTIONS do not let it act alone, the caps
+        refuse, or the ticket failed MAX_ATTEMPTS times already.
     """
     if claim.failed_before >= MAX_ATTEMPTS:
         return _gave_up(claim.failed_before, claim.last_error, settings)
@@ -250,6 +255,10 @@ def decide(
         return Decision(triaged, answer, triage_reason=reason, suggestion=planned)
     if not planned.autonomous:
         return Decision(planned, answer, triage_reason=planned.params["reason"])
+    # Before the caps: a paused or shadow bot spends none of them.
+    gated = autonomy.gate(planned, switch, settings=settings, answer=answer)
+    if gated is not None:
+        return _gated(gated, answer)
     cap = budget.try_acquire()
     if not cap.allowed:
         triaged = policy.triage(cap.reason, settings=settings, answer=answer, suggestion=planned)
@@ -293,6 +302,14 @@ def act(
         log.info("ticket %s: claim taken over before acting; leaving it", claim.ticket_id)
         return unclaimed(session, claim.ticket_id)
 
+    if decision.plan.autonomous:
+        # The switch again, with the ticket locked: a pause committed while the agent
+        # was answering holds for this decision too (its cap unit is spent for nothing,
+        # erring towards less autonomy).
+        gated = autonomy.gate(decision.plan, autonomy.current(session), settings=settings,
+                              answer=decision.answer)
+        if gated is not None:
+            decision = _gated(gated, decision.answer)
     answer = decision.answer
     if answer is not None:
         ticket.agent_response = answer.to_dict()
@@ -312,6 +329,8 @@ def act(
     ticket.decision_attempts = 0
     row = actions.execute(session, ticket, decision.plan, now=now, followup_delay=settings.followup_delay)
     conversation.mark_decided(session, claim.replies, row.id)
+    if decision.shadow and decision.suggestion is not None:
+        autonomy.record_shadow(session, row, decision.suggestion, now=now)
     return Outcome(ticket, row, answer, decision.plan, triage_reason=decision.triage_reason)
 
 
@@ -363,6 +382,11 @@ def _gave_up(failures: int, last_error: str, settings: Settings) -> Decision:
 
 def _triaged(reason: str, settings: Settings) -> Decision:
     return Decision(policy.triage(reason, settings=settings), triage_reason=reason)
+
+
+def _gated(gated: autonomy.Gated, answer: AgentAnswer | None) -> Decision:
+    return Decision(gated.plan, answer, triage_reason=gated.reason, suggestion=gated.suggestion,
+                    shadow=gated.shadow)
 
 
 def timed_out(claim: Claim, settings: Settings) -> Decision:

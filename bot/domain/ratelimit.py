@@ -51,6 +51,16 @@ class CapCheck:
     cap: str = ""
 
 
+@dataclass(frozen=True)
+class CapWindow:
+    """One cap's moving window as it stands: what was used and what is left."""
+
+    cap: str  # "50 per 1 minute"
+    limit: int
+    used: int
+    left: int
+
+
 class AutonomyBudget:
     """The per-minute, per-hour and per-day caps on autonomous actions."""
 
@@ -82,6 +92,17 @@ class AutonomyBudget:
             log.warning("autonomy limiter unavailable: %s", type(error).__name__)
             return CapCheck(False, "autonomy limiter unavailable")
         return CapCheck(True)
+
+    def windows(self) -> list[CapWindow] | None:
+        """Each cap's use now (read only; nothing is taken); None when the store is down."""
+        try:
+            read = [(cap, self._limiter.get_window_stats(cap, self._namespace, "autonomy"))
+                    for cap in self._caps]
+        except Exception as error:  # any storage failure: say it cannot be told
+            log.warning("autonomy limiter unavailable: %s", type(error).__name__)
+            return None
+        return [CapWindow(str(cap), cap.amount, cap.amount - max(stats.remaining, 0), max(stats.remaining, 0))
+                for cap, stats in read]
 
 
 class RollbackThrottle:

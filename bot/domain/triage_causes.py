@@ -3,7 +3,8 @@
 A short, stable category for monitoring (a Sentry tag, the key of the one-a-minute
 report): the reason people read (`action_params["reason"]`) is a sentence that may
 carry an agent's own words. Some causes are people's choice (autonomy paused, shadow
-mode): they are recorded like the others and never reported as a problem.
+mode, an action type AUTONOMOUS_ACTIONS leaves out): they are recorded like the
+others and never reported as a problem.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from __future__ import annotations
 import enum
 
 from bot.domain import processing
+from bot.domain.policy import CAUSE_PARAM
 from bot.domain.processing import Outcome
 
-# Where a decision that knows its cause says so in the action's params; the autonomy
-# switch (pause, shadow) sets it, as it is the only way to tell a deliberate triage
-# from one the caps forced, and so does the clarification loop.
-CAUSE_PARAM = processing.CAUSE_PARAM
+__all__ = ["CAUSE_PARAM", "TriageCause", "cause_of"]
 
 
 class TriageCause(enum.StrEnum):
@@ -34,11 +33,13 @@ class TriageCause(enum.StrEnum):
     # not reply within CLARIFICATION_TIMEOUT.
     CLARIFICATION_ROUNDS = processing.ROUNDS_CAUSE
     CLARIFICATION_TIMEOUT = processing.NO_REPLY_CAUSE
+    # AUTONOMOUS_ACTIONS does not let this action type act alone.
+    NOT_AUTONOMOUS = "action_not_autonomous"
 
     @property
     def deliberate(self) -> bool:
         """People chose this (or the settings did): not a failure to report."""
-        return self in (TriageCause.AUTONOMY_PAUSED, TriageCause.SHADOW_MODE,
+        return self in (TriageCause.AUTONOMY_PAUSED, TriageCause.SHADOW_MODE, TriageCause.NOT_AUTONOMOUS,
                         TriageCause.CLARIFICATION_ROUNDS, TriageCause.CLARIFICATION_TIMEOUT)
 
 

@@ -11,6 +11,8 @@ COMMANDS = (
     ("/history", "Show the bot's actions on a ticket", "[ticket number]"),
     ("/rollback", "Undo one of the bot's actions (admins)", "[action id] [reason]"),
     ("/resolution-stats", "How well the bot's answers work", "[days]"),
+    ("/autonomy", "Pause, resume or shadow the bot's acting alone (admins)",
+     "status | pause [reason] | resume | shadow [reason]"),
 )
 BOT_SCOPES = (
     "app_mentions:read",

@@ -20,6 +20,7 @@ from bot.views.approvals import (
     request_sent,
     rollback_request_message,
 )
+from bot.views.autonomy import autonomy_announcement, autonomy_changed, autonomy_status
 from bot.views.escape import escape, truncate
 from bot.views.feedback import feedback_reason_modal
 from bot.views.ids import (
@@ -78,6 +79,9 @@ from bot.views.ticket import (
 )
 
 __all__ = [
+    "autonomy_announcement",
+    "autonomy_changed",
+    "autonomy_status",
     "ActionId",
     "BlockId",
     "CallbackId",

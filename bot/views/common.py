@@ -27,6 +27,7 @@ from slack_sdk.models.blocks import (
 from bot.views.escape import (
     BUTTON_TEXT_LIMIT,
     CONTEXT_TEXT_LIMIT,
+    ELLIPSIS,
     FALLBACK_TEXT_LIMIT,
     HEADER_TEXT_LIMIT,
     SECTION_FIELD_LIMIT,
@@ -176,3 +177,45 @@ def team_name(team: Any) -> str:
 def humanize(value: Any) -> str:
     """A snake_case or UPPER_CASE code as words ("very_low" -> "very low")."""
     return escape(str(value).replace("_", " ")) if value is not None else NONE_SHOWN
+
+
+CELL_WIDTH = 24
+# Leave room for the title line and the "… and N more" note under the table.
+TABLE_BUDGET = SECTION_TEXT_LIMIT - 200
+
+
+def table(headings: Sequence[str], rows: Sequence[Sequence[str]], *, noun: str) -> str:
+    """A fixed-width table in a code block, cut to fit one section.
+
+    Widths are measured on the raw text and each cell escaped afterwards: `&amp;`
+    shows as one character, so measuring escaped text would misalign the columns.
+    """
+    cells = [[cell_text(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headings)]
+
+    def line(row: Sequence[str]) -> str:
+        first = escape(row[0]) + " " * (widths[0] - len(row[0]))
+        rest = [" " * (w - len(c)) + escape(c) for c, w in zip(row[1:], widths[1:], strict=True)]
+        return "  ".join([first, *rest]).rstrip()
+
+    lines = [line(headings)]
+    used = len(lines[0]) + len("```\n\n```")
+    shown = 0
+    for row in cells:
+        text = line(row)
+        if used + len(text) + 1 > TABLE_BUDGET:
+            break
+        lines.append(text)
+        used += len(text) + 1
+        shown += 1
+    out = "```\n" + "\n".join(lines) + "\n```"
+    if shown < len(cells):
+        out += f"\n{ELLIPSIS} and {len(cells) - shown} more {noun}"
+    return out
+
+
+def cell_text(value: str) -> str:
+    # One line per row, no cell so wide that the table wraps, and no backtick to
+    # close the code block early.
+    value = " ".join(value.replace("`", "'").split()) or "-"
+    return value if len(value) <= CELL_WIDTH else value[: CELL_WIDTH - 1] + ELLIPSIS

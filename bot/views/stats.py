@@ -15,31 +15,32 @@ from typing import Any
 from slack_sdk.models.blocks import Block, DividerBlock
 from slack_sdk.models.views import View
 
+from bot.views.autonomy import mode_line, shadow_blocks
 from bot.views.common import context, fields_section, header, percent, section, to_dicts, when
-from bot.views.escape import ELLIPSIS, SECTION_TEXT_LIMIT, clip, escape
+from bot.views.common import table as _table
+from bot.views.escape import SECTION_TEXT_LIMIT, clip
 from bot.views.requester import my_tickets_blocks
 
 Blocks = list[dict[str, Any]]
 
 NO_ANSWERS = "no answers yet"
 NO_RATINGS = "no ratings yet"
-_CELL_WIDTH = 24
-# Leave room for the title line and the "… and N more" note under the table.
-_TABLE_BUDGET = SECTION_TEXT_LIMIT - 200
 
 
-def stats_blocks(stats: Any, *, comments: Sequence[Any] = ()) -> Blocks:
+def stats_blocks(stats: Any, *, comments: Sequence[Any] = (), shadow: Any = None) -> Blocks:
     """The figures for `/resolution-stats`.
 
     Args:
         stats: a ResolutionStats.
         comments: the latest analytics.Comment of requesters who said No, newest first.
+        shadow: a ShadowComparison (bot.domain.autonomy), shown when it has decisions.
 
     Returns:
-        Blocks: the headline figures, a table per action type and one per team, and
-        the latest comments of requesters who said No.
+        Blocks: the headline figures, a table per action type and one per team, the
+        latest comments of requesters who said No, and the shadow decisions beside what
+        people did.
     """
-    return to_dicts(_stats_blocks(stats) + _comment_blocks(comments))
+    return to_dicts([*_stats_blocks(stats), *_comment_blocks(comments), *shadow_blocks(shadow)])
 
 
 def _comment_blocks(comments: Sequence[Any]) -> list[Block]:
@@ -56,15 +57,17 @@ def _comment_blocks(comments: Sequence[Any]) -> list[Block]:
                                     + "\n".join(lines))]
 
 
-def home_view(stats: Any | None, *, is_admin: bool, mine: Any | None = None) -> dict[str, Any]:
-    """The App Home tab: how to ask for help, the viewer's open tickets, the figures,
-    and admin hints for admins.
+def home_view(stats: Any | None, *, is_admin: bool, mine: Any | None = None,
+              autonomy: Any = None) -> dict[str, Any]:
+    """The App Home tab: how to ask for help, the autonomy mode, the viewer's open
+    tickets, the figures, and admin hints for admins.
 
     Args:
         stats: a ResolutionStats, or None when the figures could not be read.
         is_admin: whether the viewer may use /rollback and /history.
         mine: the viewer's open tickets (`tickets`, `total`: bot.domain.requester.OpenTickets),
             or None when they could not be read.
+        autonomy: the autonomy switch (bot.domain.autonomy.Switch), when it was read.
 
     Returns:
         A `{"type": "home", "blocks": [...]}` view for views.publish.
@@ -77,8 +80,11 @@ def home_view(stats: Any | None, *, is_admin: bool, mine: Any | None = None) -> 
             "not, a person from the right team takes over. React with :ticket: to any "
             "message (or use its *Create a ticket* shortcut) to open a ticket for its author."
         ),
-        DividerBlock(),
     ]
+    if autonomy is not None:
+        # Who paused it and why is for admins; everyone may know whether a person answers.
+        blocks.append(section(f"*Autonomy*: {mode_line(autonomy, detail=is_admin)}"))
+    blocks.append(DividerBlock())
     if mine is not None:
         blocks += [*my_tickets_blocks(mine.tickets, total=mine.total), DividerBlock()]
     if stats is None:
@@ -95,7 +101,9 @@ def home_view(stats: Any | None, *, is_admin: bool, mine: Any | None = None) -> 
                 "(the first 8 characters of the id are enough; you confirm first).\n"
                 "• `/history &lt;ticket-id&gt;` shows a ticket's actions, confidence, reasoning "
                 "and rollbacks.\n"
-                "• `/resolution-stats [days]` shows these figures for another window."
+                "• `/resolution-stats [days]` shows these figures for another window.\n"
+                "• `/autonomy status|pause [reason]|resume|shadow` switches whether the bot "
+                "acts alone."
             ),
         ]
     return View(type="home", blocks=blocks).to_dict()
@@ -212,40 +220,3 @@ def _by_team(rows: Sequence[Any]) -> str:
     ]
     headings = ("Team", "Tickets", "Resolved", "Yes", "No", "Success", "Rating")
     return "*By team*\n" + _table(headings, table, noun="teams")
-
-
-def _table(headings: Sequence[str], rows: Sequence[Sequence[str]], *, noun: str) -> str:
-    """A fixed-width table in a code block, cut to fit one section.
-
-    Widths are measured on the raw text and each cell escaped afterwards: `&amp;`
-    shows as one character, so measuring escaped text would misalign the columns.
-    """
-    cells = [[_cell(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headings)]
-
-    def line(row: Sequence[str]) -> str:
-        first = escape(row[0]) + " " * (widths[0] - len(row[0]))
-        rest = [" " * (w - len(c)) + escape(c) for c, w in zip(row[1:], widths[1:], strict=True)]
-        return "  ".join([first, *rest]).rstrip()
-
-    lines = [line(headings)]
-    used = len(lines[0]) + len("```\n\n```")
-    shown = 0
-    for row in cells:
-        text = line(row)
-        if used + len(text) + 1 > _TABLE_BUDGET:
-            break
-        lines.append(text)
-        used += len(text) + 1
-        shown += 1
-    out = "```\n" + "\n".join(lines) + "\n```"
-    if shown < len(cells):
-        out += f"\n{ELLIPSIS} and {len(cells) - shown} more {noun}"
-    return out
-
-
-def _cell(value: str) -> str:
-    # One line per row, no cell so wide that the table wraps, and no backtick to
-    # close the code block early.
-    value = " ".join(value.replace("`", "'").split()) or "-"
-    return value if len(value) <= _CELL_WIDTH else value[: _CELL_WIDTH - 1] + ELLIPSIS

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.agent import Agent
 from bot.core import clock
 from bot.core.settings import Settings
-from bot.domain import processing
+from bot.domain import autonomy, processing
 from bot.domain.processing import Claim, Decision, Outcome
 from bot.domain.ratelimit import AutonomyBudget
 from models import transaction
@@ -77,12 +77,15 @@ def decide_ticket(
                                         statuses=statuses, when=when)
         if claim is None:
             return Decided(processing.unclaimed(session, ticket_id))
+        # The autonomy switch as stored now, in every process (act reads it again).
+        switch = autonomy.current(session)
     calls = processing.CallLog()
     try:
         if decide is not None:
             decision = decide(claim)
         else:
-            decision = processing.decide(claim, agent=agent, budget=budget, settings=settings, calls=calls)
+            decision = processing.decide(claim, agent=agent, budget=budget, settings=settings, calls=calls,
+                                         switch=switch)
         with transaction(sessions) as session:
             outcome = processing.act(session, claim, decision, calls=calls, settings=settings,
                                      now=clock.now())

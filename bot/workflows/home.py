@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import views
 from bot.core import clock
 from bot.delivery.slack_client import safe_call
-from bot.domain import analytics, requester
+from bot.domain import analytics, autonomy, requester
 from bot.domain.analytics import ResolutionStats
 from models import read_transaction
 
@@ -74,20 +74,27 @@ class HomeFigures:
             return mine
 
 
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        return self._sessions
+
+
 def publish_home(client: WebClient, user_id: str, *, is_admin: bool, figures: HomeFigures,
                  refresh: bool = False) -> None:
-    """Render the App Home tab for `user_id`: their open tickets and the last 30 days'
-    figures.
+    """Render the App Home tab for `user_id`: the autonomy mode (read now, never cached:
+    one row), their open tickets and the last 30 days' figures.
 
     Args:
         client: the Web API client.
         user_id: whose tab.
-        is_admin: whether to show the admin hints.
+        is_admin: whether to show the admin hints (and who set the autonomy mode, why).
         figures: the figures' cache.
         refresh: count the figures again (after the viewer changed a ticket).
     """
     if refresh:
         figures.invalidate()
+    with read_transaction(figures.sessions) as session:
+        switch = autonomy.current(session)
     safe_call(client, "views.publish", user_id=user_id,
               view=views.home_view(figures.get(), is_admin=is_admin,
-                                   mine=figures.open_tickets_of(user_id)))
+                                   mine=figures.open_tickets_of(user_id), autonomy=switch))

@@ -33,7 +33,7 @@ def test_manifest_declares_the_contract(capsys):
     manifest = json.loads(capsys.readouterr().out)
     url = "https://helpdesk.example.com/slack/events"
     commands = {c["command"]: c for c in manifest["features"]["slash_commands"]}
-    assert set(commands) == {"/ticket", "/history", "/rollback", "/resolution-stats"}
+    assert set(commands) == {"/ticket", "/history", "/rollback", "/resolution-stats", "/autonomy"}
     assert all(c["url"] == url for c in commands.values())
     assert manifest["settings"]["event_subscriptions"]["request_url"] == url
     assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == set(BOT_EVENTS)

@@ -86,10 +86,11 @@ def test_a_cause_the_decision_names_wins_and_pause_and_shadow_are_deliberate(ses
     outcome = Outcome(ticket, action, vpn_answer(), None, triage_reason="autonomy is paused")
     assert cause_of(outcome) == TriageCause.AUTONOMY_PAUSED and TriageCause.AUTONOMY_PAUSED.deliberate
     assert TriageCause.SHADOW_MODE.deliberate
+    assert TriageCause.NOT_AUTONOMOUS.deliberate
     # The clarification loop's limits are the settings working, not failures.
     assert not any(c.deliberate for c in TriageCause if c not in (
-        TriageCause.AUTONOMY_PAUSED, TriageCause.SHADOW_MODE, TriageCause.CLARIFICATION_ROUNDS,
-        TriageCause.CLARIFICATION_TIMEOUT))
+        TriageCause.AUTONOMY_PAUSED, TriageCause.SHADOW_MODE, TriageCause.NOT_AUTONOMOUS,
+        TriageCause.CLARIFICATION_ROUNDS, TriageCause.CLARIFICATION_TIMEOUT))
 
 
 # What reaches Sentry ----------------------------------------------------------------------

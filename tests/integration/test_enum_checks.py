@@ -18,11 +18,14 @@ from models import (
     Actor,
     AlertRule,
     AlertState,
+    AutonomyMode,
+    AutonomyState,
     Base,
     OutboxPurpose,
     OutboxStatus,
     RequestStatus,
     RollbackRequest,
+    ShadowDecision,
     SlackOutbox,
     Ticket,
     TicketResolution,
@@ -71,6 +74,18 @@ def _a_row(session: Session, table: str):
         session.add(request)
         session.flush()
         return request
+    if table == "autonomy_state":
+        state = AutonomyState(id=1, mode=AutonomyMode.PAUSED, reason="")
+        session.add(state)
+        session.flush()
+        return state
+    if table == "shadow_decisions":
+        action = make_action(session, now=NOW)
+        shadow = ShadowDecision(ticket_id=action.ticket_id, action_id=action.id,
+                                action_type=ActionType.AUTO_RESOLVE, decided_at=NOW)
+        session.add(shadow)
+        session.flush()
+        return shadow
     raise AssertionError(f"add a row factory for {table}: it has an enum CHECK")
 
 
@@ -91,8 +106,10 @@ def test_the_checked_columns_are_the_ones_the_issue_names():
     assert [(table, column, enum) for table, column, enum in ENUM_CHECKS] == [
         ("action_history", "action_type", ActionType),
         ("alert_state", "rule", AlertRule),
+        ("autonomy_state", "mode", AutonomyMode),
         ("rollback_requests", "shown_status", RequestStatus),
         ("rollback_requests", "status", RequestStatus),
+        ("shadow_decisions", "action_type", ActionType),
         ("slack_outbox", "purpose", OutboxPurpose),
         ("slack_outbox", "status", OutboxStatus),
         ("tickets", "status", TicketStatus),

@@ -363,3 +363,23 @@ def test_the_clarification_loop_settings(monkeypatch, capsys):
     with pytest.raises(SettingsError) as raised:
         load_settings()
     assert str(raised.value).startswith("CLARIFICATION_ROUNDS='-1' is invalid")
+
+
+def test_autonomous_actions_default_to_all_four_and_name_some_or_none(monkeypatch):
+    from models import AGENT_ACTIONS
+
+    assert load_settings().autonomous_actions == tuple(AGENT_ACTIONS)
+    monkeypatch.setenv("AUTONOMOUS_ACTIONS", " escalate , AUTO_RESOLVE ")
+    assert load_settings().autonomous_actions == ("AUTO_RESOLVE", "ESCALATE")
+    monkeypatch.setenv("AUTONOMOUS_ACTIONS", "none")
+    assert load_settings().autonomous_actions == ()
+
+
+def test_an_unknown_autonomous_action_stops_startup_with_one_line(monkeypatch):
+    monkeypatch.setenv("AUTONOMOUS_ACTIONS", "AUTO_RESOLVE,ROLLBACK")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert str(raised.value) == (
+        "AUTONOMOUS_ACTIONS='AUTO_RESOLVE,ROLLBACK' is invalid: unknown action type 'ROLLBACK': "
+        "expected some of AUTO_RESOLVE, ESCALATE, ASSIGN_TO_TEAM, REQUEST_CLARIFICATION "
+        "separated by commas, or none")

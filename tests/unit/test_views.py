@@ -18,6 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.domain.analytics import ActionTypeStats, PeopleStats, PeopleTeamStats, TeamStats
+from bot.domain.autonomy import Change, ShadowComparison, ShadowRow, Switch
+from bot.domain.ratelimit import CapWindow
 from bot.domain.rollback import RollbackPreview
 from bot.views import (
     NoticeKind,
@@ -45,7 +47,8 @@ from bot.views import (
     ticket_received,
     truncate,
 )
-from models import ActionType, Actor, TicketStatus
+from bot.views.autonomy import autonomy_announcement, autonomy_changed, autonomy_status
+from models import ActionType, Actor, AutonomyMode, TicketStatus
 from tests.support import view_samples as s
 
 OUR_MENTIONS = re.compile(r"<@(UREQ1|UADMIN1|UTEAM1)>")
@@ -133,9 +136,48 @@ def _outputs(text: str) -> list[tuple[str, Any]]:
         ("error", error_message(text)),
         ("stats", stats_blocks(stats)),
         ("home", home_view(stats, is_admin=True)),
+        *_autonomy_outputs(text, stats),
     ]
     outputs += [(f"thread_{a.action_type[:20]}", action_thread_message(ticket, a)) for a in kinds]
     return outputs
+
+
+def _autonomy_outputs(text: str, stats: Any) -> list[tuple[str, Any]]:
+    """The autonomy switch's views, with the admin's reason as `text`."""
+    before = Switch(AutonomyMode.ON)
+    after = Switch(AutonomyMode.PAUSED, reason=text, changed_by="UADMIN1", changed_at=s.NOW)
+    change = Change(before, after)
+    windows = [CapWindow("50 per 1 minute", 50, 3, 47), CapWindow("100 per 1 hour", 100, 3, 97)]
+    shadow = ShadowComparison(7, (ShadowRow(ActionType.AUTO_RESOLVE, 3, 2, 1, 1),))
+    return [
+        ("autonomy_status", autonomy_status(after, windows, ["AUTO_RESOLVE"])),
+        ("autonomy_status_down", autonomy_status(after, None, [])),
+        ("autonomy_changed", autonomy_changed(change)),
+        ("autonomy_unchanged", autonomy_changed(Change(after, after))),
+        ("autonomy_announcement", autonomy_announcement(change)),
+        ("home_autonomy", home_view(stats, is_admin=True, autonomy=after)),
+        ("stats_shadow", stats_blocks(stats, shadow=shadow)),
+    ]
+
+
+def test_the_autonomy_views_say_what_an_admin_needs():
+    paused = Switch(AutonomyMode.PAUSED, reason="freeze", changed_by="UADMIN1", changed_at=s.NOW)
+    windows = [CapWindow("50 per 1 minute", 50, 3, 47)]
+    status = s.all_text(autonomy_status(paused, windows, ["AUTO_RESOLVE", "ESCALATE"])[1])
+    assert "*Paused*" in status and "<@UADMIN1>" in status and "2024-05-02 09:30 UTC" in status
+    assert "50 per 1 minute     3    47" in status and "auto resolve, escalate" in status
+    down = s.all_text(autonomy_status(paused, None, [])[1])
+    assert "cannot be read right now" in down and "(AUTONOMOUS_ACTIONS): none" in down
+    text, blocks = autonomy_announcement(Change(Switch(AutonomyMode.ON), paused))
+    assert text == "Autonomy paused (was on)"
+    assert "<@UADMIN1> paused the bot's autonomy* (it was on)" in s.all_text(blocks)
+    shadow = Switch(AutonomyMode.SHADOW, changed_by="UADMIN1", changed_at=s.NOW)
+    assert "switched the bot to shadow mode* (it was paused)" in s.all_text(
+        autonomy_announcement(Change(paused, shadow))[1])
+    assert "Shadow mode" not in s.all_text(stats_blocks(s.stats(), shadow=ShadowComparison(7)))
+    told = Change(Switch(AutonomyMode.ON), paused)
+    assert "Announced in the alerts channel" in s.all_text(autonomy_changed(told)[1])
+    assert "no ALERTS_CHANNEL" in s.all_text(autonomy_changed(told, announced=False)[1])
 
 
 def _blocks_of(output: Any) -> list[dict]:

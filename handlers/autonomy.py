@@ -1,0 +1,46 @@
+"""/autonomy status|pause [reason]|resume|shadow [reason]: the switch over acting alone,
+for admins (ADMIN_USER_IDS, ADMIN_GROUPS, asked at the time of the command).
+
+The change, its audit row and its announcement are written in the request's
+transaction and committed by the acknowledgement; the announcement is sent after it.
+"""
+
+from __future__ import annotations
+
+from slack_bolt import Ack, App
+from sqlalchemy.orm import Session
+
+from bot import views
+from bot.core.errors import InvalidInput, NotAuthorized
+from bot.domain import audit
+from bot.views.autonomy import USAGE
+from bot.workflows import autonomy
+from handlers.deps import SlackDeps
+from models import AutonomyMode
+
+MODES = {"pause": AutonomyMode.PAUSED, "resume": AutonomyMode.ON, "shadow": AutonomyMode.SHADOW}
+NOT_ADMIN = "Only helpdesk admins can use /autonomy."
+
+
+def autonomy_command(ack: Ack, command: dict, session: Session, deps: SlackDeps) -> None:
+    user = command["user_id"]
+    verb, _, reason = (command.get("text") or "").strip().partition(" ")
+    verb = verb.lower() or "status"
+    if verb != "status" and verb not in MODES:
+        raise InvalidInput(USAGE)
+    if not deps.is_admin(user):
+        audit.record(session, audit.AUTONOMY_DENIED, actor_id=user, detail={"command": verb})
+        raise NotAuthorized(NOT_ADMIN)
+    if verb == "status":
+        text, blocks = autonomy.status(session, deps.runtime)
+        ack(response_type="ephemeral", text=text, blocks=blocks)
+        return
+    switched = autonomy.switch(session, deps.runtime, MODES[verb], actor_id=user, reason=reason.strip())
+    text, blocks = views.autonomy_changed(switched.change, announced=bool(switched.owed))
+    ack(response_type="ephemeral", text=text, blocks=blocks)
+    if switched.owed:
+        deps.background.try_submit(autonomy.announce, deps.runtime, deps.client, switched.owed)
+
+
+def register(app: App) -> None:
+    app.command("/autonomy")(autonomy_command)
