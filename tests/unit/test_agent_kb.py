@@ -230,11 +230,11 @@ def test_no_evaluation_request_is_trained_on(agent):
     trained |= {key(t) for _, t in shipped.critical} | {key(t) for t in shipped.out_of_scope}
     # The tuning splits only: the held-out split is read by the bench alone, once (the
     # bench counts its requests that are training phrasings, and says so).
-    tuning = {key(r.text) for r in evaluation_set("tuning")}
-    round_one = {key(r.text) for r in evaluation_set("tuning_r1")}
-    assert trained & tuning == set()
-    assert trained & round_one == set()
-    assert tuning & round_one == set()
+    splits = {split: {key(r.text) for r in evaluation_set(split)} for split in TUNING_SPLITS}
+    for split, texts in splits.items():
+        assert trained & texts == set(), split
+        for other, others in splits.items():
+            assert other == split or texts & others == set(), (split, other)
 
 
 def test_the_evaluation_set_is_big_enough_and_labelled_with_known_articles(agent):
@@ -247,12 +247,14 @@ def test_the_evaluation_set_is_big_enough_and_labelled_with_known_articles(agent
         evaluation_set("training")
     with pytest.raises(ValueError, match="unknown split"):
         evaluation_set("held_out")  # round one's held-out part is tuning_r1 now
+    with pytest.raises(ValueError, match="unknown split"):
+        evaluation_set("held_out_v2")  # round two's is tuning_r2
 
 
 @pytest.mark.parametrize("split", TUNING_SPLITS)
 def test_on_the_tuning_splits_no_autonomous_act_is_wrong_and_every_critical_is_escalated(agent, split):
-    # Both tuning splits were looked at while tuning; the held-out split is deliberately
-    # not asserted here (python -m bench.agent_eval --split held_out_v2 reports it, once).
+    # The tuning splits were looked at while tuning; the held-out split is deliberately
+    # not asserted here (python -m bench.agent_eval --split held_out_v3 reports it, once).
     for request in evaluation_set(split):
         answer = ask(agent, request.text)
         action = policy.plan(answer, BANDS).action_type
