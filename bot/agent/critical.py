@@ -113,6 +113,7 @@ _GONE = _words(
     "vanished", "disappeared", "wiped", "wiped out", "deleted", "erased", "overwritten", "gone",
     "lost", "purged", "got removed", "were removed", "was removed", "has been removed",
     "have been removed", "all missing", "went missing", "gone missing", "are missing", "is missing",
+    "corrupted", "corrupt", "unreadable", "gibberish", "garbled",
 )
 _FAILING = _words(
     "down", "not working", "isnt working", "arent working", "stopped working", "wont", "cant",
@@ -175,6 +176,27 @@ KINDS: tuple[CriticalKind, ...] = (
                        "keys?", "tokens?"),
                 within=4,
             )),
+            # Sign-in prompts or codes the person did not start: "approve prompts and I'm
+            # not even at my computer", "a code I never asked for".
+            _pattern(_near(
+                _words("prompts?", "push(?:es)?", "notifications?", "approvals?", "requests?", "codes?",
+                       "texts?", "sms", "sign ?in", "log ?in", "login"),
+                _words("not me", "wasnt me", "didnt (?:request|ask for|start|trigger|initiate|make)",
+                       "did not (?:request|ask for|start|trigger|initiate|make)",
+                       "never (?:requested|asked for|started|triggered|made)",
+                       "(?:im|i am|i was|i wasnt|i was not) not even "
+                       "(?:at|on|using|logged|logging|signing|trying)",
+                       "i wasnt (?:logging|signing|trying)", "i was not (?:logging|signing|trying)",
+                       "not even (?:at|on) my (?:computer|laptop|desk|pc)"),
+                within=8,
+            )),
+            # A password changed by someone else: "my password was reset but I didn't do it".
+            _pattern(
+                r"\bpassword (?:\w+ ){0,2}(?:was|has been|got|had been|been) (?:\w+ )?"
+                r"(?:changed|updated|reset)\b",
+                r"\b(?:i didnt|i did not|i havent|i have not|i never|not me|wasnt me|havent touched|"
+                r"did not touch|didnt touch|nobody asked|without me)\b",
+            ),
             # An account used by someone else.
             _pattern(
                 r"\b(?:someone|somebody|a stranger|an unknown person|another person|a hacker) (?:else )?"
