@@ -110,6 +110,44 @@ def test_out_of_scope_requests_are_never_resolved_alone(agent, text):
     assert answer.severity != "critical"
 
 
+# Round three's traps: an article's own words (print, password, vpn, phone, freezing,
+# leaking) about something no article answers: a print shop, a personal account, a policy
+# question, the building. Learned as "no article"; none of these is a training phrasing.
+@pytest.mark.parametrize("text", [
+    "where's the nearest print shop for posters",
+    "can reception print and laminate signs for the event",
+    "my personal gmail password isn't working",
+    "is it ok to use my own vpn for streaming at lunch",
+    "can I get a company mobile phone",
+    "can you print 200 copies of the handbook for me",
+    "order more printer paper for the office",
+    "the meeting room is freezing, can the heating go up",
+    "there's water leaking from the ceiling by the lifts",
+    "what's the wifi going to be like at the offsite venue",
+])
+def test_out_of_scope_in_an_articles_words_is_never_resolved_alone(agent, text):
+    answer = ask(agent, text)
+    assert policy.plan(answer, BANDS).action_type != "AUTO_RESOLVE", (answer.source, answer.confidence)
+    assert answer.severity != "critical"
+
+
+# What IT must act on, asked as a question, an approval or a situation: routed to the
+# article's team, not escalated and not asked about.
+@pytest.mark.parametrize(("text", "article"), [
+    ("how would I go about getting a licence for a mind-mapping app", "software_access"),
+    ("our team wants to use a new whiteboard app, who approves that", "software_access"),
+    ("can you put the desktop version of slack on my laptop", "software_access"),
+    ("second day here and I still have no laptop to work on", "new_hire_setup"),
+    ("the contractor who started yesterday has no login yet", "new_hire_setup"),
+    ("the R: drive my colleagues use isn't there for me", "shared_drive_access"),
+])
+def test_it_must_act_requests_are_routed_to_their_team(agent, text, article):
+    answer = ask(agent, text)
+    planned = policy.plan(answer, BANDS)
+    assert (answer.source, planned.action_type) == (article, "ASSIGN_TO_TEAM"), answer.confidence
+    assert planned.params["team"] == next(a.team for a in agent.articles if a.id == article)
+
+
 @pytest.mark.parametrize(
     "text", ["my computer is weird", "help", "something is wrong", "it doesn't work", "???", "hello?"])
 def test_vague_requests_ask_for_clarification(agent, text):
