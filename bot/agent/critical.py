@@ -93,6 +93,11 @@ _DEVICE = _words(
     "(?:mobile |smart ?|cell ?|work |company |iphone|android)?phones?", "iphone", "mobile", "ipad",
     "tablet", "yubikey", "security key", "hardware token", "work device", "device",
 )
+# What follows a device when it is a part or a detail, not the device: "my phone charger".
+_NOT_A_PART = (
+    r"(?! (?:charger|cable|case|cover|adapter|dongle|stand|sleeve|settings?|number|password|pin|"
+    r"model|serial|screen protector|signal|battery|charging)\b)"
+)
 _OWNER = _words("my", "our", "the", "a", "his", "her", "their", "this")
 _QUALIFIER = _words("work", "company", "corporate", "office", "business", "new", "spare", "loaner", "team")
 # Public places and transport: a device left there is lost; one left at home is not.
@@ -143,7 +148,9 @@ _MANY = _words(
     f"(?:the )?(?:whole|entire) (?:\\w+ )?{_GROUP}",
     "all (?:of )?(?:our |the )?(?:customers|clients|users|staff|employees|colleagues|stores|shops|"
     "branches|sites|offices|agents)",
-    "(?:our |the |external )?(?:customers|clients|shoppers|patients|members) (?:cant|cannot|can not|"
+    "(?:our |the |external )?(?:customers|clients|shoppers|patients|members) "
+    "(?:(?:are |keep |have been )?(?:complaining|saying|reporting|telling us|calling)(?: that)?(?: they)? )?"
+    "(?:cant|cannot|can not|"
     "are unable|are not able|arent able|are getting|are seeing|get|see|report|keep getting)",
     "(?:multiple|several|many|lots of|loads of|dozens of|hundreds of) (?:people|users|colleagues|"
     "teams|customers|clients|offices|sites|of us)",
@@ -222,17 +229,17 @@ KINDS: tuple[CriticalKind, ...] = (
         category="security",
         team="Security",
         phrases=_phrases(
-            "stolen", "stole", "theft", "lost laptop", "lost phone", "lost work phone",
-            "lost mobile", "lost ipad", "lost tablet", "lost computer", "laptop missing",
-            "phone missing", "robbery", "burgled", "burglary", "pickpocketed",
+            "stolen", "stole", "theft", "robbery", "burgled", "burglary", "pickpocketed",
             "pickpocket", "snatched",
         ),
         patterns=(
-            _pattern(rf"\b(?:lost|misplaced|mislaid) {_OWNER} (?:{_QUALIFIER} )?{_DEVICE}\b"),
+            # "lost my work phone", not "lost my phone charger".
+            _pattern(
+                rf"\b(?:lost|misplaced|mislaid) (?:{_OWNER} )?(?:{_QUALIFIER} )?{_DEVICE}\b{_NOT_A_PART}"
+            ),
             _pattern(
                 rf"\b(?:cant|cannot|can not|couldnt|could not|unable to|not able to) (?:find|locate) "
-                rf"{_OWNER} (?:{_QUALIFIER} )?{_DEVICE}\b(?! (?:charger|cable|case|adapter|dongle|"
-                rf"stand|bag|settings?|number|password|pin|model|serial)\b)"
+                rf"{_OWNER} (?:{_QUALIFIER} )?{_DEVICE}\b{_NOT_A_PART}"
             ),
             _pattern(rf"\b{_DEVICE} (?:is |was |has |has been |got |went |seems )?(?:missing|gone missing|"
                      rf"disappeared|vanished|nowhere to be found)\b(?! (?:a|an|the|some|its|my|drivers?|"
@@ -264,9 +271,16 @@ KINDS: tuple[CriticalKind, ...] = (
             _pattern(rf"\b{_DATA}\b(?: \w+){{0,6}} {_GONE}\b"),
             # Someone did it to the data: "I accidentally deleted the team folder", not
             # "where do deleted emails go".
-            _pattern(rf"\b(?:i|someone|somebody|accidentally|they|it|has|have|had|just|must have|"
-                     rf"may have|might have) (?:\w+ )?(?:deleted|wiped|erased|overwrote|removed|lost|"
-                     rf"purged)(?: \w+){{0,4}} {_DATA}\b"),
+            # Someone else did it: "someone wiped the team folder".
+            _pattern(rf"\b(?:someone|somebody|they|it|has|have|had|must have|may have|might have) "
+                     rf"(?:\w+ )?(?:deleted|wiped|erased|overwrote|removed|lost|purged)"
+                     rf"(?: \w+){{0,4}} {_DATA}\b"),
+            # The person did it by mistake, or wants it back: not "I deleted old files to
+            # free some space".
+            _pattern(rf"\bi (?:\w+ )?(?:deleted|wiped|erased|overwrote|removed|lost|purged)(?: \w+){{0,4}} "
+                     rf"{_DATA}\b",
+                     r"\b(?:accident|accidentally|mistake|mistakenly|wrongly|oops|by error|"
+                     r"get (?:it|them) back|recover|restore|undo|undelete)"),
             _pattern(r"\blost (?:(?:all|most|half|hours?|days?|weeks?|a|an|whole|entire|full|morning|"
                      r"afternoon|evening|of|my|our|the|\d+) ){0,5}(?:work|changes|edits)\b"),
         ),
