@@ -59,19 +59,15 @@ class Pattern:
     The regexes run on the normalised text (`textmatch.normalise`: lowercase words, single
     spaces, apostrophes dropped: "can't" is "cant"), stop words kept, because here they
     carry the meaning: "for anyone in finance", "lost my laptop", "someone else signed in
-    to my account". The first regex's match is what the reason quotes.
+    to my account". The reason quotes what each regex matched.
     """
 
     needs: tuple[re.Pattern[str], ...]
 
-    def find(self, normalised: str) -> str | None:
-        """The first regex's matched words, if every regex matches."""
+    def find(self, normalised: str) -> tuple[str, ...]:
+        """Each regex's matched words, or nothing unless every regex matches."""
         found = [regex.search(normalised) for regex in self.needs]
-        if not all(found):
-            return None
-        first = found[0]
-        assert first is not None
-        return first.group(0)
+        return tuple(match.group(0) for match in found if match) if all(found) else ()
 
 
 def _words(*alternatives: str) -> str:
@@ -365,9 +361,7 @@ def find_critical(text: str) -> CriticalMatch | None:
                 continue
             found.append(" ".join(_surface(words, phrase)))
         for pattern in kind.patterns:
-            said = pattern.find(normalised)
-            if said is not None:
-                found.append(said)
+            found.extend(pattern.find(normalised))
         if found:
             return CriticalMatch(kind=kind, words=tuple(dict.fromkeys(found)))
     return None
