@@ -126,7 +126,10 @@ _FAILING = _words(
     "no (?:internet|wifi|network|connection|signal|email|mail|phones?|power|access|vpn)",
     "lost (?:the )?(?:internet|wifi|network|connection|access|vpn)",
     # "nobody on the 3rd floor can print": nobody able to is itself the failure.
-    "(?:nobody|no one|noone|none of us)(?: \\w+){0,5} (?:can|could|is able to|are able to) \\w+",
+    # Doing what a working system allows, not "nobody in my team can help me".
+    "(?:nobody|no one|noone|none of us)(?: \\w+){0,5} (?:can|could|is able to|are able to) "
+    "(?:log|get|access|connect|open|print|reach|load|sign|work|send|receive|use|see|join|call|save|"
+    "scan|pay|check|book|order|ship|upload|download)",
 )
 _GROUP = _words(
     "team", "department", "dept", "office", "floor", "company", "building", "site", "org",
