@@ -3,10 +3,11 @@
 - `training.yaml`: critical requests by kind and out-of-scope requests. The agent learns
   them next to the articles' own examples; they never come from KB_DIR.
 - `evaluation_<split>.yaml`: the evaluation set of `bench/agent_eval.py`, one file per
-  split. Nothing is ever trained on them. The tuning splits (`tuning`, and `tuning_r1`,
-  round one's held-out part, run once and then tuned on) may be looked at while
-  changing the agent; the held-out split (`held_out_v2`) is read only when named,
-  once, when every change is done.
+  split. Nothing is ever trained on them. The tuning splits (`tuning`; `tuning_r1` and
+  `tuning_r2`, the held-out parts of rounds one and two, each run once and then tuned
+  on) may be looked at while changing the agent; the held-out split (`held_out_v3`,
+  written by someone else and added by the lead) is read only when named, once, when
+  every change is done.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import yaml
 
 CRITICAL_PREFIX = "critical/"
 OUT_OF_SCOPE = "out_of_scope"
-TUNING_SPLITS = ("tuning", "tuning_r1")
-HELD_OUT_SPLITS = ("held_out_v2",)
+TUNING_SPLITS = ("tuning", "tuning_r1", "tuning_r2")
+HELD_OUT_SPLITS = ("held_out_v3",)
 SPLITS = (*TUNING_SPLITS, *HELD_OUT_SPLITS)
 
 
@@ -84,13 +85,17 @@ def evaluation_set(split: str) -> tuple[LabelledRequest, ...]:
         The requests in file order.
 
     Raises:
-        ValueError: an unknown split, or a file not shaped as `split:` and `requests:`
+        ValueError: an unknown split, its file not there yet (the held-out one is
+            added by whoever wrote it), or a file not shaped as `split:` and `requests:`
             (labels mapped to lists of requests).
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     name = f"evaluation_{split}.yaml"
-    data = _read(name)
+    try:
+        data = _read(name)
+    except FileNotFoundError:
+        raise ValueError(f"{name} is not in bot/agent/data/ yet") from None
     if not isinstance(data, dict) or not data.get("split") or not isinstance(data.get("requests"), dict):
         raise ValueError(f"{name}: expected 'split:' and a 'requests:' mapping")
     # The held-out file was written by someone else, unseen: its `split:` wording is theirs.

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.agent import KnowledgeBaseAgent, TicketInput, kb
+from bot.agent import KnowledgeBaseAgent, TicketInput, examples, kb
 from bot.agent.answer import KNOWN_RECOMMENDATIONS
 from bot.agent.articles import load_articles
-from bot.agent.examples import TUNING_SPLITS, evaluation_set, training_examples
+from bot.agent.examples import HELD_OUT_SPLITS, TUNING_SPLITS, evaluation_set, training_examples
 from bot.agent.routing import DEFAULT_TEAM
 from bot.core.settings import load_settings
 from bot.domain import policy
@@ -108,6 +108,44 @@ def test_out_of_scope_requests_are_never_resolved_alone(agent, text):
     planned = policy.plan(answer, BANDS)
     assert planned.action_type != "AUTO_RESOLVE"
     assert answer.severity != "critical"
+
+
+# Round three's traps: an article's own words (print, password, vpn, phone, freezing,
+# leaking) about something no article answers: a print shop, a personal account, a policy
+# question, the building. Learned as "no article"; none of these is a training phrasing.
+@pytest.mark.parametrize("text", [
+    "where's the nearest print shop for posters",
+    "can reception print and laminate signs for the event",
+    "my personal gmail password isn't working",
+    "is it ok to use my own vpn for streaming at lunch",
+    "can I get a company mobile phone",
+    "can you print 200 copies of the handbook for me",
+    "order more printer paper for the office",
+    "the meeting room is freezing, can the heating go up",
+    "there's water leaking from the ceiling by the lifts",
+    "what's the wifi going to be like at the offsite venue",
+])
+def test_out_of_scope_in_an_articles_words_is_never_resolved_alone(agent, text):
+    answer = ask(agent, text)
+    assert policy.plan(answer, BANDS).action_type != "AUTO_RESOLVE", (answer.source, answer.confidence)
+    assert answer.severity != "critical"
+
+
+# What IT must act on, asked as a question, an approval or a situation: routed to the
+# article's team, not escalated and not asked about.
+@pytest.mark.parametrize(("text", "article"), [
+    ("how would I go about getting a licence for a mind-mapping app", "software_access"),
+    ("our team wants to use a new whiteboard app, who approves that", "software_access"),
+    ("can you put the desktop version of slack on my laptop", "software_access"),
+    ("second day here and I still have no laptop to work on", "new_hire_setup"),
+    ("the contractor who started yesterday has no login yet", "new_hire_setup"),
+    ("the R: drive my colleagues use isn't there for me", "shared_drive_access"),
+])
+def test_it_must_act_requests_are_routed_to_their_team(agent, text, article):
+    answer = ask(agent, text)
+    planned = policy.plan(answer, BANDS)
+    assert (answer.source, planned.action_type) == (article, "ASSIGN_TO_TEAM"), answer.confidence
+    assert planned.params["team"] == next(a.team for a in agent.articles if a.id == article)
 
 
 @pytest.mark.parametrize(
@@ -230,11 +268,14 @@ def test_no_evaluation_request_is_trained_on(agent):
     trained |= {key(t) for _, t in shipped.critical} | {key(t) for t in shipped.out_of_scope}
     # The tuning splits only: the held-out split is read by the bench alone, once (the
     # bench counts its requests that are training phrasings, and says so).
-    tuning = {key(r.text) for r in evaluation_set("tuning")}
-    round_one = {key(r.text) for r in evaluation_set("tuning_r1")}
-    assert trained & tuning == set()
-    assert trained & round_one == set()
-    assert tuning & round_one == set()
+    labels: dict[str, str] = {}
+    for split in TUNING_SPLITS:
+        texts = {key(r.text): r.label for r in evaluation_set(split)}
+        assert trained & set(texts) == set(), split
+        # The splits were written apart; the few requests two writers both wrote ("help",
+        # "hello?") must at least be labelled alike.
+        for text, label in texts.items():
+            assert labels.setdefault(text, label) == label, text
 
 
 def test_the_evaluation_set_is_big_enough_and_labelled_with_known_articles(agent):
@@ -247,12 +288,14 @@ def test_the_evaluation_set_is_big_enough_and_labelled_with_known_articles(agent
         evaluation_set("training")
     with pytest.raises(ValueError, match="unknown split"):
         evaluation_set("held_out")  # round one's held-out part is tuning_r1 now
+    with pytest.raises(ValueError, match="unknown split"):
+        evaluation_set("held_out_v2")  # round two's is tuning_r2
 
 
 @pytest.mark.parametrize("split", TUNING_SPLITS)
 def test_on_the_tuning_splits_no_autonomous_act_is_wrong_and_every_critical_is_escalated(agent, split):
-    # Both tuning splits were looked at while tuning; the held-out split is deliberately
-    # not asserted here (python -m bench.agent_eval --split held_out_v2 reports it, once).
+    # The tuning splits were looked at while tuning; the held-out split is deliberately
+    # not asserted here (python -m bench.agent_eval --split held_out_v3 reports it, once).
     for request in evaluation_set(split):
         answer = ask(agent, request.text)
         action = policy.plan(answer, BANDS).action_type
@@ -260,3 +303,19 @@ def test_on_the_tuning_splits_no_autonomous_act_is_wrong_and_every_critical_is_e
             assert action == "ESCALATE", request.text
         if action == "AUTO_RESOLVE":
             assert answer.source == request.article_id, request.text
+
+
+def test_the_bench_runs_the_held_out_split_by_name_and_says_when_it_is_missing(agent, monkeypatch, capsys):
+    # The lead adds evaluation_held_out_v3.yaml and runs it once; until then (and in this
+    # test, whatever is there) the bench says in one line that the file is not there.
+    from bench import agent_eval
+
+    assert HELD_OUT_SPLITS == ("held_out_v3",) and not set(HELD_OUT_SPLITS) & set(TUNING_SPLITS)
+
+    def missing(name: str) -> dict:
+        raise FileNotFoundError(name)
+
+    monkeypatch.setattr(examples, "_read", missing)
+    assert agent_eval.main(["--split", "held_out_v3", "--no-costs"]) == 2
+    error = capsys.readouterr().err
+    assert "split held_out_v3: evaluation_held_out_v3.yaml is not in bot/agent/data/ yet" in error
