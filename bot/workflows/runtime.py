@@ -7,6 +7,7 @@ of globals and get what they need from it as plain arguments.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +23,9 @@ from bot.domain.ratelimit import AutonomyBudget, RollbackThrottle, make_storage
 from bot.workflows.decision import decide_ticket
 from models import TicketSource, make_engine, make_session_factory, transaction
 
+if TYPE_CHECKING:
+    from bot.workflows.dispatch import Decisions
+
 
 @dataclass
 class Runtime:
@@ -32,6 +36,9 @@ class Runtime:
     budget: AutonomyBudget
     rollback_throttle: RollbackThrottle
     message_locks: MessageLocks = field(default_factory=MessageLocks)
+    # Where this process hands decisions off (bot.workflows.dispatch); set by the Slack
+    # app and the worker, None where nothing is handed off (the CLI's `ask`).
+    decisions: Decisions | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, namespace: str = "resolvemeq") -> Runtime:

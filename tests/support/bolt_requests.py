@@ -71,7 +71,7 @@ def listener_settings(*, database_url: str, slack: FakeSlack, redis_url: str, **
         "database_url": database_url, "redis_url": redis_url,
         "slack_api_url": slack.base_url, "slack_bot_token": slack.token,
         "slack_signing_secret": SIGNING_SECRET, "admin_user_ids": ADMIN,
-        "escalation_channel": ESCALATIONS, "followup_delay": "24h", **overrides,
+        "escalation_channel": ESCALATIONS, "followup_delay": "24h", "decide_on": "serve", **overrides,
     })
 
 
