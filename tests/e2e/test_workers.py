@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from datetime import timedelta
 
 import pytest
 import redis
@@ -137,12 +138,12 @@ def test_a_decision_task_delivered_twice_decides_once(on_workers, slack, broker,
 def test_a_worker_killed_mid_decision_leaves_it_to_the_sweep_which_decides_once(
     on_workers, slack, broker, e2e_sessions
 ):
-    grace = 5
+    grace, ttl = 10, 15
     with running_fake_agent() as agent:
         # The first worker's agent call never comes back before it is killed.
         agent.answer(slow(30), then=OK)
         env = {"AGENT_URL": agent.url, "AGENT_TIMEOUT": "40", "AGENT_RETRIES": "0",
-               "CLAIM_TTL": "3s", "SWEEP_GRACE": f"{grace}s"}
+               "CLAIM_TTL": f"{ttl}s", "SWEEP_GRACE": f"{grace}s"}
         on_workers.command("/ticket", "My VPN keeps disconnecting when I work from home")
         ticket_id = _ticket(e2e_sessions).ticket_id
         [doomed] = _workers(on_workers.env["DATABASE_URL"], slack, "doomed", **env)
@@ -158,7 +159,6 @@ def test_a_worker_killed_mid_decision_leaves_it_to_the_sweep_which_decides_once(
                 return broker.llen("celery") == 0
 
             wait_until(heir_listens, timeout=60, interval=0.5, what="the second worker up")
-            killed_at = time.monotonic()
             doomed.kill()
             held = _ticket(e2e_sessions)
             assert held.status == TicketStatus.NEW and held.claim_token is not None  # mid-decision
@@ -171,7 +171,6 @@ def test_a_worker_killed_mid_decision_leaves_it_to_the_sweep_which_decides_once(
                 return bool(_actions(e2e_sessions, ticket_id))
 
             wait_until(swept, timeout=60, interval=1.0, what="the sweep's decision")
-            recovered = time.monotonic() - killed_at
             wait_until(lambda: _answers(slack), timeout=30, what="the answer posted")
             # The redelivery comes at last: it finds the ticket decided.
             _publish(DECIDE, ticket_id)
@@ -180,9 +179,12 @@ def test_a_worker_killed_mid_decision_leaves_it_to_the_sweep_which_decides_once(
         finally:
             doomed.stop()
             _stop(heirs)
-    assert recovered < grace, f"recovered {recovered:.1f} s after the kill"
-    assert len(_actions(e2e_sessions, ticket_id)) == 1
+    [action] = _actions(e2e_sessions, ticket_id)
     assert len(_answers(slack)) == 1
     assert agent.count == 2  # the dead attempt and the sweep's; the redelivery asked nothing
     decided = _ticket(e2e_sessions)
     assert decided.status != TicketStatus.NEW and decided.claim_token is None
+    # Decided by the sweep as soon as it may: SWEEP_GRACE after the ticket was stored and
+    # the dead worker's claim (CLAIM_TTL) had run out; not after the broker's 600 s.
+    due = max(held.created_at + timedelta(seconds=grace), held.claimed_until)
+    assert due <= action.executed_at < due + timedelta(seconds=5), (due, action.executed_at)
