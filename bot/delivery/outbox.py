@@ -313,17 +313,19 @@ def _followup_of(claim: _Claim) -> tuple[bool, int]:
 def _post(client: WebClient, claim: _Claim, text: str, blocks: list | None) -> _Posted | str:
     """Post the row (or find that an earlier attempt did); returns the post, or why
     Slack will not take it (a refusal that trying again cannot fix)."""
+    # A DM goes to the user's id: Slack posts it in the app's DM with them (opening it
+    # if need be) and answers with that DM's channel id. No conversations.open per DM;
+    # only a retry, which must read the DM to look for an earlier attempt's post, asks
+    # for the DM's id.
     if claim.recipient:
-        channel, thread_ts = _dm(client, claim.recipient), None
-        if channel is None:
-            return "cannot open a DM with the requester"
+        channel, thread_ts = claim.recipient, None
     else:
         channel, thread_ts = claim.channel, claim.thread_ts
         if channel is None:
             return "the row names neither a channel nor a recipient"
-    fallback_dm = None
     if claim.attempts > 1:
-        found = _find_post(client, channel, thread_ts, claim)
+        where = _dm(client, channel) if claim.recipient else channel
+        found = _find_post(client, where, thread_ts, claim) if where else None
         if found is None and claim.fallback_user:
             fallback_dm = _dm(client, claim.fallback_user)
             found = _find_post(client, fallback_dm, None, claim) if fallback_dm else None
@@ -339,11 +341,8 @@ def _post(client: WebClient, claim: _Claim, text: str, blocks: list | None) -> _
     if not claim.fallback_user:
         return "Slack refused the DM" if claim.recipient else "Slack refused the post"
     # The bot may not post there (a slash command in a channel it is not in): answer
-    # the requester privately instead.
-    fallback_dm = fallback_dm or _dm(client, claim.fallback_user)
-    if fallback_dm is None:
-        return "Slack refused the post"
-    posted = safe_call(client, "chat.postMessage", raise_transient=True, channel=fallback_dm,
+    # the requester privately instead (by user id, as any DM).
+    posted = safe_call(client, "chat.postMessage", raise_transient=True, channel=claim.fallback_user,
                        text=text, blocks=blocks, metadata=metadata)
     return _Posted(posted["channel"], posted["ts"], None) if posted else "Slack refused the post"
 

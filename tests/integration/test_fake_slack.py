@@ -305,3 +305,12 @@ def test_reset_forgets_calls_posts_and_faults(slack: FakeSlack, client: WebClien
 
     assert [c.outcome for c in slack.calls()] == ["ok"]
     assert [m["text"] for m in slack.messages("C1")] == ["y"]
+
+
+def test_a_post_to_a_user_id_lands_in_the_apps_dm_and_says_which(client: WebClient, slack: FakeSlack) -> None:
+    # As on Slack: chat.postMessage to a user id opens the app's DM with them (no
+    # conversations.open needed) and answers with the DM's channel id.
+    posted = client.chat_postMessage(channel="U0PERSON", text="hello")
+    assert posted["channel"].startswith("D") and posted["channel"] == slack.dm_channel("U0PERSON")
+    assert [m["text"] for m in slack.messages(posted["channel"])] == ["hello"]
+    assert slack.calls("conversations.open") == []

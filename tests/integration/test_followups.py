@@ -25,6 +25,7 @@ from bot.domain.rollback import rollback_action, short_id
 from models import OutboxPurpose, OutboxStatus, SlackOutbox, Ticket, TicketResolution, transaction
 from tests.support.factories import make_action, make_ticket
 from tests.support.fake_slack import FakeSlack
+from tests.support.harness import wait_until
 from tests.support.interleave import all_read_first
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -53,6 +54,13 @@ def _resolved(factory, n=1, *, user="UREQ", at=T0):
 
 def _dms(fake):
     return [c for c in fake.calls("chat.postMessage") if c.outcome == "ok"]
+
+
+def _wait_until_sending(factory) -> None:
+    """Until the sender has claimed the follow-up and is inside the (slow) Slack call,
+    with the resolution locked: the DM goes to the user id, so no earlier call says so."""
+    wait_until(lambda: any(r.claimed_until for r in _followup_rows(factory)), what="the claim")
+    time.sleep(0.3)
 
 
 def _followup_rows(factory) -> list[SlackOutbox]:
@@ -91,7 +99,10 @@ def test_one_dm_with_the_buttons_and_metadata_after_the_delay(committing_factory
     [ticket_id] = _resolved(committing_factory)
     assert outbox.deliver(committing_factory, client, ttl=TTL, now=T0 + DAY) == 1
     [dm] = _dms(fake)
-    assert dm.args["channel"] == fake.dm_channel("UREQ")
+    # Sent to the requester's id: Slack opens the app's DM; no conversations.open.
+    assert dm.args["channel"] == "UREQ" and fake.calls("conversations.open") == []
+    [row] = _followup_rows(committing_factory)
+    assert row.sent_channel == dm.response["channel"] == fake.dm_channel("UREQ")
     assert dm.args["metadata"]["event_type"] == "resolvemeq_followup"
     actions = {e.get("action_id") for b in dm.args["blocks"] for e in b.get("elements", [])}
     assert {"feedback_yes", "feedback_no", "rate_1", "rate_5"} <= actions
@@ -148,7 +159,7 @@ def test_an_answer_during_the_send_waits_for_the_dm_instead_of_crossing_it(
     sent = []
     sender = threading.Thread(target=lambda: sent.append(outbox.deliver(committing_factory, client)))
     sender.start()
-    fake.wait_for("conversations.open")
+    _wait_until_sending(committing_factory)
     started = time.monotonic()
     with transaction(committing_factory) as session:
         record_rating(session, ticket_id=ticket_id, user_id="UREQ", score=5)
@@ -178,7 +189,7 @@ def test_a_click_during_a_stuck_send_fails_fast_and_counts_once_clicked_again(
                                            slack_bot_token=fake.token), timeout=10)
     sender = threading.Thread(target=lambda: outbox.deliver(committing_factory, client))
     sender.start()
-    fake.wait_for("conversations.open")
+    _wait_until_sending(committing_factory)
     started = time.monotonic()
     with pytest.raises(OperationalError, match="lock timeout"), \
             transaction(committing_factory) as session:
@@ -312,7 +323,7 @@ def test_slack_down_retries_later_and_still_sends_once(committing_factory, clien
 
 def test_a_requester_slack_will_not_dm_is_given_up_not_retried_forever(committing_factory, client, fake):
     _resolved(committing_factory)
-    fake.fail_next("conversations.open", error="user_not_found")
+    fake.fail_next("chat.postMessage", error="channel_not_found")
     assert outbox.deliver(committing_factory, client, ttl=TTL, now=T0 + DAY) == 0
     assert outbox.deliver(committing_factory, client, ttl=TTL, now=T0 + 2 * DAY) == 0
     [row] = _followup_rows(committing_factory)
