@@ -62,7 +62,7 @@ def decide_ticket(self, ticket_id: int) -> str:
         return "not found"
     except Exception as error:
         # Recorded by the decision already (bot.workflows.decision); try again soon.
-        raise self.retry(exc=error, countdown=5 * (self.request.retries + 1)) from error
+        raise self.retry(exc=error, countdown=10) from error
     return "already decided" if outcome.already_processed else "decided"
 
 

@@ -222,12 +222,22 @@ def send_claimed(
     now: datetime | None = None,
 ) -> int:
     """Send rows claimed by `deliver` or enqueued with `claim_ttl`; returns how many were
-    sent. `now` is the clock reading to count from (the tests move it)."""
-    return send_each(
-        claimed, now=now or clock.now(), ttl=ttl,
+    sent. `now` is the clock reading to count from (the tests move it).
+
+    Posts go one by one, each in a transaction of its own; follow-up DMs go in groups,
+    a transaction per group (bot.delivery.followup_batches).
+    """
+    from bot.delivery.followup_batches import send_followups  # it builds on this module
+
+    now = now or clock.now()
+    posts = [claim for claim in claimed if claim.purpose != OutboxPurpose.FOLLOWUP]
+    dms = [claim for claim in claimed if claim.purpose == OutboxPurpose.FOLLOWUP]
+    sent = send_each(
+        posts, now=now, ttl=ttl,
         renew=lambda claim, until: _renew(sessions, claim, until),
         send=lambda claim, at: _send(sessions, client, claim, at),
-    )
+    ) if posts else 0
+    return sent + (send_followups(sessions, client, dms, ttl=ttl, now=now) if dms else 0)
 
 
 def _renew(sessions, claim: _Claim, until: datetime) -> bool:
@@ -317,12 +327,10 @@ def _post(client: WebClient, claim: _Claim, text: str, blocks: list | None) -> _
     # if need be) and answers with that DM's channel id. No conversations.open per DM;
     # only a retry, which must read the DM to look for an earlier attempt's post, asks
     # for the DM's id.
-    if claim.recipient:
-        channel, thread_ts = claim.recipient, None
-    else:
-        channel, thread_ts = claim.channel, claim.thread_ts
-        if channel is None:
-            return "the row names neither a channel nor a recipient"
+    channel = claim.recipient or claim.channel
+    thread_ts = None if claim.recipient else claim.thread_ts
+    if channel is None:
+        return "the row names neither a channel nor a recipient"
     if claim.attempts > 1:
         where = _dm(client, channel) if claim.recipient else channel
         found = _find_post(client, where, thread_ts, claim) if where else None

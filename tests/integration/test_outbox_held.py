@@ -169,9 +169,10 @@ def test_a_refusal_that_auth_test_cannot_see_is_tried_on_one_row_not_all(
 
 
 def test_an_answer_while_the_follow_up_is_held_cancels_it(sessions, client, fake):
-    ticket_id, _ = _owed(sessions)
-    fake.fail_next("chat.postMessage", error="token_revoked")  # the follow-up is sent first
-    assert outbox.deliver(sessions, client, ttl=TTL, now=T0 + DAY) == 1  # the notice only
+    ticket_id, notice = _owed(sessions)
+    assert outbox.deliver(sessions, client, [notice], ttl=TTL, now=T0 + DAY) == 1
+    fake.fail_next("chat.postMessage", error="token_revoked")
+    assert outbox.deliver(sessions, client, ttl=TTL, now=T0 + DAY) == 0  # the follow-up: held
     [followup] = [r for r in _rows(sessions) if r.purpose == OutboxPurpose.FOLLOWUP]
     assert followup.status == OutboxStatus.HELD
 
