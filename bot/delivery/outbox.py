@@ -162,9 +162,20 @@ def claim_due(
     if ids is not None:
         query = query.where(SlackOutbox.id.in_(ids))
     rows = session.scalars(query).all()
-    claimed = [_claim_row(row, now, ttl) for row in rows]
-    session.flush()
-    return claimed
+    if not rows:
+        return []
+    # One statement claims the batch, with one token: the token says which claim holds
+    # a row, the row's id which row it is.
+    token, until = uuid.uuid4().hex, now + ttl
+    session.execute(
+        update(SlackOutbox).where(SlackOutbox.id.in_([row.id for row in rows]))
+        .values(attempts=SlackOutbox.attempts + 1, claimed_until=until, claim_token=token)
+        .execution_options(synchronize_session=False)
+    )
+    return [_Claim(row.id, token, row.purpose, row.channel, row.recipient, row.thread_ts, row.text,
+                   row.blocks, row.fallback_user, row.ticket_id, row.resolution_id,
+                   row.person_resolution_id, row.attempts + 1, row.created_at, until)
+            for row in rows]
 
 
 def _claim_row(row: SlackOutbox, now: datetime, ttl: timedelta) -> _Claim:
