@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
 from bot.core.settings import load_settings
-from bot.delivery import outbox
+from bot.delivery import followup_batches, outbox
 from bot.delivery.slack_client import make_web_client
 from bot.domain import followups
 from bot.domain.feedback import record_answer, record_rating
@@ -386,3 +386,52 @@ def test_due_time_follows_the_clock(committing_factory, client, fake):
         assert outbox.deliver(committing_factory, client, ttl=TTL) == 0
         traveller.shift(timedelta(minutes=2))
         assert outbox.deliver(committing_factory, client, ttl=TTL) == 1
+
+
+def test_many_follow_ups_go_out_once_each_in_a_few_transactions(committing_factory, client, fake):
+    # Records are written a group at a time: 150 DMs take a handful of commits (one per
+    # claim and one per group), not one or more per DM; each goes out once.
+    from sqlalchemy import event
+
+    _resolved(committing_factory, 150)
+    engine = committing_factory.kw["bind"]
+    commits = []
+    listener = lambda conn: commits.append(1)  # noqa: E731
+    event.listen(engine, "commit", listener)
+    try:
+        sent = outbox.deliver(committing_factory, client, ttl=TTL, now=T0 + DAY)
+        sent += outbox.deliver(committing_factory, client, ttl=TTL, now=T0 + DAY)
+    finally:
+        event.remove(engine, "commit", listener)
+    assert sent == 150
+    ids = [c.args["metadata"]["event_payload"]["resolution_id"] for c in _dms(fake)]
+    assert len(ids) == len(set(ids)) == 150
+    assert all(c.args["channel"] == "UREQ" for c in _dms(fake))
+    assert len(commits) < 40, len(commits)
+    with transaction(committing_factory) as session:
+        assert session.scalar(select(func.count()).select_from(TicketResolution).where(
+            TicketResolution.followup_sent_at.is_not(None))) == 150
+    assert outbox.deliver(committing_factory, client, ttl=TTL, now=T0 + 3 * DAY) == 0
+
+
+def test_an_answer_to_a_dm_waiting_in_a_group_waits_briefly_and_cancels_it(committing_factory, fake):
+    # Slack takes 0.2 s a DM: the group posts for half a second, commits, and only then
+    # may the answer about its last row go through; that row is then never sent.
+    ticket_ids = _resolved(committing_factory, 10, at=datetime.now(UTC) - DAY - timedelta(minutes=1))
+    fake.delay("chat.postMessage", 0.2, times=10)
+    client = make_web_client(load_settings(database_url="sqlite://", slack_api_url=fake.base_url,
+                                           slack_bot_token=fake.token), timeout=10)
+    sent = []
+    sender = threading.Thread(target=lambda: sent.append(outbox.deliver(committing_factory, client)))
+    sender.start()
+    wait_until(lambda: any(r.claimed_until for r in _followup_rows(committing_factory)), what="the claim")
+    time.sleep(0.1)
+    started = time.monotonic()
+    with transaction(committing_factory) as session:
+        record_rating(session, ticket_id=ticket_ids[-1], user_id="UREQ", score=5)
+    waited = time.monotonic() - started
+    sender.join()
+    assert waited < followup_batches.GROUP_BUDGET + 1.0, waited
+    assert sent == [9] and len(_dms(fake)) == 9
+    last = _followup_rows(committing_factory)[-1]
+    assert (last.status, last.cancel_reason) == (OutboxStatus.CANCELLED, followups.ANSWERED)
