@@ -83,6 +83,7 @@ def _send_group(sessions: sessionmaker[Session], client: WebClient, group: list[
             owed = _lock_owed(session, group)  # first: the lock order
             mine = _still_mine(session, group)
             cancelled: list[tuple[outbox._Claim, str]] = []
+            sent_for: set[tuple[bool, int]] = set()
             for claim in group:
                 if handled and time.monotonic() - began > GROUP_BUDGET:
                     break
@@ -92,6 +93,8 @@ def _send_group(sessions: sessionmaker[Session], client: WebClient, group: list[
                              claim.id)
                     continue
                 wanted = owed[claim.id]
+                if outbox._followup_of(claim) in sent_for:  # two rows owed for one resolution
+                    wanted = followups.ALREADY_SENT
                 if isinstance(wanted, str):
                     log.info("outbox %s: follow-up not sent: %s", claim.id, wanted)
                     cancelled.append((claim, wanted))
@@ -99,6 +102,7 @@ def _send_group(sessions: sessionmaker[Session], client: WebClient, group: list[
                 result = _post_one(session, client, claim, wanted, at)
                 if result is not None:
                     posted.append((claim, result))
+                    sent_for.add(outbox._followup_of(claim))
             _record(session, posted, cancelled, at())
     except Exception as error:
         # The group's transaction is lost. DMs it posted stay claimed: whoever takes them
@@ -116,15 +120,15 @@ def _send_group(sessions: sessionmaker[Session], client: WebClient, group: list[
 def _lock_owed(session: Session, group: list[outbox._Claim]) -> dict[int, followups.Owed | str]:
     """What each claim's DM is drawn from (or why it is not wanted), by outbox id; the
     resolutions stay locked until the group's transaction ends."""
-    by_kind: dict[bool, dict[int, int]] = {False: {}, True: {}}
+    by_kind: dict[bool, dict[int, list[int]]] = {False: {}, True: {}}
     for claim in group:
         person, resolution_id = outbox._followup_of(claim)
-        by_kind[person][resolution_id] = claim.id
+        by_kind[person].setdefault(resolution_id, []).append(claim.id)
     owed: dict[int, followups.Owed | str] = {}
     for person, ids in by_kind.items():
         if ids:
             found = followups.lock_owed_many(session, sorted(ids), person=person)
-            owed.update({ids[rid]: wanted for rid, wanted in found.items()})
+            owed.update({row: wanted for rid, wanted in found.items() for row in ids[rid]})
     return owed
 
 
