@@ -17,9 +17,10 @@ must not share this process's GIL) on a loopback port:
   delivery job does) until every follow-up is recorded sent. The Slack client's
   `api_call` and the outbox's transactions are timed, so the report says where the time
   went: Slack calls (the fake's latency as the client sees it), claim transactions (the
-  SELECT ... FOR UPDATE SKIP LOCKED, the claim UPDATEs, the commit) and the per-DM send
-  transactions (lock the resolution and the row, draw the DM, record it, commit; the
-  Slack calls made inside them are counted as Slack calls, not here).
+  SELECT ... FOR UPDATE SKIP LOCKED, the claim UPDATE, the commit) and the send
+  transactions, one per group of DMs (lock the group's resolutions and rows, draw the
+  DMs, record them, commit; the Slack calls made inside them are counted as Slack
+  calls, not here).
 - `celery`: two real workers, `resolvemeq worker --pool=threads --concurrency=N`, race
   over the same rows; the broker is a Redis database of the bench's own
   (`BENCH_SWEEP_REDIS_URL`, default `redis://127.0.0.1:6379/12`, flushed before and
@@ -63,7 +64,7 @@ DEADLINE = 900.0  # seconds any one run may take
 BATCH = 100  # deliver's default limit, what the job uses
 FEED_INTERVAL = 1.0  # seconds between this process's "beat" ticks (the app's is JOB_INTERVAL)
 CLAIM_TXN = "DB claim transactions (claim_due + commit), one per batch"
-SEND_TXN = "DB send transactions (lock, draw, record, commit; Slack excluded), one per DM"
+SEND_TXN = "DB send transactions (lock, draw, record, commit; Slack excluded), one per group"
 
 
 # ----- the fake Slack's record ---------------------------------------------------------------
@@ -167,6 +168,8 @@ def run_loop(url: str, slack: FakeSlackProcess, n: int, claim_ttl: str) -> dict:
     # What safe_call reaches through client.<method>.
     setattr(client, "api_call", timed_api_call)  # noqa: B010 (mypy refuses assigning a method)
 
+    from bot.delivery import followup_batches
+
     real_claim, real_transaction = outbox.claim_due, outbox.transaction
     real_render = views.followup_dm
 
@@ -211,6 +214,7 @@ def run_loop(url: str, slack: FakeSlackProcess, n: int, claim_ttl: str) -> dict:
     event.listen(engine, "commit", on_commit)
     views.followup_dm = timed_render
     outbox.claim_due, outbox.transaction = timed_claim, timed_transaction
+    followup_batches.transaction = timed_transaction  # follow-ups: a transaction per group
     sent, rounds = 0, 0
     started = time.monotonic()
     try:
@@ -222,6 +226,7 @@ def run_loop(url: str, slack: FakeSlackProcess, n: int, claim_ttl: str) -> dict:
                 time.sleep(0.05)  # nothing claimable: the rest is claimed by a dead attempt
     finally:
         outbox.claim_due, outbox.transaction = real_claim, real_transaction
+        followup_batches.transaction = real_transaction
         views.followup_dm = real_render
     elapsed = time.monotonic() - started
     recorded = sent_count(engine)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from bot import views
 from bot.core.errors import InvalidInput, NotAuthorized, ResolveMeQError
 from bot.domain import analytics, autonomy, intake, rollback, tickets
-from bot.workflows import announce
+from bot.workflows import dispatch
 from bot.workflows.runtime import Runtime
 from handlers.deps import SlackDeps
 from handlers.errors import DB_DOWN, said_for
@@ -44,12 +44,12 @@ def open_ticket(ack: Ack, command: dict, session: Session, deps: SlackDeps) -> N
     ).ticket
     # Taken before the ack, which must say whether the bot starts now. Without a place
     # the ticket is stored all the same, and the sweep decides on it in a few minutes.
-    with deps.background.slot() as slot:
+    with dispatch.decision_slot(deps.runtime) as slot:
         text, blocks = views.ticket_received(ticket.ticket_id, ticket.description, busy=slot is None,
                                              privately=private)
         ack(response_type="ephemeral", text=text, blocks=blocks)
         if slot is not None:
-            slot.submit(announce.decide_and_announce, deps.runtime, deps.client, ticket.ticket_id)
+            slot.dispatch(ticket.ticket_id)
 
 
 def show_history(ack: Ack, command: dict, session: Session, deps: SlackDeps) -> None:

@@ -16,7 +16,7 @@ from slack_bolt import Ack, App
 from sqlalchemy.orm import Session
 
 from bot.domain import conversation, intake
-from bot.workflows import announce, deferred
+from bot.workflows import announce, deferred, dispatch
 from handlers.deps import SlackDeps
 from models import TicketSource
 
@@ -97,14 +97,13 @@ def _open(ack: Ack, session: Session, deps: SlackDeps, body: dict, event: dict, 
     if not result.created:
         ack()
         return
-    with deps.background.slot() as slot:
+    with dispatch.decision_slot(deps.runtime) as slot:
         if slot is None:
             # Stored all the same: the sweep decides on it; the person hears why it waits.
             deferred.enqueue_saved_while_busy(session, result.ticket)
         ack()
         if slot is not None:
-            slot.submit(announce.decide_and_announce, deps.runtime, deps.client,
-                        result.ticket.ticket_id)
+            slot.dispatch(result.ticket.ticket_id)
 
 
 def register(app: App) -> None:

@@ -39,6 +39,13 @@ def create_celery(settings: Settings) -> Celery:
         broker_transport_options={"visibility_timeout": 600},
         broker_connection_retry_on_startup=True,
         timezone="UTC",
+        # A decision may not outlive its claim on the ticket (the sweep takes an
+        # expired claim over): the soft limit raises inside it, the hard one ends it
+        # (both on the prefork pool; the thread pool has no time limits).
+        task_annotations={"resolvemeq.decide_ticket": {
+            "soft_time_limit": settings.claim_ttl.total_seconds() * 0.8,
+            "time_limit": settings.claim_ttl.total_seconds(),
+        }},
         beat_schedule={
             name: {"task": f"resolvemeq.{name}", "schedule": interval,
                    "options": {"expires": interval}}

@@ -5,13 +5,17 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from celery import shared_task
 from celery.signals import worker_process_init
 
+from bot.core.errors import NotFound
 from bot.core.settings import load_settings
-from bot.workflows import periodic
+from bot.workflows import announce, periodic
+
+log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _context = None
@@ -24,9 +28,13 @@ def _runtime():
         if _context is None:
             from bot.delivery.slack_client import make_web_client
             from bot.workflows.runtime import Runtime
+            from jobs.dispatch import CeleryDecisions
 
             settings = load_settings()
-            _context = (Runtime.from_settings(settings), make_web_client(settings))
+            runtime = Runtime.from_settings(settings)
+            # A re-decision asked for on a worker is a task of its own, like any other.
+            runtime.decisions = CeleryDecisions(settings)
+            _context = (runtime, make_web_client(settings))
         return _context
 
 
@@ -35,6 +43,27 @@ def _init_worker(**_):
     from bot.core.observability import init_sentry
 
     init_sentry(load_settings(), component="worker")
+
+
+# A decision: acknowledged after it ran (a worker killed mid-decision leaves the message
+# to be redelivered, after the broker's visibility timeout; the sweep decides sooner,
+# once the dead worker's claim expires), idempotent by ticket (claim, then decide: a
+# redelivered or retried task finds the ticket decided or claimed and does nothing),
+# time-limited by CLAIM_TTL (jobs/celery_app.py), retried twice after a failure the
+# decision recorded (the sweep goes on after that, up to processing.MAX_ATTEMPTS).
+@shared_task(name="resolvemeq.decide_ticket", bind=True, acks_late=True, reject_on_worker_lost=True,
+             max_retries=2)
+def decide_ticket(self, ticket_id: int) -> str:
+    try:
+        runtime, client = _runtime()
+        outcome = announce.decide_and_announce(runtime, client, ticket_id)
+    except NotFound:
+        log.warning("decide_ticket: ticket %s does not exist; nothing to decide", ticket_id)
+        return "not found"
+    except Exception as error:
+        # Recorded by the decision already (bot.workflows.decision); try again soon.
+        raise self.retry(exc=error, countdown=10) from error
+    return "already decided" if outcome.already_processed else "decided"
 
 
 @shared_task(name="resolvemeq.sweep_new_tickets")

@@ -52,6 +52,13 @@ class RollbackApproval(StrEnum):
     TWO_PERSON = "two-person"  # an admin asks; another admin or an approver approves
 
 
+class DecideOn(StrEnum):
+    """DECIDE_ON: where a new ticket's decision (the agent, the act) runs."""
+
+    WORKERS = "workers"  # a Celery task on `resolvemeq worker` (needs REDIS_URL)
+    SERVE = "serve"  # the serving process's own pool (SLACK_BACKGROUND_WORKERS threads)
+
+
 class SettingsError(Exception):
     """A setting has a value we cannot run with; the message is one line for the operator."""
 
@@ -185,6 +192,8 @@ class Settings(BaseSettings):
     # Storage; URLs may carry passwords, so they stay out of repr().
     database_url: str = Field(DEFAULT_DATABASE_URL, repr=False)
     redis_url: str | None = Field(None, repr=False)
+    # Where decisions run: unset, on the Celery workers with REDIS_URL, else in `serve`.
+    decide_on: DecideOn | None = None
 
     # People and channels
     admin_user_ids: Annotated[list[str], NoDecode] = []
@@ -340,6 +349,16 @@ class Settings(BaseSettings):
             raise ValueError("expected none or two-person")
         return spelled
 
+    @field_validator("decide_on", mode="before")
+    @classmethod
+    def _decide_on(cls, value: Any) -> Any:
+        spelled = value.strip().lower() if isinstance(value, str) else value
+        if spelled in (None, ""):
+            return None
+        if spelled not in {where.value for where in DecideOn}:
+            raise ValueError("expected workers or serve")
+        return spelled
+
     @field_validator("approvals_channel", mode="before")
     @classmethod
     def _blank_channel(cls, value: Any) -> Any:
@@ -491,6 +510,12 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _workers_need_a_broker(self) -> Settings:
+        if self.decide_on == DecideOn.WORKERS and not self.redis_url:
+            raise ValueError("DECIDE_ON=workers needs REDIS_URL (the Celery broker the workers read)")
+        return self
+
+    @model_validator(mode="after")
     def _approvals_have_a_channel(self) -> Settings:
         if self.rollback_approval == RollbackApproval.TWO_PERSON and not self.approval_requests_channel:
             raise ValueError(
@@ -516,6 +541,14 @@ class Settings(BaseSettings):
     def database_url_safe(self) -> str:
         """The database URL with any password masked, for logs."""
         return make_url(self.database_url).render_as_string(hide_password=True)
+
+    @property
+    def decisions_on_workers(self) -> bool:
+        """Whether new tickets' decisions are Celery tasks (DECIDE_ON, by default with
+        REDIS_URL) rather than work in the serving process's pool."""
+        if self.decide_on is None:
+            return self.redis_url is not None
+        return self.decide_on == DecideOn.WORKERS
 
     @property
     def two_person_rollback(self) -> bool:

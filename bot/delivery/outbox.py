@@ -204,9 +204,20 @@ def claim_due(
     if ids is not None:
         query = query.where(SlackOutbox.id.in_(ids))
     rows = session.scalars(query).all()
-    claimed = [_claim_row(row, now, ttl) for row in rows]
-    session.flush()
-    return claimed
+    if not rows:
+        return []
+    # One statement claims the batch, with one token: the token says which claim holds
+    # a row, the row's id which row it is.
+    token, until = uuid.uuid4().hex, now + ttl
+    session.execute(
+        update(SlackOutbox).where(SlackOutbox.id.in_([row.id for row in rows]))
+        .values(attempts=SlackOutbox.attempts + 1, claimed_until=until, claim_token=token)
+        .execution_options(synchronize_session=False)
+    )
+    return [_Claim(row.id, token, row.purpose, row.channel, row.recipient, row.thread_ts, row.text,
+                   row.blocks, row.fallback_user, row.ticket_id, row.resolution_id,
+                   row.person_resolution_id, row.attempts + 1, row.created_at, until)
+            for row in rows]
 
 
 def _claim_row(row: SlackOutbox, now: datetime, ttl: timedelta) -> _Claim:
@@ -264,12 +275,22 @@ def send_claimed(
     now: datetime | None = None,
 ) -> int:
     """Send rows claimed by `deliver` or enqueued with `claim_ttl`; returns how many were
-    sent. `now` is the clock reading to count from (the tests move it)."""
-    return send_each(
-        claimed, now=now or clock.now(), ttl=ttl,
+    sent. `now` is the clock reading to count from (the tests move it).
+
+    Posts go one by one, each in a transaction of its own; follow-up DMs go in groups,
+    a transaction per group (bot.delivery.followup_batches).
+    """
+    from bot.delivery.followup_batches import send_followups  # it builds on this module
+
+    now = now or clock.now()
+    posts = [claim for claim in claimed if claim.purpose != OutboxPurpose.FOLLOWUP]
+    dms = [claim for claim in claimed if claim.purpose == OutboxPurpose.FOLLOWUP]
+    sent = send_each(
+        posts, now=now, ttl=ttl,
         renew=lambda claim, until: _renew(sessions, claim, until),
         send=lambda claim, at: _send(sessions, client, claim, at),
-    )
+    ) if posts else 0
+    return sent + (send_followups(sessions, client, dms, ttl=ttl, now=now) if dms else 0)
 
 
 def _renew(sessions, claim: _Claim, until: datetime) -> bool:
@@ -355,17 +376,17 @@ def _followup_of(claim: _Claim) -> tuple[bool, int]:
 def _post(client: WebClient, claim: _Claim, text: str, blocks: list | None) -> _Posted | str:
     """Post the row (or find that an earlier attempt did); returns the post, or why
     Slack will not take it (a refusal that trying again cannot fix)."""
-    if claim.recipient:
-        channel, thread_ts = _dm(client, claim.recipient), None
-        if channel is None:
-            return "cannot open a DM with the requester"
-    else:
-        channel, thread_ts = claim.channel, claim.thread_ts
-        if channel is None:
-            return "the row names neither a channel nor a recipient"
-    fallback_dm = None
+    # A DM goes to the user's id: Slack posts it in the app's DM with them (opening it
+    # if need be) and answers with that DM's channel id. No conversations.open per DM;
+    # only a retry, which must read the DM to look for an earlier attempt's post, asks
+    # for the DM's id.
+    channel = claim.recipient or claim.channel
+    thread_ts = None if claim.recipient else claim.thread_ts
+    if channel is None:
+        return "the row names neither a channel nor a recipient"
     if claim.attempts > 1:
-        found = _find_post(client, channel, thread_ts, claim)
+        where = _dm(client, channel) if claim.recipient else channel
+        found = _find_post(client, where, thread_ts, claim) if where else None
         if found is None and claim.fallback_user:
             fallback_dm = _dm(client, claim.fallback_user)
             found = _find_post(client, fallback_dm, None, claim) if fallback_dm else None
@@ -381,11 +402,8 @@ def _post(client: WebClient, claim: _Claim, text: str, blocks: list | None) -> _
     if not claim.fallback_user:
         return "Slack refused the DM" if claim.recipient else "Slack refused the post"
     # The bot may not post there (a slash command in a channel it is not in): answer
-    # the requester privately instead.
-    fallback_dm = fallback_dm or _dm(client, claim.fallback_user)
-    if fallback_dm is None:
-        return "Slack refused the post"
-    posted = safe_call(client, "chat.postMessage", raise_transient=True, channel=fallback_dm,
+    # the requester privately instead (by user id, as any DM).
+    posted = safe_call(client, "chat.postMessage", raise_transient=True, channel=claim.fallback_user,
                        text=text, blocks=blocks, metadata=metadata)
     return _Posted(posted["channel"], posted["ts"], None) if posted else "Slack refused the post"
 

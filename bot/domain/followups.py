@@ -182,6 +182,28 @@ def lock_owed(session: Session, resolution_id: int, *, person: bool = False) -> 
     return reason if reason is not None else Owed(resolution, ticket, action)
 
 
+def lock_owed_many(session: Session, resolution_ids: list[int], *,
+                   person: bool = False) -> dict[int, Owed | str]:
+    """`lock_owed` for many resolutions in one statement (locked in id order): what to
+    draw each DM from, or why it is no longer wanted, by resolution id."""
+    model = _model(person)
+    found = session.execute(
+        select(model, Ticket, ActionHistory)
+        .join(Ticket, Ticket.ticket_id == model.ticket_id)
+        .outerjoin(ActionHistory, ActionHistory.id == model.action_id)
+        .where(model.id.in_(resolution_ids))
+        .order_by(model.id)
+        .with_for_update(of=model)
+        .execution_options(populate_existing=True)
+    ).all()
+    owed: dict[int, Owed | str] = {}
+    for row, ticket, action in found:
+        resolution = cast(Resolution, row)
+        reason = _not_wanted(resolution, action)
+        owed[resolution.id] = reason if reason is not None else Owed(resolution, ticket, action)
+    return {rid: owed.get(rid, GONE) for rid in resolution_ids}
+
+
 def _not_wanted(resolution: Resolution, action: ActionHistory | None) -> str | None:
     if resolution.followup_sent_at is not None:
         return ALREADY_SENT
@@ -208,6 +230,18 @@ def record_sent(session: Session, resolution_id: int, *, now: datetime, person: 
     model = _model(person)
     session.execute(
         update(model).where(model.id == resolution_id)
+        .values(followup_sent_at=now).execution_options(synchronize_session=False)
+    )
+
+
+def record_sent_many(session: Session, resolution_ids: list[int], *, now: datetime,
+                     person: bool = False) -> None:
+    """`record_sent` for many resolutions, in one statement."""
+    if not resolution_ids:
+        return
+    model = _model(person)
+    session.execute(
+        update(model).where(model.id.in_(resolution_ids))
         .values(followup_sent_at=now).execution_options(synchronize_session=False)
     )
 

@@ -25,6 +25,7 @@ from bot.delivery.identity import BotIdentity, Workspace
 from bot.delivery.slack_client import make_web_client
 from bot.delivery.slack_roles import WorkspaceRoles
 from bot.delivery.user_groups import UserGroups
+from bot.workflows.dispatch import InProcessDecisions
 from bot.workflows.home import HomeFigures
 from bot.workflows.runtime import Runtime
 from handlers import register_all
@@ -63,6 +64,13 @@ def create_app(
         members=ChannelMembers(client),
         groups=UserGroups(client),
     )
+    # Where new tickets' decisions run: the Celery workers, or this process's pool.
+    if settings.decisions_on_workers:
+        from jobs.dispatch import CeleryDecisions
+
+        runtime.decisions = CeleryDecisions(settings)
+    else:
+        runtime.decisions = InProcessDecisions(runtime, client, deps.background)
     identity = BotIdentity(client, team_id=settings.slack_team_id)
     identity.learn_now()
 

@@ -7,6 +7,7 @@ of globals and get what they need from it as plain arguments.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +23,9 @@ from bot.domain.ratelimit import AutonomyBudget, RollbackThrottle, TicketLimit, 
 from bot.workflows.decision import decide_ticket
 from models import TicketSource, make_engine, make_session_factory, transaction
 
+if TYPE_CHECKING:
+    from bot.workflows.dispatch import Decisions
+
 
 @dataclass
 class Runtime:
@@ -34,6 +38,9 @@ class Runtime:
     message_locks: MessageLocks = field(default_factory=MessageLocks)
     # The per-person ticket limit on Slack's intake (None: none; the CLI never has one).
     ticket_limit: TicketLimit | None = None
+    # Where this process hands decisions off (bot.workflows.dispatch); set by the Slack
+    # app and the worker, None where nothing is handed off (the CLI's `ask`).
+    decisions: Decisions | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, namespace: str = "resolvemeq") -> Runtime:

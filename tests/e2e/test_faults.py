@@ -469,16 +469,16 @@ def test_no_token_password_or_signing_secret_reaches_sentry_or_the_log(
     assert down.post(body).status_code == 200
     sentry.wait_for(lambda e: "KeyError" in _exception_types(e))
 
-    # A background error: Slack refuses the channel, then answers conversations.open
-    # without saying which DM it opened.
+    # A background error: Slack refuses the channel, then answers the DM to the
+    # requester with a channel that is not an id.
     fslack.fail_next("chat.postMessage", error="channel_not_found")
-    original = fslack._methods["conversations.open"]
-    fslack._methods["conversations.open"] = lambda args: {}
+    original = fslack._methods["chat.postMessage"]
+    fslack._methods["chat.postMessage"] = lambda args: {"channel": {"id": "D1"}, "ts": "1.0"}
     try:
         second = ticket_number(slash_ticket(down, f"{VPN} again, token {pasted}"))
-        sentry.wait_for(lambda e: "TypeError" in _exception_types(e))
+        sentry.wait_for(lambda e: "ProgrammingError" in _exception_types(e))
     finally:
-        fslack._methods["conversations.open"] = original
+        fslack._methods["chat.postMessage"] = original
     with e2e_sessions() as session:  # its claim would otherwise hold the teardown for minutes
         session.execute(update(SlackOutbox).where(
             SlackOutbox.ticket_id == second, SlackOutbox.purpose != OutboxPurpose.FOLLOWUP).values(

@@ -135,7 +135,8 @@ def test_the_embedded_default_sqlite_and_no_redis_serves_the_same_flow(sqlite_ur
             assert "Why?" in str(post.args["blocks"])
             # The in-process scheduler sends the follow-up DM once the (short) delay is up.
             [dm] = wait_until(lambda: _followups(fake), timeout=20, what="the follow-up DM")
-            assert dm.args["channel"] == fake.dm_channel(REQUESTER)
+            # To the requester's id: Slack opens the app's DM and says which.
+            assert dm.args["channel"] == REQUESTER and dm.response["channel"] == fake.dm_channel(REQUESTER)
             yes = _button(post, ActionId.FEEDBACK_YES)
             assert server.click(ActionId.FEEDBACK_YES, yes["value"],
                                 message_ts=post.response["ts"]).status_code == 200

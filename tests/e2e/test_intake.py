@@ -309,9 +309,10 @@ def test_a_slash_command_in_a_helpdesk_channel_the_bot_is_not_in_answers_by_dm(e
 
     failed, posted = slack.wait_for("chat.postMessage", count=2)
     assert failed.args["channel"] == CHANNEL and failed.outcome == "not_in_channel"
-    [opened] = slack.calls("conversations.open")
-    assert opened.args["users"] == REQUESTER
-    assert posted.outcome == "ok" and posted.args["channel"] == slack.dm_channel(REQUESTER)
+    # The DM goes to the requester's id; Slack opens the app's DM and says which.
+    assert slack.calls("conversations.open") == []
+    assert posted.outcome == "ok" and posted.args["channel"] == REQUESTER
+    assert posted.response["channel"] == slack.dm_channel(REQUESTER)
     [answer] = slack.messages(REQUESTER)
     assert "I think I can fix ticket *#1*" in _shown(answer)
     ticket = _answered(e2e_sessions)

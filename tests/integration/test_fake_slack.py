@@ -326,3 +326,12 @@ def test_a_channel_without_the_bot_refuses_its_posts_but_a_response_url_reaches_
     assert slack.told("U1")[1]["replace_original"] is True
     assert [c.args["response_key"] for c in slack.responses("U1")] == ["U1.trig-1"]
     assert slack.told("U2") == [] and slack.responses("U2") == []
+
+
+def test_a_post_to_a_user_id_lands_in_the_apps_dm_and_says_which(client: WebClient, slack: FakeSlack) -> None:
+    # As on Slack: chat.postMessage to a user id opens the app's DM with them (no
+    # conversations.open needed) and answers with the DM's channel id.
+    posted = client.chat_postMessage(channel="U0PERSON", text="hello")
+    assert posted["channel"].startswith("D") and posted["channel"] == slack.dm_channel("U0PERSON")
+    assert [m["text"] for m in slack.messages(posted["channel"])] == ["hello"]
+    assert slack.calls("conversations.open") == []

@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
 from bot.core.settings import load_settings
-from bot.delivery import outbox
+from bot.delivery import followup_batches, outbox
 from bot.delivery.slack_client import make_web_client
 from bot.domain import followups
 from bot.domain.feedback import record_answer, record_rating
@@ -25,6 +25,7 @@ from bot.domain.rollback import rollback_action, short_id
 from models import OutboxPurpose, OutboxStatus, SlackOutbox, Ticket, TicketResolution, transaction
 from tests.support.factories import make_action, make_ticket
 from tests.support.fake_slack import FakeSlack
+from tests.support.harness import wait_until
 from tests.support.interleave import all_read_first
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -53,6 +54,13 @@ def _resolved(factory, n=1, *, user="UREQ", at=T0):
 
 def _dms(fake):
     return [c for c in fake.calls("chat.postMessage") if c.outcome == "ok"]
+
+
+def _wait_until_sending(factory) -> None:
+    """Until the sender has claimed the follow-up and is inside the (slow) Slack call,
+    with the resolution locked: the DM goes to the user id, so no earlier call says so."""
+    wait_until(lambda: any(r.claimed_until for r in _followup_rows(factory)), what="the claim")
+    time.sleep(0.3)
 
 
 def _followup_rows(factory) -> list[SlackOutbox]:
@@ -91,7 +99,10 @@ def test_one_dm_with_the_buttons_and_metadata_after_the_delay(committing_factory
     [ticket_id] = _resolved(committing_factory)
     assert outbox.deliver(committing_factory, client, ttl=TTL, now=T0 + DAY) == 1
     [dm] = _dms(fake)
-    assert dm.args["channel"] == fake.dm_channel("UREQ")
+    # Sent to the requester's id: Slack opens the app's DM; no conversations.open.
+    assert dm.args["channel"] == "UREQ" and fake.calls("conversations.open") == []
+    [row] = _followup_rows(committing_factory)
+    assert row.sent_channel == dm.response["channel"] == fake.dm_channel("UREQ")
     assert dm.args["metadata"]["event_type"] == "resolvemeq_followup"
     actions = {e.get("action_id") for b in dm.args["blocks"] for e in b.get("elements", [])}
     assert {"feedback_yes", "feedback_no", "rate_1", "rate_5"} <= actions
@@ -148,7 +159,7 @@ def test_an_answer_during_the_send_waits_for_the_dm_instead_of_crossing_it(
     sent = []
     sender = threading.Thread(target=lambda: sent.append(outbox.deliver(committing_factory, client)))
     sender.start()
-    fake.wait_for("conversations.open")
+    _wait_until_sending(committing_factory)
     started = time.monotonic()
     with transaction(committing_factory) as session:
         record_rating(session, ticket_id=ticket_id, user_id="UREQ", score=5)
@@ -178,7 +189,7 @@ def test_a_click_during_a_stuck_send_fails_fast_and_counts_once_clicked_again(
                                            slack_bot_token=fake.token), timeout=10)
     sender = threading.Thread(target=lambda: outbox.deliver(committing_factory, client))
     sender.start()
-    fake.wait_for("conversations.open")
+    _wait_until_sending(committing_factory)
     started = time.monotonic()
     with pytest.raises(OperationalError, match="lock timeout"), \
             transaction(committing_factory) as session:
@@ -312,7 +323,7 @@ def test_slack_down_retries_later_and_still_sends_once(committing_factory, clien
 
 def test_a_requester_slack_will_not_dm_is_given_up_not_retried_forever(committing_factory, client, fake):
     _resolved(committing_factory)
-    fake.fail_next("conversations.open", error="user_not_found")
+    fake.fail_next("chat.postMessage", error="channel_not_found")
     assert outbox.deliver(committing_factory, client, ttl=TTL, now=T0 + DAY) == 0
     assert outbox.deliver(committing_factory, client, ttl=TTL, now=T0 + 2 * DAY) == 0
     [row] = _followup_rows(committing_factory)
@@ -375,3 +386,52 @@ def test_due_time_follows_the_clock(committing_factory, client, fake):
         assert outbox.deliver(committing_factory, client, ttl=TTL) == 0
         traveller.shift(timedelta(minutes=2))
         assert outbox.deliver(committing_factory, client, ttl=TTL) == 1
+
+
+def test_many_follow_ups_go_out_once_each_in_a_few_transactions(committing_factory, client, fake):
+    # Records are written a group at a time: 150 DMs take a handful of commits (one per
+    # claim and one per group), not one or more per DM; each goes out once.
+    from sqlalchemy import event
+
+    _resolved(committing_factory, 150)
+    engine = committing_factory.kw["bind"]
+    commits = []
+    listener = lambda conn: commits.append(1)  # noqa: E731
+    event.listen(engine, "commit", listener)
+    try:
+        sent = outbox.deliver(committing_factory, client, ttl=TTL, now=T0 + DAY)
+        sent += outbox.deliver(committing_factory, client, ttl=TTL, now=T0 + DAY)
+    finally:
+        event.remove(engine, "commit", listener)
+    assert sent == 150
+    ids = [c.args["metadata"]["event_payload"]["resolution_id"] for c in _dms(fake)]
+    assert len(ids) == len(set(ids)) == 150
+    assert all(c.args["channel"] == "UREQ" for c in _dms(fake))
+    assert len(commits) < 40, len(commits)
+    with transaction(committing_factory) as session:
+        assert session.scalar(select(func.count()).select_from(TicketResolution).where(
+            TicketResolution.followup_sent_at.is_not(None))) == 150
+    assert outbox.deliver(committing_factory, client, ttl=TTL, now=T0 + 3 * DAY) == 0
+
+
+def test_an_answer_to_a_dm_waiting_in_a_group_waits_briefly_and_cancels_it(committing_factory, fake):
+    # Slack takes 0.2 s a DM: the group posts for half a second, commits, and only then
+    # may the answer about its last row go through; that row is then never sent.
+    ticket_ids = _resolved(committing_factory, 10, at=datetime.now(UTC) - DAY - timedelta(minutes=1))
+    fake.delay("chat.postMessage", 0.2, times=10)
+    client = make_web_client(load_settings(database_url="sqlite://", slack_api_url=fake.base_url,
+                                           slack_bot_token=fake.token), timeout=10)
+    sent = []
+    sender = threading.Thread(target=lambda: sent.append(outbox.deliver(committing_factory, client)))
+    sender.start()
+    wait_until(lambda: any(r.claimed_until for r in _followup_rows(committing_factory)), what="the claim")
+    time.sleep(0.1)
+    started = time.monotonic()
+    with transaction(committing_factory) as session:
+        record_rating(session, ticket_id=ticket_ids[-1], user_id="UREQ", score=5)
+    waited = time.monotonic() - started
+    sender.join()
+    assert waited < followup_batches.GROUP_BUDGET + 1.0, waited
+    assert sent == [9] and len(_dms(fake)) == 9
+    last = _followup_rows(committing_factory)[-1]
+    assert (last.status, last.cancel_reason) == (OutboxStatus.CANCELLED, followups.ANSWERED)

@@ -109,7 +109,7 @@ def test_a_refused_token_holds_posts_and_follow_ups_until_it_works_again(session
     assert [(r.status, r.attempts, r.claimed_until) for r in (followup, post)] == [
         (OutboxStatus.HELD, 0, None)] * 2
     assert (followup.next_attempt_at, post.next_attempt_at) == (T0 + DAY, T0)
-    assert followup.last_error == "conversations.open: invalid_auth"
+    assert followup.last_error == "chat.postMessage: invalid_auth"
     assert post.last_error == "chat.postMessage: invalid_auth"
     assert _resolution(sessions, ticket_id).followup_due_at == T0 + DAY  # still owed
     # The delivery job asks Slack once per pass and sends nothing while it is refused.
@@ -169,9 +169,10 @@ def test_a_refusal_that_auth_test_cannot_see_is_tried_on_one_row_not_all(
 
 
 def test_an_answer_while_the_follow_up_is_held_cancels_it(sessions, client, fake):
-    ticket_id, _ = _owed(sessions)
-    fake.fail_next("conversations.open", error="token_revoked")
-    assert outbox.deliver(sessions, client, ttl=TTL, now=T0 + DAY) == 1  # the notice only
+    ticket_id, notice = _owed(sessions)
+    assert outbox.deliver(sessions, client, [notice], ttl=TTL, now=T0 + DAY) == 1
+    fake.fail_next("chat.postMessage", error="token_revoked")
+    assert outbox.deliver(sessions, client, ttl=TTL, now=T0 + DAY) == 0  # the follow-up: held
     [followup] = [r for r in _rows(sessions) if r.purpose == OutboxPurpose.FOLLOWUP]
     assert followup.status == OutboxStatus.HELD
 

@@ -65,7 +65,7 @@ def test_one_dm_after_the_delay_whose_buttons_answer_the_persons_record(committi
     assert outbox.deliver(committing_factory, client, ttl=TTL, now=T0 + DAY) == 1
 
     [dm] = fake.calls("chat.postMessage")
-    assert dm.args["channel"] == fake.dm_channel("UREQ")
+    assert dm.args["channel"] == "UREQ" and dm.response["channel"] == fake.dm_channel("UREQ")
     assert dm.args["text"] == f"Yesterday <@{MEMBER}> resolved your ticket #{ticket_id}. Did it solve it?"
     assert "Replaced the dock's power supply" in str(dm.args["blocks"])
     assert dm.args["metadata"]["event_payload"]["person_resolution_id"] == person_id
@@ -122,7 +122,7 @@ def test_a_withdrawn_resolution_is_not_followed_up(committing_factory, team_sett
 def test_a_dm_slack_will_not_take_gives_the_persons_follow_up_up(committing_factory, team_settings,
                                                                  client, fake):
     _, person_id = _resolved_by_a_person(committing_factory, team_settings)
-    fake.fail_next("conversations.open", error="user_not_found")
+    fake.fail_next("chat.postMessage", error="channel_not_found")
 
     assert outbox.deliver(committing_factory, client, ttl=TTL, now=T0 + DAY) == 0
 

@@ -72,7 +72,7 @@ def listener_settings(*, database_url: str, slack: FakeSlack, redis_url: str, **
         "slack_api_url": slack.base_url, "slack_bot_token": slack.token,
         "slack_signing_secret": SIGNING_SECRET, "admin_user_ids": ADMIN,
         "escalation_channel": ESCALATIONS, "helpdesk_channels": CHANNEL, "followup_delay": "24h",
-        "ticket_rate_limit": "off", **overrides,
+        "ticket_rate_limit": "off", "decide_on": "serve", **overrides,
     })
 
 

@@ -150,6 +150,9 @@ class Server(SlackRequests):
             # open; the limit's own tests set it.
             "TICKET_RATE_LIMIT": "off",
             "FOLLOWUP_DELAY": "24h",
+            # Decisions in the server's own pool, even with REDIS_URL: most tests start
+            # no worker (tests/e2e/test_workers.py does, with DECIDE_ON=workers).
+            "DECIDE_ON": "serve",
             **env,
         }
         if redis_url:

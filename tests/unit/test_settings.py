@@ -132,6 +132,19 @@ def test_several_serve_workers_need_redis_to_share_the_caps(monkeypatch):
     assert load_settings().server_workers == 2
 
 
+def test_decisions_run_on_the_workers_with_redis_unless_told_otherwise(monkeypatch):
+    assert not load_settings(database_url="sqlite://").decisions_on_workers
+    assert load_settings(database_url="sqlite://", redis_url="redis://r:6379/0").decisions_on_workers
+    assert not load_settings(database_url="sqlite://", redis_url="redis://r:6379/0",
+                             decide_on="serve").decisions_on_workers
+    monkeypatch.setenv("DECIDE_ON", "workers")
+    with pytest.raises(SettingsError, match="DECIDE_ON=workers needs REDIS_URL"):
+        load_settings(database_url="sqlite://")
+    monkeypatch.setenv("DECIDE_ON", "celery")
+    with pytest.raises(SettingsError, match="DECIDE_ON='celery' is invalid: expected workers or serve"):
+        load_settings(database_url="sqlite://", redis_url="redis://r:6379/0")
+
+
 def test_secrets_never_appear_in_repr_or_errors(monkeypatch):
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-123-secret")
     monkeypatch.setenv("SLACK_SIGNING_SECRET", "signing-secret-value")

@@ -1,0 +1,61 @@
+"""Decisions handed to the Celery workers (`DECIDE_ON=workers`): the publishing side.
+
+`serve` stores a ticket, acknowledges, then publishes `resolvemeq.decide_ticket` with
+the ticket's id (jobs/tasks.py); a worker claims and decides it
+(bot.workflows.decision). Publishing happens after the ack's commit (a worker never
+looks for a ticket not yet stored) and on the request thread, so it is kept short: a
+broker that does not answer within about a second is logged and left to the sweep,
+which decides on any ticket still `new` after SWEEP_GRACE.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from celery import Celery
+
+from bot.core.settings import Settings
+from bot.workflows.dispatch import Place
+
+log = logging.getLogger(__name__)
+
+DECIDE_TASK = "resolvemeq.decide_ticket"
+# Publishing on the request path: a broker that is down costs at most about a second.
+_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.4}
+
+
+class CeleryDecisions:
+    """Every decision a Celery task; there is always room (the broker's queue).
+
+    Args:
+        app: the Celery app to publish with (default: one for these settings).
+        settings: the process's settings (REDIS_URL is the broker).
+    """
+
+    def __init__(self, settings: Settings, app: Celery | None = None) -> None:
+        if app is None:
+            from jobs.celery_app import create_celery
+
+            app = create_celery(settings)
+            app.conf.broker_transport_options = {
+                **(app.conf.broker_transport_options or {}),
+                "socket_connect_timeout": 1, "socket_timeout": 2,
+            }
+        self._app = app
+
+    @contextmanager
+    def slot(self) -> Iterator[Place | None]:
+        yield self
+
+    def dispatch(self, ticket_id: int) -> None:
+        """Publish the ticket's decision; a failure is logged (the sweep decides later)."""
+        try:
+            self._app.send_task(DECIDE_TASK, args=[ticket_id], retry=True, retry_policy=_PUBLISH_RETRY)
+        except Exception:
+            log.exception("could not hand ticket %s to the workers; the sweep will decide on it",
+                          ticket_id)
+
+    def close(self) -> None:
+        self._app.close()
