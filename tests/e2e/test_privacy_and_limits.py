@@ -54,7 +54,9 @@ def test_private_answers_and_one_limit_across_processes(servers, fake, e2e_sessi
     said = ack.json()
     assert said["response_type"] == "ephemeral" and "send you my answer by DM" in shown(said)
     [answer] = fake.wait_for("chat.postMessage")
-    assert answer.args["channel"] == dm and VPN in shown(answer.args)
+    # Posted to the requester's id: Slack opens the app's DM with them and names it.
+    assert answer.args["channel"] == REQUESTER and answer.response["channel"] == dm
+    assert VPN in shown(answer.args)
     yes = next(e for b in answer.args["blocks"] for e in b.get("elements") or []
                if e.get("action_id") == ActionId.FEEDBACK_YES)
     assert second.click(ActionId.FEEDBACK_YES, yes["value"], channel=dm,

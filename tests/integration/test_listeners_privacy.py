@@ -69,7 +69,9 @@ def test_a_ticket_outside_a_helpdesk_channel_is_answered_by_dm_and_nothing_lands
 
     assert ack["response_type"] == "ephemeral" and "send you my answer by DM" in shown(ack)
     [answer] = slack.wait_for("chat.postMessage")
-    assert answer.args["channel"] == dm and not answer.args.get("thread_ts")
+    # Posted to the requester's id: Slack opens the app's DM with them and names it.
+    assert answer.args["channel"] == REQUESTER and not answer.args.get("thread_ts")
+    assert answer.response["channel"] == dm
     assert VPN in shown(answer.args)  # quoted to the requester, in their own DM
     yes = _button(answer.args["blocks"], ActionId.FEEDBACK_YES)
     ticket = _answered(committing_factory)
@@ -108,7 +110,8 @@ def test_a_routed_ticket_outside_a_helpdesk_channel_quotes_the_request_only_to_t
 
     notice = wait_until(lambda: [c for c in slack.calls("chat.postMessage") if c.args["channel"] == TEAM],
                         what="the team notice")[0]
-    [told] = [c for c in slack.wait_for("chat.postMessage", count=2) if c.args["channel"] == dm]
+    [told] = [c for c in slack.wait_for("chat.postMessage", count=2)
+              if (c.response or {}).get("channel") == dm]
     assert "Identity &amp; Access" in shown(told.args)  # the routing notice, by DM
     assert ACCESS in shown(notice.args)  # the team sees what was asked
     _answered(committing_factory)
@@ -123,7 +126,7 @@ def test_a_routed_ticket_outside_a_helpdesk_channel_quotes_the_request_only_to_t
 
     assert _anything_in(slack, GENERAL) == [] and slack.messages(GENERAL) == []
     quoted = [c.args["channel"] for c in slack.calls("chat.postMessage") if ACCESS in shown(c.args)]
-    assert set(quoted) <= {dm, TEAM, ESCALATIONS}
+    assert set(quoted) <= {REQUESTER, dm, TEAM, ESCALATIONS}
 
 
 def test_a_critical_ticket_outside_a_helpdesk_channel_is_escalated_by_dm(app, slack, committing_factory):
@@ -134,7 +137,7 @@ def test_a_critical_ticket_outside_a_helpdesk_channel_is_escalated_by_dm(app, sl
     ticket = _answered(committing_factory)
     assert (ticket.status, ticket.slack_channel_id) == ("escalated", dm)
     app.settled()
-    [told] = [c for c in slack.calls("chat.postMessage") if c.args["channel"] == dm]
+    [told] = [c for c in slack.calls("chat.postMessage") if (c.response or {}).get("channel") == dm]
     assert "Escalated" in shown(told.args)
     assert _anything_in(slack, GENERAL) == []
 
