@@ -17,6 +17,7 @@ from slack_sdk.models.views import View
 
 from bot.views.common import context, fields_section, header, percent, section, to_dicts, when
 from bot.views.escape import ELLIPSIS, SECTION_TEXT_LIMIT, escape
+from bot.views.success import success_blocks
 
 Blocks = list[dict[str, Any]]
 
@@ -108,6 +109,7 @@ def _stats_blocks(stats: Any) -> list[Block]:
         section(_by_action_type(stats.by_action_type)),
         section(_by_team(stats.by_team)),
         *_people_blocks(getattr(stats, "people", None), getattr(stats, "people_by_team", ())),
+        *success_blocks(getattr(stats, "success", None)),
     ]
 
 
