@@ -136,7 +136,7 @@ def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.count(case((condition, 1)))
 
 
-def _outcome(since: datetime) -> tuple[ColumnElement[str], Callable[[Select], Select]]:
+def _outcome(since: datetime) -> tuple[ColumnElement[str], Callable[..., Select]]:
     """The outcome of each bot action as a CASE, and what adds the joins it reads."""
     action = ActionHistory
     undone = aliased(ActionHistory, name="undone")
@@ -156,6 +156,9 @@ def _outcome(since: datetime) -> tuple[ColumnElement[str], Callable[[Select], Se
     routing = action.action_type != ActionType.AUTO_RESOLVE
     answers_it = and_(
         TicketResolution.ticket_id == action.ticket_id,
+        # Whatever answers an action in the window was made in it: an index range, not
+        # every resolution ever.
+        TicketResolution.created_at >= since,
         or_(TicketResolution.action_id == action.id,
             and_(routing, TicketResolution.created_at >= action.executed_at)),
     )
@@ -175,11 +178,12 @@ def _outcome(since: datetime) -> tuple[ColumnElement[str], Callable[[Select], Se
         else_=literal(UNANSWERED),
     )
 
-    def joined(query: Select) -> Select:
+    def joined(query: Select, *, teams: bool = False) -> Select:
+        query = query.select_from(action)
+        if teams:
+            query = query.join(Ticket, Ticket.ticket_id == action.ticket_id)
         return (
-            query.select_from(action)
-            .join(Ticket, Ticket.ticket_id == action.ticket_id)
-            .outerjoin(TicketResolution, answers_it)
+            query.outerjoin(TicketResolution, answers_it)
             .outerjoin(undone, and_(undone.id == TicketResolution.action_id,
                                     undone.rolled_back.is_(True)))
             .outerjoin(people, people.c.ticket_id == action.ticket_id)
@@ -230,7 +234,7 @@ def success_stats(session: Session, *, since: datetime, now: datetime) -> Succes
         func.sum(case((answered, ActionHistory.confidence_score))).label("stated_sum"),
     )
     rows = session.execute(
-        joined(query)
+        joined(query, teams=True)
         .where(ActionHistory.action_type.in_(AGENT_ACTIONS), ActionHistory.executed_at >= since)
         .group_by(ActionHistory.action_type, team, conf_bin)
     ).all()
