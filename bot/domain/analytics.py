@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from bot.core import clock
 from bot.core.errors import InvalidInput
+from bot.domain.success import SuccessStats, success_stats
 from models import (
     AGENT_ACTIONS,
     PEOPLE_ACTIONS,
@@ -122,6 +123,9 @@ class ResolutionStats:
     # People's resolutions, apart from the bot's.
     people: PeopleStats = PeopleStats()
     people_by_team: tuple[PeopleTeamStats, ...] = ()
+    # Success per action type, team and confidence bin, the 14-day trend and CSAT
+    # (bot.domain.success); None only when built by hand.
+    success: SuccessStats | None = None
 
 
 # An admin's rollback withdraws the resolution. Resolutions are outer-joined to their
@@ -229,6 +233,7 @@ def resolution_stats(
         by_team=_by_team(session, since),
         people=people,
         people_by_team=people_by_team,
+        success=success_stats(session, since=since, now=now),
     )
 
 

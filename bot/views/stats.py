@@ -20,6 +20,7 @@ from bot.views.common import context, fields_section, header, percent, section, 
 from bot.views.common import table as _table
 from bot.views.escape import SECTION_TEXT_LIMIT, clip
 from bot.views.requester import my_tickets_blocks
+from bot.views.success import success_blocks
 
 Blocks = list[dict[str, Any]]
 
@@ -139,6 +140,7 @@ def _stats_blocks(stats: Any) -> list[Block]:
         section(_by_action_type(stats.by_action_type)),
         section(_by_team(stats.by_team)),
         *_people_blocks(getattr(stats, "people", None), getattr(stats, "people_by_team", ())),
+        *success_blocks(getattr(stats, "success", None)),
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -189,11 +190,17 @@ def test_a_resolution_whose_action_row_is_gone_still_counts(session):
 
 
 def test_an_empty_database_gives_zeros_and_no_rates(session):
-    assert resolution_stats(session, days=7, now=NOW) == ResolutionStats(
+    stats = resolution_stats(session, days=7, now=NOW)
+    assert dataclasses.replace(stats, success=None) == ResolutionStats(
         days=7, since=NOW - timedelta(days=7), resolutions=0, confirmed=0, failed=0,
         pending=0, reopened=0, success_rate=None, average_rating=None, ratings=0,
         withdrawn=0, by_action_type=(), by_team=(),
     )
+    assert stats.success is not None
+    assert (stats.success.total.actions, stats.success.total.success_rate) == (0, None)
+    assert stats.success.by_action_type == stats.success.calibration == ()
+    assert [day.answered for day in stats.success.trend] == [0] * 14
+    assert stats.success.csat.share is None
 
 
 def test_now_defaults_to_the_bot_clock(session, monkeypatch):
@@ -256,7 +263,8 @@ def test_two_thousand_resolutions_take_a_handful_of_queries(session):
     finally:
         event.remove(engine, "before_cursor_execute", count)
 
-    assert len(statements) <= 5, statements
+    # Five for the figures above, three for bot.domain.success (outcomes, trend, CSAT).
+    assert len(statements) <= 8, statements
     # n % 100 == 0 withdraws 20 rows, all of them answered "yes" with 1 star.
     assert (stats.resolutions, stats.withdrawn) == (1980, 20)
     assert (stats.confirmed, stats.failed, stats.pending) == (1180, 400, 400)
@@ -264,3 +272,8 @@ def test_two_thousand_resolutions_take_a_handful_of_queries(session):
     assert stats.by_action_type == (ActionTypeStats(ActionType.AUTO_RESOLVE, 2000, 2000, 0.9, 20),)
     assert [(t.team, t.tickets) for t in stats.by_team] == [
         ("Accounts", 500), ("Network", 500), ("Security", 500), ("Unassigned", 500)]
+    total = stats.success.total
+    assert (total.confirmed, total.reopened, total.rolled_back, total.unanswered) == (
+        1180, 400, 20, 400)
+    # Ratings 4 and 5 fall on n % 5 in (3, 4): none of them withdrawn (n % 100 == 0).
+    assert (stats.success.csat.satisfied, stats.success.csat.ratings) == (800, 1980)
