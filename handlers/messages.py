@@ -73,7 +73,7 @@ def _reply(ack: Ack, session: Session, deps: SlackDeps, body: dict, event: dict)
         if slot is None:
             # Stored all the same: the sweep decides on it; the person hears why it waits.
             deferred.enqueue_reply_saved_while_busy(session, ticket_id=reply.ticket_id,
-                                                    channel=reply.message.slack_channel_id,
+                                                    channel=event["channel"],
                                                     thread_ts=event["thread_ts"])
         ack()
         if slot is not None:

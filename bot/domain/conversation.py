@@ -30,7 +30,7 @@ from bot.core import clock
 from bot.core.errors import InvalidInput
 from bot.domain import audit
 from bot.domain.intake import MAX_TEXT
-from models import ActionHistory, ActionType, Ticket, TicketMessage, TicketStatus
+from models import ActionHistory, ActionType, MessageKind, Ticket, TicketMessage, TicketStatus
 
 # Audit event: the requester added to their ticket (detail: the message's id and round).
 CLARIFICATION_REPLY = "clarification_reply"
@@ -144,8 +144,22 @@ def add_reply(
     return Reply(ticket.ticket_id, message, created=True)
 
 
+def add_detail(session: Session, ticket: Ticket, *, user_id: str, text: str,
+               now: datetime) -> TicketMessage:
+    """Add detail the requester wrote in App Home to the ticket's conversation (flushed).
+
+    It waits for a decision like a reply (the caller decides whether one is owed: a
+    ticket a person has is theirs). The caller checks who may add it and the text.
+    """
+    message = TicketMessage(ticket_id=ticket.ticket_id, kind=MessageKind.DETAIL, author_id=user_id,
+                            text=text, created_at=now)
+    session.add(message)
+    session.flush()
+    return message
+
+
 def replies(session: Session, ticket_id: int) -> Sequence[TicketMessage]:
-    """The requester's replies on a ticket, oldest first."""
+    """What the requester added to a ticket (replies and detail), oldest first."""
     return session.scalars(
         select(TicketMessage).where(TicketMessage.ticket_id == ticket_id).order_by(TicketMessage.id)
     ).all()
@@ -165,7 +179,8 @@ def waiting(messages: Sequence[TicketMessage]) -> tuple[int, ...]:
 
 
 def conversation_text(description: str, messages: Sequence[TicketMessage]) -> str:
-    """What the agent decides on: the request, then every reply, oldest first."""
+    """What the agent decides on: the request, then every reply and added detail, oldest
+    first."""
     return SEPARATOR.join([description, *(m.text for m in messages if m.text)])
 
 
