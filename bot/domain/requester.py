@@ -22,8 +22,7 @@ from bot.domain import audit, conversation
 from models import Awaiting, Ticket, TicketStatus
 
 # Statuses a requester still waits on; App Home lists these.
-OPEN_STATUSES = frozenset({TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.IN_PROGRESS,
-                           TicketStatus.AWAITING_USER, TicketStatus.ESCALATED})
+OPEN_STATUSES = conversation.OPEN_STATUSES
 # What a ticket with new detail may be decided again from (nobody has it yet).
 REDECIDE_FROM = OPEN_STATUSES
 MAX_DETAIL = 3000
