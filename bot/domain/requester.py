@@ -23,8 +23,6 @@ from models import Awaiting, Ticket, TicketStatus
 
 # Statuses a requester still waits on; App Home lists these.
 OPEN_STATUSES = conversation.OPEN_STATUSES
-# What a ticket with new detail may be decided again from (nobody has it yet).
-REDECIDE_FROM = OPEN_STATUSES
 MAX_DETAIL = 3000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # How many open tickets App Home shows (each takes three of the view's 100 blocks).
@@ -42,7 +40,8 @@ class OpenTickets:
 @dataclass(frozen=True)
 class DetailAdded:
     ticket: Ticket
-    # True when nobody has the ticket: it is to be decided again (from REDECIDE_FROM).
+    # True when nobody has the ticket: it is to be decided again (from OPEN_STATUSES, on
+    # the whole conversation).
     redecide: bool
 
 
