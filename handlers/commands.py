@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot import views
 from bot.core.errors import InvalidInput, NotAuthorized, ResolveMeQError
-from bot.domain import analytics, autonomy, intake, rollback, tickets
+from bot.domain import analytics, autonomy, conversation, intake, rollback, tickets
 from bot.workflows import dispatch
 from bot.workflows.runtime import Runtime
 from handlers.deps import SlackDeps
@@ -59,7 +59,8 @@ def show_history(ack: Ack, command: dict, session: Session, deps: SlackDeps) -> 
         raise NotAuthorized("Only the requester and helpdesk admins can see a ticket's history.")
     ack(response_type="ephemeral", text=f"History of ticket #{ticket.ticket_id}",
         blocks=views.history_blocks(ticket.ticket_id, rows,
-                                    said=tickets.requester_said(session, ticket.ticket_id)))
+                                    said=tickets.requester_said(session, ticket.ticket_id),
+                                    conversation=conversation.replies(session, ticket.ticket_id)))
 
 
 def start_rollback(ack: Ack, command: dict, session: Session, deps: SlackDeps) -> None:

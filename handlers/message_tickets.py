@@ -19,8 +19,9 @@ from bot.core.errors import InvalidInput
 from bot.domain import message_tickets
 from bot.domain.message_tickets import Message
 from bot.views import CallbackId
-from bot.workflows import announce, deferred
+from bot.workflows import announce, deferred, dispatch
 from bot.workflows import requester as flows
+from bot.workflows.dispatch import DecisionKind
 from handlers.deps import SlackDeps
 from models import TicketSource
 
@@ -67,13 +68,15 @@ def _open(ack: Ack, session: Session, deps: SlackDeps, message: Message, *, repo
                                        user=reporter, text=views.message_has_ticket(ticket_id), blocks=[])
         return
     owed = flows.enqueue_opened(session, result.ticket, reporter_id=reporter)
-    with deps.background.slot() as slot:
+    # Through the dispatch seam, like any new ticket; the word that it is open is sent
+    # first, where the decision runs, so it comes before the answer in the thread.
+    with dispatch.decision_slot(deps.runtime) as slot:
         if slot is None:
             # Stored all the same: the sweep decides on it; the thread hears why it waits.
             deferred.enqueue_saved_while_busy(session, result.ticket)
         ack()
         if slot is not None:
-            slot.submit(flows.announce_opened, deps.runtime, deps.client, ticket_id, owed)
+            slot.dispatch(ticket_id, DecisionKind.NEW, owed)
 
 
 def register(app: App) -> None:

@@ -16,7 +16,8 @@ from slack_bolt import Ack, App
 from sqlalchemy.orm import Session
 
 from bot.domain import conversation, intake
-from bot.workflows import announce, deferred, dispatch
+from bot.workflows import deferred, dispatch
+from bot.workflows.dispatch import DecisionKind
 from handlers.deps import SlackDeps
 from models import TicketSource
 
@@ -69,15 +70,16 @@ def _reply(ack: Ack, session: Session, deps: SlackDeps, body: dict, event: dict)
     if not reply.created:
         ack()
         return True
-    with deps.background.slot() as slot:
+    # Through the dispatch seam, like a new ticket: a worker with DECIDE_ON=workers.
+    with dispatch.decision_slot(deps.runtime) as slot:
         if slot is None:
             # Stored all the same: the sweep decides on it; the person hears why it waits.
             deferred.enqueue_reply_saved_while_busy(session, ticket_id=reply.ticket_id,
-                                                    channel=reply.message.slack_channel_id,
+                                                    channel=event["channel"],
                                                     thread_ts=event["thread_ts"])
         ack()
         if slot is not None:
-            slot.submit(announce.redecide_and_announce, deps.runtime, deps.client, reply.ticket_id)
+            slot.dispatch(reply.ticket_id, DecisionKind.REPLY)
     return True
 
 

@@ -1,7 +1,7 @@
 """Decisions handed to the Celery workers (`DECIDE_ON=workers`): the publishing side.
 
 `serve` stores a ticket, acknowledges, then publishes `resolvemeq.decide_ticket` with
-the ticket's id (jobs/tasks.py); a worker claims and decides it
+the ticket's id and which kind of decision it is (jobs/tasks.py); a worker claims and decides it
 (bot.workflows.decision). Publishing happens after the ack's commit (a worker never
 looks for a ticket not yet stored) and on the request thread, so it is kept short: a
 broker that does not answer within about a second is logged and left to the sweep,
@@ -11,13 +11,13 @@ which decides on any ticket still `new` after SWEEP_GRACE.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from celery import Celery
 
 from bot.core.settings import Settings
-from bot.workflows.dispatch import Place
+from bot.workflows.dispatch import DecisionKind, Place
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +49,17 @@ class CeleryDecisions:
     def slot(self) -> Iterator[Place | None]:
         yield self
 
-    def dispatch(self, ticket_id: int) -> None:
-        """Publish the ticket's decision; a failure is logged (the sweep decides later)."""
+    def dispatch(self, ticket_id: int, kind: DecisionKind = DecisionKind.NEW,
+                 owed: Sequence[int] = ()) -> None:
+        """Publish the ticket's decision (which kind, and the outbox rows to send first);
+        a failure is logged (the sweep decides later)."""
         try:
-            self._app.send_task(DECIDE_TASK, args=[ticket_id], retry=True, retry_policy=_PUBLISH_RETRY)
+            self._app.send_task(DECIDE_TASK, args=[ticket_id],
+                                kwargs={"kind": str(kind), "owed": [int(i) for i in owed]},
+                                retry=True, retry_policy=_PUBLISH_RETRY)
         except Exception:
-            log.exception("could not hand ticket %s to the workers; the sweep will decide on it",
-                          ticket_id)
+            log.exception("could not hand ticket %s (%s) to the workers; the sweep will decide on it",
+                          ticket_id, kind)
 
     def close(self) -> None:
         self._app.close()

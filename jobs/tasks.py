@@ -13,7 +13,8 @@ from celery.signals import worker_process_init
 
 from bot.core.errors import NotFound
 from bot.core.settings import load_settings
-from bot.workflows import announce, periodic
+from bot.workflows import dispatch, periodic
+from bot.workflows.dispatch import DecisionKind
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,20 @@ def _init_worker(**_):
 # redelivered or retried task finds the ticket decided or claimed and does nothing),
 # time-limited by CLAIM_TTL (jobs/celery_app.py), retried twice after a failure the
 # decision recorded (the sweep goes on after that, up to processing.MAX_ATTEMPTS).
+# `kind` says which decision (bot.workflows.dispatch.DecisionKind: a new ticket, a
+# re-decision after a reply or added detail); each claims only what it may decide, so
+# it is idempotent too. `owed`: outbox rows to send first (sent ones are skipped).
 @shared_task(name="resolvemeq.decide_ticket", bind=True, acks_late=True, reject_on_worker_lost=True,
              max_retries=2)
-def decide_ticket(self, ticket_id: int) -> str:
+def decide_ticket(self, ticket_id: int, kind: str = DecisionKind.NEW, owed: list[int] | None = None) -> str:
+    try:
+        which = DecisionKind(kind)
+    except ValueError:
+        log.error("decide_ticket: unknown kind of decision %r for ticket %s; dropped", kind, ticket_id)
+        return "unknown kind"
     try:
         runtime, client = _runtime()
-        outcome = announce.decide_and_announce(runtime, client, ticket_id)
+        outcome = dispatch.run_decision(runtime, client, ticket_id, which, owed or ())
     except NotFound:
         log.warning("decide_ticket: ticket %s does not exist; nothing to decide", ticket_id)
         return "not found"

@@ -34,7 +34,7 @@ from models.session import (
 )
 from models.slack_outbox import OutboxPurpose, OutboxStatus, SlackOutbox
 from models.ticket import Awaiting, EscalationPriority, Ticket, TicketSource, TicketStatus
-from models.ticket_message import TicketMessage
+from models.ticket_message import MessageKind, TicketMessage
 from models.ticket_resolution import TicketResolution
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "Base",
     "EscalationPriority",
     "GENESIS_HASH",
+    "MessageKind",
     "OutboxPurpose",
     "OutboxStatus",
     "PEOPLE_ACTIONS",

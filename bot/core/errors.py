@@ -48,6 +48,12 @@ class NotRequester(NotAuthorized):
     """Only the person the ticket is for may answer its feedback."""
 
 
+class TicketWithdrawn(ResolveMeQError):
+    """The requester withdrew the ticket: an answer on it changes nothing. Audited."""
+
+    keep_writes = True
+
+
 class AlreadyRolledBack(ResolveMeQError):
     """The action was rolled back before."""
 

@@ -16,6 +16,9 @@ ROLLBACK_DENIED = "rollback_denied"
 ROLLBACK_THROTTLED = "rollback_throttled"
 FEEDBACK_WRONG_USER = "feedback_wrong_user"
 FEEDBACK_CHANGED = "feedback_changed"
+# The requester answered (Yes, No, stars, what didn't work) on a ticket they had withdrawn:
+# refused, nothing else written (detail: what was clicked).
+FEEDBACK_ON_WITHDRAWN = "feedback_on_withdrawn"
 AUTONOMY_CAP_REACHED = "autonomy_cap_reached"
 AUTONOMY_LIMITER_DOWN = "autonomy_limiter_unavailable"
 # A ticket was taken without the per-person limit (TICKET_RATE_LIMIT): its store was down.

@@ -30,12 +30,16 @@ from bot.core import clock
 from bot.core.errors import InvalidInput
 from bot.domain import audit
 from bot.domain.intake import MAX_TEXT
-from models import ActionHistory, ActionType, Ticket, TicketMessage, TicketStatus
+from models import ActionHistory, ActionType, MessageKind, Ticket, TicketMessage, TicketStatus
 
 # Audit event: the requester added to their ticket (detail: the message's id and round).
 CLARIFICATION_REPLY = "clarification_reply"
-# What a re-decision is claimed from.
+# What a re-decision after a reply is claimed from.
 AWAITING = frozenset({TicketStatus.AWAITING_USER})
+# What a re-decision after added detail, or after anything added while a decision ran,
+# is claimed from: every status a requester still waits on (nobody has it: `waits_for_bot`).
+OPEN_STATUSES = frozenset({TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.IN_PROGRESS,
+                           TicketStatus.AWAITING_USER, TicketStatus.ESCALATED})
 # How the requester's first message and their replies are joined for the agent.
 SEPARATOR = "\n\n"
 
@@ -144,8 +148,22 @@ def add_reply(
     return Reply(ticket.ticket_id, message, created=True)
 
 
+def add_detail(session: Session, ticket: Ticket, *, user_id: str, text: str,
+               now: datetime) -> TicketMessage:
+    """Add detail the requester wrote in App Home to the ticket's conversation (flushed).
+
+    It waits for a decision like a reply (the caller decides whether one is owed: a
+    ticket a person has is theirs). The caller checks who may add it and the text.
+    """
+    message = TicketMessage(ticket_id=ticket.ticket_id, kind=MessageKind.DETAIL, author_id=user_id,
+                            text=text, created_at=now)
+    session.add(message)
+    session.flush()
+    return message
+
+
 def replies(session: Session, ticket_id: int) -> Sequence[TicketMessage]:
-    """The requester's replies on a ticket, oldest first."""
+    """What the requester added to a ticket (replies and detail), oldest first."""
     return session.scalars(
         select(TicketMessage).where(TicketMessage.ticket_id == ticket_id).order_by(TicketMessage.id)
     ).all()
@@ -165,7 +183,8 @@ def waiting(messages: Sequence[TicketMessage]) -> tuple[int, ...]:
 
 
 def conversation_text(description: str, messages: Sequence[TicketMessage]) -> str:
-    """What the agent decides on: the request, then every reply, oldest first."""
+    """What the agent decides on: the request, then every reply and added detail, oldest
+    first."""
     return SEPARATOR.join([description, *(m.text for m in messages if m.text)])
 
 
@@ -187,6 +206,12 @@ def redecidable() -> ColumnElement[bool]:
     return and_(has_waiting_reply(), not_rolled_back())
 
 
+def waits_for_bot() -> ColumnElement[bool]:
+    """SQL: something the requester added waits for a decision the bot may still take, and
+    no person has the ticket (detail for a holder is theirs to read, not the bot's)."""
+    return and_(redecidable(), Ticket.assigned_to.is_(None))
+
+
 def mark_decided(session: Session, message_ids: Collection[int], action_id: uuid.UUID) -> None:
     """Record that `action_id` decided on these replies (flushed)."""
     if message_ids:
@@ -199,16 +224,17 @@ def mark_decided(session: Session, message_ids: Collection[int], action_id: uuid
 
 
 def stale_replies(session: Session, *, now: datetime, grace: timedelta, limit: int = 50) -> list[int]:
-    """Tickets with a reply still waiting for its decision after `grace` (the process that
-    took it died, or the ticket was being decided when it arrived), oldest first."""
+    """Tickets nobody has with a reply or added detail still waiting for its decision
+    after `grace` (the process that took it died, or there was no room to decide), oldest
+    first."""
     oldest = (select(func.min(TicketMessage.created_at))
               .where(TicketMessage.ticket_id == Ticket.ticket_id,
                      TicketMessage.decided_action_id.is_(None))
               .scalar_subquery())
     return list(session.scalars(
         select(Ticket.ticket_id)
-        .where(Ticket.status == TicketStatus.AWAITING_USER, redecidable(), oldest < now - grace,
-               _unclaimed(now))
+        .where(Ticket.status.in_([str(s) for s in OPEN_STATUSES]), waits_for_bot(),
+               oldest < now - grace, _unclaimed(now))
         .order_by(oldest)
         .limit(limit)
     ))

@@ -25,7 +25,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from bot.core import clock
-from bot.core.errors import InvalidInput, NotFound, NotRequester
+from bot.core.errors import InvalidInput, NotFound, NotRequester, TicketWithdrawn
 from bot.domain import audit, followups, snapshots
 from models import (
     ActionHistory,
@@ -96,6 +96,7 @@ def record_answer(
         InvalidInput: a malformed ticket id or answer, or a withdrawn resolution.
         NotFound: the ticket has no resolution.
         NotRequester: the clicker is not the requester (audited).
+        TicketWithdrawn: the requester withdrew the ticket (audited).
     """
     if not isinstance(solved, bool):
         raise InvalidInput("The answer must be yes or no.")
@@ -218,6 +219,7 @@ def record_rating(
         InvalidInput: a malformed ticket id or score, or a withdrawn resolution.
         NotFound: the ticket has no resolution.
         NotRequester: the clicker is not the requester (audited).
+        TicketWithdrawn: the requester withdrew the ticket (audited).
     """
     # bool is an int in Python; a True rating is a bug, not a 1.
     if type(score) is not int or not 1 <= score <= 5:
@@ -274,6 +276,13 @@ def _load(
         raise NotRequester(
             f"Only the person who asked for help (<@{ticket.user_id}>) can answer this."
         )
+    if ticket.status == TicketStatus.CLOSED:
+        # Withdrawn: a Yes or stars on an old answer must not resolve it again, nor a No
+        # reopen it. Only the attempt is kept.
+        audit.record(session, audit.FEEDBACK_ON_WITHDRAWN, actor_id=user_id, ticket_id=ticket_id,
+                     action_id=resolution.action_id, detail=detail, now=now)
+        raise TicketWithdrawn(f"You withdrew ticket #{ticket_id}, so this answer was not recorded. "
+                              "Open a new ticket if you still need help.")
     action = None
     if resolution.action_id is not None:
         action = session.get(ActionHistory, resolution.action_id, populate_existing=True)

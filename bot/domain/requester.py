@@ -2,8 +2,9 @@
 detail to one, withdraw one.
 
 Only the requester may change their ticket (a click from anyone else is refused and
-audited). Detail joins the ticket's text, after a separator, and the ticket is decided
-again when nobody has taken it; a withdrawn ticket is closed, and stays closed.
+audited). Detail joins the ticket's conversation (a `ticket_messages` row, like a reply
+in the thread), and the ticket is decided again on all of it when nobody has taken it;
+a withdrawn ticket is closed, and stays closed.
 """
 
 from __future__ import annotations
@@ -17,15 +18,11 @@ from sqlalchemy.orm import Session
 
 from bot.core import clock
 from bot.core.errors import InvalidInput, NotAuthorized, NotFound
-from bot.domain import audit
+from bot.domain import audit, conversation
 from models import Awaiting, Ticket, TicketStatus
 
 # Statuses a requester still waits on; App Home lists these.
-OPEN_STATUSES = frozenset({TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.IN_PROGRESS,
-                           TicketStatus.AWAITING_USER, TicketStatus.ESCALATED})
-# What a ticket with new detail may be decided again from (nobody has it yet).
-REDECIDE_FROM = OPEN_STATUSES
-DETAIL_SEPARATOR = "\n\n--- More detail from the requester ---\n"
+OPEN_STATUSES = conversation.OPEN_STATUSES
 MAX_DETAIL = 3000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # How many open tickets App Home shows (each takes three of the view's 100 blocks).
@@ -43,7 +40,8 @@ class OpenTickets:
 @dataclass(frozen=True)
 class DetailAdded:
     ticket: Ticket
-    # True when nobody has the ticket: it is to be decided again (from REDECIDE_FROM).
+    # True when nobody has the ticket: it is to be decided again (from OPEN_STATUSES, on
+    # the whole conversation).
     redecide: bool
 
 
@@ -80,7 +78,7 @@ def check_may_change(session: Session, *, ticket_id: int, user_id: str,
 
 def add_detail(session: Session, *, ticket_id: int, user_id: str, text: str,
                now: datetime | None = None) -> DetailAdded:
-    """Join `text` to the ticket's request, and say whether it is to be decided again.
+    """Add `text` to the ticket's conversation, and say whether it is to be decided again.
 
     Args:
         session: the caller's session; flushed, not committed. NotAuthorized leaves its
@@ -98,14 +96,16 @@ def add_detail(session: Session, *, ticket_id: int, user_id: str, text: str,
     detail = _valid_detail(text)
     now = now or clock.now()
     ticket = _mine_and_open(session, ticket_id, user_id, work="add detail to", lock=True, now=now)
-    ticket.description = ticket.description + DETAIL_SEPARATOR + detail
+    # One conversation record: the detail joins the replies (bot.domain.conversation),
+    # and the agent decides on the request and all of them.
+    conversation.add_detail(session, ticket, user_id=user_id, text=detail, now=now)
     ticket.updated_at = now
     redecide = not ticket.assigned_to
     if redecide:
         # A decision starts afresh: failed attempts on the old text do not count.
         ticket.decision_attempts = 0
         ticket.decision_error = ""
-    # The length only: the text itself lives in the ticket, where retention redacts it.
+    # The length only: the text itself lives in the conversation, where retention redacts it.
     audit.record(session, audit.TICKET_DETAIL_ADDED, actor_id=user_id, ticket_id=ticket.ticket_id,
                  detail={"length": len(detail), "redecide": redecide}, now=now)
     return DetailAdded(ticket, redecide)

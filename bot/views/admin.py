@@ -32,13 +32,14 @@ from bot.views.common import (
     to_dicts,
     when,
 )
-from bot.views.escape import MESSAGE_BLOCK_LIMIT, clip, escape, mention
+from bot.views.escape import MESSAGE_BLOCK_LIMIT, clip, escape, mention, quote
 from bot.views.ids import ActionId, BlockId, rollback_value
 from models import as_utc, short_id
 
 Blocks = list[dict[str, Any]]
 
 _REASONING_IN_HISTORY = 300
+_MESSAGE_IN_HISTORY = 600
 _VALUE_LIMIT = 100
 _NO_REASON = "no reason given"
 _ARROW = ":leftwards_arrow_with_hook:"
@@ -151,9 +152,10 @@ def rollback_thread_notice(result: Any) -> tuple[str, Blocks]:
     return fallback(line), to_dicts(blocks)
 
 
-def history_blocks(ticket_id: int, rows: Sequence[Any], *, said: dict[tuple[str, int], str] | None = None
-                   ) -> Blocks:
-    """The action timeline of one ticket for `/history`, newest first.
+def history_blocks(ticket_id: int, rows: Sequence[Any], *, said: dict[tuple[str, int], str] | None = None,
+                   conversation: Sequence[Any] = ()) -> Blocks:
+    """The timeline of one ticket for `/history`, newest first: its actions, and what
+    the requester added (replies in the thread, detail from App Home).
 
     Args:
         ticket_id: the ticket.
@@ -161,13 +163,16 @@ def history_blocks(ticket_id: int, rows: Sequence[Any], *, said: dict[tuple[str,
         said: what the requester said did not work, by the resolution it was about
             (`("resolution_id", id)` or `("person_resolution_id", id)`); shown under
             the latest reopen of that resolution.
+        conversation: its TicketMessage rows (kind, author_id, text, created_at), in
+            any order; their text is escaped.
 
     Returns:
-        At most 50 blocks; older actions beyond that are counted, not shown.
+        At most 50 blocks; older entries beyond that are counted, not shown.
     """
-    ordered = sorted(rows, key=_executed_key, reverse=True)
+    actions = sorted(rows, key=_executed_key, reverse=True)
+    ordered = sorted([*actions, *conversation], key=_entry_key, reverse=True)
     # Two-person rollbacks: who approved each, from its ROLLBACK row, for the undone entry.
-    approvals = {row.rollback_of: _approved_by(row) for row in ordered
+    approvals = {row.rollback_of: _approved_by(row) for row in actions
                  if getattr(row, "rollback_of", None) is not None and _approved_by(row)}
     blocks: list[Block] = [header(f"History of ticket #{ticket_id}")]
     if not ordered:
@@ -175,14 +180,35 @@ def history_blocks(ticket_id: int, rows: Sequence[Any], *, said: dict[tuple[str,
         return to_dicts(blocks)
     room = MESSAGE_BLOCK_LIMIT - len(blocks)
     shown = ordered if len(ordered) <= room else ordered[: room - 1]
-    words = _said_at(ordered, said or {})
-    blocks += [section(_history_entry(row, approvals.get(getattr(row, "id", None)))
+    words = _said_at(actions, said or {})
+    blocks += [section(_message_entry(row) if _is_message(row)
+                       else _history_entry(row, approvals.get(getattr(row, "id", None)))
                        + words.get(id(row), "")) for row in shown]
     hidden = len(ordered) - len(shown)
     if hidden:
-        noun = "action" if hidden == 1 else "actions"
+        words_for = (("entry", "entries") if any(_is_message(row) for row in ordered[len(shown):])
+                     else ("action", "actions"))
+        noun = words_for[0] if hidden == 1 else words_for[1]
         blocks.append(context(f"… and {hidden} older {noun}"))
     return to_dicts(blocks)
+
+
+def _is_message(row: Any) -> bool:
+    return hasattr(row, "author_id") and not hasattr(row, "action_type")
+
+
+def _message_entry(message: Any) -> str:
+    """What the requester added, as a timeline entry: who, how, when, and the text quoted."""
+    how = ("added detail from App Home" if getattr(message, "kind", None) == "detail"
+           else "replied in the thread")
+    head = (f":speech_balloon: {mention(getattr(message, 'author_id', '') or '')} {how} · "
+            f"{when(getattr(message, 'created_at', None))}")
+    return head + "\n" + quote(getattr(message, "text", "") or "", _MESSAGE_IN_HISTORY)
+
+
+def _entry_key(row: Any) -> datetime:
+    moment = getattr(row, "created_at" if _is_message(row) else "executed_at", None)
+    return as_utc(moment) if isinstance(moment, datetime) else datetime.min.replace(tzinfo=UTC)
 
 
 def _said_at(newest_first: Sequence[Any], said: dict[tuple[str, int], str]) -> dict[int, str]:

@@ -29,17 +29,23 @@ from models import ActionType, PersonResolution, SlackOutbox, TicketSource, tran
 
 log = logging.getLogger(__name__)
 
+# How many more decisions one decision may run for what was added while it ran: each
+# is one more round of the requester writing during a decision, so more is a loop.
+CATCH_UP_LIMIT = 3
+
+
 def decide_and_announce(runtime: Runtime, client: WebClient, ticket_id: int, *,
                         statuses: Collection[str] = processing.NEW_ONLY) -> Outcome:
     """Decide on a new ticket, then tell the requester (and the team's channel).
 
-    `statuses`: what the ticket may be decided from (a re-decision after the requester
-    added detail passes the open statuses). The act and the posts it owes are one
-    transaction (the outbox): if Slack is down, or this process dies right after the
+    `statuses`: what the ticket may be decided from. The act and the posts it owes are
+    one transaction (the outbox): if Slack is down, or this process dies right after the
     commit, the retry job delivers them. No transaction is open while the agent answers
-    (bot.workflows.decision).
+    (bot.workflows.decision). Detail the requester added while it ran is decided on
+    right after (`_catch_up`).
     """
-    return _decide_and_announce(runtime, client, ticket_id, statuses=statuses)
+    outcome = _decide_and_announce(runtime, client, ticket_id, statuses=statuses)
+    return _catch_up(runtime, client, ticket_id, outcome)
 
 
 def redecide_and_announce(runtime: Runtime, client: WebClient, ticket_id: int) -> Outcome:
@@ -53,11 +59,43 @@ def redecide_and_announce(runtime: Runtime, client: WebClient, ticket_id: int) -
     """
     outcome = _decide_and_announce(runtime, client, ticket_id, statuses=conversation.AWAITING,
                                    when=conversation.redecidable())
-    if outcome.already_processed:
-        return outcome
-    again = _decide_and_announce(runtime, client, ticket_id, statuses=conversation.AWAITING,
-                                 when=conversation.redecidable())
-    return outcome if again.already_processed else again
+    return _catch_up(runtime, client, ticket_id, outcome)
+
+
+def redecide_waiting(runtime: Runtime, client: WebClient, ticket_id: int) -> Outcome:
+    """Decide again on a ticket its requester added to (detail from App Home; or, for the
+    sweep, anything left waiting), on the whole conversation, then tell them as for a new
+    ticket and redraw the team's notices.
+
+    Claimed only while nobody has the ticket and something the requester added waits for
+    a decision: a second delivery finds nothing to decide. If another decision was
+    running (this attempt found the ticket claimed), that one decides again right after
+    on the new text (`_catch_up`).
+    """
+    outcome = _decide_and_announce(runtime, client, ticket_id, statuses=conversation.OPEN_STATUSES,
+                                   when=conversation.waits_for_bot())
+    outcome = _catch_up(runtime, client, ticket_id, outcome)
+    team_notices.refresh_team_notices(runtime, client, ticket_id)
+    return outcome
+
+
+def _catch_up(runtime: Runtime, client: WebClient, ticket_id: int, outcome: Outcome) -> Outcome:
+    """After a decision: decide again while the requester added something it did not read
+    (a reply, detail from App Home) and nobody has the ticket.
+
+    What was added during a decision waits (the act marks only what its claim read), and
+    its own decision found the ticket claimed: the decision that held the claim is the one
+    that looks again, so nothing waits for the sweep. Returns the latest outcome.
+    """
+    for _ in range(CATCH_UP_LIMIT):
+        if outcome.already_processed:
+            break
+        again = _decide_and_announce(runtime, client, ticket_id, statuses=conversation.OPEN_STATUSES,
+                                     when=conversation.waits_for_bot())
+        if again.already_processed:
+            break
+        outcome = again
+    return outcome
 
 
 def time_out_and_announce(runtime: Runtime, client: WebClient, ticket_id: int) -> Outcome:
@@ -68,10 +106,11 @@ def time_out_and_announce(runtime: Runtime, client: WebClient, ticket_id: int) -
     decided on instead.
     """
     settings = runtime.settings
-    return _decide_and_announce(
+    outcome = _decide_and_announce(
         runtime, client, ticket_id, statuses=conversation.AWAITING,
         when=conversation.unanswered(clock.now(), settings.clarification_timeout),
         decide=lambda claim: processing.timed_out(claim, settings))
+    return _catch_up(runtime, client, ticket_id, outcome)
 
 
 def _decide_and_announce(runtime: Runtime, client: WebClient, ticket_id: int, **claim: Any) -> Outcome:

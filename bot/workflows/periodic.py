@@ -27,7 +27,7 @@ MAX_BATCHES = 20
 
 def sweep_new_tickets(runtime: Runtime, client: WebClient) -> int:
     """Decide on tickets left `new` by a process that died or a decision that failed, and
-    on requesters' replies left undecided the same way; returns how many were decided.
+    on requesters' replies and added detail left undecided the same way; returns how many were decided.
 
     One ticket failing never stops the ones behind it: its failure is recorded (after
     three, it goes to people) and the sweep goes on.
@@ -37,7 +37,7 @@ def sweep_new_tickets(runtime: Runtime, client: WebClient) -> int:
         ids = sweep.stale_new_tickets(session, now=now, grace=grace)
         replied = conversation.stale_replies(session, now=now, grace=grace)
     return (_each(runtime, client, ids, announce.decide_and_announce, "sweep")
-            + _each(runtime, client, replied, announce.redecide_and_announce, "sweep (a reply)"))
+            + _each(runtime, client, replied, announce.redecide_waiting, "sweep (a reply or detail)"))
 
 
 def expire_clarifications(runtime: Runtime, client: WebClient) -> int:

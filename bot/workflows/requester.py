@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 from bot import views
 from bot.delivery import outbox
 from bot.delivery.slack_client import safe_call
-from bot.domain import requester
 from bot.domain.message_tickets import Message
 from bot.domain.requester import DetailAdded
-from bot.workflows import announce
+from bot.workflows import dispatch
 from bot.workflows import teamwork as team_notices
+from bot.workflows.dispatch import DecisionKind
 from bot.workflows.home import HomeFigures, publish_home
 from bot.workflows.runtime import Runtime
 from models import Ticket
@@ -75,12 +75,6 @@ def enqueue_opened(session: Session, ticket: Ticket, *, reporter_id: str | None)
                            fallback_user=ticket.user_id).id]
 
 
-def announce_opened(runtime: Runtime, client: WebClient, ticket_id: int, owed: Sequence[int]) -> None:
-    """Say the ticket is open in the message's thread, then decide on it and answer there."""
-    outbox.deliver(runtime.sessions, client, list(owed), ttl=runtime.settings.claim_ttl)
-    announce.decide_and_announce(runtime, client, ticket_id)
-
-
 def open_detail_modal(client: WebClient, *, trigger_id: str, ticket: Ticket, user: str) -> bool:
     """Open the Add detail modal for the click's trigger (valid 3 s: call this first).
 
@@ -110,12 +104,13 @@ def enqueue_detail_for_holder(session: Session, added: DetailAdded, detail: str)
 
 def after_detail(runtime: Runtime, client: WebClient, ticket_id: int, *, redecide: bool,
                  owed: Sequence[int], user_id: str, is_admin: bool, figures: HomeFigures) -> None:
-    """After detail was added: decide again when nobody has the ticket (and answer in
-    its thread), tell whoever has it, redraw the team's notices and the requester's Home."""
-    outbox.deliver(runtime.sessions, client, list(owed), ttl=runtime.settings.claim_ttl)
+    """After detail was added: hand the re-decision of a ticket nobody has to the dispatch
+    seam (`DecisionKind.DETAIL`: a worker with DECIDE_ON=workers, else this process's
+    pool; it answers in the ticket's thread and redraws the team's notices), tell
+    whoever has it, and redraw the requester's Home."""
     if redecide:
-        announce.decide_and_announce(runtime, client, ticket_id, statuses=requester.REDECIDE_FROM)
-        team_notices.refresh_team_notices(runtime, client, ticket_id)
+        dispatch.dispatch_decision(runtime, ticket_id, DecisionKind.DETAIL)
+    outbox.deliver(runtime.sessions, client, list(owed), ttl=runtime.settings.claim_ttl)
     publish_home(client, user_id, is_admin=is_admin, figures=figures, refresh=True)
 
 

@@ -188,3 +188,57 @@ def test_a_worker_killed_mid_decision_leaves_it_to_the_sweep_which_decides_once(
     # the dead worker's claim (CLAIM_TTL) had run out; not after the broker's 600 s.
     due = max(held.created_at + timedelta(seconds=grace), held.claimed_until)
     assert due <= action.executed_at < due + timedelta(seconds=5), (due, action.executed_at)
+
+
+def _queued_kinds(broker) -> list[tuple[list, str]]:
+    """The decision tasks waiting: (args, kind), oldest first."""
+    found = []
+    for raw in reversed(broker.lrange("celery", 0, -1)):
+        message = json.loads(raw)
+        args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        if message["headers"]["task"] == DECIDE:
+            found.append((args, kwargs.get("kind", "new")))
+    return found
+
+
+def test_a_reply_in_the_thread_is_re_decided_by_a_worker(on_workers, slack, broker, e2e_sessions):
+    dm, asked_ts = "D0REQUESTER", "1732528000.000200"
+
+    def _dm(text, ts, **extra):
+        return {"type": "message", "channel_type": "im", "channel": dm, "user": "UREQUESTER",
+                "text": text, "ts": ts, "event_ts": ts, **extra}
+
+    workers = _workers(on_workers.env["DATABASE_URL"], slack, "first")
+    try:
+        assert on_workers.event(_dm("help", asked_ts)).status_code == 200
+        wait_until(lambda: _ticket(e2e_sessions).status == TicketStatus.AWAITING_USER, timeout=60,
+                   what="the worker's question")
+        wait_until(lambda: _idle(broker), timeout=10, what="the task acknowledged")
+    finally:
+        _stop(workers)
+    ticket_id = _ticket(e2e_sessions).ticket_id
+    [question] = slack.calls("chat.postMessage")
+    assert "Reply in this thread" in json.dumps(question.args)
+
+    reply = _dm("My VPN keeps disconnecting when I work from home", "1732528100.000300",
+                thread_ts=asked_ts)
+    assert on_workers.event(reply, event_id="Ev0REPLY").status_code == 200
+    # serve stored the reply and handed its re-decision to the workers, saying which kind.
+    assert _queued_kinds(broker) == [([ticket_id], "reply")]
+    time.sleep(1.0)
+    assert _ticket(e2e_sessions).status == TicketStatus.AWAITING_USER
+    assert len(_actions(e2e_sessions, ticket_id)) == 1
+
+    workers = _workers(on_workers.env["DATABASE_URL"], slack, "second")
+    try:
+        wait_until(lambda: _ticket(e2e_sessions).status == TicketStatus.RESOLVED, timeout=60,
+                   what="the worker's re-decision")
+        wait_until(lambda: len(slack.calls("chat.postMessage")) >= 2, timeout=30, what="its answer")
+        wait_until(lambda: _idle(broker), timeout=10, what="the task acknowledged")
+    finally:
+        _stop(workers)
+    decided = sorted(_actions(e2e_sessions, ticket_id), key=lambda a: a.executed_at)
+    assert [a.action_type for a in decided] == ["REQUEST_CLARIFICATION", "AUTO_RESOLVE"]
+    answer = slack.calls("chat.postMessage")[1]
+    assert (answer.args["channel"], answer.args["thread_ts"]) == (dm, asked_ts)
+    assert f"I think I can fix ticket *#{ticket_id}*" in json.dumps(answer.args)

@@ -21,6 +21,7 @@ from models import (
     AutonomyMode,
     AutonomyState,
     Base,
+    MessageKind,
     OutboxPurpose,
     OutboxStatus,
     RequestStatus,
@@ -28,6 +29,7 @@ from models import (
     ShadowDecision,
     SlackOutbox,
     Ticket,
+    TicketMessage,
     TicketResolution,
     TicketStatus,
 )
@@ -86,6 +88,13 @@ def _a_row(session: Session, table: str):
         session.add(shadow)
         session.flush()
         return shadow
+    if table == "ticket_messages":
+        ticket = make_ticket(session)
+        message = TicketMessage(ticket_id=ticket.ticket_id, kind=MessageKind.DETAIL, author_id="U1",
+                                text="more", created_at=NOW)
+        session.add(message)
+        session.flush()
+        return message
     raise AssertionError(f"add a row factory for {table}: it has an enum CHECK")
 
 
@@ -112,6 +121,7 @@ def test_the_checked_columns_are_the_ones_the_issue_names():
         ("shadow_decisions", "action_type", ActionType),
         ("slack_outbox", "purpose", OutboxPurpose),
         ("slack_outbox", "status", OutboxStatus),
+        ("ticket_messages", "kind", MessageKind),
         ("tickets", "status", TicketStatus),
     ]
 

@@ -12,7 +12,14 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.domain import audit
-from bot.views import ActionId, feedback_value, parse_rollback_value, rating_action_id, why_value
+from bot.views import (
+    ActionId,
+    feedback_value,
+    parse_rollback_value,
+    rating_action_id,
+    ticket_value,
+    why_value,
+)
 from models import ActionHistory, AuditEvent, Ticket, TicketResolution
 from tests.support.harness import ADMIN, CHANNEL, ESCALATIONS, REQUESTER, STRANGER, VPN, shown, wait_until
 
@@ -202,6 +209,41 @@ def test_no_reopens_the_ticket_for_a_person(bolt, slack, committing_factory):
     assert _one(committing_factory, TicketResolution,
                 TicketResolution.ticket_id == ticket.ticket_id).reopened is True
     wait_until(lambda: slack.messages(ESCALATIONS), what="the escalation channel's notice")
+
+
+def test_yes_or_stars_on_an_old_answer_after_a_withdrawal_are_refused_and_only_audited(
+        bolt, slack, committing_factory):
+    ticket, _, post = _resolved(bolt, slack, committing_factory)
+    ts = post.response["ts"]
+    # No reopens it; then the requester withdraws it from App Home.
+    bolt.click(ActionId.FEEDBACK_NO, feedback_value(ticket.ticket_id), message_ts=ts)
+    bolt.home_click(ActionId.MY_WITHDRAW, ticket_value(ticket.ticket_id))
+    bolt.settled()
+    assert _one(committing_factory, Ticket, Ticket.ticket_id == ticket.ticket_id).status == "closed"
+    updates = len(slack.calls("chat.update"))
+
+    yes = bolt.click(ActionId.FEEDBACK_YES, feedback_value(ticket.ticket_id), message_ts=ts)
+    stars = bolt.click(rating_action_id(5), feedback_value(ticket.ticket_id, score=5), message_ts=ts)
+    again = bolt.click(ActionId.FEEDBACK_NO, feedback_value(ticket.ticket_id), message_ts=ts)
+
+    assert [(a.status_code, a.text) for a in (yes, stars, again)] == [(200, "")] * 3
+    bolt.settled()
+    stored = _one(committing_factory, Ticket, Ticket.ticket_id == ticket.ticket_id)
+    assert (stored.status, stored.resolved_at) == ("closed", None)
+    resolution = _one(committing_factory, TicketResolution, TicketResolution.ticket_id == ticket.ticket_id)
+    assert (resolution.resolution_confirmed, resolution.satisfaction_score) == (False, None)
+    with committing_factory() as session:
+        kinds = session.scalars(select(ActionHistory.action_type).where(
+            ActionHistory.ticket_id == ticket.ticket_id).order_by(ActionHistory.executed_at)).all()
+    assert kinds == ["AUTO_RESOLVE", "REOPEN"]
+    refusals = [e["text"] for e in _ephemerals_to(slack, REQUESTER) if "withdrew" in e["text"]]
+    assert refusals == [f"You withdrew ticket #{ticket.ticket_id}, so this answer was not recorded. "
+                        "Open a new ticket if you still need help."] * 3
+    attempts = _audits(committing_factory, audit.FEEDBACK_ON_WITHDRAWN)
+    assert [(a.actor_id, a.detail["kind"]) for a in attempts] == [
+        (REQUESTER, "answer"), (REQUESTER, "rating"), (REQUESTER, "answer")]
+    # The message still shows the answer it had: nothing was redrawn.
+    assert len(slack.calls("chat.update")) == updates
 
 
 def test_why_shows_the_reasoning_to_the_clicker_only(bolt, slack, committing_factory):

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from bot.domain import audit, requester
+from bot.domain import audit
 from bot.views import ActionId, BlockId, CallbackId, ticket_value
-from models import ActionHistory, AuditEvent, Ticket, TicketSource, TicketStatus
+from models import ActionHistory, AuditEvent, MessageKind, Ticket, TicketMessage, TicketSource, TicketStatus
 from tests.support.harness import CHANNEL, ESCALATIONS, REQUESTER, STRANGER, VPN, shown, wait_until
 
 AUTHOR = "UAUTHOR"
@@ -221,10 +221,20 @@ def test_added_detail_joins_the_ticket_and_it_is_decided_again(bolt, slack, comm
     bolt.settled()
 
     [ticket] = _tickets(committing_factory)
-    assert ticket.description == "help" + requester.DETAIL_SEPARATOR + VPN
-    # Decided again through the claim: one more action, announced like the first.
+    assert ticket.description == "help"
+    # Decided again through the claim, on the request and the detail: one more action,
+    # which took the detail into account, announced like the first.
+    with committing_factory() as session:
+        [message] = session.scalars(select(TicketMessage)).all()
+        latest = session.scalars(select(ActionHistory).where(ActionHistory.ticket_id == ticket.ticket_id)
+                                 .order_by(ActionHistory.executed_at.desc())).first()
+    assert (message.kind, message.text, message.decided_action_id) == (MessageKind.DETAIL, VPN, latest.id)
+    assert latest.action_type == "AUTO_RESOLVE"
     assert _count(committing_factory, ActionHistory, ActionHistory.ticket_id == ticket.ticket_id) == \
         decisions + 1
+    # /history shows the conversation: who added what, and when.
+    history = shown(bolt.command("/history", str(ticket.ticket_id)).json())
+    assert f"<@{REQUESTER}> added detail from App Home" in history and VPN in history
     assert _count(committing_factory, AuditEvent, AuditEvent.event_type == audit.TICKET_DETAIL_ADDED) == 1
     assert slack.calls("views.publish")
 
@@ -249,6 +259,9 @@ def test_detail_on_a_ticket_a_person_has_goes_to_them_and_is_not_decided_again(
     assert _count(committing_factory, ActionHistory, ActionHistory.ticket_id == ticket_id) == decisions
     dm = wait_until(lambda: slack.messages(slack.dm_channel("UAGENT")), what="the holder's DM")
     assert "added detail to ticket" in dm[-1]["text"] and "&lt;!channel&gt;" in dm[-1]["text"]
+    # Kept in the conversation, escaped in /history (the holder reads it there too).
+    history = bolt.command("/history", str(ticket_id)).json()
+    assert "Error &lt;!channel&gt; 0x80070005" in shown(history) and "<!channel>" not in str(history)
 
 
 def test_empty_detail_keeps_the_modal_open_with_the_reason(bolt, slack, committing_factory):

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.core.errors import InvalidInput, NotAuthorized
-from bot.domain import audit, message_tickets, requester
+from bot.domain import audit, conversation, message_tickets, requester
 from bot.domain.message_tickets import Message
-from models import AuditEvent, Ticket, TicketSource, TicketStatus, transaction
+from models import AuditEvent, MessageKind, Ticket, TicketSource, TicketStatus, transaction
 from tests.support.factories import make_ticket
 
 NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
@@ -115,8 +115,15 @@ def test_detail_joins_the_ticket_and_it_is_decided_again_when_nobody_has_it(sess
     added = requester.add_detail(session, ticket_id=ticket.ticket_id, user_id=AUTHOR,
                                  text="It says error 0x80070005", now=NOW)
     assert added.redecide
-    assert ticket.description == ("My VPN keeps disconnecting" + requester.DETAIL_SEPARATOR
-                                  + "It says error 0x80070005")
+    # One conversation record: the request stays as typed, the detail is a message of
+    # its own, waiting for its decision, and the agent reads them together.
+    assert ticket.description == "My VPN keeps disconnecting"
+    [message] = conversation.replies(session, ticket.ticket_id)
+    assert (message.kind, message.author_id, message.text, message.created_at, message.slack_ts) == (
+        MessageKind.DETAIL, AUTHOR, "It says error 0x80070005", NOW, None)
+    assert conversation.waiting([message]) == (message.id,)
+    assert conversation.conversation_text(ticket.description, [message]) == (
+        "My VPN keeps disconnecting\n\nIt says error 0x80070005")
     [event] = _events(session, audit.TICKET_DETAIL_ADDED)
     # The audit keeps the size, not the words (retention redacts the ticket's text).
     assert event.detail == {"length": 24, "redecide": True}
@@ -126,7 +133,8 @@ def test_detail_on_a_ticket_a_person_has_is_not_decided_again(session):
     ticket = make_ticket(session, user_id=AUTHOR, status=TicketStatus.IN_PROGRESS)
     ticket.assigned_to = "UAGENT"
     added = requester.add_detail(session, ticket_id=ticket.ticket_id, user_id=AUTHOR, text="more")
-    assert not added.redecide and ticket.description.endswith("more")
+    assert not added.redecide and ticket.description == "My VPN keeps disconnecting"
+    assert [m.text for m in conversation.replies(session, ticket.ticket_id)] == ["more"]
 
 
 def test_withdraw_closes_the_ticket_and_records_it(session):

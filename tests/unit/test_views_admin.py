@@ -149,6 +149,24 @@ def test_history_marks_rolled_back_actions():
     s.assert_within_limits(blocks)
 
 
+def test_history_shows_the_conversation_in_the_timeline_escaped_with_who_and_when():
+    asked = s.action(action_type=ActionType.REQUEST_CLARIFICATION, executed_at=s.NOW)
+    reply = SimpleNamespace(kind="reply", author_id="UREQ1", text="It says <!channel> *error* 809",
+                            created_at=s.NOW + timedelta(minutes=5))
+    detail = SimpleNamespace(kind="detail", author_id="UREQ1", text="Also on wifi\n<@U0BOSS> knows",
+                             created_at=s.NOW + timedelta(minutes=20))
+    resolved = s.action(id=uuid.uuid4(), executed_at=s.NOW + timedelta(minutes=10))
+    blocks = history_blocks(42, [asked, resolved], conversation=[reply, detail])
+    entries = [b["text"]["text"] for b in blocks[1:]]
+    assert entries[0] == (":speech_balloon: <@UREQ1> added detail from App Home · 2024-05-02 09:50 UTC\n"
+                          "> Also on wifi\n> &lt;@U0BOSS&gt; knows")
+    assert entries[1].startswith("*AUTO RESOLVE*")
+    assert entries[2] == (":speech_balloon: <@UREQ1> replied in the thread · 2024-05-02 09:35 UTC\n"
+                          "> It says &lt;!channel&gt; *error* 809")
+    assert entries[3].startswith("*REQUEST CLARIFICATION*")
+    assert len(entries) == 4
+
+
 def test_history_cuts_at_fifty_blocks():
     rows = [
         s.action(id=uuid.uuid4(), executed_at=s.NOW + timedelta(minutes=n), agent_reasoning="r" * 5000)
