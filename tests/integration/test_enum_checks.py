@@ -27,8 +27,10 @@ from models import (
     RollbackRequest,
     ShadowDecision,
     SlackOutbox,
+    SlaPriority,
     Ticket,
     TicketResolution,
+    TicketSla,
     TicketStatus,
 )
 from models.session import make_engine
@@ -86,6 +88,15 @@ def _a_row(session: Session, table: str):
         session.add(shadow)
         session.flush()
         return shadow
+    if table == "ticket_sla":
+        ticket = make_ticket(session)
+        sla = TicketSla(ticket_id=ticket.ticket_id, priority=SlaPriority.NORMAL, team="Network",
+                        started_at=NOW,
+                        response_target_s=3600, resolution_target_s=14400, elapsed_s=0, settled=False,
+                        updated_at=NOW)
+        session.add(sla)
+        session.flush()
+        return sla
     raise AssertionError(f"add a row factory for {table}: it has an enum CHECK")
 
 
@@ -112,6 +123,7 @@ def test_the_checked_columns_are_the_ones_the_issue_names():
         ("shadow_decisions", "action_type", ActionType),
         ("slack_outbox", "purpose", OutboxPurpose),
         ("slack_outbox", "status", OutboxStatus),
+        ("ticket_sla", "priority", SlaPriority),
         ("tickets", "status", TicketStatus),
     ]
 
