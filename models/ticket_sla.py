@@ -55,6 +55,12 @@ class TicketSla(Base):
     response_breached_at: Mapped[datetime | None] = mapped_column()
     resolution_warned_at: Mapped[datetime | None] = mapped_column()
     resolution_breached_at: Mapped[datetime | None] = mapped_column()
-    # True once both clocks stopped (resolved, or withdrawn): the job skips the row.
+    # True once both clocks stopped (resolved, or withdrawn).
     settled: Mapped[bool] = mapped_column(default=False)
+    # When the job next needs to measure the ticket, though nothing happened to it: the
+    # earliest a running clock can reach its next unflagged threshold (business time
+    # never runs faster than wall time). None: no threshold left. The job also measures
+    # a ticket changed since `updated_at` (tickets.updated_at is later).
+    next_check_at: Mapped[datetime | None] = mapped_column()
+    # When the job last measured the ticket.
     updated_at: Mapped[datetime] = mapped_column()

@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column('resolution_warned_at', sa.DateTime(timezone=True), nullable=True),
         sa.Column('resolution_breached_at', sa.DateTime(timezone=True), nullable=True),
         sa.Column('settled', sa.Boolean(), nullable=False),
+        sa.Column('next_check_at', sa.DateTime(timezone=True), nullable=True),
         sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(f"priority IN ({allowed})", name=op.f('ck_ticket_sla_priority_known')),
         sa.ForeignKeyConstraint(['ticket_id'], ['tickets.ticket_id'],

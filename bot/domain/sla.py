@@ -182,15 +182,17 @@ def measure(ticket: Ticket, actions: Sequence[ActionHistory], settings: Settings
 
 
 def due_tickets(session: Session, *, now: datetime, limit: int = BATCH) -> list[int]:
-    """The tickets whose clocks the job measures: every open one, and resolved or
-    withdrawn ones not measured to the end yet (within LOOKBACK)."""
-    unsettled = or_(TicketSla.ticket_id.is_(None), TicketSla.settled.is_(False))
+    """The tickets the job measures now, lowest id first: open ones never measured,
+    changed since they were measured (an action sets tickets.updated_at), or whose clock
+    may have reached its next threshold (`next_check_at`); and resolved or withdrawn ones
+    (within LOOKBACK) not measured since they stopped."""
     query = (
         select(Ticket.ticket_id)
         .outerjoin(TicketSla, TicketSla.ticket_id == Ticket.ticket_id)
         .where(or_(Ticket.status.in_([str(s) for s in _ACTIVE]),
-                   and_(Ticket.status.in_([str(s) for s in _DONE]),
-                        Ticket.created_at >= now - LOOKBACK, unsettled)))
+                   and_(Ticket.status.in_([str(s) for s in _DONE]), Ticket.created_at >= now - LOOKBACK)),
+               or_(TicketSla.ticket_id.is_(None), Ticket.updated_at > TicketSla.updated_at,
+                   and_(TicketSla.settled.is_(False), TicketSla.next_check_at <= now)))
         .order_by(Ticket.ticket_id)
         .limit(limit)
     )
@@ -230,6 +232,7 @@ def check(session: Session, ticket_id: int, *, settings: Settings, now: datetime
     row.resolution_s = clock_.resolution_s if fixed else None
     row.elapsed_s = clock_.resolution_s
     row.settled = clock_.resolved
+    row.next_check_at = None
     row.updated_at = now
     session.flush()
     owed: list[Owed] = []
@@ -250,7 +253,32 @@ def check(session: Session, ticket_id: int, *, settings: Settings, now: datetime
                                  stage=stage, priority=clock_.priority, elapsed_s=seconds, target_s=limit,
                                  business_hours=settings.business_hours is not None
                                  and clock_.priority != SlaPriority.CRITICAL))
+    if not clock_.resolved:
+        session.expire(row, list(_FLAGS.values()))  # as the conditional UPDATEs left them
+        row.next_check_at = _next_check(row, clock_, now)
+        session.flush()
     return owed
+
+
+def _next_check(row: TicketSla, clock_: Clock, now: datetime) -> datetime | None:
+    """The earliest a running clock can reach a threshold it has not been flagged for."""
+    left: list[float] = []
+    for seconds, limit, stopped, warned, breached in (
+        (clock_.response_s, row.response_target_s, clock_.responded, row.response_warned_at,
+         row.response_breached_at),
+        (clock_.resolution_s, row.resolution_target_s, clock_.resolved, row.resolution_warned_at,
+         row.resolution_breached_at),
+    ):
+        if stopped:
+            continue
+        if warned is None:
+            left.append(WARN_AT * limit - seconds)
+        if breached is None:
+            left.append(limit - seconds)
+    ahead = [value for value in left if value > 0]
+    if not ahead:
+        return None if not left else now
+    return now + timedelta(seconds=min(ahead))
 
 
 def _stage(seconds: int, limit: int) -> Stage | None:

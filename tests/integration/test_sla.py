@@ -268,3 +268,38 @@ def test_two_job_runs_at_once_notify_once(runtime, fake):
     assert len(_notices(fake)) == 1
     with transaction(runtime.sessions) as session:
         assert len(session.scalars(select(TicketSla).where(TicketSla.ticket_id == ticket_id)).all()) == 1
+
+
+def test_the_job_measures_a_ticket_again_only_when_a_threshold_or_a_change_is_due(runtime, fake):
+    ticket_id = _routed(runtime)
+    assert _run(runtime, T0 + timedelta(minutes=49)) == 1
+    with transaction(runtime.sessions) as session:
+        # Next: the breach, an hour after intake at the earliest.
+        assert session.get(TicketSla, ticket_id).next_check_at == T0 + timedelta(hours=1)
+        assert sla.due_tickets(session, now=T0 + timedelta(minutes=59)) == []
+        assert sla.due_tickets(session, now=T0 + timedelta(hours=1)) == [ticket_id]
+        # A person takes it: measured at the next run, the response clock stopped.
+        session.add(
+            ActionHistory(
+                ticket_id=ticket_id,
+                action_type=ActionType.TAKE,
+                action_params={},
+                executed_at=T0 + timedelta(minutes=52),
+                executed_by="UAGENT",
+                autonomous=False,
+                agent_reasoning="",
+                rollback_possible=True,
+                before_state={"status": "in_progress"},
+                after_state={"status": "in_progress"},
+            )
+        )
+        session.get(Ticket, ticket_id).updated_at = T0 + timedelta(minutes=52)
+        assert sla.due_tickets(session, now=T0 + timedelta(minutes=53)) == [ticket_id]
+    assert _run(runtime, T0 + timedelta(minutes=53)) == 0
+    with transaction(runtime.sessions) as session:
+        row = session.get(TicketSla, ticket_id)
+        assert row.response_s == 52 * 60 and row.response_breached_at is None
+        # Next: the resolution warning, 80% of 4 hours after intake.
+        assert row.next_check_at == T0 + timedelta(minutes=53) + timedelta(minutes=192 - 53)
+    assert _run(runtime, T0 + timedelta(hours=2)) == 0
+    assert len(_notices(fake)) == 1
