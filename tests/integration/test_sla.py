@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from bot import views
 from bot.core.settings import load_settings
@@ -20,7 +21,7 @@ from bot.delivery.slack_client import make_web_client
 from bot.domain import analytics, sla
 from bot.workflows import periodic
 from bot.workflows.runtime import Runtime
-from models import ActionHistory, ActionType, Ticket, TicketSla, transaction
+from models import ActionHistory, ActionType, Ticket, TicketSla, make_engine, transaction
 from tests.support.factories import make_action, make_ticket
 from tests.support.fake_slack import FakeSlack
 
@@ -303,3 +304,40 @@ def test_the_job_measures_a_ticket_again_only_when_a_threshold_or_a_change_is_du
         assert row.next_check_at == T0 + timedelta(minutes=53) + timedelta(minutes=192 - 53)
     assert _run(runtime, T0 + timedelta(hours=2)) == 0
     assert len(_notices(fake)) == 1
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_stats_count_met_and_breached_and_take_medians_on_both_backends(backend, session, sqlite_url):
+    engine = make_engine(sqlite_url) if backend == "sqlite" else None
+    db = Session(engine) if engine is not None else session
+    try:
+        # Response times 10, 20, 50, 70 minutes against 1 hour: 3 met, 1 breached,
+        # median 35 minutes; one still running past its resolution target.
+        for n, minutes in enumerate((10, 20, 50, 70)):
+            ticket = make_ticket(db, created_at=T0, assigned_team="Network")
+            db.add(
+                TicketSla(
+                    ticket_id=ticket.ticket_id,
+                    priority="high",
+                    team="Network",
+                    started_at=T0,
+                    response_target_s=3600,
+                    resolution_target_s=7200,
+                    response_s=minutes * 60,
+                    resolution_s=None if n == 3 else 3 * 3600,
+                    elapsed_s=0,
+                    settled=n != 3,
+                    resolution_breached_at=T0 if n == 3 else None,
+                    updated_at=T0,
+                )
+            )
+        db.flush()
+        [row] = sla.sla_stats(db, since=T0 - timedelta(days=1))
+        assert (row.tickets, row.response_met, row.response_breached) == (4, 3, 1)
+        assert (row.resolution_met, row.resolution_breached) == (0, 4)
+        assert row.median_response_s == 35 * 60 and row.median_resolution_s == 3 * 3600
+        assert sla.sla_stats(db, since=T0 + timedelta(days=1)) == ()
+    finally:
+        if engine is not None:
+            db.close()
+            engine.dispose()
