@@ -20,9 +20,11 @@ _TARGETS = {"response": "first response", "resolution": "resolution"}
 
 
 def duration(seconds: float | None) -> str:
-    """A number of seconds as people say it: `45m`, `3h 20m`, `2d 4h`; `-` for none."""
+    """A number of seconds as people say it: `40s`, `45m`, `3h 20m`, `2d 4h`; `-` for none."""
     if seconds is None:
         return "-"
+    if seconds < 60:
+        return f"{int(seconds)}s"
     minutes = int(round(seconds / 60))
     days, rest = divmod(minutes, 24 * 60)
     hours, minutes = divmod(rest, 60)

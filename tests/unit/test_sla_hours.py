@@ -64,5 +64,5 @@ def test_settings_read_targets_and_hours_and_refuse_bad_ones_in_one_line():
 
 
 def test_durations_read_as_people_say_them():
-    assert [duration(s) for s in (None, 45 * 60, 3 * 3600 + 20 * 60, 2 * 86400 + 4 * 3600, 86400)] == [
-        "-", "45m", "3h 20m", "2d 4h", "1d"]
+    assert [duration(s) for s in (None, 40, 45 * 60, 3 * 3600 + 20 * 60, 2 * 86400 + 4 * 3600, 86400)] == [
+        "-", "40s", "45m", "3h 20m", "2d 4h", "1d"]
