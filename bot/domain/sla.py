@@ -6,7 +6,8 @@ high (severity high), else normal (low, medium, or not decided on yet). The cloc
 start at intake; the first response is the bot's autonomous answer (AUTO_RESOLVE) or a
 person's Take it or resolution, whichever came first; the resolution clock stops when
 the ticket is resolved. Both stop while the ticket waits on its requester (from the
-bot's question to the next action on the ticket), and count only BUSINESS_HOURS,
+bot's question to the next action on the ticket, and from a resolution to a reopen),
+and count only BUSINESS_HOURS,
 except for critical tickets, which run around the clock.
 
 Everything is measured from the ticket and its action history by the `check_sla` job
@@ -53,6 +54,9 @@ BATCH = 500
 _ACTIVE = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.AWAITING_USER,
            TicketStatus.ESCALATED)
 _DONE = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
+# The clocks stop while the requester has the next move: the bot asked them for detail,
+# or the ticket was resolved (until they reopen it).
+_PAUSED = frozenset({TicketStatus.AWAITING_USER, TicketStatus.RESOLVED})
 
 
 class Target(StrEnum):
@@ -163,7 +167,7 @@ def measure(ticket: Ticket, actions: Sequence[ActionHistory], settings: Settings
         if first is None and (action.action_type in (ActionType.TAKE, ActionType.RESOLVE)
                               or (action.action_type == ActionType.AUTO_RESOLVE and action.autonomous)):
             first = at
-        if (action.after_state or {}).get("status") == TicketStatus.AWAITING_USER:
+        if (action.after_state or {}).get("status") in _PAUSED:
             waiting_since = at
     if waiting_since is not None and ticket.status == TicketStatus.AWAITING_USER:
         pauses.append((waiting_since, now))

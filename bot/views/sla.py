@@ -57,7 +57,7 @@ def sla_notice(owed: Any) -> tuple[str, Blocks]:
     blocks = [
         section(f"{icon} *{head}*: {used} used ({counted}, waits on the requester left out)."),
         context(f"Team: {team_name(owed.team)} · Priority: {owed.priority} · "
-                f"Take it from the ticket's notice above, or look it up with `/history {owed.ticket_id}`."),
+                "Take it from the ticket's notice in this channel."),
     ]
     return text, to_dicts(blocks)
 

@@ -341,3 +341,38 @@ def test_stats_count_met_and_breached_and_take_medians_on_both_backends(backend,
         if engine is not None:
             db.close()
             engine.dispose()
+
+
+def test_a_resolved_ticket_stops_the_clock_until_the_requester_reopens_it(runtime, fake):
+    def action(ticket_id: int, action_type: ActionType, at: datetime, status: str) -> None:
+        session.add(
+            ActionHistory(
+                ticket_id=ticket_id,
+                action_type=action_type,
+                action_params={},
+                executed_at=at,
+                executed_by="UAGENT",
+                autonomous=False,
+                agent_reasoning="",
+                rollback_possible=True,
+                before_state={},
+                after_state={"status": status},
+            )
+        )
+
+    ticket_id = _routed(runtime)
+    with transaction(runtime.sessions) as session:
+        # A person resolves it after 30 minutes; the requester reopens it at 5 h; the
+        # person resolves it again 20 minutes later: 50 minutes of work in all.
+        action(ticket_id, ActionType.RESOLVE, T0 + timedelta(minutes=30), "resolved")
+        action(ticket_id, ActionType.REOPEN, T0 + timedelta(hours=5), "open")
+        action(ticket_id, ActionType.RESOLVE, T0 + timedelta(hours=5, minutes=20), "resolved")
+        ticket = session.get(Ticket, ticket_id)
+        ticket.status, ticket.resolved_at = "resolved", T0 + timedelta(hours=5, minutes=20)
+        ticket.updated_at = ticket.resolved_at
+    assert _run(runtime, T0 + timedelta(hours=6)) == 0
+    with transaction(runtime.sessions) as session:
+        row = session.get(TicketSla, ticket_id)
+        assert (row.response_s, row.resolution_s, row.settled) == (30 * 60, 50 * 60, True)
+        assert row.resolution_breached_at is None and row.resolution_warned_at is None
+    assert _notices(fake) == []
