@@ -51,6 +51,7 @@ WARN_AT = 0.8
 # bot answered within one JOB_INTERVAL).
 LOOKBACK = timedelta(days=7)
 BATCH = 500
+BACKLOG = timedelta(days=1)
 _ACTIVE = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.AWAITING_USER,
            TicketStatus.ESCALATED)
 _DONE = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
@@ -225,6 +226,10 @@ def check(session: Session, ticket_id: int, *, settings: Settings, now: datetime
     ).all()
     clock_ = measure(ticket, actions, settings, now)
     response_target, resolution_target = settings.sla_targets[clock_.priority]
+    # A ticket met for the first time more than BACKLOG after intake (the backlog when
+    # the job first runs) is measured and flagged in silence: no flood of old breaches.
+    announce = (session.get(TicketSla, ticket_id) is not None
+                or as_utc(ticket.created_at) >= now - BACKLOG)
     row = _row(session, ticket, clock_, settings, now)
     row.priority = clock_.priority
     row.team = teamwork.team_of(ticket, settings)[:100]
@@ -250,7 +255,7 @@ def check(session: Session, ticket_id: int, *, settings: Settings, now: datetime
         if stage is None:
             continue
         # A clock that stopped late is marked, not announced: the work is done.
-        if _mark(session, ticket_id, target, stage, now) and not stopped:
+        if _mark(session, ticket_id, target, stage, now) and not stopped and announce:
             channel = teamwork.channel_of(ticket, settings)
             if channel is not None:
                 owed.append(Owed(ticket_id=ticket_id, team=row.team, channel=channel, target=target,

@@ -376,3 +376,14 @@ def test_a_resolved_ticket_stops_the_clock_until_the_requester_reopens_it(runtim
         assert (row.response_s, row.resolution_s, row.settled) == (30 * 60, 50 * 60, True)
         assert row.resolution_breached_at is None and row.resolution_warned_at is None
     assert _notices(fake) == []
+
+
+def test_the_backlog_met_for_the_first_time_is_flagged_without_a_flood_of_notices(runtime, fake):
+    old = _routed(runtime, at=T0 - timedelta(days=10))
+    recent = _routed(runtime, at=T0 - timedelta(hours=5))
+    assert _run(runtime, T0) == 2  # the recent one's two breaches; nothing about the old one
+    assert {text.split(" missed")[0] for text in _notices(fake)} == {f"Ticket #{recent}"}
+    with transaction(runtime.sessions) as session:
+        row = session.get(TicketSla, old)
+        assert row.response_breached_at is not None and row.resolution_breached_at is not None
+    assert _run(runtime, T0 + timedelta(hours=1)) == 0
