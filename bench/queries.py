@@ -15,7 +15,10 @@ functions, exactly as the bot does, with the SQL they issue captured by a
 - the outbox claim (`bot.delivery.outbox.claim_due`, posts and follow-up DMs alike), in
   a transaction that is rolled back (nothing is claimed for real);
 - `bot.domain.sweep.stale_new_tickets`;
-- `bot.domain.rollback.find_action` by 8-character prefix.
+- `bot.domain.rollback.find_action` by 8-character prefix;
+- `bot.domain.sla.due_tickets` (the `check_sla` job's pick) and `sla_stats` for 30 and 90
+  days, over `ticket_sla` rows filled for every seeded ticket (`fill_sla`: as if the job
+  had measured them all; a third of the open ones due again now).
 
 Each is run once to warm up, then `--runs` times; the report gives the median and the
 maximum of the call and of every statement in it, and `EXPLAIN (ANALYZE, BUFFERS)`
@@ -144,7 +147,7 @@ def prefixes(engine, n: int = 5) -> list[str]:
 
 def app_cases(settings, now: dt.datetime, refs: list[str]) -> list[Case]:
     from bot.delivery import outbox
-    from bot.domain import analytics, rollback, sweep
+    from bot.domain import analytics, rollback, sla, sweep
     from bot.workflows import alerts
 
     cases = [Case(f"resolution_stats({days} d)",
@@ -161,7 +164,35 @@ def app_cases(settings, now: dt.datetime, refs: list[str]) -> list[Case]:
     ]
     cases += [Case(f"rollback.find_action('{ref}')", partial(rollback.find_action, ref=ref))
               for ref in refs[:3]]
+    cases += [Case("sla.due_tickets", lambda s: sla.due_tickets(s, now=now))]
+    cases += [Case(f"sla.sla_stats({days} d)",
+                   partial(lambda s, d: sla.sla_stats(s, since=now - dt.timedelta(days=d)), d=days))
+              for days in (30, 90)]
     return cases
+
+
+def fill_sla(engine, now: dt.datetime) -> int:
+    """A `ticket_sla` row for every seeded ticket, as the `check_sla` job would leave them
+    (priorities, times and breaches spread by ticket id); returns how many."""
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM ticket_sla"))
+        return conn.execute(text("""
+            INSERT INTO ticket_sla (ticket_id, priority, team, started_at, response_target_s,
+                resolution_target_s, first_response_at, response_s, resolution_s, elapsed_s,
+                response_breached_at, settled, next_check_at, updated_at)
+            SELECT ticket_id, (ARRAY['critical', 'high', 'normal', 'normal'])[1 + ticket_id % 4],
+                COALESCE(assigned_team, 'Service Desk'), created_at, 3600, 86400,
+                created_at + make_interval(secs => ticket_id % 5400), ticket_id % 5400,
+                CASE WHEN status IN ('resolved', 'closed') THEN (ticket_id * 7) % 172800 END,
+                (ticket_id * 7) % 172800,
+                CASE WHEN ticket_id % 5400 > 3600 THEN created_at + interval '1 hour' END,
+                status IN ('resolved', 'closed'),
+                CASE WHEN status IN ('resolved', 'closed') THEN NULL
+                     WHEN ticket_id % 3 = 0 THEN :now - interval '1 minute'
+                     ELSE :now + interval '1 hour' END,
+                GREATEST(updated_at, created_at)
+            FROM tickets
+        """), {"now": now}).rowcount
 
 
 # ----- report --------------------------------------------------------------------------------
@@ -288,10 +319,13 @@ def main(argv: list[str] | None = None) -> int:
         sessions = make_session_factory(engine)
         capture = Capture(engine)
         settings = load_settings(database_url=url)
+        filled = fill_sla(engine, now)
+        analyze(url)
+        print(f"ticket_sla: {filled:,} rows", flush=True)
         with engine.connect() as conn:
             sizes = {t: conn.scalar(text(f"SELECT count(*) FROM {t}")) for t in (
                 "tickets", "action_history", "ticket_resolution", "agent_calls",
-                "slack_outbox", "audit_events")}
+                "slack_outbox", "audit_events", "ticket_sla")}
         refs = prefixes(engine)
         print(f"machine: {machine}\nrows: {sizes}\nnow: {now.isoformat()}  prefixes: {refs}")
         lines = [f"Measured {machine['date']} on {machine['nproc']} x {machine['cpu']}, "

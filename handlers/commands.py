@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot import views
 from bot.core.errors import InvalidInput, NotAuthorized, ResolveMeQError
-from bot.domain import analytics, autonomy, conversation, intake, rollback, tickets
+from bot.domain import analytics, autonomy, conversation, intake, rollback, sla, tickets
 from bot.workflows import dispatch
 from bot.workflows.runtime import Runtime
 from handlers.deps import SlackDeps
@@ -103,11 +103,12 @@ def _stats_answer(runtime: Runtime, command: dict, days: int) -> tuple[str, list
             comments = analytics.latest_comments(session, stats.since)
             # What the bot would have done in shadow mode, beside what people did.
             shadow = autonomy.shadow_comparison(session, days=days)
+            levels = sla.sla_stats(session, since=stats.since)
     except (ResolveMeQError, SQLAlchemyError) as error:
         # Both kinds always have a sentence (None is for an unexpected error).
         text = said_for(error, command) or DB_DOWN
         return text, views.error_message(text)
-    return "Resolution stats", views.stats_blocks(stats, comments=comments, shadow=shadow)
+    return "Resolution stats", views.stats_blocks(stats, comments=comments, shadow=shadow, sla=levels)
 
 
 def _respond_later(respond: Respond, text: str, blocks: list) -> None:

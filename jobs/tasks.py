@@ -113,3 +113,8 @@ def redact_old_text() -> int:
 @shared_task(name="resolvemeq.backup_on_schedule")
 def backup_on_schedule() -> int:
     return periodic.backup_on_schedule(*_runtime())
+
+
+@shared_task(name="resolvemeq.check_sla")
+def check_sla() -> int:
+    return periodic.check_sla(*_runtime())

@@ -2,7 +2,7 @@
 
 Each fact about the stored values is named once, beside its model: `ActionType`,
 `Actor`, `TicketStatus`, `Awaiting`, `EscalationPriority`, `TicketSource`, `AlertRule`,
-`OutboxStatus`, `OutboxPurpose`, `RequestStatus`, `AutonomyMode` (StrEnums whose members are
+`OutboxStatus`, `OutboxPurpose`, `RequestStatus`, `AutonomyMode`, `SlaPriority` (StrEnums whose members are
 the stored strings),
 `short_id` for an action id, `as_utc` for timestamps.
 """
@@ -36,6 +36,7 @@ from models.slack_outbox import OutboxPurpose, OutboxStatus, SlackOutbox
 from models.ticket import Awaiting, EscalationPriority, Ticket, TicketSource, TicketStatus
 from models.ticket_message import MessageKind, TicketMessage
 from models.ticket_resolution import TicketResolution
+from models.ticket_sla import SlaPriority, TicketSla
 
 __all__ = [
     "AGENT_ACTIONS",
@@ -61,10 +62,12 @@ __all__ = [
     "RequestStatus",
     "RollbackRequest",
     "ShadowDecision",
+    "SlaPriority",
     "SlackOutbox",
     "Ticket",
     "TicketMessage",
     "TicketResolution",
+    "TicketSla",
     "TicketSource",
     "TicketStatus",
     "UNDOABLE_ACTIONS",

@@ -9,10 +9,12 @@ people's tickets with rules nobody chose.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from limits import parse as parse_rate_limit
 from pydantic import (
@@ -130,6 +132,89 @@ def parse_team_channels(value: Any) -> dict[str, str]:
         seen[team_key(team)] = team
         parsed[team] = channel
     return parsed
+
+
+SLA_PRIORITIES = ("critical", "high", "normal")
+DEFAULT_SLA_TARGETS = "critical=15m/4h,high=1h/1d,normal=4h/3d"
+_SLA_FORM = "priority=response/resolution pairs such as critical=15m/4h,high=1h/1d,normal=4h/3d"
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HOURS_FORM = "days, hours and a time zone such as Mon-Fri 09:00-18:00 Europe/Berlin"
+_BUSINESS_HOURS = re.compile(
+    r"^\s*([A-Za-z]{3})(?:\s*-\s*([A-Za-z]{3}))?\s+(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s+(\S+)\s*$")
+
+
+@dataclass(frozen=True)
+class BusinessHours:
+    """BUSINESS_HOURS: the weekdays (0 = Monday), the opening and closing minute of the
+    day, and the time zone they are read in."""
+
+    days: frozenset[int]
+    opens: int
+    closes: int
+    zone: str
+
+
+def parse_sla_targets(value: Any) -> dict[str, tuple[timedelta, timedelta]]:
+    """Parse SLA_TARGETS: `critical=15m/4h,high=1h/1d,normal=4h/3d`.
+
+    Priorities left out keep their default targets.
+
+    Raises:
+        ValueError: an unknown priority, a pair without `=` or `/`, a bad duration, or
+            a response target longer than the resolution target.
+    """
+    if isinstance(value, dict):
+        return value
+    targets: dict[str, tuple[timedelta, timedelta]] = {}
+    if DEFAULT_SLA_TARGETS != value:
+        targets.update(parse_sla_targets(DEFAULT_SLA_TARGETS))
+    for part in _csv(value) or _csv(DEFAULT_SLA_TARGETS):
+        name, _, pair = part.partition("=")
+        name = name.strip().lower()
+        if name not in SLA_PRIORITIES:
+            raise ValueError(f"unknown priority {name!r}; expected {_SLA_FORM}")
+        response, slash, resolution = pair.partition("/")
+        if not slash:
+            raise ValueError(f"expected {_SLA_FORM}")
+        try:
+            first, last = parse_duration(response), parse_duration(resolution)
+        except ValueError:
+            raise ValueError(
+                f"{pair.strip()!r} (for {name}) is not two durations; expected {_SLA_FORM}") from None
+        if first > last:
+            raise ValueError(f"{name}: the first response target is longer than the resolution target")
+        targets[name] = (first, last)
+    return targets
+
+
+def parse_business_hours(value: Any) -> BusinessHours | None:
+    """Parse BUSINESS_HOURS: `Mon-Fri 09:00-18:00 Europe/Berlin` (empty: around the clock).
+
+    Raises:
+        ValueError: another form, an unknown day or time zone, or closing before opening.
+    """
+    if value is None or isinstance(value, BusinessHours):
+        return value
+    if not str(value).strip():
+        return None
+    match = _BUSINESS_HOURS.match(str(value))
+    if not match:
+        raise ValueError(f"expected {_HOURS_FORM}")
+    first, last, oh, om, ch, cm, zone = match.groups()
+    try:
+        start, end = _DAYS.index(first.lower()), _DAYS.index((last or first).lower())
+    except ValueError:
+        raise ValueError(f"unknown day; expected {_HOURS_FORM}") from None
+    # Fri-Mon wraps round the week.
+    days = frozenset(range(start, end + 1) if start <= end else [*range(start, 7), *range(0, end + 1)])
+    opens, closes = int(oh) * 60 + int(om), int(ch) * 60 + int(cm)
+    if not (int(om) < 60 and int(cm) < 60 and 0 <= opens < closes <= 24 * 60):
+        raise ValueError(f"the hours must open before they close; expected {_HOURS_FORM}")
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {zone!r}; expected {_HOURS_FORM}") from None
+    return BusinessHours(days=days, opens=opens, closes=closes, zone=zone)
 
 
 def parse_group_handles(value: Any) -> list[str]:
@@ -282,6 +367,11 @@ class Settings(BaseSettings):
     job_interval: Annotated[timedelta, NoDecode] = timedelta(seconds=60)
     claim_ttl: Annotated[timedelta, NoDecode] = timedelta(minutes=2)
     sweep_grace: Annotated[timedelta, NoDecode] = timedelta(seconds=60)
+    # SLA: targets per priority (first response/resolution) and the hours the clocks run
+    # (bot.domain.sla); unset BUSINESS_HOURS: around the clock. Critical: always 24/7.
+    sla_targets: Annotated[dict[str, tuple[timedelta, timedelta]], NoDecode] = Field(
+        default_factory=lambda: parse_sla_targets(DEFAULT_SLA_TARGETS))
+    business_hours: Annotated[BusinessHours | None, NoDecode] = None
     # Seconds /resolution-stats waits for its figures before acknowledging without
     # them (they follow through the response URL); Slack allows 3 s in all.
     stats_ack_wait: Annotated[float, Field(ge=0, le=2.5)] = 1.5
@@ -363,6 +453,16 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_channel(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("sla_targets", mode="before")
+    @classmethod
+    def _sla_targets(cls, value: Any) -> dict[str, tuple[timedelta, timedelta]]:
+        return parse_sla_targets(value)
+
+    @field_validator("business_hours", mode="before")
+    @classmethod
+    def _business_hours(cls, value: Any) -> BusinessHours | None:
+        return parse_business_hours(value)
 
     @field_validator("team_channels", mode="before")
     @classmethod

@@ -56,6 +56,7 @@ from bot.views.requester import (
     my_tickets_blocks,
     opened_from_message,
 )
+from bot.views.sla import sla_blocks, sla_notice
 from bot.views.stats import home_view, stats_blocks
 from bot.views.team import (
     NoticeKind,
@@ -132,6 +133,8 @@ __all__ = [
     "rollback_value",
     "reply_saved_while_busy",
     "saved_while_busy",
+    "sla_blocks",
+    "sla_notice",
     "stats_blocks",
     "taken_notice",
     "team_notice",

@@ -20,6 +20,7 @@ from bot.views.common import context, fields_section, header, percent, section, 
 from bot.views.common import table as _table
 from bot.views.escape import SECTION_TEXT_LIMIT, clip
 from bot.views.requester import my_tickets_blocks
+from bot.views.sla import sla_blocks
 from bot.views.success import success_blocks
 
 Blocks = list[dict[str, Any]]
@@ -28,20 +29,23 @@ NO_ANSWERS = "no answers yet"
 NO_RATINGS = "no ratings yet"
 
 
-def stats_blocks(stats: Any, *, comments: Sequence[Any] = (), shadow: Any = None) -> Blocks:
+def stats_blocks(stats: Any, *, comments: Sequence[Any] = (), shadow: Any = None,
+                 sla: Sequence[Any] | None = None) -> Blocks:
     """The figures for `/resolution-stats`.
 
     Args:
         stats: a ResolutionStats.
         comments: the latest analytics.Comment of requesters who said No, newest first.
         shadow: a ShadowComparison (bot.domain.autonomy), shown when it has decisions.
+        sla: the service levels per team and priority (bot.domain.sla.SlaRow), if read.
 
     Returns:
         Blocks: the headline figures, a table per action type and one per team, the
         latest comments of requesters who said No, and the shadow decisions beside what
         people did.
     """
-    return to_dicts([*_stats_blocks(stats), *_comment_blocks(comments), *shadow_blocks(shadow)])
+    levels = sla_blocks(sla) if sla is not None else []
+    return to_dicts([*_stats_blocks(stats), *levels, *_comment_blocks(comments), *shadow_blocks(shadow)])
 
 
 def _comment_blocks(comments: Sequence[Any]) -> list[Block]:

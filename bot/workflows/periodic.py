@@ -15,7 +15,7 @@ from bot.core.settings import Settings
 from bot.delivery import outbox
 from bot.domain import conversation, retention, sweep
 from bot.domain.processing import Outcome
-from bot.workflows import alerts, announce, approvals, audit_anchor, backup_schedule
+from bot.workflows import alerts, announce, approvals, audit_anchor, backup_schedule, sla
 from bot.workflows.runtime import Runtime
 from models import read_transaction, transaction
 
@@ -122,6 +122,12 @@ def backup_on_schedule(runtime: Runtime, client: WebClient) -> int:
     return backup_schedule.run_scheduled_backup(runtime)
 
 
+def check_sla(runtime: Runtime, client: WebClient) -> int:
+    """Measure open tickets against SLA_TARGETS; warn their teams at 80% of a target and
+    tell them of a breach, once each (bot.workflows.sla); returns how many notices."""
+    return sla.check_sla(runtime, client)
+
+
 JOBS: dict[str, Callable[[Runtime, WebClient], int]] = {
     "sweep_new_tickets": sweep_new_tickets,
     "deliver_outbox": deliver_outbox,
@@ -131,6 +137,7 @@ JOBS: dict[str, Callable[[Runtime, WebClient], int]] = {
     "anchor_audit_chain": anchor_audit_chain,
     "redact_old_text": redact_old_text,
     "backup_on_schedule": backup_on_schedule,
+    "check_sla": check_sla,
 }
 # The jobs that need a setting, and what says why they are off without it.
 _OPTIONAL: dict[str, Callable[[Settings], str | None]] = {

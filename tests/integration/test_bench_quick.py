@@ -55,7 +55,7 @@ def test_the_queries_quick_run_times_every_query_and_drops_its_database():
     assert "action_history 5,000" in result.stdout
     timed = {row[0] for row in _table_rows(result.stdout, "`")}
     for query in ("`resolution_stats(90 d)`", "`alerts.failure_rate`", "`outbox.claim_due`",
-                  "`sweep.stale_new_tickets`"):
+                  "`sweep.stale_new_tickets`", "`sla.due_tickets`", "`sla.sla_stats(90 d)`"):
         assert query in timed
     assert sum(name.startswith("`rollback.find_action(") for name in timed) == 3
     engine = create_engine(f"{PG_SERVER}/postgres")

@@ -28,9 +28,11 @@ from models import (
     RollbackRequest,
     ShadowDecision,
     SlackOutbox,
+    SlaPriority,
     Ticket,
     TicketMessage,
     TicketResolution,
+    TicketSla,
     TicketStatus,
 )
 from models.session import make_engine
@@ -95,6 +97,15 @@ def _a_row(session: Session, table: str):
         session.add(message)
         session.flush()
         return message
+    if table == "ticket_sla":
+        ticket = make_ticket(session)
+        sla = TicketSla(ticket_id=ticket.ticket_id, priority=SlaPriority.NORMAL, team="Network",
+                        started_at=NOW,
+                        response_target_s=3600, resolution_target_s=14400, elapsed_s=0, settled=False,
+                        updated_at=NOW)
+        session.add(sla)
+        session.flush()
+        return sla
     raise AssertionError(f"add a row factory for {table}: it has an enum CHECK")
 
 
@@ -122,6 +133,7 @@ def test_the_checked_columns_are_the_ones_the_issue_names():
         ("slack_outbox", "purpose", OutboxPurpose),
         ("slack_outbox", "status", OutboxStatus),
         ("ticket_messages", "kind", MessageKind),
+        ("ticket_sla", "priority", SlaPriority),
         ("tickets", "status", TicketStatus),
     ]
 

@@ -1,0 +1,42 @@
+"""/resolution-stats through the real app in process (signed requests, real PostgreSQL):
+after the `check_sla` job measured a ticket the bot answered, the figures show its team
+and priority with the first response met."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.delivery.slack_client import make_web_client
+from bot.workflows import periodic
+from models import Ticket, TicketSla
+from tests.support.harness import VPN, shown, wait_until
+
+
+def test_stats_show_service_levels_per_team_and_priority(bolt, slack, committing_factory, listener_runtime):
+    assert bolt.command("/ticket", VPN).status_code == 200
+    slack.wait_for("chat.postMessage")
+
+    def resolved():
+        with committing_factory() as session:
+            ticket = session.scalars(select(Ticket)).one()
+            return ticket if ticket.status == "resolved" else None
+
+    ticket = wait_until(resolved, what="the bot's answer")
+    bolt.settled()
+    before = bolt.command("/resolution-stats", "7").json()
+    assert "No tickets measured against SLA_TARGETS yet." in shown(before)
+
+    assert periodic.check_sla(listener_runtime, make_web_client(listener_runtime.settings, timeout=2)) == 0
+    with committing_factory() as session:
+        row = session.get(TicketSla, ticket.ticket_id)
+        assert row.settled and row.response_s is not None and row.response_s <= row.response_target_s
+    said = bolt.command("/resolution-stats", "7").json()
+    text = shown(said)
+    assert "Service levels" in text and row.team in text
+    # One ticket, its first response and its resolution met, none breached.
+    section = text[text.index("Service levels"):]
+    line = next(line for line in section.splitlines() if line.startswith(row.team[:20]))
+    # Answered within seconds: both medians under a minute.
+    cells = line.split()
+    assert cells[:4] == [row.team, "normal", "1", "1/0"] and cells[5] == "1/0", line
+    assert cells[4].endswith("s") and cells[6].endswith("s"), line
