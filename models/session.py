@@ -7,18 +7,23 @@ for the write lock every other transaction takes at its start.
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import cast
 
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 # Execution option naming a transaction that only reads (`read_transaction`).
 READ_ONLY = "resolvemeq_read_only"
 # How long a SQLite transaction waits for another's write lock before failing.
 SQLITE_BUSY_TIMEOUT = 30
+# Seconds a PostgreSQL connection is kept before the pool replaces it: well inside the
+# idle timeouts of the proxies and firewalls that drop connections without a word.
+POOL_RECYCLE = 1800
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -37,11 +42,47 @@ def make_engine(url: str, **kwargs) -> Engine:
         engine = create_engine(url, **kwargs)
         _serialise_sqlite_writers(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No liveness ping (`pool_pre_ping`: a `SELECT 1` round trip at every checkout):
+    # connections are replaced after POOL_RECYCLE, and one the server has closed (a
+    # backend terminated, a restart, a proxy's idle timeout) is found at checkout
+    # without a round trip and replaced (`_replace_closed_connections`).
+    kwargs.setdefault("pool_recycle", POOL_RECYCLE)
     # Short: a database that drops packets must fail a Slack request inside its 3 s,
     # so the person hears "nothing was saved" rather than Slack's own timeout.
     kwargs.setdefault("connect_args", {"connect_timeout": 2})
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _replace_closed_connections(engine)
+    return engine
+
+
+def _replace_closed_connections(engine: Engine) -> None:
+    """At checkout, give up a pooled connection the server has closed; the pool then
+    takes another (or opens one), so the request never sees the dead one.
+
+    A server that ends a connection (`pg_terminate_backend`, a shutdown, an idle
+    timeout) says so and closes the socket: an idle pooled connection then has
+    something to read. A healthy idle one has nothing (we LISTEN to nothing), so a
+    poll with no wait tells them apart, with no round trip. What it cannot see (a
+    network that drops packets without a word) fails the request as an outage
+    ("nothing was saved"), and SQLAlchemy then replaces every older connection.
+    """
+
+    @event.listens_for(engine, "checkout")
+    def _closed_by_the_server(dbapi_connection, _record, _proxy):
+        if _has_pending_input(dbapi_connection):
+            # The pool's documented signal: discard this one and check out another.
+            raise DisconnectionError("the database server closed this pooled connection")
+
+
+def _has_pending_input(dbapi_connection) -> bool:
+    """Whether the server sent anything (an error, an EOF) to an idle connection."""
+    try:
+        fd = dbapi_connection.fileno()
+    except Exception:  # closed already on our side
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
 
 
 def _serialise_sqlite_writers(engine: Engine) -> None:

@@ -10,7 +10,7 @@ docs/BENCHMARKS.md ("Database round trips per request").
 
 from __future__ import annotations
 
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from bot.domain import audit
 from bot.views import ActionId, feedback_value, rating_action_id
@@ -102,3 +102,34 @@ def test_a_dm_costs_at_most_two_round_trips_and_one_commit(bolt, listener_runtim
     assert ticket.source == "dm"
     assert (cost.round_trips <= 2, cost.commits) == (True, 1), str(cost)
     bolt.settled()
+
+
+# No liveness ping, and a connection the server closed is not the next request's problem.
+
+def test_a_connection_killed_between_two_requests_does_not_fail_the_second(
+        bolt, listener_runtime, committing_factory, slack):
+    engine = listener_runtime.engine
+    backends: list[int] = []
+    event.listen(engine, "connect", lambda conn, _record: backends.append(conn.info.backend_pid))
+    first, second = resolved_ticket(committing_factory), resolved_ticket(committing_factory)
+    assert bolt.click(rating_action_id(3), feedback_value(first, score=3)).status_code == 200
+    bolt.settled()
+    assert backends  # the pool holds the connections the first request and its redraw used
+
+    with committing_factory() as session:  # the server ends them, as a restart or an admin would
+        killed = session.execute(text("SELECT count(*) FROM pg_stat_activity, "
+                                      "LATERAL pg_terminate_backend(pid) AS done "
+                                      "WHERE pid = ANY(:pids) AND done"), {"pids": backends}).scalar()
+    assert killed == len(set(backends))
+
+    with counting(engine) as cost:
+        answer = bolt.click(rating_action_id(5), feedback_value(second, score=5))
+
+    assert answer.status_code == 200
+    assert cost.pings == 0 and cost.commits == 1, str(cost)
+    with committing_factory() as session:
+        scores = session.scalars(select(TicketResolution.satisfaction_score)
+                                 .order_by(TicketResolution.ticket_id)).all()
+    assert scores == [3, 5]  # the second click was saved
+    bolt.settled()
+    assert not [e for e in slack.ephemerals() if "couldn't save" in e["text"]]
