@@ -7,6 +7,7 @@ for the write lock every other transaction takes at its start.
 
 from __future__ import annotations
 
+import re
 import select
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 # Execution option naming a transaction that only reads (`read_transaction`).
 READ_ONLY = "resolvemeq_read_only"
+# Execution option bounding a statement's lock waits on PostgreSQL (`bounded_lock_wait`).
+LOCK_WAIT = "resolvemeq_lock_wait"
+_LOCK_WAIT_FORMAT = re.compile(r"\d{1,5}(ms|s)")
 # How long a SQLite transaction waits for another's write lock before failing.
 SQLITE_BUSY_TIMEOUT = 30
 # Seconds a PostgreSQL connection is kept before the pool replaces it: well inside the
@@ -52,7 +56,34 @@ def make_engine(url: str, **kwargs) -> Engine:
     kwargs.setdefault("connect_args", {"connect_timeout": 2})
     engine = create_engine(url, **kwargs)
     _replace_closed_connections(engine)
+    _bound_lock_waits(engine)
     return engine
+
+
+def bounded_lock_wait(wait: str) -> dict[str, str]:
+    """Execution options for a statement that may wait for row locks at most `wait`
+    ("2s", "500ms") on PostgreSQL, and so may every later statement of its transaction.
+
+    The bound rides in the statement's own round trip (a `SET LOCAL lock_timeout`
+    sent with it), where a statement of its own would cost one more. For the request
+    path, whose whole transaction must end inside Slack's 3 s. SQLite ignores it.
+
+    Raises:
+        ValueError: `wait` is not a number of seconds or milliseconds.
+    """
+    if not _LOCK_WAIT_FORMAT.fullmatch(wait):
+        raise ValueError(f"not a lock wait: {wait!r}")
+    return {LOCK_WAIT: wait}
+
+
+def _bound_lock_waits(engine: Engine) -> None:
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _with_lock_timeout(_conn, _cursor, statement, parameters, context, _many):
+        wait = context.execution_options.get(LOCK_WAIT) if context is not None else None
+        if wait and _LOCK_WAIT_FORMAT.fullmatch(wait):
+            # psycopg2 sends both in one query string and returns the last one's rows.
+            statement = f"SET LOCAL lock_timeout = '{wait}'; {statement}"
+        return statement, parameters
 
 
 def _replace_closed_connections(engine: Engine) -> None:
