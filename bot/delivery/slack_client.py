@@ -26,9 +26,13 @@ from __future__ import annotations
 import logging
 import random
 import time
-from http.client import HTTPException
+from http.client import HTTPException, HTTPMessage, RemoteDisconnected
+from io import BytesIO
 from typing import Any
+from urllib.error import HTTPError, URLError
+from urllib.request import Request
 
+import urllib3
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import (
@@ -243,6 +247,54 @@ def retry_handlers(
     ]
 
 
+POOL_CONNECTIONS = 16
+"""Keep-alive connections kept per host; more may open under load, and are closed after use."""
+
+
+class PooledWebClient(WebClient):
+    """A ``WebClient`` whose calls reuse keep-alive HTTP connections.
+
+    slack_sdk's client opens a new connection (and, to slack.com, a new TLS session) for
+    every call through ``urllib``. This one sends the same request through a urllib3
+    pool and answers exactly as ``urllib`` would: an ``HTTPError`` for a status of 400
+    and above, ``URLError`` when no connection could be made, ``RemoteDisconnected``
+    when the server closed it without an answer, ``TimeoutError`` when the answer did
+    not come in time; so slack_sdk's retry handlers and :func:`safe_call` see what they
+    always saw. urllib3 retries nothing itself; before reusing a pooled connection it
+    checks that the server has not closed it.
+    """
+
+    def __init__(self, *args: Any, pool_connections: int = POOL_CONNECTIONS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pool = urllib3.PoolManager(num_pools=4, maxsize=pool_connections, block=False,
+                                         ssl_context=self.ssl, retries=False)
+
+    def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
+        if self.proxy is not None or not url.lower().startswith("http"):
+            return super()._perform_urllib_http_request_internal(url, req)
+        try:
+            answer = self._pool.request(
+                req.get_method(), url, body=req.data,  # type: ignore[arg-type]
+                headers=dict(req.header_items()), redirect=False, retries=False,
+                timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
+            )
+        except urllib3.exceptions.ReadTimeoutError as error:
+            raise TimeoutError(str(error)) from error  # not retried: Slack may have acted
+        except urllib3.exceptions.ProtocolError as error:
+            raise RemoteDisconnected(str(error)) from error
+        except urllib3.exceptions.HTTPError as error:  # refused, unreachable, connect timeout
+            raise URLError(error) from error
+        headers = HTTPMessage()
+        for name, value in answer.headers.items():
+            headers[name] = value
+        if answer.status >= 400:
+            raise HTTPError(url, answer.status, answer.reason or "", headers, BytesIO(answer.data))
+        if headers.get_content_type() == "application/gzip":
+            return {"status": answer.status, "headers": headers, "body": answer.data}
+        charset = headers.get_content_charset() or "utf-8"
+        return {"status": answer.status, "headers": headers, "body": answer.data.decode(charset)}
+
+
 def make_web_client(
     settings: Settings,
     *,
@@ -259,10 +311,11 @@ def make_web_client(
         max_rate_limit_wait: the longest ``Retry-After`` honoured, in seconds.
 
     Returns:
-        A ``slack_sdk.WebClient`` with the timeout and retry policy set.
+        A ``slack_sdk.WebClient`` with the timeout and retry policy set, over
+        keep-alive connections (:class:`PooledWebClient`).
     """
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    return WebClient(
+    return PooledWebClient(
         token=token,
         # WebClient adds the trailing "/" that urljoin needs to keep ".../api".
         base_url=str(settings.slack_api_url),

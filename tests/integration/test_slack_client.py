@@ -227,3 +227,27 @@ def test_method_may_be_dotted_or_underscored(slack: FakeSlack, settings: Setting
     assert safe_call(client, "users_info", user="U1")["user"]["real_name"] == "Ada"
     with pytest.raises(ValueError):
         safe_call(client, "chat.frobnicate", channel="C1")
+
+
+# Keep-alive ------------------------------------------------------------------------
+
+def test_calls_reuse_one_connection_and_failures_still_read_as_before(
+        slack: FakeSlack, settings: Settings) -> None:
+    client = make_web_client(settings, max_rate_limit_wait=2)
+
+    for n in range(5):
+        assert safe_call(client, "chat.postMessage", channel="C1", text=f"message {n}") is not None
+    assert client.auth_test()["ok"]
+    slack.fail_next("chat.postMessage", status=429, retry_after=0)  # an HTTP error, then a retry
+    assert _post(client) is not None
+    slack.fail_next("chat.postMessage", error="channel_not_found")  # Slack's own error: no retry
+    assert _post(client) is None
+
+    assert len(slack.messages("C1")) == 6
+    assert slack.connections() == 1  # 9 calls, one TCP connection
+
+    # A connection the server closed (here: without an answer) is not reused: the next
+    # call opens another, and the dropped call is retried on it.
+    slack.drop_connection_next("chat.postMessage")
+    assert _post(client) is not None
+    assert slack.connections() == 2 and len(slack.messages("C1")) == 7
