@@ -319,7 +319,7 @@ def make_web_client(
         token=token,
         # WebClient adds the trailing "/" that urljoin needs to keep ".../api".
         base_url=str(settings.slack_api_url),
-        timeout=timeout,  # type: ignore[arg-type]  # urllib takes float seconds
+        timeout=timeout,  # urllib takes float seconds (slack_sdk types it as int)
         retry_handlers=retry_handlers(
             max_retries=max_retries, max_rate_limit_wait=max_rate_limit_wait
         ),

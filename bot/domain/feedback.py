@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
@@ -262,10 +263,13 @@ def _load(
         .join(model, which)
         .outerjoin(ActionHistory, ActionHistory.id == model.action_id)
         .where(Ticket.ticket_id == ticket_id)
-        .with_for_update(of=[Ticket, model])  # type: ignore[list-item]
+        .with_for_update(of=[Ticket, model])
         .execution_options(populate_existing=True, **bounded_lock_wait(followups.LOCK_WAIT))
     ).one_or_none()
-    ticket, resolution, action = found if found is not None else (None, None, None)
+    ticket: Ticket | None = found[0] if found is not None else None
+    resolution = cast(TicketResolution | PersonResolution | None,
+                      found[1] if found is not None else None)
+    action: ActionHistory | None = found[2] if found is not None else None
     if ticket is None or resolution is None:
         whose = "the bot" if person_resolution_id is None else "the helpdesk"
         raise NotFound(f"Ticket #{ticket_id} has no answer from {whose} to give feedback on.")

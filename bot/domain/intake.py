@@ -102,7 +102,7 @@ def open_ticket(
     if event_id is not None and (not isinstance(event_id, str) or not _EVENT_ID.match(event_id)):
         raise InvalidInput("That request carries an event id I do not recognise.")
     now = now or clock.now()
-    values = dict(
+    values: dict[str, object] = dict(
         user_id=user_id,
         user_name=user_name,
         issue_type=description.splitlines()[0][:100],
