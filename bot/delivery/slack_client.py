@@ -49,7 +49,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 from slack_sdk.web import SlackResponse
-from slack_sdk.webhook import WebhookClient
+from slack_sdk.webhook import WebhookClient, WebhookResponse
 
 from bot.core.settings import Settings
 
@@ -272,27 +272,53 @@ class PooledWebClient(WebClient):
     def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
         if self.proxy is not None or not url.lower().startswith("http"):
             return super()._perform_urllib_http_request_internal(url, req)
-        try:
-            answer = self._pool.request(
-                req.get_method(), url, body=req.data,  # type: ignore[arg-type]
-                headers=dict(req.header_items()), redirect=False, retries=False,
-                timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
-            )
-        except urllib3.exceptions.ReadTimeoutError as error:
-            raise TimeoutError(str(error)) from error  # not retried: Slack may have acted
-        except urllib3.exceptions.ProtocolError as error:
-            raise RemoteDisconnected(str(error)) from error
-        except urllib3.exceptions.HTTPError as error:  # refused, unreachable, connect timeout
-            raise URLError(error) from error
-        headers = HTTPMessage()
-        for name, value in answer.headers.items():
-            headers[name] = value
-        if answer.status >= 400:
-            raise HTTPError(url, answer.status, answer.reason or "", headers, BytesIO(answer.data))
+        status, headers, data = _pooled_request(self._pool, url, req, self.timeout)
         if headers.get_content_type() == "application/gzip":
-            return {"status": answer.status, "headers": headers, "body": answer.data}
+            return {"status": status, "headers": headers, "body": data}
         charset = headers.get_content_charset() or "utf-8"
-        return {"status": answer.status, "headers": headers, "body": answer.data.decode(charset)}
+        return {"status": status, "headers": headers, "body": data.decode(charset)}
+
+
+def _pooled_request(pool: urllib3.PoolManager, url: str, req: Request,
+                    timeout: float) -> tuple[int, HTTPMessage, bytes]:
+    """Send a urllib request through a urllib3 pool; fail as urllib would (see
+    :class:`PooledWebClient`)."""
+    try:
+        answer = pool.request(
+            req.get_method(), url, body=req.data,  # type: ignore[arg-type]
+            headers=dict(req.header_items()), redirect=False, retries=False,
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+        )
+    except urllib3.exceptions.ReadTimeoutError as error:
+        raise TimeoutError(str(error)) from error  # not retried: Slack may have acted
+    except urllib3.exceptions.ProtocolError as error:
+        raise RemoteDisconnected(str(error)) from error
+    except urllib3.exceptions.HTTPError as error:  # refused, unreachable, connect timeout
+        raise URLError(error) from error
+    headers = HTTPMessage()
+    for name, value in answer.headers.items():
+        headers[name] = value
+    if answer.status >= 400:
+        raise HTTPError(url, answer.status, answer.reason or "", headers, BytesIO(answer.data))
+    return answer.status, headers, answer.data
+
+
+# Response URLs (hooks.slack.com) are one host for every click: one pool for the process.
+_RESPONSE_URLS = urllib3.PoolManager(num_pools=2, maxsize=POOL_CONNECTIONS, block=False,
+                                     retries=False)
+
+
+class PooledWebhookClient(WebhookClient):
+    """A ``WebhookClient`` (a response URL's) over the process's keep-alive connections,
+    failing as ``urllib`` would, like :class:`PooledWebClient`."""
+
+    def _perform_http_request_internal(self, url: str, req: Request) -> WebhookResponse:
+        if self.proxy is not None or not url.lower().startswith("http"):
+            return super()._perform_http_request_internal(url, req)
+        status, headers, data = _pooled_request(_RESPONSE_URLS, url, req, self.timeout)
+        return WebhookResponse(url=url, status_code=status,
+                               body=data.decode(headers.get_content_charset() or "utf-8"),
+                               headers=headers)  # type: ignore[arg-type]
 
 
 def make_web_client(
@@ -407,7 +433,8 @@ def respond(response_url: str, *, text: str, blocks: list | None = None,
     Returns:
         Whether Slack took it; failures are logged (never the URL, it is a credential).
     """
-    client = WebhookClient(response_url, timeout=int(max(timeout, 1)), retry_handlers=retry_handlers())
+    client = PooledWebhookClient(response_url, timeout=int(max(timeout, 1)),
+                                 retry_handlers=retry_handlers())
     try:
         answer = client.send(text=text, blocks=blocks, response_type="ephemeral",
                              replace_original=replace_original)

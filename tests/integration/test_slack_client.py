@@ -19,6 +19,7 @@ from bot.delivery.slack_client import (
     SlackTokenRefused,
     SlackUnavailable,
     make_web_client,
+    respond,
     safe_call,
 )
 from tests.support.fake_slack import FakeSlack
@@ -251,3 +252,12 @@ def test_calls_reuse_one_connection_and_failures_still_read_as_before(
     slack.drop_connection_next("chat.postMessage")
     assert _post(client) is not None
     assert slack.connections() == 2 and len(slack.messages("C1")) == 7
+
+
+def test_answers_through_response_urls_reuse_one_connection(slack: FakeSlack) -> None:
+    for n in range(4):
+        assert respond(slack.response_url(f"U1.trig-{n}"), text=f"answer {n}") is True
+    assert respond(slack.base_url.removesuffix("/api/") + "/nowhere", text="x") is False  # a 404
+
+    assert [r.args["text"] for r in slack.responses("U1")] == [f"answer {n}" for n in range(4)]
+    assert slack.connections() == 1
