@@ -10,6 +10,8 @@ the timeout and the retry policy are decided in one place:
 - Connection errors (refused, reset, closed without an answer) and HTTP 500/502/503/
   504: retry with a short exponential backoff. A *read timeout* is not retried: Slack
   may already have acted on the request, and a second chat.postMessage would post twice.
+- Connections are kept alive and reused (:class:`PooledWebClient`; response URLs through
+  :class:`PooledWebhookClient`): no TCP and TLS handshake per call.
 
 :func:`safe_call` turns failures into values. Errors that will not go away by trying
 again (a channel that does not exist, a message too long) are logged and return
