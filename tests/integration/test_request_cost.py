@@ -49,6 +49,8 @@ def test_a_requesters_star_rating_costs_at_most_three_round_trips_and_one_commit
                                      .where(TicketResolution.ticket_id == ticket_id)).one()
     assert resolution.satisfaction_score == 4  # the click did its work
     assert (cost.round_trips <= 3, cost.commits) == (True, 1), str(cost)
+    # The pooled connection was healthy and was used: no new one in place of a ping.
+    assert (cost.checkouts, cost.connects) == (1, 0), str(cost)
 
 
 def test_a_requesters_yes_costs_at_most_three_round_trips_and_one_commit(
@@ -130,7 +132,7 @@ def test_a_connection_killed_between_two_requests_does_not_fail_the_second(
         answer = bolt.click(rating_action_id(5), feedback_value(second, score=5))
 
     assert answer.status_code == 200
-    assert cost.pings == 0 and cost.commits == 1, str(cost)
+    assert cost.pings == 0 and cost.commits == 1 and cost.connects >= 1, str(cost)
     with committing_factory() as session:
         scores = session.scalars(select(TicketResolution.satisfaction_score)
                                  .order_by(TicketResolution.ticket_id)).all()

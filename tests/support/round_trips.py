@@ -35,6 +35,7 @@ class Cost:
     rollbacks: int = 0
     pings: int = 0
     checkouts: int = 0
+    connects: int = 0  # new connections opened (a healthy pooled one is reused)
     sql: list[str] = field(default_factory=list)
 
     @property
@@ -45,7 +46,7 @@ class Cost:
     def __str__(self) -> str:
         return (f"{self.round_trips} round trips ({self.statements} statements, {self.pings} "
                 f"pings, {self.rollbacks} rollbacks) + {self.commits} commits, "
-                f"{self.checkouts} checkouts")
+                f"{self.checkouts} checkouts, {self.connects} new connections")
 
 
 def _in_transaction(connection) -> bool:
@@ -74,6 +75,10 @@ def counting(engine: Engine) -> Iterator[Cost]:
         if mine():
             cost.checkouts += 1
 
+    def on_connect(*_args) -> None:
+        if mine():
+            cost.connects += 1
+
     # Commits, rollbacks (the pool's reset on return included) and pings are counted
     # where they reach the driver: the dialect's methods, wrapped on this engine's dialect.
     dialect = engine.dialect
@@ -88,7 +93,8 @@ def counting(engine: Engine) -> Iterator[Cost]:
             return original(dbapi_connection, *args, **kwargs)
         return call
 
-    listeners = [("before_cursor_execute", on_statement), ("checkout", on_checkout)]
+    listeners = [("before_cursor_execute", on_statement), ("checkout", on_checkout),
+                 ("connect", on_connect)]
     for name, listener in listeners:
         event.listen(engine, name, listener)
     for name, attribute in (("do_commit", "commits"), ("do_rollback", "rollbacks"), ("do_ping", "pings")):
