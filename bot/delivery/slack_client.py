@@ -253,6 +253,12 @@ POOL_CONNECTIONS = 16
 """Keep-alive connections kept per host; more may open under load, and are closed after use."""
 
 
+def connection_pool(ssl_context: Any = None) -> urllib3.PoolManager:
+    """Keep-alive connections for Slack clients to share (:class:`PooledWebClient`)."""
+    return urllib3.PoolManager(num_pools=4, maxsize=POOL_CONNECTIONS, block=False,
+                               ssl_context=ssl_context, retries=False)
+
+
 class PooledWebClient(WebClient):
     """A ``WebClient`` whose calls reuse keep-alive HTTP connections.
 
@@ -266,10 +272,18 @@ class PooledWebClient(WebClient):
     checks that the server has not closed it.
     """
 
-    def __init__(self, *args: Any, pool_connections: int = POOL_CONNECTIONS, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, pool: urllib3.PoolManager | None = None, **kwargs: Any) -> None:
+        """Args as ``WebClient``'s; `pool`: connections shared with other clients (a
+        client made per call keeps its connections there)."""
         super().__init__(*args, **kwargs)
-        self._pool = urllib3.PoolManager(num_pools=4, maxsize=pool_connections, block=False,
-                                         ssl_context=self.ssl, retries=False)
+        self._pool = pool or connection_pool(self.ssl)
+
+    def sharing(self, *, timeout: float, retries: bool = False) -> PooledWebClient:
+        """A client for the same workspace and connections, with its own timeout and,
+        unless `retries`, no retry handlers (the quick lookups of the request path)."""
+        return PooledWebClient(token=self.token, base_url=self.base_url, pool=self._pool,
+                               timeout=timeout,  # float seconds (slack_sdk types it as int)
+                               retry_handlers=self.retry_handlers if retries else [])
 
     def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
         if self.proxy is not None or not url.lower().startswith("http"):
@@ -279,6 +293,17 @@ class PooledWebClient(WebClient):
             return {"status": status, "headers": headers, "body": data}
         charset = headers.get_content_charset() or "utf-8"
         return {"status": status, "headers": headers, "body": data.decode(charset)}
+
+
+def quick_client(client: WebClient, *, timeout: float) -> WebClient:
+    """A client for `client`'s workspace with a short timeout and no retries (a lookup
+    on the request path fails closed rather than wait), over `client`'s keep-alive
+    connections when it has them."""
+    if isinstance(client, PooledWebClient):
+        return client.sharing(timeout=timeout)
+    return WebClient(token=client.token, base_url=client.base_url,
+                     timeout=timeout,  # type: ignore[arg-type]  # urllib takes float seconds
+                     retry_handlers=[])
 
 
 def _pooled_request(pool: urllib3.PoolManager, url: str, req: Request,

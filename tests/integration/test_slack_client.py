@@ -261,3 +261,17 @@ def test_answers_through_response_urls_reuse_one_connection(slack: FakeSlack) ->
 
     assert [r.args["text"] for r in slack.responses("U1")] == [f"answer {n}" for n in range(4)]
     assert slack.connections() == 1
+
+
+def test_the_lookups_of_a_click_share_the_clients_connection(slack: FakeSlack, settings: Settings) -> None:
+    from bot.delivery.channel_members import ChannelMembers
+    from bot.delivery.slack_roles import WorkspaceRoles
+
+    client = make_web_client(settings)
+    slack.set_user("UADMIN2", is_admin=True)
+    slack.set_members("C1", ["U1"])
+
+    assert _post(client) is not None
+    assert WorkspaceRoles(client)("UADMIN2") is True  # users.info, short timeout, no retries
+    assert ChannelMembers(client).is_member("C1", "U1") is True  # conversations.members
+    assert slack.connections() == 1
