@@ -26,6 +26,7 @@ from models.person_resolution import PersonResolution
 from models.rollback_request import RequestStatus, RollbackRequest
 from models.session import (
     UnitOfWork,
+    bounded_lock_wait,
     make_engine,
     make_session_factory,
     read_transaction,
@@ -76,6 +77,7 @@ __all__ = [
     "make_engine",
     "make_session_factory",
     "rowcount",
+    "bounded_lock_wait",
     "read_transaction",
     "short_id",
     "transaction",

@@ -7,18 +7,27 @@ for the write lock every other transaction takes at its start.
 
 from __future__ import annotations
 
+import re
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import cast
 
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 # Execution option naming a transaction that only reads (`read_transaction`).
 READ_ONLY = "resolvemeq_read_only"
+# Execution option bounding a statement's lock waits on PostgreSQL (`bounded_lock_wait`).
+LOCK_WAIT = "resolvemeq_lock_wait"
+_LOCK_WAIT_FORMAT = re.compile(r"\d{1,5}(ms|s)")
 # How long a SQLite transaction waits for another's write lock before failing.
 SQLITE_BUSY_TIMEOUT = 30
+# Seconds a PostgreSQL connection is kept before the pool replaces it: well inside the
+# idle timeouts of the proxies and firewalls that drop connections without a word.
+POOL_RECYCLE = 1800
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -37,11 +46,74 @@ def make_engine(url: str, **kwargs) -> Engine:
         engine = create_engine(url, **kwargs)
         _serialise_sqlite_writers(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No liveness ping (`pool_pre_ping`: a `SELECT 1` round trip at every checkout):
+    # connections are replaced after POOL_RECYCLE, and one the server has closed (a
+    # backend terminated, a restart, a proxy's idle timeout) is found at checkout
+    # without a round trip and replaced (`_replace_closed_connections`).
+    kwargs.setdefault("pool_recycle", POOL_RECYCLE)
     # Short: a database that drops packets must fail a Slack request inside its 3 s,
     # so the person hears "nothing was saved" rather than Slack's own timeout.
     kwargs.setdefault("connect_args", {"connect_timeout": 2})
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _replace_closed_connections(engine)
+    _bound_lock_waits(engine)
+    return engine
+
+
+def bounded_lock_wait(wait: str) -> dict[str, str]:
+    """Execution options for a statement that may wait for row locks at most `wait`
+    ("2s", "500ms") on PostgreSQL, and so may every later statement of its transaction.
+
+    The bound rides in the statement's own round trip (a `SET LOCAL lock_timeout`
+    sent with it), where a statement of its own would cost one more. For the request
+    path, whose whole transaction must end inside Slack's 3 s. SQLite ignores it.
+
+    Raises:
+        ValueError: `wait` is not a number of seconds or milliseconds.
+    """
+    if not _LOCK_WAIT_FORMAT.fullmatch(wait):
+        raise ValueError(f"not a lock wait: {wait!r}")
+    return {LOCK_WAIT: wait}
+
+
+def _bound_lock_waits(engine: Engine) -> None:
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _with_lock_timeout(_conn, _cursor, statement, parameters, context, _many):
+        wait = context.execution_options.get(LOCK_WAIT) if context is not None else None
+        if wait and _LOCK_WAIT_FORMAT.fullmatch(wait):
+            # psycopg2 sends both in one query string and returns the last one's rows.
+            statement = f"SET LOCAL lock_timeout = '{wait}'; {statement}"
+        return statement, parameters
+
+
+def _replace_closed_connections(engine: Engine) -> None:
+    """At checkout, give up a pooled connection the server has closed; the pool then
+    takes another (or opens one), so the request never sees the dead one.
+
+    A server that ends a connection (`pg_terminate_backend`, a shutdown, an idle
+    timeout) says so and closes the socket: an idle pooled connection then has
+    something to read. A healthy idle one has nothing (we LISTEN to nothing), so a
+    poll with no wait tells them apart, with no round trip. What it cannot see (a
+    network that drops packets without a word) fails the request as an outage
+    ("nothing was saved"), and SQLAlchemy then replaces every older connection.
+    """
+
+    @event.listens_for(engine, "checkout")
+    def _closed_by_the_server(dbapi_connection, _record, _proxy):
+        if _has_pending_input(dbapi_connection):
+            # The pool's documented signal: discard this one and check out another.
+            raise DisconnectionError("the database server closed this pooled connection")
+
+
+def _has_pending_input(dbapi_connection) -> bool:
+    """Whether the server sent anything (an error, an EOF) to an idle connection."""
+    try:
+        fd = dbapi_connection.fileno()
+    except Exception:  # closed already on our side
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
 
 
 def _serialise_sqlite_writers(engine: Engine) -> None:

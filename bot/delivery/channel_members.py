@@ -14,6 +14,8 @@ import time
 
 from slack_sdk import WebClient
 
+from bot.delivery.slack_client import quick_client
+
 log = logging.getLogger(__name__)
 
 # Short: someone removed from the team's channel loses its tickets within a minute.
@@ -33,10 +35,7 @@ class ChannelMembers:
                  clock=time.monotonic) -> None:
         # A client of its own with a short timeout and no retries: a rate-limited
         # lookup must not hold the request; the answer is then "no".
-        self._quick = WebClient(
-            token=client.token, base_url=client.base_url, timeout=LOOKUP_TIMEOUT,  # type: ignore[arg-type]  # annotated int; urllib takes seconds as a float
-            retry_handlers=[],
-        )
+        self._quick = quick_client(client, timeout=LOOKUP_TIMEOUT)
         self._ttl = ttl
         self._clock = clock
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from slack_sdk import WebClient
 
+from bot.delivery.slack_client import quick_client
+
 log = logging.getLogger(__name__)
 
 LOOKUP_TIMEOUT = 2.0
@@ -59,10 +61,7 @@ class BotIdentity:
         self._lock = threading.Lock()
         self._looking = False
         self._next_lookup = 0.0
-        self._quick = WebClient(token=client.token, base_url=client.base_url,
-                                # slack_sdk types the timeout as int; urllib takes float seconds.
-                                timeout=LOOKUP_TIMEOUT,  # type: ignore[arg-type]
-                                retry_handlers=[])
+        self._quick = quick_client(client, timeout=LOOKUP_TIMEOUT)
 
     def learn_now(self) -> bool:
         """Ask auth.test once, now: at startup, before the first request, so a healthy

@@ -10,6 +10,8 @@ the timeout and the retry policy are decided in one place:
 - Connection errors (refused, reset, closed without an answer) and HTTP 500/502/503/
   504: retry with a short exponential backoff. A *read timeout* is not retried: Slack
   may already have acted on the request, and a second chat.postMessage would post twice.
+- Connections are kept alive and reused (:class:`PooledWebClient`; response URLs through
+  :class:`PooledWebhookClient`): no TCP and TLS handshake per call.
 
 :func:`safe_call` turns failures into values. Errors that will not go away by trying
 again (a channel that does not exist, a message too long) are logged and return
@@ -26,9 +28,13 @@ from __future__ import annotations
 import logging
 import random
 import time
-from http.client import HTTPException
+from http.client import HTTPException, HTTPMessage, RemoteDisconnected
+from io import BytesIO
 from typing import Any
+from urllib.error import HTTPError, URLError
+from urllib.request import Request
 
+import urllib3
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import (
@@ -45,7 +51,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 from slack_sdk.web import SlackResponse
-from slack_sdk.webhook import WebhookClient
+from slack_sdk.webhook import WebhookClient, WebhookResponse
 
 from bot.core.settings import Settings
 
@@ -243,6 +249,105 @@ def retry_handlers(
     ]
 
 
+POOL_CONNECTIONS = 16
+"""Keep-alive connections kept per host; more may open under load, and are closed after use."""
+
+
+def connection_pool(ssl_context: Any = None) -> urllib3.PoolManager:
+    """Keep-alive connections for Slack clients to share (:class:`PooledWebClient`)."""
+    return urllib3.PoolManager(num_pools=4, maxsize=POOL_CONNECTIONS, block=False,
+                               ssl_context=ssl_context, retries=False)
+
+
+class PooledWebClient(WebClient):
+    """A ``WebClient`` whose calls reuse keep-alive HTTP connections.
+
+    slack_sdk's client opens a new connection (and, to slack.com, a new TLS session) for
+    every call through ``urllib``. This one sends the same request through a urllib3
+    pool and answers exactly as ``urllib`` would: an ``HTTPError`` for a status of 400
+    and above, ``URLError`` when no connection could be made, ``RemoteDisconnected``
+    when the server closed it without an answer, ``TimeoutError`` when the answer did
+    not come in time; so slack_sdk's retry handlers and :func:`safe_call` see what they
+    always saw. urllib3 retries nothing itself; before reusing a pooled connection it
+    checks that the server has not closed it.
+    """
+
+    def __init__(self, *args: Any, pool: urllib3.PoolManager | None = None, **kwargs: Any) -> None:
+        """Args as ``WebClient``'s; `pool`: connections shared with other clients (a
+        client made per call keeps its connections there)."""
+        super().__init__(*args, **kwargs)
+        self._pool = pool or connection_pool(self.ssl)
+
+    def sharing(self, *, timeout: float, retries: bool = False) -> PooledWebClient:
+        """A client for the same workspace and connections, with its own timeout and,
+        unless `retries`, no retry handlers (the quick lookups of the request path)."""
+        return PooledWebClient(token=self.token, base_url=self.base_url, pool=self._pool,
+                               timeout=timeout,  # float seconds (slack_sdk types it as int)
+                               retry_handlers=self.retry_handlers if retries else [])
+
+    def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
+        if self.proxy is not None or not url.lower().startswith("http"):
+            return super()._perform_urllib_http_request_internal(url, req)
+        status, headers, data = _pooled_request(self._pool, url, req, self.timeout)
+        if headers.get_content_type() == "application/gzip":
+            return {"status": status, "headers": headers, "body": data}
+        charset = headers.get_content_charset() or "utf-8"
+        return {"status": status, "headers": headers, "body": data.decode(charset)}
+
+
+def quick_client(client: WebClient, *, timeout: float) -> WebClient:
+    """A client for `client`'s workspace with a short timeout and no retries (a lookup
+    on the request path fails closed rather than wait), over `client`'s keep-alive
+    connections when it has them."""
+    if isinstance(client, PooledWebClient):
+        return client.sharing(timeout=timeout)
+    return WebClient(token=client.token, base_url=client.base_url,
+                     timeout=timeout,  # type: ignore[arg-type]  # urllib takes float seconds
+                     retry_handlers=[])
+
+
+def _pooled_request(pool: urllib3.PoolManager, url: str, req: Request,
+                    timeout: float) -> tuple[int, HTTPMessage, bytes]:
+    """Send a urllib request through a urllib3 pool; fail as urllib would (see
+    :class:`PooledWebClient`)."""
+    try:
+        answer = pool.request(
+            req.get_method(), url, body=req.data,  # type: ignore[arg-type]
+            headers=dict(req.header_items()), redirect=False, retries=False,
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+        )
+    except urllib3.exceptions.ReadTimeoutError as error:
+        raise TimeoutError(str(error)) from error  # not retried: Slack may have acted
+    except urllib3.exceptions.ProtocolError as error:
+        raise RemoteDisconnected(str(error)) from error
+    except urllib3.exceptions.HTTPError as error:  # refused, unreachable, connect timeout
+        raise URLError(error) from error
+    headers = HTTPMessage()
+    for name, value in answer.headers.items():
+        headers[name] = value
+    if answer.status >= 400:
+        raise HTTPError(url, answer.status, answer.reason or "", headers, BytesIO(answer.data))
+    return answer.status, headers, answer.data
+
+
+# Response URLs (hooks.slack.com) are one host for every click: one pool for the process.
+_RESPONSE_URLS = urllib3.PoolManager(num_pools=2, maxsize=POOL_CONNECTIONS, block=False,
+                                     retries=False)
+
+
+class PooledWebhookClient(WebhookClient):
+    """A ``WebhookClient`` (a response URL's) over the process's keep-alive connections,
+    failing as ``urllib`` would, like :class:`PooledWebClient`."""
+
+    def _perform_http_request_internal(self, url: str, req: Request) -> WebhookResponse:
+        if self.proxy is not None or not url.lower().startswith("http"):
+            return super()._perform_http_request_internal(url, req)
+        status, headers, data = _pooled_request(_RESPONSE_URLS, url, req, self.timeout)
+        return WebhookResponse(url=url, status_code=status,
+                               body=data.decode(headers.get_content_charset() or "utf-8"),
+                               headers=headers)  # type: ignore[arg-type]
+
+
 def make_web_client(
     settings: Settings,
     *,
@@ -259,14 +364,15 @@ def make_web_client(
         max_rate_limit_wait: the longest ``Retry-After`` honoured, in seconds.
 
     Returns:
-        A ``slack_sdk.WebClient`` with the timeout and retry policy set.
+        A ``slack_sdk.WebClient`` with the timeout and retry policy set, over
+        keep-alive connections (:class:`PooledWebClient`).
     """
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    return WebClient(
+    return PooledWebClient(
         token=token,
         # WebClient adds the trailing "/" that urljoin needs to keep ".../api".
         base_url=str(settings.slack_api_url),
-        timeout=timeout,  # type: ignore[arg-type]  # urllib takes float seconds
+        timeout=timeout,  # urllib takes float seconds (slack_sdk types it as int)
         retry_handlers=retry_handlers(
             max_retries=max_retries, max_rate_limit_wait=max_rate_limit_wait
         ),
@@ -354,7 +460,8 @@ def respond(response_url: str, *, text: str, blocks: list | None = None,
     Returns:
         Whether Slack took it; failures are logged (never the URL, it is a credential).
     """
-    client = WebhookClient(response_url, timeout=int(max(timeout, 1)), retry_handlers=retry_handlers())
+    client = PooledWebhookClient(response_url, timeout=int(max(timeout, 1)),
+                                 retry_handlers=retry_handlers())
     try:
         answer = client.send(text=text, blocks=blocks, response_type="ephemeral",
                              replace_original=replace_original)

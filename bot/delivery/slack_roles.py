@@ -13,6 +13,8 @@ import time
 
 from slack_sdk import WebClient
 
+from bot.delivery.slack_client import quick_client
+
 log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 300.0
@@ -26,10 +28,7 @@ class WorkspaceRoles:
     def __init__(self, client: WebClient, *, ttl: float = CACHE_SECONDS):
         # A client of its own with a short timeout and no retries: a rate-limited
         # users.info must not hold the request; the answer is then "no".
-        self._quick = WebClient(
-            token=client.token, base_url=client.base_url, timeout=LOOKUP_TIMEOUT,  # type: ignore[arg-type]  # typed int; urllib takes float seconds
-            retry_handlers=[]
-        )
+        self._quick = quick_client(client, timeout=LOOKUP_TIMEOUT)
         self._ttl = ttl
         self._cache: dict[str, tuple[float, bool]] = {}
         self._lock = threading.Lock()

@@ -25,6 +25,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
 from bot.core import clock as the_clock
+from bot.delivery.slack_client import quick_client
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class UserGroups:
 
     def __init__(self, client: WebClient, *, ttl: float = CACHE_SECONDS,
                  clock: Callable[[], float] = _wall_seconds) -> None:
-        self._token, self._base_url = client.token, client.base_url
+        self._client = client
         self._ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
@@ -144,8 +145,7 @@ class UserGroups:
             self._warn_once(key, "%s for @%s not asked: the role check ran out of time; refusing",
                             method, about or "*")
             return None
-        quick = WebClient(token=self._token, base_url=self._base_url,
-                          timeout=min(LOOKUP_TIMEOUT, remaining), retry_handlers=[])  # type: ignore[arg-type]  # typed int; urllib takes float seconds
+        quick = quick_client(self._client, timeout=min(LOOKUP_TIMEOUT, remaining))
         try:
             answer = call(quick)
         except SlackApiError as error:  # fail closed

@@ -6,9 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from bot.core import clock
+from bot.domain import audit_chain
 from models import AuditEvent
 
 # Event types, one place so alerts and reports agree on the names.
@@ -60,19 +62,22 @@ def record(
     detail: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> AuditEvent:
-    """Add an audit event to the session and flush it.
+    """Write an audit event in the session's transaction (inserted now, not committed).
+
+    One round trip: the row is inserted and comes back as the database holds it, which
+    is what the audit chain hashes (`audit_chain.note_written`), so the chain need not
+    read it again before the commit.
 
     Returns:
         The new event.
     """
-    event = AuditEvent(
-        occurred_at=now or clock.now(),
-        event_type=event_type,
-        actor_id=actor_id,
-        ticket_id=ticket_id,
-        action_id=action_id,
-        detail=detail or {},
-    )
-    session.add(event)
-    session.flush()
+    event = session.scalars(insert(AuditEvent).returning(AuditEvent), [{
+        "occurred_at": now or clock.now(),
+        "event_type": event_type,
+        "actor_id": actor_id,
+        "ticket_id": ticket_id,
+        "action_id": action_id,
+        "detail": detail or {},
+    }]).one()
+    audit_chain.note_written(session, audit_chain.EVENTS, event)
     return event

@@ -306,6 +306,24 @@ def append(session: Session | Connection, digests: list[Digests], *,
     return [value["seq"] for value in values]
 
 
+def note_written(session: Session, table: str, row: Any) -> None:
+    """Chain a row written without the unit of work (an ORM INSERT ... RETURNING, which
+    `install`'s flush hook does not see), with the values the database returned.
+
+    Chained at the commit like every row, from these values, unless it was written
+    inside a savepoint (which may be rolled back): that one is read again then.
+
+    Args:
+        session: the session that wrote it.
+        table: ACTIONS or EVENTS.
+        row: the returned row (an ORM object or a mapping).
+    """
+    values = None if session.in_nested_transaction() else {
+        name: (row[name] if isinstance(row, Mapping) else getattr(row, name))
+        for name in COLUMNS[table]}
+    session.info.setdefault(_PENDING, []).append((table, values["id"] if values else row.id, values))
+
+
 def install(target: sessionmaker[Session] | Session, *, key: bytes | None) -> None:
     """Chain every action_history and audit_events row that sessions of `target`
     write, just before their transaction commits.
@@ -324,7 +342,7 @@ def install(target: sessionmaker[Session] | Session, *, key: bytes | None) -> No
 
     def noticed(session: Session, _context) -> None:
         pending = session.info.setdefault(_PENDING, [])
-        new = [(ACTIONS if isinstance(obj, ActionHistory) else EVENTS, obj.id)
+        new = [(ACTIONS if isinstance(obj, ActionHistory) else EVENTS, obj.id, None)
                for obj in session.new if isinstance(obj, (ActionHistory, AuditEvent))]
         # Chained in the order they were written; within one flush, in a fixed order.
         pending.extend(sorted(new, key=lambda ref: (ref[0] == EVENTS, str(ref[1]))))
@@ -334,10 +352,15 @@ def install(target: sessionmaker[Session] | Session, *, key: bytes | None) -> No
         pending = session.info.pop(_PENDING, None)
         if not pending:
             return
-        read = {table: read_rows(session, table, [row_id for t, row_id in pending if t == table])
+        # Rows come back from the database (a row written by `note_written` brought its
+        # values with it); a row flushed in a savepoint that was rolled back is gone.
+        read = {table: read_rows(session, table, [row_id for t, row_id, known in pending
+                                                  if t == table and known is None])
                 for table in (ACTIONS, EVENTS)}
-        # A row flushed in a savepoint that was rolled back is simply gone.
-        digests = [digests_of(table, read[table][row_id]) for table, row_id in pending
+        for table, row_id, known in pending:
+            if known is not None:
+                read[table][row_id] = known
+        digests = [digests_of(table, read[table][row_id]) for table, row_id, _ in pending
                    if row_id in read[table]]
         if digests:
             append(session, digests, key=key, top=lock_and_read_head(session))

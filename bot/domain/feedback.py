@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import cast
 
-from sqlalchemy import Select, select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from bot.core import clock
@@ -35,6 +35,7 @@ from models import (
     Ticket,
     TicketResolution,
     TicketStatus,
+    bounded_lock_wait,
 )
 
 REOPENED_REASON = "requester said the answer did not solve it"
@@ -247,24 +248,30 @@ def _load(
         raise InvalidInput("That is not a resolution of this ticket.")
     if not isinstance(user_id, str) or not user_id.strip():
         raise InvalidInput("Who clicked is unknown; try again from Slack.")
-    # populate_existing: after waiting on a lock, see the winner's commit.
-    ticket = session.scalars(
-        select(Ticket).where(Ticket.ticket_id == ticket_id)
-        .with_for_update().execution_options(populate_existing=True)
+    model: type[TicketResolution] | type[PersonResolution]
+    if person_resolution_id is None:
+        model, which = TicketResolution, TicketResolution.ticket_id == ticket_id
+    else:
+        # Both ids come from the button: the resolution must be this ticket's.
+        model, which = PersonResolution, and_(PersonResolution.id == person_resolution_id,
+                                              PersonResolution.ticket_id == ticket_id)
+    # One round trip: the ticket and the resolution locked (in that order, the order
+    # rollback and processing take them), the action read with them. A follow-up being
+    # sent holds the resolution: wait for it at most LOCK_WAIT, the ack must leave
+    # within Slack's 3 s. populate_existing: after waiting on a lock, see the winner's
+    # commit.
+    found = session.execute(
+        select(Ticket, model, ActionHistory).select_from(Ticket)
+        .join(model, which)
+        .outerjoin(ActionHistory, ActionHistory.id == model.action_id)
+        .where(Ticket.ticket_id == ticket_id)
+        .with_for_update(of=[Ticket, model])
+        .execution_options(populate_existing=True, **bounded_lock_wait(followups.LOCK_WAIT))
     ).one_or_none()
-    resolution = None
-    if ticket is not None:
-        query: Select[Any]
-        if person_resolution_id is None:
-            query = select(TicketResolution).where(TicketResolution.ticket_id == ticket_id)
-        else:
-            # Both ids come from the button: the resolution must be this ticket's.
-            query = select(PersonResolution).where(PersonResolution.id == person_resolution_id,
-                                                   PersonResolution.ticket_id == ticket_id)
-        with followups.waiting_briefly(session):  # a follow-up being sent holds it
-            resolution = session.scalars(
-                query.with_for_update().execution_options(populate_existing=True)
-            ).one_or_none()
+    ticket: Ticket | None = found[0] if found is not None else None
+    resolution = cast(TicketResolution | PersonResolution | None,
+                      found[1] if found is not None else None)
+    action: ActionHistory | None = found[2] if found is not None else None
     if ticket is None or resolution is None:
         whose = "the bot" if person_resolution_id is None else "the helpdesk"
         raise NotFound(f"Ticket #{ticket_id} has no answer from {whose} to give feedback on.")
@@ -283,9 +290,6 @@ def _load(
                      action_id=resolution.action_id, detail=detail, now=now)
         raise TicketWithdrawn(f"You withdrew ticket #{ticket_id}, so this answer was not recorded. "
                               "Open a new ticket if you still need help.")
-    action = None
-    if resolution.action_id is not None:
-        action = session.get(ActionHistory, resolution.action_id, populate_existing=True)
     if action is not None and action.rolled_back:
         raise InvalidInput("This answer was withdrawn by an admin; nothing to rate.")
     return ticket, resolution, action

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from limits import RateLimitItem
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot.core import clock
@@ -100,15 +101,8 @@ def open_ticket(
         )
     if event_id is not None and (not isinstance(event_id, str) or not _EVENT_ID.match(event_id)):
         raise InvalidInput("That request carries an event id I do not recognise.")
-    if event_id is not None:
-        existing = _by_event(session, event_id)
-        if existing is not None:
-            return Intake(existing, created=False)
     now = now or clock.now()
-    checked = limit.acquire(user_id) if limit is not None else None
-    if checked is not None and not checked.allowed:
-        raise _too_many(limit, checked.retry_at, now)
-    ticket = Ticket(
+    values: dict[str, object] = dict(
         user_id=user_id,
         user_name=user_name,
         issue_type=description.splitlines()[0][:100],
@@ -123,19 +117,27 @@ def open_ticket(
         created_at=now,
         updated_at=now,
     )
-    try:
-        # A savepoint, so losing the race with a concurrent delivery of the same
-        # event does not poison the caller's transaction.
-        with session.begin_nested():
-            session.add(ticket)
-            session.flush()
-    except IntegrityError:
-        if event_id is None:
-            raise
-        existing = _by_event(session, event_id)
+    # One round trip: the ticket is inserted unless its delivery was seen before (Slack
+    # retried it, or a concurrent delivery of the same event won the race), in which
+    # case that delivery's ticket is the answer. No savepoint is needed: a conflict is
+    # not an error, so the caller's transaction stays usable.
+    ticket = session.scalars(
+        _insert_for(session)(Ticket).values(**values)
+        .on_conflict_do_nothing(index_elements=[Ticket.source_event_id])
+        .returning(Ticket)
+    ).one_or_none()
+    if ticket is None:
+        existing = _by_event(session, event_id) if event_id is not None else None
         if existing is None:
-            raise
+            raise RuntimeError("a ticket was neither stored nor found by its event id")
         return Intake(existing, created=False)
+    # Counted once stored: a delivery seen before is not counted again. Past the limit
+    # the new row goes again, so nothing is stored whatever the caller does next.
+    checked = limit.acquire(user_id) if limit is not None else None
+    if checked is not None and not checked.allowed:
+        session.execute(delete(Ticket).where(Ticket.ticket_id == ticket.ticket_id))
+        session.expunge(ticket)
+        raise _too_many(limit, checked.retry_at, now)
     if checked is not None and checked.store_down:
         audit.record(session, audit.TICKET_LIMITER_DOWN, actor_id=user_id, ticket_id=ticket.ticket_id,
                      detail={"reason": "ticket limiter unavailable"}, now=now)
@@ -164,6 +166,11 @@ def _in_about(retry_at: datetime, now: datetime) -> str:
         return "in about a minute" if minutes == 1 else f"in about {minutes} minutes"
     hours = math.ceil(minutes / 60)
     return "in about an hour" if hours == 1 else f"in about {hours} hours"
+
+
+def _insert_for(session: Session):
+    """The INSERT construct of the session's database, which has ON CONFLICT."""
+    return sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
 
 
 def _by_event(session: Session, event_id: str) -> Ticket | None:

@@ -178,6 +178,9 @@ def test_no_yes_no_out_of_order_and_twice_ends_in_the_last_answer_received(
     # the ticket moves: not counted here).
     assert len(_answer_updates(slack, ts)) == changes
     # Each reopen told the thread and the escalation channel once; repeats told nobody.
+    # The barrier says the last click's work has started, not that its posts are out
+    # (with keep-alive connections its own reply can overtake them): wait for them.
+    wait_until(lambda: len(slack.messages(ESCALATIONS)) >= reopens, what="the reopen notices")
     in_thread = [m for m in slack.messages(CHANNEL) if m.get("thread_ts") == ts]
     assert len(in_thread) == reopens and len(slack.messages(ESCALATIONS)) == reopens
     on_screen = _answer_shown(slack, ts)

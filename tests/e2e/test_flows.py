@@ -17,8 +17,14 @@ def _ticket_resolved(e2e, slack, e2e_sessions, text=VPN):
     assert response.status_code == 200
     assert "ticket *#1*" in response.text or "ticket #1" in response.text
     [post] = slack.wait_for("chat.postMessage")
+
+    def recorded():  # the bot stores the answer's ts once Slack has answered the post
+        with e2e_sessions() as session:
+            ticket = session.scalars(select(Ticket)).one()
+            return ticket if ticket.slack_message_ts else None
+
+    ticket = wait_until(recorded, what="the answer's ts stored")
     with e2e_sessions() as session:
-        ticket = session.scalars(select(Ticket)).one()
         action = session.scalars(select(ActionHistory)).one()
     return ticket, action, post
 
@@ -115,8 +121,10 @@ def test_an_admin_rollback_hands_the_ticket_to_a_person(e2e, slack, e2e_sessions
                                  if f"Ticket #{ticket.ticket_id} needs a person" in m["text"]],
                         what="the escalation channel notice")
     assert "wrong article" in notice[0]["text"]
-    thread = [m for m in slack.messages(CHANNEL) if m.get("thread_ts") == post.response["ts"]]
-    assert thread and "rolled back" in thread[0]["text"]
+    # Two posts of one rollback, sent one after the other: the thread's may come second.
+    thread = wait_until(lambda: [m for m in slack.messages(CHANNEL)
+                                 if m.get("thread_ts") == post.response["ts"]], what="the thread's word")
+    assert "rolled back" in thread[0]["text"]
 
 
 def test_the_embedded_default_sqlite_and_no_redis_serves_the_same_flow(sqlite_url, tmp_path):

@@ -19,6 +19,7 @@ from bot.delivery.slack_client import (
     SlackTokenRefused,
     SlackUnavailable,
     make_web_client,
+    respond,
     safe_call,
 )
 from tests.support.fake_slack import FakeSlack
@@ -227,3 +228,50 @@ def test_method_may_be_dotted_or_underscored(slack: FakeSlack, settings: Setting
     assert safe_call(client, "users_info", user="U1")["user"]["real_name"] == "Ada"
     with pytest.raises(ValueError):
         safe_call(client, "chat.frobnicate", channel="C1")
+
+
+# Keep-alive ------------------------------------------------------------------------
+
+def test_calls_reuse_one_connection_and_failures_still_read_as_before(
+        slack: FakeSlack, settings: Settings) -> None:
+    client = make_web_client(settings, max_rate_limit_wait=2)
+
+    for n in range(5):
+        assert safe_call(client, "chat.postMessage", channel="C1", text=f"message {n}") is not None
+    assert client.auth_test()["ok"]
+    slack.fail_next("chat.postMessage", status=429, retry_after=0)  # an HTTP error, then a retry
+    assert _post(client) is not None
+    slack.fail_next("chat.postMessage", error="channel_not_found")  # Slack's own error: no retry
+    assert _post(client) is None
+
+    assert len(slack.messages("C1")) == 6
+    assert slack.connections() == 1  # 9 calls, one TCP connection
+
+    # A connection the server closed (here: without an answer) is not reused: the next
+    # call opens another, and the dropped call is retried on it.
+    slack.drop_connection_next("chat.postMessage")
+    assert _post(client) is not None
+    assert slack.connections() == 2 and len(slack.messages("C1")) == 7
+
+
+def test_answers_through_response_urls_reuse_one_connection(slack: FakeSlack) -> None:
+    for n in range(4):
+        assert respond(slack.response_url(f"U1.trig-{n}"), text=f"answer {n}") is True
+    assert respond(slack.base_url.removesuffix("/api/") + "/nowhere", text="x") is False  # a 404
+
+    assert [r.args["text"] for r in slack.responses("U1")] == [f"answer {n}" for n in range(4)]
+    assert slack.connections() == 1
+
+
+def test_the_lookups_of_a_click_share_the_clients_connection(slack: FakeSlack, settings: Settings) -> None:
+    from bot.delivery.channel_members import ChannelMembers
+    from bot.delivery.slack_roles import WorkspaceRoles
+
+    client = make_web_client(settings)
+    slack.set_user("UADMIN2", is_admin=True)
+    slack.set_members("C1", ["U1"])
+
+    assert _post(client) is not None
+    assert WorkspaceRoles(client)("UADMIN2") is True  # users.info, short timeout, no retries
+    assert ChannelMembers(client).is_member("C1", "U1") is True  # conversations.members
+    assert slack.connections() == 1

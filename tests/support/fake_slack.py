@@ -93,6 +93,12 @@ def _flatten(query: dict[str, list[str]]) -> Args:
 
 class _Server(QuickServer):
     request_queue_size = 128  # the default 5 makes bursts of concurrent calls wait on SYN retries
+    accepted = 0  # TCP connections accepted (`FakeSlack.connections`)
+
+    def get_request(self):
+        request = super().get_request()
+        self.accepted += 1
+        return request
 
 
 class FakeSlack(LoopbackHTTPServer):
@@ -195,6 +201,11 @@ class FakeSlack(LoopbackHTTPServer):
         """
         with self._cond:
             return copy.deepcopy(self._channels.get(self._resolve(channel), []))
+
+    def connections(self) -> int:
+        """TCP connections accepted since the fake started (keep-alive: a client that
+        reuses its connections opens few)."""
+        return self._server.accepted if isinstance(self._server, _Server) else 0
 
     def ephemerals(self, channel: str | None = None) -> list[Args]:
         """Ephemeral messages posted (channel, user, text, blocks, message_ts)."""
@@ -578,6 +589,9 @@ class FakeSlack(LoopbackHTTPServer):
 
 def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        # Keep-alive, as Slack's servers: every answer says its Content-Length.
+        protocol_version = "HTTP/1.1"
+
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass  # keep test output clean; the fake records calls instead
 
