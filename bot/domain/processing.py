@@ -45,7 +45,7 @@ NEW_ONLY = frozenset({TicketStatus.NEW})
 DIED = "the worker deciding on it stopped before it finished"
 # Triage causes (bot.domain.triage_causes) the clarification loop names in its params:
 # the policy working as set, not a failure.
-CAUSE_PARAM = policy.CAUSE_PARAM  # one name: policy.triage writes it too
+
 ROUNDS_CAUSE = "clarification_rounds"
 NO_REPLY_CAUSE = "clarification_timeout"
 
@@ -251,7 +251,7 @@ def decide(
         reason = (f"no confident answer after {claim.rounds} rounds of questions" if claim.rounds
                   else "the bot is not sure and does not ask for detail (CLARIFICATION_ROUNDS=0)")
         triaged = policy.triage(reason, settings=settings, answer=answer, suggestion=planned)
-        triaged.params[CAUSE_PARAM] = ROUNDS_CAUSE
+        triaged.params[policy.CAUSE_PARAM] = ROUNDS_CAUSE
         return Decision(triaged, answer, triage_reason=reason, suggestion=planned)
     if not planned.autonomous:
         return Decision(planned, answer, triage_reason=planned.params["reason"])
@@ -394,7 +394,7 @@ def timed_out(claim: Claim, settings: Settings) -> Decision:
     CLARIFICATION_TIMEOUT: human triage, without asking the agent again."""
     decision = _triaged(f"no reply to the bot's questions within {_duration(settings.clarification_timeout)}",
                         settings)
-    decision.plan.params[CAUSE_PARAM] = NO_REPLY_CAUSE
+    decision.plan.params[policy.CAUSE_PARAM] = NO_REPLY_CAUSE
     return decision
 
 

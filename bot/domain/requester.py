@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.core import clock
-from bot.core.errors import InvalidInput, NotAuthorized, NotFound
-from bot.domain import audit, conversation
+from bot.core.errors import InvalidInput, NotAuthorized
+from bot.domain import audit, conversation, tickets
 from models import Awaiting, Ticket, TicketStatus
 
 # Statuses a requester still waits on; App Home lists these.
@@ -54,13 +54,13 @@ def open_tickets_of(session: Session, user_id: str, *, limit: int = HOME_LIMIT) 
         limit: how many to return.
     """
     where = (Ticket.user_id == user_id, Ticket.status.in_([str(s) for s in OPEN_STATUSES]))
-    tickets = list(session.scalars(
+    found = list(session.scalars(
         select(Ticket).where(*where).order_by(Ticket.created_at.desc(), Ticket.ticket_id.desc())
         .limit(limit)
     ))
-    total = len(tickets) if len(tickets) < limit else session.scalar(
+    total = len(found) if len(found) < limit else session.scalar(
         select(func.count()).select_from(Ticket).where(*where)) or 0
-    return OpenTickets(tickets, total)
+    return OpenTickets(found, total)
 
 
 def check_may_change(session: Session, *, ticket_id: int, user_id: str,
@@ -139,17 +139,7 @@ def withdraw(session: Session, *, ticket_id: int, user_id: str,
 
 def _mine_and_open(session: Session, ticket_id: int, user_id: str, *, work: str, lock: bool,
                    now: datetime) -> Ticket:
-    if type(ticket_id) is not int or ticket_id <= 0:
-        raise InvalidInput("That is not a ticket number.")
-    if not isinstance(user_id, str) or not user_id.strip():
-        raise InvalidInput("Who clicked is unknown; try again from Slack.")
-    query = select(Ticket).where(Ticket.ticket_id == ticket_id)
-    if lock:
-        # populate_existing: after waiting on the lock, see the winner's commit.
-        query = query.with_for_update().execution_options(populate_existing=True)
-    ticket = session.scalars(query).one_or_none()
-    if ticket is None:
-        raise NotFound(f"Ticket #{ticket_id} does not exist.")
+    ticket = tickets.clicked_ticket(session, ticket_id, user_id, lock=lock)
     if ticket.user_id != user_id:
         audit.record(session, audit.TICKET_CHANGE_DENIED, actor_id=user_id, ticket_id=ticket_id,
                      detail={"work": work}, now=now)

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core import clock
-from bot.core.errors import InvalidInput, NotAuthorized, NotFound
+from bot.core.errors import InvalidInput, NotAuthorized
 from bot.core.settings import Settings
-from bot.domain import audit, followups, snapshots
+from bot.domain import audit, followups, snapshots, tickets
 from models import ActionHistory, ActionType, Awaiting, PersonResolution, Ticket, TicketStatus
 
 # Slack's limit on a plain_text_input: the modal cannot send more.
@@ -104,7 +103,7 @@ def check_may_resolve(
         NotAuthorized: not a member of the team's channel nor an admin (audited).
     """
     now = now or clock.now()
-    ticket = _load(session, ticket_id, user_id, lock=False)
+    ticket = tickets.clicked_ticket(session, ticket_id, user_id, lock=False)
     _authorize(session, ticket, user_id, settings, may_act, Work.RESOLVE, now)
     _refuse_resolved(ticket)
     return ticket
@@ -214,21 +213,6 @@ def _valid_note(note: object) -> str:
     return note
 
 
-def _load(session: Session, ticket_id: int, user_id: str, *, lock: bool) -> Ticket:
-    if type(ticket_id) is not int or ticket_id <= 0:
-        raise InvalidInput("That is not a ticket number.")
-    if not isinstance(user_id, str) or not user_id.strip():
-        raise InvalidInput("Who clicked is unknown; try again from Slack.")
-    query = select(Ticket).where(Ticket.ticket_id == ticket_id)
-    if lock:
-        # populate_existing: after waiting on the lock, see the winner's commit.
-        query = query.with_for_update().execution_options(populate_existing=True)
-    ticket = session.scalars(query).one_or_none()
-    if ticket is None:
-        raise NotFound(f"Ticket #{ticket_id} does not exist.")
-    return ticket
-
-
 def _authorized_and_locked(
     session: Session, ticket_id: int, user_id: str, settings: Settings, may_act: MayAct, work: Work,
     now: datetime,
@@ -238,9 +222,9 @@ def _authorized_and_locked(
     Slack is asked before the lock is taken (a lookup can take a second); if the ticket
     moved to another team meanwhile, the new team's channel is asked too.
     """
-    ticket = _load(session, ticket_id, user_id, lock=False)
+    ticket = tickets.clicked_ticket(session, ticket_id, user_id, lock=False)
     asked = _authorize(session, ticket, user_id, settings, may_act, work, now)
-    ticket = _load(session, ticket_id, user_id, lock=True)
+    ticket = tickets.clicked_ticket(session, ticket_id, user_id, lock=True)
     if channel_of(ticket, settings) != asked:
         _authorize(session, ticket, user_id, settings, may_act, work, now)
     return ticket

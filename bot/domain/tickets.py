@@ -23,6 +23,28 @@ def parse_ticket_ref(text: str) -> int:
     return int(ref)
 
 
+def clicked_ticket(session: Session, ticket_id: int, user_id: str, *, lock: bool) -> Ticket:
+    """The ticket a button or form names, for the person who clicked (locked FOR UPDATE
+    when `lock`); who may act on it is the caller's check.
+
+    Raises:
+        InvalidInput: the ticket number or the clicker is not valid.
+        NotFound: no such ticket.
+    """
+    if type(ticket_id) is not int or ticket_id <= 0:
+        raise InvalidInput("That is not a ticket number.")
+    if not isinstance(user_id, str) or not user_id.strip():
+        raise InvalidInput("Who clicked is unknown; try again from Slack.")
+    query = select(Ticket).where(Ticket.ticket_id == ticket_id)
+    if lock:
+        # populate_existing: after waiting on the lock, see the winner's commit.
+        query = query.with_for_update().execution_options(populate_existing=True)
+    ticket = session.scalars(query).one_or_none()
+    if ticket is None:
+        raise NotFound(f"Ticket #{ticket_id} does not exist.")
+    return ticket
+
+
 def get_ticket(session: Session, ticket_id: int) -> Ticket:
     """The ticket, or NotFound."""
     ticket = session.get(Ticket, ticket_id)

@@ -67,16 +67,24 @@ class HomeFigures:
             SQLAlchemyError: the database failed.
         """
         with read_transaction(self._sessions) as session:
-            mine = requester.open_tickets_of(session, user_id)
-            # Detached while loaded: the read transaction's rollback would expire them.
-            for ticket in mine.tickets:
-                session.expunge(ticket)
-            return mine
+            return _detached(session, requester.open_tickets_of(session, user_id))
+
+    def viewer(self, user_id: str) -> tuple[requester.OpenTickets, autonomy.Switch]:
+        """What the tab shows this viewer besides the figures, read now in one
+        transaction: their open tickets and the autonomy switch (neither is cached).
+
+        Raises:
+            SQLAlchemyError: the database failed.
+        """
+        with read_transaction(self._sessions) as session:
+            return _detached(session, requester.open_tickets_of(session, user_id)), autonomy.current(session)
 
 
-    @property
-    def sessions(self) -> sessionmaker[Session]:
-        return self._sessions
+def _detached(session: Session, mine: requester.OpenTickets) -> requester.OpenTickets:
+    # Detached while loaded: the read transaction's rollback would expire them.
+    for ticket in mine.tickets:
+        session.expunge(ticket)
+    return mine
 
 
 def publish_home(client: WebClient, user_id: str, *, is_admin: bool, figures: HomeFigures,
@@ -93,8 +101,6 @@ def publish_home(client: WebClient, user_id: str, *, is_admin: bool, figures: Ho
     """
     if refresh:
         figures.invalidate()
-    with read_transaction(figures.sessions) as session:
-        switch = autonomy.current(session)
+    mine, switch = figures.viewer(user_id)
     safe_call(client, "views.publish", user_id=user_id,
-              view=views.home_view(figures.get(), is_admin=is_admin,
-                                   mine=figures.open_tickets_of(user_id), autonomy=switch))
+              view=views.home_view(figures.get(), is_admin=is_admin, mine=mine, autonomy=switch))
