@@ -13,7 +13,7 @@ from bot.core.settings import Settings, load_settings
 
 TASKS = ("sweep_new_tickets", "deliver_outbox", "evaluate_alerts", "expire_rollback_requests",
          "expire_clarifications", "anchor_audit_chain", "redact_old_text", "backup_on_schedule",
-         "check_sla")
+         "check_sla", "roll_up_stats")
 
 
 def create_celery(settings: Settings) -> Celery:

@@ -118,3 +118,8 @@ def backup_on_schedule() -> int:
 @shared_task(name="resolvemeq.check_sla")
 def check_sla() -> int:
     return periodic.check_sla(*_runtime())
+
+
+@shared_task(name="resolvemeq.roll_up_stats")
+def roll_up_stats() -> int:
+    return periodic.roll_up_stats(*_runtime())

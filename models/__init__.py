@@ -34,6 +34,7 @@ from models.session import (
     transaction,
 )
 from models.slack_outbox import OutboxPurpose, OutboxStatus, SlackOutbox
+from models.stats_rollup import StatsDirty, StatsRollup, StatsRollupDay
 from models.ticket import Awaiting, EscalationPriority, Ticket, TicketSource, TicketStatus
 from models.ticket_message import MessageKind, TicketMessage
 from models.ticket_resolution import TicketResolution
@@ -64,6 +65,9 @@ __all__ = [
     "RollbackRequest",
     "ShadowDecision",
     "SlaPriority",
+    "StatsDirty",
+    "StatsRollup",
+    "StatsRollupDay",
     "SlackOutbox",
     "Ticket",
     "TicketMessage",

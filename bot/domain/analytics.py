@@ -5,10 +5,10 @@ The bot's figures come from `ticket_resolution` (its auto-resolutions) alone: a
 ticket the bot resolved, the requester said No to, and a person then resolved counts
 one "No" for the bot and, separately, the person's verdict in `people`.
 
-Everything is aggregated in the database (conditional counts and averages with
-GROUP BY), so the cost of `/resolution-stats` and the App Home tab stays a few
-queries however many tickets there are. The SQL is plain enough to run on both
-PostgreSQL and SQLite.
+The counting is bot.domain.stats_facts (conditional counts and sums with GROUP BY,
+plain SQL for PostgreSQL and SQLite); whole UTC days and hours come from the rollup the
+jobs keep (bot.domain.rollup), the rest of the window is counted live, so a window of
+365 days costs about what one of a day does. Averages are sums over counts.
 """
 
 from __future__ import annotations
@@ -17,21 +17,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core import clock
 from bot.core.errors import InvalidInput
-from bot.domain.success import SuccessStats, success_stats
-from models import (
-    AGENT_ACTIONS,
-    PEOPLE_ACTIONS,
-    ActionHistory,
-    ActionType,
-    PersonResolution,
-    Ticket,
-    TicketResolution,
-)
+from bot.domain import rollup
+from bot.domain.stats_facts import ACTION, PEOPLE, RESOLUTION, TICKETS, WIDTH, Facts, Family
+from bot.domain.success import TREND_DAYS, SuccessStats, success_from, trend
+from models import AGENT_ACTIONS, ActionType, PersonResolution, TicketResolution
 
 MAX_DAYS = 365
 UNASSIGNED = "Unassigned"
@@ -128,27 +122,6 @@ class ResolutionStats:
     success: SuccessStats | None = None
 
 
-# An admin's rollback withdraws the resolution. Resolutions are outer-joined to their
-# action only when it was rolled back (`_ROLLED_BACK_ACTION`): the join then reads the
-# few rolled-back ids, not every action in the window, and a resolution whose action
-# row is gone (action_id set NULL) still counts as kept.
-_ROLLED_BACK_ACTION = and_(
-    ActionHistory.id == TicketResolution.action_id, ActionHistory.rolled_back.is_(True)
-)
-_WITHDRAWN = ActionHistory.id.is_not(None)
-_KEPT = ActionHistory.id.is_(None)
-
-
-def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    # COUNT skips NULLs and a CASE without ELSE yields NULL: a conditional count that
-    # is 0 (not NULL, as SUM would be) on an empty set, on every backend.
-    return func.count(case((condition, 1)))
-
-
-def _kept(condition: ColumnElement[bool] | None = None) -> ColumnElement[bool]:
-    return _KEPT if condition is None else and_(_KEPT, condition)
-
-
 def _rate(yes: int, no: int) -> float | None:
     # Nobody answered yet: there is no rate, and 0% would read as "all failed".
     return None if yes + no == 0 else yes / (yes + no)
@@ -166,21 +139,6 @@ def _validate_days(days: object) -> int:
             f"The number of days must be a whole number from 1 to {MAX_DAYS}, not {days!r}."
         )
     return days
-
-
-def _outcome_columns(model=TicketResolution) -> list[ColumnElement]:
-    """Aggregates over resolutions outer-joined to their action, withdrawn excluded."""
-    confirmed = model.resolution_confirmed
-    return [
-        _count_if(_KEPT).label("resolutions"),
-        _count_if(_kept(confirmed.is_(True))).label("confirmed"),
-        _count_if(_kept(confirmed.is_(False))).label("failed"),
-        _count_if(_kept(confirmed.is_(None))).label("pending"),
-        _count_if(_kept(model.reopened.is_(True))).label("reopened"),
-        # The CASE hides withdrawn scores; AVG and COUNT ignore the NULLs.
-        func.avg(case((_KEPT, model.satisfaction_score))).label("avg_rating"),
-        func.count(case((_KEPT, model.satisfaction_score))).label("ratings"),
-    ]
 
 
 def resolution_stats(
@@ -207,33 +165,30 @@ def resolution_stats(
         raise ValueError("now must be a tz-aware datetime")
     since = now - timedelta(days=days)
 
-    resolutions = (
-        select(*_outcome_columns(), _count_if(_WITHDRAWN).label("withdrawn"))
-        .select_from(TicketResolution)
-        .outerjoin(ActionHistory, _ROLLED_BACK_ACTION)
-        .where(TicketResolution.created_at >= since)
-    )
-    totals = session.execute(resolutions).one()
-    by_action_type, taken = _by_action_type(session, since)
-    people_by_team, people = _people(session, since, taken=taken)
-
+    # The rollup where it is fresh, live counting elsewhere (bot.domain.rollup); the
+    # trend's 14 days may reach back past a shorter window.
+    fresh = rollup.freshness(session, min(since, now - timedelta(days=TREND_DAYS)))
+    facts = rollup.window_facts(session, since, now, fresh)
+    totals = _outcomes(facts, RESOLUTION)
+    by_action_type, taken = _by_action_type(facts)
+    people_by_team, people = _people(facts, taken=taken)
     return ResolutionStats(
         days=days,
         since=since,
-        resolutions=totals.resolutions,
-        confirmed=totals.confirmed,
-        failed=totals.failed,
-        pending=totals.pending,
-        reopened=totals.reopened,
-        success_rate=_rate(totals.confirmed, totals.failed),
-        average_rating=_rounded(totals.avg_rating, 2),
-        ratings=totals.ratings,
-        withdrawn=totals.withdrawn,
+        resolutions=totals["resolutions"],
+        confirmed=totals["confirmed"],
+        failed=totals["failed"],
+        pending=totals["pending"],
+        reopened=totals["reopened"],
+        success_rate=_rate(totals["confirmed"], totals["failed"]),
+        average_rating=_average(totals["rating_sum"], totals["ratings"], 2),
+        ratings=totals["ratings"],
+        withdrawn=totals["withdrawn"],
         by_action_type=by_action_type,
-        by_team=_by_team(session, since),
+        by_team=_by_team(facts),
         people=people,
         people_by_team=people_by_team,
-        success=success_stats(session, since=since, now=now),
+        success=success_from(facts, since=since, trend=trend(session, now, fresh)),
     )
 
 
@@ -255,122 +210,80 @@ def latest_comments(session: Session, since: datetime, *, limit: int = LATEST_CO
     return tuple(sorted(found, key=lambda c: c.at, reverse=True)[:limit])
 
 
-def _by_action_type(session: Session, since: datetime) -> tuple[tuple[ActionTypeStats, ...], int]:
-    """The bot's actions by type, and how many tickets people took (one query)."""
+def _average(total: float, count: int, places: int) -> float | None:
+    return round(total / count, places) if count else None
+
+
+def _outcomes(facts: Facts, family: Family, key: str | None = None) -> dict[str, int]:
+    """The outcome counts of a resolution family, in all or for one key (a team)."""
+    out = dict.fromkeys(family.counts, 0)
+    for (name, key_a, _, _), values in facts.items():
+        if name == family.name and (key is None or key_a == key):
+            for i, count in enumerate(family.counts):
+                out[count] += int(values[i])
+    return out
+
+
+def _keys(facts: Facts, family: Family) -> set[str]:
+    return {key_a for (name, key_a, _, _) in facts if name == family.name}
+
+
+def _by_action_type(facts: Facts) -> tuple[tuple[ActionTypeStats, ...], int]:
+    """The bot's actions by type, and how many tickets people took."""
     # Only the bot's own actions: ROLLBACK/REOPEN/CONFIRM rows are people's records,
     # and TAKE/RESOLVE people's work (TAKE is counted for `people`; RESOLVE is read
     # from person_resolution). A rolled-back AUTO_RESOLVE still counts here: it
     # happened, and was undone.
-    query = (
-        select(
-            ActionHistory.action_type,
-            func.count().label("actions"),
-            _count_if(ActionHistory.autonomous.is_(True)).label("autonomous"),
-            func.avg(ActionHistory.confidence_score).label("avg_confidence"),
-            _count_if(ActionHistory.rolled_back.is_(True)).label("rolled_back"),
-        )
-        .where(ActionHistory.action_type.in_(AGENT_ACTIONS + PEOPLE_ACTIONS),
-               ActionHistory.executed_at >= since)
-        .group_by(ActionHistory.action_type)
-        .order_by(ActionHistory.action_type)
-    )
-    rows = session.execute(query).all()
+    rows = {key[1]: values for key, values in facts.items() if key[0] == ACTION.name}
+    n = {name: ACTION.index(name) for name in ACTION.counts}
     bots = tuple(
         ActionTypeStats(
-            action_type=row.action_type,
-            actions=row.actions,
-            autonomous=row.autonomous,
-            average_confidence=_rounded(row.avg_confidence, 3),
-            rolled_back=row.rolled_back,
+            action_type=kind,
+            actions=int(v[n["actions"]]),
+            autonomous=int(v[n["autonomous"]]),
+            average_confidence=_average(float(v[WIDTH - 1]), int(v[n["confidence_count"]]), 3),
+            rolled_back=int(v[n["rolled_back"]]),
         )
-        for row in rows if row.action_type in AGENT_ACTIONS
+        for kind, v in sorted(rows.items()) if kind in AGENT_ACTIONS
     )
-    taken = sum(row.actions - row.rolled_back for row in rows if row.action_type == ActionType.TAKE)
+    took = rows.get(ActionType.TAKE)
+    taken = int(took[n["actions"]] - took[n["rolled_back"]]) if took else 0
     return bots, taken
 
 
-def _people(
-    session: Session, since: datetime, *, taken: int
-) -> tuple[tuple[PeopleTeamStats, ...], PeopleStats]:
-    """People's resolutions per team and in all, from one GROUP BY (teams are few)."""
-    team = func.coalesce(PersonResolution.team, literal(UNASSIGNED)).label("team")
-    rows = session.execute(
-        select(team, *_outcome_columns(PersonResolution), _count_if(_WITHDRAWN).label("withdrawn"),
-               func.sum(case((_KEPT, PersonResolution.satisfaction_score))).label("rating_sum"))
-        .select_from(PersonResolution)
-        .outerjoin(ActionHistory, and_(ActionHistory.id == PersonResolution.action_id,
-                                       ActionHistory.rolled_back.is_(True)))
-        .where(PersonResolution.created_at >= since)
-        .group_by(team)
-        .order_by(team)
-    ).all()
-    by_team = tuple(
-        PeopleTeamStats(team=row.team, resolutions=row.resolutions, confirmed=row.confirmed,
-                        failed=row.failed, success_rate=_rate(row.confirmed, row.failed),
-                        average_rating=_rounded(row.avg_rating, 2))
-        for row in rows if row.resolutions
-    )
-
-    def total(name: str) -> int:
-        return sum(getattr(row, name) for row in rows)
-
-    ratings = total("ratings")
-    rating_sum = sum(row.rating_sum or 0 for row in rows)
+def _people(facts: Facts, *, taken: int) -> tuple[tuple[PeopleTeamStats, ...], PeopleStats]:
+    """People's resolutions per team and in all."""
+    by_team = []
+    for team in sorted(_keys(facts, PEOPLE)):
+        row = _outcomes(facts, PEOPLE, team)
+        if row["resolutions"]:
+            by_team.append(PeopleTeamStats(
+                team=team, resolutions=row["resolutions"], confirmed=row["confirmed"],
+                failed=row["failed"], success_rate=_rate(row["confirmed"], row["failed"]),
+                average_rating=_average(row["rating_sum"], row["ratings"], 2)))
+    total = _outcomes(facts, PEOPLE)
     people = PeopleStats(
-        taken=taken, resolutions=total("resolutions"), confirmed=total("confirmed"),
-        failed=total("failed"), pending=total("pending"), reopened=total("reopened"),
-        success_rate=_rate(total("confirmed"), total("failed")),
-        average_rating=_rounded(rating_sum / ratings, 2) if ratings else None,
-        ratings=ratings, withdrawn=total("withdrawn"),
+        taken=taken, resolutions=total["resolutions"], confirmed=total["confirmed"],
+        failed=total["failed"], pending=total["pending"], reopened=total["reopened"],
+        success_rate=_rate(total["confirmed"], total["failed"]),
+        average_rating=_average(total["rating_sum"], total["ratings"], 2),
+        ratings=total["ratings"], withdrawn=total["withdrawn"],
     )
-    return by_team, people
+    return tuple(by_team), people
 
 
-def _by_team(session: Session, since: datetime) -> tuple[TeamStats, ...]:
-    # Grouping on the display name (not the raw column) lets the database merge
-    # unassigned tickets under one key, so Python never has to re-aggregate.
-    team = func.coalesce(Ticket.assigned_team, literal(UNASSIGNED)).label("team")
-
-    # Tickets with a bot action in the window, as a semi-join: PostgreSQL hashes the
-    # window's actions once instead of sorting every (action, team) pair for a
-    # DISTINCT (90 days at 1M actions: 1.4 s -> 0.5 s, bench/queries.py).
-    acted = (
-        select(ActionHistory.id)
-        .where(ActionHistory.ticket_id == Ticket.ticket_id,
-               ActionHistory.action_type.in_(AGENT_ACTIONS), ActionHistory.executed_at >= since)
-        .exists()
-    )
-    ticket_counts = (
-        select(team, func.count().label("tickets")).select_from(Ticket).where(acted).group_by(team)
-    )
-    tickets = {row.team: row.tickets for row in session.execute(ticket_counts)}
-
-    outcomes_query = (
-        select(team, *_outcome_columns())
-        .select_from(TicketResolution)
-        .join(Ticket, Ticket.ticket_id == TicketResolution.ticket_id)
-        .outerjoin(ActionHistory, _ROLLED_BACK_ACTION)
-        .where(TicketResolution.created_at >= since)
-        .group_by(team)
-    )
-    outcomes = {row.team: row for row in session.execute(outcomes_query)}
-
-    # A resolution whose action row was deleted has no action in the window, so a
-    # team can appear in either result alone.
+def _by_team(facts: Facts) -> tuple[TeamStats, ...]:
+    """Per team: the tickets with a bot action in the window, and the bot's resolutions."""
+    tickets = {key[1]: int(v[0]) for key, v in facts.items() if key[0] == TICKETS.name}
     stats = []
-    for name in sorted(tickets.keys() | outcomes.keys()):
-        row = outcomes.get(name)
-        confirmed = row.confirmed if row else 0
-        failed = row.failed if row else 0
-        stats.append(
-            TeamStats(
-                team=name,
-                tickets=tickets.get(name, 0),
-                resolutions=row.resolutions if row else 0,
-                confirmed=confirmed,
-                failed=failed,
-                success_rate=_rate(confirmed, failed),
-                average_rating=_rounded(row.avg_rating, 2) if row else None,
-            )
-        )
+    # A resolution whose action row was deleted has no action in the window, so a
+    # team can have resolutions and no tickets, or tickets and no resolutions.
+    for name in sorted(tickets.keys() | _keys(facts, RESOLUTION)):
+        row = _outcomes(facts, RESOLUTION, name)
+        stats.append(TeamStats(
+            team=name, tickets=tickets.get(name, 0), resolutions=row["resolutions"],
+            confirmed=row["confirmed"], failed=row["failed"],
+            success_rate=_rate(row["confirmed"], row["failed"]),
+            average_rating=_average(row["rating_sum"], row["ratings"], 2),
+        ))
     return tuple(stats)

@@ -15,8 +15,9 @@ back) or a person's, a Yes on any of them counting before a No. The team is the
 ticket's assigned team. The calibration bins (0.1 wide) take the stated confidence of
 autonomous acts; the confirmed share of a bin is confirmed / (confirmed + reopened).
 
-Everything is counted in the database with conditional counts and GROUP BY, in three
-statements (outcomes, trend, CSAT) of plain SQL for PostgreSQL and SQLite.
+The counting is bot.domain.stats_facts (conditional counts and GROUP BY, plain SQL for
+PostgreSQL and SQLite), read from the rollup by UTC day and hour where it is fresh and
+live elsewhere (bot.domain.rollup); this module turns those facts into the figures.
 """
 
 from __future__ import annotations
@@ -25,28 +26,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal, or_, select, union_all
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from models import (
-    AGENT_ACTIONS,
-    ActionHistory,
-    ActionType,
-    PersonResolution,
-    Ticket,
-    TicketResolution,
+from bot.domain import rollup
+from bot.domain.stats_facts import (
+    BINS,
+    CONFIRMED,
+    CSAT_MIN_STARS,
+    PEOPLE,
+    REOPENED,
+    RESOLUTION,
+    ROLLED_BACK,
+    SUCCESS,
+    UNANSWERED,
+    UNASSIGNED,
+    WIDTH,
+    Facts,
+    Family,
 )
 
-UNASSIGNED = "Unassigned"
 TREND_DAYS = 14
-# Stars counted as satisfied for CSAT.
-CSAT_MIN_STARS = 4
-BINS = 10
-
-CONFIRMED = "confirmed"
-REOPENED = "reopened"
-ROLLED_BACK = "rolled_back"
-UNANSWERED = "unanswered"
+__all__ = ["BINS", "CONFIRMED", "CSAT_MIN_STARS", "REOPENED", "ROLLED_BACK", "UNANSWERED",
+           "UNASSIGNED", "TREND_DAYS"]
 
 
 @dataclass(frozen=True)
@@ -131,86 +132,11 @@ class SuccessStats:
     people_csat: Csat = Csat()
 
 
-def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    # COUNT skips the NULL a CASE without ELSE yields: 0, not NULL, on an empty set.
-    return func.count(case((condition, 1)))
-
-
-def _outcome(since: datetime) -> tuple[ColumnElement[str], Callable[..., Select]]:
-    """The outcome of each bot action as a CASE, and what adds the joins it reads."""
-    action = ActionHistory
-    undone = aliased(ActionHistory, name="undone")
-    # A person's verdicts per ticket: when the last Yes and the last No were given to a
-    # resolution made in the window (anything answering an action in it is younger).
-    people = (
-        select(
-            PersonResolution.ticket_id,
-            func.max(case((PersonResolution.resolution_confirmed.is_(True),
-                           PersonResolution.created_at))).label("yes_at"),
-            func.max(case((_said_no(PersonResolution), PersonResolution.created_at))).label("no_at"),
-        )
-        .where(PersonResolution.created_at >= since)
-        .group_by(PersonResolution.ticket_id)
-        .subquery("people")
-    )
-    routing = action.action_type != ActionType.AUTO_RESOLVE
-    answers_it = and_(
-        TicketResolution.ticket_id == action.ticket_id,
-        # Whatever answers an action in the window was made in it: an index range, not
-        # every resolution ever.
-        TicketResolution.created_at >= since,
-        or_(TicketResolution.action_id == action.id,
-            and_(routing, TicketResolution.created_at >= action.executed_at)),
-    )
-    kept = undone.id.is_(None)
-    yes = or_(
-        and_(kept, TicketResolution.resolution_confirmed.is_(True)),
-        and_(routing, people.c.yes_at >= action.executed_at),
-    )
-    no = or_(
-        and_(kept, _said_no(TicketResolution)),
-        and_(routing, people.c.no_at >= action.executed_at),
-    )
-    outcome = case(
-        (action.rolled_back.is_(True), literal(ROLLED_BACK)),
-        (yes, literal(CONFIRMED)),
-        (no, literal(REOPENED)),
-        else_=literal(UNANSWERED),
-    )
-
-    def joined(query: Select, *, teams: bool = False) -> Select:
-        query = query.select_from(action)
-        if teams:
-            query = query.join(Ticket, Ticket.ticket_id == action.ticket_id)
-        return (
-            query.outerjoin(TicketResolution, answers_it)
-            .outerjoin(undone, and_(undone.id == TicketResolution.action_id,
-                                    undone.rolled_back.is_(True)))
-            .outerjoin(people, people.c.ticket_id == action.ticket_id)
-        )
-
-    return outcome, joined
-
-
-def _said_no(model: type[TicketResolution] | type[PersonResolution]) -> ColumnElement[bool]:
-    # A "Yes" after a "No" leaves reopened set: the later Yes is the answer.
-    return or_(model.resolution_confirmed.is_(False),
-               and_(model.reopened.is_(True), model.resolution_confirmed.is_(None)))
-
-
-def _bin() -> ColumnElement[int | None]:
-    # Comparisons, not FLOOR or CAST: both backends agree on them (a CAST rounds on
-    # PostgreSQL), and 0.7 stated is 0.7 compared.
-    conf = ActionHistory.confidence_score
-    steps = [(conf >= k / BINS, literal(k)) for k in range(BINS - 1, 0, -1)]
-    return case(
-        (and_(ActionHistory.autonomous.is_(True), conf.is_not(None)),
-         case(*steps, else_=literal(0))),
-    )
-
-
 def success_stats(session: Session, *, since: datetime, now: datetime) -> SuccessStats:
     """Outcomes of the bot's actions since `since`, the trend up to `now`, and CSAT.
+
+    Read from the stats rollup where it is fresh and counted live elsewhere
+    (bot.domain.rollup); the same figures as counting everything live.
 
     Args:
         session: a session to read with; nothing is written.
@@ -220,37 +146,56 @@ def success_stats(session: Session, *, since: datetime, now: datetime) -> Succes
     Returns:
         The figures as a frozen `SuccessStats`.
     """
-    outcome, joined = _outcome(since)
-    team = func.coalesce(Ticket.assigned_team, literal(UNASSIGNED)).label("team")
-    conf_bin = _bin().label("bin")
-    answered = outcome.in_((CONFIRMED, REOPENED))
-    query = select(
-        ActionHistory.action_type, team, conf_bin,
-        func.count().label("actions"),
-        _count_if(outcome == CONFIRMED).label(CONFIRMED),
-        _count_if(outcome == REOPENED).label(REOPENED),
-        _count_if(outcome == ROLLED_BACK).label(ROLLED_BACK),
-        _count_if(outcome == UNANSWERED).label(UNANSWERED),
-        func.sum(case((answered, ActionHistory.confidence_score))).label("stated_sum"),
-    )
-    rows = session.execute(
-        joined(query, teams=True)
-        .where(ActionHistory.action_type.in_(AGENT_ACTIONS), ActionHistory.executed_at >= since)
-        .group_by(ActionHistory.action_type, team, conf_bin)
-    ).all()
+    trend_since = now - timedelta(days=TREND_DAYS)
+    fresh = rollup.freshness(session, min(since, trend_since))
+    return success_from(rollup.window_facts(session, since, now, fresh), since=since,
+                        trend=trend(session, now, fresh))
 
+
+def trend(session: Session, now: datetime, fresh: rollup.Freshness) -> tuple[TrendDay, ...]:
+    """Confirmed and answered per 24-hour slot over the last TREND_DAYS × 24 hours."""
+    since = now - timedelta(days=TREND_DAYS)
+    counts = rollup.trend_counts(session, since, now, TREND_DAYS, fresh)
+    return tuple(TrendDay(start=since + timedelta(days=d), confirmed=c, answered=a)
+                 for d, (c, a) in enumerate(counts))
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One (action type, team, bin) group of the success facts."""
+
+    action_type: str
+    team: str
+    bin: int | None
+    actions: int
+    confirmed: int
+    reopened: int
+    rolled_back: int
+    unanswered: int
+    stated_sum: float
+
+
+def success_from(facts: Facts, *, since: datetime, trend: tuple[TrendDay, ...]) -> SuccessStats:
+    """`SuccessStats` from a window's facts (bot.domain.stats_facts) and its trend."""
+    rows = [
+        _Row(action_type=key[1], team=key[2], bin=int(key[3]) if key[3] else None,
+             actions=int(v[0]), confirmed=int(v[1]), reopened=int(v[2]), rolled_back=int(v[3]),
+             unanswered=int(v[4]), stated_sum=float(v[WIDTH - 1]))
+        for key, v in facts.items() if key[0] == SUCCESS.name
+    ]
     return SuccessStats(
         since=since,
         total=_sum("All", rows),
-        by_action_type=_grouped(rows, lambda r: str(r.action_type)),
+        by_action_type=_grouped(rows, lambda r: r.action_type),
         by_team=_grouped(rows, lambda r: r.team),
         calibration=_calibration(rows),
-        trend=_trend(session, now),
-        **_csat(session, since),
+        trend=trend,
+        csat=_csat(facts, RESOLUTION),
+        people_csat=_csat(facts, PEOPLE),
     )
 
 
-def _sum(name: str, rows) -> Outcomes:
+def _sum(name: str, rows: list[_Row]) -> Outcomes:
     return Outcomes(
         name=name,
         actions=sum(r.actions for r in rows),
@@ -261,21 +206,21 @@ def _sum(name: str, rows) -> Outcomes:
     )
 
 
-def _grouped(rows, key) -> tuple[Outcomes, ...]:
-    groups: dict[str, list] = {}
+def _grouped(rows: list[_Row], key: Callable[[_Row], str]) -> tuple[Outcomes, ...]:
+    groups: dict[str, list[_Row]] = {}
     for row in rows:
         groups.setdefault(key(row), []).append(row)
     return tuple(_sum(name, groups[name]) for name in sorted(groups))
 
 
-def _calibration(rows) -> tuple[ConfidenceBin, ...]:
+def _calibration(rows: list[_Row]) -> tuple[ConfidenceBin, ...]:
     bins = []
     for k in range(BINS):
         mine = [r for r in rows if r.bin == k]
         if not mine:
             continue
         answered = sum(r.confirmed + r.reopened for r in mine)
-        stated = sum(float(r.stated_sum or 0) for r in mine)
+        stated = sum(r.stated_sum for r in mine)
         bins.append(ConfidenceBin(
             low=k / BINS, acts=sum(r.actions for r in mine), answered=answered,
             confirmed=sum(r.confirmed for r in mine),
@@ -284,46 +229,8 @@ def _calibration(rows) -> tuple[ConfidenceBin, ...]:
     return tuple(bins)
 
 
-def _trend(session: Session, now: datetime) -> tuple[TrendDay, ...]:
-    """Confirmed and answered per 24-hour slot over the last TREND_DAYS × 24 hours."""
-    since = now - timedelta(days=TREND_DAYS)
-    outcome, joined = _outcome(since)
-    # Slot 0 is the oldest; bound comparisons, the same on both backends.
-    starts = [since + timedelta(days=d) for d in range(TREND_DAYS)]
-    slot = case(*[(ActionHistory.executed_at >= start, literal(d))
-                  for d, start in reversed(list(enumerate(starts)))]).label("slot")
-    rows = session.execute(
-        joined(select(slot,
-                      _count_if(outcome == CONFIRMED).label(CONFIRMED),
-                      _count_if(outcome.in_((CONFIRMED, REOPENED))).label("answered")))
-        .where(ActionHistory.action_type.in_(AGENT_ACTIONS), ActionHistory.executed_at >= since,
-               ActionHistory.executed_at < now)
-        .group_by(slot)
-    ).all()
-    found = {row.slot: row for row in rows}
-    return tuple(
-        TrendDay(start=start, confirmed=found[d].confirmed if d in found else 0,
-                 answered=found[d].answered if d in found else 0)
-        for d, start in enumerate(starts)
-    )
-
-
-def _csat(session: Session, since: datetime) -> dict[str, Csat]:
-    """CSAT of the bot's resolutions (withdrawn ones aside) and of people's, one statement."""
-    undone = aliased(ActionHistory, name="undone")
-
-    def part(model, who: str):
-        score = model.satisfaction_score
-        kept = undone.id.is_(None)
-        return (
-            select(literal(who).label("who"),
-                   _count_if(and_(kept, score >= CSAT_MIN_STARS)).label("satisfied"),
-                   _count_if(and_(kept, score.is_not(None))).label("ratings"))
-            .select_from(model)
-            .outerjoin(undone, and_(undone.id == model.action_id, undone.rolled_back.is_(True)))
-            .where(model.created_at >= since)
-        )
-
-    rows = session.execute(union_all(part(TicketResolution, "csat"),
-                                     part(PersonResolution, "people_csat"))).all()
-    return {row.who: Csat(satisfied=row.satisfied, ratings=row.ratings) for row in rows}
+def _csat(facts: Facts, family: Family) -> Csat:
+    """The share of 4 and 5 stars among the kept ratings (withdrawn resolutions aside)."""
+    satisfied, ratings = family.index("satisfied"), family.index("ratings")
+    rows = [v for key, v in facts.items() if key[0] == family.name]
+    return Csat(satisfied=int(sum(v[satisfied] for v in rows)), ratings=int(sum(v[ratings] for v in rows)))

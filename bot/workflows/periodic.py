@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 from bot.core import clock
 from bot.core.settings import Settings
 from bot.delivery import outbox
-from bot.domain import conversation, retention, sweep
+from bot.domain import conversation, retention, rollup, sweep
 from bot.domain.processing import Outcome
 from bot.workflows import alerts, announce, approvals, audit_anchor, backup_schedule, sla
 from bot.workflows.runtime import Runtime
@@ -128,6 +128,20 @@ def check_sla(runtime: Runtime, client: WebClient) -> int:
     return sla.check_sla(runtime, client)
 
 
+def roll_up_stats(runtime: Runtime, client: WebClient) -> int:
+    """Keep the stats rollup by UTC day and hour (bot.domain.rollup): roll the days
+    whose figures changed and the hours ended since; returns how many days were rolled.
+    A few days per transaction, so a first pass over a year of history never holds the
+    lock long; what is left is counted live until the next pass."""
+    now = clock.now()
+
+    def step() -> int:
+        with transaction(runtime.sessions) as session:
+            return rollup.roll_up(session, now=now)
+
+    return _batches(step)
+
+
 JOBS: dict[str, Callable[[Runtime, WebClient], int]] = {
     "sweep_new_tickets": sweep_new_tickets,
     "deliver_outbox": deliver_outbox,
@@ -138,6 +152,7 @@ JOBS: dict[str, Callable[[Runtime, WebClient], int]] = {
     "redact_old_text": redact_old_text,
     "backup_on_schedule": backup_on_schedule,
     "check_sla": check_sla,
+    "roll_up_stats": roll_up_stats,
 }
 # The jobs that need a setting, and what says why they are off without it.
 _OPTIONAL: dict[str, Callable[[Settings], str | None]] = {

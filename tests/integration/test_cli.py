@@ -209,7 +209,8 @@ def test_jobs_run_once_without_alerts_channel_says_so_once_and_runs_the_rest(
         "to and invite the bot there; the bot serves without it"]
     assert json.loads(capsys.readouterr().out) == {"sweep_new_tickets": 0, "deliver_outbox": 0,
                                                    "expire_rollback_requests": 0,
-                                                   "expire_clarifications": 0, "check_sla": 0}
+                                                   "expire_clarifications": 0, "check_sla": 0,
+                                                   "roll_up_stats": 0}
 
     caplog.clear()
     monkeypatch.setenv("ALERTS_CHANNEL", "CALERTS")

@@ -179,7 +179,7 @@ def test_without_alerts_channel_no_alert_job_runs_or_is_scheduled(runtime, fake)
     assert runtime.settings.alerts_channel is None
     assert set(periodic.run_once(runtime, client)) == {"sweep_new_tickets", "deliver_outbox",
                                                        "expire_rollback_requests",
-                                                       "expire_clarifications", "check_sla"}
+                                                       "expire_clarifications", "check_sla", "roll_up_stats"}
     assert periodic.startup_notes(runtime.settings) == [
         "alert evaluation is off: ALERTS_CHANNEL is not set. Set it to the channel alerts go "
         "to and invite the bot there; the bot serves without it"]
@@ -191,7 +191,7 @@ def test_without_alerts_channel_no_alert_job_runs_or_is_scheduled(runtime, fake)
     assert "evaluate_alerts" not in without.conf.beat_schedule
     assert set(with_channel.conf.beat_schedule) == {"sweep_new_tickets", "deliver_outbox",
                                                     "evaluate_alerts", "expire_rollback_requests",
-                                                    "expire_clarifications", "check_sla"}
+                                                    "expire_clarifications", "check_sla", "roll_up_stats"}
     configured = load_settings(database_url="sqlite://", alerts_channel="CALERTS")
     assert periodic.startup_notes(configured) == []
     everything = configured.model_copy(update={"audit_channel": "CAUDIT", "retention_days": 30,
@@ -199,7 +199,7 @@ def test_without_alerts_channel_no_alert_job_runs_or_is_scheduled(runtime, fake)
     assert set(periodic.jobs_for(everything)) == set(periodic.JOBS)
     assert set(periodic.jobs_for(configured)) == {"sweep_new_tickets", "deliver_outbox",
                                                   "evaluate_alerts", "expire_rollback_requests",
-                                                  "expire_clarifications", "check_sla"}
+                                                  "expire_clarifications", "check_sla", "roll_up_stats"}
 
 
 # Real workers ------------------------------------------------------------------------

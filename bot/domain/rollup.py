@@ -1,0 +1,357 @@
+"""The stats rollup: figures per UTC day and hour kept by a job, so a window of any
+length costs a few hundred rows plus at most an hour of live counting.
+
+How a window's figures are made (`window_facts`): the window is the last N × 24 hours,
+[since, now) (nothing after now exists). Whole UTC days inside it that the job rolled
+and nothing changed since are read from their day rows; around them, whole hours the
+same way from their hour rows; everything else (the minutes at both ends, the hour
+under way, any hour not rolled or changed since it was) is counted live by the same
+SQL (bot.domain.stats_facts). The trend's 24-hour slots end at `now`, not at midnight:
+they add hour rows, minute rows around their edges, and live counting for the partial
+minutes (`trend_counts`).
+
+How the rollup stays right when outcomes change after their day (a late Yes or No,
+stars, a rollback, a reopen, a person's resolution, a ticket given to another team):
+database triggers (migration 0018r) append the ticket and the written row's time to
+`stats_dirty` in the same transaction as the write, whichever code path writes. A
+ticket's figures are all filed under its own rows' times, so the hours those fall in
+are the only ones that can change; until the job rolls them again they are counted
+live (`stale_hours`). A figure is never wrong because the job is late or did not run:
+what is not rolled, or not freshly, is counted live; slower, not wrong.
+
+The job (`roll_up`) takes a lock (PostgreSQL: an advisory lock; SQLite: the write lock
+every writing transaction takes at its start), re-rolls the days of the dirty rows it
+read, deletes exactly those rows (a mark appended meanwhile stays for the next pass),
+then rolls the whole hours not rolled yet, oldest first, a bounded number of days per
+call. Two processes running it at once take turns; running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, func, insert, select, text, union_all, update
+from sqlalchemy.orm import Session
+
+from bot.domain import stats_facts
+from bot.domain.stats_facts import SUCCESS, TREND, WIDTH, Facts, Range
+from models import (
+    ActionHistory,
+    PersonResolution,
+    StatsDirty,
+    StatsRollup,
+    StatsRollupDay,
+    TicketResolution,
+    as_utc,
+)
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+MINUTE = timedelta(minutes=1)
+# The longest window anyone can ask for (analytics.MAX_DAYS) and a day to spare.
+KEEP_DAYS = 366
+# Minute rows (the trend's slot edges) are kept for the trend's 14 days and two to spare.
+MINUTE_DAYS = 16
+# Days rolled per call, so one transaction stays short; the next call goes on.
+DAYS_PER_CALL = 10
+LOCK_KEY = 0x5EA7_0018
+_VALUES = [f"n{i}" for i in range(WIDTH - 1)] + ["x0"]
+
+
+def floor_hour(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def floor_day(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def floor_minute(at: datetime) -> datetime:
+    return at.replace(second=0, microsecond=0)
+
+
+# ----- which hours are fresh ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """Up to when each day is rolled, and the hours changed since (from `stats_dirty`)."""
+
+    rolled: dict[datetime, datetime]
+    # The days that have minute rows (the trend's slot edges).
+    minutes: frozenset[datetime]
+    stale: frozenset[datetime]
+    # Each mark read, and the days it touches.
+    marks: dict[int, frozenset[datetime]]
+
+    def fresh_hour(self, hour: datetime) -> bool:
+        day = floor_day(hour)
+        return hour + HOUR <= self.rolled.get(day, day) and hour not in self.stale
+
+    def fresh_minutes(self, hour: datetime) -> bool:
+        return self.fresh_hour(hour) and floor_day(hour) in self.minutes
+
+    def fresh_day(self, day: datetime) -> bool:
+        return (self.rolled.get(day, day) >= day + DAY
+                and not any(day + HOUR * h in self.stale for h in range(24)))
+
+
+def freshness(session: Session, since: datetime, *, limit: int | None = None) -> Freshness:
+    """What is rolled from `since`'s day on, and what changed since it was rolled.
+
+    A mark names a ticket and the written row's time: the hours of that time and of
+    every row of the ticket (its figures are all filed under those) are stale.
+    """
+    marks = select(StatsDirty.id, StatsDirty.ticket_id, StatsDirty.at).order_by(StatsDirty.id)
+    if limit:
+        marks = marks.limit(limit)
+    read = marks.subquery("marks")
+    # Every row of each marked ticket, in one statement: their times are where its
+    # figures are filed.
+    rows = union_all(*[select(model.ticket_id, column.label("at")) for model, column in (
+        (ActionHistory, ActionHistory.executed_at), (TicketResolution, TicketResolution.created_at),
+        (PersonResolution, PersonResolution.created_at))]).subquery("rows")
+    found = session.execute(select(read.c.id, read.c.at, rows.c.at).select_from(read)
+                            .outerjoin(rows, rows.c.ticket_id == read.c.ticket_id)).all()
+    hours_of: dict[int, set[datetime]] = {}
+    for mark_id, mark_at, row_at in found:
+        hours = hours_of.setdefault(mark_id, set())
+        for at in (mark_at, row_at):
+            if at is not None:
+                hours.add(floor_hour(as_utc(at)))
+    stale: set[datetime] = set()
+    days: dict[int, frozenset[datetime]] = {}
+    for mark_id, hours in hours_of.items():
+        stale |= hours
+        days[mark_id] = frozenset(floor_day(h) for h in hours)
+    found = session.execute(select(StatsRollupDay.day, StatsRollupDay.rolled_until, StatsRollupDay.minutes)
+                            .where(StatsRollupDay.day >= floor_day(since))).all()
+    return Freshness(rolled={row.day: row.rolled_until for row in found},
+                     minutes=frozenset(row.day for row in found if row.minutes),
+                     stale=frozenset(stale), marks=days)
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _merge(ranges: list[Range]) -> list[Range]:
+    out: list[Range] = []
+    for lo, hi in sorted(ranges, key=lambda r: r[0]):
+        if out and (out[-1][1] is None or out[-1][1] >= lo):
+            prev_hi = out[-1][1]
+            out[-1] = (out[-1][0], None if hi is None or prev_hi is None else max(prev_hi, hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+# ----- reading -----------------------------------------------------------------------------
+
+
+def window_facts(session: Session, since: datetime, now: datetime, fresh: Freshness) -> Facts:
+    """Every family's facts from `since` on: fresh rolled days and hours, the rest live.
+
+    Args:
+        session: a session to read with; nothing is written.
+        since: the window's start (tz-aware).
+        now: the window's end; anything after it (there should be nothing) is counted too.
+        fresh: `freshness(session, since)`.
+
+    Returns:
+        The facts, summed over the window.
+    """
+    days: list[Range] = []
+    hours: list[Range] = []
+    live: list[Range] = []
+    day = floor_day(since)
+    while day <= now:
+        if day >= since and fresh.fresh_day(day):
+            days.append((day, day + DAY))
+        else:
+            for hour in (day + HOUR * h for h in range(24)):
+                if hour >= since and fresh.fresh_hour(hour):
+                    hours.append((hour, hour + HOUR))
+                elif hour + HOUR > since:
+                    live.append((max(hour, since), hour + HOUR))
+        day += DAY
+    live.append((max(since, day), None))
+    facts = _stored(session, 86400, _merge(days))
+    _sum_into(facts, _stored(session, 3600, _merge(hours)))
+    _sum_into(facts, stats_facts.compute(session, _merge(live)).get(0, {}))
+    return facts
+
+
+def _stored(session: Session, seconds: int, ranges: list[Range]) -> Facts:
+    if not ranges:
+        return {}
+    table = StatsRollup
+    query = (select(table.family, table.key_a, table.key_b, table.key_c,
+                    *[func.sum(getattr(table, v)) for v in _VALUES])
+             .where(table.bucket_seconds == seconds, stats_facts.within(table.bucket_start, ranges))
+             .group_by(table.family, table.key_a, table.key_b, table.key_c))
+    return {(row[0], row[1], row[2], row[3]): [v or 0 for v in row[4:]] for row in session.execute(query)}
+
+
+def _sum_into(facts: Facts, more: Facts) -> None:
+    for key, values in more.items():
+        row = facts.setdefault(key, [0] * WIDTH)
+        for i, value in enumerate(values):
+            row[i] += value
+
+
+def trend_counts(session: Session, since: datetime, now: datetime, slots: int, fresh: Freshness
+                 ) -> list[tuple[int, int]]:
+    """(confirmed, answered) of the bot's actions per 24-hour slot of [since, now),
+    oldest first: hour rows inside a slot, minute rows in the hours a slot's edge cuts,
+    and live counting for the minutes an edge cuts and for hours not freshly rolled."""
+    starts = [since + DAY * d for d in range(slots)]
+    cuts = sorted({since, now, *starts})
+
+    def slot(at: datetime) -> int:
+        return min(int((at - since) // DAY), slots - 1)
+
+    edges = {floor_hour(c) for c in cuts if c != floor_hour(c)}
+    whole, cut_hours, live = [], [], []
+    hour = floor_hour(since)
+    while hour < now:
+        if not fresh.fresh_hour(hour) or (hour in edges and not fresh.fresh_minutes(hour)):
+            live.append((max(hour, since), min(hour + HOUR, now)))
+        elif hour in edges:
+            cut_hours.append(hour)
+        else:
+            whole.append(hour)
+        hour += HOUR
+    counts = [[0, 0] for _ in starts]
+    table = StatsRollup
+    if whole:
+        found = session.execute(
+            select(table.bucket_start, func.sum(table.n1), func.sum(table.n2))
+            .where(table.bucket_seconds == 3600, table.family == SUCCESS.name,
+                   stats_facts.within(table.bucket_start, _merge([(h, h + HOUR) for h in whole])))
+            .group_by(table.bucket_start))
+        for start, confirmed, reopened in found:
+            counts[slot(start)][0] += confirmed or 0
+            counts[slot(start)][1] += (confirmed or 0) + (reopened or 0)
+    if cut_hours:
+        found = session.execute(
+            select(table.bucket_start, table.n0, table.n1)
+            .where(table.bucket_seconds == 60, table.family == TREND.name,
+                   stats_facts.within(table.bucket_start, _merge([(h, h + HOUR) for h in cut_hours]))))
+        for start, confirmed, answered in found:
+            # A minute an edge cuts, or outside the window, is counted live instead.
+            if start < since or start + MINUTE > now or any(start < c < start + MINUTE for c in cuts):
+                continue
+            counts[slot(start)][0] += confirmed
+            counts[slot(start)][1] += answered
+        for c in cuts:
+            if floor_hour(c) in cut_hours and c != floor_minute(c):
+                live.append((max(floor_minute(c), since), min(floor_minute(c) + MINUTE, now)))
+    for at, outcome in stats_facts.outcomes_at(session, _merge([r for r in live if r[0] < r[1]])):
+        if since <= at < now:
+            counts[slot(at)][0] += outcome == stats_facts.CONFIRMED
+            counts[slot(at)][1] += outcome in (stats_facts.CONFIRMED, stats_facts.REOPENED)
+    return [(c, a) for c, a in counts]
+
+
+# ----- the job -----------------------------------------------------------------------------
+
+
+def roll_up(session: Session, *, now: datetime, days_per_call: int = DAYS_PER_CALL) -> int:
+    """One bounded pass of the rollup: roll the days changed since they were rolled and
+    the whole hours not rolled yet, oldest first; returns how many days were rolled (0:
+    nothing left). Flushes; the caller commits.
+
+    Args:
+        session: a session in the job's transaction.
+        now: the job's clock; only hours ended by then are rolled.
+        days_per_call: at most this many days per call (the next call goes on).
+    """
+    _lock(session)
+    horizon = floor_day(now) - DAY * KEEP_DAYS
+    fresh = freshness(session, horizon, limit=20_000)
+    wanted = {d for d in (floor_day(h) for h in fresh.stale) if horizon <= d <= now and d in fresh.rolled}
+    # From the oldest data kept (nothing at all: nothing to roll).
+    first = _first_data(session, horizon)
+    day = floor_day(first) if first is not None else now + DAY
+    while day <= now:
+        if fresh.rolled.get(day, day) < min(day + DAY, floor_hour(now)):
+            wanted.add(day)
+        day += DAY
+    done = sorted(wanted)[:days_per_call]
+    for day in done:
+        _roll_day(session, day, now)
+    # A mark is done once every rolled day it touches was rolled again just now; a day
+    # not rolled yet will be rolled from the data as it is then.
+    settled = set(done)
+    _forget(session, [mark for mark, days in fresh.marks.items()
+                      if all(d in settled or d not in fresh.rolled or d < horizon for d in days)])
+    old = floor_day(now) - DAY * MINUTE_DAYS
+    session.execute(delete(StatsRollup).where(StatsRollup.bucket_seconds == 60,
+                                              StatsRollup.bucket_start < old))
+    session.execute(update(StatsRollupDay).where(StatsRollupDay.day < old, StatsRollupDay.minutes.is_(True))
+                    .values(minutes=False))
+    session.execute(delete(StatsRollup).where(StatsRollup.bucket_start < horizon))
+    session.execute(delete(StatsRollupDay).where(StatsRollupDay.day < horizon))
+    session.flush()
+    return len(done)
+
+
+def _forget(session: Session, ids: list[int]) -> None:
+    for chunk in _chunks(ids, 1000):
+        session.execute(delete(StatsDirty).where(StatsDirty.id.in_(chunk)))
+
+
+def _lock(session: Session) -> None:
+    # On SQLite the job's transaction holds the write lock from its start already.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+
+
+def _first_data(session: Session, horizon: datetime) -> datetime | None:
+    found = [session.scalar(select(func.min(column)).where(column >= horizon)) for column in (
+        ActionHistory.executed_at, TicketResolution.created_at, PersonResolution.created_at)]
+    present = [at for at in found if at is not None]
+    return min(present) if present else None
+
+
+def _roll_day(session: Session, day: datetime, now: datetime) -> None:
+    """Replace the day's hour (and, once whole, day) rows, and minute rows when recent."""
+    until = min(day + DAY, floor_hour(now))
+    starts = [day + HOUR * h for h in range(int((until - day) / HOUR))]
+    session.execute(delete(StatsRollup).where(StatsRollup.bucket_start >= day,
+                                              StatsRollup.bucket_start < day + DAY))
+    session.execute(delete(StatsRollupDay).where(StatsRollupDay.day == day))
+    if not starts:
+        return
+    per_hour = stats_facts.compute(session, [(day, until)], starts=starts)
+    rows = [_row(starts[i], 3600, key, values)
+            for i, facts in per_hour.items() for key, values in facts.items()]
+    if until == day + DAY:
+        whole: Facts = {}
+        for facts in per_hour.values():
+            _sum_into(whole, facts)
+        rows += [_row(day, 86400, key, values) for key, values in whole.items()]
+    recent = day >= floor_day(now) - DAY * MINUTE_DAYS
+    if recent:
+        minutes: dict[datetime, list[int]] = {}
+        for at, outcome in stats_facts.outcomes_at(session, [(day, until)]):
+            counts = minutes.setdefault(floor_minute(at), [0, 0])
+            counts[0] += outcome == stats_facts.CONFIRMED
+            counts[1] += outcome in (stats_facts.CONFIRMED, stats_facts.REOPENED)
+        rows += [_row(m, 60, (TREND.name, "", "", ""), [c, a] + [0] * (WIDTH - 2))
+                 for m, (c, a) in minutes.items()]
+    for chunk in _chunks(rows, 1000):
+        session.execute(insert(StatsRollup), chunk)
+    session.add(StatsRollupDay(day=day, rolled_until=until, rolled_at=now, minutes=recent))
+    session.flush()
+
+
+def _row(start: datetime, seconds: int, key: tuple[str, str, str, str], values: Sequence) -> dict:
+    row = {"bucket_start": start, "bucket_seconds": seconds, "family": key[0], "key_a": key[1],
+           "key_b": key[2], "key_c": key[3]}
+    row.update({name: values[i] for i, name in enumerate(_VALUES)})
+    return row
