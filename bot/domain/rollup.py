@@ -54,8 +54,12 @@ MINUTE = timedelta(minutes=1)
 KEEP_DAYS = 366
 # Minute rows (the trend's slot edges) are kept for the trend's 14 days and two to spare.
 MINUTE_DAYS = 16
-# Days rolled per call, so one transaction stays short; the next call goes on.
+# Days rolled and marks read per call, so one transaction stays short; the next call
+# goes on.
 DAYS_PER_CALL = 10
+MARKS_PER_CALL = 20_000
+# Past this many marks a reader counts everything live rather than read them all.
+READ_MARKS = 5_000
 LOCK_KEY = 0x5EA7_0018
 _VALUES = [f"n{i}" for i in range(WIDTH - 1)] + ["x0"]
 
@@ -85,16 +89,19 @@ class Freshness:
     stale: frozenset[datetime]
     # Each mark read, and the days it touches.
     marks: dict[int, frozenset[datetime]]
+    # Too many marks to read: nothing is fresh.
+    none_fresh: bool = False
 
     def fresh_hour(self, hour: datetime) -> bool:
         day = floor_day(hour)
-        return hour + HOUR <= self.rolled.get(day, day) and hour not in self.stale
+        return (not self.none_fresh and hour + HOUR <= self.rolled.get(day, day)
+                and hour not in self.stale)
 
     def fresh_minutes(self, hour: datetime) -> bool:
         return self.fresh_hour(hour) and floor_day(hour) in self.minutes
 
     def fresh_day(self, day: datetime) -> bool:
-        return (self.rolled.get(day, day) >= day + DAY
+        return (not self.none_fresh and self.rolled.get(day, day) >= day + DAY
                 and not any(day + HOUR * h in self.stale for h in range(24)))
 
 
@@ -103,10 +110,15 @@ def freshness(session: Session, since: datetime, *, limit: int | None = None) ->
 
     A mark names a ticket and the written row's time: the hours of that time and of
     every row of the ticket (its figures are all filed under those) are stale.
+
+    Args:
+        session: a session to read with.
+        since: the earliest time the caller will count.
+        limit: read at most this many marks, oldest first (the job); None (a reader):
+            all of them, or, past READ_MARKS, none, and nothing is fresh.
     """
-    marks = select(StatsDirty.id, StatsDirty.ticket_id, StatsDirty.at).order_by(StatsDirty.id)
-    if limit:
-        marks = marks.limit(limit)
+    marks = (select(StatsDirty.id, StatsDirty.ticket_id, StatsDirty.at).order_by(StatsDirty.id)
+             .limit(READ_MARKS + 1 if limit is None else limit))
     read = marks.subquery("marks")
     # Every row of each marked ticket, in one statement: their times are where its
     # figures are filed.
@@ -121,6 +133,8 @@ def freshness(session: Session, since: datetime, *, limit: int | None = None) ->
         for at in (mark_at, row_at):
             if at is not None:
                 hours.add(floor_hour(as_utc(at)))
+    if limit is None and len(hours_of) > READ_MARKS:
+        return Freshness(rolled={}, minutes=frozenset(), stale=frozenset(), marks={}, none_fresh=True)
     stale: set[datetime] = set()
     days: dict[int, frozenset[datetime]] = {}
     for mark_id, hours in hours_of.items():
@@ -272,10 +286,13 @@ def roll_up(session: Session, *, now: datetime, days_per_call: int = DAYS_PER_CA
     """
     _lock(session)
     horizon = floor_day(now) - DAY * KEEP_DAYS
-    fresh = freshness(session, horizon, limit=20_000)
+    fresh = freshness(session, horizon, limit=MARKS_PER_CALL)
     wanted = {d for d in (floor_day(h) for h in fresh.stale) if horizon <= d <= now and d in fresh.rolled}
+    # Past a backlog of marks (a bulk load, a job long stopped), new days wait until the
+    # marks are read: a day rolled now would be re-rolled for every older mark after.
+    backlog = len(fresh.marks) >= MARKS_PER_CALL
     # From the oldest data kept (nothing at all: nothing to roll).
-    first = _first_data(session, horizon)
+    first = None if backlog else _first_data(session, horizon)
     day = floor_day(first) if first is not None else now + DAY
     while day <= now:
         if fresh.rolled.get(day, day) < min(day + DAY, floor_hour(now)):
@@ -297,7 +314,7 @@ def roll_up(session: Session, *, now: datetime, days_per_call: int = DAYS_PER_CA
     session.execute(delete(StatsRollup).where(StatsRollup.bucket_start < horizon))
     session.execute(delete(StatsRollupDay).where(StatsRollupDay.day < horizon))
     session.flush()
-    return len(done)
+    return len(done) + backlog
 
 
 def _forget(session: Session, ids: list[int]) -> None:
