@@ -104,22 +104,35 @@ def _median(values: list[float]) -> float:
 
 def run_case(case: Case, sessions, capture: Capture, runs: int) -> None:
     for attempt in range(runs + 1):  # the first run warms caches and is not counted
-        capture.active = []
-        session = sessions()
-        try:
-            started = time.perf_counter()
-            case.call(session)
-            elapsed = (time.perf_counter() - started) * 1000
-        finally:
-            session.rollback()  # nothing a claim took is kept
-            session.close()
-        issued, capture.active = capture.active, None
-        if attempt == 0:
-            case.statements = [Statement(sql, params) for sql, params, _ in issued]
-            continue
-        case.times.append(elapsed)
-        for stmt, (_, _, ms) in zip(case.statements, issued, strict=False):
-            stmt.times.append(ms)
+        run_one(case, sessions, capture, attempt)
+
+
+def run_one(case: Case, sessions, capture: Capture, attempt: int) -> None:
+    capture.active = []
+    session = sessions()
+    try:
+        started = time.perf_counter()
+        case.call(session)
+        elapsed = (time.perf_counter() - started) * 1000
+    finally:
+        session.rollback()  # nothing a claim took is kept
+        session.close()
+    issued, capture.active = capture.active, None
+    if attempt == 0:
+        case.statements = [Statement(sql, params) for sql, params, _ in issued]
+        return
+    case.times.append(elapsed)
+    for stmt, (_, _, ms) in zip(case.statements, issued, strict=False):
+        stmt.times.append(ms)
+
+
+def run_pairs(pairs: list[tuple[Case, Case]], sessions, capture: Capture, runs: int) -> None:
+    """Before and after, alternately (which goes first alternates too), so the load of
+    a shared machine falls on both alike."""
+    for attempt in range(runs + 1):
+        for before, after in pairs:
+            for case in ((before, after) if attempt % 2 == 0 else (after, before)):
+                run_one(case, sessions, capture, attempt)
 
 
 def explain(case: Case, engine) -> None:
@@ -152,7 +165,10 @@ def app_cases(settings, now: dt.datetime, refs: list[str]) -> list[Case]:
 
     cases = [Case(f"resolution_stats({days} d)",
                   partial(lambda s, d: analytics.resolution_stats(s, days=d, now=now), d=days))
-             for days in (1, 7, 30, 90)]
+             for days in WINDOWS]
+    cases += [Case(f"/resolution-stats all figures ({days} d)",
+                   partial(lambda s, d: whole_command(s, days=d, now=now), d=days))
+              for days in WINDOWS]
     cases += [Case(f"alerts.{rule}", partial(lambda s, m: m(s, settings, now), m=measure))
               for rule, measure in alerts._MEASURES.items()]
     cases += [
@@ -167,8 +183,59 @@ def app_cases(settings, now: dt.datetime, refs: list[str]) -> list[Case]:
     cases += [Case("sla.due_tickets", lambda s: sla.due_tickets(s, now=now))]
     cases += [Case(f"sla.sla_stats({days} d)",
                    partial(lambda s, d: sla.sla_stats(s, since=now - dt.timedelta(days=d)), d=days))
-              for days in (30, 90)]
+              for days in (30, 90, 365)]
     return cases
+
+
+WINDOWS = (1, 7, 30, 90, 365)
+
+
+def before_cases(now: dt.datetime) -> list[Case]:
+    """The figures as counted before the rollup: the straightforward queries of
+    bot/domain/analytics.py and success.py at 4dab0d4 (tests/support/full_stats.py)."""
+    from tests.support.full_stats import full_resolution_stats
+
+    return [Case(f"before: full count ({days} d)",
+                 partial(lambda s, d: full_resolution_stats(s, days=d, now=now), d=days))
+            for days in WINDOWS]
+
+
+def whole_command(session: Session, *, days: int, now: dt.datetime) -> None:
+    """Everything `/resolution-stats` reads (handlers/commands.py:_stats_answer)."""
+    from bot.domain import analytics, autonomy, sla
+
+    stats = analytics.resolution_stats(session, days=days, now=now)
+    analytics.latest_comments(session, stats.since)
+    autonomy.shadow_comparison(session, days=days, now=now)
+    sla.sla_stats(session, since=stats.since)
+
+
+def roll_up(sessions, now: dt.datetime) -> tuple[float, int]:
+    """Run the `roll_up_stats` job's steps until nothing is left; (seconds, calls)."""
+    from bot.domain import rollup
+    from models import transaction
+
+    started, calls = time.perf_counter(), 0
+    while True:
+        calls += 1
+        with transaction(sessions) as session:
+            if not rollup.roll_up(session, now=now):
+                break
+    return time.perf_counter() - started, calls
+
+
+def late_changes(engine, n: int) -> None:
+    """`n` late answers and n/10 rollbacks on resolutions spread over the window, as
+    people make them after their day was rolled (the triggers mark the tickets)."""
+    with engine.begin() as conn:
+        conn.execute(text(
+            "UPDATE ticket_resolution SET resolution_confirmed = NOT coalesce(resolution_confirmed, false), "
+            "satisfaction_score = 5 WHERE id IN (SELECT id FROM ticket_resolution "
+            "ORDER BY md5(id::text) LIMIT :n)"), {"n": n})
+        conn.execute(text(
+            "UPDATE action_history SET rolled_back = NOT rolled_back WHERE id IN (SELECT id FROM "
+            "action_history WHERE action_type = 'AUTO_RESOLVE' ORDER BY md5(id::text) LIMIT :n)"),
+            {"n": max(1, n // 10)})
 
 
 def fill_sla(engine, now: dt.datetime) -> int:
@@ -246,6 +313,19 @@ def report(cases: list[Case], title: str) -> list[str]:
         out.append(f"| `{case.name}` | {_median(case.times):.1f} | {min(case.times):.1f} | "
                    f"{max(case.times):.1f} | "
                    f"{'; '.join(parts)} | {touched:,} | {', '.join(sorted(set(all_scans)))} | {met} |")
+    return out + [""]
+
+
+def before_after(pairs: list[tuple[Case, Case]], whole: list[Case]) -> list[str]:
+    out = ["### resolution_stats before (full count) and after (rollup + live), alternately", "",
+           "| window | before median ms | after median ms | after max ms | after statements "
+           "(worst median ms) | all of `/resolution-stats` after, median ms | < 100 ms |",
+           "|---|---:|---:|---:|---|---:|---|"]
+    for (before, after), command in zip(pairs, whole, strict=True):
+        worst = max((_median(s.times) for s in after.statements if s.times), default=0.0)
+        out.append(f"| {after.name} | {_median(before.times):,.1f} | {_median(after.times):,.1f} | "
+                   f"{max(after.times):,.1f} | {len(after.statements)} ({worst:.1f}) | "
+                   f"{_median(command.times):,.1f} | {'yes' if _median(after.times) < TARGET_MS else 'no'} |")
     return out + [""]
 
 
@@ -332,13 +412,31 @@ def main(argv: list[str] | None = None) -> int:
                  f"{machine['memory']}, PostgreSQL {machine['postgresql']}; rows: "
                  + ", ".join(f"{k} {v:,}" for k, v in sizes.items()), ""]
 
+        seconds, calls = roll_up(sessions, now)
+        print(f"roll_up_stats, first pass over the whole history: {seconds:.1f} s, {calls} steps",
+              flush=True)
+        late_changes(engine, 200)
+        steady, steady_calls = roll_up(sessions, now)
+        print(f"roll_up_stats after 200 late answers and 20 rollbacks: {steady:.1f} s, "
+              f"{steady_calls} steps", flush=True)
+        analyze(url)
+        lines.insert(1, f"Rollup job: the first pass over the whole history {seconds:.1f} s "
+                     f"({calls} steps); a pass after 200 late answers and 20 rollbacks {steady:.1f} s.")
+
         passes: list[tuple[str, list[Case]]] = []
-        print("schema at head, queries as in bot/", flush=True)
+        print("before and after, alternately", flush=True)
         loads = [loadavg_text()]
-        before = app_cases(settings, now, refs)
-        measure(before, sessions, capture, engine, runs)
+        after = app_cases(settings, now, refs)
+        before = before_cases(now)
+        pairs = list(zip(before, after[:len(WINDOWS)], strict=True))
+        run_pairs(pairs, sessions, capture, runs)
+        for case in before + after[:len(WINDOWS)]:
+            explain(case, engine)
+        measure(after[len(WINDOWS):], sessions, capture, engine, runs)
         loads.append(loadavg_text())
-        passes.append(("Schema at head, queries as in bot/", before))
+        lines += before_after(pairs, after[len(WINDOWS):2 * len(WINDOWS)])
+        passes.append(("Before: the full count (the figures as counted at 4dab0d4)", before))
+        passes.append(("Schema at head, queries as in bot/", after))
         lines.insert(1, "Load average (1/5/15 min) at the start of each pass and at the end: "
                      + " | ".join(loads))
         for title, cases in passes:

@@ -29,8 +29,9 @@ _Id = BigInteger().with_variant(Integer(), "sqlite")
 class StatsRollup(Base):
     __tablename__ = "stats_rollup"
 
-    bucket_start: Mapped[datetime] = mapped_column(primary_key=True)
+    # The granularity first: a window reads a range of days, or of hours, not both.
     bucket_seconds: Mapped[int] = mapped_column(primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(primary_key=True)
     family: Mapped[str] = mapped_column(String(20), primary_key=True)
     key_a: Mapped[str] = mapped_column(String(100), primary_key=True)
     key_b: Mapped[str] = mapped_column(String(100), primary_key=True)

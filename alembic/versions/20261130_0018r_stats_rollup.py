@@ -84,15 +84,15 @@ def _trigger_names(dialect: str) -> list[tuple[str, str]]:
 def upgrade() -> None:
     op.create_table(
         'stats_rollup',
-        sa.Column('bucket_start', sa.DateTime(timezone=True), nullable=False),
         sa.Column('bucket_seconds', sa.Integer(), nullable=False),
+        sa.Column('bucket_start', sa.DateTime(timezone=True), nullable=False),
         sa.Column('family', sa.String(length=20), nullable=False),
         sa.Column('key_a', sa.String(length=100), nullable=False),
         sa.Column('key_b', sa.String(length=100), nullable=False),
         sa.Column('key_c', sa.String(length=20), nullable=False),
         *[sa.Column(f'n{i}', sa.BigInteger(), nullable=False) for i in range(9)],
         sa.Column('x0', sa.Float(), nullable=False),
-        sa.PrimaryKeyConstraint('bucket_start', 'bucket_seconds', 'family', 'key_a', 'key_b', 'key_c',
+        sa.PrimaryKeyConstraint('bucket_seconds', 'bucket_start', 'family', 'key_a', 'key_b', 'key_c',
                                 name=op.f('pk_stats_rollup')),
     )
     op.create_table(

@@ -36,7 +36,7 @@ from sqlalchemy import delete, func, insert, select, text, union_all, update
 from sqlalchemy.orm import Session
 
 from bot.domain import stats_facts
-from bot.domain.stats_facts import SUCCESS, TREND, WIDTH, Facts, Range
+from bot.domain.stats_facts import TREND, WIDTH, Facts, Range
 from models import (
     ActionHistory,
     PersonResolution,
@@ -61,6 +61,8 @@ MARKS_PER_CALL = 20_000
 # Past this many marks a reader counts everything live rather than read them all.
 READ_MARKS = 5_000
 LOCK_KEY = 0x5EA7_0018
+# Bucket sizes in seconds: minutes (the trend's edges), hours, days.
+GRAINS = (60, 3600, 86400)
 _VALUES = [f"n{i}" for i in range(WIDTH - 1)] + ["x0"]
 
 
@@ -69,7 +71,9 @@ def floor_hour(at: datetime) -> datetime:
 
 
 def floor_day(at: datetime) -> datetime:
-    return at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if at.tzinfo is not UTC:
+        at = at.astimezone(UTC)
+    return at.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def floor_minute(at: datetime) -> datetime:
@@ -91,6 +95,10 @@ class Freshness:
     marks: dict[int, frozenset[datetime]]
     # Too many marks to read: nothing is fresh.
     none_fresh: bool = False
+    stale_days: frozenset[datetime] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stale_days", frozenset(floor_day(h) for h in self.stale))
 
     def fresh_hour(self, hour: datetime) -> bool:
         day = floor_day(hour)
@@ -102,7 +110,7 @@ class Freshness:
 
     def fresh_day(self, day: datetime) -> bool:
         return (not self.none_fresh and self.rolled.get(day, day) >= day + DAY
-                and not any(day + HOUR * h in self.stale for h in range(24)))
+                and day not in self.stale_days)
 
 
 def freshness(session: Session, since: datetime, *, limit: int | None = None) -> Freshness:
@@ -185,6 +193,8 @@ def window_facts(session: Session, since: datetime, now: datetime, fresh: Freshn
     while day <= now:
         if day >= since and fresh.fresh_day(day):
             days.append((day, day + DAY))
+        elif fresh.none_fresh or day not in fresh.rolled:
+            live.append((max(day, since), day + DAY))
         else:
             for hour in (day + HOUR * h for h in range(24)):
                 if hour >= since and fresh.fresh_hour(hour):
@@ -205,7 +215,8 @@ def _stored(session: Session, seconds: int, ranges: list[Range]) -> Facts:
     table = StatsRollup
     query = (select(table.family, table.key_a, table.key_b, table.key_c,
                     *[func.sum(getattr(table, v)) for v in _VALUES])
-             .where(table.bucket_seconds == seconds, stats_facts.within(table.bucket_start, ranges))
+             .where(table.bucket_seconds == seconds, table.family != TREND.name,
+                    stats_facts.within(table.bucket_start, ranges))
              .group_by(table.family, table.key_a, table.key_b, table.key_c))
     return {(row[0], row[1], row[2], row[3]): [v or 0 for v in row[4:]] for row in session.execute(query)}
 
@@ -232,7 +243,7 @@ def trend_counts(session: Session, since: datetime, now: datetime, slots: int, f
     whole, cut_hours, live = [], [], []
     hour = floor_hour(since)
     while hour < now:
-        if not fresh.fresh_hour(hour) or (hour in edges and not fresh.fresh_minutes(hour)):
+        if not fresh.fresh_minutes(hour):
             live.append((max(hour, since), min(hour + HOUR, now)))
         elif hour in edges:
             cut_hours.append(hour)
@@ -242,14 +253,16 @@ def trend_counts(session: Session, since: datetime, now: datetime, slots: int, f
     counts = [[0, 0] for _ in starts]
     table = StatsRollup
     if whole:
+        # The trend's own hour rows (one per hour), read as one range.
+        wanted = set(whole)
         found = session.execute(
-            select(table.bucket_start, func.sum(table.n1), func.sum(table.n2))
-            .where(table.bucket_seconds == 3600, table.family == SUCCESS.name,
-                   stats_facts.within(table.bucket_start, _merge([(h, h + HOUR) for h in whole])))
-            .group_by(table.bucket_start))
-        for start, confirmed, reopened in found:
-            counts[slot(start)][0] += confirmed or 0
-            counts[slot(start)][1] += (confirmed or 0) + (reopened or 0)
+            select(table.bucket_start, table.n0, table.n1)
+            .where(table.bucket_seconds == 3600, table.family == TREND.name,
+                   table.bucket_start >= whole[0], table.bucket_start <= whole[-1]))
+        for start, confirmed, answered in found:
+            if start in wanted:
+                counts[slot(start)][0] += confirmed
+                counts[slot(start)][1] += answered
     if cut_hours:
         found = session.execute(
             select(table.bucket_start, table.n0, table.n1)
@@ -311,7 +324,8 @@ def roll_up(session: Session, *, now: datetime, days_per_call: int = DAYS_PER_CA
                                               StatsRollup.bucket_start < old))
     session.execute(update(StatsRollupDay).where(StatsRollupDay.day < old, StatsRollupDay.minutes.is_(True))
                     .values(minutes=False))
-    session.execute(delete(StatsRollup).where(StatsRollup.bucket_start < horizon))
+    session.execute(delete(StatsRollup).where(StatsRollup.bucket_seconds.in_(GRAINS),
+                                              StatsRollup.bucket_start < horizon))
     session.execute(delete(StatsRollupDay).where(StatsRollupDay.day < horizon))
     session.flush()
     return len(done) + backlog
@@ -339,7 +353,8 @@ def _roll_day(session: Session, day: datetime, now: datetime) -> None:
     """Replace the day's hour (and, once whole, day) rows, and minute rows when recent."""
     until = min(day + DAY, floor_hour(now))
     starts = [day + HOUR * h for h in range(int((until - day) / HOUR))]
-    session.execute(delete(StatsRollup).where(StatsRollup.bucket_start >= day,
+    session.execute(delete(StatsRollup).where(StatsRollup.bucket_seconds.in_(GRAINS),
+                                              StatsRollup.bucket_start >= day,
                                               StatsRollup.bucket_start < day + DAY))
     session.execute(delete(StatsRollupDay).where(StatsRollupDay.day == day))
     if not starts:
@@ -359,8 +374,13 @@ def _roll_day(session: Session, day: datetime, now: datetime) -> None:
             counts = minutes.setdefault(floor_minute(at), [0, 0])
             counts[0] += outcome == stats_facts.CONFIRMED
             counts[1] += outcome in (stats_facts.CONFIRMED, stats_facts.REOPENED)
-        rows += [_row(m, 60, (TREND.name, "", "", ""), [c, a] + [0] * (WIDTH - 2))
-                 for m, (c, a) in minutes.items()]
+        hours: dict[datetime, list[int]] = {}
+        for m, (c, a) in minutes.items():
+            hourly = hours.setdefault(floor_hour(m), [0, 0])
+            hourly[0] += c
+            hourly[1] += a
+        rows += [_row(m, seconds, (TREND.name, "", "", ""), [c, a] + [0] * (WIDTH - 2))
+                 for seconds, found in ((60, minutes), (3600, hours)) for m, (c, a) in found.items()]
     for chunk in _chunks(rows, 1000):
         session.execute(insert(StatsRollup), chunk)
     session.add(StatsRollupDay(day=day, rolled_until=until, rolled_at=now, minutes=recent))

@@ -71,7 +71,7 @@ ACTION = Family("action", ("actions", "autonomous", "confidence_count", "rolled_
 TICKETS = Family("tickets", ("tickets",))  # keyed by team
 SUCCESS = Family("success", ("actions", CONFIRMED, REOPENED, ROLLED_BACK, UNANSWERED),
                  "stated_sum")  # keyed by action type, team, confidence bin ('' none)
-TREND = Family("trend", (CONFIRMED, "answered"))  # minute buckets only
+TREND = Family("trend", (CONFIRMED, "answered"))  # minutes and hours, of recent days only
 FAMILIES = {f.name: f for f in (RESOLUTION, PEOPLE, ACTION, TICKETS, SUCCESS, TREND)}
 WIDTH = 10  # n0..n8 and x0
 
