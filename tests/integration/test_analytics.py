@@ -263,7 +263,8 @@ def test_two_thousand_resolutions_take_a_handful_of_queries(session):
     finally:
         event.remove(engine, "before_cursor_execute", count)
 
-    # Five for the figures above, three for bot.domain.success (outcomes, trend, CSAT).
+    # Nothing rolled up yet, so all live (bot.domain.rollup): two to learn what is
+    # rolled and fresh, one per family of figures (five), one for the trend.
     assert len(statements) <= 8, statements
     # n % 100 == 0 withdraws 20 rows, all of them answered "yes" with 1 star.
     assert (stats.resolutions, stats.withdrawn) == (1980, 20)

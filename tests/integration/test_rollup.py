@@ -262,3 +262,13 @@ def test_two_jobs_at_once_leave_the_same_rollup(racing_factory):
         for now in (JOB, JOB - timedelta(days=2, minutes=7)):
             _assert_same(session, now)
         session.rollback()
+
+
+def test_too_many_changes_waiting_are_counted_live(session, monkeypatch):
+    acts = _history(session, random.Random(17), tickets=25, span_days=12)
+    _roll_all(session)
+    _late_changes(session, random.Random(18), acts)
+    monkeypatch.setattr(rollup, "READ_MARKS", 3)
+    assert rollup.freshness(session, JOB - timedelta(days=30)).none_fresh
+    for now in READ_AT[:2]:
+        _assert_same(session, now)
