@@ -412,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
                  f"{machine['memory']}, PostgreSQL {machine['postgresql']}; rows: "
                  + ", ".join(f"{k} {v:,}" for k, v in sizes.items()), ""]
 
+        with engine.begin() as conn:  # a kept database: roll it from nothing again
+            conn.execute(text("TRUNCATE stats_rollup, stats_rollup_days, stats_dirty"))
         seconds, calls = roll_up(sessions, now)
         print(f"roll_up_stats, first pass over the whole history: {seconds:.1f} s, {calls} steps",
               flush=True)

@@ -167,11 +167,13 @@ def resolution_stats(
 
     # The rollup where it is fresh, live counting elsewhere (bot.domain.rollup); the
     # trend's 14 days may reach back past a shorter window.
-    fresh = rollup.freshness(session, min(since, now - timedelta(days=TREND_DAYS)))
-    facts = rollup.window_facts(session, since, now, fresh)
-    totals = _outcomes(facts, RESOLUTION)
-    by_action_type, taken = _by_action_type(facts)
-    people_by_team, people = _people(facts, taken=taken)
+    with rollup.without_parallel_workers(session):
+        fresh = rollup.freshness(session, min(since, now - timedelta(days=TREND_DAYS)))
+        facts = rollup.window_facts(session, since, now, fresh)
+        totals = _outcomes(facts, RESOLUTION)
+        by_action_type, taken = _by_action_type(facts)
+        people_by_team, people = _people(facts, taken=taken)
+        success = success_from(facts, since=since, trend=trend(session, now, fresh))
     return ResolutionStats(
         days=days,
         since=since,
@@ -188,7 +190,7 @@ def resolution_stats(
         by_team=_by_team(facts),
         people=people,
         people_by_team=people_by_team,
-        success=success_from(facts, since=since, trend=trend(session, now, fresh)),
+        success=success,
     )
 
 

@@ -20,15 +20,17 @@ live (`stale_hours`). A figure is never wrong because the job is late or did not
 what is not rolled, or not freshly, is counted live; slower, not wrong.
 
 The job (`roll_up`) takes a lock (PostgreSQL: an advisory lock; SQLite: the write lock
-every writing transaction takes at its start), re-rolls the days of the dirty rows it
-read, deletes exactly those rows (a mark appended meanwhile stays for the next pass),
-then rolls the whole hours not rolled yet, oldest first, a bounded number of days per
-call. Two processes running it at once take turns; running it again changes nothing.
+every writing transaction takes at its start), rolls again the hours of the dirty rows
+it read (and sums their days again from the hour rows), deletes exactly those rows (a
+mark appended meanwhile stays for the next pass), then rolls the whole hours not
+rolled yet, oldest first, a bounded number of days per call. Two processes running
+it at once take turns; running it again changes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -174,6 +176,28 @@ def _merge(ranges: list[Range]) -> list[Range]:
 # ----- reading -----------------------------------------------------------------------------
 
 
+@contextmanager
+def without_parallel_workers(session: Session) -> Iterator[None]:
+    """Run the stats' statements without PostgreSQL's parallel workers, then restore.
+
+    Each reads a few thousand rows at most (rollup rows, an hour of live rows), in
+    milliseconds; a parallel plan's workers are processes to start, which on a busy
+    machine cost up to ten times the work itself (bench/queries.py: 15 ms of work, 140
+    ms until the workers reported). A no-op on SQLite.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    previous = session.execute(text(
+        "SELECT current_setting('max_parallel_workers_per_gather'), "
+        "set_config('max_parallel_workers_per_gather', '0', true)")).scalar_one()
+    try:
+        yield
+    finally:
+        session.execute(text("SELECT set_config('max_parallel_workers_per_gather', :value, true)"),
+                        {"value": previous})
+
+
 def window_facts(session: Session, since: datetime, now: datetime, fresh: Freshness) -> Facts:
     """Every family's facts from `since` on: fresh rolled days and hours, the rest live.
 
@@ -268,9 +292,10 @@ def trend_counts(session: Session, since: datetime, now: datetime, slots: int, f
             select(table.bucket_start, table.n0, table.n1)
             .where(table.bucket_seconds == 60, table.family == TREND.name,
                    stats_facts.within(table.bucket_start, _merge([(h, h + HOUR) for h in cut_hours]))))
+        cut_minutes = {floor_minute(c) for c in cuts if c != floor_minute(c)}
         for start, confirmed, answered in found:
             # A minute an edge cuts, or outside the window, is counted live instead.
-            if start < since or start + MINUTE > now or any(start < c < start + MINUTE for c in cuts):
+            if start < since or start + MINUTE > now or start in cut_minutes:
                 continue
             counts[slot(start)][0] += confirmed
             counts[slot(start)][1] += answered
@@ -288,9 +313,9 @@ def trend_counts(session: Session, since: datetime, now: datetime, slots: int, f
 
 
 def roll_up(session: Session, *, now: datetime, days_per_call: int = DAYS_PER_CALL) -> int:
-    """One bounded pass of the rollup: roll the days changed since they were rolled and
-    the whole hours not rolled yet, oldest first; returns how many days were rolled (0:
-    nothing left). Flushes; the caller commits.
+    """One bounded pass of the rollup: roll again the hours changed since they were
+    rolled, and roll the whole hours not rolled yet, oldest day first; returns how many
+    days were rolled (0: nothing left). Flushes; the caller commits.
 
     Args:
         session: a session in the job's transaction.
@@ -300,7 +325,14 @@ def roll_up(session: Session, *, now: datetime, days_per_call: int = DAYS_PER_CA
     _lock(session)
     horizon = floor_day(now) - DAY * KEEP_DAYS
     fresh = freshness(session, horizon, limit=MARKS_PER_CALL)
-    wanted = {d for d in (floor_day(h) for h in fresh.stale) if horizon <= d <= now and d in fresh.rolled}
+    # Rolled days a change touched: their changed hours are rolled again.
+    changed: dict[datetime, set[datetime]] = {}
+    for hour in fresh.stale:
+        day = floor_day(hour)
+        if horizon <= day <= now and day in fresh.rolled:
+            changed.setdefault(day, set()).add(hour)
+    # Days not rolled, or rolled only in part: rolled whole.
+    wanted: set[datetime] = set()
     # Past a backlog of marks (a bulk load, a job long stopped), new days wait until the
     # marks are read: a day rolled now would be re-rolled for every older mark after.
     backlog = len(fresh.marks) >= MARKS_PER_CALL
@@ -311,16 +343,20 @@ def roll_up(session: Session, *, now: datetime, days_per_call: int = DAYS_PER_CA
         if fresh.rolled.get(day, day) < min(day + DAY, floor_hour(now)):
             wanted.add(day)
         day += DAY
-    done = sorted(wanted)[:days_per_call]
+    done = sorted(wanted | changed.keys())[:days_per_call]
     for day in done:
-        _roll_day(session, day, now)
+        if day in wanted:
+            _roll_day(session, day, now)
+        else:
+            _roll_hours(session, day, sorted(changed[day]), fresh, now)
     # A mark is done once every rolled day it touches was rolled again just now; a day
     # not rolled yet will be rolled from the data as it is then.
     settled = set(done)
     _forget(session, [mark for mark, days in fresh.marks.items()
                       if all(d in settled or d not in fresh.rolled or d < horizon for d in days)])
     old = floor_day(now) - DAY * MINUTE_DAYS
-    session.execute(delete(StatsRollup).where(StatsRollup.bucket_seconds == 60,
+    session.execute(delete(StatsRollup).where(StatsRollup.bucket_seconds.in_((60, 3600)),
+                                              StatsRollup.family == TREND.name,
                                               StatsRollup.bucket_start < old))
     session.execute(update(StatsRollupDay).where(StatsRollupDay.day < old, StatsRollupDay.minutes.is_(True))
                     .values(minutes=False))
@@ -350,7 +386,7 @@ def _first_data(session: Session, horizon: datetime) -> datetime | None:
 
 
 def _roll_day(session: Session, day: datetime, now: datetime) -> None:
-    """Replace the day's hour (and, once whole, day) rows, and minute rows when recent."""
+    """Replace all the day's rows: hours, the day once whole, minutes when recent."""
     until = min(day + DAY, floor_hour(now))
     starts = [day + HOUR * h for h in range(int((until - day) / HOUR))]
     session.execute(delete(StatsRollup).where(StatsRollup.bucket_seconds.in_(GRAINS),
@@ -359,32 +395,72 @@ def _roll_day(session: Session, day: datetime, now: datetime) -> None:
     session.execute(delete(StatsRollupDay).where(StatsRollupDay.day == day))
     if not starts:
         return
-    per_hour = stats_facts.compute(session, [(day, until)], starts=starts)
-    rows = [_row(starts[i], 3600, key, values)
-            for i, facts in per_hour.items() for key, values in facts.items()]
+    recent = day >= floor_day(now) - DAY * MINUTE_DAYS
+    rows, per_hour = _hour_rows(session, starts, minutes=recent)
     if until == day + DAY:
         whole: Facts = {}
         for facts in per_hour.values():
             _sum_into(whole, facts)
         rows += [_row(day, 86400, key, values) for key, values in whole.items()]
-    recent = day >= floor_day(now) - DAY * MINUTE_DAYS
-    if recent:
-        minutes: dict[datetime, list[int]] = {}
-        for at, outcome in stats_facts.outcomes_at(session, [(day, until)]):
-            counts = minutes.setdefault(floor_minute(at), [0, 0])
+    _insert(session, rows)
+    session.add(StatsRollupDay(day=day, rolled_until=until, rolled_at=now, minutes=recent))
+    session.flush()
+
+
+def _roll_hours(session: Session, day: datetime, hours: list[datetime], fresh: Freshness,
+                now: datetime) -> None:
+    """Replace the rows of some hours of a rolled day (those a change touched), and the
+    day's rows, summed again from its hour rows: a late answer costs its hours, not
+    its day."""
+    until = fresh.rolled[day]
+    hours = [h for h in hours if h + HOUR <= until]
+    ranges = _merge([(h, h + HOUR) for h in hours])
+    session.execute(delete(StatsRollup).where(StatsRollup.bucket_seconds.in_((60, 3600)),
+                                              stats_facts.within(StatsRollup.bucket_start, ranges)))
+    session.execute(delete(StatsRollup).where(StatsRollup.bucket_seconds == 86400,
+                                              StatsRollup.bucket_start == day))
+    rows, _ = _hour_rows(session, hours, minutes=day in fresh.minutes)
+    _insert(session, rows)
+    if until == day + DAY:
+        table = StatsRollup
+        summed = session.execute(
+            select(table.family, table.key_a, table.key_b, table.key_c,
+                   *[func.sum(getattr(table, v)) for v in _VALUES])
+            .where(table.bucket_seconds == 3600, table.family != TREND.name,
+                   table.bucket_start >= day, table.bucket_start < day + DAY)
+            .group_by(table.family, table.key_a, table.key_b, table.key_c))
+        _insert(session, [_row(day, 86400, (r[0], r[1], r[2], r[3]), list(r[4:])) for r in summed])
+    session.execute(update(StatsRollupDay).where(StatsRollupDay.day == day).values(rolled_at=now))
+    session.flush()
+
+
+def _hour_rows(session: Session, starts: list[datetime], *, minutes: bool
+               ) -> tuple[list[dict], dict[int, Facts]]:
+    """The rows of these whole hours: every family per hour, and with `minutes` the
+    trend's minute and hour rows; also the facts per hour (index into `starts`)."""
+    ranges = _merge([(h, h + HOUR) for h in starts])
+    per_hour = stats_facts.compute(session, ranges, starts=starts)
+    rows = [_row(starts[i], 3600, key, values)
+            for i, facts in per_hour.items() for key, values in facts.items()]
+    if minutes:
+        by_minute: dict[datetime, list[int]] = {}
+        for at, outcome in stats_facts.outcomes_at(session, ranges):
+            counts = by_minute.setdefault(floor_minute(at), [0, 0])
             counts[0] += outcome == stats_facts.CONFIRMED
             counts[1] += outcome in (stats_facts.CONFIRMED, stats_facts.REOPENED)
-        hours: dict[datetime, list[int]] = {}
-        for m, (c, a) in minutes.items():
-            hourly = hours.setdefault(floor_hour(m), [0, 0])
+        by_hour: dict[datetime, list[int]] = {}
+        for m, (c, a) in by_minute.items():
+            hourly = by_hour.setdefault(floor_hour(m), [0, 0])
             hourly[0] += c
             hourly[1] += a
         rows += [_row(m, seconds, (TREND.name, "", "", ""), [c, a] + [0] * (WIDTH - 2))
-                 for seconds, found in ((60, minutes), (3600, hours)) for m, (c, a) in found.items()]
+                 for seconds, found in ((60, by_minute), (3600, by_hour)) for m, (c, a) in found.items()]
+    return rows, per_hour
+
+
+def _insert(session: Session, rows: list[dict]) -> None:
     for chunk in _chunks(rows, 1000):
         session.execute(insert(StatsRollup), chunk)
-    session.add(StatsRollupDay(day=day, rolled_until=until, rolled_at=now, minutes=recent))
-    session.flush()
 
 
 def _row(start: datetime, seconds: int, key: tuple[str, str, str, str], values: Sequence) -> dict:

@@ -147,9 +147,10 @@ def success_stats(session: Session, *, since: datetime, now: datetime) -> Succes
         The figures as a frozen `SuccessStats`.
     """
     trend_since = now - timedelta(days=TREND_DAYS)
-    fresh = rollup.freshness(session, min(since, trend_since))
-    return success_from(rollup.window_facts(session, since, now, fresh), since=since,
-                        trend=trend(session, now, fresh))
+    with rollup.without_parallel_workers(session):
+        fresh = rollup.freshness(session, min(since, trend_since))
+        return success_from(rollup.window_facts(session, since, now, fresh), since=since,
+                            trend=trend(session, now, fresh))
 
 
 def trend(session: Session, now: datetime, fresh: rollup.Freshness) -> tuple[TrendDay, ...]:
