@@ -226,7 +226,10 @@ def outcome_of(ranges: Sequence[Range]):
         .subquery("people")
     )
     routing = action.action_type != ActionType.AUTO_RESOLVE
+    # The resolution's own time bound as well (it is made with or after the action):
+    # without it the planner may scan every resolution ever made to hash them.
     answers_it = and_(TicketResolution.ticket_id == action.ticket_id,
+                      TicketResolution.created_at >= earliest,
                       or_(TicketResolution.action_id == action.id,
                           and_(routing, TicketResolution.created_at >= action.executed_at)))
     kept = undone.id.is_(None)
