@@ -199,7 +199,7 @@ def _post_new(session: Session, client: WebClient, claims: list[outbox._Claim],
     ask = (surveys is not None and head.recipient is not None
            and surveys_domain.nps_due(session, head.recipient, now=now, interval=surveys.nps_interval))
     nps_dm = head.id if ask else None
-    text, blocks = views.followup_digest(items, nps_dm=nps_dm, now=now)
+    text, blocks = _draw(items, nps_dm, now)
     result = outbox._post(client, head, text, blocks, outbox._metadata(head, [c.id for c in claims]))
     if isinstance(result, str):  # Slack will not take it: failed, given up
         for claim in claims:
@@ -208,6 +208,16 @@ def _post_new(session: Session, client: WebClient, claims: list[outbox._Claim],
     if nps_dm is not None and head.recipient:
         asked.append((nps_dm, head.recipient))
     return [(head, result, None)] + [(claim, result, head.id) for claim in claims[1:]]
+
+
+def _draw(items: list[surveys_domain.Item], nps_dm: int | None, now: datetime) -> tuple[str, list]:
+    """A new DM: one follow-up alone is today's DM, drawn as before."""
+    if len(items) == 1 and nps_dm is None:
+        item = items[0]
+        if item.person:
+            return views.person_followup_dm(item.ticket, item.resolution, now=now)
+        return views.followup_dm(item.ticket, item.action, now=now)
+    return views.followup_digest(items, nps_dm=nps_dm, now=now)
 
 
 def _fold(session: Session, client: WebClient, claims: list[outbox._Claim],

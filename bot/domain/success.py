@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Select, and_, case, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session, aliased
 
+from bot.domain.surveys import Nps, nps_since
 from models import (
     AGENT_ACTIONS,
     ActionHistory,
@@ -129,6 +130,8 @@ class SuccessStats:
     trend: tuple[TrendDay, ...]
     csat: Csat = Csat()
     people_csat: Csat = Csat()
+    # NPS of the answers given in the window (the question rides on follow-up DMs).
+    nps: Nps = Nps()
 
 
 def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
@@ -247,6 +250,7 @@ def success_stats(session: Session, *, since: datetime, now: datetime) -> Succes
         calibration=_calibration(rows),
         trend=_trend(session, now),
         **_csat(session, since),
+        nps=nps_since(session, since),
     )
 
 

@@ -184,9 +184,9 @@ def record_nps(session: Session, *, outbox_id: int, user_id: str, score: int, no
 class Nps:
     """NPS over a window: % promoters (9-10) minus % detractors (0-6), and how many answered."""
 
-    answered: int
-    promoters: int
-    detractors: int
+    answered: int = 0
+    promoters: int = 0
+    detractors: int = 0
 
     @property
     def score(self) -> float | None:
