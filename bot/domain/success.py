@@ -24,15 +24,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session, aliased
 
-from bot.domain.surveys import Nps, nps_since
+from bot.domain.surveys import NPS_DETRACTOR, NPS_PROMOTER, Nps
 from models import (
     AGENT_ACTIONS,
     ActionHistory,
     ActionType,
+    NpsAnswer,
     PersonResolution,
     Ticket,
     TicketResolution,
@@ -250,7 +252,6 @@ def success_stats(session: Session, *, since: datetime, now: datetime) -> Succes
         calibration=_calibration(rows),
         trend=_trend(session, now),
         **_csat(session, since),
-        nps=nps_since(session, since),
     )
 
 
@@ -312,8 +313,9 @@ def _trend(session: Session, now: datetime) -> tuple[TrendDay, ...]:
     )
 
 
-def _csat(session: Session, since: datetime) -> dict[str, Csat]:
-    """CSAT of the bot's resolutions (withdrawn ones aside) and of people's, one statement."""
+def _csat(session: Session, since: datetime) -> dict[str, Any]:
+    """CSAT of the bot's resolutions (withdrawn ones aside) and of people's, and NPS of
+    the answers given in the window: one statement."""
     undone = aliased(ActionHistory, name="undone")
 
     def part(model, who: str):
@@ -322,12 +324,18 @@ def _csat(session: Session, since: datetime) -> dict[str, Csat]:
         return (
             select(literal(who).label("who"),
                    _count_if(and_(kept, score >= CSAT_MIN_STARS)).label("satisfied"),
-                   _count_if(and_(kept, score.is_not(None))).label("ratings"))
+                   _count_if(and_(kept, score.is_not(None))).label("ratings"),
+                   literal(0).label("low"))
             .select_from(model)
             .outerjoin(undone, and_(undone.id == model.action_id, undone.rolled_back.is_(True)))
             .where(model.created_at >= since)
         )
 
+    nps = (select(literal("nps").label("who"), _count_if(NpsAnswer.score >= NPS_PROMOTER),
+                  func.count(NpsAnswer.score), _count_if(NpsAnswer.score <= NPS_DETRACTOR))
+           .where(NpsAnswer.answered_at >= since))
     rows = session.execute(union_all(part(TicketResolution, "csat"),
-                                     part(PersonResolution, "people_csat"))).all()
-    return {row.who: Csat(satisfied=row.satisfied, ratings=row.ratings) for row in rows}
+                                     part(PersonResolution, "people_csat"), nps)).all()
+    return {row.who: (Nps(answered=row.ratings, promoters=row.satisfied, detractors=row.low)
+                      if row.who == "nps" else Csat(satisfied=row.satisfied, ratings=row.ratings))
+            for row in rows}

@@ -44,6 +44,9 @@ from models import (
 # locks other jobs take.
 PERSON_LOCK_CLASS = 18012
 
+# NPS: 9-10 promote, 0-6 detract, 7-8 are passive.
+NPS_PROMOTER = 9
+NPS_DETRACTOR = 6
 NPS_QUESTION = "How likely are you to recommend the helpdesk to a colleague?"
 NOT_YOURS = "Only the person this message was sent to can answer it."
 NPS_GONE = "That question is not open any more. Nothing was recorded."
@@ -195,16 +198,5 @@ class Nps:
         return 100.0 * (self.promoters - self.detractors) / self.answered
 
 
-def nps_since(session: Session, since: datetime) -> Nps:
-    """NPS over the answers given since `since` (one statement, on the answered_at index)."""
-    row = session.execute(
-        select(func.count(NpsAnswer.id),
-               func.count(NpsAnswer.id).filter(NpsAnswer.score >= 9),
-               func.count(NpsAnswer.id).filter(NpsAnswer.score <= 6))
-        .where(NpsAnswer.answered_at >= since, NpsAnswer.score.is_not(None))
-    ).one()
-    return Nps(answered=row[0], promoters=row[1], detractors=row[2])
-
-
 __all__ = ["Item", "Nps", "OpenDm", "Surveys", "dm_rows", "items_of", "lock_people", "nps_due",
-           "nps_of", "nps_since", "open_dm", "record_asked", "record_nps"]
+           "nps_of", "open_dm", "record_asked", "record_nps"]

@@ -19,6 +19,7 @@ from typing import Any
 
 from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock
 
+from bot.domain.surveys import NPS_QUESTION
 from bot.views.common import button, context, fallback, section, to_dicts
 from bot.views.ids import BlockId, nps_action_id, nps_value
 from bot.views.person_resolution import answered_person_resolution_message, person_followup_dm
@@ -28,7 +29,6 @@ Blocks = list[dict[str, Any]]
 
 # Slack's limit on blocks in one message.
 MAX_BLOCKS = 50
-NPS_QUESTION = "How likely are you to recommend the helpdesk to a colleague?"
 
 
 def followup_digest(items: Sequence[Any], *, nps_dm: int | None = None, nps_score: int | None = None,
