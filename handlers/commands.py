@@ -60,7 +60,8 @@ def show_history(ack: Ack, command: dict, session: Session, deps: SlackDeps) -> 
     ack(response_type="ephemeral", text=f"History of ticket #{ticket.ticket_id}",
         blocks=views.history_blocks(ticket.ticket_id, rows,
                                     said=tickets.requester_said(session, ticket.ticket_id),
-                                    conversation=conversation.replies(session, ticket.ticket_id)))
+                                    conversation=conversation.replies(session, ticket.ticket_id),
+                                    sla=sla.ticket_sla(session, ticket.ticket_id)))
 
 
 def start_rollback(ack: Ack, command: dict, session: Session, deps: SlackDeps) -> None:

@@ -21,8 +21,9 @@ from slack_bolt import Ack, App
 from sqlalchemy.orm import Session
 
 from bot import views
+from bot.core import clock
 from bot.core.errors import InvalidInput
-from bot.domain import feedback, tickets
+from bot.domain import feedback, surveys, tickets
 from bot.domain.feedback import FeedbackResult
 from bot.views import ActionId, BlockId, CallbackId
 from bot.workflows import announce
@@ -69,6 +70,18 @@ def rate(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) 
                                     person_resolution_id=person_resolution_id)
     ack()
     _redraw(deps, result, channel, message_ts)
+
+
+def nps(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -> None:
+    """A number on a follow-up DM's NPS question: stored (a second click changes it),
+    then the DM is redrawn with the answer."""
+    user, channel, message_ts = _where(body)
+    outbox_id, score = _button(action, _nps)
+    surveys.record_nps(session, outbox_id=outbox_id, user_id=user, score=score, now=clock.now())
+    ack()
+    if channel and message_ts:
+        deps.background.try_submit(announce.announce_nps, deps.runtime, deps.client,
+                                   channel=channel, message_ts=message_ts)
 
 
 def why(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -> None:
@@ -136,6 +149,10 @@ def _stars(action: dict) -> tuple[int, int | None, int]:
     return ticket_id, person_resolution_id, score
 
 
+def _nps(action: dict) -> tuple[int, int]:
+    return views.parse_nps(action.get("action_id") or "", action.get("value") or "")
+
+
 def _form(value: object) -> tuple[int, int | None]:
     try:
         ticket_id, person_resolution_id, score = views.parse_feedback_target(value)  # type: ignore[arg-type]
@@ -163,4 +180,5 @@ def register(app: App) -> None:
     app.action(ActionId.FEEDBACK_NO.value)(no)
     app.action(views.RATING_ACTION_RE)(rate)
     app.action(ActionId.WHY.value)(why)
+    app.action(views.NPS_ACTION_RE)(nps)
     app.view(CallbackId.FEEDBACK_REASON.value)(submit_reason)

@@ -22,6 +22,7 @@ from models.audit_chain import GENESIS_HASH, AuditChainEntry
 from models.audit_event import AuditEvent
 from models.autonomy_state import AutonomyMode, AutonomyState, ShadowDecision
 from models.base import Base, as_utc
+from models.nps_answer import NpsAnswer
 from models.person_resolution import PersonResolution
 from models.rollback_request import RequestStatus, RollbackRequest
 from models.session import (
@@ -57,6 +58,7 @@ __all__ = [
     "EscalationPriority",
     "GENESIS_HASH",
     "MessageKind",
+    "NpsAnswer",
     "OutboxPurpose",
     "OutboxStatus",
     "PEOPLE_ACTIONS",

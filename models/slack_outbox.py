@@ -64,6 +64,20 @@ class SlackOutbox(Base):
             postgresql_where=text("person_resolution_id IS NOT NULL"),
             sqlite_where=text("person_resolution_id IS NOT NULL"),
         ),
+        # A follow-up DM's rows (the one that posted it and those folded into it), read
+        # to redraw it on a click, and a person's latest DM (SURVEY_COOLDOWN).
+        Index(
+            "ix_slack_outbox_message_ts",
+            "message_ts",
+            postgresql_where=text("message_ts IS NOT NULL"),
+            sqlite_where=text("message_ts IS NOT NULL"),
+        ),
+        Index(
+            "ix_slack_outbox_followup_recipient",
+            "recipient", "sent_at",
+            postgresql_where=text("purpose = 'followup' AND folded_into IS NULL"),
+            sqlite_where=text("purpose = 'followup' AND folded_into IS NULL"),
+        ),
         known_values("status", OutboxStatus),
         known_values("purpose", OutboxPurpose),
         CheckConstraint("channel IS NOT NULL OR recipient IS NOT NULL", name="destination"),
@@ -104,3 +118,6 @@ class SlackOutbox(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     # Why a row was cancelled ("answered", "rolled back"...).
     cancel_reason: Mapped[str | None] = mapped_column(String(40))
+    # A follow-up folded into a DM the person already had (SURVEY_COOLDOWN): the outbox
+    # row that posted that DM. Its sent_channel/message_ts are that DM's.
+    folded_into: Mapped[int | None] = mapped_column(ForeignKey("slack_outbox.id"))

@@ -93,6 +93,24 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def parse_optional_duration(value: Any) -> timedelta | None:
+    """A duration (`parse_duration`), or None for `off`, `0` or empty.
+
+    Raises:
+        ValueError: anything else, with the accepted forms in the message.
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "off")):
+        return None
+    zero = _DURATION.match(value) if isinstance(value, str) else None
+    if (zero and int(zero.group(1)) == 0) or (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0):
+        return None  # 0, 0s, 0d: off
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise ValueError("expected a duration such as 7d, 24h or 30m, or off") from None
+
+
 def team_key(team: str) -> str:
     """How team names are compared: case and spacing do not matter ("identity  &
     access" is "Identity & Access"), so TEAM_CHANNELS need not copy an agent's spelling."""
@@ -339,6 +357,13 @@ class Settings(BaseSettings):
 
     # Feedback and rollback
     followup_delay: Annotated[timedelta, NoDecode] = timedelta(hours=24)
+    # Survey fatigue: at most one follow-up DM per person per this long; follow-ups
+    # falling due meanwhile are folded into that DM (bot.delivery.followup_batches).
+    # `0` or `off`: one DM per resolution.
+    survey_cooldown: Annotated[timedelta | None, NoDecode] = timedelta(days=7)
+    # The NPS question rides on a follow-up DM when the person was not asked within
+    # this long; `off`: never asked.
+    nps_interval: Annotated[timedelta | None, NoDecode] = timedelta(days=90)
     rollback_rate_limit: str = "10/hour"
     # Tickets one person may open (moving window), shared by every process through
     # REDIS_URL; `off` for no limit. A request past it is refused and nothing is stored.
@@ -479,6 +504,11 @@ class Settings(BaseSettings):
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value)
+
+    @field_validator("survey_cooldown", "nps_interval", mode="before")
+    @classmethod
+    def _optional_duration(cls, value: Any) -> timedelta | None:
+        return parse_optional_duration(value)
 
     @field_validator("database_url")
     @classmethod

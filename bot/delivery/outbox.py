@@ -40,6 +40,7 @@ from bot.core import clock
 from bot.delivery.claims import send_each
 from bot.delivery.slack_client import SlackTokenRefused, SlackUnavailable, safe_call
 from bot.domain import followups, tickets
+from bot.domain.surveys import Surveys
 from models import (
     OutboxPurpose,
     OutboxStatus,
@@ -248,6 +249,7 @@ def deliver(
     ttl: timedelta = timedelta(minutes=2),
     limit: int = 100,
     now: datetime | None = None,
+    surveys: Surveys | None = None,
 ) -> int:
     """Deliver the given pending rows (or any due ones: posts and follow-ups alike).
 
@@ -258,6 +260,7 @@ def deliver(
         ttl: how long a claim lasts before another process may take the row over.
         limit: the batch size.
         now: the clock reading to count from (the tests move it).
+        surveys: SURVEY_COOLDOWN and NPS_INTERVAL for follow-up DMs (None: both off).
 
     Returns:
         How many were sent.
@@ -267,18 +270,19 @@ def deliver(
     now = now or clock.now()
     with transaction(sessions) as session:
         claimed = claim_due(session, now=now, ttl=ttl, ids=ids, limit=limit)
-    return send_claimed(sessions, client, claimed, ttl=ttl, now=now)
+    return send_claimed(sessions, client, claimed, ttl=ttl, now=now, surveys=surveys)
 
 
 def send_claimed(
     sessions, client: WebClient, claimed: list[_Claim], *, ttl: timedelta,
-    now: datetime | None = None,
+    now: datetime | None = None, surveys: Surveys | None = None,
 ) -> int:
     """Send rows claimed by `deliver` or enqueued with `claim_ttl`; returns how many were
     sent. `now` is the clock reading to count from (the tests move it).
 
     Posts go one by one, each in a transaction of its own; follow-up DMs go in groups,
-    a transaction per group (bot.delivery.followup_batches).
+    a transaction per group (bot.delivery.followup_batches), folded per person and
+    asking NPS as `surveys` says (None: one DM per follow-up, no NPS).
     """
     from bot.delivery.followup_batches import send_followups  # it builds on this module
 
@@ -290,7 +294,8 @@ def send_claimed(
         renew=lambda claim, until: _renew(sessions, claim, until),
         send=lambda claim, at: _send(sessions, client, claim, at),
     ) if posts else 0
-    return sent + (send_followups(sessions, client, dms, ttl=ttl, now=now) if dms else 0)
+    return sent + (send_followups(sessions, client, dms, ttl=ttl, now=now, surveys=surveys)
+                   if dms else 0)
 
 
 def _renew(sessions, claim: _Claim, until: datetime) -> bool:
@@ -373,7 +378,8 @@ def _followup_of(claim: _Claim) -> tuple[bool, int]:
     return False, claim.resolution_id
 
 
-def _post(client: WebClient, claim: _Claim, text: str, blocks: list | None) -> _Posted | str:
+def _post(client: WebClient, claim: _Claim, text: str, blocks: list | None,
+          metadata: dict | None = None) -> _Posted | str:
     """Post the row (or find that an earlier attempt did); returns the post, or why
     Slack will not take it (a refusal that trying again cannot fix)."""
     # A DM goes to the user's id: Slack posts it in the app's DM with them (opening it
@@ -393,7 +399,7 @@ def _post(client: WebClient, claim: _Claim, text: str, blocks: list | None) -> _
         if found:
             log.info("outbox %s was already posted; recording it", claim.id)
             return found
-    metadata = _metadata(claim)
+    metadata = metadata or _metadata(claim)
     posted = safe_call(client, "chat.postMessage", raise_transient=True, channel=channel,
                        text=text, blocks=blocks, thread_ts=thread_ts, metadata=metadata,
                        unfurl_links=False, unfurl_media=False)
@@ -408,11 +414,15 @@ def _post(client: WebClient, claim: _Claim, text: str, blocks: list | None) -> _
     return _Posted(posted["channel"], posted["ts"], None) if posted else "Slack refused the post"
 
 
-def _metadata(claim: _Claim) -> dict:
+def _metadata(claim: _Claim, carried: list[int] | None = None) -> dict:
+    """The message's metadata: the row that posts it (and, for a follow-up DM that
+    carries several, every follow-up row it carries: `outbox_ids`)."""
     if claim.purpose == OutboxPurpose.FOLLOWUP:
-        payload = {"outbox_id": claim.id, "resolution_id": claim.resolution_id}
+        payload: dict = {"outbox_id": claim.id, "resolution_id": claim.resolution_id}
         if claim.person_resolution_id is not None:
             payload["person_resolution_id"] = claim.person_resolution_id
+        if carried and carried != [claim.id]:
+            payload["outbox_ids"] = carried
         return {"event_type": FOLLOWUP_EVENT, "event_payload": payload}
     return {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": claim.id}}
 
@@ -442,6 +452,8 @@ def _names(message: dict, claim: _Claim) -> bool:
     payload = metadata.get("event_payload") or {}
     if metadata.get("event_type") not in (METADATA_EVENT, FOLLOWUP_EVENT):
         return False
+    if isinstance(payload.get("outbox_ids"), list) and claim.id in payload["outbox_ids"]:
+        return True  # a follow-up DM carrying several (SURVEY_COOLDOWN)
     if "outbox_id" in payload:
         return payload["outbox_id"] == claim.id
     # A follow-up sent before follow-ups moved into the outbox (migration 0005) names
@@ -519,7 +531,7 @@ def _hold(session: Session, claim: _Claim, reason: str) -> None:
 
 def release_held(
     sessions: sessionmaker[Session], client: WebClient, *, ttl: timedelta = timedelta(minutes=2),
-    now: datetime | None = None,
+    now: datetime | None = None, surveys: Surveys | None = None,
 ) -> int:
     """While rows are held, find out whether Slack takes the token again; if it does,
     make them pending again (due at their old due time).
@@ -555,7 +567,7 @@ def release_held(
         return 0
     trial = held.id
     _release(sessions, [trial])
-    sent = deliver(sessions, client, [trial], ttl=ttl, now=now)
+    sent = deliver(sessions, client, [trial], ttl=ttl, now=now, surveys=surveys)
     with transaction(sessions) as session:
         if session.scalar(select(SlackOutbox.status).where(SlackOutbox.id == trial)) == OutboxStatus.HELD:
             log.error("Slack messages held: the token works but Slack still refuses outbox %s "

@@ -24,7 +24,7 @@ from bot.core import clock
 from bot.core.errors import InvalidInput
 from bot.domain import rollup
 from bot.domain.stats_facts import ACTION, PEOPLE, RESOLUTION, TICKETS, WIDTH, Facts, Family
-from bot.domain.success import TREND_DAYS, SuccessStats, success_from, trend
+from bot.domain.success import TREND_DAYS, SuccessStats, nps, success_from, trend
 from models import AGENT_ACTIONS, ActionType, PersonResolution, TicketResolution
 
 MAX_DAYS = 365
@@ -173,7 +173,8 @@ def resolution_stats(
         totals = _outcomes(facts, RESOLUTION)
         by_action_type, taken = _by_action_type(facts)
         people_by_team, people = _people(facts, taken=taken)
-        success = success_from(facts, since=since, trend=trend(session, now, fresh))
+        success = success_from(facts, since=since, trend=trend(session, now, fresh),
+                               nps=nps(session, since))
     return ResolutionStats(
         days=days,
         since=since,

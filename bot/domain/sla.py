@@ -344,6 +344,11 @@ def _mark(session: Session, ticket_id: int, target: Target, stage: Stage, now: d
 # Stats ---------------------------------------------------------------------------------
 
 
+def ticket_sla(session: Session, ticket_id: int) -> TicketSla | None:
+    """The ticket's SLA clock as the check_sla job last measured it (None: not yet)."""
+    return session.get(TicketSla, ticket_id)
+
+
 @dataclass(frozen=True)
 class SlaRow:
     """One team and priority over the stats window."""

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from bot.domain import rollup
@@ -44,6 +45,8 @@ from bot.domain.stats_facts import (
     Facts,
     Family,
 )
+from bot.domain.surveys import NPS_DETRACTOR, NPS_PROMOTER, Nps
+from models import NpsAnswer
 
 TREND_DAYS = 14
 __all__ = ["BINS", "CONFIRMED", "CSAT_MIN_STARS", "REOPENED", "ROLLED_BACK", "UNANSWERED",
@@ -130,6 +133,8 @@ class SuccessStats:
     trend: tuple[TrendDay, ...]
     csat: Csat = Csat()
     people_csat: Csat = Csat()
+    # NPS of the answers given in the window (the question rides on follow-up DMs).
+    nps: Nps = Nps()
 
 
 def success_stats(session: Session, *, since: datetime, now: datetime) -> SuccessStats:
@@ -150,7 +155,7 @@ def success_stats(session: Session, *, since: datetime, now: datetime) -> Succes
     with rollup.without_parallel_workers(session):
         fresh = rollup.freshness(session, min(since, trend_since))
         return success_from(rollup.window_facts(session, since, now, fresh), since=since,
-                            trend=trend(session, now, fresh))
+                            trend=trend(session, now, fresh), nps=nps(session, since))
 
 
 def trend(session: Session, now: datetime, fresh: rollup.Freshness) -> tuple[TrendDay, ...]:
@@ -176,7 +181,8 @@ class _Row:
     stated_sum: float
 
 
-def success_from(facts: Facts, *, since: datetime, trend: tuple[TrendDay, ...]) -> SuccessStats:
+def success_from(facts: Facts, *, since: datetime, trend: tuple[TrendDay, ...],
+                 nps: Nps) -> SuccessStats:
     """`SuccessStats` from a window's facts (bot.domain.stats_facts) and its trend."""
     rows = [
         _Row(action_type=key[1], team=key[2], bin=int(key[3]) if key[3] else None,
@@ -193,6 +199,7 @@ def success_from(facts: Facts, *, since: datetime, trend: tuple[TrendDay, ...]) 
         trend=trend,
         csat=_csat(facts, RESOLUTION),
         people_csat=_csat(facts, PEOPLE),
+        nps=nps,
     )
 
 
@@ -235,3 +242,15 @@ def _csat(facts: Facts, family: Family) -> Csat:
     satisfied, ratings = family.index("satisfied"), family.index("ratings")
     rows = [v for key, v in facts.items() if key[0] == family.name]
     return Csat(satisfied=int(sum(v[satisfied] for v in rows)), ratings=int(sum(v[ratings] for v in rows)))
+
+
+def nps(session: Session, since: datetime) -> Nps:
+    """NPS of the answers given in the window: counted live, from `nps_answers` by its
+    `answered_at` index (a few rows a day; not worth a rollup)."""
+    score = NpsAnswer.score
+    row = session.execute(
+        select(func.count(case((score >= NPS_PROMOTER, 1))), func.count(score),
+               func.count(case((score <= NPS_DETRACTOR, 1))))
+        .where(NpsAnswer.answered_at >= since)
+    ).one()
+    return Nps(answered=row[1], promoters=row[0], detractors=row[2])

@@ -24,13 +24,17 @@ from bot.views.autonomy import autonomy_announcement, autonomy_changed, autonomy
 from bot.views.escape import escape, truncate
 from bot.views.feedback import feedback_reason_modal
 from bot.views.ids import (
+    NPS_ACTION_RE,
     RATING_ACTION_RE,
     ActionId,
     BlockId,
     CallbackId,
     feedback_value,
+    nps_action_id,
+    nps_value,
     parse_feedback_target,
     parse_feedback_value,
+    parse_nps,
     parse_rating_action_id,
     parse_request_value,
     parse_rollback_value,
@@ -58,6 +62,7 @@ from bot.views.requester import (
 )
 from bot.views.sla import sla_blocks, sla_notice
 from bot.views.stats import home_view, stats_blocks
+from bot.views.surveys import MAX_BLOCKS, fits, followup_digest, nps_blocks
 from bot.views.team import (
     NoticeKind,
     NoticeState,
@@ -80,6 +85,14 @@ from bot.views.ticket import (
 )
 
 __all__ = [
+    "MAX_BLOCKS",
+    "NPS_ACTION_RE",
+    "fits",
+    "followup_digest",
+    "nps_action_id",
+    "nps_blocks",
+    "nps_value",
+    "parse_nps",
     "autonomy_announcement",
     "autonomy_changed",
     "autonomy_status",

@@ -34,6 +34,7 @@ from bot.views.common import (
 )
 from bot.views.escape import MESSAGE_BLOCK_LIMIT, clip, escape, mention, quote
 from bot.views.ids import ActionId, BlockId, rollback_value
+from bot.views.sla import ticket_sla_blocks
 from models import as_utc, short_id
 
 Blocks = list[dict[str, Any]]
@@ -152,8 +153,11 @@ def rollback_thread_notice(result: Any) -> tuple[str, Blocks]:
     return fallback(line), to_dicts(blocks)
 
 
+_UNREAD: Any = object()  # history_blocks without a service level (not read)
+
+
 def history_blocks(ticket_id: int, rows: Sequence[Any], *, said: dict[tuple[str, int], str] | None = None,
-                   conversation: Sequence[Any] = ()) -> Blocks:
+                   conversation: Sequence[Any] = (), sla: Any = _UNREAD) -> Blocks:
     """The timeline of one ticket for `/history`, newest first: its actions, and what
     the requester added (replies in the thread, detail from App Home).
 
@@ -165,6 +169,8 @@ def history_blocks(ticket_id: int, rows: Sequence[Any], *, said: dict[tuple[str,
             the latest reopen of that resolution.
         conversation: its TicketMessage rows (kind, author_id, text, created_at), in
             any order; their text is escaped.
+        sla: its service level (a TicketSla row, None when not measured yet); left
+            out, no service-level line.
 
     Returns:
         At most 50 blocks; older entries beyond that are counted, not shown.
@@ -175,6 +181,8 @@ def history_blocks(ticket_id: int, rows: Sequence[Any], *, said: dict[tuple[str,
     approvals = {row.rollback_of: _approved_by(row) for row in actions
                  if getattr(row, "rollback_of", None) is not None and _approved_by(row)}
     blocks: list[Block] = [header(f"History of ticket #{ticket_id}")]
+    if sla is not _UNREAD:
+        blocks += ticket_sla_blocks(sla)
     if not ordered:
         blocks.append(section(f"No actions are recorded for ticket #{ticket_id}."))
         return to_dicts(blocks)

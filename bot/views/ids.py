@@ -18,6 +18,9 @@ MAX_TICKET_ID = 2**31 - 1
 MAX_BUTTON_VALUE = 2000
 
 RATING_ACTION_RE = re.compile(r"^rate_([1-5])$")
+# The NPS question's 0-10 buttons ("nps_0" .. "nps_10"); each carries its DM.
+NPS_ACTION_RE = re.compile(r"^nps_(10|[0-9])$")
+_NPS_VALUE_RE = re.compile(r"o=([1-9][0-9]{0,9});n=(10|[0-9])")
 
 # `[0-9]` and not `\d`: `\d` also matches other scripts' digits ("٣"). No leading
 # zeros, so each ticket has exactly one spelling. Ten digits at most keeps int()
@@ -91,6 +94,9 @@ class BlockId(StrEnum):
     FEEDBACK_REASON = "feedback_reason"
     # A reopen notice: what the requester said did not work (added when they say it).
     REQUESTER_SAID = "team_requester_said"
+    # A follow-up DM's NPS question and its 0-10 buttons.
+    NPS_QUESTION = "nps_question"
+    NPS = "nps"
 
 
 class CallbackId(StrEnum):
@@ -351,3 +357,34 @@ def _check_ticket_id(ticket_id: int) -> None:
 def _check_score(score: int) -> None:
     if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
         raise ValueError("score must be an int from 1 to 5")
+
+
+def nps_action_id(score: int) -> str:
+    """The action_id of the NPS button for `score` (0-10)."""
+    if isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= 10:
+        raise ValueError(f"NPS score out of range: {score!r}")
+    return f"nps_{score}"
+
+
+def nps_value(outbox_id: int, score: int) -> str:
+    """The value of an NPS button: "o=<the DM's outbox row>;n=<score>"."""
+    nps_action_id(score)
+    if isinstance(outbox_id, bool) or not isinstance(outbox_id, int) or not 1 <= outbox_id <= MAX_TICKET_ID:
+        raise ValueError(f"outbox id out of range: {outbox_id!r}")
+    return f"o={outbox_id};n={score}"
+
+
+def parse_nps(action_id: str, value: str) -> tuple[int, int]:
+    """(the DM's outbox row, the score) of an NPS click; action id and value must agree.
+
+    Raises:
+        ValueError: not one of our NPS buttons.
+    """
+    named = NPS_ACTION_RE.fullmatch(action_id) if isinstance(action_id, str) else None
+    match = _NPS_VALUE_RE.fullmatch(value) if isinstance(value, str) else None
+    if named is None or match is None or named.group(1) != match.group(2):
+        raise ValueError("not an NPS button")
+    outbox_id = int(match.group(1))
+    if outbox_id > MAX_TICKET_ID:
+        raise ValueError("outbox id out of range")
+    return outbox_id, int(match.group(2))

@@ -11,7 +11,7 @@ from typing import Any
 
 from slack_sdk.models.blocks import Block, DividerBlock
 
-from bot.views.common import context, section, team_name, to_dicts
+from bot.views.common import context, section, team_name, to_dicts, when
 from bot.views.common import table as _table
 
 Blocks = list[dict[str, Any]]
@@ -80,3 +80,39 @@ def sla_blocks(rows: Sequence[Any]) -> list[Block]:
                    lines, noun="teams")
     return [DividerBlock(),
             section("*Service levels* (met/breached per target; medians of the stopped clocks)\n" + table)]
+
+
+def ticket_sla_blocks(row: Any | None) -> list[Block]:
+    """A ticket's service level for `/history`: each target met, breached or running
+    (how much of it is used), as the check_sla job last measured it.
+
+    Args:
+        row: the ticket's bot.domain.sla TicketSla row, or None (not measured yet).
+    """
+    if row is None:
+        return [section("*Service level*: not measured yet (the SLA job measures new tickets "
+                        "within a minute).")]
+    lines = [
+        _target_line("First response", row.response_s, row.response_target_s, row.elapsed_s,
+                     row.response_warned_at, row.response_breached_at),
+        _target_line("Resolution", row.resolution_s, row.resolution_target_s, row.elapsed_s,
+                     row.resolution_warned_at, row.resolution_breached_at),
+    ]
+    return [
+        section(f"*Service level* · {row.priority} priority · {team_name(row.team)}\n" + "\n".join(lines)),
+        context(f"Measured {when(row.updated_at)}; business time, waits on the requester left out."),
+    ]
+
+
+def _target_line(name: str, took: int | None, target: int, elapsed: int, warned: Any, breached: Any) -> str:
+    if took is not None:
+        if took <= target and breached is None:
+            return f":white_check_mark: {name}: met in {duration(took)} (target {duration(target)})"
+        return f":rotating_light: {name}: breached, took {duration(took)} (target {duration(target)})"
+    used = f"{duration(elapsed)} of {duration(target)} used"
+    if breached is not None or elapsed > target:
+        return f":rotating_light: {name}: breached, still open ({used})"
+    left = f"due in {duration(target - elapsed)}"
+    if warned is not None:
+        return f":hourglass_flowing_sand: {name}: over 80% used, {left} ({used})"
+    return f":stopwatch: {name}: running, {left} ({used})"

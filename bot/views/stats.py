@@ -63,7 +63,7 @@ def _comment_blocks(comments: Sequence[Any]) -> list[Block]:
 
 
 def home_view(stats: Any | None, *, is_admin: bool, mine: Any | None = None,
-              autonomy: Any = None) -> dict[str, Any]:
+              autonomy: Any = None, sla: Sequence[Any] | None = None) -> dict[str, Any]:
     """The App Home tab: how to ask for help, the autonomy mode, the viewer's open
     tickets, the figures, and admin hints for admins.
 
@@ -73,6 +73,8 @@ def home_view(stats: Any | None, *, is_admin: bool, mine: Any | None = None,
         mine: the viewer's open tickets (`tickets`, `total`: bot.domain.requester.OpenTickets),
             or None when they could not be read.
         autonomy: the autonomy switch (bot.domain.autonomy.Switch), when it was read.
+        sla: the service levels per team and priority (bot.domain.sla.SlaRow), shown
+            with the figures, when they were read.
 
     Returns:
         A `{"type": "home", "blocks": [...]}` view for views.publish.
@@ -96,6 +98,8 @@ def home_view(stats: Any | None, *, is_admin: bool, mine: Any | None = None,
         blocks.append(section("The figures are not available right now."))
     else:
         blocks += _stats_blocks(stats)
+        if sla is not None:
+            blocks += sla_blocks(sla)
     if is_admin:
         # `&lt;…&gt;` even for our own placeholders: a raw `<…>` is link syntax.
         blocks += [

@@ -37,6 +37,7 @@ def success_blocks(success: Any | None) -> list[Block]:
             ("Actions confirmed", _share(success.total)),
             ("CSAT (bot)", csat_text(success.csat)),
             ("CSAT (people)", csat_text(success.people_csat)),
+            ("NPS", nps_text(getattr(success, "nps", None))),
         ]),
         section(trend_text(success.trend)),
         section(_outcomes_table("*Success by action type*", "Action", success.by_action_type,
@@ -47,9 +48,23 @@ def success_blocks(success: Any | None) -> list[Block]:
             "Yes = the requester confirmed; No = answered No or reopened; Rolled back = undone "
             "by an admin, whatever the answer; Unanswered = none of those yet. Escalations, "
             "assignments and questions count the answer to the ticket's later resolution. "
-            "Success = Yes / (Yes + No). CSAT = the share of 4 and 5 star ratings."
+            "Success = Yes / (Yes + No). CSAT = the share of 4 and 5 star ratings. "
+            "NPS = % promoters (9-10) minus % detractors (0-6) of the answers to "
+            "\"How likely are you to recommend the helpdesk?\"."
         ),
     ]
+
+
+NO_NPS = "no answers yet"
+
+
+def nps_text(nps: Any) -> str:
+    """ "+25 from 8 answers (4 promoters, 2 detractors)", or that there are none."""
+    if nps is None or not nps.answered:
+        return NO_NPS
+    noun = "answer" if nps.answered == 1 else "answers"
+    return (f"{nps.score:+.0f} from {nps.answered} {noun} "
+            f"({nps.promoters} promoters, {nps.detractors} detractors)")
 
 
 def csat_text(csat: Any) -> str:

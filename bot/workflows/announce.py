@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 
 from bot import views
 from bot.core import clock, observability
-from bot.delivery import outbox
+from bot.delivery import followup_batches, outbox
 from bot.delivery.slack_client import respond, safe_call
 from bot.domain import conversation, processing, teamwork, tickets, triage_causes
 from bot.domain.feedback import FeedbackResult
@@ -218,12 +218,26 @@ def announce_feedback(
     """
     with runtime.message_locks.hold((channel, message_ts)):
         with transaction(runtime.sessions) as session:
-            text, blocks = _answered(session, result)
+            # A follow-up DM may carry several resolutions (SURVEY_COOLDOWN): all of it
+            # is redrawn, each as it stands.
+            text, blocks = (followup_batches.redraw(session, channel=channel, ts=message_ts,
+                                                    now=clock.now())
+                            or _answered(session, result))
         safe_call(client, "chat.update", channel=channel, ts=message_ts, text=text, blocks=blocks)
     outbox.deliver(runtime.sessions, client, list(owed), ttl=runtime.settings.claim_ttl)
     if result.ticket_moved:
         # Reopened or resolved again: the team's notices show it.
         team_notices.refresh_team_notices(runtime, client, result.ticket.ticket_id)
+
+
+def announce_nps(runtime: Runtime, client: WebClient, *, channel: str, message_ts: str) -> None:
+    """Show the person's NPS answer on the follow-up DM they clicked (drawn at send
+    time, one update per message at a time, as for Yes/No)."""
+    with runtime.message_locks.hold((channel, message_ts)):
+        with transaction(runtime.sessions) as session:
+            drawn = followup_batches.redraw(session, channel=channel, ts=message_ts, now=clock.now())
+        if drawn is not None:
+            safe_call(client, "chat.update", channel=channel, ts=message_ts, text=drawn[0], blocks=drawn[1])
 
 
 def _answered(session, result: FeedbackResult) -> tuple[str, list]:

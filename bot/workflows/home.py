@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import views
 from bot.core import clock
 from bot.delivery.slack_client import safe_call
-from bot.domain import analytics, autonomy, requester
+from bot.domain import analytics, autonomy, requester, sla
 from bot.domain.analytics import ResolutionStats
 from models import read_transaction
 
@@ -35,7 +35,7 @@ class HomeFigures:
 
     def __init__(self, sessions: sessionmaker[Session], *, ttl: timedelta = HOME_FIGURES_TTL):
         self._sessions, self._ttl = sessions, ttl
-        self._counted: tuple[datetime, ResolutionStats] | None = None
+        self._counted: tuple[datetime, ResolutionStats, tuple[sla.SlaRow, ...]] | None = None
         # Held while counting: opens arriving meanwhile wait for that count, not their own.
         self._lock = threading.Lock()
 
@@ -45,15 +45,25 @@ class HomeFigures:
         Raises:
             SQLAlchemyError: the database failed (nothing is cached).
         """
+        return self.counted()[0]
+
+    def counted(self) -> tuple[ResolutionStats, tuple[sla.SlaRow, ...]]:
+        """The figures and the service levels per team and priority, counted together
+        now if the last count is older than the ttl.
+
+        Raises:
+            SQLAlchemyError: the database failed (nothing is cached).
+        """
         with self._lock:
             now = clock.now()
             if self._counted is not None and now - self._counted[0] < self._ttl:
-                return self._counted[1]
+                return self._counted[1], self._counted[2]
             # Read-only: on SQLite it never waits for (or blocks) a writer.
             with read_transaction(self._sessions) as session:
                 stats = analytics.resolution_stats(session, days=HOME_DAYS, now=now)
-            self._counted = (now, stats)
-            return stats
+                levels = sla.sla_stats(session, since=stats.since)
+            self._counted = (now, stats, levels)
+            return stats, levels
 
     def invalidate(self) -> None:
         """Count again at the next open: something the figures show changed here."""
@@ -102,5 +112,6 @@ def publish_home(client: WebClient, user_id: str, *, is_admin: bool, figures: Ho
     if refresh:
         figures.invalidate()
     mine, switch = figures.viewer(user_id)
+    stats, levels = figures.counted()
     safe_call(client, "views.publish", user_id=user_id,
-              view=views.home_view(figures.get(), is_admin=is_admin, mine=mine, autonomy=switch))
+              view=views.home_view(stats, is_admin=is_admin, mine=mine, autonomy=switch, sla=levels))

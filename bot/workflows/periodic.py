@@ -15,6 +15,7 @@ from bot.core.settings import Settings
 from bot.delivery import outbox
 from bot.domain import conversation, retention, rollup, sweep
 from bot.domain.processing import Outcome
+from bot.domain.surveys import Surveys
 from bot.workflows import alerts, announce, approvals, audit_anchor, backup_schedule, sla
 from bot.workflows.runtime import Runtime
 from models import read_transaction, transaction
@@ -66,9 +67,10 @@ def deliver_outbox(runtime: Runtime, client: WebClient) -> int:
     """Send every Slack message that is due: follow-up DMs, posts that failed, posts a
     dead process never sent, and (once Slack takes the token again) held ones; returns
     how many were sent."""
-    ttl = runtime.settings.claim_ttl
-    released = outbox.release_held(runtime.sessions, client, ttl=ttl)
-    return released + _batches(lambda: outbox.deliver(runtime.sessions, client, ttl=ttl))
+    ttl, surveys = runtime.settings.claim_ttl, Surveys.of(runtime.settings)
+    released = outbox.release_held(runtime.sessions, client, ttl=ttl, surveys=surveys)
+    return released + _batches(lambda: outbox.deliver(runtime.sessions, client, ttl=ttl,
+                                                      surveys=surveys))
 
 
 def evaluate_alerts(runtime: Runtime, client: WebClient) -> int:
