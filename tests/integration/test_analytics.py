@@ -264,9 +264,9 @@ def test_two_thousand_resolutions_take_a_handful_of_queries(session):
         event.remove(engine, "before_cursor_execute", count)
 
     # Nothing rolled up yet, so all live (bot.domain.rollup): two to learn what is
-    # rolled and fresh, one per family of figures (five), one for the trend; and two to
-    # turn PostgreSQL's parallel workers off and on again.
-    assert len(statements) <= 10, statements
+    # rolled and fresh, one per family of figures (five), one for the trend, one for NPS
+    # (nps_answers, live); and two to turn PostgreSQL's parallel workers off and on again.
+    assert len(statements) <= 11, statements
     # n % 100 == 0 withdraws 20 rows, all of them answered "yes" with 1 star.
     assert (stats.resolutions, stats.withdrawn) == (1980, 20)
     assert (stats.confirmed, stats.failed, stats.pending) == (1180, 400, 400)
