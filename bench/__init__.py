@@ -6,7 +6,9 @@ script has a `--quick` mode; docs/BENCHMARKS.md gives the figures at head and th
 commands. `pip install -e ".[bench]"` brings what bench needs beyond the application.
 
 The scripts: `ack_path`, `saturation`, `memory` (HTTP, ours beside the bare floor),
-`bare_bolt` (the floor itself), `decision_cpu`, `followup_sweep`, `queries`, `seed`.
+`bare_bolt` (the floor itself), `production` (ours in production shape beside the
+floor: two serve processes, a Celery worker deciding), `decision_cpu`, `followup_sweep`,
+`queries`, `seed`.
 What they share, by job:
 
 - `machine`: what a figure was measured on; `procstat`: who used the CPU and memory;

@@ -115,7 +115,7 @@ class Load:
             cores = (seconds - self._procs.get(pid, (0.0, ""))[0]) / wall
             if pid in ours:
                 bench += cores
-            elif name.startswith(_SERVICES) and self._serves_us(pid, name):
+            elif name.startswith(_SERVICES) and serves_database(pid, name, self._database):
                 services += cores
             else:
                 others += cores
@@ -129,19 +129,23 @@ class Load:
         """Cores the whole machine used since construction."""
         return self.measure().busy
 
-    def _serves_us(self, pid: int, name: str) -> bool:
-        # A PostgreSQL backend names its database in its title; one serving another
-        # database is someone else's load. Redis and PostgreSQL's own processes
-        # (checkpointer, WAL writer, ...) count as shared services.
-        if not name.startswith("postgres"):
-            return True
-        try:
-            title = " ".join(psutil.Process(pid).cmdline())
-        except psutil.Error:
-            return True
-        if " postgres " not in title and "@" not in title and "(" not in title:
-            return True  # not a client backend
-        return self._database is None or f" {self._database} " in title
+
+def serves_database(pid: int, name: str, database: str | None) -> bool:
+    """Whether a PostgreSQL or Redis process works for `database` (None: any).
+
+    A PostgreSQL backend names its database in its title; one serving another database
+    is someone else's load. Redis and PostgreSQL's own processes (checkpointer, WAL
+    writer, ...) count as shared services.
+    """
+    if not name.startswith("postgres"):
+        return True
+    try:
+        title = " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return True
+    if " postgres " not in title and "@" not in title and "(" not in title:
+        return True  # not a client backend
+    return database is None or f" {database} " in title
 
 
 def other_busy_processes(exclude: set[int], threshold: float = 0.2, window: float = 1.0) -> list[str]:
@@ -181,16 +185,22 @@ class CpuMeter:
     Args:
         groups: label -> process-group ids (a subprocess started with
             `start_new_session=True` leads its own group) or pids. This process is
-            "bench"; PostgreSQL and Redis are named; the rest is "other processes".
+            "bench"; PostgreSQL and Redis are named (backends of another database than
+            the one `count_database_as_ours` named are "other processes"); the rest is
+            "other processes".
+        idle: also report "idle": the cores nobody used (the machine's idle time).
     """
 
-    def __init__(self, groups: Mapping[str, Sequence[int]] | None = None) -> None:
+    def __init__(self, groups: Mapping[str, Sequence[int]] | None = None, *, idle: bool = False) -> None:
         self.groups = {k: set(v) for k, v in (groups or {}).items()}
+        self._idle = idle
+        self._system = _system_times()
         self._t0, self._start = time.monotonic(), cpu_by_process()
 
     def stop(self) -> dict[str, float]:
         """Cores per label since construction, largest first, rounded to 0.01."""
         end, wall = cpu_by_process(), max(1e-6, time.monotonic() - self._t0)
+        total, idle = _system_times()
         used: dict[str, float] = {}
         for pid, (seconds, name) in end.items():
             cores = (seconds - self._start.get(pid, (0.0, ""))[0]) / wall
@@ -201,9 +211,13 @@ class CpuMeter:
                 if pid in members or _group_of(pid) in members:
                     label = group
             if label is None:
-                label = ("postgres" if name.startswith("postgres") else
+                label = ("other processes" if not serves_database(pid, name, _OUR_DATABASE[0]) else
+                         "postgres" if name.startswith("postgres") else
                          "redis" if name.startswith("redis") else "other processes")
             used[label] = used.get(label, 0.0) + cores
+        if self._idle and total > self._system[0]:
+            share = (idle - self._system[1]) / (total - self._system[0])
+            used["idle"] = (os.cpu_count() or 1) * share
         return {k: round(v, 2) for k, v in sorted(used.items(), key=lambda kv: -kv[1])}
 
 

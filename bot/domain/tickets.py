@@ -77,10 +77,28 @@ def requester_said(session: Session, ticket_id: int) -> dict[tuple[str, int], st
     return said
 
 
-def resolution_of(session: Session, ticket_id: int) -> TicketResolution | None:
-    return session.scalars(
-        select(TicketResolution).where(TicketResolution.ticket_id == ticket_id)
+def answered_by_bot(session: Session, ticket_id: int) -> tuple[Ticket, TicketResolution, ActionHistory]:
+    """The ticket, the bot's resolution of it and the action it answered, in one read
+    (a click's redraw draws the message from the three).
+
+    Raises:
+        NotFound: no such ticket, or its action no longer exists.
+        LookupError: the ticket has no resolution by the bot (resolutions are not deleted).
+    """
+    found = session.execute(
+        select(Ticket, TicketResolution, ActionHistory).select_from(Ticket)
+        .outerjoin(TicketResolution, TicketResolution.ticket_id == Ticket.ticket_id)
+        .outerjoin(ActionHistory, ActionHistory.id == TicketResolution.action_id)
+        .where(Ticket.ticket_id == ticket_id)
     ).one_or_none()
+    if found is None:
+        raise NotFound(f"Ticket #{ticket_id} does not exist.")
+    ticket, resolution, action = found
+    if resolution is None:
+        raise LookupError(f"ticket {ticket_id} has no resolution")
+    if action is None:
+        raise NotFound("That action no longer exists.")
+    return ticket, resolution, action
 
 
 def action_by_id(session: Session, action_id) -> ActionHistory:

@@ -242,16 +242,14 @@ def announce_nps(runtime: Runtime, client: WebClient, *, channel: str, message_t
 
 def _answered(session, result: FeedbackResult) -> tuple[str, list]:
     """The clicked message as it stands now: the bot's answer or a person's resolution."""
-    ticket = tickets.get_ticket(session, result.ticket.ticket_id)
     if result.by_person:
+        ticket = tickets.get_ticket(session, result.ticket.ticket_id)
         person = session.get(PersonResolution, result.resolution.id)
         action = tickets.action_by_id(session, person.action_id) if person.action_id else None
         withdrawn = action is not None and action.rolled_back
         return views.answered_person_resolution_message(ticket, person, withdrawn=withdrawn)
-    bots = tickets.resolution_of(session, ticket.ticket_id)
-    if bots is None:  # the answer was recorded on it, and resolutions are not deleted
-        raise LookupError(f"ticket {ticket.ticket_id} has no resolution")
-    action = tickets.action_by_id(session, bots.action_id)
+    # The bot's answer, the busiest redraw (every requester's click): one read, not three.
+    ticket, bots, action = tickets.answered_by_bot(session, result.ticket.ticket_id)
     return views.answered_resolution_message(ticket, action, bots)
 
 

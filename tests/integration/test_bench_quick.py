@@ -3,7 +3,9 @@
 `python -m bench.bare_bolt --quick` starts the fake Slack in a child process, the bare
 floor under gunicorn and the load generator; `python -m bench.queries --quick` seeds a
 small history with COPY (which breaks when a table changes) and times the application's
-own queries. Neither is a timed test: they assert the report, not the figures.
+own queries; `python -m bench.production --quick` starts ours in production shape (two
+serve processes, a real Celery worker) beside the floor. None is a timed test: they
+assert the report, not the figures.
 """
 
 from __future__ import annotations
@@ -17,15 +19,16 @@ from sqlalchemy import create_engine, text
 
 from tests.support.databases import PG_DATABASE, PG_SERVER
 from tests.support.harness import ROOT
+from tests.support.jobs_harness import BROKER_URL
 
 # A bench database of this checkout's own, named after its test database.
 BENCH_DATABASE = "resolvemeq_bench_" + re.sub(r"[^a-z0-9_]", "_", PG_DATABASE.lower())[:40]
 
 
-def _run(*argv: str) -> subprocess.CompletedProcess:
+def _run(*argv: str, timeout: float = 240) -> subprocess.CompletedProcess:
     env = {**os.environ, "BENCH_POSTGRES_URL": PG_SERVER}
     return subprocess.run([sys.executable, "-m", *argv], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=240)
+                          text=True, timeout=timeout)
 
 
 def _table_rows(output: str, first_cell: str) -> list[list[str]]:
@@ -66,3 +69,26 @@ def test_the_queries_quick_run_times_every_query_and_drops_its_database():
     finally:
         engine.dispose()
     assert left == 0
+
+
+def test_the_production_quick_run_measures_every_phase_with_the_worker_deciding():
+    result = _run("bench.production", "--quick", "--seconds", "1", "--seed", "20",
+                  "--database", BENCH_DATABASE, "--redis", BROKER_URL, timeout=400)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "### Production shape (quick run)" in result.stdout
+    verdicts = {row[0]: row for row in _table_rows(result.stdout, "")
+                if len(row) == 7 and row[0] != "phase"}
+    assert set(verdicts) == {"clicks, closed loop, 32 connections",
+                             "`/ticket` acks, closed loop, 32 connections",
+                             "100 req/s, half `/ticket`, open loop"}
+    for row in verdicts.values():
+        assert row[5] in ("met", "**missed**")
+    # The acks' tickets reached the worker: it decided some of them during the runs.
+    decided = float(verdicts["`/ticket` acks, closed loop, 32 connections"][6].split("/s")[0])
+    mixed = float(verdicts["100 req/s, half `/ticket`, open loop"][6].split("/s")[0])
+    assert decided + mixed > 0
+    split = [row for row in _table_rows(result.stdout, "")
+             if row[1] in ("ours", "bare") and row[0] != "phase"]
+    assert {(row[0], row[1]) for row in split} == {(phase, server) for phase in ("clicks", "acks", "mixed")
+                                                   for server in ("ours", "bare")}
+    assert all(float(row[2]) > 0 for row in split if row[1] == "ours")  # the serve processes worked

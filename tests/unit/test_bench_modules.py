@@ -25,7 +25,7 @@ from bench.report import markdown_table, ms
 MODULES = sorted(info.name for info in pkgutil.iter_modules(bench.__path__))
 # Each script's quick flag, as `--help` lists it (docs/BENCHMARKS.md gives the commands).
 SCRIPTS = ("ack_path", "saturation", "memory", "decision_cpu", "followup_sweep", "queries",
-           "seed", "bare_bolt", "slow_agent", "audit_chain")
+           "seed", "bare_bolt", "slow_agent", "audit_chain", "production")
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -110,3 +110,18 @@ def test_a_process_is_seen_with_its_children_memory_and_cpu():
         child.wait()
     assert procstat.rss_kib(child.pid) == 0
     assert procstat.cpu_seconds(child.pid) == 0.0
+
+
+def test_the_cpu_meter_says_how_many_cores_nobody_used_when_asked():
+    meter = procstat.CpuMeter(idle=True)
+    time.sleep(0.2)
+    used = meter.stop()
+    assert 0.0 <= used["idle"] <= (os.cpu_count() or 1)
+    assert "idle" not in procstat.CpuMeter().stop()
+
+
+def test_only_postgresql_backends_are_told_apart_by_database():
+    # Not a PostgreSQL process: a shared service (Redis), whatever the database.
+    assert procstat.serves_database(os.getpid(), "redis-server", "resolvemeq_bench_x")
+    # A process that is gone cannot be read: counted as a shared service, not dropped.
+    assert procstat.serves_database(2**22 + 12345, "postgres", "resolvemeq_bench_x")
