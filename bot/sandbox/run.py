@@ -131,7 +131,7 @@ class Sandbox:
         """End the bot (politely, then not) and the stand-in; safe to call twice."""
         bot, self._bot = self._bot, None
         if bot is not None and bot.poll() is None:
-            bot.terminate()
+            bot.send_signal(signal.SIGINT)  # gunicorn: a quick shutdown (SIGTERM waits for requests)
             try:
                 bot.wait(timeout=10)
             except subprocess.TimeoutExpired:
