@@ -294,6 +294,7 @@ class SandboxSlack(SlackStandIn):
             return self._slash(user, channel, command, rest.strip())
         if command.startswith("/"):
             raise PageError(f"{command} is not a command here; try {', '.join(_SLASH_COMMANDS)}")
+        text = _mentions(text)
         ts = self.post_as_person(channel, user, text, thread_ts=thread_ts)
         self.changed()
         is_dm = channel.startswith("D")
@@ -302,7 +303,7 @@ class SandboxSlack(SlackStandIn):
                        "channel_type": "im" if is_dm else "channel",
                        **({"thread_ts": thread_ts} if thread_ts else {})}
         self._event(event)
-        if not is_dm and (f"<@{self.bot_user_id}>" in text or f"@{people.BOT_NAME}" in text):
+        if not is_dm and f"<@{self.bot_user_id}>" in text:
             self._event({**{k: v for k, v in event.items() if k != "channel_type"}, "type": "app_mention"})
         return {"ok": True, "ts": ts}
 
@@ -478,6 +479,14 @@ class SandboxSlack(SlackStandIn):
             event["view"] = view
         self._event(event)
         return {"ok": True}
+
+
+def _mentions(text: str) -> str:
+    """`@ResolveMeQ` or `@Riley Requester` typed, as Slack's client sends it: `<@U…>`."""
+    names = [(people.BOT_NAME, people.BOT_USER_ID)] + [(p.name, p.id) for p in people.PEOPLE]
+    for name, user_id in names:
+        text = text.replace(f"@{name}", f"<@{user_id}>")
+    return text
 
 
 def _state_values(view: Args, values: Args) -> Args:
