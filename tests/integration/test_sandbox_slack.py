@@ -144,7 +144,8 @@ def test_a_trigger_id_opens_one_modal_for_the_person_who_clicked(
         bot: RecordingBot, slack: SandboxSlack, client: WebClient, page: httpx.Client) -> None:
     posted = client.chat_postMessage(channel="CHELPDESK", text="Did it work?", blocks=[
         {"type": "actions", "block_id": "feedback", "elements": [
-            {"type": "button", "action_id": "feedback_no", "value": "t=1", "text": {"type": "plain_text", "text": "No"}}]}])
+            {"type": "button", "action_id": "feedback_no", "value": "t=1",
+             "text": {"type": "plain_text", "text": "No"}}]}])
     assert page.post("/sandbox/click", json={
         "user": "UREQ", "channel": "CHELPDESK", "message_ts": posted["ts"], "action_id": "feedback_no",
         "block_id": "feedback", "value": "t=1"}).json()["ok"]
@@ -195,7 +196,8 @@ def test_closing_a_modal_that_asked_sends_view_closed(
 
 def test_a_reaction_and_a_shortcut_reach_the_bot_as_slack_sends_them(
         bot: RecordingBot, slack: SandboxSlack, page: httpx.Client) -> None:
-    ts = page.post("/sandbox/send", json={"user": "UREQ", "channel": "CHELPDESK", "text": "wifi down"}).json()["ts"]
+    sent = page.post("/sandbox/send", json={"user": "UREQ", "channel": "CHELPDESK", "text": "wifi down"})
+    ts = sent.json()["ts"]
     page.post("/sandbox/react", json={"user": "UTEAM", "channel": "CHELPDESK", "ts": ts, "name": "ticket"})
     event = bot.last()["event"]
     assert (event["type"], event["reaction"], event["item"], event["item_user"]) == (
