@@ -31,6 +31,8 @@ _VISIBLE = frozenset({
     "chat.postMessage", "chat.update", "chat.delete", "chat.postEphemeral", "views.publish",
     "views.open", "views.update", "views.push", "reactions.add",
 })
+# Slack gives up on the app after 3 s; the sandbox waits longer for a bot on a busy laptop.
+_BOT_TIMEOUT = 30.0
 _SLASH_COMMANDS = ("/ticket", "/history", "/rollback", "/resolution-stats", "/autonomy")
 
 
@@ -70,6 +72,9 @@ class SandboxSlack(SlackStandIn):
         self.page: Any = None
         for p in people.PEOPLE:
             self.set_user(p.id, real_name=p.name, is_admin=p.role == "admin")
+        self.set_user(people.BOT_USER_ID, real_name=people.BOT_NAME, is_bot=True,
+                      profile={"real_name": people.BOT_NAME, "display_name": people.BOT_NAME,
+                               "bot_id": people.BOT_ID, "team": people.TEAM_ID})
         for c in people.CHANNELS:
             self.set_members(c.id, [*c.members, people.BOT_USER_ID])
         for p in people.PEOPLE:
@@ -168,6 +173,14 @@ class SandboxSlack(SlackStandIn):
             raise _SlackError("expired_trigger_id")
         return user
 
+    def _post_ephemeral(self, args: Args) -> Args:
+        # As Slack: an ephemeral message goes only to someone in the channel.
+        channel = self._channel(args)
+        members = self._members.get(channel)
+        if members is not None and args.get("user") and args["user"] not in members:
+            raise _SlackError("user_not_in_channel")
+        return super()._post_ephemeral(args)
+
     def _views_open(self, args: Args) -> Args:
         user = self._use_trigger(args)
         view = self._store_view(args.get("view"), f"V{next(self._ids):06d}")
@@ -248,7 +261,7 @@ class SandboxSlack(SlackStandIn):
         request = urllib.request.Request(self.events_url, data=body.encode(), headers=headers,
                                          method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
+            with urllib.request.urlopen(request, timeout=_BOT_TIMEOUT) as answer:
                 return answer.status, answer.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()
