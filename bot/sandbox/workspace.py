@@ -67,6 +67,7 @@ class SandboxSlack(SlackStandIn):
         self._modals: dict[str, list[str]] = {}  # user -> view ids, top last
         self._view_owner: dict[str, str] = {}  # view id -> user
         self._targets: dict[str, Args] = {}  # response URL key -> what it answers
+        self._read: dict[tuple[str, str], float] = {}  # (user, channel) -> ts read up to
         self._methods["views.push"] = self._views_push
         # The page's routes (`bot.sandbox.page.Page`), set by whoever starts the sandbox.
         self.page: Any = None
@@ -108,11 +109,18 @@ class SandboxSlack(SlackStandIn):
         found.append({"id": people.dm_channel(user), "name": people.BOT_NAME, "kind": "dm", "unread": 0})
         return found
 
-    def view_state(self, user: str) -> Args:
-        """The page's view of the workspace for one person (contract: GET /sandbox/state)."""
+    def view_state(self, user: str, read: str | None = None) -> Args:
+        """The page's view of the workspace for one person (contract: GET /sandbox/state);
+        `read`: the channel the person is looking at, read up to its latest message."""
         with self._cond:
             channels = self.channels_of(user)
             messages = {c["id"]: self._visible_messages(c["id"], user) for c in channels}
+            if read is not None and messages.get(read):
+                self._read[(user, read)] = float(messages[read][-1]["ts"])
+            for c in channels:
+                since = self._read.get((user, c["id"]), 0.0)
+                c["unread"] = sum(1 for m in messages[c["id"]]
+                                  if float(m["ts"]) > since and m["user"] != user)
             stack = self._modals.get(user) or []
             modal = ({"view_id": stack[-1], "view": copy.deepcopy(self._views[stack[-1]])}
                      if stack else None)

@@ -238,3 +238,18 @@ def test_the_guided_examples_do_what_their_labels_say(tmp_path, monkeypatch, cap
         assert cli.main(["ask", "--json", text.removeprefix("/ticket ")]) == 0
         decided = json.loads(capsys.readouterr().out)
         assert (decided["action"], decided["critical"]) == (action, critical), text
+
+
+def test_unread_counts_what_others_posted_since_the_person_last_looked(
+        slack: SandboxSlack, client: WebClient, page: httpx.Client) -> None:
+    def unread(user: str, read: str | None = None) -> dict[str, int]:
+        params = {"user": user, **({"read": read} if read else {})}
+        return {c["id"]: c["unread"] for c in page.get("/sandbox/state", params=params).json()["channels"]}
+
+    client.chat_postMessage(channel="CHELPDESK", text="Welcome")
+    page.post("/sandbox/send", json={"user": "UREQ", "channel": "CHELPDESK", "text": "hi all"})
+    assert unread("UREQ")["CHELPDESK"] == 1  # the bot's, not their own
+    assert unread("UTEAM")["CHELPDESK"] == 2
+    assert unread("UREQ", read="CHELPDESK")["CHELPDESK"] == 0
+    client.chat_postMessage(channel="UREQ", text="A DM")
+    assert unread("UREQ") == {"CHELPDESK": 0, "DUREQ": 1}
