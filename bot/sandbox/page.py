@@ -88,7 +88,7 @@ class Page:
                                 str(body.get("block_id") or ""),
                                 channel=body.get("channel"), message_ts=body.get("message_ts"),
                                 view_id=body.get("view_id"), value=body.get("value"),
-                                selected_option=body.get("selected_option"))
+                                selected_option=body.get("selected_option"), values=body.get("values"))
 
     def _submit(self, body: Args) -> Args:
         return self.slack.submit(_need(body, "user"), _need(body, "view_id"), body.get("values") or {})

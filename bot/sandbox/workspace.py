@@ -349,8 +349,9 @@ class SandboxSlack(SlackStandIn):
 
     def click(self, user: str, action_id: str, block_id: str, *, channel: str | None = None,
               message_ts: str | None = None, view_id: str | None = None, value: Any = None,
-              selected_option: Args | None = None) -> Args:
-        """A person clicks a button (or picks an option) on a message or in a view."""
+              selected_option: Args | None = None, values: Args | None = None) -> Args:
+        """A person clicks a button (or picks an option) on a message or in a view;
+        `values`: what is typed in the view's inputs so far (its state, as Slack sends it)."""
         self._check_person(user)
         action: Args = {"action_id": action_id, "block_id": block_id,
                         "type": "static_select" if selected_option else "button",
@@ -374,7 +375,7 @@ class SandboxSlack(SlackStandIn):
                     raise PageError(f"no view {view_id!r} open for {user}", 404)
                 view = copy.deepcopy(view)
             payload = {**base, "container": {"type": "view", "view_id": view_id},
-                       "view": {**view, "state": {"values": {}}}}
+                       "view": {**view, "state": {"values": _state_values(view, values or {})}}}
         else:
             if not channel or not message_ts:
                 raise PageError("a click needs channel and message_ts, or view_id")
