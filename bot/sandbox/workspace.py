@@ -169,8 +169,13 @@ class SandboxSlack(SlackStandIn):
 
     def _new_trigger(self, user: str) -> str:
         trigger = f"{next(self._ids)}.{int(time.time())}.{secrets.token_hex(8)}"
+        now = time.monotonic()
         with self._cond:
-            self._triggers[trigger] = (user, time.monotonic() + TRIGGER_TTL)
+            for old in [t for t, (_, expires) in self._triggers.items() if expires < now - TRIGGER_TTL]:
+                del self._triggers[old]  # never used: forgotten a while after they expire
+            if len(self._used_triggers) > _KEEP_CALLS:
+                self._used_triggers.clear()
+            self._triggers[trigger] = (user, now + TRIGGER_TTL)
         return trigger
 
     def _use_trigger(self, args: Args) -> str:
@@ -266,6 +271,8 @@ class SandboxSlack(SlackStandIn):
         with self._cond:
             self._targets[key] = {"user": user, "channel": channel, "message_ts": message_ts,
                                   "ephemeral": ephemeral}
+            while len(self._targets) > _KEEP_CALLS:  # Slack's expire after 30 minutes
+                del self._targets[next(iter(self._targets))]
         return self.response_url(key)
 
     # ----- what people do: requests to the bot ----------------------------------------
