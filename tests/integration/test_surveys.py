@@ -16,10 +16,10 @@ from bot.core.settings import load_settings
 from bot.delivery import outbox
 from bot.delivery.slack_client import make_web_client
 from bot.domain.surveys import Surveys
+from bot.sandbox.standin import SlackStandIn
 from bot.views import ActionId, feedback_value, nps_action_id, nps_value
 from models import NpsAnswer, OutboxPurpose, SlackOutbox, TicketResolution, transaction
 from tests.support.factories import make_action
-from tests.support.fake_slack import FakeSlack
 from tests.support.harness import REQUESTER, shown
 
 DAY = timedelta(hours=24)
@@ -32,7 +32,7 @@ T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
 
 @pytest.fixture()
 def fake():
-    with FakeSlack() as slack:
+    with SlackStandIn() as slack:
         yield slack
 
 
