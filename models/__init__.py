@@ -37,6 +37,7 @@ from models.slack_outbox import OutboxPurpose, OutboxStatus, SlackOutbox
 from models.ticket import Awaiting, EscalationPriority, Ticket, TicketSource, TicketStatus
 from models.ticket_message import MessageKind, TicketMessage
 from models.ticket_resolution import TicketResolution
+from models.threshold_experiment import ExperimentStop, ThresholdExperiment
 from models.ticket_sla import SlaPriority, TicketSla
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "Awaiting",
     "Base",
     "EscalationPriority",
+    "ExperimentStop",
     "GENESIS_HASH",
     "MessageKind",
     "OutboxPurpose",
@@ -71,6 +73,7 @@ __all__ = [
     "TicketSla",
     "TicketSource",
     "TicketStatus",
+    "ThresholdExperiment",
     "UNDOABLE_ACTIONS",
     "UnitOfWork",
     "as_utc",
