@@ -34,10 +34,10 @@ from models.session import (
     transaction,
 )
 from models.slack_outbox import OutboxPurpose, OutboxStatus, SlackOutbox
+from models.threshold_experiment import ExperimentStop, ThresholdExperiment
 from models.ticket import Awaiting, EscalationPriority, Ticket, TicketSource, TicketStatus
 from models.ticket_message import MessageKind, TicketMessage
 from models.ticket_resolution import TicketResolution
-from models.threshold_experiment import ExperimentStop, ThresholdExperiment
 from models.ticket_sla import SlaPriority, TicketSla
 
 __all__ = [

@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import views
 from bot.core import clock
 from bot.delivery.slack_client import safe_call
-from bot.domain import analytics, autonomy, requester
+from bot.domain import analytics, autonomy, experiment_stats, experiments, requester
 from bot.domain.analytics import ResolutionStats
+from bot.domain.experiment_stats import ExperimentResults
 from models import read_transaction
 
 HOME_DAYS = 30
@@ -35,7 +36,7 @@ class HomeFigures:
 
     def __init__(self, sessions: sessionmaker[Session], *, ttl: timedelta = HOME_FIGURES_TTL):
         self._sessions, self._ttl = sessions, ttl
-        self._counted: tuple[datetime, ResolutionStats] | None = None
+        self._counted: tuple[datetime, ResolutionStats, ExperimentResults | None] | None = None
         # Held while counting: opens arriving meanwhile wait for that count, not their own.
         self._lock = threading.Lock()
 
@@ -45,15 +46,24 @@ class HomeFigures:
         Raises:
             SQLAlchemyError: the database failed (nothing is cached).
         """
+        return self._count()[1]
+
+    def experiment(self) -> ExperimentResults | None:
+        """The running THRESHOLD_EXPERIMENT's results, counted with the figures."""
+        return self._count()[2]
+
+    def _count(self) -> tuple[datetime, ResolutionStats, ExperimentResults | None]:
         with self._lock:
             now = clock.now()
             if self._counted is not None and now - self._counted[0] < self._ttl:
-                return self._counted[1]
+                return self._counted
             # Read-only: on SQLite it never waits for (or blocks) a writer.
             with read_transaction(self._sessions) as session:
                 stats = analytics.resolution_stats(session, days=HOME_DAYS, now=now)
-            self._counted = (now, stats)
-            return stats
+                running = experiments.running(session)
+                trial = experiment_stats.results(session, running) if running is not None else None
+            self._counted = (now, stats, trial)
+            return self._counted
 
     def invalidate(self) -> None:
         """Count again at the next open: something the figures show changed here."""
@@ -103,4 +113,5 @@ def publish_home(client: WebClient, user_id: str, *, is_admin: bool, figures: Ho
         figures.invalidate()
     mine, switch = figures.viewer(user_id)
     safe_call(client, "views.publish", user_id=user_id,
-              view=views.home_view(figures.get(), is_admin=is_admin, mine=mine, autonomy=switch))
+              view=views.home_view(figures.get(), is_admin=is_admin, mine=mine, autonomy=switch,
+                                   experiment=figures.experiment()))
