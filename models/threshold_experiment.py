@@ -42,7 +42,7 @@ class ThresholdExperiment(Base):
     arms: Mapped[str] = mapped_column(String(200))
     started_at: Mapped[datetime] = mapped_column()
     # True while running, NULL once stopped (unique: one running experiment at most).
-    running: Mapped[bool | None] = mapped_column(unique=True, default=True)
+    running: Mapped[bool | None] = mapped_column(unique=True)
     stopped_at: Mapped[datetime | None] = mapped_column()
     # A Slack user id for an admin's stop; NULL when a process stopped it.
     stopped_by: Mapped[str | None] = mapped_column(String(32))
