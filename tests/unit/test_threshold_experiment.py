@@ -129,3 +129,11 @@ def test_the_results_are_escaped_and_say_how_more_arms_are_compared():
     assert "0.8 reopens fewer, p = &lt; 0.001" in text
     assert "no difference shown yet" in text
     assert "each is compared with the first (0.7)" in text
+
+
+def test_without_any_experiment_the_status_says_how_to_start_one():
+    from bot.views.experiment import experiment_status
+
+    text, blocks = experiment_status(None)
+    assert text == "No threshold experiment yet"
+    assert "Set THRESHOLD_EXPERIMENT (e.g. `0.75,0.85`)" in blocks[0]["text"]["text"]
