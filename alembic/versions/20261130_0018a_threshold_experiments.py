@@ -56,8 +56,10 @@ def upgrade() -> None:
         op.add_column('action_history', sa.Column('experiment_id', sa.Integer(), nullable=True))
         op.create_foreign_key(FK, 'action_history', 'threshold_experiments', ['experiment_id'], ['id'])
     op.add_column('action_history', sa.Column('threshold_arm', sa.Double(), nullable=True))
-    op.create_index('ix_action_history_experiment_id', 'action_history', ['experiment_id', 'threshold_arm'],
-                    unique=False, postgresql_where=PARTIAL, sqlite_where=PARTIAL)
+    op.create_index('ix_action_history_experiment_id', 'action_history',
+                    ['experiment_id', 'threshold_arm', 'ticket_id'], unique=False,
+                    postgresql_include=['id', 'action_type', 'autonomous', 'rolled_back', 'executed_at'],
+                    postgresql_where=PARTIAL, sqlite_where=PARTIAL)
 
 
 def downgrade() -> None:

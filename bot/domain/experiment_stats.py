@@ -25,11 +25,11 @@ import math
 from dataclasses import dataclass
 
 from sqlalchemy import and_, case, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from bot.domain.experiments import Experiment
 from bot.domain.success import CONFIRMED, CSAT_MIN_STARS, REOPENED, ROLLED_BACK, Csat, _outcome
-from models import AGENT_ACTIONS, ActionHistory, TicketResolution
+from models import AGENT_ACTIONS, ActionHistory, ActionType, TicketResolution
 
 # Answered tickets each arm needs before the test says anything.
 MIN_ANSWERED = 30
@@ -164,19 +164,22 @@ def arm_figures(session: Session, experiment: Experiment) -> tuple[ArmFigures, .
 
 def _csat(session: Session, experiment: Experiment) -> dict[float, Csat]:
     """CSAT of the bot's resolutions per arm: ratings on resolutions whose action ran in
-    the experiment, rolled-back ones aside."""
-    action = aliased(ActionHistory, name="resolving")
+    the experiment, rolled-back ones aside. From the experiment's actions (its index) to
+    their ticket's one resolution, so other resolutions are never read."""
     score = TicketResolution.satisfaction_score
     rows = session.execute(
         select(
-            action.threshold_arm,
+            ActionHistory.threshold_arm,
             func.count(case((score >= CSAT_MIN_STARS, 1))).label("satisfied"),
             func.count(score).label("ratings"),
         )
-        .select_from(TicketResolution)
-        .join(action, action.id == TicketResolution.action_id)
-        .where(action.experiment_id == experiment.id, action.rolled_back.is_(False))
-        .group_by(action.threshold_arm)
+        .select_from(ActionHistory)
+        .join(TicketResolution, and_(TicketResolution.ticket_id == ActionHistory.ticket_id,
+                                     TicketResolution.action_id == ActionHistory.id))
+        .where(ActionHistory.experiment_id == experiment.id,
+               ActionHistory.action_type == ActionType.AUTO_RESOLVE,
+               ActionHistory.rolled_back.is_(False))
+        .group_by(ActionHistory.threshold_arm)
     ).all()
     return {float(row.threshold_arm): Csat(satisfied=row.satisfied, ratings=row.ratings) for row in rows}
 
