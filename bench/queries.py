@@ -4,6 +4,7 @@
     python -m bench.queries --reuse --keep   # the database a previous --keep run left
     python -m bench.queries --actions 100000 --resolutions 20000 --runs 5   # a closer look
     python -m bench.queries --quick          # 20,000 actions, 3 runs (seconds)
+    python -m bench.queries --reuse --keep --only experiment   # one group of queries
 
 What it does: builds `resolvemeq_bench_queries` with the migrations, fills it with
 `bench.seed.seed_history` (COPY), `VACUUM ANALYZE`, then calls the application's own
@@ -19,6 +20,9 @@ functions, exactly as the bot does, with the SQL they issue captured by a
 - `bot.domain.sla.due_tickets` (the `check_sla` job's pick) and `sla_stats` for 30 and 90
   days, over `ticket_sla` rows filled for every seeded ticket (`fill_sla`: as if the job
   had measured them all; a third of the open ones due again now).
+- `bot.domain.experiment_stats.results` (the THRESHOLD_EXPERIMENT figures per arm and the
+  z-test) over an experiment running for the last 30 days, every agent action in it
+  given an arm (`fill_experiment`: a third of the seeded history).
 
 Each is run once to warm up, then `--runs` times; the report gives the median and the
 maximum of the call and of every statement in it, and `EXPLAIN (ANALYZE, BUFFERS)`
@@ -184,6 +188,7 @@ def app_cases(settings, now: dt.datetime, refs: list[str]) -> list[Case]:
     cases += [Case(f"sla.sla_stats({days} d)",
                    partial(lambda s, d: sla.sla_stats(s, since=now - dt.timedelta(days=d)), d=days))
               for days in (30, 90, 365)]
+    cases += [Case("experiment_stats.results(30 d)", _experiment_results)]
     return cases
 
 
@@ -236,6 +241,37 @@ def late_changes(engine, n: int) -> None:
             "UPDATE action_history SET rolled_back = NOT rolled_back WHERE id IN (SELECT id FROM "
             "action_history WHERE action_type = 'AUTO_RESOLVE' ORDER BY md5(id::text) LIMIT :n)"),
             {"n": max(1, n // 10)})
+
+
+def _experiment_results(session: Session) -> object:
+    from bot.domain import experiment_stats, experiments
+
+    running = experiments.running(session)
+    assert running is not None, "fill_experiment left no running experiment"
+    return experiment_stats.results(session, running)
+
+
+EXPERIMENT_DAYS = 30
+
+
+def fill_experiment(engine, now: dt.datetime) -> int:
+    """A THRESHOLD_EXPERIMENT (0.75 vs 0.85) running for the last EXPERIMENT_DAYS days, every
+    agent action in that time recorded in it, the arm by the ticket (as the hash does,
+    one arm per ticket); returns how many actions it holds."""
+    started = now - dt.timedelta(days=EXPERIMENT_DAYS)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE action_history SET experiment_id = NULL, threshold_arm = NULL "
+                          "WHERE experiment_id IS NOT NULL"))
+        conn.execute(text("DELETE FROM threshold_experiments"))
+        experiment = conn.execute(text(
+            "INSERT INTO threshold_experiments (arms, started_at, running, stop_reason) "
+            "VALUES ('0.75,0.85', :started, true, '') RETURNING id"), {"started": started}).scalar_one()
+        return conn.execute(text("""
+            UPDATE action_history SET experiment_id = :experiment,
+                threshold_arm = CASE WHEN ticket_id % 2 = 0 THEN 0.75 ELSE 0.85 END
+            WHERE executed_at >= :started
+              AND action_type IN ('AUTO_RESOLVE', 'ESCALATE', 'ASSIGN_TO_TEAM', 'REQUEST_CLARIFICATION')
+        """), {"experiment": experiment, "started": started}).rowcount
 
 
 def fill_sla(engine, now: dt.datetime) -> int:
@@ -365,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true", help="use the data a --keep run left")
     parser.add_argument("--keep", action="store_true", help="do not drop the database at the end")
     parser.add_argument("--out", type=Path, help="also write the report (markdown) here")
+    parser.add_argument("--only", default="", help="time only the queries whose name contains this")
     args = parser.parse_args(argv)
     args.actions = args.actions or (seed.QUICK_ACTIONS if args.quick else 1_000_000)
     args.resolutions = args.resolutions or (seed.QUICK_RESOLUTIONS if args.quick else 200_000)
@@ -400,8 +437,9 @@ def main(argv: list[str] | None = None) -> int:
         capture = Capture(engine)
         settings = load_settings(database_url=url)
         filled = fill_sla(engine, now)
+        in_experiment = fill_experiment(engine, now)
         analyze(url)
-        print(f"ticket_sla: {filled:,} rows", flush=True)
+        print(f"ticket_sla: {filled:,} rows; experiment: {in_experiment:,} actions", flush=True)
         with engine.connect() as conn:
             sizes = {t: conn.scalar(text(f"SELECT count(*) FROM {t}")) for t in (
                 "tickets", "action_history", "ticket_resolution", "agent_calls",
@@ -428,6 +466,11 @@ def main(argv: list[str] | None = None) -> int:
         passes: list[tuple[str, list[Case]]] = []
         print("before and after, alternately", flush=True)
         loads = [loadavg_text()]
+        if args.only:  # one group of queries, at head only (no before/after table)
+            chosen = [case for case in app_cases(settings, now, refs) if args.only in case.name]
+            measure(chosen, sessions, capture, engine, runs)
+            print("\n".join(report(chosen, f"Queries named '{args.only}'")))
+            return 0
         after = app_cases(settings, now, refs)
         before = before_cases(now)
         pairs = list(zip(before, after[:len(WINDOWS)], strict=True))

@@ -17,7 +17,17 @@ from sqlalchemy.orm import Session
 
 from bot import views
 from bot.core.errors import InvalidInput, NotAuthorized, ResolveMeQError
-from bot.domain import analytics, autonomy, conversation, intake, rollback, sla, tickets
+from bot.domain import (
+    analytics,
+    autonomy,
+    conversation,
+    experiment_stats,
+    experiments,
+    intake,
+    rollback,
+    sla,
+    tickets,
+)
 from bot.workflows import dispatch
 from bot.workflows.runtime import Runtime
 from handlers.deps import SlackDeps
@@ -105,11 +115,15 @@ def _stats_answer(runtime: Runtime, command: dict, days: int) -> tuple[str, list
             # What the bot would have done in shadow mode, beside what people did.
             shadow = autonomy.shadow_comparison(session, days=days)
             levels = sla.sla_stats(session, since=stats.since)
+            # The running THRESHOLD_EXPERIMENT's results, whatever the window.
+            running = experiments.running(session)
+            trial = experiment_stats.results(session, running) if running is not None else None
     except (ResolveMeQError, SQLAlchemyError) as error:
         # Both kinds always have a sentence (None is for an unexpected error).
         text = said_for(error, command) or DB_DOWN
         return text, views.error_message(text)
-    return "Resolution stats", views.stats_blocks(stats, comments=comments, shadow=shadow, sla=levels)
+    return "Resolution stats", views.stats_blocks(stats, comments=comments, shadow=shadow, sla=levels,
+                                                  experiment=trial)
 
 
 def _respond_later(respond: Respond, text: str, blocks: list) -> None:

@@ -36,6 +36,7 @@ from models.session import (
 )
 from models.slack_outbox import OutboxPurpose, OutboxStatus, SlackOutbox
 from models.stats_rollup import StatsDirty, StatsRollup, StatsRollupDay
+from models.threshold_experiment import ExperimentStop, ThresholdExperiment
 from models.ticket import Awaiting, EscalationPriority, Ticket, TicketSource, TicketStatus
 from models.ticket_message import MessageKind, TicketMessage
 from models.ticket_resolution import TicketResolution
@@ -56,6 +57,7 @@ __all__ = [
     "Awaiting",
     "Base",
     "EscalationPriority",
+    "ExperimentStop",
     "GENESIS_HASH",
     "MessageKind",
     "NpsAnswer",
@@ -77,6 +79,7 @@ __all__ = [
     "TicketSla",
     "TicketSource",
     "TicketStatus",
+    "ThresholdExperiment",
     "UNDOABLE_ACTIONS",
     "UnitOfWork",
     "as_utc",

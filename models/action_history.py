@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, Uuid, func
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, Uuid, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, known_values
@@ -94,6 +94,13 @@ class ActionHistory(Base):
         # "rollbacks in the last hour".
         Index("ix_action_history_autonomous_executed_at", "autonomous", "executed_at"),
         Index("ix_action_history_rolled_back_at", "rolled_back_at"),
+        # An experiment's results (bot.domain.experiment_stats): its decisions only
+        # (partial: most actions are in none), in the order they are grouped, covering
+        # on PostgreSQL (an index-only scan, not the whole table).
+        Index("ix_action_history_experiment_id", "experiment_id", "threshold_arm", "ticket_id",
+              postgresql_include=["id", "action_type", "autonomous", "rolled_back", "executed_at"],
+              postgresql_where=text("experiment_id IS NOT NULL"),
+              sqlite_where=text("experiment_id IS NOT NULL")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -127,3 +134,8 @@ class ActionHistory(Base):
 
     before_state: Mapped[dict | None] = mapped_column()
     after_state: Mapped[dict | None] = mapped_column()
+
+    # For a decision taken while a THRESHOLD_EXPERIMENT ran: the experiment, and the
+    # ticket's arm (the AUTONOMY_THRESHOLD this decision used). NULL otherwise.
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("threshold_experiments.id"))
+    threshold_arm: Mapped[float | None] = mapped_column()

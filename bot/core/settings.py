@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -257,6 +258,37 @@ def parse_group_handles(value: Any) -> list[str]:
     return handles
 
 
+_EXPERIMENT_FORM = "two or more thresholds separated by commas, such as 0.75,0.85"
+
+
+def parse_threshold_experiment(value: Any, *, low: float) -> tuple[float, ...]:
+    """Parse THRESHOLD_EXPERIMENT: `0.75,0.85`, the arms in the order given (the first is
+    what the others are compared with); empty: no experiment.
+
+    Raises:
+        ValueError: not numbers, a number outside (LOW_CONFIDENCE_THRESHOLD, 1], a
+            threshold named twice, or fewer than two.
+    """
+    parts = _csv(value)
+    if not parts:
+        return ()
+    arms: list[float] = []
+    for part in parts:
+        try:
+            arm = float(part)
+        except (TypeError, ValueError):
+            raise ValueError(f"{part!r} is not a number; expected {_EXPERIMENT_FORM}") from None
+        if not low < arm <= 1:
+            raise ValueError(f"{part} is outside ({low:g}, 1]: each arm must be above "
+                             f"LOW_CONFIDENCE_THRESHOLD and at most 1")
+        if arm in arms:
+            raise ValueError(f"{part} is named twice; expected {_EXPERIMENT_FORM}")
+        arms.append(arm)
+    if len(arms) < 2:
+        raise ValueError(f"one threshold compares nothing; expected {_EXPERIMENT_FORM}")
+    return tuple(arms)
+
+
 def _csv(value: Any) -> list[str]:
     if value is None or value == "":
         return []
@@ -339,6 +371,9 @@ class Settings(BaseSettings):
     low_confidence_threshold: Fraction = 0.3
     auto_resolve_min_success: Fraction = 0.8
     default_team: str = "Service Desk"
+    # An A/B test of AUTONOMY_THRESHOLD: `0.75,0.85` gives each ticket one of these as its
+    # threshold, by a stable hash of its id (bot.domain.experiments); unset: none.
+    threshold_experiment: Annotated[tuple[float, ...], NoDecode] = ()
 
     # Caps on autonomous actions
     max_autonomous_actions_per_minute: PositiveInt = 50
@@ -440,6 +475,11 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown action type {unknown[0]!r}: expected some of "
                              f"{', '.join(AGENT_ACTION_NAMES)} separated by commas, or none")
         return tuple(name for name in AGENT_ACTION_NAMES if name in names)
+
+    @field_validator("threshold_experiment", mode="before")
+    @classmethod
+    def _threshold_experiment(cls, value: Any, info: ValidationInfo) -> tuple[float, ...]:
+        return parse_threshold_experiment(value, low=info.data.get("low_confidence_threshold", 0.3))
 
     @field_validator("admin_groups", "approver_groups", mode="before")
     @classmethod

@@ -115,6 +115,7 @@ def execute(
     *,
     now: datetime,
     followup_delay: timedelta,
+    arm: tuple[int, float] | None = None,
 ) -> ActionHistory:
     """Apply `plan` to `ticket` and record it.
 
@@ -124,6 +125,7 @@ def execute(
         plan: the action to carry out.
         now: the clock reading for every timestamp written.
         followup_delay: for AUTO_RESOLVE, when the follow-up DM becomes due.
+        arm: the THRESHOLD_EXPERIMENT (experiment id, threshold) the decision used.
 
     Returns:
         The new action_history row.
@@ -147,6 +149,8 @@ def execute(
         rollback_possible=True,
         before_state=before,
         after_state=snapshots.snapshot(ticket),
+        experiment_id=arm[0] if arm is not None else None,
+        threshold_arm=arm[1] if arm is not None else None,
     )
     session.add(row)
     session.flush()

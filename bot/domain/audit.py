@@ -29,6 +29,10 @@ TICKET_LIMITER_DOWN = "ticket_limiter_unavailable"
 AUTONOMY_CHANGED = "autonomy_changed"
 # Someone who is not an admin tried /autonomy (detail: the subcommand).
 AUTONOMY_DENIED = "autonomy_denied"
+# THRESHOLD_EXPERIMENT: an experiment started (by a process that found it set) or
+# stopped (by an admin, or by a process that found it unset or changed).
+EXPERIMENT_STARTED = "threshold_experiment_started"
+EXPERIMENT_STOPPED = "threshold_experiment_stopped"
 # Two-person rollback: a request, its approval (the rollback ran), rejection or expiry,
 # and a refused approval or rejection (not an admin or approver, or their own request).
 ROLLBACK_REQUESTED = "rollback_requested"

@@ -56,9 +56,10 @@ def is_critical(answer: AgentAnswer) -> bool:
     return answer.severity == "critical" or answer.category in CRITICAL_CATEGORIES
 
 
-def band(confidence: float, settings: Settings) -> Band:
-    """The confidence band `confidence` falls in, by the thresholds in `settings`."""
-    if confidence >= settings.autonomy_threshold:
+def band(confidence: float, settings: Settings, *, threshold: float | None = None) -> Band:
+    """The confidence band `confidence` falls in, by the thresholds in `settings`
+    (`threshold` in place of AUTONOMY_THRESHOLD: a THRESHOLD_EXPERIMENT arm)."""
+    if confidence >= (settings.autonomy_threshold if threshold is None else threshold):
         return Band.HIGH
     if confidence >= settings.medium_confidence_threshold:
         return Band.MEDIUM
@@ -67,17 +68,18 @@ def band(confidence: float, settings: Settings) -> Band:
     return Band.VERY_LOW
 
 
-def plan(answer: AgentAnswer, settings: Settings) -> PlannedAction:
+def plan(answer: AgentAnswer, settings: Settings, *, threshold: float | None = None) -> PlannedAction:
     """Decide what the bot does with a ticket the agent has analysed.
 
     Args:
         answer: the agent's analysis.
         settings: the thresholds and the default team.
+        threshold: the ticket's THRESHOLD_EXPERIMENT arm, used as AUTONOMY_THRESHOLD.
 
     Returns:
         The planned action; `autonomous` is False only for human triage.
     """
-    level = band(answer.confidence, settings)
+    level = band(answer.confidence, settings, threshold=threshold)
     team = answer.suggested_team or settings.default_team
     params = {
         "team": team,

@@ -29,7 +29,7 @@ from bot.agent.answer import Agent, AgentAnswer, AgentUnavailable, MalformedAnsw
 from bot.core import clock
 from bot.core.errors import NotFound
 from bot.core.settings import Settings
-from bot.domain import actions, audit, autonomy, conversation, policy
+from bot.domain import actions, audit, autonomy, conversation, experiments, policy
 from bot.domain.actions import PlannedAction
 from bot.domain.ratelimit import AutonomyBudget, CapCheck
 from models import ActionHistory, ActionType, AgentCall, Ticket, TicketMessage, TicketStatus, rowcount
@@ -207,6 +207,7 @@ def decide(
     settings: Settings,
     calls: CallLog,
     switch: autonomy.Switch = autonomy.ON,
+    arm: experiments.Arm | None = None,
 ) -> Decision:
     """Ask the agent and plan what to do; call with no transaction open.
 
@@ -222,6 +223,7 @@ def decide(
         settings: thresholds and team names.
         calls: collects the agent's calls, for the transaction that follows.
         switch: the autonomy switch as read in the claim's transaction.
+        arm: the ticket's THRESHOLD_EXPERIMENT arm, its AUTONOMY_THRESHOLD here.
 
     Returns:
         The decision; human triage when the agent is unavailable, its answer is
@@ -242,7 +244,7 @@ def decide(
             reason = f"the agent is unavailable ({error})"
         return _triaged(clean_text(reason, 500), settings)
 
-    planned = policy.plan(answer, settings)
+    planned = policy.plan(answer, settings, threshold=arm.threshold if arm is not None else None)
     actions.check(planned)
     asks = planned.action_type == ActionType.REQUEST_CLARIFICATION
     if asks and claim.rounds >= settings.clarification_rounds:
@@ -274,6 +276,7 @@ def act(
     calls: CallLog,
     settings: Settings,
     now: datetime,
+    arm: experiments.Arm | None = None,
 ) -> Outcome:
     """Carry out the decision if the claim is still this worker's (flushed, not committed).
 
@@ -284,6 +287,7 @@ def act(
         calls: the agent's calls; written whether or not the claim still holds.
         settings: for the follow-up delay.
         now: the clock reading for everything written.
+        arm: the ticket's THRESHOLD_EXPERIMENT arm, recorded on the action.
 
     Returns:
         The outcome; `already_processed` when another worker took the claim over meanwhile
@@ -327,7 +331,8 @@ def act(
     # Attempts count towards MAX_ATTEMPTS until the ticket is decided on; a re-decision
     # starts afresh.
     ticket.decision_attempts = 0
-    row = actions.execute(session, ticket, decision.plan, now=now, followup_delay=settings.followup_delay)
+    row = actions.execute(session, ticket, decision.plan, now=now, followup_delay=settings.followup_delay,
+                          arm=(arm.experiment_id, arm.threshold) if arm is not None else None)
     conversation.mark_decided(session, claim.replies, row.id)
     if decision.shadow and decision.suggestion is not None:
         autonomy.record_shadow(session, row, decision.suggestion, now=now)
@@ -363,13 +368,13 @@ def describe(error: BaseException) -> str:
 
 def give_up(
     session: Session, claim: Claim, error: BaseException, *, calls: CallLog, settings: Settings,
-    now: datetime,
+    now: datetime, arm: experiments.Arm | None = None,
 ) -> Outcome:
     """After the MAX_ATTEMPTS-th failure: human triage with the reason, in place of
     `record_failure` (flushed, not committed)."""
     failure = describe(error)
     outcome = act(session, claim, _gave_up(claim.attempt, failure, settings), calls=calls,
-                  settings=settings, now=now)
+                  settings=settings, now=now, arm=arm)
     if not outcome.already_processed:
         outcome.ticket.decision_error = failure
     return outcome

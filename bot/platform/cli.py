@@ -181,7 +181,11 @@ def start_slack_app(settings: Settings, *, component: str) -> SlackProcess:
     from bot.workflows.runtime import Runtime
 
     init_sentry(settings, component=component)
+    from bot.workflows.autonomy import reconcile_experiment
+
     runtime = Runtime.from_settings(settings)
+    # THRESHOLD_EXPERIMENT set or unset since the last start: started or stopped now.
+    reconcile_experiment(runtime)
     app = create_app(runtime)
     scheduler = None if settings.redis_url else EmbeddedScheduler(runtime, app.client).start()
     return SlackProcess(runtime, app, scheduler)

@@ -22,6 +22,7 @@ from bot.views.approvals import (
 )
 from bot.views.autonomy import autonomy_announcement, autonomy_changed, autonomy_status
 from bot.views.escape import escape, truncate
+from bot.views.experiment import experiment_announcement, experiment_status, experiment_stopped
 from bot.views.feedback import feedback_reason_modal
 from bot.views.ids import (
     NPS_ACTION_RE,
@@ -96,6 +97,9 @@ __all__ = [
     "autonomy_announcement",
     "autonomy_changed",
     "autonomy_status",
+    "experiment_announcement",
+    "experiment_status",
+    "experiment_stopped",
     "ActionId",
     "BlockId",
     "CallbackId",

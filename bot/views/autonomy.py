@@ -23,8 +23,9 @@ from models import AutonomyMode
 Blocks = list[dict[str, Any]]
 
 REASON_LIMIT = 500
-USAGE = ("Usage: `/autonomy status`, `/autonomy pause [reason]`, `/autonomy resume` or "
-         "`/autonomy shadow [reason]`.")
+USAGE = ("Usage: `/autonomy status`, `/autonomy pause [reason]`, `/autonomy resume`, "
+         "`/autonomy shadow [reason]`, `/autonomy experiment` (the THRESHOLD_EXPERIMENT results) or "
+         "`/autonomy experiment stop [reason]`.")
 
 _MODE_LINES = {
     AutonomyMode.ON: "*On*: the bot acts alone when it is confident, within the caps.",

@@ -19,6 +19,7 @@ from bot.views.autonomy import mode_line, shadow_blocks
 from bot.views.common import context, fields_section, header, percent, section, to_dicts, when
 from bot.views.common import table as _table
 from bot.views.escape import SECTION_TEXT_LIMIT, clip
+from bot.views.experiment import results_blocks
 from bot.views.requester import my_tickets_blocks
 from bot.views.sla import sla_blocks
 from bot.views.success import success_blocks
@@ -30,7 +31,7 @@ NO_RATINGS = "no ratings yet"
 
 
 def stats_blocks(stats: Any, *, comments: Sequence[Any] = (), shadow: Any = None,
-                 sla: Sequence[Any] | None = None) -> Blocks:
+                 sla: Sequence[Any] | None = None, experiment: Any = None) -> Blocks:
     """The figures for `/resolution-stats`.
 
     Args:
@@ -38,6 +39,8 @@ def stats_blocks(stats: Any, *, comments: Sequence[Any] = (), shadow: Any = None
         comments: the latest analytics.Comment of requesters who said No, newest first.
         shadow: a ShadowComparison (bot.domain.autonomy), shown when it has decisions.
         sla: the service levels per team and priority (bot.domain.sla.SlaRow), if read.
+        experiment: the running THRESHOLD_EXPERIMENT's results
+            (bot.domain.experiment_stats.ExperimentResults), when one runs.
 
     Returns:
         Blocks: the headline figures, a table per action type and one per team, the
@@ -45,7 +48,14 @@ def stats_blocks(stats: Any, *, comments: Sequence[Any] = (), shadow: Any = None
         people did.
     """
     levels = sla_blocks(sla) if sla is not None else []
-    return to_dicts([*_stats_blocks(stats), *levels, *_comment_blocks(comments), *shadow_blocks(shadow)])
+    return to_dicts([*_stats_blocks(stats), *levels, *_comment_blocks(comments), *shadow_blocks(shadow),
+                     *_experiment_blocks(experiment)])
+
+
+def _experiment_blocks(experiment: Any) -> list[Block]:
+    if experiment is None:
+        return []
+    return [DividerBlock(), *results_blocks(experiment, title="Threshold experiment (THRESHOLD_EXPERIMENT)")]
 
 
 def _comment_blocks(comments: Sequence[Any]) -> list[Block]:
@@ -63,7 +73,8 @@ def _comment_blocks(comments: Sequence[Any]) -> list[Block]:
 
 
 def home_view(stats: Any | None, *, is_admin: bool, mine: Any | None = None,
-              autonomy: Any = None, sla: Sequence[Any] | None = None) -> dict[str, Any]:
+              autonomy: Any = None, sla: Sequence[Any] | None = None,
+              experiment: Any = None) -> dict[str, Any]:
     """The App Home tab: how to ask for help, the autonomy mode, the viewer's open
     tickets, the figures, and admin hints for admins.
 
@@ -75,6 +86,7 @@ def home_view(stats: Any | None, *, is_admin: bool, mine: Any | None = None,
         autonomy: the autonomy switch (bot.domain.autonomy.Switch), when it was read.
         sla: the service levels per team and priority (bot.domain.sla.SlaRow), shown
             with the figures, when they were read.
+        experiment: the running THRESHOLD_EXPERIMENT's results, when one runs.
 
     Returns:
         A `{"type": "home", "blocks": [...]}` view for views.publish.
@@ -97,7 +109,7 @@ def home_view(stats: Any | None, *, is_admin: bool, mine: Any | None = None,
     if stats is None:
         blocks.append(section("The figures are not available right now."))
     else:
-        blocks += _stats_blocks(stats)
+        blocks += [*_stats_blocks(stats), *_experiment_blocks(experiment)]
         if sla is not None:
             blocks += sla_blocks(sla)
     if is_admin:
@@ -112,7 +124,9 @@ def home_view(stats: Any | None, *, is_admin: bool, mine: Any | None = None,
                 "and rollbacks.\n"
                 "• `/resolution-stats [days]` shows these figures for another window.\n"
                 "• `/autonomy status|pause [reason]|resume|shadow` switches whether the bot "
-                "acts alone."
+                "acts alone.\n"
+                "• `/autonomy experiment [stop [reason]]` shows (or ends) the THRESHOLD_EXPERIMENT "
+                "A/B test of AUTONOMY_THRESHOLD."
             ),
         ]
     return View(type="home", blocks=blocks).to_dict()

@@ -57,7 +57,9 @@ def outcome_json(outcome: Outcome, settings: Settings) -> dict[str, Any]:
         "action": action.action_type if action is not None else None,
         "autonomous": bool(action.autonomous) if action is not None else False,
         "confidence": confidence,
-        "band": policy.band(confidence, settings) if confidence is not None else None,
+        # A THRESHOLD_EXPERIMENT arm is the ticket's AUTONOMY_THRESHOLD: the band as decided.
+        "band": (policy.band(confidence, settings, threshold=action.threshold_arm)
+                 if confidence is not None and action is not None else None),
         "article": source if source and not source.startswith("critical:") else None,
         "team": ticket.assigned_team,
         "critical": answer is not None and policy.is_critical(answer),

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.agent import Agent
 from bot.core import clock
 from bot.core.settings import Settings
-from bot.domain import autonomy, processing
+from bot.domain import autonomy, experiments, processing
 from bot.domain.processing import Claim, Decision, Outcome
 from bot.domain.ratelimit import AutonomyBudget
 from models import transaction
@@ -79,16 +79,19 @@ def decide_ticket(
             return Decided(processing.unclaimed(session, ticket_id))
         # The autonomy switch as stored now, in every process (act reads it again).
         switch = autonomy.current(session)
+        # The ticket's THRESHOLD_EXPERIMENT arm (starting or stopping the experiment when
+        # the setting and the stored one disagree).
+        arm = experiments.arm_for_decision(session, settings, ticket_id, now=clock.now())
     calls = processing.CallLog()
     try:
         if decide is not None:
             decision = decide(claim)
         else:
             decision = processing.decide(claim, agent=agent, budget=budget, settings=settings, calls=calls,
-                                         switch=switch)
+                                         switch=switch, arm=arm)
         with transaction(sessions) as session:
             outcome = processing.act(session, claim, decision, calls=calls, settings=settings,
-                                     now=clock.now())
+                                     now=clock.now(), arm=arm)
             return Decided(outcome, _owed(session, outcome, owe))
     except Exception as error:
         # The per-ticket failure boundary: one ticket's failure is recorded, never
@@ -101,7 +104,7 @@ def decide_ticket(
                 log.error("deciding on ticket %s failed %d times; sending it to people",
                           ticket_id, claim.attempt, exc_info=error)
                 outcome = processing.give_up(session, claim, error, calls=calls, settings=settings,
-                                             now=clock.now())
+                                             now=clock.now(), arm=arm)
                 gave_up = Decided(outcome, _owed(session, outcome, owe))
         if gave_up is None:
             raise

@@ -9,6 +9,7 @@ open for `HOME_FIGURES_TTL` in this process.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from slack_sdk import WebClient
@@ -17,12 +18,24 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import views
 from bot.core import clock
 from bot.delivery.slack_client import safe_call
-from bot.domain import analytics, autonomy, requester, sla
+from bot.domain import analytics, autonomy, experiment_stats, experiments, requester, sla
 from bot.domain.analytics import ResolutionStats
+from bot.domain.experiment_stats import ExperimentResults
 from models import read_transaction
 
 HOME_DAYS = 30
 HOME_FIGURES_TTL = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class Counted:
+    """One count of the tab's figures: the stats, the service levels per team and
+    priority, and the running THRESHOLD_EXPERIMENT's results (None without one)."""
+
+    at: datetime
+    stats: ResolutionStats
+    levels: tuple[sla.SlaRow, ...]
+    experiment: ExperimentResults | None
 
 
 class HomeFigures:
@@ -35,7 +48,7 @@ class HomeFigures:
 
     def __init__(self, sessions: sessionmaker[Session], *, ttl: timedelta = HOME_FIGURES_TTL):
         self._sessions, self._ttl = sessions, ttl
-        self._counted: tuple[datetime, ResolutionStats, tuple[sla.SlaRow, ...]] | None = None
+        self._counted: Counted | None = None
         # Held while counting: opens arriving meanwhile wait for that count, not their own.
         self._lock = threading.Lock()
 
@@ -45,25 +58,27 @@ class HomeFigures:
         Raises:
             SQLAlchemyError: the database failed (nothing is cached).
         """
-        return self.counted()[0]
+        return self.counted().stats
 
-    def counted(self) -> tuple[ResolutionStats, tuple[sla.SlaRow, ...]]:
-        """The figures and the service levels per team and priority, counted together
-        now if the last count is older than the ttl.
+    def counted(self) -> Counted:
+        """The figures, the service levels and the running experiment's results,
+        counted together now if the last count is older than the ttl.
 
         Raises:
             SQLAlchemyError: the database failed (nothing is cached).
         """
         with self._lock:
             now = clock.now()
-            if self._counted is not None and now - self._counted[0] < self._ttl:
-                return self._counted[1], self._counted[2]
+            if self._counted is not None and now - self._counted.at < self._ttl:
+                return self._counted
             # Read-only: on SQLite it never waits for (or blocks) a writer.
             with read_transaction(self._sessions) as session:
                 stats = analytics.resolution_stats(session, days=HOME_DAYS, now=now)
                 levels = sla.sla_stats(session, since=stats.since)
-            self._counted = (now, stats, levels)
-            return stats, levels
+                running = experiments.running(session)
+                trial = experiment_stats.results(session, running) if running is not None else None
+            self._counted = Counted(at=now, stats=stats, levels=levels, experiment=trial)
+            return self._counted
 
     def invalidate(self) -> None:
         """Count again at the next open: something the figures show changed here."""
@@ -112,6 +127,7 @@ def publish_home(client: WebClient, user_id: str, *, is_admin: bool, figures: Ho
     if refresh:
         figures.invalidate()
     mine, switch = figures.viewer(user_id)
-    stats, levels = figures.counted()
+    counted = figures.counted()
     safe_call(client, "views.publish", user_id=user_id,
-              view=views.home_view(stats, is_admin=is_admin, mine=mine, autonomy=switch, sla=levels))
+              view=views.home_view(counted.stats, is_admin=is_admin, mine=mine, autonomy=switch,
+                                   sla=counted.levels, experiment=counted.experiment))

@@ -21,6 +21,7 @@ from models import (
     AutonomyMode,
     AutonomyState,
     Base,
+    ExperimentStop,
     MessageKind,
     OutboxPurpose,
     OutboxStatus,
@@ -29,6 +30,7 @@ from models import (
     ShadowDecision,
     SlackOutbox,
     SlaPriority,
+    ThresholdExperiment,
     Ticket,
     TicketMessage,
     TicketResolution,
@@ -106,6 +108,13 @@ def _a_row(session: Session, table: str):
         session.add(sla)
         session.flush()
         return sla
+    if table == "threshold_experiments":
+        # Stopped: the cause is set only on a stopped experiment.
+        experiment = ThresholdExperiment(arms="0.75,0.85", started_at=NOW, running=None, stopped_at=NOW,
+                                         stop_cause=ExperimentStop.ADMIN, stop_reason="")
+        session.add(experiment)
+        session.flush()
+        return experiment
     raise AssertionError(f"add a row factory for {table}: it has an enum CHECK")
 
 
@@ -132,6 +141,7 @@ def test_the_checked_columns_are_the_ones_the_issue_names():
         ("shadow_decisions", "action_type", ActionType),
         ("slack_outbox", "purpose", OutboxPurpose),
         ("slack_outbox", "status", OutboxStatus),
+        ("threshold_experiments", "stop_cause", ExperimentStop),
         ("ticket_messages", "kind", MessageKind),
         ("ticket_sla", "priority", SlaPriority),
         ("tickets", "status", TicketStatus),
