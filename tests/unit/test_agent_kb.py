@@ -290,12 +290,14 @@ def test_the_evaluation_set_is_big_enough_and_labelled_with_known_articles(agent
         evaluation_set("held_out")  # round one's held-out part is tuning_r1 now
     with pytest.raises(ValueError, match="unknown split"):
         evaluation_set("held_out_v2")  # round two's is tuning_r2
+    with pytest.raises(ValueError, match="unknown split"):
+        evaluation_set("held_out_v3")  # round three's is tuning_r3
 
 
 @pytest.mark.parametrize("split", TUNING_SPLITS)
 def test_on_the_tuning_splits_no_autonomous_act_is_wrong_and_every_critical_is_escalated(agent, split):
     # The tuning splits were looked at while tuning; the held-out split is deliberately
-    # not asserted here (python -m bench.agent_eval --split held_out_v3 reports it, once).
+    # not asserted here (python -m bench.agent_eval --split held_out_v4 reports it, once).
     for request in evaluation_set(split):
         answer = ask(agent, request.text)
         action = policy.plan(answer, BANDS).action_type
@@ -306,16 +308,16 @@ def test_on_the_tuning_splits_no_autonomous_act_is_wrong_and_every_critical_is_e
 
 
 def test_the_bench_runs_the_held_out_split_by_name_and_says_when_it_is_missing(agent, monkeypatch, capsys):
-    # The lead adds evaluation_held_out_v3.yaml and runs it once; until then (and in this
+    # The lead adds evaluation_held_out_v4.yaml and runs it once; until then (and in this
     # test, whatever is there) the bench says in one line that the file is not there.
     from bench import agent_eval
 
-    assert HELD_OUT_SPLITS == ("held_out_v3",) and not set(HELD_OUT_SPLITS) & set(TUNING_SPLITS)
+    assert HELD_OUT_SPLITS == ("held_out_v4",) and not set(HELD_OUT_SPLITS) & set(TUNING_SPLITS)
 
     def missing(name: str) -> dict:
         raise FileNotFoundError(name)
 
     monkeypatch.setattr(examples, "_read", missing)
-    assert agent_eval.main(["--split", "held_out_v3", "--no-costs"]) == 2
+    assert agent_eval.main(["--split", "held_out_v4", "--no-costs"]) == 2
     error = capsys.readouterr().err
-    assert "split held_out_v3: evaluation_held_out_v3.yaml is not in bot/agent/data/ yet" in error
+    assert "split held_out_v4: evaluation_held_out_v4.yaml is not in bot/agent/data/ yet" in error
