@@ -195,7 +195,8 @@ KINDS: tuple[CriticalKind, ...] = (
             _pattern(_near(
                 _words("prompts?", "push(?:es)?", "notifications?", "approvals?", "requests?", "codes?",
                        "texts?", "sms", "sign ?in", "log ?in", "login"),
-                _words("not me", "wasnt me", "arent me", "isnt me", "werent me", "not mine", "not from me",
+                _words("not me", "wasnt me", "arent me", "isnt me", "werent me", "not mine", "arent mine", "isnt mine",
+                       "werent mine", "not from me",
                        "not by me", "didnt (?:request|ask for|start|trigger|initiate|make)",
                        "did not (?:request|ask for|start|trigger|initiate|make)",
                        "never (?:requested|asked for|started|triggered|made)",

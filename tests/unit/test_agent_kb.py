@@ -131,6 +131,45 @@ def test_out_of_scope_in_an_articles_words_is_never_resolved_alone(agent, text):
     assert answer.severity != "critical"
 
 
+# Round four's traps: personal and consumer accounts (a streaming, gaming, banking or
+# private mail password reads like a password reset), guest Wi-Fi for a visitor (the
+# Wi-Fi article fixes the staff network), a recording to watch (not lost data).
+@pytest.mark.parametrize("text", [
+    "forgot my netflix password",
+    "can't sign in to my disney+ account on my laptop",
+    "my roblox account password needs resetting",
+    "my personal yahoo email keeps rejecting my password",
+    "locked out of my monzo app",
+    "what's the guest wifi code for a visitor tomorrow",
+    "my interview candidate needs the visitor internet password",
+    "where is the video of the quarterly kickoff",
+])
+def test_personal_services_and_guests_are_never_resolved_alone(agent, text):
+    answer = ask(agent, text)
+    assert policy.plan(answer, BANDS).action_type != "AUTO_RESOLVE", (answer.source, answer.confidence)
+    assert answer.severity != "critical"
+
+
+# Mail and apps on a phone asking for a password are the phone article's, not the
+# password article's (v3's wrong act, in our words).
+@pytest.mark.parametrize("text", [
+    "outlook on my iphone keeps asking for my password since I reset it",
+    "since I changed my password my android won't sync mail, the desktop is fine",
+])
+def test_phone_apps_after_a_password_change_are_the_phone_article(agent, text):
+    answer = ask(agent, text)
+    assert (answer.source, policy.plan(answer, BANDS).action_type) == ("mobile_device", "AUTO_RESOLVE")
+
+
+def test_word_families_are_features():
+    # One feature for a family, so what spotify teaches carries to hulu.
+    from bot.agent.classifier import word_features
+
+    assert "concept:personal_service" in word_features("forgot my hulu password")
+    assert "concept:handheld" in word_features("mail on my pixel")
+    assert not any(f.startswith("concept:") for f in word_features("vpn keeps dropping"))
+
+
 # What IT must act on, asked as a question, an approval or a situation: routed to the
 # article's team, not escalated and not asked about.
 @pytest.mark.parametrize(("text", "article"), [
