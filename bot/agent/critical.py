@@ -195,8 +195,8 @@ KINDS: tuple[CriticalKind, ...] = (
             _pattern(_near(
                 _words("prompts?", "push(?:es)?", "notifications?", "approvals?", "requests?", "codes?",
                        "texts?", "sms", "sign ?in", "log ?in", "login"),
-                _words("not me", "wasnt me", "arent me", "isnt me", "werent me", "not mine", "arent mine", "isnt mine",
-                       "werent mine", "not from me",
+                _words("not me", "wasnt me", "arent me", "isnt me", "werent me", "not mine", "arent mine",
+                       "isnt mine", "werent mine", "not from me",
                        "not by me", "didnt (?:request|ask for|start|trigger|initiate|make)",
                        "did not (?:request|ask for|start|trigger|initiate|make)",
                        "never (?:requested|asked for|started|triggered|made)",
@@ -211,7 +211,8 @@ KINDS: tuple[CriticalKind, ...] = (
             _pattern(
                 rf"\b{_MFA}\b",
                 r"\b(?:(?:\d{2,}|dozens?|dozen|loads|tons|lots|hundreds|tens|twenty|thirty|fifty) (?:of )?"
-                r"(?:\w+ ){0,2}(?:prompts?|push(?:es)?|requests?|notifications?|approvals?|codes?|texts?|alerts?)|"
+                r"(?:\w+ ){0,2}(?:prompts?|push(?:es)?|requests?|notifications?|approvals?|codes?|texts?|"
+                r"alerts?)|"
                 r"flood(?:ed|ing|s)?|spam(?:med|ming|s)?|bombard(?:ed|ing|s)?|barrage|non ?stop|"
                 r"endless|nonstop)\b",
             ),
@@ -220,8 +221,9 @@ KINDS: tuple[CriticalKind, ...] = (
             _pattern(
                 r"(?<!\bi )\b(?:called|phoned|rang|ringing|calling|texted|whatsapped)\b|"
                 r"\b(?:caller|on the phone|a call|phone call)\b",
-                r"\b(?:(?:ask|asks|asked|asking|wanted|wants) (?:me )?(?:for |to (?:read|give|share|send|tell|"
-                r"confirm)(?: \w+){0,2} )?|(?:gave|give|read out|read|shared|sent|told) "
+                r"\b(?:(?:ask|asks|asked|asking|wanted|wants) (?:me )?"
+                r"(?:for |to (?:read|give|share|send|tell|confirm)(?: \w+){0,2} )?|"
+                r"(?:gave|give|read out|read|shared|sent|told) "
                 r"(?:him|her|them|the caller|the guy|the man|the woman|it) )(?:my|the|their|his|her) "
                 r"(?:\w+ )?(?:codes?|passwords?|otp|pin|passcode)\b",
             ),
