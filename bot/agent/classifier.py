@@ -65,7 +65,8 @@ CONCEPTS: dict[str, frozenset[str]] = {
         "kindle facebook instagram insta tiktok snapchat reddit pinterest tinder bumble hinge "
         "xbox playstation psn nintendo steam fortnite roblox minecraft epic ebay paypal venmo etsy "
         "vinted depop deliveroo ubereats doordash airbnb strava fitbit peloton duolingo hotmail "
-        "gmail yahoo aol revolut monzo barclays hsbc natwest santander lloyds banking"
+        "gmail yahoo aol icloud revolut monzo barclays hsbc natwest santander lloyds banking linkedin "
+        "twitter whatsapp telegram discord wechat"
     )),
     # A phone or tablet, whatever its make.
     "concept:handheld": frozenset(stems(

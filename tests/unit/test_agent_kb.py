@@ -140,6 +140,7 @@ def test_out_of_scope_in_an_articles_words_is_never_resolved_alone(agent, text):
     "my roblox account password needs resetting",
     "my personal yahoo email keeps rejecting my password",
     "locked out of my monzo app",
+    "can you reset my linkedin password",  # a family member no phrasing names
     "what's the guest wifi code for a visitor tomorrow",
     "my interview candidate needs the visitor internet password",
     "where is the video of the quarterly kickoff",
