@@ -1,9 +1,10 @@
 """How well the embedded agent decides, on labelled requests written as people write them.
 
     python -m bench.agent_eval --split tuning --misses    # one tuning split, its errors listed
-    python -m bench.agent_eval --no-costs                 # the three tuning splits, no timings
+    python -m bench.agent_eval --no-costs                 # the four tuning splits, no timings
     python -m bench.agent_eval --split tuning --split tuning_r1 --split tuning_r2 \
-        --split held_out_v3 --misses --png docs/agent_reliability.png   # the held-out run, once
+        --split tuning_r3 --split held_out_v4 --misses \
+        --png docs/agent_reliability.png                  # the held-out run, once
 
 The held-out split is read only when named: it is run once, when every change to the
 agent is done and committed; any other run (no --split) reads the tuning splits only.
@@ -317,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         reliability_png(args.png, by_split)
         print(f"Reliability diagram: {args.png}\n")
     if not args.no_costs:
-        # The tuning splits' requests (668), whichever split was evaluated.
+        # The tuning splits' requests (923), whichever split was evaluated.
         texts = [r.text for split in TUNING_SPLITS for r in evaluation_set(split)]
         lines = ["## Costs", "", "| library | articles | build (wall) | build (CPU) | CPU per decision |",
                  "|---|---|---|---|---|"]

@@ -53,13 +53,39 @@ SEED = 0
 _SHARPNESS = (1e-2, 1e3)
 
 
+# Word families the agent should generalise over: one more feature per family present,
+# so what the examples teach about some of its words carries to the others ("forgot my
+# hulu password" is out of scope like the spotify, steam and paypal examples; "mail on
+# my pixel" is a phone like "mail on my iphone"). Not rules: the classifier weighs them.
+CONCEPTS: dict[str, frozenset[str]] = {
+    # Personal and consumer services: streaming, social, gaming, shopping, banking,
+    # private mail. The articles are about work accounts; never an autonomous act.
+    "concept:personal_service": frozenset(stems(
+        "netflix hulu disney disneyplus hbo crunchyroll twitch youtube spotify deezer tidal audible "
+        "kindle facebook instagram insta tiktok snapchat reddit pinterest tinder bumble hinge "
+        "xbox playstation psn nintendo steam fortnite roblox minecraft epic ebay paypal venmo etsy "
+        "vinted depop deliveroo ubereats doordash airbnb strava fitbit peloton duolingo hotmail "
+        "gmail yahoo aol icloud revolut monzo barclays hsbc natwest santander lloyds banking linkedin "
+        "twitter whatsapp telegram discord wechat"
+    )),
+    # A phone or tablet, whatever its make.
+    "concept:handheld": frozenset(stems(
+        "phone phones iphone android mobile smartphone cellphone ipad tablet pixel galaxy samsung "
+        "oneplus xiaomi huawei motorola handset ios"
+    )),
+}
+
+
 def word_features(text: str) -> list[str]:
-    """Stems and neighbouring stem pairs: "vpn keeps dropping" -> vpn, drop, "vpn drop".
+    """Stems, neighbouring stem pairs and word families: "vpn keeps dropping" -> vpn,
+    drop, "vpn drop"; "my iphone" -> iphone, "concept:handheld".
 
     Negations are kept: "emails I didn't send" is not "emails I send".
     """
     words = stems(text, keep_negations=True)
-    return [*words, *(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))]
+    present = set(words)
+    families = [name for name, members in CONCEPTS.items() if present & members]
+    return [*words, *(f"{a} {b}" for a, b in zip(words, words[1:], strict=False)), *families]
 
 
 class TextFeatures:

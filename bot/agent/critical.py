@@ -122,7 +122,8 @@ _FAILING = _words(
     "not loading", "wont load", "offline", "unreachable", "crashed", "crashing", "dead", "timing out",
     "times out", "no access", "locked out", "getting kicked", "kicked out", "not responding", "outage",
     "went down", "gone down", "is out", "are out", "stuck", "frozen", "disconnected", "dropping",
-    "issues?", "problems?", "trouble", "slow",
+    "issues?", "problems?", "trouble", "slow", "crawling", "sluggish", "unusable", "grinding",
+    "takes? (?:forever|ages|minutes)", "taking (?:forever|ages|minutes)",
     "no (?:internet|wifi|network|connection|signal|email|mail|phones?|power|access|vpn)",
     "lost (?:the )?(?:internet|wifi|network|connection|access|vpn)",
     # "nobody on the 3rd floor can print": nobody able to is itself the failure.
@@ -136,6 +137,13 @@ _GROUP = _words(
     "organisation", "organization", "branch", "division", "region", "shop", "store", "warehouse",
     "call centre", "call center", "finance", "accounts", "sales", "support", "hr", "marketing",
     "engineering", "legal", "payroll", "operations", "ops", "it", "reception", "lab", "clinic",
+)
+# What sends a sign-in prompt.
+_MFA = _words(
+    "mfa", "2fa", "two factor", "2 factor", "multi factor", "duo", "okta", "okta verify", "authenticator",
+    "push(?:es)?", "sign ?in (?:prompts?|requests?|approvals?|notifications?)",
+    "login (?:prompts?|requests?|approvals?|notifications?)", "approval requests?", "verification codes?",
+    "approve (?:prompts?|requests?)",
 )
 # Who is affected: more than the person writing.
 _MANY = _words(
@@ -187,7 +195,9 @@ KINDS: tuple[CriticalKind, ...] = (
             _pattern(_near(
                 _words("prompts?", "push(?:es)?", "notifications?", "approvals?", "requests?", "codes?",
                        "texts?", "sms", "sign ?in", "log ?in", "login"),
-                _words("not me", "wasnt me", "didnt (?:request|ask for|start|trigger|initiate|make)",
+                _words("not me", "wasnt me", "arent me", "isnt me", "werent me", "not mine", "arent mine",
+                       "isnt mine", "werent mine", "not from me",
+                       "not by me", "didnt (?:request|ask for|start|trigger|initiate|make)",
                        "did not (?:request|ask for|start|trigger|initiate|make)",
                        "never (?:requested|asked for|started|triggered|made)",
                        "(?:im|i am|i was|i wasnt|i was not) not even "
@@ -196,6 +206,54 @@ KINDS: tuple[CriticalKind, ...] = (
                        "not even (?:at|on) my (?:computer|laptop|desk|pc)"),
                 within=8,
             )),
+            # Push fatigue: sign-in prompts in numbers or floods ("20 duo pushes in an hour",
+            # "okta verify keeps bombarding me"); one prompt that fails is everyday (mfa).
+            _pattern(
+                rf"\b{_MFA}\b",
+                r"\b(?:(?:\d{2,}|dozens?|dozen|loads|tons|lots|hundreds|tens|twenty|thirty|fifty) (?:of )?"
+                r"(?:\w+ ){0,2}(?:prompts?|push(?:es)?|requests?|notifications?|approvals?|codes?|texts?|"
+                r"alerts?)|"
+                r"flood(?:ed|ing|s)?|spam(?:med|ming|s)?|bombard(?:ed|ing|s)?|barrage|non ?stop|"
+                r"endless|nonstop)\b",
+            ),
+            # Someone on the phone asking for a code or a password (vishing): "a guy rang
+            # saying he was IT and wanted the code from my app".
+            _pattern(
+                r"(?<!\bi )\b(?:called|phoned|rang|ringing|calling|texted|whatsapped)\b|"
+                r"\b(?:caller|on the phone|a call|phone call)\b",
+                r"\b(?:(?:ask|asks|asked|asking|wanted|wants) (?:me )?"
+                r"(?:for |to (?:read|give|share|send|tell|confirm)(?: \w+){0,2} )?|"
+                r"(?:gave|give|read out|read|shared|sent|told) "
+                r"(?:him|her|them|the caller|the guy|the man|the woman|it) )(?:my|the|their|his|her) "
+                r"(?:\w+ )?(?:codes?|passwords?|otp|pin|passcode)\b",
+            ),
+            # Sessions or sign-ins from devices or places the person does not know.
+            _pattern(_near(
+                _words("sessions?", "sign ?ins?", "signed in", "logins?", "log ?ins?", "logged in",
+                       "login attempts?", "activity", "connected"),
+                _words(r"(?:devices?|computers?|laptops?|phones?|locations?|countries|country|places?|"
+                       r"ips?|ip address(?:es)?|browsers?|machines?) (?:that )?(?:i|we) "
+                       r"(?:dont|do not|didnt|did not|never|cant|cannot) (?:own|recognise|recognize|know|"
+                       r"use|have|visited|been to|identify)",
+                       r"(?:unknown|unrecognised|unrecognized|unfamiliar|strange|foreign|random) "
+                       r"(?:\w+ )?(?:devices?|computers?|laptops?|phones?|locations?|countries|country|"
+                       r"places?|ips?|ip address(?:es)?|browsers?|machines?)"),
+                within=8,
+            )),
+            # Macros or content enabled in a file that came by mail or download.
+            _pattern(
+                r"\b(?:enabled|clicked enable|allowed|turned on|said yes to|accepted) (?:the )?"
+                r"(?:macros?|content|editing and content)\b",
+                r"\b(?:attachment|attached|email|e mail|mail|downloaded|download|xlsm|docm|xlsb|invoice|"
+                r"sender|link)\b",
+            ),
+            # Command windows flashing up by themselves.
+            _pattern(
+                r"\b(?:cmd|command prompt|command line|powershell|terminal) (?:\w+ ){0,2}"
+                r"(?:windows?|boxes|box|screens?)? ?(?:\w+ ){0,2}"
+                r"(?:flash(?:es|ing)?|flicker(?:s|ing)?|pop(?:s|ping)? up|keep opening|keeps opening|"
+                r"opening and closing|appear(?:s|ing)?)\b",
+            ),
             # A password changed by someone else: "my password was reset but I didn't do it".
             _pattern(
                 r"\bpassword (?:\w+ ){0,2}(?:was|has been|got|had been|been) (?:\w+ )?"
@@ -318,7 +376,8 @@ KIND_BY_KEY = {kind.key: kind for kind in KINDS}
 # "security" on its own is a security signal, but not in these everyday phrases:
 # an MFA "security code" or a "security group" for a shared drive is no incident.
 _BENIGN_AFTER_SECURITY = frozenset(
-    stems("code codes key keys question questions group groups info settings updates")
+    stems("code codes key keys question questions group groups info settings updates review reviews "
+          "training awareness questionnaire policy policies team approval check patch patches")
 )
 
 

@@ -3,11 +3,11 @@
 - `training.yaml`: critical requests by kind and out-of-scope requests. The agent learns
   them next to the articles' own examples; they never come from KB_DIR.
 - `evaluation_<split>.yaml`: the evaluation set of `bench/agent_eval.py`, one file per
-  split. Nothing is ever trained on them. The tuning splits (`tuning`; `tuning_r1` and
-  `tuning_r2`, the held-out parts of rounds one and two, each run once and then tuned
-  on) may be looked at while changing the agent; the held-out split (`held_out_v3`,
-  written by someone else and added by the lead) is read only when named, once, when
-  every change is done.
+  split. Nothing is ever trained on them. The tuning splits (`tuning`; `tuning_r1`,
+  `tuning_r2` and `tuning_r3`, the held-out parts of rounds one to three, each run once
+  and then tuned on) may be looked at while changing the agent; the held-out split
+  (`held_out_v4`, written by someone else and added by the lead) is read only when
+  named, once, when every change is done.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import yaml
 
 CRITICAL_PREFIX = "critical/"
 OUT_OF_SCOPE = "out_of_scope"
-TUNING_SPLITS = ("tuning", "tuning_r1", "tuning_r2")
-HELD_OUT_SPLITS = ("held_out_v3",)
+TUNING_SPLITS = ("tuning", "tuning_r1", "tuning_r2", "tuning_r3")
+HELD_OUT_SPLITS = ("held_out_v4",)
 SPLITS = (*TUNING_SPLITS, *HELD_OUT_SPLITS)
 
 

@@ -137,6 +137,40 @@ def test_the_patterns_catch_what_a_phrase_cannot(detector, agent, text, kind):
     assert policy.plan(answer, BANDS).action_type == "ESCALATE" and answer.source == f"critical:{kind}"
 
 
+# Round four: the kinds held-out v3 missed (prompts the person did not start, a macro
+# file that was opened, sessions on devices nobody owns), in our own words. The floor
+# escalates them whatever the classifier says, and the reason quotes the words.
+@pytest.mark.parametrize("text", [
+    "duo keeps sending me push after push, I'm not even trying to log in",
+    "I got like 40 okta prompts in ten minutes and I denied them all",
+    "my authenticator is being flooded with approval requests",
+    "approve requests on my phone that aren't mine, over and over",
+    "someone rang pretending to be IT and asked me for the code on my authenticator",
+    "a caller wanted my pin to 'verify' my account",
+    "my account page shows a login from a laptop I don't recognise",
+    "there are sessions from an unknown device on my okta account",
+    "opened the invoice attachment, enabled macros, now the laptop is acting weird",
+    "black command prompt windows keep flashing up on my pc since this morning",
+])
+def test_the_floor_catches_round_fours_security_kinds(detector, agent, text):
+    match = detector.detect(text)
+    assert match is not None and match.kind.key == "security" and match.words
+    assert match.reason.startswith("The request mentions '") and "escalated to Security" in match.reason
+    answer = agent.analyse(TicketInput(1, text))
+    assert policy.plan(answer, BANDS).action_type == "ESCALATE" and answer.source == "critical:security"
+
+
+# The same kinds as the classifier learned them, without the floor's words.
+@pytest.mark.parametrize("text", [
+    "all my files now have a weird extension and there's a note asking for bitcoin",
+    "there are sign-ins from a country I've never been to on my microsoft account",
+    "since opening that spreadsheet from the courier mail, strange processes eat the cpu",
+])
+def test_the_detector_learned_round_fours_security_kinds(detector, text):
+    match = detector.learned(text)
+    assert match.kind.key == "security" and match.probability > 0.5
+
+
 # Traps: everyday requests in the patterns' words, which no rule may escalate.
 @pytest.mark.parametrize("text", [
     "I left my laptop at home, can I use webmail today?",
@@ -151,6 +185,14 @@ def test_the_patterns_catch_what_a_phrase_cannot(detector, agent, text, kind):
     "is there a way to share my calendar with the whole team",
     "the new starter for the sales team needs a laptop by monday",
     "nobody in my team can help me set up excel macros",
+    # round four's rules: a prompt that fails, a call the person made, macros wanted,
+    # a security review, a tool slow for me alone
+    "my mfa prompt doesn't show up on my new phone",
+    "I called the helpdesk and they gave me a temporary password",
+    "i called and asked for a password reset",
+    "how do I enable macros in excel for our budget sheet",
+    "how long does the security review for a new tool take",
+    "the crm is painfully slow on my laptop",
 ])
 def test_the_patterns_leave_everyday_requests_alone(text):
     assert find_critical(text) is None

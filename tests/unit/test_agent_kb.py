@@ -131,6 +131,46 @@ def test_out_of_scope_in_an_articles_words_is_never_resolved_alone(agent, text):
     assert answer.severity != "critical"
 
 
+# Round four's traps: personal and consumer accounts (a streaming, gaming, banking or
+# private mail password reads like a password reset), guest Wi-Fi for a visitor (the
+# Wi-Fi article fixes the staff network), a recording to watch (not lost data).
+@pytest.mark.parametrize("text", [
+    "forgot my netflix password",
+    "can't sign in to my disney+ account on my laptop",
+    "my roblox account password needs resetting",
+    "my personal yahoo email keeps rejecting my password",
+    "locked out of my monzo app",
+    "can you reset my linkedin password",  # a family member no phrasing names
+    "what's the guest wifi code for a visitor tomorrow",
+    "my interview candidate needs the visitor internet password",
+    "where is the video of the quarterly kickoff",
+])
+def test_personal_services_and_guests_are_never_resolved_alone(agent, text):
+    answer = ask(agent, text)
+    assert policy.plan(answer, BANDS).action_type != "AUTO_RESOLVE", (answer.source, answer.confidence)
+    assert answer.severity != "critical"
+
+
+# Mail and apps on a phone asking for a password are the phone article's, not the
+# password article's (v3's wrong act, in our words).
+@pytest.mark.parametrize("text", [
+    "outlook on my iphone keeps asking for my password since I reset it",
+    "since I changed my password my android won't sync mail, the desktop is fine",
+])
+def test_phone_apps_after_a_password_change_are_the_phone_article(agent, text):
+    answer = ask(agent, text)
+    assert (answer.source, policy.plan(answer, BANDS).action_type) == ("mobile_device", "AUTO_RESOLVE")
+
+
+def test_word_families_are_features():
+    # One feature for a family, so what spotify teaches carries to hulu.
+    from bot.agent.classifier import word_features
+
+    assert "concept:personal_service" in word_features("forgot my hulu password")
+    assert "concept:handheld" in word_features("mail on my pixel")
+    assert not any(f.startswith("concept:") for f in word_features("vpn keeps dropping"))
+
+
 # What IT must act on, asked as a question, an approval or a situation: routed to the
 # article's team, not escalated and not asked about.
 @pytest.mark.parametrize(("text", "article"), [
@@ -290,12 +330,14 @@ def test_the_evaluation_set_is_big_enough_and_labelled_with_known_articles(agent
         evaluation_set("held_out")  # round one's held-out part is tuning_r1 now
     with pytest.raises(ValueError, match="unknown split"):
         evaluation_set("held_out_v2")  # round two's is tuning_r2
+    with pytest.raises(ValueError, match="unknown split"):
+        evaluation_set("held_out_v3")  # round three's is tuning_r3
 
 
 @pytest.mark.parametrize("split", TUNING_SPLITS)
 def test_on_the_tuning_splits_no_autonomous_act_is_wrong_and_every_critical_is_escalated(agent, split):
     # The tuning splits were looked at while tuning; the held-out split is deliberately
-    # not asserted here (python -m bench.agent_eval --split held_out_v3 reports it, once).
+    # not asserted here (python -m bench.agent_eval --split held_out_v4 reports it, once).
     for request in evaluation_set(split):
         answer = ask(agent, request.text)
         action = policy.plan(answer, BANDS).action_type
@@ -306,16 +348,16 @@ def test_on_the_tuning_splits_no_autonomous_act_is_wrong_and_every_critical_is_e
 
 
 def test_the_bench_runs_the_held_out_split_by_name_and_says_when_it_is_missing(agent, monkeypatch, capsys):
-    # The lead adds evaluation_held_out_v3.yaml and runs it once; until then (and in this
+    # The lead adds evaluation_held_out_v4.yaml and runs it once; until then (and in this
     # test, whatever is there) the bench says in one line that the file is not there.
     from bench import agent_eval
 
-    assert HELD_OUT_SPLITS == ("held_out_v3",) and not set(HELD_OUT_SPLITS) & set(TUNING_SPLITS)
+    assert HELD_OUT_SPLITS == ("held_out_v4",) and not set(HELD_OUT_SPLITS) & set(TUNING_SPLITS)
 
     def missing(name: str) -> dict:
         raise FileNotFoundError(name)
 
     monkeypatch.setattr(examples, "_read", missing)
-    assert agent_eval.main(["--split", "held_out_v3", "--no-costs"]) == 2
+    assert agent_eval.main(["--split", "held_out_v4", "--no-costs"]) == 2
     error = capsys.readouterr().err
-    assert "split held_out_v3: evaluation_held_out_v3.yaml is not in bot/agent/data/ yet" in error
+    assert "split held_out_v4: evaluation_held_out_v4.yaml is not in bot/agent/data/ yet" in error
