@@ -10,7 +10,7 @@ Each run builds a fresh PostgreSQL database with the migrations
 (`resolvemeq_bench_followups`), seeds `--followups` auto-resolved, unanswered tickets
 whose follow-up DM (an outbox row) is due (COPY, `bench.seed.seed_due_followups`), and
 sends them against
-`tests.support.fake_slack.FakeSlack`, which runs in a child process of its own (its HTTP work
+`bot.sandbox.standin.SlackStandIn`, which runs in a child process of its own (its HTTP work
 must not share this process's GIL) on a loopback port:
 
 - `loop`: this process calls `bot.delivery.outbox.deliver` (batches of 100, what the

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from bench.machine import loadavg
 from bench.mix import Mix, Request
 from bench.procstat import Load
-from tests.support import slack_signing
+from bot.sandbox import signing
 from tests.support.harness import SIGNING_SECRET
 
 SLACK_DEADLINE = 3.0  # Slack shows an error if the ack takes longer
@@ -108,7 +108,7 @@ class _Client:
             headers = {
                 "Content-Type": request.content_type,
                 "X-Slack-Request-Timestamp": str(ts),
-                "X-Slack-Signature": slack_signing.signature(self._secret, request.body, ts),
+                "X-Slack-Signature": signing.signature(self._secret, request.body, ts),
             }
             try:
                 conn.request("POST", "/slack/events", body=request.body, headers=headers)

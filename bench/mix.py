@@ -5,7 +5,7 @@
   resolution message posted to the fake Slack, for the clicks to answer.
 - `Mix`: `/ticket` commands, the requester's Yes and star clicks, and a stranger's
   clicks, spread evenly, signed later by the load generator exactly as Slack signs
-  (`tests.support.slack_signing`).
+  (`bot.sandbox.signing`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tests.support import slack_signing
+from bot.sandbox import signing
 from tests.support.harness import CHANNEL, REQUESTER, STRANGER, TEAM_ID, resolved_ticket
 
 ISSUES = (
@@ -78,7 +78,7 @@ class Request:
 
     kind: str
     body: bytes
-    content_type: str = slack_signing.FORM_CONTENT_TYPE
+    content_type: str = signing.FORM_CONTENT_TYPE
 
 
 class Mix:
@@ -129,14 +129,14 @@ class Mix:
         return [self.next() for _ in range(count)]
 
     def _click(self, kind: str, action_id: str, value: str, user: str, ts: str) -> Request:
-        payload = slack_signing.block_actions_payload(
+        payload = signing.block_actions_payload(
             action_id, value, user_id=user, channel_id=CHANNEL, team_id=TEAM_ID, message_ts=ts,
             trigger_id=f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:20]}",
         )
-        return Request(kind, slack_signing.block_actions_body(payload).encode())
+        return Request(kind, signing.block_actions_body(payload).encode())
 
     def _command(self, n: int) -> Request:
-        body = slack_signing.slash_command_body(
+        body = signing.slash_command_body(
             "/ticket", f"{ISSUES[n % len(ISSUES)]} (#{n})", user_id=REQUESTER, channel_id=CHANNEL,
             team_id=TEAM_ID, trigger_id=f"trig-{uuid.uuid4().hex}",
         )

@@ -1,6 +1,6 @@
 """The processes a benchmark starts and stops: the fake Slack, servers, Celery workers.
 
-- `FakeSlackProcess`: the tests' `FakeSlack` served from a child process, so its
+- `FakeSlackProcess`: the tests' `SlackStandIn` served from a child process, so its
   work (one call per acknowledged request, roughly) does not share the load
   generator's interpreter lock; driven over a pipe.
 - `BenchServer`: the tests' `harness.Server` (`resolvemeq serve` in its own process
@@ -38,9 +38,9 @@ ROOT = harness.ROOT
 
 
 def _serve_fake_slack(conn) -> None:  # runs in the child
-    from tests.support.fake_slack import FakeSlack
+    from bot.sandbox.standin import SlackStandIn
 
-    fake = FakeSlack().start()
+    fake = SlackStandIn().start()
     try:
         conn.send((fake.base_url, fake.token))
         while True:
@@ -87,7 +87,7 @@ _COMMANDS: dict[str, Callable[..., Any]] = {
 
 
 class FakeSlackProcess:
-    """`tests.support.fake_slack.FakeSlack` served from a child process.
+    """`bot.sandbox.standin.SlackStandIn` served from a child process.
 
     `base_url` and `token` are what a server's SLACK_API_URL and SLACK_BOT_TOKEN take.
     """

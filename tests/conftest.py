@@ -137,9 +137,9 @@ def e2e_engine(e2e_db_url):
 
 @pytest.fixture(scope="module")
 def slack():
-    from tests.support.fake_slack import FakeSlack
+    from bot.sandbox.standin import SlackStandIn
 
-    with FakeSlack() as fake:
+    with SlackStandIn() as fake:
         yield fake
 
 

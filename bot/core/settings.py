@@ -393,6 +393,10 @@ class Settings(BaseSettings):
     environment: str = "development"
     app_version: str = "0.1.0"
 
+    # Set by `resolvemeq sandbox` only: a file holding seconds the one clock adds to the
+    # real time (its "skip ahead"). Unset everywhere else.
+    sandbox_clock_file: Path | None = None
+
     @field_validator("admin_user_ids", mode="before")
     @classmethod
     def _split_admins(cls, value: Any) -> list[str]:

@@ -251,6 +251,15 @@ def _jobs_run_once(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if any(isinstance(v, str) for v in results.values()) else 0
 
 
+def _sandbox(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.sandbox import run
+
+    # The sandbox ignores this environment's settings: it wires the bot itself.
+    return run.main(Path(args.data) if args.data else None, port=args.port)
+
+
 def _chain_engine(settings: Settings):
     """The database's engine, or None (said on stderr) when it has no audit chain yet."""
     from sqlalchemy import inspect
@@ -448,6 +457,11 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="restore FILE into a scratch database and check it; exit 1 on any mismatch")
     check_backup.add_argument("file", help="a file written by `backup create`")
     check_backup.set_defaults(handler=_backup_verify)
+    sandbox = commands.add_parser(
+        "sandbox", help="try the bot in a local web page: a stand-in Slack, no workspace needed")
+    sandbox.add_argument("--port", type=int, default=3000, help="the page's port (default 3000)")
+    sandbox.add_argument("--data", help="the folder for its database (default ~/.resolvemeq/sandbox)")
+    sandbox.set_defaults(handler=_sandbox)
     return parser
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.agent import Agent, build_agent
+from bot.core import clock
 from bot.core.settings import Settings
 from bot.delivery.background import READ_WORKERS
 from bot.delivery.message_locks import MessageLocks
@@ -45,6 +46,8 @@ class Runtime:
     @classmethod
     def from_settings(cls, settings: Settings, *, namespace: str = "resolvemeq") -> Runtime:
         """Build the database engine, the agent and the limiters for this process."""
+        # The sandbox's "skip ahead" (SANDBOX_CLOCK_FILE); unset, the clock is real time.
+        clock.use_offset_file(settings.sandbox_clock_file)
         engine = make_engine(settings.database_url, **_pool(settings))
         storage = make_storage(settings.redis_url)
         sessions = make_session_factory(engine)

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from bot.core import clock
 from bot.domain import actions, snapshots
 from bot.domain.actions import PlannedAction
+from bot.sandbox.standin import SlackStandIn
 from bot.views import ActionId, feedback_value, parse_rollback_value, rollback_value
 from models import (
     ActionHistory,
@@ -32,7 +33,6 @@ from models import (
     TicketStatus,
 )
 from tests.support.databases import E2E_REDIS_URL
-from tests.support.fake_slack import FakeSlack
 from tests.support.harness import ADMIN, CHANNEL, REQUESTER, ROOT, STRANGER, Server, wait_until
 from tests.support.harness import shown as _shown
 
@@ -509,7 +509,7 @@ WS_MEMBER = "UWSMEMBER"
 
 @pytest.fixture(scope="module")
 def ws_slack():
-    with FakeSlack() as fake:
+    with SlackStandIn() as fake:
         fake.set_user(WS_ADMIN, is_admin=True)
         fake.set_user(WS_OWNER, is_owner=True)
         fake.set_user(WS_FLAKY, is_admin=True)

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.core import clock
+from bot.sandbox.standin import SlackStandIn
 from models import (
     ActionHistory,
     ActionType,
@@ -28,7 +29,6 @@ from models import (
 )
 from tests.support.databases import E2E_REDIS_URL, clean_e2e
 from tests.support.factories import make_ticket
-from tests.support.fake_slack import FakeSlack
 from tests.support.harness import ADMIN, ROOT, Server, shown, wait_until
 
 VPN = "My VPN keeps disconnecting when I work from home"
@@ -98,7 +98,7 @@ def test_pause_resume_and_shadow_hold_in_every_process_that_decides(backend):
     database_url, redis_url, env = backend
     engine = make_engine(database_url)
     sessions = make_session_factory(engine)
-    with FakeSlack() as slack:
+    with SlackStandIn() as slack:
         server = Server(database_url=database_url, slack=slack, redis_url=redis_url,
                         ALERTS_CHANNEL=ALERTS, **env).start()
         try:

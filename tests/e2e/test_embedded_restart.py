@@ -21,6 +21,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
+from bot.sandbox.standin import SlackStandIn
 from models import (
     AGENT_ACTIONS,
     ActionHistory,
@@ -33,7 +34,6 @@ from models import (
 )
 from tests.support.databases import clean_e2e
 from tests.support.fake_agent import running_fake_agent, slow
-from tests.support.fake_slack import FakeSlack
 from tests.support.harness import ROOT, VPN, Server, wait_until
 
 TICKETS = 30
@@ -52,7 +52,7 @@ def database_url(request, sqlite_url):
 def test_killed_restarted_and_swept_by_cron_decides_and_posts_each_ticket_once(database_url):
     engine = make_engine(database_url)
     sessions = make_session_factory(engine)
-    with FakeSlack() as slack, running_fake_agent() as agent:
+    with SlackStandIn() as slack, running_fake_agent() as agent:
         agent.answer(then=slow(3))
         # No Redis: the embedded mode, jobs on the server's own thread every second;
         # short grace and claims, so the restart's sweep does not wait a minute.

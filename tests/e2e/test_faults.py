@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from bot.core import clock
 from bot.domain import audit
+from bot.sandbox.standin import SlackStandIn
 from bot.views import ActionId, feedback_value, rating_action_id
 from models import (
     ActionHistory,
@@ -39,7 +40,6 @@ from models import (
 from tests.support.databases import E2E_REDIS_URL, clean_e2e
 from tests.support.fake_agent import running_fake_agent, slow
 from tests.support.fake_sentry import FakeSentry
-from tests.support.fake_slack import FakeSlack
 from tests.support.faults import (  # the fixture runs the session-wide log scan
     ACK_BUDGET,
     BOT_TOKEN,
@@ -79,7 +79,7 @@ def sentry():
 
 @pytest.fixture(scope="module")
 def fslack():
-    with FakeSlack(token=BOT_TOKEN) as fake:
+    with SlackStandIn(token=BOT_TOKEN) as fake:
         yield fake
 
 
@@ -232,7 +232,7 @@ def test_postgres_unreachable_without_refusal_is_still_answered_in_time(down, pr
 def test_a_server_started_while_postgres_is_down_says_so_and_serves_once_it_is_back(
         e2e_db_url, e2e_engine, e2e_sessions):
     url = make_url(e2e_db_url)
-    with FakeSlack() as fake, TcpProxy(url.host, url.port or 5432) as pg:
+    with SlackStandIn() as fake, TcpProxy(url.host, url.port or 5432) as pg:
         pg.cut()
         server = start_server(
             database_url=url.set(host="127.0.0.1", port=pg.port).render_as_string(hide_password=False),
@@ -396,7 +396,7 @@ def test_a_revoked_token_holds_the_answer_alerts_the_admins_and_posts_it_once_it
 def test_slack_down_when_a_new_server_gets_its_first_request(e2e_db_url, e2e_engine,
                                                                e2e_sessions):
     # SLACK_TEAM_ID names the workspace, so the bot serves it without auth.test.
-    with FakeSlack() as fake, TcpProxy("127.0.0.1", port_of(fake.base_url)) as slk:
+    with SlackStandIn() as fake, TcpProxy("127.0.0.1", port_of(fake.base_url)) as slk:
         slk.cut()
         server = start_server(database_url=e2e_db_url, slack=fake, redis_url=E2E_REDIS_URL,
                               SLACK_API_URL=f"http://{slk.address}/api/", SLACK_TEAM_ID=TEAM_ID)
@@ -417,7 +417,7 @@ def test_slack_down_when_a_new_server_gets_its_first_request(e2e_db_url, e2e_eng
 def test_a_server_that_cannot_learn_its_workspace_refuses_requests_until_it_can(
         e2e_db_url, e2e_engine, e2e_sessions):
     # No SLACK_TEAM_ID and auth.test unreachable: any workspace's request could be ours.
-    with FakeSlack() as fake, TcpProxy("127.0.0.1", port_of(fake.base_url)) as slk:
+    with SlackStandIn() as fake, TcpProxy("127.0.0.1", port_of(fake.base_url)) as slk:
         slk.cut()
         server = start_server(database_url=e2e_db_url, slack=fake, redis_url=E2E_REDIS_URL,
                               SLACK_API_URL=f"http://{slk.address}/api/")

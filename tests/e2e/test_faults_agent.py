@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from bot.sandbox.standin import SlackStandIn
 from models import ActionType, AgentCall, TicketStatus
 from tests.support.databases import E2E_REDIS_URL, clean_e2e
 from tests.support.fake_agent import SERVER_ERROR, TOO_MANY, running_fake_agent, slow
-from tests.support.fake_slack import FakeSlack
 from tests.support.faults import (
     VPN,
     about,
@@ -42,7 +42,7 @@ def agent():
 
 @pytest.fixture(scope="module")
 def agent_slack():
-    with FakeSlack() as fake:
+    with SlackStandIn() as fake:
         yield fake
 
 

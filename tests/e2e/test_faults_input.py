@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from bot.sandbox import signing
 from bot.views import ActionId, feedback_value, rating_action_id
 from models import ActionType, AuditEvent, Ticket, TicketResolution, TicketStatus
-from tests.support import slack_signing
 from tests.support.faults import (
     VPN,
     about,
@@ -263,7 +263,7 @@ def test_slash_commands_with_any_text_or_missing_fields(e2e, slack, e2e_sessions
     def check(case):
         fields, complete = case
         before = count(e2e_sessions, Ticket)
-        response = _send(e2e, urlencode(fields), slack_signing.FORM_CONTENT_TYPE)
+        response = _send(e2e, urlencode(fields), signing.FORM_CONTENT_TYPE)
         _no_crash(response)
         opened = count(e2e_sessions, Ticket) - before
         typed = _as_typed(fields.get("text", ""))
@@ -296,7 +296,7 @@ def _click_payload(draw, ticket_id: int) -> tuple[dict, bool]:
     rating = re.fullmatch(r"rate_([1-5])", str(action_id))
     valid_value = feedback_value(ticket_id, score=int(rating.group(1)) if rating else None)
     value = draw(st.just(valid_value) | _TEXT | _WRONG_TYPE)
-    payload = slack_signing.block_actions_payload(
+    payload = signing.block_actions_payload(
         str(action_id), "", user_id=REQUESTER, channel_id=CHANNEL, team_id=TEAM_ID,
         message_ts="1732527000.000100")
     payload["actions"][0]["action_id"] = action_id
@@ -322,8 +322,8 @@ def test_clicks_with_anything_in_their_fields(e2e, slack, e2e_sessions):
     def check(case):
         payload, may_count = case
         before = answer()
-        response = _send(e2e, slack_signing.block_actions_body(payload),
-                         slack_signing.FORM_CONTENT_TYPE)
+        response = _send(e2e, signing.block_actions_body(payload),
+                         signing.FORM_CONTENT_TYPE)
         _no_crash(response)
         if not may_count:
             assert answer() == before, json.dumps(payload, default=str)[:300]

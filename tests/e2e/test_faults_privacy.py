@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import func, select, text
 
 from bot.platform import migrations
+from bot.sandbox.standin import SlackStandIn
 from models import Ticket, make_engine
 from tests.support.databases import PG_DATABASE, recreate_database
 from tests.support.fake_sentry import FakeSentry
-from tests.support.fake_slack import FakeSlack
 from tests.support.faults import BOT_TOKEN, no_secret_in_any_server_log, start_server
 from tests.support.harness import REQUESTER, wait_until
 
@@ -56,7 +56,7 @@ def _logged(event: dict) -> str:
 
 
 def test_a_ticket_the_database_refuses_leaves_no_trace_of_its_text(refusing_database):
-    with FakeSlack(token=BOT_TOKEN) as slack, FakeSentry() as sentry:
+    with SlackStandIn(token=BOT_TOKEN) as slack, FakeSentry() as sentry:
         server = start_server(database_url=refusing_database, slack=slack, redis_url=None,
                               SENTRY_DSN=sentry.dsn)
         try:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from bot.sandbox.standin import RESPONSE_METHOD
 from bot.views import ActionId, BlockId, feedback_value, rating_action_id
 from models import ActionHistory, ActionType, Ticket, TicketResolution, TicketStatus
-from tests.support.fake_slack import RESPONSE_METHOD
 from tests.support.harness import CHANNEL, ESCALATIONS, REQUESTER, STRANGER, shown, wait_until
 
 VPN = "My VPN keeps disconnecting when I work from home"
@@ -131,10 +131,10 @@ def test_the_embedded_default_sqlite_and_no_redis_serves_the_same_flow(sqlite_ur
     """README's first command: SQLite, in-process limits and jobs."""
     from sqlalchemy import create_engine
 
-    from tests.support.fake_slack import FakeSlack
+    from bot.sandbox.standin import SlackStandIn
     from tests.support.harness import Server
 
-    with FakeSlack() as fake:
+    with SlackStandIn() as fake:
         server = Server(database_url=sqlite_url, slack=fake, redis_url=None,
                         JOB_INTERVAL="1s", FOLLOWUP_DELAY="2s", STATS_ACK_WAIT="0").start()
         try:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bot.sandbox.standin import SlackStandIn
 from bot.views import ActionId
 from models import (
     ActionHistory,
@@ -27,7 +28,6 @@ from models import (
     TicketStatus,
 )
 from tests.support.databases import E2E_REDIS_URL
-from tests.support.fake_slack import FakeSlack
 from tests.support.harness import CHANNEL, ESCALATIONS, REQUESTER, Server, wait_until
 from tests.support.harness import shown as _shown
 
@@ -329,7 +329,7 @@ def test_a_slash_command_in_a_helpdesk_channel_the_bot_is_not_in_answers_by_dm(e
 
 @pytest.fixture(scope="module")
 def capped_slack():
-    with FakeSlack() as fake:
+    with SlackStandIn() as fake:
         yield fake
 
 
@@ -378,7 +378,7 @@ def test_past_the_autonomy_cap_a_person_picks_it_up_and_the_suggestion_is_kept(
 
 
 def test_two_serve_workers_share_the_work_and_answer_each_ticket_once(e2e, e2e_db_url, e2e_sessions):
-    with FakeSlack() as fake:
+    with SlackStandIn() as fake:
         server = Server(database_url=e2e_db_url, slack=fake, redis_url=E2E_REDIS_URL,
                         SERVER_WORKERS="2").start()
         try:

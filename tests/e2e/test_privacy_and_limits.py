@@ -11,10 +11,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from bot.sandbox.standin import SlackStandIn
 from bot.views import ActionId
 from models import Ticket
 from tests.support.databases import E2E_REDIS_URL, clean_e2e
-from tests.support.fake_slack import FakeSlack
 from tests.support.harness import REQUESTER, VPN, Server, shown, wait_until
 
 GENERAL = "CGENERAL"
@@ -22,7 +22,7 @@ GENERAL = "CGENERAL"
 
 @pytest.fixture(scope="module")
 def fake():
-    with FakeSlack() as slack:
+    with SlackStandIn() as slack:
         yield slack
 
 

@@ -21,9 +21,9 @@ from sqlalchemy import insert, text
 
 from bot.core import clock
 from bot.core.settings import Settings
+from bot.sandbox.standin import SlackStandIn
 from models import AgentCall, make_engine
 from tests.support.fake_sentry import FakeSentry
-from tests.support.fake_slack import FakeSlack
 from tests.support.faults import leaks, secrets_of, watch
 from tests.support.harness import ROOT, free_port
 
@@ -63,7 +63,7 @@ def test_jobs_run_once_from_cron_sends_the_alert_it_fires_to_sentry(sqlite_url, 
             {"called_at": now - timedelta(minutes=1), "agent": "http", "ok": False,
              "latency_ms": 5000.0, "attempts": 3, "error": "timed out"} for _ in range(6)])
     engine.dispose()
-    with FakeSlack() as slack:
+    with SlackStandIn() as slack:
         done = _run("jobs", "run-once", env=_env(
             DATABASE_URL=sqlite_url, SLACK_API_URL=slack.base_url, SLACK_BOT_TOKEN=slack.token,
             ALERTS_CHANNEL="CALERTS", CRITICAL_ALERTS_CHANNEL=CRITICAL, SENTRY_DSN=sentry.dsn))

@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from bot.sandbox import signing
 from bot.views import ActionId, feedback_value, rating_action_id
 from models import ActionHistory, ActionType, AuditEvent, Ticket, TicketResolution, TicketStatus
-from tests.support import slack_signing
 from tests.support.harness import (
     CHANNEL,
     REQUESTER,
@@ -37,8 +37,8 @@ from tests.support.harness import (
     without_barrier,
 )
 
-FORM = slack_signing.FORM_CONTENT_TYPE
-JSON = slack_signing.JSON_CONTENT_TYPE
+FORM = signing.FORM_CONTENT_TYPE
+JSON = signing.JSON_CONTENT_TYPE
 VPN = "My VPN keeps disconnecting when I work from home"
 OTHER_TEAM = "T0THEIRS"
 # Calls the app makes that are not the effect of the request under test: the one
@@ -86,7 +86,7 @@ def _send(server, raw: bytes | str, *, content_type: str = FORM, timestamp: str 
 
 
 def _ticket_body(text: str = VPN, *, team: str = TEAM_ID, user: str = REQUESTER) -> str:
-    return slack_signing.slash_command_body(
+    return signing.slash_command_body(
         "/ticket", text, user_id=user, channel_id=CHANNEL, team_id=team,
         trigger_id=f"trig-{uuid.uuid4().hex}",
     )
@@ -94,10 +94,10 @@ def _ticket_body(text: str = VPN, *, team: str = TEAM_ID, user: str = REQUESTER)
 
 def _click_body(action_id: str, value, *, user: str = REQUESTER, team: str = TEAM_ID,
                 message_ts: str = "1732527000.000100") -> str:
-    payload = slack_signing.block_actions_payload(
+    payload = signing.block_actions_payload(
         action_id, value, user_id=user, channel_id=CHANNEL, team_id=team, message_ts=message_ts,
     )
-    return slack_signing.block_actions_body(payload)
+    return signing.block_actions_body(payload)
 
 
 def _counts(e2e_sessions) -> dict[str, int]:
@@ -239,7 +239,7 @@ def _event(event, **fields) -> bytes:
 
 
 def _interaction(payload: dict) -> bytes:
-    return slack_signing.block_actions_body(payload).encode()
+    return signing.block_actions_body(payload).encode()
 
 
 MALFORMED = {
@@ -319,10 +319,10 @@ def test_a_request_naming_another_workspace_is_refused(e2e, slack, e2e_sessions)
     requests = [
         (_ticket_body(team=OTHER_TEAM), FORM),
         (_click_body(ActionId.FEEDBACK_YES, feedback_value(ticket_id), team=OTHER_TEAM), FORM),
-        (slack_signing.event_body({"type": "app_mention", "user": REQUESTER, "text": f"<@UBOT> {VPN}",
+        (signing.event_body({"type": "app_mention", "user": REQUESTER, "text": f"<@UBOT> {VPN}",
                                    "channel": CHANNEL, "ts": "1732527001.000100"},
                                   event_id="Ev0OTHERTEAM", team_id=OTHER_TEAM), JSON),
-        (slack_signing.event_body({"type": "message", "channel_type": "im", "user": REQUESTER,
+        (signing.event_body({"type": "message", "channel_type": "im", "user": REQUESTER,
                                    "text": VPN, "channel": "D0THEIRS", "ts": "1732527002.000100"},
                                   event_id="Ev0OTHERDM", team_id=OTHER_TEAM), JSON),
     ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from tests.support.fake_slack import FakeSlack
+from bot.sandbox.standin import SlackStandIn
 from tests.support.harness import Server, shown, wait_until
 
 TEAM = "CIDENTITY"
@@ -21,7 +21,7 @@ def _sla_posts(fake) -> list[str]:
 
 
 def test_an_untaken_ticket_warns_then_breaches_in_the_teams_channel_once_each(sqlite_url):
-    with FakeSlack() as fake:
+    with SlackStandIn() as fake:
         server = Server(database_url=sqlite_url, slack=fake, redis_url=None, JOB_INTERVAL="1s",
                         STATS_ACK_WAIT="2", TEAM_CHANNELS=f"Identity & Access={TEAM}",
                         SLA_TARGETS="critical=15s/1h,high=15s/1h,normal=15s/1h").start()

@@ -22,6 +22,7 @@ from bot.delivery.slack_client import make_web_client
 from bot.domain import audit
 from bot.domain.intake import open_ticket
 from bot.domain.ratelimit import AutonomyBudget, make_storage
+from bot.sandbox.standin import SlackStandIn
 from bot.views.alerts import NoticeKind, alert_blocks, notice_text, pct, plural, span
 from bot.workflows import alerts, periodic
 from bot.workflows.alerts import Measurement, Notice, evaluate, measure_all, run_alerts
@@ -42,7 +43,6 @@ from models import (
     transaction,
 )
 from tests.support.factories import make_action, make_ticket
-from tests.support.fake_slack import FakeSlack
 from tests.support.scripted_agent import ScriptedAgent
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -168,14 +168,14 @@ AT_THRESHOLD: dict[str, tuple[Callable[[Session], None], float | None]] = {
 # ----- fixtures -----------------------------------------------------------------------
 
 @pytest.fixture()
-def fake(slack: FakeSlack) -> Iterator[FakeSlack]:
+def fake(slack: SlackStandIn) -> Iterator[SlackStandIn]:
     slack.reset()
     yield slack
     slack.reset()
 
 
 @pytest.fixture()
-def config(settings: Settings, fake: FakeSlack, tmp_path) -> Settings:
+def config(settings: Settings, fake: SlackStandIn, tmp_path) -> Settings:
     return load_settings(database_url=settings.database_url, slack_api_url=fake.base_url,
                          slack_bot_token=fake.token, alerts_channel=ALERTS,
                          critical_alerts_channel=CRITICAL, backup_dir=tmp_path)

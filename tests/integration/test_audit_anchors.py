@@ -12,13 +12,13 @@ from bot.core.settings import Settings, load_settings
 from bot.delivery.anchors import read_anchors
 from bot.delivery.slack_client import make_web_client
 from bot.platform import cli
+from bot.sandbox.standin import SlackStandIn
 from bot.views.audit import anchor_text, parse_anchor
 from bot.workflows.audit_anchor import ANCHOR_INTERVAL, post_anchor
 from bot.workflows.runtime import Runtime
 from models import OutboxPurpose, OutboxStatus, SlackOutbox, make_engine, transaction
 from tests.support.chain import rewrite_chain_from
 from tests.support.factories import make_action
-from tests.support.fake_slack import FakeSlack
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 CHANNEL = "CAUDIT01"
@@ -26,7 +26,7 @@ CHANNEL = "CAUDIT01"
 
 @pytest.fixture()
 def fake():
-    with FakeSlack() as slack:
+    with SlackStandIn() as slack:
         yield slack
 
 

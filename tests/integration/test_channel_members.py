@@ -8,7 +8,7 @@ import pytest
 from bot.core.settings import load_settings
 from bot.delivery.channel_members import CACHE_SECONDS, ChannelMembers
 from bot.delivery.slack_client import make_web_client
-from tests.support.fake_slack import FakeSlack
+from bot.sandbox.standin import SlackStandIn
 
 
 class Clock:
@@ -21,7 +21,7 @@ class Clock:
 
 @pytest.fixture()
 def fake():
-    with FakeSlack() as slack:
+    with SlackStandIn() as slack:
         yield slack
 
 

@@ -13,10 +13,10 @@ from bot.core.settings import Settings, load_settings
 from bot.delivery import outbox
 from bot.platform import cli, migrations
 from bot.platform.manifest import BOT_EVENTS, build_manifest
+from bot.sandbox.standin import SlackStandIn
 from models import OutboxPurpose
 from models.session import make_engine, make_session_factory
 from tests.support.fake_sentry import FakeSentry
-from tests.support.fake_slack import FakeSlack
 
 
 @pytest.fixture(autouse=True)
@@ -256,7 +256,7 @@ def test_socket_mode_reports_to_sentry_and_runs_the_jobs_without_redis(tmp_path,
         outbox.enqueue(session, purpose=OutboxPurpose.NOTICE, channel="CHELPDESK",
                        text="Ticket #7 needs a person")
     engine.dispose()
-    with FakeSlack() as slack, FakeSentry() as sentry:
+    with SlackStandIn() as slack, FakeSentry() as sentry:
         settings = load_settings(
             database_url=url, slack_api_url=slack.base_url, slack_bot_token=slack.token,
             slack_signing_secret="socket-signing-secret", slack_app_token="xapp-1-socket-test",

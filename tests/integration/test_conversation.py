@@ -202,9 +202,9 @@ def test_replies_older_than_the_retention_are_redacted(committing_factory, setti
 
 def test_a_reply_written_while_the_last_one_is_decided_is_decided_right_after(
         committing_factory, settings, budget, redis_url, namespace, pg_url):
+    from bot.sandbox.standin import SlackStandIn
     from bot.workflows import announce
     from bot.workflows.runtime import Runtime
-    from tests.support.fake_slack import FakeSlack
 
     ticket_id = _asked(committing_factory, settings, budget)
     _reply(committing_factory, "1732528100.000300", "since this morning")
@@ -216,7 +216,7 @@ def test_a_reply_written_while_the_last_one_is_decided_is_decided_right_after(
             return super().analyse(ticket, record=record)
 
     agent = Interrupted(UNSURE)
-    with FakeSlack() as fake:
+    with SlackStandIn() as fake:
         runtime = Runtime.from_settings(load_settings(database_url=pg_url, redis_url=redis_url,
                                                       slack_api_url=fake.base_url,
                                                       slack_bot_token=fake.token), namespace=namespace)

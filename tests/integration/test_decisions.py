@@ -17,6 +17,7 @@ from bot.core.settings import load_settings
 from bot.delivery.slack_client import make_web_client
 from bot.domain import processing
 from bot.platform import migrations
+from bot.sandbox.standin import SlackStandIn
 from bot.workflows import periodic
 from bot.workflows.decision import decide_ticket
 from bot.workflows.runtime import Runtime
@@ -32,7 +33,6 @@ from models import (
 )
 from tests.support.factories import make_ticket
 from tests.support.fake_agent import Reply, good_answer, running_fake_agent
-from tests.support.fake_slack import FakeSlack
 from tests.support.scripted_agent import ScriptedAgent, vpn_answer
 
 CHANNEL = "CHELP"
@@ -41,7 +41,7 @@ BROKEN = "BROKEN: this one makes the agent code fail"
 
 @pytest.fixture()
 def fake():
-    with FakeSlack() as slack:
+    with SlackStandIn() as slack:
         yield slack
 
 

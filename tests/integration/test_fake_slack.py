@@ -15,17 +15,17 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from tests.support.fake_slack import FakeSlack
+from bot.sandbox.standin import SlackStandIn
 
 
 @pytest.fixture()
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
+def slack() -> Iterator[SlackStandIn]:
+    with SlackStandIn() as fake:
         yield fake
 
 
 @pytest.fixture()
-def client(slack: FakeSlack) -> WebClient:
+def client(slack: SlackStandIn) -> WebClient:
     # No retry handlers: these tests look at what the fake answers to each single call.
     return WebClient(token=slack.token, base_url=slack.base_url, timeout=5, retry_handlers=[])
 
@@ -40,20 +40,20 @@ def _raw_post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict
 
 
 def test_binds_loopback_on_a_fresh_port_each_time() -> None:
-    with FakeSlack() as one, FakeSlack() as two:
+    with SlackStandIn() as one, SlackStandIn() as two:
         assert one.base_url.startswith("http://127.0.0.1:")
         assert one.base_url.endswith("/api/")
         assert one.base_url != two.base_url
 
 
 def test_auth_test_reports_the_configured_identity() -> None:
-    with FakeSlack(team_id="T42", bot_user_id="U0BOT", bot_id="B42") as fake:
+    with SlackStandIn(team_id="T42", bot_user_id="U0BOT", bot_id="B42") as fake:
         answer = WebClient(token=fake.token, base_url=fake.base_url).auth_test()
 
     assert (answer["team_id"], answer["user_id"], answer["bot_id"]) == ("T42", "U0BOT", "B42")
 
 
-def test_missing_token_is_not_authed_and_wrong_token_is_invalid_auth(slack: FakeSlack) -> None:
+def test_missing_token_is_not_authed_and_wrong_token_is_invalid_auth(slack: SlackStandIn) -> None:
     with pytest.raises(SlackApiError) as missing:
         WebClient(base_url=slack.base_url, retry_handlers=[]).auth_test()
     with pytest.raises(SlackApiError) as wrong:
@@ -65,11 +65,11 @@ def test_missing_token_is_not_authed_and_wrong_token_is_invalid_auth(slack: Fake
 
 
 def test_configurable_token() -> None:
-    with FakeSlack(token="xoxb-other") as fake:
+    with SlackStandIn(token="xoxb-other") as fake:
         assert WebClient(token="xoxb-other", base_url=fake.base_url).auth_test()["ok"]
 
 
-def test_records_method_args_and_bearer_token(slack: FakeSlack, client: WebClient) -> None:
+def test_records_method_args_and_bearer_token(slack: SlackStandIn, client: WebClient) -> None:
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*VPN*"}}]
     answer = client.chat_postMessage(channel="C1", text="VPN fixed", blocks=blocks, thread_ts="1.2")
 
@@ -83,7 +83,7 @@ def test_records_method_args_and_bearer_token(slack: FakeSlack, client: WebClien
     assert answer["message"]["thread_ts"] == "1.2"
 
 
-def test_form_body_with_json_strings_is_decoded(slack: FakeSlack) -> None:
+def test_form_body_with_json_strings_is_decoded(slack: SlackStandIn) -> None:
     blocks = [{"type": "divider"}]
     metadata = {"event_type": "ticket", "event_payload": {"ticket_id": 7}}
     body = urlencode({"channel": "C9", "text": "hi", "blocks": json.dumps(blocks),
@@ -100,7 +100,7 @@ def test_form_body_with_json_strings_is_decoded(slack: FakeSlack) -> None:
     assert slack.messages("C9")[0]["metadata"] == metadata
 
 
-def test_get_with_query_string_works(slack: FakeSlack) -> None:
+def test_get_with_query_string_works(slack: SlackStandIn) -> None:
     slack.set_user("U1", real_name="Ada")
     request = urllib.request.Request(
         slack.base_url + "users.info?user=U1", headers={"Authorization": f"Bearer {slack.token}"}
@@ -111,14 +111,14 @@ def test_get_with_query_string_works(slack: FakeSlack) -> None:
     assert answer["user"]["real_name"] == "Ada"
 
 
-def test_unknown_method(slack: FakeSlack, client: WebClient) -> None:
+def test_unknown_method(slack: SlackStandIn, client: WebClient) -> None:
     with pytest.raises(SlackApiError) as error:
         client.api_call("chat.frobnicate", json={"channel": "C1"})
 
     assert error.value.response["error"] == "unknown_method"
 
 
-def test_history_includes_metadata_only_when_asked(slack: FakeSlack, client: WebClient) -> None:
+def test_history_includes_metadata_only_when_asked(slack: SlackStandIn, client: WebClient) -> None:
     metadata = {"event_type": "resolvemeq_followup", "event_payload": {"ticket_id": 12}}
     channel = client.chat_postMessage(channel="U1", text="Did it work?", metadata=metadata)["channel"]
 
@@ -144,7 +144,7 @@ def test_history_is_newest_first_with_oldest_and_limit(client: WebClient) -> Non
     assert newest_two["has_more"] is True and everything["has_more"] is False
 
 
-def test_users_info_configured_and_unknown(slack: FakeSlack, client: WebClient) -> None:
+def test_users_info_configured_and_unknown(slack: SlackStandIn, client: WebClient) -> None:
     slack.set_user("UADMIN", is_admin=True, real_name="Grace Hopper")
     slack.set_user("UOWNER", is_owner=True)
 
@@ -158,7 +158,7 @@ def test_users_info_configured_and_unknown(slack: FakeSlack, client: WebClient) 
     assert unknown.value.response["error"] == "user_not_found"
 
 
-def test_concurrent_posts_get_unique_increasing_ts(slack: FakeSlack, client: WebClient) -> None:
+def test_concurrent_posts_get_unique_increasing_ts(slack: SlackStandIn, client: WebClient) -> None:
     stamps: list[str] = []
     lock = threading.Lock()
 
@@ -188,7 +188,7 @@ def test_conversations_open_is_deterministic_per_user(client: WebClient) -> None
     assert other != first
 
 
-def test_update_delete_ephemeral_views_reactions(slack: FakeSlack, client: WebClient) -> None:
+def test_update_delete_ephemeral_views_reactions(slack: SlackStandIn, client: WebClient) -> None:
     ts = client.chat_postMessage(channel="C1", text="working on it")["ts"]
     keep = client.chat_postMessage(channel="C1", text="keep")["ts"]
     client.chat_update(channel="C1", ts=ts, text="resolved")
@@ -217,7 +217,7 @@ def test_post_without_text_or_blocks_is_no_text(client: WebClient) -> None:
     assert error.value.response["error"] == "no_text"
 
 
-def test_fail_next_429_sends_retry_after_then_recovers(slack: FakeSlack, client: WebClient) -> None:
+def test_fail_next_429_sends_retry_after_then_recovers(slack: SlackStandIn, client: WebClient) -> None:
     slack.fail_next("chat.postMessage", status=429, retry_after=7)
 
     with pytest.raises(SlackApiError) as limited:
@@ -231,7 +231,7 @@ def test_fail_next_429_sends_retry_after_then_recovers(slack: FakeSlack, client:
     assert [m["text"] for m in slack.messages("C1")] == ["two"]
 
 
-def test_fail_next_error_is_http_200_and_times_counts(slack: FakeSlack, client: WebClient) -> None:
+def test_fail_next_error_is_http_200_and_times_counts(slack: SlackStandIn, client: WebClient) -> None:
     slack.fail_next("chat.postMessage", error="channel_not_found", times=2)
     errors = []
     for _ in range(3):
@@ -244,7 +244,7 @@ def test_fail_next_error_is_http_200_and_times_counts(slack: FakeSlack, client: 
     assert len(slack.messages("C1")) == 1
 
 
-def test_fail_next_server_error(slack: FakeSlack, client: WebClient) -> None:
+def test_fail_next_server_error(slack: SlackStandIn, client: WebClient) -> None:
     slack.fail_next("auth.test", status=503)
 
     with pytest.raises(SlackApiError) as error:
@@ -254,7 +254,7 @@ def test_fail_next_server_error(slack: FakeSlack, client: WebClient) -> None:
     assert slack.last("auth.test").status == 503
 
 
-def test_drop_connection_gives_a_connection_error_and_is_recorded(slack: FakeSlack) -> None:
+def test_drop_connection_gives_a_connection_error_and_is_recorded(slack: SlackStandIn) -> None:
     slack.drop_connection_next("chat.postMessage")
     body = urlencode({"channel": "C1", "text": "x"}).encode()
 
@@ -266,7 +266,7 @@ def test_drop_connection_gives_a_connection_error_and_is_recorded(slack: FakeSla
     assert slack.messages("C1") == []
 
 
-def test_delay_slows_the_answer(slack: FakeSlack, client: WebClient) -> None:
+def test_delay_slows_the_answer(slack: SlackStandIn, client: WebClient) -> None:
     slack.delay("auth.test", 0.4)
 
     started = time.monotonic()
@@ -279,7 +279,7 @@ def test_delay_slows_the_answer(slack: FakeSlack, client: WebClient) -> None:
     assert slow >= 0.4 > fast
 
 
-def test_wait_for_sees_calls_from_another_thread(slack: FakeSlack, client: WebClient) -> None:
+def test_wait_for_sees_calls_from_another_thread(slack: SlackStandIn, client: WebClient) -> None:
     timer = threading.Timer(0.2, lambda: client.chat_postMessage(channel="C1", text="later"))
     timer.start()
 
@@ -289,14 +289,14 @@ def test_wait_for_sees_calls_from_another_thread(slack: FakeSlack, client: WebCl
     assert calls[0].args["text"] == "later"
 
 
-def test_wait_for_times_out_with_what_was_seen(slack: FakeSlack, client: WebClient) -> None:
+def test_wait_for_times_out_with_what_was_seen(slack: SlackStandIn, client: WebClient) -> None:
     client.auth_test()
 
     with pytest.raises(AssertionError, match=r"chat\.postMessage.*auth\.test"):
         slack.wait_for("chat.postMessage", timeout=0.2)
 
 
-def test_reset_forgets_calls_posts_and_faults(slack: FakeSlack, client: WebClient) -> None:
+def test_reset_forgets_calls_posts_and_faults(slack: SlackStandIn, client: WebClient) -> None:
     client.chat_postMessage(channel="C1", text="x")
     slack.fail_next("chat.postMessage", error="is_archived")
 
@@ -328,7 +328,8 @@ def test_a_channel_without_the_bot_refuses_its_posts_but_a_response_url_reaches_
     assert slack.told("U2") == [] and slack.responses("U2") == []
 
 
-def test_a_post_to_a_user_id_lands_in_the_apps_dm_and_says_which(client: WebClient, slack: FakeSlack) -> None:
+def test_a_post_to_a_user_id_lands_in_the_apps_dm_and_says_which(
+        client: WebClient, slack: SlackStandIn) -> None:
     # As on Slack: chat.postMessage to a user id opens the app's DM with them (no
     # conversations.open needed) and answers with the DM's channel id.
     posted = client.chat_postMessage(channel="U0PERSON", text="hello")

@@ -22,9 +22,9 @@ from bot.domain import followups
 from bot.domain.feedback import record_answer, record_rating
 from bot.domain.ratelimit import RollbackThrottle, make_storage
 from bot.domain.rollback import rollback_action, short_id
+from bot.sandbox.standin import SlackStandIn
 from models import OutboxPurpose, OutboxStatus, SlackOutbox, Ticket, TicketResolution, transaction
 from tests.support.factories import make_action, make_ticket
-from tests.support.fake_slack import FakeSlack
 from tests.support.harness import wait_until
 from tests.support.interleave import all_read_first
 
@@ -35,7 +35,7 @@ TTL = timedelta(minutes=2)
 
 @pytest.fixture()
 def fake():
-    with FakeSlack() as slack:
+    with SlackStandIn() as slack:
         yield slack
 
 

@@ -15,11 +15,11 @@ from bot.core import clock
 from bot.core.settings import load_settings
 from bot.delivery import outbox
 from bot.delivery.slack_client import make_web_client
+from bot.sandbox.standin import SlackStandIn
 from bot.workflows import periodic
 from bot.workflows.runtime import Runtime
 from models import ActionType, SlackOutbox, Ticket, TicketSource, TicketStatus, transaction
 from tests.support.factories import make_action, make_ticket
-from tests.support.fake_slack import FakeSlack
 from tests.support.harness import ROOT, wait_until
 from tests.support.jobs_harness import BROKER_URL, Worker, seed_due_followups, sent_count
 
@@ -48,7 +48,7 @@ def test_no_task_is_scheduled_with_a_long_countdown_or_eta():
 
 @pytest.fixture()
 def fake():
-    with FakeSlack() as slack:
+    with SlackStandIn() as slack:
         yield slack
 
 

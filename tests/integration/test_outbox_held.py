@@ -21,6 +21,7 @@ from bot.core.settings import load_settings
 from bot.delivery import outbox
 from bot.delivery.slack_client import TOKEN_ERRORS, make_web_client
 from bot.domain.feedback import record_rating
+from bot.sandbox.standin import SlackStandIn
 from bot.views.alerts import NoticeKind
 from bot.workflows import alerts, periodic
 from models import (
@@ -35,7 +36,6 @@ from models import (
     transaction,
 )
 from tests.support.factories import make_action, make_ticket
-from tests.support.fake_slack import FakeSlack
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 DAY = timedelta(hours=24)
@@ -45,7 +45,7 @@ HELP, ALERTS, CRITICAL = "CHELP", "CALERTS", "CCRITICAL"
 
 @pytest.fixture()
 def fake():
-    with FakeSlack() as slack:
+    with SlackStandIn() as slack:
         yield slack
 
 
@@ -92,7 +92,7 @@ def _resolution(sessions, ticket_id: int) -> TicketResolution:
             TicketResolution.ticket_id == ticket_id)).one()
 
 
-def _posts(fake: FakeSlack) -> list:
+def _posts(fake: SlackStandIn) -> list:
     return [c for c in fake.calls("chat.postMessage") if c.outcome == "ok"]
 
 

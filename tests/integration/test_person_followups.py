@@ -13,10 +13,10 @@ from bot.delivery import outbox
 from bot.delivery.slack_client import make_web_client
 from bot.domain import feedback, followups, rollback, teamwork
 from bot.domain.ratelimit import RollbackThrottle, make_storage
+from bot.sandbox.standin import SlackStandIn
 from bot.views import parse_feedback_target
 from models import OutboxPurpose, OutboxStatus, PersonResolution, SlackOutbox, transaction
 from tests.support.factories import make_ticket
-from tests.support.fake_slack import FakeSlack
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 DAY = timedelta(hours=24)
@@ -26,7 +26,7 @@ MEMBER = "UMEMBER"
 
 @pytest.fixture()
 def fake():
-    with FakeSlack() as slack:
+    with SlackStandIn() as slack:
         yield slack
 
 

@@ -19,11 +19,11 @@ from bot import views
 from bot.core.settings import load_settings
 from bot.delivery.slack_client import make_web_client
 from bot.domain import analytics, sla
+from bot.sandbox.standin import SlackStandIn
 from bot.workflows import periodic
 from bot.workflows.runtime import Runtime
 from models import ActionHistory, ActionType, Ticket, TicketSla, make_engine, transaction
 from tests.support.factories import make_action, make_ticket
-from tests.support.fake_slack import FakeSlack
 
 NET = "CNETWORK"
 # Monday 30 November 2026, 10:00 in Berlin.
@@ -32,7 +32,7 @@ T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
 @pytest.fixture()
 def fake():
-    with FakeSlack() as slack:
+    with SlackStandIn() as slack:
         yield slack
 
 

@@ -22,19 +22,19 @@ from bot.delivery.slack_client import (
     respond,
     safe_call,
 )
-from tests.support.fake_slack import FakeSlack
+from bot.sandbox.standin import SlackStandIn
 
 SECRET_TEXT = "Your new VPN password is hunter2"
 
 
 @pytest.fixture()
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
+def slack() -> Iterator[SlackStandIn]:
+    with SlackStandIn() as fake:
         yield fake
 
 
 @pytest.fixture()
-def settings(slack: FakeSlack) -> Settings:
+def settings(slack: SlackStandIn) -> Settings:
     return load_settings(slack_bot_token=slack.token, slack_api_url=slack.base_url)
 
 
@@ -42,7 +42,7 @@ def _post(client: WebClient, **extra: Any) -> SlackResponse | None:
     return safe_call(client, "chat.postMessage", channel="C1", text="VPN fixed", **extra)
 
 
-def test_client_talks_to_slack_api_url_with_the_bot_token(slack: FakeSlack, settings: Settings) -> None:
+def test_client_talks_to_slack_api_url_with_the_bot_token(slack: SlackStandIn, settings: Settings) -> None:
     response = _post(make_web_client(settings))
 
     call = slack.last("chat.postMessage")
@@ -51,14 +51,14 @@ def test_client_talks_to_slack_api_url_with_the_bot_token(slack: FakeSlack, sett
     assert response is not None and response["ts"] == slack.messages("C1")[0]["ts"]
 
 
-def test_base_url_without_trailing_slash_keeps_the_api_path(slack: FakeSlack) -> None:
+def test_base_url_without_trailing_slash_keeps_the_api_path(slack: SlackStandIn) -> None:
     settings = load_settings(slack_bot_token=slack.token, slack_api_url=slack.base_url.rstrip("/"))
 
     assert safe_call(make_web_client(settings), "auth.test") is not None
     assert slack.last("auth.test").outcome == "ok"
 
 
-def test_rate_limited_then_delivered_once_after_retry_after(slack: FakeSlack, settings: Settings) -> None:
+def test_rate_limited_then_delivered_once_after_retry_after(slack: SlackStandIn, settings: Settings) -> None:
     slack.fail_next("chat.postMessage", status=429, retry_after=1)
 
     started = time.monotonic()
@@ -71,7 +71,7 @@ def test_rate_limited_then_delivered_once_after_retry_after(slack: FakeSlack, se
     assert 1.0 <= elapsed < 3.0  # Retry-After honoured, and not much more
 
 
-def test_rate_limit_retries_are_bounded(slack: FakeSlack, settings: Settings) -> None:
+def test_rate_limit_retries_are_bounded(slack: SlackStandIn, settings: Settings) -> None:
     slack.fail_next("chat.postMessage", status=429, retry_after=0, times=10)
 
     assert _post(make_web_client(settings)) is None
@@ -83,7 +83,7 @@ def test_rate_limit_retries_are_bounded(slack: FakeSlack, settings: Settings) ->
     assert slack.messages("C1") == []
 
 
-def test_retry_after_beyond_the_cap_is_not_slept_through(slack: FakeSlack, settings: Settings) -> None:
+def test_retry_after_beyond_the_cap_is_not_slept_through(slack: SlackStandIn, settings: Settings) -> None:
     slack.fail_next("chat.postMessage", status=429, retry_after=60)
     client = make_web_client(settings, max_rate_limit_wait=2)
 
@@ -97,7 +97,7 @@ def test_retry_after_beyond_the_cap_is_not_slept_through(slack: FakeSlack, setti
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
-def test_server_error_then_delivered(slack: FakeSlack, settings: Settings, status: int) -> None:
+def test_server_error_then_delivered(slack: SlackStandIn, settings: Settings, status: int) -> None:
     slack.fail_next("chat.postMessage", status=status)
 
     assert _post(make_web_client(settings)) is not None
@@ -106,7 +106,7 @@ def test_server_error_then_delivered(slack: FakeSlack, settings: Settings, statu
 
 
 def test_persistent_server_error_gives_up_after_bounded_retries(
-    slack: FakeSlack, settings: Settings
+    slack: SlackStandIn, settings: Settings
 ) -> None:
     slack.fail_next("chat.postMessage", status=503, times=10)
 
@@ -117,7 +117,7 @@ def test_persistent_server_error_gives_up_after_bounded_retries(
     assert len(slack.calls("chat.postMessage")) == 3
 
 
-def test_dropped_connection_then_delivered(slack: FakeSlack, settings: Settings) -> None:
+def test_dropped_connection_then_delivered(slack: SlackStandIn, settings: Settings) -> None:
     slack.drop_connection_next("chat.postMessage")
 
     assert _post(make_web_client(settings)) is not None
@@ -126,7 +126,7 @@ def test_dropped_connection_then_delivered(slack: FakeSlack, settings: Settings)
 
 
 def test_permanent_error_returns_none_logged_without_token_or_text(
-    slack: FakeSlack, settings: Settings, caplog: pytest.LogCaptureFixture
+    slack: SlackStandIn, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     slack.fail_next("chat.postMessage", error="channel_not_found", times=2)
@@ -149,7 +149,7 @@ def test_permanent_error_returns_none_logged_without_token_or_text(
 
 
 def test_a_refused_token_is_logged_as_an_error_and_raised_only_when_asked(
-    slack: FakeSlack, caplog: pytest.LogCaptureFixture
+    slack: SlackStandIn, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = load_settings(slack_bot_token="xoxb-revoked-123", slack_api_url=slack.base_url)
     client = make_web_client(settings)
@@ -174,7 +174,7 @@ def test_token_and_grant_errors_are_neither_permanent_nor_transient() -> None:
     assert not TOKEN_ERRORS & PERMANENT_ERRORS
 
 
-def test_unknown_error_code_is_treated_as_transient(slack: FakeSlack, settings: Settings) -> None:
+def test_unknown_error_code_is_treated_as_transient(slack: SlackStandIn, settings: Settings) -> None:
     assert "internal_error" not in PERMANENT_ERRORS
     slack.fail_next("chat.postMessage", error="internal_error")
 
@@ -191,7 +191,7 @@ def test_default_timeout_is_explicit(settings: Settings) -> None:
     assert make_web_client(settings, timeout=2.5).timeout == 2.5
 
 
-def test_slow_slack_hits_the_client_timeout(slack: FakeSlack, settings: Settings) -> None:
+def test_slow_slack_hits_the_client_timeout(slack: SlackStandIn, settings: Settings) -> None:
     slack.delay("chat.postMessage", 1.0, times=2)
     client = make_web_client(settings, timeout=0.3)
 
@@ -210,7 +210,7 @@ def test_slow_slack_hits_the_client_timeout(slack: FakeSlack, settings: Settings
 
 
 def test_connection_refused_is_transient(settings: Settings) -> None:
-    with FakeSlack() as gone:
+    with SlackStandIn() as gone:
         dead_url = gone.base_url  # a port that was just ours and is now closed
     offline = load_settings(slack_bot_token="xoxb-test-token", slack_api_url=dead_url)
 
@@ -220,7 +220,7 @@ def test_connection_refused_is_transient(settings: Settings) -> None:
         safe_call(client, "auth.test", raise_transient=True)
 
 
-def test_method_may_be_dotted_or_underscored(slack: FakeSlack, settings: Settings) -> None:
+def test_method_may_be_dotted_or_underscored(slack: SlackStandIn, settings: Settings) -> None:
     client = make_web_client(settings)
 
     assert safe_call(client, "users.info", user="U1") is None  # user_not_found, permanent
@@ -233,7 +233,7 @@ def test_method_may_be_dotted_or_underscored(slack: FakeSlack, settings: Setting
 # Keep-alive ------------------------------------------------------------------------
 
 def test_calls_reuse_one_connection_and_failures_still_read_as_before(
-        slack: FakeSlack, settings: Settings) -> None:
+        slack: SlackStandIn, settings: Settings) -> None:
     client = make_web_client(settings, max_rate_limit_wait=2)
 
     for n in range(5):
@@ -254,7 +254,7 @@ def test_calls_reuse_one_connection_and_failures_still_read_as_before(
     assert slack.connections() == 2 and len(slack.messages("C1")) == 7
 
 
-def test_answers_through_response_urls_reuse_one_connection(slack: FakeSlack) -> None:
+def test_answers_through_response_urls_reuse_one_connection(slack: SlackStandIn) -> None:
     for n in range(4):
         assert respond(slack.response_url(f"U1.trig-{n}"), text=f"answer {n}") is True
     assert respond(slack.base_url.removesuffix("/api/") + "/nowhere", text="x") is False  # a 404
@@ -263,7 +263,7 @@ def test_answers_through_response_urls_reuse_one_connection(slack: FakeSlack) ->
     assert slack.connections() == 1
 
 
-def test_the_lookups_of_a_click_share_the_clients_connection(slack: FakeSlack, settings: Settings) -> None:
+def test_the_lookups_of_a_click_share_the_clients_connection(slack: SlackStandIn, settings: Settings) -> None:
     from bot.delivery.channel_members import ChannelMembers
     from bot.delivery.slack_roles import WorkspaceRoles
 

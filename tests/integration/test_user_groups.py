@@ -11,7 +11,7 @@ import pytest
 from bot.core.settings import load_settings
 from bot.delivery.slack_client import make_web_client
 from bot.delivery.user_groups import CACHE_SECONDS, LOOKUP_BUDGET, UserGroups
-from tests.support.fake_slack import FakeSlack
+from bot.sandbox.standin import SlackStandIn
 
 
 class Clock:
@@ -24,7 +24,7 @@ class Clock:
 
 @pytest.fixture()
 def fake():
-    with FakeSlack() as slack:
+    with SlackStandIn() as slack:
         yield slack
 
 

@@ -18,12 +18,12 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.delivery import identity
+from bot.sandbox.standin import SlackStandIn
 from bot.views import ActionId, feedback_value
 from bot.workflows.runtime import Runtime
 from models import Ticket
 from tests.support.bolt_requests import in_process, listener_settings
 from tests.support.databases import REDIS_URL
-from tests.support.fake_slack import FakeSlack
 from tests.support.harness import REQUESTER, TEAM_ID, VPN, wait_until
 
 ORG = "E0RESOLVEQ"
@@ -42,7 +42,7 @@ def app_for(pg_url, namespace, committing_factory):
     """`app_for(fake_slack, **settings)`: the app in process against that Slack."""
     opened = []
 
-    def build(slack: FakeSlack, **overrides):
+    def build(slack: SlackStandIn, **overrides):
         runtime = Runtime.from_settings(
             listener_settings(database_url=pg_url, slack=slack, redis_url=REDIS_URL, **overrides),
             namespace=namespace)
@@ -58,7 +58,7 @@ def app_for(pg_url, namespace, committing_factory):
 def test_until_auth_test_answers_every_request_is_refused_503_and_logged(
         app_for, committing_factory, monkeypatch, caplog):
     monkeypatch.setattr(identity, "RETRY_INTERVAL", 0.2)
-    with FakeSlack() as slack:
+    with SlackStandIn() as slack:
         slack.fail_next("auth.test", status=503, times=10_000)
         bolt = app_for(slack)
         with caplog.at_level(logging.WARNING, logger="bot.platform.app"):
@@ -77,7 +77,7 @@ def test_until_auth_test_answers_every_request_is_refused_503_and_logged(
 
 
 def test_refused_requests_do_not_each_start_an_auth_test(app_for):
-    with FakeSlack() as slack:
+    with SlackStandIn() as slack:
         slack.fail_next("auth.test", status=503, times=10_000)
         bolt = app_for(slack)
         for _ in range(20):
@@ -87,7 +87,7 @@ def test_refused_requests_do_not_each_start_an_auth_test(app_for):
 
 
 def test_with_slack_team_id_the_bot_serves_while_auth_test_fails(app_for, committing_factory):
-    with FakeSlack() as slack:
+    with SlackStandIn() as slack:
         slack.fail_next("auth.test", status=503, times=10_000)
         bolt = app_for(slack, slack_team_id=TEAM_ID)
         said = bolt.command("/ticket", VPN)
@@ -99,7 +99,7 @@ def test_with_slack_team_id_the_bot_serves_while_auth_test_fails(app_for, commit
 
 
 def test_a_request_naming_another_organisation_is_refused(app_for, committing_factory):
-    with FakeSlack(enterprise_id=ORG) as slack:
+    with SlackStandIn(enterprise_id=ORG) as slack:
         bolt = app_for(slack)
         wait_until(lambda: bolt.command("/ticket", VPN, enterprise=ORG).status_code == 200,
                    what="our organisation served once auth.test answered")
@@ -112,7 +112,7 @@ def test_a_request_naming_another_organisation_is_refused(app_for, committing_fa
 
 
 def test_a_workspace_outside_any_organisation_refuses_requests_naming_one(app_for, committing_factory):
-    with FakeSlack() as slack:  # auth.test names no organisation
+    with SlackStandIn() as slack:  # auth.test names no organisation
         bolt = app_for(slack)
         wait_until(lambda: bolt.command("/ticket", VPN).status_code == 200,
                    what="our workspace served once auth.test answered")

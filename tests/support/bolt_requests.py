@@ -25,8 +25,8 @@ from slack_bolt import App, BoltRequest
 from bot.core.settings import Settings, load_settings
 from bot.delivery.background import Background
 from bot.platform.app import create_app
+from bot.sandbox.standin import SlackStandIn
 from bot.workflows.runtime import Runtime
-from tests.support.fake_slack import FakeSlack
 from tests.support.harness import ADMIN, CHANNEL, ESCALATIONS, SIGNING_SECRET, SlackRequests
 
 
@@ -51,7 +51,7 @@ class InProcess(SlackRequests):
         reads: its reads' executor (App Home, /resolution-stats).
     """
 
-    def __init__(self, app: App, slack: FakeSlack, background: Background,
+    def __init__(self, app: App, slack: SlackStandIn, background: Background,
                  reads: Background) -> None:
         self.app, self.slack, self.background, self.reads = app, slack, background, reads
 
@@ -65,7 +65,8 @@ class InProcess(SlackRequests):
             executor.submit(lambda: None).result(timeout=timeout)
 
 
-def listener_settings(*, database_url: str, slack: FakeSlack, redis_url: str, **overrides: Any) -> Settings:
+def listener_settings(*, database_url: str, slack: SlackStandIn, redis_url: str,
+                      **overrides: Any) -> Settings:
     """The settings of the end-to-end server (harness.Server), for an app in this process."""
     return load_settings(**{
         "database_url": database_url, "redis_url": redis_url,
@@ -77,7 +78,7 @@ def listener_settings(*, database_url: str, slack: FakeSlack, redis_url: str, **
 
 
 @contextmanager
-def in_process(runtime: Runtime, slack: FakeSlack, *, background: Background | None = None,
+def in_process(runtime: Runtime, slack: SlackStandIn, *, background: Background | None = None,
                reads: Background | None = None) -> Iterator[InProcess]:
     """An app for `runtime` that answers in this process; its background work is
     finished and its connections closed on exit.

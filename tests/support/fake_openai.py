@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.support.loopback import LoopbackHTTPServer
+from bot.sandbox.loopback import LoopbackHTTPServer
 
 VPN_REQUEST = "My VPN keeps disconnecting when I work from home"
 

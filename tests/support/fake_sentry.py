@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.support.loopback import LoopbackHTTPServer
+from bot.sandbox.loopback import LoopbackHTTPServer
 
 _ENVELOPE_PATH = re.compile(r"^/api/(\d+)/envelope/?$")
 

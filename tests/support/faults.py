@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from bot.core import clock
 from bot.domain import actions
+from bot.sandbox.standin import SlackStandIn
 from models import (
     ActionHistory,
     ActionType,
@@ -32,7 +33,6 @@ from models import (
     TicketStatus,
 )
 from tests.support.factories import make_plan
-from tests.support.fake_slack import FakeSlack
 from tests.support.harness import CHANNEL, REQUESTER, ROOT, TEAM_ID, Server, wait_until
 
 VPN = "My VPN keeps disconnecting when I work from home"
@@ -74,7 +74,7 @@ def watch(name: str, read: Callable[[], str], secrets: tuple[str, ...]) -> None:
     _WATCHED.append((name, read, secrets))
 
 
-def start_server(*, database_url: str, slack: FakeSlack, redis_url: str | None,
+def start_server(*, database_url: str, slack: SlackStandIn, redis_url: str | None,
                  wait_healthy: bool = True, **env: str) -> Server:
     """`resolvemeq serve` as the harness starts it, remembered for the log scan."""
     server = Server(database_url=database_url, slack=slack, redis_url=redis_url, **env)

@@ -23,11 +23,11 @@ import httpx
 
 from bot.core import clock
 from bot.domain import actions
+from bot.sandbox import signing
+from bot.sandbox.standin import SlackStandIn
 from bot.views import ActionId
 from models import Ticket, TicketSource, TicketStatus
-from tests.support import slack_signing
 from tests.support.factories import make_plan
-from tests.support.fake_slack import FakeSlack
 
 SIGNING_SECRET = "e2e-signing-secret-0123456789abcdef"
 TEAM_ID = "T0RESOLVEQ"
@@ -55,12 +55,12 @@ class SlackRequests:
     server (`Server`), or straight into the Bolt app (`tests.support.bolt_requests`).
     """
 
-    slack: FakeSlack
+    slack: SlackStandIn
 
     def deliver(self, raw: bytes, headers: dict[str, str]) -> Any:
         raise NotImplementedError
 
-    def post(self, body: str | bytes, *, content_type: str = slack_signing.FORM_CONTENT_TYPE,
+    def post(self, body: str | bytes, *, content_type: str = signing.FORM_CONTENT_TYPE,
              timestamp: int | str | None = None, secret: str = SIGNING_SECRET,
              headers: dict[str, str] | None = None) -> Any:
         raw = body.encode() if isinstance(body, str) else body
@@ -68,7 +68,7 @@ class SlackRequests:
         signed = {
             "Content-Type": content_type,
             "X-Slack-Request-Timestamp": str(ts),
-            "X-Slack-Signature": slack_signing.signature(secret, raw, ts),
+            "X-Slack-Signature": signing.signature(secret, raw, ts),
             **(headers or {}),
         }
         return self.deliver(raw, signed)
@@ -76,7 +76,7 @@ class SlackRequests:
     def command(self, command: str, text: str, *, user: str = REQUESTER, channel: str = CHANNEL,
                 team: str = TEAM_ID, enterprise: str | None = None) -> Any:
         trigger = f"trig-{uuid.uuid4().hex}"
-        body = slack_signing.slash_command_body(
+        body = signing.slash_command_body(
             command, text, user_id=user, channel_id=channel, team_id=team, trigger_id=trigger,
             response_url=self.slack.response_url(trigger), enterprise_id=enterprise,
         )
@@ -87,43 +87,43 @@ class SlackRequests:
               trigger_id: str | None = None, enterprise: str | None = None,
               ephemeral: bool = False) -> Any:
         """Click a button. The click's response URL is the fake Slack's, keyed
-        "USER.TRIGGER" (`FakeSlack.responses(user)`); `ephemeral`: on an ephemeral message."""
+        "USER.TRIGGER" (`SlackStandIn.responses(user)`); `ephemeral`: on an ephemeral message."""
         trigger = trigger_id or f"trig-{uuid.uuid4().hex}"
-        payload = slack_signing.block_actions_payload(
+        payload = signing.block_actions_payload(
             action_id, value, user_id=user, channel_id=channel, team_id=team, message_ts=message_ts,
             trigger_id=trigger, enterprise_id=enterprise,
             response_url=self.slack.response_url(f"{user}.{trigger}"), is_ephemeral=ephemeral,
         )
-        return self.post(slack_signing.block_actions_body(payload))
+        return self.post(signing.block_actions_body(payload))
 
     def home_click(self, action_id: str, value: str, *, user: str = REQUESTER, team: str = TEAM_ID,
                    trigger_id: str | None = None) -> Any:
         """Click a button in `user`'s App Home tab (the view the fake Slack has for them)."""
-        payload = slack_signing.home_actions_payload(
+        payload = signing.home_actions_payload(
             action_id, value, user_id=user, team_id=team, view=self.slack.home_view(user),
             trigger_id=trigger_id or f"trig-{uuid.uuid4().hex}",
         )
-        return self.post(slack_signing.block_actions_body(payload))
+        return self.post(signing.block_actions_body(payload))
 
     def message_shortcut(self, callback_id: str, message: dict[str, Any], *, user: str = REQUESTER,
                          channel: str = CHANNEL, team: str = TEAM_ID) -> Any:
         """Use a message shortcut on `message` (as Slack carries it in the payload)."""
-        payload = slack_signing.message_shortcut_payload(
+        payload = signing.message_shortcut_payload(
             callback_id, message, user_id=user, channel_id=channel, team_id=team,
             trigger_id=f"trig-{uuid.uuid4().hex}",
         )
-        return self.post(slack_signing.block_actions_body(payload))
+        return self.post(signing.block_actions_body(payload))
 
     def submit_view(self, view: dict[str, Any], values: dict[str, dict[str, str]], *,
                     user: str = REQUESTER, team: str = TEAM_ID) -> Any:
         """Press Submit on a modal the app opened (`view`: views.open's view, as the
         fake Slack stored it), with `values` typed into it: {block_id: {action_id: text}}."""
-        payload = slack_signing.view_submission_payload(view, values, user_id=user, team_id=team)
-        return self.post(slack_signing.block_actions_body(payload))
+        payload = signing.view_submission_payload(view, values, user_id=user, team_id=team)
+        return self.post(signing.block_actions_body(payload))
 
     def event(self, event: dict[str, Any], *, event_id: str | None = None, team: str = TEAM_ID,
               retry: int | None = None, enterprise: str | None = None) -> Any:
-        body = slack_signing.event_body(event, event_id=event_id or f"Ev{uuid.uuid4().hex[:10]}",
+        body = signing.event_body(event, event_id=event_id or f"Ev{uuid.uuid4().hex[:10]}",
                                         team_id=team, enterprise_id=enterprise)
         headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else None
         return self.post(body, content_type="application/json", headers=headers)
@@ -132,7 +132,7 @@ class SlackRequests:
 class Server(SlackRequests):
     """One `resolvemeq serve` process with its own environment."""
 
-    def __init__(self, *, database_url: str, slack: FakeSlack, redis_url: str | None,
+    def __init__(self, *, database_url: str, slack: SlackStandIn, redis_url: str | None,
                  **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

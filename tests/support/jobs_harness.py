@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, insert, select
 
+from bot.sandbox.standin import SlackStandIn
 from models import (
     ActionHistory,
     ActionType,
@@ -23,7 +24,6 @@ from models import (
     TicketSource,
     TicketStatus,
 )
-from tests.support.fake_slack import FakeSlack
 from tests.support.harness import ROOT
 
 BROKER_URL = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/4")
@@ -74,7 +74,7 @@ def sent_count(engine: Engine) -> int:
 class Worker:
     """`resolvemeq worker` in its own process group."""
 
-    def __init__(self, *, database_url: str, slack: FakeSlack, name: str, **env: str):
+    def __init__(self, *, database_url: str, slack: SlackStandIn, name: str, **env: str):
         self.name = name
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_", "REDIS_"))},

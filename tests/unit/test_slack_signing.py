@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from tests.support.slack_signing import (
+from bot.sandbox.signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     block_actions_body,

@@ -1,4 +1,5 @@
-"""A threaded, stdlib-only fake of the Slack Web API on loopback, for tests.
+"""A threaded, stdlib-only stand-in for the Slack Web API on loopback: the tests' fake
+Slack, and the base of the sandbox's (`bot.sandbox.workspace`).
 
 The app gets ``SLACK_API_URL=fake.base_url`` and talks to it with its real slack_sdk
 client, so headers, encodings, retries and timeouts are all exercised. Answers follow
@@ -7,7 +8,7 @@ code}``); every call is recorded; posts are kept per channel ("what the person s
 faults can be scripted: 429 with ``Retry-After``, 5xx, an API error, a slow answer, a
 connection closed without an answer. Example::
 
-    with FakeSlack() as slack:
+    with SlackStandIn() as slack:
         settings = load_settings(slack_api_url=slack.base_url, slack_bot_token=slack.token)
         slack.fail_next("chat.postMessage", status=429, retry_after=1)
         ...
@@ -29,7 +30,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.support.loopback import LoopbackHTTPServer, QuickServer
+from bot.sandbox.loopback import LoopbackHTTPServer, QuickServer
 
 DEFAULT_TOKEN = "xoxb-test-token"
 # slack_sdk sends these as JSON text inside form bodies; the fake records them decoded.
@@ -93,7 +94,7 @@ def _flatten(query: dict[str, list[str]]) -> Args:
 
 class _Server(QuickServer):
     request_queue_size = 128  # the default 5 makes bursts of concurrent calls wait on SYN retries
-    accepted = 0  # TCP connections accepted (`FakeSlack.connections`)
+    accepted = 0  # TCP connections accepted (`SlackStandIn.connections`)
 
     def get_request(self):
         request = super().get_request()
@@ -101,7 +102,7 @@ class _Server(QuickServer):
         return request
 
 
-class FakeSlack(LoopbackHTTPServer):
+class SlackStandIn(LoopbackHTTPServer):
     """A fake Slack Web API on ``127.0.0.1`` with an OS-assigned port.
 
     Args:
@@ -114,6 +115,7 @@ class FakeSlack(LoopbackHTTPServer):
     """
 
     server_class = _Server
+    ts_base = _TS_BASE  # the seconds of the first ts (the sandbox uses the real time)
 
     def __init__(self, *, token: str = DEFAULT_TOKEN, team_id: str = "T0RESOLVEQ",
                  bot_user_id: str = "UBOT", bot_id: str = "BBOT",
@@ -341,6 +343,15 @@ class FakeSlack(LoopbackHTTPServer):
         """Close the connection without answering the next ``times`` calls (no effect)."""
         self._add_fault(method, _Fault(drop=True, remaining=times))
 
+    # ----- hooks for the sandbox (no-ops here) -------------------------------------
+
+    def _page_request(self, handler: BaseHTTPRequestHandler, path: str, query: str) -> bool:
+        """Serve a request that is not Slack's Web API; True when answered."""
+        return False
+
+    def _on_response_url(self, key: str, body: Args) -> None:
+        """Apply a JSON message posted to a response URL (recorded either way)."""
+
     # ----- internals: request flow ------------------------------------------------
 
     def _add_fault(self, method: str, fault: _Fault) -> None:
@@ -390,7 +401,7 @@ class FakeSlack(LoopbackHTTPServer):
 
     def _next_ts(self) -> str:
         self._ts_counter += 1
-        micros = _TS_BASE * 1_000_000 + self._ts_counter * 100
+        micros = self.ts_base * 1_000_000 + self._ts_counter * 100
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _resolve(self, channel: str) -> str:
@@ -587,7 +598,7 @@ class FakeSlack(LoopbackHTTPServer):
         return {}
 
 
-def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
+def _make_handler(fake: SlackStandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         # Keep-alive, as Slack's servers: every answer says its Content-Length.
         protocol_version = "HTTP/1.1"
@@ -603,6 +614,8 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             split = urlsplit(self.path)
+            if fake._page_request(self, split.path, split.query):
+                return None
             if split.path.startswith(RESPONSE_PATH):
                 return self._response_url(split.path[len(RESPONSE_PATH):])
             if not split.path.startswith("/api/"):
@@ -634,6 +647,8 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 args = None
             ok = isinstance(args, dict)
+            if ok:
+                fake._on_response_url(key, args)
             fake._record(Call(RESPONSE_METHOD, {**(args if ok else {}), "response_key": key},
                               headers, time.time(), 200 if ok else 400,
                               "ok" if ok else "invalid_payload"))

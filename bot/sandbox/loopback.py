@@ -1,6 +1,8 @@
-"""An HTTP server on 127.0.0.1 at a port the OS picks, served from a daemon thread.
+"""An HTTP server on 127.0.0.1 at a port the OS picks (or a given one), served from a
+daemon thread.
 
-The test stand-ins for Slack and Sentry share this lifecycle: `start()` (or `with`),
+The stand-ins for Slack (the tests' and the sandbox's) and the tests' Sentry share this
+lifecycle: `start()` (or `with`),
 `port`, and `stop()`, which is safe to call twice.
 """
 
@@ -21,6 +23,7 @@ class LoopbackHTTPServer:
     server_class: type[ThreadingHTTPServer] = QuickServer
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
+    bind_port = 0  # 0: the OS picks a free port
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         raise NotImplementedError
@@ -28,7 +31,7 @@ class LoopbackHTTPServer:
     def start(self) -> Self:
         """Bind 127.0.0.1:0 and serve from a daemon thread; returns self."""
         if self._server is None:
-            self._server = self.server_class(("127.0.0.1", 0), self._handler_class())
+            self._server = self.server_class(("127.0.0.1", self.bind_port), self._handler_class())
             self._thread = threading.Thread(
                 target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
             )
