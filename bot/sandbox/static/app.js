@@ -5,8 +5,8 @@
 "use strict";
 
 const ui = {
-  user: localStorage.getItem("sandbox.user") || "U_REQ",
-  view: "C_HELPDESK",      // a channel id, or "home"
+  user: localStorage.getItem("sandbox.user"),   // null: the sandbox's first person (the requester)
+  view: null,              // a channel id, or "home"; null: #helpdesk
   threadTs: null,          // the open thread's parent ts (in ui.view's channel)
   state: null,
   modalKey: null,          // what the open modal was drawn from (redrawn only when it changes)
@@ -15,6 +15,7 @@ const ui = {
 };
 
 const $ = (id) => document.getElementById(id);
+const ROLES = { requester: "requester", team: "team member", admin: "admin" };
 
 // ---------------------------------------------------------------- DOM helpers
 
@@ -45,7 +46,7 @@ function toast(text, isError) {
 
 // ---------------------------------------------------------------- the page API
 
-async function api(path, body) {
+async function api(path, body, quiet) {
   const response = await fetch(path, {
     method: body === undefined ? "GET" : "POST",
     headers: body === undefined ? {} : { "Content-Type": "application/json" },
@@ -55,8 +56,10 @@ async function api(path, body) {
   try { data = await response.json(); } catch (_) { data = null; }
   if (!response.ok || !data || data.ok === false) {
     const why = (data && data.error) || `${response.status} ${response.statusText}`;
-    toast(`Could not do that: ${why}`, true);
-    throw new Error(why);
+    if (!quiet) toast(`Could not do that: ${why}`, true);
+    const error = new Error(why);
+    error.status = response.status;
+    throw error;
   }
   return data;
 }
@@ -71,11 +74,21 @@ async function refresh() {
     try {
       do {
         again = false;
-        ui.state = await api(`/sandbox/state?user=${encodeURIComponent(ui.user)}`);
+        const who = ui.user ? `?user=${encodeURIComponent(ui.user)}` : "";
+        try {
+          ui.state = await api(`/sandbox/state${who}`, undefined, true);
+        } catch (error) {
+          if (error.status !== 404 || !ui.user) throw error;
+          ui.user = null;          // a person this sandbox does not have (an old choice)
+          localStorage.removeItem("sandbox.user");
+          again = true;
+          continue;
+        }
+        ui.user = ui.state.me;
         render();
       } while (again);
     } catch (error) {
-      console.error(error);
+      toast(`The sandbox does not answer (${error.message}); is it still running?`, true);
     } finally {
       fetching = null;
     }
@@ -528,7 +541,11 @@ async function act(path, body) {
   refresh();
 }
 
-function fillList(box, nodes) {
+// Redraw a list only when what it shows changed: a click in progress keeps its button.
+function fillList(box, key, draw) {
+  if (box.dataset.key === key) return;
+  box.dataset.key = key;
+  const nodes = draw();
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
   const before = box.scrollTop;
   box.replaceChildren(...nodes);
@@ -537,7 +554,7 @@ function fillList(box, nodes) {
 
 function intro(channel) {
   const card = el("div", { class: "intro" });
-  if (channel.id === "C_HELPDESK") {
+  if (channel.name === "helpdesk") {
     card.append(el("h2", {}, "Welcome to the ResolveMeQ sandbox 👋"),
       el("p", {}, "This is #helpdesk, where people ask for IT help. Ask with ", el("code", {}, "/ticket"),
          " (or just write a message): the bot answers in the thread, routes to a team, or raises an alert. ",
@@ -611,12 +628,15 @@ function render() {
   const state = ui.state;
   if (!state) return;
   const known = state.channels.map((c) => c.id);
-  if (ui.view !== "home" && !known.includes(ui.view)) ui.view = known.includes("C_HELPDESK") ? "C_HELPDESK" : known[0];
+  if (ui.view !== "home" && !known.includes(ui.view)) {
+    const helpdesk = state.channels.find((c) => c.name === "helpdesk");
+    ui.view = helpdesk ? helpdesk.id : known[0];
+  }
 
   // The person switcher.
   const person = $("person");
   if (person.options.length !== state.people.length) {
-    person.replaceChildren(...state.people.map((p) => el("option", { value: p.id }, `${p.name} (${p.role})`)));
+    person.replaceChildren(...state.people.map((p) => el("option", { value: p.id }, `${p.name} (${ROLES[p.role] || p.role})`)));
   }
   person.value = ui.user;
 
@@ -624,7 +644,7 @@ function render() {
   const now = new Date(state.clock.now);
   const days = Math.round((state.clock.offset_seconds || 0) / 3600) / 24;
   $("clock-now").textContent = `🕐 ${isNaN(now) ? state.clock.now : now.toLocaleString([], {
-    weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" })}` +
+    weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", hour12: false })}` +
     (days ? ` (+${days} d)` : "");
 
   // The sidebar.
@@ -642,17 +662,25 @@ function render() {
     $("channel-title").textContent = "ResolveMeQ";
     $("channel-topic").textContent = "Home";
     const view = state.home;
-    $("home").replaceChildren(view ? renderBlocks(view.blocks, { view_id: view.id || view.view_id || "" })
-                                   : el("p", { class: "muted" }, "Opening the Home tab…"));
+    const box = $("home");
+    const key = JSON.stringify([ui.user, view]);
+    if (box.dataset.key !== key) {
+      box.dataset.key = key;
+      box.replaceChildren(view ? renderBlocks(view.blocks, { view_id: view.id || view.view_id || "" })
+                               : el("p", { class: "muted" }, "Opening the Home tab…"));
+    }
   } else {
     const channel = state.channels.find((c) => c.id === ui.view);
     const title = channel.kind === "dm" ? channel.name || "ResolveMeQ" : "#" + channel.name;
     $("channel-title").textContent = title;
     $("channel-topic").textContent = channel.kind === "dm" ? "Direct message with the bot" : "";
     $("composer-text").placeholder = `Message ${title}`;
-    const { top, replies } = threadParts(state.messages[channel.id] || []);
-    fillList($("messages"), [intro(channel), ...top.map((m) =>
-      renderMessage(m, channel.id, { inThread: false, replies: Math.max(m.reply_count || 0, (replies[m.ts] || []).length) }))]);
+    const list = state.messages[channel.id] || [];
+    fillList($("messages"), JSON.stringify([channel, list, state.examples, state.people]), () => {
+      const { top, replies } = threadParts(list);
+      return [intro(channel), ...top.map((m) =>
+        renderMessage(m, channel.id, { inThread: false, replies: Math.max(m.reply_count || 0, (replies[m.ts] || []).length) }))];
+    });
   }
 
   // The thread pane.
@@ -664,7 +692,7 @@ function render() {
     const parent = list.find((m) => m.ts === ui.threadTs);
     const replies = list.filter((m) => m.thread_ts === ui.threadTs && m.ts !== ui.threadTs);
     $("thread-channel").textContent = $("channel-title").textContent;
-    fillList($("thread-messages"), [
+    fillList($("thread-messages"), JSON.stringify([ui.view, parent, replies, state.people]), () => [
       parent ? renderMessage(parent, ui.view, { inThread: true }) : el("p", { class: "muted" }, "(the message is gone)"),
       el("div", { class: "thread-divider" }, `${replies.length} ${replies.length === 1 ? "reply" : "replies"}`),
       ...replies.map((m) => renderMessage(m, ui.view, { inThread: true })),
