@@ -527,6 +527,7 @@ function renderMessage(message, channel, { inThread, replies }) {
                                   onclick: () => openThread(message.ts) }, "💬 Reply"));
     }
     tools.append(el("button", { type: "button", class: "tool", title: "React with :ticket: (opens a ticket)",
+                                "aria-label": "React with :ticket:",
                                 onclick: () => act("/sandbox/react", { channel, ts: message.ts, name: "ticket" }) }, "🎫"));
     tools.append(el("button", { type: "button", class: "tool", title: "Create a ticket from this message",
                                 onclick: () => act("/sandbox/shortcut", { channel, ts: message.ts, callback_id: "create_ticket" }) },
