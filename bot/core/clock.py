@@ -6,7 +6,7 @@ The sandbox (`resolvemeq sandbox`) moves this clock forward for its "skip ahead"
 through `SANDBOX_CLOCK_FILE`: a file holding an offset in seconds, added to the real
 time. `use_offset_file` is called once per process from the settings; without that
 setting the clock is the real time and costs nothing more. The file is re-read only
-when its modification time changes, so a skip is seen by every process at once.
+when it changes (a new file, or a new modification time), so a skip is seen by every process at once.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 _lock = threading.Lock()
 _offset_file: Path | None = None
-_seen: tuple[float, int] | None = None  # (mtime_ns, size) of the file last read
+_seen: tuple[int, int, int] | None = None  # (inode, mtime_ns, size) of the file last read
 _offset = timedelta(0)
 
 
@@ -49,7 +49,7 @@ def offset() -> timedelta:
         stat = os.stat(path)
     except OSError:
         return timedelta(0)
-    key = (stat.st_mtime_ns, stat.st_size)
+    key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # write_offset makes a new inode
     if key == _seen:
         return _offset
     with _lock:

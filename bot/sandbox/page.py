@@ -52,10 +52,12 @@ class Page:
         method = handler.command
         try:
             if path == "/sandbox/state" and method == "GET":
-                user = (parse_qs(query).get("user") or [people.REQUESTER])[-1]
+                params = parse_qs(query)
+                user = (params.get("user") or [people.REQUESTER])[-1]
                 if people.person(user) is None:
                     raise PageError(f"unknown person {user!r}", 404)
-                state = self.slack.view_state(user)
+                read = params.get("read")
+                state = self.slack.view_state(user, read=read[-1] if read else None)
                 state["clock"] = self.controls.clock_state()
                 state["examples"] = [dict(e) for e in people.EXAMPLES]
                 _json(handler, 200, state)

@@ -59,6 +59,7 @@ class Sandbox:
         self.bot_port = bot_port or _free_port()
         self.clock_file = data / "clock"
         self.log_file = data / "bot.log"
+        self.database = data / "sandbox.db"
         self._token = "xoxb-sandbox-" + secrets.token_hex(12)
         self._secret = secrets.token_hex(16)
         self.slack = SandboxSlack(events_url=f"http://127.0.0.1:{self.bot_port}/slack/events",
@@ -80,7 +81,7 @@ class Sandbox:
             "SLACK_API_URL": self.slack.base_url,
             "SLACK_BOT_TOKEN": self._token,
             "SLACK_SIGNING_SECRET": self._secret,
-            "DATABASE_URL": f"sqlite:///{(self.data / 'sandbox.db').resolve()}",
+            "DATABASE_URL": f"sqlite:///{self.database.resolve()}",
             "SANDBOX_CLOCK_FILE": str(self.clock_file.resolve()),
             "ENVIRONMENT": "sandbox",
         })
@@ -92,8 +93,12 @@ class Sandbox:
     def start(self) -> Sandbox:
         """Migrate the database, start the stand-in, start the bot and wait until it answers."""
         self.data.mkdir(parents=True, exist_ok=True)
-        if not self.clock_file.exists():
-            clock.write_offset(self.clock_file, 0)
+        # A new world each run: the page's conversations live in this process only, so a
+        # database kept from the last run would name messages nobody can see any more.
+        for name in (self.database.name, *(self.database.name + s for s in ("-wal", "-shm", "-journal")),
+                     self.log_file.name):
+            (self.data / name).unlink(missing_ok=True)
+        clock.write_offset(self.clock_file, 0)
         clock.use_offset_file(self.clock_file)
         self.slack.start()
         upgrade = subprocess.run(self._command("db", "upgrade"), env=self.env(), capture_output=True,

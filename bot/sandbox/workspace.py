@@ -31,6 +31,8 @@ _VISIBLE = frozenset({
     "chat.postMessage", "chat.update", "chat.delete", "chat.postEphemeral", "views.publish",
     "views.open", "views.update", "views.push", "reactions.add",
 })
+# Slack gives up on the app after 3 s; the sandbox waits longer for a bot on a busy laptop.
+_BOT_TIMEOUT = 30.0
 _SLASH_COMMANDS = ("/ticket", "/history", "/rollback", "/resolution-stats", "/autonomy")
 
 
@@ -65,11 +67,15 @@ class SandboxSlack(SlackStandIn):
         self._modals: dict[str, list[str]] = {}  # user -> view ids, top last
         self._view_owner: dict[str, str] = {}  # view id -> user
         self._targets: dict[str, Args] = {}  # response URL key -> what it answers
+        self._read: dict[tuple[str, str], float] = {}  # (user, channel) -> ts read up to
         self._methods["views.push"] = self._views_push
         # The page's routes (`bot.sandbox.page.Page`), set by whoever starts the sandbox.
         self.page: Any = None
         for p in people.PEOPLE:
             self.set_user(p.id, real_name=p.name, is_admin=p.role == "admin")
+        self.set_user(people.BOT_USER_ID, real_name=people.BOT_NAME, is_bot=True,
+                      profile={"real_name": people.BOT_NAME, "display_name": people.BOT_NAME,
+                               "bot_id": people.BOT_ID, "team": people.TEAM_ID})
         for c in people.CHANNELS:
             self.set_members(c.id, [*c.members, people.BOT_USER_ID])
         for p in people.PEOPLE:
@@ -103,11 +109,18 @@ class SandboxSlack(SlackStandIn):
         found.append({"id": people.dm_channel(user), "name": people.BOT_NAME, "kind": "dm", "unread": 0})
         return found
 
-    def view_state(self, user: str) -> Args:
-        """The page's view of the workspace for one person (contract: GET /sandbox/state)."""
+    def view_state(self, user: str, read: str | None = None) -> Args:
+        """The page's view of the workspace for one person (contract: GET /sandbox/state);
+        `read`: the channel the person is looking at, read up to its latest message."""
         with self._cond:
             channels = self.channels_of(user)
             messages = {c["id"]: self._visible_messages(c["id"], user) for c in channels}
+            if read is not None and messages.get(read):
+                self._read[(user, read)] = float(messages[read][-1]["ts"])
+            for c in channels:
+                since = self._read.get((user, c["id"]), 0.0)
+                c["unread"] = sum(1 for m in messages[c["id"]]
+                                  if float(m["ts"]) > since and m["user"] != user)
             stack = self._modals.get(user) or []
             modal = ({"view_id": stack[-1], "view": copy.deepcopy(self._views[stack[-1]])}
                      if stack else None)
@@ -167,6 +180,14 @@ class SandboxSlack(SlackStandIn):
         if time.monotonic() > expires:
             raise _SlackError("expired_trigger_id")
         return user
+
+    def _post_ephemeral(self, args: Args) -> Args:
+        # As Slack: an ephemeral message goes only to someone in the channel.
+        channel = self._channel(args)
+        members = self._members.get(channel)
+        if members is not None and args.get("user") and args["user"] not in members:
+            raise _SlackError("user_not_in_channel")
+        return super()._post_ephemeral(args)
 
     def _views_open(self, args: Args) -> Args:
         user = self._use_trigger(args)
@@ -248,7 +269,7 @@ class SandboxSlack(SlackStandIn):
         request = urllib.request.Request(self.events_url, data=body.encode(), headers=headers,
                                          method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
+            with urllib.request.urlopen(request, timeout=_BOT_TIMEOUT) as answer:
                 return answer.status, answer.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()
@@ -294,6 +315,7 @@ class SandboxSlack(SlackStandIn):
             return self._slash(user, channel, command, rest.strip())
         if command.startswith("/"):
             raise PageError(f"{command} is not a command here; try {', '.join(_SLASH_COMMANDS)}")
+        text = _mentions(text)
         ts = self.post_as_person(channel, user, text, thread_ts=thread_ts)
         self.changed()
         is_dm = channel.startswith("D")
@@ -302,7 +324,7 @@ class SandboxSlack(SlackStandIn):
                        "channel_type": "im" if is_dm else "channel",
                        **({"thread_ts": thread_ts} if thread_ts else {})}
         self._event(event)
-        if not is_dm and (f"<@{self.bot_user_id}>" in text or f"@{people.BOT_NAME}" in text):
+        if not is_dm and f"<@{self.bot_user_id}>" in text:
             self._event({**{k: v for k, v in event.items() if k != "channel_type"}, "type": "app_mention"})
         return {"ok": True, "ts": ts}
 
@@ -478,6 +500,14 @@ class SandboxSlack(SlackStandIn):
             event["view"] = view
         self._event(event)
         return {"ok": True}
+
+
+def _mentions(text: str) -> str:
+    """`@ResolveMeQ` or `@Riley Requester` typed, as Slack's client sends it: `<@U…>`."""
+    names = [(people.BOT_NAME, people.BOT_USER_ID)] + [(p.name, p.id) for p in people.PEOPLE]
+    for name, user_id in names:
+        text = text.replace(f"@{name}", f"<@{user_id}>")
+    return text
 
 
 def _state_values(view: Args, values: Args) -> Args:
