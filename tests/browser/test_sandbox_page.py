@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from selenium.webdriver.common.by import By
 
 from tests.browser.conftest import SandboxPage
@@ -164,6 +165,21 @@ def test_a_confirm_object_asks_before_the_click_counts(page: SandboxPage) -> Non
     page.as_person(TEAM)
     page.go("identity-access")
     page.wait(lambda: page.message(f"#{ticket}", "Withdrawn"), "the withdrawal on the team's notice")
+
+
+def test_what_people_type_is_shown_as_typed_never_as_markup(page: SandboxPage) -> None:
+    page.open(REQUESTER)
+    page.go("helpdesk")
+    typed = "Printer says <b>PAPER JAM</b> & <script>alert(1)</script> *again*"
+    page.send(f"/ticket {typed}")
+    ack = page.wait(lambda: page.message("You wrote", "PAPER JAM", ephemeral=True), "the acknowledgement")
+    assert not ack.find_elements(By.CSS_SELECTOR, ".blocks b, .blocks script")
+    assert page.driver.execute_script("return document.querySelectorAll('#messages script').length") == 0
+    if "&lt;b&gt;" in ack.text:
+        # The page sends what Slack's client sends (&, <, > escaped); the bot escapes the
+        # echo again, so Slack would show the entities too. A bot fix flips this xfail.
+        pytest.xfail("the bot escapes Slack's already-escaped text once more when echoing it")
+    assert "<b>PAPER JAM</b> & <script>alert(1)</script>" in ack.text
 
 
 def test_at_800_pixels_the_channel_list_folds_away_and_is_one_click_away(page: SandboxPage) -> None:

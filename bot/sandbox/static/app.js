@@ -11,7 +11,6 @@ const ui = {
   state: null,
   modalKey: null,          // what the open modal was drawn from (redrawn only when it changes)
   modalErrors: null,
-  seen: {},                // channel id -> message count seen, for the unread badges
 };
 
 const $ = (id) => document.getElementById(id);
@@ -74,9 +73,14 @@ async function refresh() {
     try {
       do {
         again = false;
-        const who = ui.user ? `?user=${encodeURIComponent(ui.user)}` : "";
+        const query = new URLSearchParams();
+        if (ui.user) query.set("user", ui.user);
+        if (ui.view && ui.view !== "home") query.set("read", ui.view);   // the channel on screen is read
+        const who = query.size ? `?${query}` : "";
+        const asked = ui.user;
+        let state;
         try {
-          ui.state = await api(`/sandbox/state${who}`, undefined, true);
+          state = await api(`/sandbox/state${who}`, undefined, true);
         } catch (error) {
           if (error.status !== 404 || !ui.user) throw error;
           ui.user = null;          // a person this sandbox does not have (an old choice)
@@ -84,7 +88,9 @@ async function refresh() {
           again = true;
           continue;
         }
-        ui.user = ui.state.me;
+        if (asked !== ui.user) { again = true; continue; }   // another person was picked meanwhile
+        ui.state = state;
+        ui.user = state.me;
         render();
       } while (again);
     } catch (error) {
@@ -601,6 +607,7 @@ function go(target) {
   document.body.classList.remove("sidebar-open");
   $("menu-toggle").setAttribute("aria-expanded", "false");
   if (target === "home") api("/sandbox/home", { user: ui.user }).then(refresh, () => {});
+  else refresh();   // tells the sandbox this channel is read
   render();
   if (target !== "home") $("composer-text").focus({ preventScroll: true });
 }
@@ -613,8 +620,7 @@ function openThread(ts) {
 }
 
 function sideItem(channel) {
-  const messages = (ui.state.messages[channel.id] || []).length;
-  const unread = channel.id !== ui.view && (channel.unread || Math.max(0, messages - (ui.seen[channel.id] ?? messages)));
+  const unread = channel.id !== ui.view && channel.unread;
   const label = channel.kind === "dm" ? channel.name || "ResolveMeQ" : channel.name;
   return el("li", {}, el("button", {
     type: "button", class: "side-item" + (channel.id === ui.view ? " active" : "") + (unread ? " unread" : ""),
@@ -652,8 +658,6 @@ function render() {
   $("channel-list").replaceChildren(...channelsOf("channel").map(sideItem));
   $("dm-list").replaceChildren(...channelsOf("dm").map(sideItem));
   $("home-link").classList.toggle("active", ui.view === "home");
-  for (const c of state.channels) if (c.id === ui.view) ui.seen[c.id] = (state.messages[c.id] || []).length;
-  for (const c of state.channels) if (!(c.id in ui.seen)) ui.seen[c.id] = (state.messages[c.id] || []).length;
 
   const home = ui.view === "home";
   $("messages").hidden = home;
@@ -709,10 +713,17 @@ function grow(box) {
   box.style.height = Math.min(box.scrollHeight, 200) + "px";
 }
 
+// What a Slack client sends for what was typed: &, < and > escaped (Slack's wire format),
+// so a person's "<b>" reaches the bot as text, as it does from Slack.
+function toWire(typed) {
+  return typed.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
 function composer(form, box, threadTs) {
   const send = async () => {
-    const text = box.value.trim();
-    if (!text) return;
+    const typed = box.value.trim();
+    if (!typed) return;
+    const text = toWire(typed);
     const body = { user: ui.user, channel: ui.view, text };
     const thread = threadTs();
     if (thread) body.thread_ts = thread;
@@ -752,7 +763,6 @@ function start() {
     localStorage.setItem("sandbox.user", ui.user);
     ui.modalKey = null;
     ui.modalErrors = null;
-    ui.seen = {};
     if (ui.view === "home") api("/sandbox/home", { user: ui.user }).then(refresh, () => {});
     refresh();
   });
