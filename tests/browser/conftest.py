@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,16 @@ class SandboxPage:
             self.step(f"never saw {what}")
             raise AssertionError(f"the page never showed {what} in {timeout:.0f}s; "
                                  f"it shows: {self.text('#main')[-1500:]!r}") from None
+
+    def steady(self, look: Callable[[], Any]) -> Any:
+        """`look()`, read again if the page redrew under it (a bot post, an edit): what a
+        person sees once the page is still. Not a wait: it does not wait for anything new."""
+        for _ in range(50):
+            try:
+                return look()
+            except StaleElementReferenceException:
+                time.sleep(0.1)
+        return look()
 
     # ----- finding things --------------------------------------------------------------
 
