@@ -88,7 +88,7 @@ class Page:
                                 str(body.get("block_id") or ""),
                                 channel=body.get("channel"), message_ts=body.get("message_ts"),
                                 view_id=body.get("view_id"), value=body.get("value"),
-                                selected_option=body.get("selected_option"))
+                                selected_option=body.get("selected_option"), values=body.get("values"))
 
     def _submit(self, body: Args) -> Args:
         return self.slack.submit(_need(body, "user"), _need(body, "view_id"), body.get("values") or {})
@@ -153,7 +153,7 @@ class Page:
         if not file.is_relative_to(root) or not file.is_file():
             if name == "index.html":  # the page is not built yet: say where the API is
                 return _text(handler, 200, "ResolveMeQ sandbox: the page is not installed; "
-                             "the API is at /sandbox/state?user=U_REQ\n", "text/plain")
+                             "the API is at /sandbox/state?user=UREQ\n", "text/plain")
             raise PageError(f"not found: {path}", 404)
         kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
         if kind.startswith("text/") or kind in ("application/javascript", "application/json"):

@@ -37,6 +37,14 @@ from bot.sandbox.workspace import SandboxSlack
 DEFAULT_DATA = Path.home() / ".resolvemeq" / "sandbox"
 _READY_TIMEOUT = 90.0  # the bot's first start imports a lot on a slow machine
 _JOBS_TIMEOUT = 180.0
+_STOP_TIMEOUT = 3.0
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass  # gone already
 
 
 def _free_port() -> int:
@@ -109,7 +117,8 @@ class Sandbox:
         log = open(self.log_file, "ab")  # noqa: SIM115 - the child writes to it until stop()
         self._bot = subprocess.Popen(
             self._command("serve", "--host", "127.0.0.1", "--port", str(self.bot_port)),
-            env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+            env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)  # its own process group: stop() ends its workers too
         log.close()
         self._wait_ready()
         return self
@@ -136,11 +145,13 @@ class Sandbox:
         """End the bot (politely, then not) and the stand-in; safe to call twice."""
         bot, self._bot = self._bot, None
         if bot is not None and bot.poll() is None:
-            bot.send_signal(signal.SIGINT)  # gunicorn: a quick shutdown (SIGTERM waits for requests)
+            # gunicorn's quick shutdown; its worker can take many seconds to let go of its
+            # threads, and the sandbox keeps nothing between runs, so then it is killed.
+            _signal_group(bot, signal.SIGINT)
             try:
-                bot.wait(timeout=10)
+                bot.wait(timeout=_STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
-                bot.kill()
+                _signal_group(bot, signal.SIGKILL)
                 bot.wait()
         self.slack.stop()
 

@@ -1,4 +1,5 @@
-"""Requests shaped and signed exactly as Slack sends them, for tests of the HTTP app.
+"""Requests shaped and signed exactly as Slack sends them: what the sandbox's Slack sends
+the bot, and what the tests and benchmarks send the HTTP app.
 
 Slack signs every request it sends with the app's signing secret:
 ``X-Slack-Signature: v0=<hex HMAC-SHA256 of "v0:{timestamp}:{raw body}">`` plus the

@@ -31,6 +31,7 @@ _VISIBLE = frozenset({
     "chat.postMessage", "chat.update", "chat.delete", "chat.postEphemeral", "views.publish",
     "views.open", "views.update", "views.push", "reactions.add",
 })
+_KEEP_CALLS = 2000
 # Slack gives up on the app after 3 s; the sandbox waits longer for a bot on a busy laptop.
 _BOT_TIMEOUT = 30.0
 _SLASH_COMMANDS = ("/ticket", "/history", "/rollback", "/resolution-stats", "/autonomy")
@@ -160,10 +161,21 @@ class SandboxSlack(SlackStandIn):
             self.changed()
         return answer
 
+    def _record(self, call: Any) -> None:
+        # The tests read every call back; a sandbox left open for days keeps the latest only.
+        with self._cond:
+            super()._record(call)
+            del self._calls[:-_KEEP_CALLS]
+
     def _new_trigger(self, user: str) -> str:
         trigger = f"{next(self._ids)}.{int(time.time())}.{secrets.token_hex(8)}"
+        now = time.monotonic()
         with self._cond:
-            self._triggers[trigger] = (user, time.monotonic() + TRIGGER_TTL)
+            for old in [t for t, (_, expires) in self._triggers.items() if expires < now - TRIGGER_TTL]:
+                del self._triggers[old]  # never used: forgotten a while after they expire
+            if len(self._used_triggers) > _KEEP_CALLS:
+                self._used_triggers.clear()
+            self._triggers[trigger] = (user, now + TRIGGER_TTL)
         return trigger
 
     def _use_trigger(self, args: Args) -> str:
@@ -259,6 +271,8 @@ class SandboxSlack(SlackStandIn):
         with self._cond:
             self._targets[key] = {"user": user, "channel": channel, "message_ts": message_ts,
                                   "ephemeral": ephemeral}
+            while len(self._targets) > _KEEP_CALLS:  # Slack's expire after 30 minutes
+                del self._targets[next(iter(self._targets))]
         return self.response_url(key)
 
     # ----- what people do: requests to the bot ----------------------------------------
@@ -349,8 +363,9 @@ class SandboxSlack(SlackStandIn):
 
     def click(self, user: str, action_id: str, block_id: str, *, channel: str | None = None,
               message_ts: str | None = None, view_id: str | None = None, value: Any = None,
-              selected_option: Args | None = None) -> Args:
-        """A person clicks a button (or picks an option) on a message or in a view."""
+              selected_option: Args | None = None, values: Args | None = None) -> Args:
+        """A person clicks a button (or picks an option) on a message or in a view;
+        `values`: what is typed in the view's inputs so far (its state, as Slack sends it)."""
         self._check_person(user)
         action: Args = {"action_id": action_id, "block_id": block_id,
                         "type": "static_select" if selected_option else "button",
@@ -374,7 +389,7 @@ class SandboxSlack(SlackStandIn):
                     raise PageError(f"no view {view_id!r} open for {user}", 404)
                 view = copy.deepcopy(view)
             payload = {**base, "container": {"type": "view", "view_id": view_id},
-                       "view": {**view, "state": {"values": {}}}}
+                       "view": {**view, "state": {"values": _state_values(view, values or {})}}}
         else:
             if not channel or not message_ts:
                 raise PageError("a click needs channel and message_ts, or view_id")

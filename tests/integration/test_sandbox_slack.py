@@ -253,3 +253,25 @@ def test_unread_counts_what_others_posted_since_the_person_last_looked(
     assert unread("UREQ", read="CHELPDESK")["CHELPDESK"] == 0
     client.chat_postMessage(channel="UREQ", text="A DM")
     assert unread("UREQ") == {"CHELPDESK": 0, "DUREQ": 1}
+
+
+def test_a_click_in_a_modal_carries_what_is_typed_so_far(
+        bot: RecordingBot, slack: SandboxSlack, client: WebClient, page: httpx.Client) -> None:
+    page.post("/sandbox/send", json={"user": "UREQ", "channel": "DUREQ", "text": "/ticket x"})
+    view = client.views_open(trigger_id=bot.last()["trigger_id"], view={
+        "type": "modal", "callback_id": "c", "title": {"type": "plain_text", "text": "T"}, "blocks": [
+            {"type": "input", "block_id": "team", "label": {"type": "plain_text", "text": "Team"},
+             "element": {"type": "static_select", "action_id": "pick", "options": [
+                 {"text": {"type": "plain_text", "text": "Network"}, "value": "network"}]}},
+            {"type": "actions", "block_id": "more", "elements": [
+                {"type": "button", "action_id": "add",
+                 "text": {"type": "plain_text", "text": "Add"}}]}]})["view"]
+    page.post("/sandbox/click", json={"user": "UREQ", "view_id": view["id"], "action_id": "add",
+                                      "block_id": "more", "values": {"team": {"pick": "network"}}})
+    clicked = bot.last()
+    assert clicked["container"] == {"type": "view", "view_id": view["id"]}
+    assert clicked["view"]["state"]["values"]["team"]["pick"]["selected_option"]["value"] == "network"
+    # Someone else cannot click in it.
+    refused = page.post("/sandbox/click", json={"user": "UTEAM", "view_id": view["id"], "action_id": "add",
+                                                "block_id": "more"})
+    assert refused.status_code == 404
