@@ -99,6 +99,10 @@ def test_team_member_takes_and_resolves_then_skip_ahead_brings_the_follow_up_dm(
     open_thread(page, ticket, "Finance drive group")
     assert page.steady(lambda: page.message("Finance drive group", button="feedback_yes", where="#thread")), \
         "the team's resolution asks the requester Yes or No"
+    page.send("Thanks, I can see the drive now", box="thread-text")
+    page.wait(lambda: page.message("Riley Requester", "I can see the drive now", where="#thread"),
+              "the requester's reply in the thread")
+    assert page.steady(lambda: page.message("I can see the drive now") is None), "a reply stays in its thread"
     page.driver.find_element(By.ID, "thread-close").click()
 
     page.go("ResolveMeQ")  # the DM with the bot: no follow-up yet

@@ -442,6 +442,8 @@ function modalValues(form) {
 function renderModal() {
   const layer = $("modal-layer");
   const open = ui.state.modal;
+  // Errors belong to the view they were given for: gone with it.
+  if (ui.modalErrors && (!open || open.view_id !== ui.modalErrorsFor)) ui.modalErrors = null;
   const key = open ? JSON.stringify([open.view_id, open.view, ui.modalErrors]) : null;
   if (key === ui.modalKey) return;   // unchanged: keep what the person is typing
   const typed = ui.modalKey && open && layer.querySelector("form") ? modalValues(layer.querySelector("form")) : null;
@@ -467,6 +469,7 @@ function renderModal() {
     try {
       const answer = await api("/sandbox/submit", { user: ui.user, view_id: open.view_id, values: modalValues(form) });
       ui.modalErrors = answer.errors || null;
+      ui.modalErrorsFor = open.view_id;
     } catch (_) { /* the toast said why */ }
     ui.modalKey = "(submitted)";   // draw again: errors, or the next view, or nothing
     refresh();
