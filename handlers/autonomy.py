@@ -14,6 +14,7 @@ from bot import views
 from bot.core.errors import InvalidInput, NotAuthorized
 from bot.domain import audit
 from bot.views.autonomy import USAGE
+from bot.views.escape import from_slack_text
 from bot.workflows import autonomy
 from handlers.deps import SlackDeps
 from models import AutonomyMode
@@ -24,7 +25,7 @@ NOT_ADMIN = "Only helpdesk admins can use /autonomy."
 
 def autonomy_command(ack: Ack, command: dict, session: Session, deps: SlackDeps) -> None:
     user = command["user_id"]
-    verb, _, reason = (command.get("text") or "").strip().partition(" ")
+    verb, _, reason = from_slack_text(command.get("text") or "").strip().partition(" ")
     verb = verb.lower() or "status"
     if verb != "status" and verb not in MODES:
         raise InvalidInput(USAGE)
