@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot.views import ActionId, BlockId, CallbackId, ticket_value
-from models import Ticket, TicketMessage, TicketStatus
+from bot.views import ActionId, BlockId, CallbackId, parse_rollback_value, ticket_value
+from models import ActionHistory, Ticket, TicketMessage, TicketStatus
 from tests.support.harness import ADMIN, CHANNEL, REQUESTER, shown, wait_until
 from tests.support.scripted_agent import AnswersInTurn, vpn_answer
 
@@ -119,6 +119,21 @@ def test_an_autonomy_reason_is_announced_as_typed(bolt, slack, committing_factor
     said = shown(bolt.command("/autonomy", "pause rollout &lt;v2&gt; &amp; tests", user=ADMIN).json())
 
     assert "rollout &lt;v2&gt; &amp; tests" in said and "&amp;lt;" not in said
+
+
+def test_a_rollback_reason_is_kept_as_typed(bolt, slack, committing_factory):
+    bolt.command("/ticket", "the VPN keeps dropping")
+    bolt.settled()
+    with committing_factory() as session:
+        action = session.scalars(select(ActionHistory)).one()
+
+    reason = "wrong &lt;fix&gt; &amp; more"  # as Slack sends it
+    preview = bolt.command("/rollback", f"{action.id.hex[:8]} {reason}", user=ADMIN).json()
+
+    confirm = next(e for b in preview["blocks"] for e in b.get("elements") or []
+                   if e.get("action_id") == ActionId.ROLLBACK_CONFIRM)
+    assert parse_rollback_value(confirm["value"]) == (action.id, "wrong <fix> & more")
+    assert "&amp;lt;" not in shown(preview)
 
 
 def test_a_form_is_kept_as_typed(bolt, slack, committing_factory):
