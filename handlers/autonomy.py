@@ -15,6 +15,7 @@ from bot import views
 from bot.core.errors import InvalidInput, NotAuthorized
 from bot.domain import audit
 from bot.views.autonomy import USAGE
+from bot.views.escape import from_slack_text
 from bot.workflows import autonomy
 from handlers.deps import SlackDeps
 from models import AutonomyMode
@@ -25,7 +26,7 @@ NOT_ADMIN = "Only helpdesk admins can use /autonomy."
 
 def autonomy_command(ack: Ack, command: dict, session: Session, deps: SlackDeps) -> None:
     user = command["user_id"]
-    verb, _, reason = (command.get("text") or "").strip().partition(" ")
+    verb, _, reason = from_slack_text(command.get("text") or "").strip().partition(" ")
     verb = verb.lower() or "status"
     if verb not in ("status", "experiment") and verb not in MODES:
         raise InvalidInput(USAGE)

@@ -28,6 +28,7 @@ from bot.domain import (
     sla,
     tickets,
 )
+from bot.views.escape import from_slack_text
 from bot.workflows import dispatch
 from bot.workflows.runtime import Runtime
 from handlers.deps import SlackDeps
@@ -45,7 +46,7 @@ def open_ticket(ack: Ack, command: dict, session: Session, deps: SlackDeps) -> N
     # Private stays private: outside HELPDESK_CHANNELS the requester alone hears back.
     private = not deps.runtime.settings.is_helpdesk_channel(command.get("channel_id"))
     ticket = intake.open_ticket(
-        session, user_id=command["user_id"], text=command.get("text", ""),
+        session, user_id=command["user_id"], text=from_slack_text(command.get("text") or ""),
         source=TicketSource.SLASH_COMMAND, channel_id=command.get("channel_id"),
         team_id=command.get("team_id"),
         # One ticket per invocation, even if the same request reaches us twice.
@@ -76,7 +77,7 @@ def show_history(ack: Ack, command: dict, session: Session, deps: SlackDeps) -> 
 
 def start_rollback(ack: Ack, command: dict, session: Session, deps: SlackDeps) -> None:
     user = command["user_id"]
-    ref, _, reason = (command.get("text") or "").strip().partition(" ")
+    ref, _, reason = from_slack_text(command.get("text") or "").strip().partition(" ")
     if not ref:
         raise InvalidInput(ROLLBACK_USAGE)
     preview = rollback.preview_rollback(session, ref=ref, admin_id=user, is_admin=deps.is_admin(user),

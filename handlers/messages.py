@@ -16,6 +16,7 @@ from slack_bolt import Ack, App
 from sqlalchemy.orm import Session
 
 from bot.domain import conversation, intake
+from bot.views.escape import from_slack_text
 from bot.workflows import deferred, dispatch
 from bot.workflows.dispatch import DecisionKind
 from handlers.deps import SlackDeps
@@ -43,8 +44,8 @@ def message(ack: Ack, body: dict, event: dict, session: Session, deps: SlackDeps
     if event.get("channel_type") != "im":
         ack()
         return
-    # Text of the wrong type is intake's to refuse, like empty text.
-    _open(ack, session, deps, body, event, source=TicketSource.DM, text=event.get("text") or "")
+    # Text of the wrong type reads as empty, which intake refuses.
+    _open(ack, session, deps, body, event, source=TicketSource.DM, text=_typed(event, cut_mention=False))
 
 
 def mention(ack: Ack, body: dict, event: dict, session: Session, deps: SlackDeps) -> None:
@@ -55,7 +56,7 @@ def mention(ack: Ack, body: dict, event: dict, session: Session, deps: SlackDeps
     # message event of the same message adds it once: whichever comes first).
     if event.get("thread_ts") and _reply(ack, session, deps, body, event):
         return
-    _open(ack, session, deps, body, event, source=TicketSource.MENTION, text=_without_mention(event))
+    _open(ack, session, deps, body, event, source=TicketSource.MENTION, text=_typed(event, cut_mention=True))
 
 
 def _reply(ack: Ack, session: Session, deps: SlackDeps, body: dict, event: dict) -> bool:
@@ -63,7 +64,7 @@ def _reply(ack: Ack, session: Session, deps: SlackDeps, body: dict, event: dict)
     False (nothing written, not acknowledged) when it is not such a reply."""
     reply = conversation.add_reply(
         session, channel=event.get("channel"), thread_ts=event.get("thread_ts"), ts=event.get("ts"),
-        user_id=event.get("user"), text=_without_mention(event), event_id=body.get("event_id"),
+        user_id=event.get("user"), text=_typed(event, cut_mention=True), event_id=body.get("event_id"),
     )
     if reply is None:
         return False
@@ -83,10 +84,16 @@ def _reply(ack: Ack, session: Session, deps: SlackDeps, body: dict, event: dict)
     return True
 
 
-def _without_mention(event: dict) -> str:
-    # The mention is cut before the text is stored; text of the wrong type is empty.
+def _typed(event: dict, *, cut_mention: bool) -> str:
+    """The message as its author typed it: Slack's escaping undone, the leading mention
+    of the bot cut (when `cut_mention`) before it is stored; text of the wrong type is
+    empty."""
     raw = event.get("text")
-    return _LEADING_MENTION.sub("", raw if isinstance(raw, str) else "", count=1)
+    text = raw if isinstance(raw, str) else ""
+    if cut_mention:
+        # Cut on Slack's text, where only a real mention is `<@…>` (one typed is `&lt;@…`).
+        text = _LEADING_MENTION.sub("", text, count=1)
+    return from_slack_text(text)
 
 
 def _open(ack: Ack, session: Session, deps: SlackDeps, body: dict, event: dict, *,

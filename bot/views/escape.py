@@ -4,6 +4,10 @@ Anything a person or an agent wrote (a ticket, a reason, the agent's reasoning, 
 team name from an HTTP agent) goes through `escape` before it reaches mrkdwn, so
 `<!channel>`, `<@U123>` or `<https://evil|click>` show as typed instead of pinging
 everyone or hiding a link.
+
+Slack sends the text of messages and slash commands already escaped, so that text is
+decoded once where it enters the app (`from_slack_text`): stored and given to the agent
+as the person typed it, and escaped exactly once on the way out.
 """
 
 from __future__ import annotations
@@ -42,6 +46,24 @@ def escape(text: str) -> str:
     """
     # `&` first, or the `&` of the other two entities would be escaped again.
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def from_slack_text(text: str) -> str:
+    """Text as a person typed it, from the text of a Slack message or slash command.
+
+    Slack encodes `&`, `<` and `>` in that text as `&amp;`, `&lt;` and `&gt;` (and
+    only those); its own markup (`<@U123>`, `<#C1|general>`, `<https://x|y>`,
+    `<!channel>`) arrives unencoded and stays as it is (shown escaped, like any text).
+    Not for a view's plain_text_input values, which Slack sends as typed.
+
+    Args:
+        text: the `text` of a slash command, message event or message read from Slack.
+
+    Returns:
+        The text with the three entities decoded, each once.
+    """
+    # `&amp;` last, so that `&amp;lt;` (a person typing "&lt;") becomes "&lt;", not "<".
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def truncate(text: str, limit: int) -> str:

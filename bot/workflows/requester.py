@@ -16,6 +16,7 @@ from bot.delivery import outbox
 from bot.delivery.slack_client import safe_call
 from bot.domain.message_tickets import Message
 from bot.domain.requester import DetailAdded
+from bot.views.escape import from_slack_text
 from bot.workflows import dispatch
 from bot.workflows import teamwork as team_notices
 from bot.workflows.dispatch import DecisionKind
@@ -51,14 +52,15 @@ def fetch_message(client: WebClient, channel: str, ts: str) -> Message | None:
 
 
 def message_from_payload(message: dict, *, channel_id: str) -> Message:
-    """A Slack message dict (from the Web API or a message shortcut's payload) as a Message."""
+    """A Slack message dict (from the Web API or a message shortcut's payload) as a Message,
+    its text as the author typed it (Slack sends it escaped)."""
     text = message.get("text")
     ts = message.get("ts")
     thread = message.get("thread_ts")
     return Message(
         channel_id=channel_id, ts=ts if isinstance(ts, str) else "",
         author_id=message.get("user") if isinstance(message.get("user"), str) else None,
-        text=text if isinstance(text, str) else "",
+        text=from_slack_text(text) if isinstance(text, str) else "",
         thread_ts=thread if isinstance(thread, str) else "",
         from_bot=bool(message.get("bot_id") or message.get("subtype") in ("bot_message", "app_message")),
     )

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from bot.sandbox import signing
 from bot.views import ActionId, feedback_value, rating_action_id
+from bot.views.escape import from_slack_text
 from models import ActionType, AuditEvent, Ticket, TicketResolution, TicketStatus
 from tests.support.faults import (
     VPN,
@@ -224,8 +225,9 @@ _FUZZ = settings(max_examples=30, deadline=None, database=None,
 
 
 def _as_typed(text: str) -> str:
-    """What a ticket keeps of what was typed: control characters dropped, ends trimmed."""
-    return _CONTROL.sub("", text).strip()
+    """What a ticket keeps of a slash command's or message's text, as Slack sends it:
+    Slack's escaping undone, control characters dropped, ends trimmed."""
+    return _CONTROL.sub("", from_slack_text(text)).strip()
 
 
 def _shows_something(text: str) -> bool:

@@ -48,6 +48,7 @@ from bot.views import (
     truncate,
 )
 from bot.views.autonomy import autonomy_announcement, autonomy_changed, autonomy_status
+from bot.views.escape import from_slack_text
 from models import ActionType, Actor, AutonomyMode, TicketStatus
 from tests.support import view_samples as s
 
@@ -228,6 +229,19 @@ def test_escape_follows_slacks_rules():
     assert escape("a & b < c > d") == "a &amp; b &lt; c &gt; d"
     assert escape("&lt;") == "&amp;lt;"
     assert escape("plain") == "plain"
+
+
+def test_slacks_text_is_decoded_once_and_only_its_three_entities():
+    assert from_slack_text("&lt;b&gt;x&lt;/b&gt; &amp; y") == "<b>x</b> & y"
+    assert from_slack_text("&amp;lt;") == "&lt;"  # a person typed "&lt;"
+    assert from_slack_text("&quot; &#39; &nbsp;") == "&quot; &#39; &nbsp;"
+    # Slack's own markup arrives unencoded and is left as it is.
+    assert from_slack_text("<@U123> <!channel> <https://x|y> &") == "<@U123> <!channel> <https://x|y> &"
+
+
+@given(st.text())
+def test_decoding_undoes_slacks_escaping_of_anything_typed(typed):
+    assert from_slack_text(escape(typed)) == typed
 
 
 @pytest.mark.parametrize(
