@@ -127,10 +127,9 @@ class Sandbox:
         deadline = time.monotonic() + _READY_TIMEOUT
         health = f"http://127.0.0.1:{self.bot_port}/healthz"
         while time.monotonic() < deadline:
-            if self._bot is not None and self._bot.poll() is not None:
-                self.stop()
-                raise RuntimeError(f"the bot stopped at start (exit {self._bot.returncode}); "
-                                   f"see {self.log_file}")
+            if self._bot is not None and (code := self._bot.poll()) is not None:
+                self.stop()  # forgets the process: say its exit code from before
+                raise RuntimeError(f"the bot stopped at start (exit {code}); see {self.log_file}")
             try:
                 with urllib.request.urlopen(health, timeout=2) as answer:
                     if answer.status == 200:
