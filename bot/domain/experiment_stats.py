@@ -22,88 +22,21 @@ MIN_ANSWERED answered tickets in either arm there is no verdict yet.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import Session
 
+from bot.domain import stats_facts
 from bot.domain.experiments import Experiment
-from bot.domain.stats_facts import CONFIRMED, CSAT_MIN_STARS, REOPENED, ROLLED_BACK, UNANSWERED
+from bot.domain.stats_facts import CONFIRMED, CSAT_MIN_STARS, REOPENED, ROLLED_BACK
 from bot.domain.success import Csat
-from models import AGENT_ACTIONS, ActionHistory, ActionType, PersonResolution, Ticket, TicketResolution
+from models import ActionHistory, ActionType, TicketResolution
 
 # Answered tickets each arm needs before the test says anything.
 MIN_ANSWERED = 30
 # The significance level: p below it is a difference shown.
 ALPHA = 0.05
-
-
-# An action's outcome as one CASE over its joins, for the experiment's own window (its
-# start). The stats' figures read the same outcome as additive facts
-# (bot.domain.stats_facts, rolled up by day); an experiment is read over its own
-# decisions, so this query reads them directly.
-def _outcome(since: datetime) -> tuple[ColumnElement[str], Callable[..., Select]]:
-    """The outcome of each bot action as a CASE, and what adds the joins it reads."""
-    action = ActionHistory
-    undone = aliased(ActionHistory, name="undone")
-    # A person's verdicts per ticket: when the last Yes and the last No were given to a
-    # resolution made in the window (anything answering an action in it is younger).
-    people = (
-        select(
-            PersonResolution.ticket_id,
-            func.max(case((PersonResolution.resolution_confirmed.is_(True),
-                           PersonResolution.created_at))).label("yes_at"),
-            func.max(case((_said_no(PersonResolution), PersonResolution.created_at))).label("no_at"),
-        )
-        .where(PersonResolution.created_at >= since)
-        .group_by(PersonResolution.ticket_id)
-        .subquery("people")
-    )
-    routing = action.action_type != ActionType.AUTO_RESOLVE
-    answers_it = and_(
-        TicketResolution.ticket_id == action.ticket_id,
-        # Whatever answers an action in the window was made in it: an index range, not
-        # every resolution ever.
-        TicketResolution.created_at >= since,
-        or_(TicketResolution.action_id == action.id,
-            and_(routing, TicketResolution.created_at >= action.executed_at)),
-    )
-    kept = undone.id.is_(None)
-    yes = or_(
-        and_(kept, TicketResolution.resolution_confirmed.is_(True)),
-        and_(routing, people.c.yes_at >= action.executed_at),
-    )
-    no = or_(
-        and_(kept, _said_no(TicketResolution)),
-        and_(routing, people.c.no_at >= action.executed_at),
-    )
-    outcome = case(
-        (action.rolled_back.is_(True), literal(ROLLED_BACK)),
-        (yes, literal(CONFIRMED)),
-        (no, literal(REOPENED)),
-        else_=literal(UNANSWERED),
-    )
-
-    def joined(query: Select, *, teams: bool = False) -> Select:
-        query = query.select_from(action)
-        if teams:
-            query = query.join(Ticket, Ticket.ticket_id == action.ticket_id)
-        return (
-            query.outerjoin(TicketResolution, answers_it)
-            .outerjoin(undone, and_(undone.id == TicketResolution.action_id,
-                                    undone.rolled_back.is_(True)))
-            .outerjoin(people, people.c.ticket_id == action.ticket_id)
-        )
-
-    return outcome, joined
-
-
-def _said_no(model: type[TicketResolution] | type[PersonResolution]) -> ColumnElement[bool]:
-    # A "Yes" after a "No" leaves reopened set: the later Yes is the answer.
-    return or_(model.resolution_confirmed.is_(False),
-               and_(model.reopened.is_(True), model.resolution_confirmed.is_(None)))
 
 
 @dataclass(frozen=True)
@@ -186,7 +119,9 @@ def arm_figures(session: Session, experiment: Experiment) -> tuple[ArmFigures, .
     Two statements: the outcomes (per ticket, then per arm, grouped in the database)
     and CSAT per arm.
     """
-    outcome, joined = _outcome(experiment.started_at)
+    # The outcome as the stats define it (bot.domain.stats_facts), over the actions
+    # since the experiment started.
+    outcome, joined = stats_facts.outcome_of([(experiment.started_at, None)])
     per_ticket = (
         joined(select(
             ActionHistory.threshold_arm.label("arm"),
@@ -196,7 +131,7 @@ def arm_figures(session: Session, experiment: Experiment) -> tuple[ArmFigures, .
             func.max(case((outcome == REOPENED, 1), else_=0)).label("reopened"),
             func.max(case((outcome == CONFIRMED, 1), else_=0)).label("confirmed"),
         ))
-        .where(ActionHistory.experiment_id == experiment.id, ActionHistory.action_type.in_(AGENT_ACTIONS))
+        .where(ActionHistory.experiment_id == experiment.id)  # (agent actions: `joined`)
         .group_by(ActionHistory.threshold_arm, ActionHistory.ticket_id)
         .subquery("per_ticket")
     )
