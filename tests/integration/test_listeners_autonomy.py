@@ -10,10 +10,13 @@ from sqlalchemy import select
 
 from bot.domain import audit
 from bot.workflows.runtime import Runtime
-from models import ActionHistory, AuditEvent, AutonomyState, PersonResolution, ShadowDecision, Ticket
+from models import AuditEvent, AutonomyState, PersonResolution, ShadowDecision
 from tests.support.bolt_requests import listener_settings
 from tests.support.databases import REDIS_URL
 from tests.support.harness import ADMIN, REQUESTER, STRANGER, VPN, shown, wait_until
+from tests.support.harness import ephemeral_answer as _ephemeral
+from tests.support.harness import newest_decision as _decided
+from tests.support.harness import rows as _all
 
 ALERTS = "C0ALERTS"
 
@@ -23,28 +26,6 @@ def listener_runtime(settings, pg_url, slack, namespace) -> Runtime:
     """The conftest's runtime, with an alerts channel to announce changes in."""
     return Runtime.from_settings(listener_settings(database_url=pg_url, slack=slack, redis_url=REDIS_URL,
                                                    alerts_channel=ALERTS), namespace=namespace)
-
-
-def _ephemeral(answer) -> dict:
-    assert answer.status_code == 200, answer.text
-    said = answer.json()
-    assert said["response_type"] == "ephemeral", said
-    return said
-
-
-def _all(sessions, query) -> list:
-    with sessions() as session:
-        return list(session.scalars(query))
-
-
-def _decided(sessions) -> ActionHistory:
-    """Wait for the bot's action on the newest ticket."""
-    def done():
-        tickets = _all(sessions, select(Ticket).order_by(Ticket.ticket_id.desc()).limit(1))
-        actions = _all(sessions, select(ActionHistory).where(ActionHistory.ticket_id == tickets[0].ticket_id))
-        return actions[0] if actions else None
-
-    return wait_until(done, what="the bot's decision")
 
 
 def test_a_stranger_is_refused_and_the_refusal_audited(bolt, committing_factory):

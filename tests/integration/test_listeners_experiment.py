@@ -11,10 +11,13 @@ from sqlalchemy import select
 
 from bot.domain import audit
 from bot.workflows.runtime import Runtime
-from models import ActionHistory, AuditEvent, ThresholdExperiment, Ticket
+from models import ActionHistory, AuditEvent, ThresholdExperiment
 from tests.support.bolt_requests import listener_settings
 from tests.support.databases import REDIS_URL
 from tests.support.harness import ADMIN, REQUESTER, STRANGER, VPN, shown, wait_until
+from tests.support.harness import ephemeral_answer as _ephemeral
+from tests.support.harness import newest_decision as _decided
+from tests.support.harness import rows as _all
 
 ALERTS = "C0ALERTS"
 
@@ -25,27 +28,6 @@ def listener_runtime(settings, pg_url, slack, namespace) -> Runtime:
     return Runtime.from_settings(listener_settings(database_url=pg_url, slack=slack, redis_url=REDIS_URL,
                                                    alerts_channel=ALERTS, threshold_experiment="0.75,0.85"),
                                  namespace=namespace)
-
-
-def _ephemeral(answer) -> dict:
-    assert answer.status_code == 200, answer.text
-    said = answer.json()
-    assert said["response_type"] == "ephemeral", said
-    return said
-
-
-def _all(sessions, query) -> list:
-    with sessions() as session:
-        return list(session.scalars(query))
-
-
-def _decided(sessions) -> ActionHistory:
-    def done():
-        [ticket] = _all(sessions, select(Ticket).order_by(Ticket.ticket_id.desc()).limit(1))
-        actions = _all(sessions, select(ActionHistory).where(ActionHistory.ticket_id == ticket.ticket_id))
-        return actions[0] if actions else None
-
-    return wait_until(done, what="the bot's decision")
 
 
 def test_an_experiment_is_shown_stopped_by_an_admin_and_stays_readable(bolt, slack, committing_factory):

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from bot.core import clock
 from bot.domain import actions
 from bot.sandbox import signing
 from bot.sandbox.standin import SlackStandIn
 from bot.views import ActionId
-from models import Ticket, TicketSource, TicketStatus
+from models import ActionHistory, Ticket, TicketSource, TicketStatus
 from tests.support.factories import make_plan
 
 SIGNING_SECRET = "e2e-signing-secret-0123456789abcdef"
@@ -303,3 +304,27 @@ def resolved_ticket(e2e_sessions, *, user: str = REQUESTER) -> int:
         actions.execute(session, ticket, make_plan(), now=now, followup_delay=timedelta(hours=24))
         session.commit()
         return ticket.ticket_id
+
+
+def ephemeral_answer(answer) -> dict:
+    """The JSON of a listener's HTTP answer, which must be a 200 only the clicker sees."""
+    assert answer.status_code == 200, answer.text
+    said = answer.json()
+    assert said["response_type"] == "ephemeral", said
+    return said
+
+
+def rows(sessions, query) -> list:
+    """Every row `query` selects, read in a session of its own."""
+    with sessions() as session:
+        return list(session.scalars(query))
+
+
+def newest_decision(sessions) -> ActionHistory:
+    """Wait for the bot's action on the newest ticket."""
+    def done():
+        [ticket] = rows(sessions, select(Ticket).order_by(Ticket.ticket_id.desc()).limit(1))
+        actions = rows(sessions, select(ActionHistory).where(ActionHistory.ticket_id == ticket.ticket_id))
+        return actions[0] if actions else None
+
+    return wait_until(done, what="the bot's decision")
