@@ -28,6 +28,7 @@ from models import (
     transaction,
 )
 from tests.support.factories import make_plan, make_ticket
+from tests.support.recount import outcome_in_python
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 SINCE = NOW - timedelta(days=30)
@@ -164,29 +165,7 @@ def _recount(session, since, now):
     acts = session.scalars(select(ActionHistory).where(
         ActionHistory.action_type.in_(list(AGENT_ACTIONS)),
         ActionHistory.executed_at >= since)).all()
-    resolutions = {r.ticket_id: r for r in session.scalars(select(TicketResolution))}
-    people = session.scalars(select(PersonResolution)).all()
-    rolled_back = {a.id for a in session.scalars(select(ActionHistory)) if a.rolled_back}
-
-    def said_no(r):
-        return r.resolution_confirmed is False or (r.reopened and r.resolution_confirmed is None)
-
-    def outcome(a):
-        if a.rolled_back:
-            return "rolled_back"
-        routing = a.action_type != ActionType.AUTO_RESOLVE
-        r = resolutions.get(a.ticket_id)
-        if r is not None and not (r.action_id == a.id or (routing and r.created_at >= a.executed_at)):
-            r = None
-        if r is not None and r.action_id in rolled_back:
-            r = None
-        mine = [p for p in people if routing and p.ticket_id == a.ticket_id
-                and p.created_at >= a.executed_at]
-        if (r and r.resolution_confirmed is True) or any(p.resolution_confirmed for p in mine):
-            return "confirmed"
-        if (r and said_no(r)) or any(said_no(p) for p in mine):
-            return "reopened"
-        return "unanswered"
+    outcome = outcome_in_python(session)
 
     counts: dict[tuple[str, str], int] = {}
     for a in acts:

@@ -36,6 +36,7 @@ from models import (
     transaction,
 )
 from tests.support.factories import make_plan, make_ticket
+from tests.support.recount import outcome_in_python
 from tests.support.scripted_agent import ScriptedAgent, vpn_answer
 
 STARTED = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -269,28 +270,7 @@ def _recount(session, experiment) -> dict[float, tuple[int, ...]]:
     given its worst outcome in Python."""
     everything = session.scalars(select(ActionHistory)).all()
     acts = [a for a in everything if a.experiment_id == experiment.id and a.action_type in AGENT_ACTIONS]
-    resolutions = {r.ticket_id: r for r in session.scalars(select(TicketResolution))}
-    people = session.scalars(select(PersonResolution)).all()
-    rolled_back = {a.id for a in everything if a.rolled_back}
-
-    def said_no(r):
-        return r.resolution_confirmed is False or (r.reopened and r.resolution_confirmed is None)
-
-    def outcome(a):
-        if a.rolled_back:
-            return "rolled_back"
-        routing = a.action_type != ActionType.AUTO_RESOLVE
-        r = resolutions.get(a.ticket_id)
-        if r is not None and not (r.action_id == a.id or (routing and r.created_at >= a.executed_at)):
-            r = None
-        if r is not None and r.action_id in rolled_back:
-            r = None
-        mine = [p for p in people if routing and p.ticket_id == a.ticket_id and p.created_at >= a.executed_at]
-        if (r and r.resolution_confirmed is True) or any(p.resolution_confirmed for p in mine):
-            return "confirmed"
-        if (r and said_no(r)) or any(said_no(p) for p in mine):
-            return "reopened"
-        return "unanswered"
+    outcome = outcome_in_python(session)
 
     tickets: dict[tuple[float, int], list] = {}
     for a in acts:
