@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 import select
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Result, create_engine, event
+from sqlalchemy import CursorResult, Engine, Executable, Result, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,6 +23,13 @@ READ_ONLY = "resolvemeq_read_only"
 # Execution option bounding a statement's lock waits on PostgreSQL (`bounded_lock_wait`).
 LOCK_WAIT = "resolvemeq_lock_wait"
 _LOCK_WAIT_FORMAT = re.compile(r"\d{1,5}(ms|s)")
+# Execution option: statements sent ahead of a statement in its round trip (`preceded_by`).
+PRECEDED_BY = "resolvemeq_preceded_by"
+# Statements sent ahead, compiled, by shape (a handful in the app; cleared if it grows).
+_AHEAD_COMPILED: dict[tuple[str, Any], Any] = {}
+_AHEAD_CACHE_SIZE = 100
+# A pyformat parameter, or an escaped percent sign (left as it is).
+_PYFORMAT_NAME = re.compile(r"%%|%\((\w+)\)s")
 # How long a SQLite transaction waits for another's write lock before failing.
 SQLITE_BUSY_TIMEOUT = 30
 # Seconds a PostgreSQL connection is kept before the pool replaces it: well inside the
@@ -76,14 +83,69 @@ def bounded_lock_wait(wait: str) -> dict[str, str]:
     return {LOCK_WAIT: wait}
 
 
+def preceded_by(*statements: Executable) -> dict[str, tuple[Executable, ...]]:
+    """Execution options sending `statements` ahead of a statement, in its own query
+    string on PostgreSQL: one round trip for all of them.
+
+    psycopg2 returns only the last statement's rows, so the ones ahead are for their
+    effects (a lock). In READ COMMITTED each statement of the string takes its own
+    snapshot, so the statement after them sees what was committed before a lock they
+    waited for was granted, which a single statement does not (its snapshot is taken
+    before it waits). PostgreSQL only: elsewhere the caller does without them.
+    """
+    return {PRECEDED_BY: statements}
+
+
 def _bound_lock_waits(engine: Engine) -> None:
     @event.listens_for(engine, "before_cursor_execute", retval=True)
-    def _with_lock_timeout(_conn, _cursor, statement, parameters, context, _many):
-        wait = context.execution_options.get(LOCK_WAIT) if context is not None else None
+    def _with_lock_timeout(conn, _cursor, statement, parameters, context, many):
+        options = context.execution_options if context is not None else {}
+        ahead = options.get(PRECEDED_BY)
+        if ahead:
+            if many or not isinstance(parameters, dict):
+                raise ValueError("statements ahead of an executemany are not supported")
+            texts, parameters = _rendered(conn.dialect, ahead, parameters)
+            statement = "; ".join((*texts, statement))
+        wait = options.get(LOCK_WAIT)
         if wait and _LOCK_WAIT_FORMAT.fullmatch(wait):
             # psycopg2 sends both in one query string and returns the last one's rows.
             statement = f"SET LOCAL lock_timeout = '{wait}'; {statement}"
         return statement, parameters
+
+
+def _rendered(dialect, statements, parameters: dict) -> tuple[list[str], dict]:
+    """`statements` compiled for psycopg2 (pyformat), their parameters renamed so they
+    cannot collide with the statement's own, and merged with them."""
+    texts, merged = [], dict(parameters)
+    for n, ahead in enumerate(statements):
+        # Compiled once per shape, as SQLAlchemy does its own statements: the values
+        # come from the cache key.
+        key = ahead._generate_cache_key()
+        if key is None:
+            compiled, values = ahead.compile(dialect=dialect), None
+        else:
+            compiled = _AHEAD_COMPILED.get((dialect.name, key.key))
+            if compiled is None:
+                compiled = ahead.compile(dialect=dialect, cache_key=key)
+                if len(_AHEAD_COMPILED) >= _AHEAD_CACHE_SIZE:
+                    _AHEAD_COMPILED.clear()
+                _AHEAD_COMPILED[(dialect.name, key.key)] = compiled
+        values = compiled.construct_params(
+            extracted_parameters=None if key is None else key.bindparams)
+        for name, bind in compiled.binds.items():
+            process = bind.type.bind_processor(dialect)
+            if name in values and process is not None:
+                values[name] = process(values[name])
+        prefix = f"ahead{n}_"
+        merged.update({prefix + name: value for name, value in values.items()})
+        texts.append(_PYFORMAT_NAME.sub(_renamed(prefix), compiled.string))
+    return texts, merged
+
+
+def _renamed(prefix: str) -> Callable[[re.Match[str]], str]:
+    def rename(found: re.Match[str]) -> str:
+        return f"%({prefix}{found[1]})s" if found[1] else found[0]
+    return rename
 
 
 def _replace_closed_connections(engine: Engine) -> None:

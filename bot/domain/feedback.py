@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from bot.core import clock
 from bot.core.errors import InvalidInput, NotFound, NotRequester, TicketWithdrawn
-from bot.domain import audit, followups, snapshots
+from bot.domain import audit, audit_chain, followups, snapshots
 from models import (
     ActionHistory,
     ActionType,
@@ -259,15 +259,18 @@ def _load(
     # rollback and processing take them), the action read with them. A follow-up being
     # sent holds the resolution: wait for it at most LOCK_WAIT, the ack must leave
     # within Slack's 3 s. populate_existing: after waiting on a lock, see the winner's
-    # commit.
-    found = session.execute(
+    # commit. For someone else's click, the audit chain's head is reserved in the same
+    # round trip, so the refusal's row and its entry are one more (and the commit).
+    reserving = audit_chain.reserving_when(
+        session,
         select(Ticket, model, ActionHistory).select_from(Ticket)
         .join(model, which)
         .outerjoin(ActionHistory, ActionHistory.id == model.action_id)
         .where(Ticket.ticket_id == ticket_id)
-        .with_for_update(of=[Ticket, model])
-        .execution_options(populate_existing=True, **bounded_lock_wait(followups.LOCK_WAIT))
-    ).one_or_none()
+        .with_for_update(of=[Ticket, model]),
+        Ticket.user_id != user_id)
+    found = session.execute(reserving.statement.execution_options(
+        populate_existing=True, **bounded_lock_wait(followups.LOCK_WAIT))).one_or_none()
     ticket: Ticket | None = found[0] if found is not None else None
     resolution = cast(TicketResolution | PersonResolution | None,
                       found[1] if found is not None else None)
@@ -279,7 +282,8 @@ def _load(
         detail = {**detail, "person_resolution_id": person_resolution_id}
     if user_id != ticket.user_id:
         audit.record(session, audit.FEEDBACK_WRONG_USER, actor_id=user_id,
-                     ticket_id=ticket_id, action_id=resolution.action_id, detail=detail, now=now)
+                     ticket_id=ticket_id, action_id=resolution.action_id, detail=detail, now=now,
+                     reservation=reserving.taken(session, found))
         raise NotRequester(
             f"Only the person who asked for help (<@{ticket.user_id}>) can answer this."
         )
