@@ -382,12 +382,14 @@ def reserving_when(session: Session, rows: Select[*tuple[Any, ...]],
     locked = rows.with_only_columns(when.label("reserve")).subquery("locked")
     lock_after_rows = (select(func.pg_advisory_xact_lock(CHAIN_LOCK_KEY))
                        .select_from(locked).where(locked.c.reserve))
-    top = (select(AuditChainEntry.seq, AuditChainEntry.hash, AuditChainEntry.signature)
-           .order_by(AuditChainEntry.seq.desc()).limit(1).subquery("chain_head"))
+    # Columns, not a join: the caller's FOR UPDATE (with or without OF) then locks
+    # only its own tables.
+    newest = [case((when, select(column).order_by(AuditChainEntry.seq.desc()).limit(1)
+                    .scalar_subquery()))
+              for column in (AuditChainEntry.seq, AuditChainEntry.hash, AuditChainEntry.signature)]
     event_id = case((when, func.nextval(func.pg_get_serial_sequence(EVENTS, "id"))))
-    statement = (rows.add_columns(event_id.label("reserved_event_id"), top.c.seq, top.c.hash,
-                                  top.c.signature)
-                 .outerjoin(top, when).execution_options(**preceded_by(lock_after_rows)))
+    statement = (rows.add_columns(event_id.label("reserved_event_id"), *newest)
+                 .execution_options(**preceded_by(lock_after_rows)))
     return Reserving(statement, reserves=True)
 
 
