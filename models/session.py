@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import select
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -25,11 +25,10 @@ LOCK_WAIT = "resolvemeq_lock_wait"
 _LOCK_WAIT_FORMAT = re.compile(r"\d{1,5}(ms|s)")
 # Execution option: statements sent ahead of a statement in its round trip (`preceded_by`).
 PRECEDED_BY = "resolvemeq_preceded_by"
-# Statements sent ahead, compiled, by shape (a handful in the app; cleared if it grows).
-_AHEAD_COMPILED: dict[tuple[str, Any], Any] = {}
+# Statements sent ahead, compiled, by identity (a handful in the app, each built once;
+# the entry keeps its statement, so the id is not reused while it is cached).
+_AHEAD_COMPILED: dict[tuple[int, str], tuple[Any, Any]] = {}
 _AHEAD_CACHE_SIZE = 100
-# A pyformat parameter, or an escaped percent sign (left as it is).
-_PYFORMAT_NAME = re.compile(r"%%|%\((\w+)\)s")
 # How long a SQLite transaction waits for another's write lock before failing.
 SQLITE_BUSY_TIMEOUT = 30
 # Seconds a PostgreSQL connection is kept before the pool replaces it: well inside the
@@ -88,10 +87,12 @@ def preceded_by(*statements: Executable) -> dict[str, tuple[Executable, ...]]:
     string on PostgreSQL: one round trip for all of them.
 
     psycopg2 returns only the last statement's rows, so the ones ahead are for their
-    effects (a lock). In READ COMMITTED each statement of the string takes its own
-    snapshot, so the statement after them sees what was committed before a lock they
-    waited for was granted, which a single statement does not (its snapshot is taken
-    before it waits). PostgreSQL only: elsewhere the caller does without them.
+    effects (a lock). Their parameters are the statement's own, by name (`bindparam`
+    with no value, given at execution); build them once, they are compiled once. In
+    READ COMMITTED each statement of the string takes its own snapshot, so the
+    statement after them sees what was committed before a lock they waited for was
+    granted, which a single statement does not (its snapshot is taken before it
+    waits). PostgreSQL only: elsewhere the caller does without them.
     """
     return {PRECEDED_BY: statements}
 
@@ -104,8 +105,7 @@ def _bound_lock_waits(engine: Engine) -> None:
         if ahead:
             if many or not isinstance(parameters, dict):
                 raise ValueError("statements ahead of an executemany are not supported")
-            texts, parameters = _rendered(conn.dialect, ahead, parameters)
-            statement = "; ".join((*texts, statement))
+            statement = "; ".join((*_rendered(conn.dialect, ahead, parameters), statement))
         wait = options.get(LOCK_WAIT)
         if wait and _LOCK_WAIT_FORMAT.fullmatch(wait):
             # psycopg2 sends both in one query string and returns the last one's rows.
@@ -113,39 +113,24 @@ def _bound_lock_waits(engine: Engine) -> None:
         return statement, parameters
 
 
-def _rendered(dialect, statements, parameters: dict) -> tuple[list[str], dict]:
-    """`statements` compiled for psycopg2 (pyformat), their parameters renamed so they
-    cannot collide with the statement's own, and merged with them."""
-    texts, merged = [], dict(parameters)
-    for n, ahead in enumerate(statements):
-        # Compiled once per shape, as SQLAlchemy does its own statements: the values
-        # come from the cache key.
-        key = ahead._generate_cache_key()
-        if key is None:
-            compiled, values = ahead.compile(dialect=dialect), None
-        else:
-            compiled = _AHEAD_COMPILED.get((dialect.name, key.key))
-            if compiled is None:
-                compiled = ahead.compile(dialect=dialect, cache_key=key)
-                if len(_AHEAD_COMPILED) >= _AHEAD_CACHE_SIZE:
-                    _AHEAD_COMPILED.clear()
-                _AHEAD_COMPILED[(dialect.name, key.key)] = compiled
-        values = compiled.construct_params(
-            extracted_parameters=None if key is None else key.bindparams)
-        for name, bind in compiled.binds.items():
-            process = bind.type.bind_processor(dialect)
-            if name in values and process is not None:
-                values[name] = process(values[name])
-        prefix = f"ahead{n}_"
-        merged.update({prefix + name: value for name, value in values.items()})
-        texts.append(_PYFORMAT_NAME.sub(_renamed(prefix), compiled.string))
-    return texts, merged
-
-
-def _renamed(prefix: str) -> Callable[[re.Match[str]], str]:
-    def rename(found: re.Match[str]) -> str:
-        return f"%({prefix}{found[1]})s" if found[1] else found[0]
-    return rename
+def _rendered(dialect, statements, parameters: dict) -> list[str]:
+    """`statements` compiled for psycopg2 (pyformat), once each (a statement to send
+    ahead is built once and kept); their parameters are the statement's own, by name."""
+    texts = []
+    for ahead in statements:
+        key = (id(ahead), dialect.driver)
+        cached = _AHEAD_COMPILED.get(key)
+        if cached is None or cached[0] is not ahead:
+            if len(_AHEAD_COMPILED) >= _AHEAD_CACHE_SIZE:
+                _AHEAD_COMPILED.clear()
+            cached = _AHEAD_COMPILED[key] = (ahead, ahead.compile(dialect=dialect))
+        compiled = cached[1]
+        missing = sorted(set(compiled.binds) - parameters.keys())
+        if missing:
+            raise ValueError(f"a statement sent ahead takes its parameters from the statement "
+                             f"it precedes, by name; missing: {missing}")
+        texts.append(compiled.string)
+    return texts
 
 
 def _replace_closed_connections(engine: Engine) -> None:

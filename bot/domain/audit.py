@@ -71,7 +71,7 @@ def record(
 
     One round trip: the row is inserted and comes back as the database holds it, which
     is what the audit chain hashes (`audit_chain.note_written`), so the chain need not
-    read it again before the commit. With a reservation (`audit_chain.reserving_when`)
+    read it again before the commit. With a reservation (`audit_chain.reserving`)
     none: the row takes the reserved id and is inserted with its chain entry at the
     commit, hashed from the values given here, which the database keeps as they are
     (a detail of strings, booleans and small integers; any other detail is inserted now).

@@ -24,7 +24,7 @@ read a stale head fails its commit rather than forking the chain.
 
 A request whose one audited row is known before it is written (a refused click) may
 take the lock and read the head earlier, in the round trip of its first statement,
-right after that statement's row locks (`reserving_when`), with the row's id from
+right after that statement's row locks (`reserving`), with the row's id from
 its sequence; the row and its entry are then inserted in one statement at the commit
 (`audit.record` with the reservation). Row locks still come before the chain's lock,
 and none are taken after it.
@@ -42,7 +42,18 @@ from datetime import datetime
 from typing import Any
 
 import rfc8785
-from sqlalchemy import ColumnElement, Connection, Select, case, event, func, insert, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    case,
+    event,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import GENESIS_HASH, ActionHistory, AuditChainEntry, AuditEvent, as_utc, preceded_by
@@ -114,27 +125,6 @@ class Reservation:
     event_id: int
     top: Head | None
     used: bool = False
-
-
-@dataclass(frozen=True)
-class Reserving:
-    """A statement that also reserves the chain's head, and how to read its answer."""
-
-    statement: Select[*tuple[Any, ...]]
-    # False when nothing is reserved (SQLite, a savepoint, a session without the chain).
-    reserves: bool
-
-    def taken(self, session: Session, row: Any) -> Reservation | None:
-        """The reservation the executed statement took for `row`, or None."""
-        if not self.reserves or row is None:
-            return None
-        # The statement's four last columns.
-        event_id, seq, link, signature = tuple(row)[-4:]
-        if event_id is None:
-            return None
-        reservation = Reservation(event_id, None if seq is None else Head(seq, link, signature))
-        session.info[_RESERVED] = reservation
-        return reservation
 
 
 # ----- canonical content ------------------------------------------------------------
@@ -322,7 +312,7 @@ def append(session: Session | Connection, digests: list[Digests], *,
         key: AUDIT_SIGNING_KEY's bytes, or None to leave the entries unsigned.
         top: the head as read under the lock (`lock_and_read_head`); not given, it is
             read here.
-        events: audit_events rows not written yet (ids reserved, `reserving_when`),
+        events: audit_events rows not written yet (ids reserved, `reserving`),
             inserted in the entries' statement (PostgreSQL); their digests are in
             `digests`.
 
@@ -355,32 +345,32 @@ def append(session: Session | Connection, digests: list[Digests], *,
     return [value["seq"] for value in values]
 
 
-def reserving_when(session: Session, rows: Select[*tuple[Any, ...]],
-                   when: ColumnElement[bool]) -> Reserving:
+def reserving(rows: Select[*tuple[Any, ...]],
+              when: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
     """`rows`, a statement that locks rows (FOR UPDATE), made to also reserve the
-    chain's head when `when` holds for its row, in the same round trip (PostgreSQL).
+    chain's head when `when` holds for its row, in the same round trip (PostgreSQL;
+    use it where `may_reserve`, read the answer with `taken`).
 
     Sent ahead of `rows` in its query string: `rows` itself, locking its rows, then
     the chain's lock, taken only for a row where `when` holds. `rows` then runs again
     (its rows locked already, so no wait) with four more columns: an audit_events id
     from the table's sequence and the head, both only where `when` holds. Its snapshot
     is taken after the chain's lock was granted, so the head is the newest entry, and
-    nobody appends after it until this transaction ends. Nothing changes where `when`
-    does not hold but the statement sent twice. The row locks come first, as everywhere
-    else, and the transaction must take no other row lock before its commit.
+    nobody appends after it until this transaction ends. Where `when` does not hold,
+    nothing changes but the statement sent twice. The row locks come first, as
+    everywhere else, and the transaction must take no other row lock before its commit.
 
     Args:
-        session: the transaction; on SQLite, in a savepoint (whose rollback would give
-            the lock back) or without the chain installed, nothing is reserved.
-        rows: the caller's locking statement.
+        rows: the caller's locking statement; its parameters are bound by name
+            (`bindparam`) and given at execution, as the statement sent ahead shares them.
         when: true for a row whose transaction will write an audit row (`audit.record`
-            with the reservation, `Reserving.taken`).
+            with the reservation).
+
+    Returns:
+        A statement to build once and execute many times.
     """
-    if (_dialect(session) != "postgresql" or session.in_nested_transaction()
-            or not getattr(session, _CHAINED, False)):
-        return Reserving(rows, reserves=False)
     locked = rows.with_only_columns(when.label("reserve")).subquery("locked")
-    lock_after_rows = (select(func.pg_advisory_xact_lock(CHAIN_LOCK_KEY))
+    lock_after_rows = (select(func.pg_advisory_xact_lock(literal_column(str(CHAIN_LOCK_KEY))))
                        .select_from(locked).where(locked.c.reserve))
     # Columns, not a join: the caller's FOR UPDATE (with or without OF) then locks
     # only its own tables.
@@ -388,9 +378,28 @@ def reserving_when(session: Session, rows: Select[*tuple[Any, ...]],
                     .scalar_subquery()))
               for column in (AuditChainEntry.seq, AuditChainEntry.hash, AuditChainEntry.signature)]
     event_id = case((when, func.nextval(func.pg_get_serial_sequence(EVENTS, "id"))))
-    statement = (rows.add_columns(event_id.label("reserved_event_id"), *newest)
-                 .execution_options(**preceded_by(lock_after_rows)))
-    return Reserving(statement, reserves=True)
+    return (rows.add_columns(event_id.label("reserved_event_id"), *newest)
+            .execution_options(**preceded_by(lock_after_rows)))
+
+
+def may_reserve(session: Session) -> bool:
+    """Whether `session` may run a `reserving` statement: PostgreSQL, the chain
+    installed, not in a savepoint (whose rollback would give the lock back)."""
+    return (_dialect(session) == "postgresql" and not session.in_nested_transaction()
+            and getattr(session, _CHAINED, False))
+
+
+def taken(session: Session, row: Any) -> Reservation | None:
+    """The reservation a `reserving` statement took for `row` (one of its rows, or
+    None), or None."""
+    if row is None:
+        return None
+    event_id, seq, link, signature = tuple(row)[-4:]  # the statement's four last columns
+    if event_id is None:
+        return None
+    reservation = Reservation(event_id, None if seq is None else Head(seq, link, signature))
+    session.info[_RESERVED] = reservation
+    return reservation
 
 
 def use_reservation(session: Session, reservation: Reservation | None) -> int | None:

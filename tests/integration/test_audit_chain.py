@@ -8,7 +8,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.core.errors import NotRequester
@@ -377,13 +377,14 @@ def test_a_reserved_audit_row_verifies_whatever_its_detail(engine, detail):
     # the reservation holds; a plain one is inserted with its entry at the commit.
     factory = chained_factory(engine)
     resolved, _, _ = _history(factory)
+    rows = select(Ticket).where(Ticket.ticket_id == bindparam("ticket_id")).with_for_update()
+    reserving = audit_chain.reserving(rows, Ticket.user_id != bindparam("clicker"))
     with transaction(factory) as session:
-        reserving = audit_chain.reserving_when(
-            session, select(Ticket).where(Ticket.ticket_id == resolved.ticket_id).with_for_update(),
-            Ticket.user_id != "USTRANGER")
-        row = session.execute(reserving.statement).one()
-        reservation = reserving.taken(session, row)
-        assert (reservation is not None) == (engine.dialect.name == "postgresql")
+        reserve = audit_chain.may_reserve(session)
+        assert reserve == (engine.dialect.name == "postgresql")
+        row = session.execute(reserving if reserve else rows,
+                              {"ticket_id": resolved.ticket_id, "clicker": "USTRANGER"}).one()
+        reservation = audit_chain.taken(session, row) if reserve else None
         audit.record(session, audit.FEEDBACK_WRONG_USER, actor_id="USTRANGER",
                      ticket_id=resolved.ticket_id, detail=detail, now=NOW, reservation=reservation)
     [refusal] = _refusals(engine)
