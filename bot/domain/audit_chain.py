@@ -377,7 +377,7 @@ def reserving(rows: Select[*tuple[Any, ...]],
     newest = [case((when, select(column).order_by(AuditChainEntry.seq.desc()).limit(1)
                     .scalar_subquery()))
               for column in (AuditChainEntry.seq, AuditChainEntry.hash, AuditChainEntry.signature)]
-    event_id = case((when, func.nextval(func.pg_get_serial_sequence(EVENTS, "id"))))
+    event_id = case((when, func.nextval(literal_column(f"pg_get_serial_sequence('{EVENTS}', 'id')"))))
     return (rows.add_columns(event_id.label("reserved_event_id"), *newest)
             .execution_options(**preceded_by(lock_after_rows)))
 
