@@ -71,10 +71,11 @@ def record(
 
     One round trip: the row is inserted and comes back as the database holds it, which
     is what the audit chain hashes (`audit_chain.note_written`), so the chain need not
-    read it again before the commit. With a reservation (`audit_chain.reserving`)
-    none: the row takes the reserved id and is inserted with its chain entry at the
-    commit, hashed from the values given here, which the database keeps as they are
-    (a detail of strings, booleans and small integers; any other detail is inserted now).
+    read it again before the commit. With a reservation (`audit_chain.reserving`), no
+    round trip here: the row takes the reserved id and is inserted with its chain entry
+    at the commit, hashed from the values given here, which the database keeps as they
+    are (a detail of strings, booleans and small integers; any other detail is inserted
+    now).
 
     Returns:
         The new event (with a reservation, not in the session: it is inserted at the

@@ -23,6 +23,7 @@ from models import (
     ActionType,
     AuditChainEntry,
     AuditEvent,
+    PersonResolution,
     Ticket,
     make_engine,
     transaction,
@@ -448,5 +449,23 @@ def test_strangers_clicks_racing_decisions_and_answers_neither_fork_nor_deadlock
     # 10 resolutions, 10 reopens, 20 refusals, 10 escalations and their 10 events.
     assert [e.seq for e in entries] == list(range(1, 61))
     assert len({e.prev_hash for e in entries}) == 60  # no two entries follow the same one
+    report = verify(engine, key=KEY)
+    assert report.ok and report.signatures_checked, report.problems
+
+
+def test_a_strangers_refusal_on_a_helpdesk_persons_resolution_is_chained_and_verifies(engine):
+    factory = chained_factory(engine, key=KEY)
+    resolved, _, _ = _history(factory)
+    with transaction(factory) as session:
+        person = PersonResolution(ticket_id=resolved.ticket_id, resolved_by="UMEMBER", team="Network")
+        session.add(person)
+        session.flush()
+        person_id = person.id
+    with pytest.raises(NotRequester), transaction(factory) as session:
+        record_rating(session, ticket_id=resolved.ticket_id, user_id="USTRANGER", score=3,
+                      person_resolution_id=person_id, now=NOW)
+    [refusal] = _refusals(engine)
+    assert refusal.detail == {"kind": "rating", "score": 3, "person_resolution_id": person_id}
+    assert _entries(engine)[-1].event_id == refusal.id
     report = verify(engine, key=KEY)
     assert report.ok and report.signatures_checked, report.problems
