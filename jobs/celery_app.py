@@ -15,6 +15,10 @@ TASKS = ("sweep_new_tickets", "deliver_outbox", "evaluate_alerts", "expire_rollb
          "expire_clarifications", "anchor_audit_chain", "redact_old_text", "backup_on_schedule",
          "check_sla", "roll_up_stats")
 
+# Seconds a redraw task may run (soft: raises inside it; hard: ends it; prefork pool).
+REDRAW_SOFT_LIMIT = 60
+REDRAW_LIMIT = 90
+
 
 def create_celery(settings: Settings) -> Celery:
     """A Celery app for these settings (REDIS_URL is the broker)."""
@@ -43,10 +47,12 @@ def create_celery(settings: Settings) -> Celery:
         # A decision may not outlive its claim on the ticket (the sweep takes an
         # expired claim over): the soft limit raises inside it, the hard one ends it
         # (both on the prefork pool; the thread pool has no time limits).
+        # A redraw waits for its message's lock (10 s at most) and makes a few Slack
+        # calls (each bounded by the client's timeout): a minute is far past either.
         task_annotations={"resolvemeq.decide_ticket": {
             "soft_time_limit": settings.claim_ttl.total_seconds() * 0.8,
             "time_limit": settings.claim_ttl.total_seconds(),
-        }},
+        }, "resolvemeq.redraw": {"soft_time_limit": REDRAW_SOFT_LIMIT, "time_limit": REDRAW_LIMIT}},
         beat_schedule={
             name: {"task": f"resolvemeq.{name}", "schedule": interval,
                    "options": {"expires": interval}}
