@@ -57,7 +57,9 @@ from bench.report import machine_lines, markdown_table, ms, save_json
 
 THROUGHPUT_TARGET = 0.35  # of the floor's, clicks and acks alike
 P99_TARGET = 0.100
-QUEUE = "celery"  # Celery's default queue: a Redis list in the broker's database
+# The worker's queues (jobs/celery_app.py: decisions, and the work after a click): Redis
+# lists in the broker's database.
+QUEUES = ("celery", "redraws")
 # The CPU split's columns, in the report's order.
 GROUPS = ("serve", "worker", "postgres", "redis", "fake Slack", "load generator", "floor",
           "other processes", "idle")
@@ -142,7 +144,7 @@ class Decisions:
             return int(conn.scalar(text("SELECT count(*) FROM tickets WHERE status <> 'new'")) or 0)
 
     def queued(self) -> int:
-        return int(self._redis.llen(QUEUE))
+        return sum(int(self._redis.llen(queue)) for queue in QUEUES)
 
     def drain(self, worker: Worker, timeout: float) -> tuple[float, int]:
         """Wait until the queue is empty and the worker idle, for `timeout` at most; then
@@ -155,7 +157,7 @@ class Decisions:
                 break
         dropped = self.queued()
         if dropped:
-            self._redis.delete(QUEUE)
+            self._redis.delete(*QUEUES)
         return time.monotonic() - start, dropped
 
     def close(self) -> None:

@@ -54,10 +54,10 @@ def _queued(broker) -> list[tuple[str, list]]:
     return [(name, args) for name, args, _ in _queued_calls(broker)]
 
 
-def _queued_calls(broker) -> list[tuple[str, list, dict]]:
-    """The tasks waiting in the broker's default queue: (name, args, kwargs), oldest first."""
+def _queued_calls(broker, queue: str = "celery") -> list[tuple[str, list, dict]]:
+    """The tasks waiting in one of the broker's queues: (name, args, kwargs), oldest first."""
     found = []
-    for raw in reversed(broker.lrange("celery", 0, -1)):
+    for raw in reversed(broker.lrange(queue, 0, -1)):
         message = json.loads(raw)
         args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
         found.append((message["headers"]["task"], args, kwargs))
@@ -66,7 +66,7 @@ def _queued_calls(broker) -> list[tuple[str, list, dict]]:
 
 def _idle(broker) -> bool:
     """Nothing waiting and nothing delivered but not yet acknowledged."""
-    return broker.llen("celery") == 0 and broker.hlen("unacked") == 0
+    return broker.llen("celery") == 0 and broker.llen("redraws") == 0 and broker.hlen("unacked") == 0
 
 
 def _publish(task: str, *args) -> None:
@@ -290,8 +290,10 @@ def test_a_click_is_answered_by_serve_and_its_message_redrawn_by_a_worker(
         on_workers, slack, broker, e2e_sessions):
     ticket_id, ts = _posted_resolution(e2e_sessions, slack)
     _rate(on_workers, ticket_id, ts, 4)
-    # serve stored the answer and handed the redraw off, in plain values: nothing drawn there.
-    [(name, args, kwargs)] = _queued_calls(broker)
+    # serve stored the answer and handed the redraw off, in plain values, on the redraws'
+    # own queue (not behind the decisions): nothing drawn there.
+    assert _queued_calls(broker) == []
+    [(name, args, kwargs)] = _queued_calls(broker, "redraws")
     assert (name, args) == (REDRAW, [])
     assert (kwargs["kind"], kwargs["ticket_id"], kwargs["channel"], kwargs["message_ts"]) == (
         "answer", ticket_id, CHANNEL, ts)
@@ -348,4 +350,4 @@ def test_a_click_whose_redraw_the_broker_refuses_is_redrawn_by_serve(
             server.stop()
             clean_e2e(e2e_engine)
             slack.reset()
-    assert broker.llen("celery") == 0
+    assert broker.llen("redraws") == 0
