@@ -282,6 +282,15 @@ def _verdict(met: bool) -> str:
     return "met" if met else "**missed**"
 
 
+def _per_request(row: dict) -> list[str]:
+    rate, cpu = max(row["throughput"], 1e-9), row["cpu"]
+    own = ("serve" if row["server"] == "ours" else "floor")
+    groups = (own, "worker", "postgres", "redis", "fake Slack", "load generator")
+    return [f"{1000 * cpu.get(own, 0.0) / rate:.2f}", f"{1000 * cpu.get('worker', 0.0) / rate:.2f}",
+            f"{1000 * cpu.get('postgres', 0.0) / rate:.2f}",
+            f"{1000 * sum(cpu.get(g, 0.0) for g in groups) / rate:.2f}"]
+
+
 def _redraws_cell(row: dict) -> str:
     if not row.get("clicks"):
         return "–"
@@ -326,6 +335,11 @@ def report(args: argparse.Namespace, info: dict, results: list[dict]) -> str:
             "and PostgreSQL's own processes, *other processes* everyone else's (others' test runs).", ""]
     out.append(markdown_table(["phase", "server", *GROUPS], [
         [r["phase"], r["server"], *(f"{r['cpu'].get(g, 0.0):.2f}" for g in GROUPS)] for r in results]))
+    out += ["", "CPU per answered request, ms (cores × 1000 / requests per second): the worker's and "
+            "PostgreSQL's include the work after the acknowledgements (decisions, redraws).", ""]
+    out.append(markdown_table(["phase", "server", "requests/s", "serve or floor", "worker", "postgres",
+                               "all of ours"], [
+        [r["phase"], r["server"], f"{r['throughput']:.0f}", *_per_request(r)] for r in results]))
     out += ["", "Redraws after ours' clicks (the worker's `chat.update` calls during the phase, and with "
             "the drain after it); the wait is from sending a click that changed the answer to the first "
             "redraw of its message answered after its ack.", ""]
