@@ -22,7 +22,7 @@ from bot.core.settings import load_settings
 from models import ActionHistory, Ticket, TicketStatus
 from tests.support.databases import clean_e2e
 from tests.support.fake_agent import OK, running_fake_agent, slow
-from tests.support.harness import CHANNEL, Server, resolved_ticket, shown, wait_until
+from tests.support.harness import CHANNEL, ESCALATIONS, Server, resolved_ticket, shown, wait_until
 from tests.support.jobs_harness import BROKER_URL, Worker
 from tests.support.tcp_proxy import TcpProxy
 
@@ -331,6 +331,36 @@ def test_an_earlier_clicks_redraw_landing_late_still_leaves_the_last_answer_show
     first, second = _updates(slack, ts)
     assert "Rated 2/5" in shown(first.args) and "Rated 5/5" in shown(second.args)
     assert "Rated 5/5" in _on_screen(slack, ts)
+
+
+def test_a_no_redrawn_twice_on_the_workers_tells_the_thread_and_the_team_once(
+        on_workers, slack, broker, e2e_sessions):
+    ticket_id, ts = _posted_resolution(e2e_sessions, slack)
+    answer = on_workers.click(views.ActionId.FEEDBACK_NO, views.feedback_value(ticket_id), message_ts=ts)
+    assert answer.status_code == 200, answer.text
+    [(_, _, redraw)] = _queued_calls(broker, "redraws")
+    assert redraw["owed"] and redraw["ticket_moved"]  # the reopen's notices go with the redraw
+    # The same task again, as a redelivery brings it (a worker died before its ack).
+    from jobs.celery_app import create_celery
+
+    app = create_celery(load_settings(database_url="sqlite://", redis_url=BROKER_URL))
+    app.send_task(REDRAW, kwargs=redraw)
+    app.close()
+    workers = _workers(on_workers.env["DATABASE_URL"], slack, "one", "two")
+    try:
+        wait_until(lambda: len(_updates(slack, ts)) >= 2, timeout=60, what="both runs' redraws")
+        wait_until(lambda: _idle(broker), timeout=30, what="both tasks acknowledged")
+        wait_until(lambda: slack.messages(ESCALATIONS), timeout=10, what="the team's notice")
+        time.sleep(0.5)
+    finally:
+        _stop(workers)
+    # Each run drew the message from what is stored: the same answer.
+    first, second = _updates(slack, ts)
+    assert shown(first.args) == shown(second.args)
+    assert "You said it did not" in _on_screen(slack, ts)
+    # The notices it owed went out once, whichever run sent them.
+    assert len(slack.messages(ESCALATIONS)) == 1
+    assert len([m for m in slack.messages(CHANNEL) if m.get("thread_ts") == ts]) == 1
 
 
 def test_a_click_whose_redraw_the_broker_refuses_is_redrawn_by_serve(
