@@ -282,6 +282,9 @@ class Worker:
                    if not k.startswith(("SLACK_", "DATABASE_", "REDIS_", "SENTRY_"))}
         environ.update(DATABASE_URL=database_url, REDIS_URL=redis_url, SLACK_API_URL=slack.base_url,
                        SLACK_BOT_TOKEN=slack.token, SLACK_SIGNING_SECRET="unused-here", **env)
+        # The code of this checkout: the `resolvemeq` script alone imports whichever
+        # checkout the package was installed from.
+        environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environ.get("PYTHONPATH")]))
         script = Path(sys.executable).with_name("resolvemeq")
         command = [str(script)] if script.exists() else [sys.executable, "-m", "bot.platform.cli"]
         self.log = log_dir / f"{name}.log"
