@@ -119,12 +119,12 @@ _PLANS: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
 
 def _to_dict(obj: Any) -> Any:
-    plan = _PLANS.get(type(obj))
+    cls: type = type(obj)
+    plan = _PLANS.get(cls)
     if plan is None:
-        if type(obj) not in _FAST_CLASSES:
+        if cls not in _FAST_CLASSES:
             return obj.to_dict()
-        plan = _PLANS[type(obj)] = (tuple(sorted(_class_validator_names(type(obj)))),
-                                    tuple(sorted(obj.attributes)))
+        plan = _PLANS[cls] = (tuple(sorted(_class_validator_names(cls))), tuple(sorted(obj.attributes)))
     validators, attributes = plan
     for name in validators:
         getattr(obj, name)()
