@@ -293,8 +293,10 @@ class Worker:
                    if not k.startswith(("SLACK_", "DATABASE_", "REDIS_", "SENTRY_"))}
         environ.update(DATABASE_URL=database_url, REDIS_URL=redis_url, SLACK_API_URL=slack.base_url,
                        SLACK_BOT_TOKEN=slack.token, SLACK_SIGNING_SECRET="unused-here", **env)
-        # `python -m` from ROOT, not the installed `resolvemeq` script: the script imports
-        # the installed checkout, and the worker must run the code under test, as serve does.
+        # `python -m` with this checkout first on the path, not the installed `resolvemeq`
+        # script: that imports whichever checkout the package was installed from, and the
+        # worker must run the code under test, as serve does.
+        environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environ.get("PYTHONPATH")]))
         command = [sys.executable, "-m", "bot.platform.cli"]
         self.log = log_dir / f"{name}.log"
         with self.log.open("wb") as log:

@@ -102,9 +102,22 @@ def sweep_new_tickets() -> int:
     return periodic.sweep_new_tickets(*_runtime())
 
 
+# A backlog of due messages is shared: the pass beat started, finding a full batch due,
+# asks for OUTBOX_SENDERS - 1 helpers, which idle worker threads (any worker) take; each
+# delivers until nothing is due or JOB_INTERVAL is spent. Helpers ask for no helpers, so
+# a tick starts at most OUTBOX_SENDERS tasks. A helper not started within a tick is
+# dropped (the next tick asks again).
 @shared_task(name="resolvemeq.deliver_outbox")
-def deliver_outbox() -> int:
-    return periodic.deliver_outbox(*_runtime())
+def deliver_outbox(helper: bool = False) -> int:
+    runtime, client = _runtime()
+    settings = runtime.settings
+
+    def ask_for_helpers() -> None:
+        for _ in range(settings.outbox_senders - 1):
+            deliver_outbox.apply_async(kwargs={"helper": True},
+                                       expires=settings.job_interval.total_seconds())
+
+    return periodic.deliver_outbox(runtime, client, on_backlog=None if helper else ask_for_helpers)
 
 
 @shared_task(name="resolvemeq.evaluate_alerts")

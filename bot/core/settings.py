@@ -425,6 +425,9 @@ class Settings(BaseSettings):
 
     # Jobs: how often each periodic job runs, and how long a claim lasts.
     job_interval: Annotated[timedelta, NoDecode] = timedelta(seconds=60)
+    # Delivery tasks that share a backlog of due Slack messages on the Celery workers:
+    # the one beat started and the helpers it asks for when a full batch is due.
+    outbox_senders: Annotated[int, Field(ge=1, le=64)] = 4
     claim_ttl: Annotated[timedelta, NoDecode] = timedelta(minutes=2)
     sweep_grace: Annotated[timedelta, NoDecode] = timedelta(seconds=60)
     # SLA: targets per priority (first response/resolution) and the hours the clocks run

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from slack_sdk import WebClient
@@ -120,16 +121,17 @@ def _send_group(sessions: sessionmaker[Session], client: WebClient, group: list[
                     continue
                 sent_for.add(outbox._followup_of(claim))
                 bundles.setdefault(_bundle_key(claim, bundles, fold), []).append((claim, wanted))
+            recipients = [c.recipient for b in bundles.values() for c, _ in b if c.recipient]
             if fold:
                 # Last in the lock order: two senders never fold or post for one person at once.
-                surveys_domain.lock_people(session, [c.recipient for b in bundles.values()
-                                                     for c, _ in b if c.recipient])
+                surveys_domain.lock_people(session, recipients)
+            people = _People.read(session, recipients, surveys, at())
             for bundle in bundles.values():
                 if posted and time.monotonic() - began > GROUP_BUDGET:
                     left += [claim for claim, _ in bundle]
                     continue
                 handled += [claim for claim, _ in bundle]
-                done, into = _send_bundle(session, client, bundle, at, surveys, asked)
+                done, into = _send_bundle(session, client, bundle, at, surveys, people, asked)
                 posted += done
                 if into is not None:
                     folded.append(into)
@@ -147,6 +149,25 @@ def _send_group(sessions: sessionmaker[Session], client: WebClient, group: list[
     return len(posted), left, folded
 
 
+@dataclass(frozen=True)
+class _People:
+    """What the group's DMs need to know of their people, read once for the group (after
+    their locks): each one's DM of the cooldown, and who may be asked NPS."""
+
+    open_dms: dict[str, surveys_domain.OpenDm]
+    nps_due: set[str]
+
+    @classmethod
+    def read(cls, session: Session, recipients: list[str], surveys: Surveys | None,
+             now: datetime) -> _People:
+        if surveys is None or not recipients:
+            return cls({}, set())
+        open_dms = (surveys_domain.open_dms(session, recipients, now=now, cooldown=surveys.cooldown)
+                    if surveys.cooldown is not None else {})
+        return cls(open_dms, surveys_domain.nps_due_many(session, recipients, now=now,
+                                                         interval=surveys.nps_interval))
+
+
 def _bundle_key(claim: outbox._Claim, bundles: dict, fold: bool) -> object:
     """Which DM a follow-up goes out in: its own (no cooldown), else its person's (a new
     one past BUNDLE_MAX)."""
@@ -159,7 +180,8 @@ def _bundle_key(claim: outbox._Claim, bundles: dict, fold: bool) -> object:
 
 
 def _send_bundle(session: Session, client: WebClient, bundle: list[tuple[outbox._Claim, followups.Owed]],
-                 at: Callable[[], datetime], surveys: Surveys | None, asked: list[tuple[int, str]],
+                 at: Callable[[], datetime], surveys: Surveys | None, people: _People,
+                 asked: list[tuple[int, str]],
                  ) -> tuple[list[_Sent], surveys_domain.OpenDm | None]:
     """One person's follow-ups of this group: folded into the DM they got within the
     cooldown, else one new DM. Returns what was sent, and the DM folded into (if so)."""
@@ -170,12 +192,12 @@ def _send_bundle(session: Session, client: WebClient, bundle: list[tuple[outbox.
     now = at()
     try:
         if surveys is not None and surveys.cooldown is not None and claims[0].recipient:
-            target = _fold(session, client, claims, items, surveys.cooldown, now)
+            target = _fold(session, client, claims, items, people, now)
             if target is not None:
                 where = outbox._Posted(target.channel, target.ts, None)
                 return [(c, where, None if c.id == target.head_id else target.head_id)
                         for c in claims], target
-        return _post_new(session, client, claims, items, surveys, now, asked), None
+        return _post_new(session, client, claims, items, people, now, asked), None
     except SlackTokenRefused as error:
         for claim in claims:
             outbox._hold(session, claim, f"{error.method}: {error.error}")
@@ -192,12 +214,11 @@ def _send_bundle(session: Session, client: WebClient, bundle: list[tuple[outbox.
 
 
 def _post_new(session: Session, client: WebClient, claims: list[outbox._Claim],
-              items: list[surveys_domain.Item], surveys: Surveys | None, now: datetime,
+              items: list[surveys_domain.Item], people: _People, now: datetime,
               asked: list[tuple[int, str]]) -> list[_Sent]:
     """A new DM with the follow-ups (and the NPS question when it is the person's turn)."""
     head = claims[0]
-    ask = (surveys is not None and head.recipient is not None
-           and surveys_domain.nps_due(session, head.recipient, now=now, interval=surveys.nps_interval))
+    ask = head.recipient is not None and head.recipient in people.nps_due
     nps_dm = head.id if ask else None
     text, blocks = _draw(items, nps_dm, now)
     result = outbox._post(client, head, text, blocks, outbox._metadata(head, [c.id for c in claims]))
@@ -221,7 +242,7 @@ def _draw(items: list[surveys_domain.Item], nps_dm: int | None, now: datetime) -
 
 
 def _fold(session: Session, client: WebClient, claims: list[outbox._Claim],
-          items: list[surveys_domain.Item], cooldown: timedelta, now: datetime,
+          items: list[surveys_domain.Item], people: _People, now: datetime,
           ) -> surveys_domain.OpenDm | None:
     """Redraw the person's DM of the cooldown with these follow-ups added; the DM, or
     None when there is none to fold into (none within the cooldown, full, or gone)."""
@@ -232,7 +253,7 @@ def _fold(session: Session, client: WebClient, claims: list[outbox._Claim],
         target, earlier = _find_earlier(client, recipient, claims)
         carried = sorted(set(carried) | set(earlier))
     if target is None:
-        target = surveys_domain.open_dm(session, recipient, now=now, cooldown=cooldown)
+        target = people.open_dms.get(recipient)
     if target is None:
         return None
     ids = {claim.id for claim in claims}
@@ -344,8 +365,7 @@ def _record(session: Session, posted: list[_Sent], cancelled: list[tuple[outbox.
             ids = [rid for claim, _, _ in posted
                    for is_person, rid in [outbox._followup_of(claim)] if is_person == person]
             followups.record_sent_many(session, ids, now=now, person=person)
-    for outbox_id, user in asked:
-        surveys_domain.record_asked(session, outbox_id=outbox_id, user_id=user, now=now)
+    surveys_domain.record_asked_many(session, asked, now=now)
     if cancelled:
         session.execute(update(SlackOutbox), [
             {"id": claim.id, "status": OutboxStatus.CANCELLED, "cancel_reason": reason,

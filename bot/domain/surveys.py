@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from bot.core.errors import InvalidInput, NotAuthorized
@@ -84,31 +84,42 @@ class Item:
 
 
 def lock_people(session: Session, user_ids: list[str]) -> None:
-    """Take each person's survey lock until the transaction ends (sorted: no two senders
-    wait on each other in a circle). A no-op on SQLite, which has one writer."""
-    if session.get_bind().dialect.name != "postgresql":
+    """Take each person's survey lock until the transaction ends (in key order: no two
+    senders wait on each other in a circle). A no-op on SQLite, which has one writer."""
+    if session.get_bind().dialect.name != "postgresql" or not user_ids:
         return
-    for user in sorted(set(user_ids)):
-        session.execute(text("SELECT pg_advisory_xact_lock(:cls, :key)"),
-                        {"cls": PERSON_LOCK_CLASS, "key": _key(user)})
+    # One statement for the group: unnest yields the sorted keys in order, and the
+    # locks are taken one by one in that order (every sender sorts the same way).
+    keys = sorted({_key(user) for user in user_ids})
+    session.execute(text("SELECT count(pg_advisory_xact_lock(:cls, k)) "
+                         "FROM unnest(CAST(:keys AS integer[])) AS k"),
+                    {"cls": PERSON_LOCK_CLASS, "keys": keys})
 
 
 def _key(user: str) -> int:
     return zlib.crc32(user.encode()) - 2**31  # an int4
 
 
-def open_dm(session: Session, user_id: str, *, now: datetime, cooldown: timedelta) -> OpenDm | None:
-    """The person's last follow-up DM if it went out less than `cooldown` ago."""
-    row = session.execute(
-        select(SlackOutbox.id, SlackOutbox.sent_channel, SlackOutbox.message_ts)
-        .where(SlackOutbox.recipient == user_id, SlackOutbox.purpose == OutboxPurpose.FOLLOWUP,
+def open_dms(session: Session, user_ids: list[str], *, now: datetime,
+             cooldown: timedelta) -> dict[str, OpenDm]:
+    """Each person's last follow-up DM if it went out less than `cooldown` ago, in one
+    statement, by person (people without one are left out)."""
+    if not user_ids:
+        return {}
+    rows = session.execute(
+        select(SlackOutbox.recipient, SlackOutbox.id, SlackOutbox.sent_channel, SlackOutbox.message_ts)
+        .where(SlackOutbox.recipient.in_(sorted(set(user_ids))),
+               SlackOutbox.purpose == OutboxPurpose.FOLLOWUP,
                SlackOutbox.folded_into.is_(None), SlackOutbox.status == OutboxStatus.SENT,
                SlackOutbox.sent_at > now - cooldown)
-        .order_by(SlackOutbox.sent_at.desc()).limit(1)
-    ).first()
-    if row is None or not row.sent_channel or not row.message_ts:
-        return None
-    return OpenDm(row.id, row.sent_channel, row.message_ts)
+        .order_by(SlackOutbox.recipient, SlackOutbox.sent_at.desc())
+    ).all()
+    found: dict[str, OpenDm | None] = {}
+    for row in rows:
+        if row.recipient not in found:  # the latest; none if it was never posted
+            found[row.recipient] = (OpenDm(row.id, row.sent_channel, row.message_ts)
+                                    if row.sent_channel and row.message_ts else None)
+    return {user: dm for user, dm in found.items() if dm is not None}
 
 
 def dm_rows(session: Session, *, channel: str, ts: str) -> list[SlackOutbox]:
@@ -138,19 +149,30 @@ def items_of(session: Session, rows: list[SlackOutbox]) -> list[Item]:
     return items
 
 
-def nps_due(session: Session, user_id: str, *, now: datetime, interval: timedelta | None) -> bool:
-    """Whether the person may be asked NPS now: asked never, or not within `interval`."""
-    if interval is None:
-        return False
-    last = session.scalar(select(func.max(NpsAnswer.asked_at)).where(NpsAnswer.user_id == user_id))
-    return last is None or last <= now - interval
+def nps_due_many(session: Session, user_ids: list[str], *, now: datetime,
+                 interval: timedelta | None) -> set[str]:
+    """Who of these people may be asked NPS now: asked never, or not within `interval`
+    (one statement)."""
+    if interval is None or not user_ids:
+        return set()
+    people = sorted(set(user_ids))
+    last = dict(session.execute(
+        select(NpsAnswer.user_id, func.max(NpsAnswer.asked_at))
+        .where(NpsAnswer.user_id.in_(people)).group_by(NpsAnswer.user_id)
+    ).all())
+    return {user for user in people if last.get(user) is None or last[user] <= now - interval}
 
 
-def record_asked(session: Session, *, outbox_id: int, user_id: str, now: datetime) -> None:
-    """The DM `outbox_id` asked the person NPS (flushed)."""
-    if session.scalar(select(NpsAnswer.id).where(NpsAnswer.outbox_id == outbox_id)) is None:
-        session.add(NpsAnswer(outbox_id=outbox_id, user_id=user_id, asked_at=now))
-        session.flush()
+def record_asked_many(session: Session, asked: list[tuple[int, str]], *, now: datetime) -> None:
+    """The DMs (outbox id of each, its person) asked the person NPS; two statements."""
+    if not asked:
+        return
+    known = set(session.scalars(
+        select(NpsAnswer.outbox_id).where(NpsAnswer.outbox_id.in_([outbox_id for outbox_id, _ in asked]))))
+    new = [{"outbox_id": outbox_id, "user_id": user, "asked_at": now}
+           for outbox_id, user in dict(asked).items() if outbox_id not in known]
+    if new:
+        session.execute(insert(NpsAnswer), new)
 
 
 def nps_of(session: Session, outbox_id: int) -> NpsAnswer | None:
@@ -198,5 +220,5 @@ class Nps:
         return 100.0 * (self.promoters - self.detractors) / self.answered
 
 
-__all__ = ["Item", "Nps", "OpenDm", "Surveys", "dm_rows", "items_of", "lock_people", "nps_due",
-           "nps_of", "open_dm", "record_asked", "record_nps"]
+__all__ = ["Item", "Nps", "OpenDm", "Surveys", "dm_rows", "items_of", "lock_people", "nps_due_many",
+           "nps_of", "open_dms", "record_asked_many", "record_nps"]

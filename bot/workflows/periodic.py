@@ -5,6 +5,7 @@ embedded scheduler run. Each job is idempotent and safe to run in many processes
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -63,14 +64,35 @@ def _each(runtime: Runtime, client: WebClient, ids: list[int],
     return decided
 
 
-def deliver_outbox(runtime: Runtime, client: WebClient) -> int:
+# Rows one delivery batch claims (outbox.deliver's default).
+DELIVERY_BATCH = 100
+
+
+def deliver_outbox(runtime: Runtime, client: WebClient, *,
+                   on_backlog: Callable[[], None] | None = None) -> int:
     """Send every Slack message that is due: follow-up DMs, posts that failed, posts a
     dead process never sent, and (once Slack takes the token again) held ones; returns
-    how many were sent."""
+    how many were sent.
+
+    Batch after batch while rows are due, for at most JOB_INTERVAL: a backlog (a
+    morning's follow-ups) drains at the speed of the senders, not one batch per tick,
+    and the next tick's pass takes over what is left. `on_backlog` is called once when
+    the first batch was full (more is due than one batch): the Celery task asks other
+    workers to help (jobs/tasks.py).
+    """
     ttl, surveys = runtime.settings.claim_ttl, Surveys.of(runtime.settings)
     released = outbox.release_held(runtime.sessions, client, ttl=ttl, surveys=surveys)
-    return released + _batches(lambda: outbox.deliver(runtime.sessions, client, ttl=ttl,
-                                                      surveys=surveys))
+    budget = runtime.settings.job_interval.total_seconds()
+    started, total, first = time.monotonic(), 0, True
+    while True:
+        sent = outbox.deliver(runtime.sessions, client, ttl=ttl, limit=DELIVERY_BATCH,
+                              surveys=surveys)
+        total += sent
+        if first and sent >= DELIVERY_BATCH and on_backlog is not None:
+            on_backlog()
+        first = False
+        if not sent or time.monotonic() - started >= budget:
+            return released + total
 
 
 def evaluate_alerts(runtime: Runtime, client: WebClient) -> int:

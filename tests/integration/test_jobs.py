@@ -157,6 +157,22 @@ def test_one_job_delivers_due_posts_and_follow_ups_alike(runtime, fake):
     assert "send_followups" not in periodic.JOBS
 
 
+def test_a_due_backlog_drains_in_one_pass_which_asks_once_for_help(runtime, fake, monkeypatch):
+    # More follow-ups due than a batch: one pass (one beat tick) sends them all, batch
+    # after batch, and asks once for other senders to share them.
+    monkeypatch.setattr(periodic, "DELIVERY_BATCH", 10)
+    now = datetime.now(UTC)
+    seed_due_followups(runtime.engine, 35, created=now - timedelta(days=2), delay=timedelta(hours=24))
+    client = make_web_client(runtime.settings, timeout=2)
+    asked: list[int] = []
+    assert periodic.deliver_outbox(runtime, client, on_backlog=lambda: asked.append(1)) == 35
+    assert asked == [1]
+    posts = [c for c in fake.calls("chat.postMessage") if c.outcome == "ok"]
+    assert len({c.args["metadata"]["event_payload"]["resolution_id"] for c in posts}) == len(posts) == 35
+    assert periodic.deliver_outbox(runtime, client, on_backlog=lambda: asked.append(1)) == 0
+    assert asked == [1]
+
+
 def test_jobs_run_once_runs_every_job(runtime, fake, tmp_path):
     runtime.settings = runtime.settings.model_copy(update={
         "alerts_channel": "CALERTS", "audit_channel": "CAUDIT", "retention_days": 30,
@@ -236,6 +252,28 @@ def test_two_workers_racing_over_1000_follow_ups_send_exactly_1000(
     posts = [c for c in fake.calls("chat.postMessage") if c.outcome == "ok"]
     ids = [c.args["metadata"]["event_payload"]["resolution_id"] for c in posts]
     assert len(ids) == 1000 and len(set(ids)) == 1000
+
+
+def test_one_beat_tick_shares_a_backlog_of_follow_ups_between_senders(
+    pg_url, pg_engine, fake, broker, committing_factory
+):
+    now = datetime.now(UTC)
+    seed_due_followups(pg_engine, 600, created=now - timedelta(days=2), delay=timedelta(hours=24))
+    workers = [Worker(database_url=pg_url, slack=fake, name=f"w{i}").start() for i in range(2)]
+    try:
+        before = fake.connections()
+        _enqueue(1)  # what beat sends once per JOB_INTERVAL
+        wait_until(lambda: sent_count(pg_engine) == 600, timeout=180, interval=0.5,
+                   what="600 follow-ups recorded sent after one tick")
+    finally:
+        for worker in workers:
+            worker.stop()
+    posts = [c for c in fake.calls("chat.postMessage") if c.outcome == "ok"]
+    ids = [c.args["metadata"]["event_payload"]["resolution_id"] for c in posts]
+    assert len(ids) == 600 and len(set(ids)) == 600
+    # The tick's pass asked for helpers: more than one sender (each on a keep-alive
+    # connection of its own) shared the DMs; one sender alone reuses one connection.
+    assert fake.connections() - before >= 2
 
 
 def test_a_worker_killed_mid_send_leaves_each_dm_sent_exactly_once(
