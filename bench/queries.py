@@ -217,14 +217,14 @@ def whole_command(session: Session, *, days: int, now: dt.datetime) -> None:
 
 def roll_up(sessions, now: dt.datetime) -> tuple[float, int]:
     """Run the `roll_up_stats` job's steps until nothing is left; (seconds, calls)."""
-    from bot.domain import rollup
+    from bot.domain import rollup, sla_rollup
     from models import transaction
 
     started, calls = time.perf_counter(), 0
     while True:
         calls += 1
         with transaction(sessions) as session:
-            if not rollup.roll_up(session, now=now):
+            if not rollup.roll_up(session, now=now) + sla_rollup.roll_up(session, now=now):
                 break
     return time.perf_counter() - started, calls
 
@@ -451,7 +451,8 @@ def main(argv: list[str] | None = None) -> int:
                  + ", ".join(f"{k} {v:,}" for k, v in sizes.items()), ""]
 
         with engine.begin() as conn:  # a kept database: roll it from nothing again
-            conn.execute(text("TRUNCATE stats_rollup, stats_rollup_days, stats_dirty"))
+            conn.execute(text("TRUNCATE stats_rollup, stats_rollup_days, stats_dirty, "
+                              "sla_rollup, sla_rollup_days, sla_dirty"))
         seconds, calls = roll_up(sessions, now)
         print(f"roll_up_stats, first pass over the whole history: {seconds:.1f} s, {calls} steps",
               flush=True)
