@@ -33,11 +33,11 @@ class SlaRollup(Base):
     team: Mapped[str] = mapped_column(String(100), primary_key=True)
     priority: Mapped[str] = mapped_column(String(10), primary_key=True)
     bin: Mapped[int] = mapped_column(Integer, primary_key=True)
-    n0: Mapped[int] = mapped_column(BigInteger, default=0)
-    n1: Mapped[int] = mapped_column(BigInteger, default=0)
-    n2: Mapped[int] = mapped_column(BigInteger, default=0)
-    n3: Mapped[int] = mapped_column(BigInteger, default=0)
-    n4: Mapped[int] = mapped_column(BigInteger, default=0)
+    n0: Mapped[int] = mapped_column(Integer, default=0)
+    n1: Mapped[int] = mapped_column(Integer, default=0)
+    n2: Mapped[int] = mapped_column(Integer, default=0)
+    n3: Mapped[int] = mapped_column(Integer, default=0)
+    n4: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class SlaRollupDay(Base):

@@ -375,17 +375,10 @@ def sla_stats(session: Session, *, since: datetime) -> tuple[SlaRow, ...]:
     window of 365 days costs about what one of a day does.
     """
     with rollup.without_parallel_workers(session):
-        facts = sla_rollup.window_facts(session, since)
-    histograms: dict[tuple[str, str, bool], dict[int, int]] = {}
-    for (team, priority, index), values in facts.items():
-        if index != sla_rollup.COUNTS and values[0]:
-            resolution = index >= sla_rollup.RESOLUTION_BINS
-            offset = sla_rollup.RESOLUTION_BINS if resolution else 0
-            histograms.setdefault((team, priority, resolution), {})[index - offset] = values[0]
+        groups = sla_rollup.window_groups(session, since)
     order = {p.value: n for n, p in enumerate(SlaPriority)}
-    rows = [SlaRow(team=team, priority=priority, tickets=v[0], response_met=v[1], response_breached=v[2],
-                   resolution_met=v[3], resolution_breached=v[4],
-                   median_response_s=sla_rollup.median(histograms.get((team, priority, False), {})),
-                   median_resolution_s=sla_rollup.median(histograms.get((team, priority, True), {})))
-            for (team, priority, index), v in facts.items() if index == sla_rollup.COUNTS and v[0]]
+    rows = [SlaRow(team=g.team, priority=g.priority, tickets=g.counts[0], response_met=g.counts[1],
+                   response_breached=g.counts[2], resolution_met=g.counts[3], resolution_breached=g.counts[4],
+                   median_response_s=g.median(False), median_resolution_s=g.median(True))
+            for g in groups]
     return tuple(sorted(rows, key=lambda r: (r.team.casefold(), order.get(r.priority, 9))))

@@ -27,6 +27,7 @@ from the earliest day it rolled. Everything here only flushes.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,17 +91,21 @@ def bin_of(seconds: int) -> int:
     return math.floor(math.log(max(seconds, 0) + 1.0) * (BINS_PER_DOUBLING / math.log(2)) + 1e-9)
 
 
+@functools.lru_cache(maxsize=4096)
 def _bounds(index: int) -> tuple[int, int]:
     """The whole seconds a bin holds: [low, high]."""
-    low = max(0, math.ceil(2 ** (index / BINS_PER_DOUBLING) - 1 - 1e-6))
+    return _lowest(index), _lowest(index + 1) - 1
+
+
+def _lowest(index: int) -> int:
+    """The fewest seconds in bin `index` or above (near 2^(index/BINS) - 1; the float
+    rounding settled by `bin_of` itself)."""
+    low = max(0, math.ceil(2 ** (index / BINS_PER_DOUBLING) - 1) - 1)
     while bin_of(low) < index:
         low += 1
     while low > 0 and bin_of(low - 1) >= index:
         low -= 1
-    high = low
-    while bin_of(high + 1) == index:
-        high += 1
-    return low, high
+    return low
 
 
 def median(histogram: dict[int, int]) -> float | None:
@@ -115,10 +120,16 @@ def median(histogram: dict[int, int]) -> float | None:
     for index in sorted(histogram):
         count = histogram[index]
         while ranks and ranks[0] < below + count:
-            low, high = _bounds(index)
-            found.append(low + (high - low) * (ranks.pop(0) - below + 0.5) / count)
+            found.append(place(index, ranks.pop(0), below, count))
         below += count
     return sum(found) / len(found)
+
+
+def place(index: int, rank: int, below: int, count: int) -> float:
+    """Where the value of `rank` (0-based) lies in bin `index`, which holds `count`
+    values above `below` smaller ones: spread evenly over the bin's whole seconds."""
+    low, high = _bounds(index)
+    return low + (high - low) * (rank - below + 0.5) / count
 
 
 # ----- counting live -------------------------------------------------------------------------
@@ -129,33 +140,44 @@ def _breached(at, seconds, target) -> ColumnElement[bool]:
     return or_(at.is_not(None), seconds > target)
 
 
-def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.count(case((condition, 1)))
+def _live_parts(ranges: Sequence[Range]) -> list:
+    """The SELECTs that count the tickets started in `ranges` from `ticket_sla` (read
+    once): the counts (bin COUNTS), and the stopped clocks per bin; (team, priority,
+    bin, n0..n4), int4 like the rollup's columns (a sum of int8 is NUMERIC, slower)."""
+    t = TicketSla
+    rows = (select(t.team, t.priority, t.response_s, t.resolution_s,
+                   _int(t.response_s <= t.response_target_s).label("response_met"),
+                   _int(_breached(t.response_breached_at, t.response_s, t.response_target_s))
+                   .label("response_breached"),
+                   _int(t.resolution_s <= t.resolution_target_s).label("resolution_met"),
+                   _int(_breached(t.resolution_breached_at, t.resolution_s, t.resolution_target_s))
+                   .label("resolution_breached"))
+            .where(within(t.started_at, ranges)).cte("live"))
+    count = cast(func.count(), Integer)
+    counts = (select(rows.c.team, rows.c.priority, literal(COUNTS).label("bin"), count,
+                     *[cast(func.sum(rows.c[name]), Integer) for name in (
+                         "response_met", "response_breached", "resolution_met", "resolution_breached")])
+              .group_by(rows.c.team, rows.c.priority))
+    parts = [counts]
+    for column, offset in ((rows.c.response_s, 0), (rows.c.resolution_s, RESOLUTION_BINS)):
+        index = (_bin_sql(column) + offset).label("bin")
+        zero = literal(0, Integer)
+        parts.append(select(rows.c.team, rows.c.priority, index, count, zero, zero, zero, zero)
+                     .where(column.is_not(None)).group_by(rows.c.team, rows.c.priority, index))
+    return parts
+
+
+def _int(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return case((condition, 1), else_=0)
 
 
 def live(session: Session, ranges: Sequence[Range]) -> Facts:
     """The counts and histograms of the tickets started in `ranges`, from `ticket_sla`."""
     if not ranges:
         return {}
-    t = TicketSla
-    window = within(t.started_at, ranges)
-    counts = (
-        select(t.team, t.priority, literal(COUNTS).label("bin"), func.count(),
-               _count_if(t.response_s <= t.response_target_s),
-               _count_if(_breached(t.response_breached_at, t.response_s, t.response_target_s)),
-               _count_if(t.resolution_s <= t.resolution_target_s),
-               _count_if(_breached(t.resolution_breached_at, t.resolution_s, t.resolution_target_s)))
-        .where(window).group_by(t.team, t.priority)
-    )
-    parts = [counts]
-    for column, offset in ((t.response_s, 0), (t.resolution_s, RESOLUTION_BINS)):
-        index = (_bin_sql(column) + offset).label("bin")
-        parts.append(select(t.team, t.priority, index, func.count(), literal(0), literal(0), literal(0),
-                            literal(0))
-                     .where(window, column.is_not(None)).group_by(t.team, t.priority, index))
-    query = parts[0].union_all(*parts[1:])
+    parts = _live_parts(ranges)
     facts: Facts = {}
-    for row in session.execute(query):
+    for row in session.execute(parts[0].union_all(*parts[1:])):
         _add(facts, (row[0], row[1], int(row[2])), row[3:])
     return facts
 
@@ -200,10 +222,94 @@ def freshness(session: Session, since: datetime) -> Freshness:
                      none_fresh=len(marks) > READ_MARKS)
 
 
+@dataclass(frozen=True)
+class Group:
+    """One team and priority over the window: the counts (n0..n4 of bin COUNTS) and,
+    per clock, the median's bins as (bin, count, values below it, values in all)."""
+
+    team: str
+    priority: str
+    counts: tuple[int, ...]
+    response: tuple[tuple[int, int, int, int], ...]
+    resolution: tuple[tuple[int, int, int, int], ...]
+
+    def median(self, resolution: bool) -> float | None:
+        bins = self.resolution if resolution else self.response
+        if not bins:
+            return None
+        size = bins[0][3]
+        found = [place(index, rank, below, count) for rank in ((size - 1) // 2, size // 2)
+                 for index, count, below, _ in bins if below <= rank < below + count]
+        return sum(found) / len(found)
+
+
+def window_groups(session: Session, since: datetime) -> list[Group]:
+    """The SLA figures of the tickets started since `since`, per team and priority, in
+    one statement: runs of whole, freshly rolled days from the running totals at their
+    ends, the rest live; summed, and of each histogram only the bins that hold the
+    median (a running sum by bin picks them), so a few rows come back."""
+    live_ranges, runs = _plan(freshness(session, since), since)
+    parts = _live_parts(_merge(live_ranges))
+    if runs:
+        ends = [end for _, end in runs]
+        t = SlaRollup
+        sign = case((t.day.in_(ends), 1), else_=-1)
+        parts.append(select(t.team, t.priority, t.bin, *[(sign * getattr(t, v)) for v in _VALUES])
+                     .where(t.kind == TOTALS, t.day.in_([d for run in runs for d in run])))
+    facts = parts[0].union_all(*parts[1:]).subquery("facts")
+    summed = (select(facts.c.team, facts.c.priority, facts.c.bin,
+                     *[cast(func.sum(column), Integer).label(f"n{i}")
+                       for i, column in enumerate(list(facts.c)[3:])])
+              .group_by(facts.c.team, facts.c.priority, facts.c.bin).cte("summed"))
+    clock = case((summed.c.bin >= RESOLUTION_BINS, 1), else_=0)
+    group = [summed.c.team, summed.c.priority, clock]
+    ranked = (select(summed.c.team, summed.c.priority, summed.c.bin, summed.c.n0,
+                     func.sum(summed.c.n0).over(partition_by=group, order_by=summed.c.bin,
+                                                rows=(None, 0)).label("upto"),
+                     func.sum(summed.c.n0).over(partition_by=group).label("size"))
+              .where(summed.c.bin >= 0, summed.c.n0 > 0).subquery("ranked"))
+    below = ranked.c.upto - ranked.c.n0
+
+    def holds(rank) -> ColumnElement[bool]:
+        # A fractional rank (an odd size halved in NUMERIC) holds the same whole ones.
+        return and_(below <= rank, rank < ranked.c.upto)
+
+    medians = (select(ranked.c.team, ranked.c.priority, ranked.c.bin, ranked.c.n0, below, ranked.c.size,
+                      literal(0), literal(0))
+               .where(or_(holds((ranked.c.size - 1) / 2), holds(ranked.c.size / 2))))
+    counts = select(summed).where(summed.c.bin == COUNTS)
+    found: dict[tuple[str, str], list] = {}
+    for team, priority, index, *values in session.execute(counts.union_all(medians)):
+        entry = found.setdefault((team, priority), [(0,) * len(_VALUES), [], []])
+        if index == COUNTS:
+            entry[0] = tuple(int(v or 0) for v in values)
+        else:
+            resolution = index >= RESOLUTION_BINS
+            own = index - RESOLUTION_BINS if resolution else index
+            entry[2 if resolution else 1].append((own, int(values[0]), int(values[1]), int(values[2])))
+    return [Group(team, priority, tuple(entry[0]), tuple(entry[1]), tuple(entry[2]))
+            for (team, priority), entry in found.items() if entry[0][0] > 0]
+
+
 def window_facts(session: Session, since: datetime) -> Facts:
-    """The SLA facts of the tickets started since `since`: runs of whole, freshly rolled
-    days from the running totals at their ends; the rest live."""
-    fresh = freshness(session, since)
+    """The SLA facts (every bin) of the tickets started since `since`: rollup and live,
+    summed in Python (the job's tests read it; the stats read `window_groups`)."""
+    live_ranges, runs = _plan(freshness(session, since), since)
+    facts = live(session, _merge(live_ranges))
+    if runs:
+        ends = [end for _, end in runs]
+        t = SlaRollup
+        sign = case((t.day.in_(ends), 1), else_=-1)
+        query = (select(t.team, t.priority, t.bin, *[func.sum(sign * getattr(t, v)) for v in _VALUES])
+                 .where(t.kind == TOTALS, t.day.in_([d for run in runs for d in run]))
+                 .group_by(t.team, t.priority, t.bin))
+        for row in session.execute(query):
+            _add(facts, (row[0], row[1], int(row[2])), row[3:])
+    return facts
+
+
+def _plan(fresh: Freshness, since: datetime) -> tuple[list[Range], list[tuple[datetime, datetime]]]:
+    """Which ranges to count live, and which runs of whole days to read from the totals."""
     start = floor_day(since)
     first_whole = start if start == since else start + DAY
     live_ranges: list[Range] = [(since, first_whole)] if since < first_whole else []
@@ -223,17 +329,7 @@ def window_facts(session: Session, since: datetime) -> Facts:
     if run_start is not None:
         runs.append((run_start, day))
     live_ranges.append((day, None))
-    facts = live(session, _merge(live_ranges))
-    if runs:
-        ends = [end for _, end in runs]
-        t = SlaRollup
-        sign = case((t.day.in_(ends), 1), else_=-1)
-        query = (select(t.team, t.priority, t.bin, *[func.sum(sign * getattr(t, v)) for v in _VALUES])
-                 .where(t.kind == TOTALS, t.day.in_([d for run in runs for d in run]))
-                 .group_by(t.team, t.priority, t.bin))
-        for row in session.execute(query):
-            _add(facts, (row[0], row[1], int(row[2])), row[3:])
-    return facts
+    return live_ranges, runs
 
 
 def _merge(ranges: list[Range]) -> list[Range]:

@@ -17,11 +17,12 @@ count; the rollup learns of a change through `stats_dirty` (bot.domain.rollup).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, case, exists, false, func, literal, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, case, exists, false, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from models import (
@@ -130,8 +131,9 @@ def compute(session: Session, ranges: Sequence[Range], *,
     out: dict[int, Facts] = {}
     if not ranges:
         return out
-    for family, query in _queries(ranges, starts):
-        for row in session.execute(query):
+    params = _params(ranges, starts)
+    for family, query in _statements(_shape(ranges), len(starts or ())):
+        for row in session.execute(query, params):
             bucket, keys, values = row[0], row[1:1 + _keys(family)], row[1 + _keys(family):]
             if bucket < 0:
                 continue
@@ -139,18 +141,50 @@ def compute(session: Session, ranges: Sequence[Range], *,
     return out
 
 
+# The statements are built once per shape of the ranges (how many, which open-ended)
+# and number of buckets, with the times as named parameters: building them costs more
+# CPU than PostgreSQL takes to run them on a window's live edges.
+Shape = tuple[bool, ...]
+
+
+def _shape(ranges: Sequence[Range]) -> Shape:
+    return tuple(hi is None for _, hi in ranges)
+
+
+def _placeholders(shape: Shape) -> list:
+    return [(bindparam(f"lo_{i}"), None if open_ended else bindparam(f"hi_{i}"))
+            for i, open_ended in enumerate(shape)]
+
+
+def _params(ranges: Sequence[Range], starts: Sequence[datetime] | None = None) -> dict[str, datetime]:
+    params = {"earliest": min(lo for lo, _ in ranges)}
+    for i, (lo, hi) in enumerate(ranges):
+        params[f"lo_{i}"] = lo
+        if hi is not None:
+            params[f"hi_{i}"] = hi
+    for i, start in enumerate(starts or ()):
+        params[f"start_{i}"] = start
+    return params
+
+
+@functools.lru_cache(maxsize=256)
+def _statements(shape: Shape, buckets: int) -> tuple:
+    starts: list | None = [bindparam(f"start_{i}") for i in range(buckets)] or None
+    return tuple(_queries(_placeholders(shape), starts, bindparam("earliest")))
+
+
 def _keys(family: Family) -> int:
     return {"resolution": 1, "people": 1, "action": 1, "tickets": 1, "success": 3}[family.name]
 
 
-def _queries(ranges: Sequence[Range], starts):
+def _queries(ranges: Sequence, starts, earliest):
     team = func.coalesce(Ticket.assigned_team, literal(UNASSIGNED))
     yield RESOLUTION, _resolutions(TicketResolution, team, ranges, starts, join_ticket=True)
     yield PEOPLE, _resolutions(PersonResolution, func.coalesce(PersonResolution.team, literal(UNASSIGNED)),
                                ranges, starts)
     yield ACTION, _actions(ranges, starts)
     yield TICKETS, _tickets(team, ranges, starts)
-    yield SUCCESS, _success(team, ranges, starts)
+    yield SUCCESS, _success(team, ranges, starts, earliest)
 
 
 def _resolutions(model, team, ranges, starts, *, join_ticket: bool = False):
@@ -204,7 +238,7 @@ def _tickets(team, ranges, starts):
             .group_by(*_by(bucket, starts), team))
 
 
-def outcome_of(ranges: Sequence[Range]):
+def outcome_of(ranges: Sequence, earliest=None):
     """The outcome of each bot action as a CASE, and what adds the joins it reads.
 
     An AUTO_RESOLVE is answered on its own resolution; a routing action by the
@@ -213,7 +247,8 @@ def outcome_of(ranges: Sequence[Range]):
     rolled back whatever was answered.
     """
     action, undone = ActionHistory, aliased(ActionHistory, name="undone")
-    earliest = min(lo for lo, _ in ranges)
+    if earliest is None:
+        earliest = min(lo for lo, _ in ranges)
     # People's latest Yes and No per ticket; whatever answers an action in the ranges
     # was made after the earliest of them (an index range, not every row ever).
     people = (
@@ -261,8 +296,8 @@ def confidence_bin() -> ColumnElement:
                  case(*steps, else_=literal("0"))), else_=literal(""))
 
 
-def _success(team, ranges, starts):
-    outcome, joined = outcome_of(ranges)
+def _success(team, ranges, starts, earliest):
+    outcome, joined = outcome_of(ranges, earliest)
     bucket = bucket_of(ActionHistory.executed_at, starts).label("bucket")
     conf_bin = confidence_bin().label("bin")
     answered = outcome.in_((CONFIRMED, REOPENED))
@@ -279,5 +314,10 @@ def outcomes_at(session: Session, ranges: Sequence[Range]) -> list[tuple[datetim
     its minute buckets, which split a day at any time."""
     if not ranges:
         return []
-    outcome, joined = outcome_of(ranges)
-    return [(row[0], row[1]) for row in session.execute(joined(select(ActionHistory.executed_at, outcome)))]
+    return [(row[0], row[1]) for row in session.execute(_outcomes_statement(_shape(ranges)), _params(ranges))]
+
+
+@functools.lru_cache(maxsize=256)
+def _outcomes_statement(shape: Shape):
+    outcome, joined = outcome_of(_placeholders(shape), bindparam("earliest"))
+    return joined(select(ActionHistory.executed_at, outcome))
