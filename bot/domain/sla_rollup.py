@@ -39,6 +39,7 @@ from sqlalchemy import (
     Integer,
     SmallInteger,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -51,6 +52,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from bot.domain import stats_facts
 from bot.domain.rollup import DAY, KEEP_DAYS, floor_day
 from bot.domain.stats_facts import Range, within
 from models import SlaDirty, SlaRollup, SlaRollupDay, TicketSla, as_utc
@@ -249,13 +251,33 @@ def window_groups(session: Session, since: datetime) -> list[Group]:
     ends, the rest live; summed, and of each histogram only the bins that hold the
     median (a running sum by bin picks them), so a few rows come back."""
     live_ranges, runs = _plan(freshness(session, since), since)
-    parts = _live_parts(_merge(live_ranges))
+    ranges = _merge(live_ranges)
+    params: dict[str, object] = dict(stats_facts.params_of(ranges))
+    params.update(ends=[end for _, end in runs], days=[d for run in runs for d in run])
+    query = _groups_statement(stats_facts.shape_of(ranges), bool(runs))
+    found: dict[tuple[str, str], list] = {}
+    for team, priority, index, *values in session.execute(query, params):
+        entry = found.setdefault((team, priority), [(0,) * len(_VALUES), [], []])
+        if index == COUNTS:
+            entry[0] = tuple(int(v or 0) for v in values)
+        else:
+            resolution = index >= RESOLUTION_BINS
+            own = index - RESOLUTION_BINS if resolution else index
+            entry[2 if resolution else 1].append((own, int(values[0]), int(values[1]), int(values[2])))
+    return [Group(team, priority, tuple(entry[0]), tuple(entry[1]), tuple(entry[2]))
+            for (team, priority), entry in found.items() if entry[0][0] > 0]
+
+
+@functools.lru_cache(maxsize=64)
+def _groups_statement(shape: stats_facts.Shape, runs: bool):
+    """`window_groups`' statement, built once per shape of its live ranges (the times,
+    and the days of the runs, are parameters)."""
+    parts = _live_parts(stats_facts.placeholders(shape))
     if runs:
-        ends = [end for _, end in runs]
         t = SlaRollup
-        sign = case((t.day.in_(ends), 1), else_=-1)
+        sign = case((t.day.in_(bindparam("ends", expanding=True)), 1), else_=-1)
         parts.append(select(t.team, t.priority, t.bin, *[(sign * getattr(t, v)) for v in _VALUES])
-                     .where(t.kind == TOTALS, t.day.in_([d for run in runs for d in run])))
+                     .where(t.kind == TOTALS, t.day.in_(bindparam("days", expanding=True))))
     facts = parts[0].union_all(*parts[1:]).subquery("facts")
     summed = (select(facts.c.team, facts.c.priority, facts.c.bin,
                      *[cast(func.sum(column), Integer).label(f"n{i}")
@@ -271,24 +293,13 @@ def window_groups(session: Session, since: datetime) -> list[Group]:
     below = ranked.c.upto - ranked.c.n0
 
     def holds(rank) -> ColumnElement[bool]:
-        # A fractional rank (an odd size halved in NUMERIC) holds the same whole ones.
         return and_(below <= rank, rank < ranked.c.upto)
 
+    # Whole numbers: the halves floor, as the ranks of the middle values want.
     medians = (select(ranked.c.team, ranked.c.priority, ranked.c.bin, ranked.c.n0, below, ranked.c.size,
                       literal(0), literal(0))
                .where(or_(holds((ranked.c.size - 1) / 2), holds(ranked.c.size / 2))))
-    counts = select(summed).where(summed.c.bin == COUNTS)
-    found: dict[tuple[str, str], list] = {}
-    for team, priority, index, *values in session.execute(counts.union_all(medians)):
-        entry = found.setdefault((team, priority), [(0,) * len(_VALUES), [], []])
-        if index == COUNTS:
-            entry[0] = tuple(int(v or 0) for v in values)
-        else:
-            resolution = index >= RESOLUTION_BINS
-            own = index - RESOLUTION_BINS if resolution else index
-            entry[2 if resolution else 1].append((own, int(values[0]), int(values[1]), int(values[2])))
-    return [Group(team, priority, tuple(entry[0]), tuple(entry[1]), tuple(entry[2]))
-            for (team, priority), entry in found.items() if entry[0][0] > 0]
+    return select(summed).where(summed.c.bin == COUNTS).union_all(medians)
 
 
 def window_facts(session: Session, since: datetime) -> Facts:

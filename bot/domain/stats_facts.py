@@ -131,8 +131,8 @@ def compute(session: Session, ranges: Sequence[Range], *,
     out: dict[int, Facts] = {}
     if not ranges:
         return out
-    params = _params(ranges, starts)
-    for family, query in _statements(_shape(ranges), len(starts or ())):
+    params = params_of(ranges, starts)
+    for family, query in _statements(shape_of(ranges), len(starts or ())):
         for row in session.execute(query, params):
             bucket, keys, values = row[0], row[1:1 + _keys(family)], row[1 + _keys(family):]
             if bucket < 0:
@@ -147,16 +147,16 @@ def compute(session: Session, ranges: Sequence[Range], *,
 Shape = tuple[bool, ...]
 
 
-def _shape(ranges: Sequence[Range]) -> Shape:
+def shape_of(ranges: Sequence[Range]) -> Shape:
     return tuple(hi is None for _, hi in ranges)
 
 
-def _placeholders(shape: Shape) -> list:
+def placeholders(shape: Shape) -> list:
     return [(bindparam(f"lo_{i}"), None if open_ended else bindparam(f"hi_{i}"))
             for i, open_ended in enumerate(shape)]
 
 
-def _params(ranges: Sequence[Range], starts: Sequence[datetime] | None = None) -> dict[str, datetime]:
+def params_of(ranges: Sequence[Range], starts: Sequence[datetime] | None = None) -> dict[str, datetime]:
     params = {"earliest": min(lo for lo, _ in ranges)}
     for i, (lo, hi) in enumerate(ranges):
         params[f"lo_{i}"] = lo
@@ -170,7 +170,7 @@ def _params(ranges: Sequence[Range], starts: Sequence[datetime] | None = None) -
 @functools.lru_cache(maxsize=256)
 def _statements(shape: Shape, buckets: int) -> tuple:
     starts: list | None = [bindparam(f"start_{i}") for i in range(buckets)] or None
-    return tuple(_queries(_placeholders(shape), starts, bindparam("earliest")))
+    return tuple(_queries(placeholders(shape), starts, bindparam("earliest")))
 
 
 def _keys(family: Family) -> int:
@@ -314,10 +314,11 @@ def outcomes_at(session: Session, ranges: Sequence[Range]) -> list[tuple[datetim
     its minute buckets, which split a day at any time."""
     if not ranges:
         return []
-    return [(row[0], row[1]) for row in session.execute(_outcomes_statement(_shape(ranges)), _params(ranges))]
+    found = session.execute(_outcomes_statement(shape_of(ranges)), params_of(ranges))
+    return [(row[0], row[1]) for row in found]
 
 
 @functools.lru_cache(maxsize=256)
 def _outcomes_statement(shape: Shape):
-    outcome, joined = outcome_of(_placeholders(shape), bindparam("earliest"))
+    outcome, joined = outcome_of(placeholders(shape), bindparam("earliest"))
     return joined(select(ActionHistory.executed_at, outcome))
