@@ -17,9 +17,11 @@ functions, exactly as the bot does, with the SQL they issue captured by a
   a transaction that is rolled back (nothing is claimed for real);
 - `bot.domain.sweep.stale_new_tickets`;
 - `bot.domain.rollback.find_action` by 8-character prefix;
-- `bot.domain.sla.due_tickets` (the `check_sla` job's pick) and `sla_stats` for 30 and 90
-  days, over `ticket_sla` rows filled for every seeded ticket (`fill_sla`: as if the job
-  had measured them all; a third of the open ones due again now).
+- `bot.domain.sla.due_tickets` (the `check_sla` job's pick) and `sla_stats` for 30, 90
+  and 365 days, over `ticket_sla` rows filled for every seeded ticket (`fill_sla`: as if
+  the job had measured them all; a third of the open ones due again now), read from the
+  SLA rollup (bot.domain.sla_rollup) the timed `roll_up_stats` passes keep, with the
+  partial days counted live.
 - `bot.domain.experiment_stats.results` (the THRESHOLD_EXPERIMENT figures per arm and the
   z-test) over an experiment running for the last 30 days, every agent action in it
   given an arm (`fill_experiment`: a third of the seeded history).

@@ -370,7 +370,7 @@ def sla_stats(session: Session, *, since: datetime) -> tuple[SlaRow, ...]:
 
     Met: the clock stopped within its target. Breached: it stopped past its target, or
     it still runs past it. Medians are over the stopped clocks, from histograms: within
-    4.4% of the exact median, exact under 23 s (bot.domain.sla_rollup). Whole UTC days
+    4.4% of the exact median, exact up to 25 s (bot.domain.sla_rollup). Whole UTC days
     come from the rollup the jobs keep, the rest of the window is counted live, so a
     window of 365 days costs about what one of a day does.
     """

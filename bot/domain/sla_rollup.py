@@ -11,7 +11,7 @@ ends), whatever the window.
 The medians come from the histograms: a bin spans a factor of 2^(1/BINS_PER_DOUBLING)
 of seconds, and the median is placed inside its bin by rank (linear interpolation), so
 it is within 4.4% of the exact median (`percentile_cont(0.5)`): a median of 3h 20m reads
-between 3h 11m and 3h 29m; under 23 s every bin holds one whole second, so a median of
+between 3h 11m and 3h 29m; up to 25 s every bin holds one whole second, so a median of
 seconds is exact. The counts are exact. Live counting uses the same bins in the same
 SQL, so the figures do not depend on whether the job ran.
 

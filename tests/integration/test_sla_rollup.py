@@ -284,6 +284,24 @@ def test_two_jobs_at_once_leave_the_same_figures(racing_factory):
         session.rollback()
 
 
+def test_a_median_of_seconds_is_exact_and_any_median_within_precision():
+    rng = random.Random(23)
+    for _ in range(200):
+        values = [rng.randint(0, 25) for _ in range(rng.randint(1, 9))]
+        histogram = _counted(values)
+        assert sla_rollup.median(histogram) == statistics.median(values)
+        values = [rng.randint(0, 10**6) for _ in range(rng.randint(1, 9))]
+        assert sla_rollup.median(_counted(values)) == pytest.approx(
+            statistics.median(values), rel=sla_rollup.PRECISION)
+
+
+def _counted(values: list[int]) -> dict[int, int]:
+    found: dict[int, int] = {}
+    for value in values:
+        found[sla_rollup.bin_of(value)] = found.get(sla_rollup.bin_of(value), 0) + 1
+    return found
+
+
 def test_too_many_changes_waiting_are_counted_live(session, monkeypatch):
     rows = _history(session, random.Random(17), tickets=25, span_days=12)
     _roll_all(session)
