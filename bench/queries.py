@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import re
 import statistics
 import sys
@@ -85,6 +86,7 @@ class Case:
     writes: bool = False  # run inside a transaction that is rolled back
     statements: list[Statement] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
+    cpu: list[tuple[float, float]] = field(default_factory=list)
 
 
 class Capture:
@@ -117,9 +119,14 @@ def run_one(case: Case, sessions, capture: Capture, attempt: int) -> None:
     capture.active = []
     session = sessions()
     try:
+        backend = _backend_pid(session)
+        server = _process_cpu(backend)
+        cpu = time.process_time()
         started = time.perf_counter()
         case.call(session)
         elapsed = (time.perf_counter() - started) * 1000
+        ours = (time.process_time() - cpu) * 1000
+        theirs = _process_cpu(backend) - server
     finally:
         session.rollback()  # nothing a claim took is kept
         session.close()
@@ -128,8 +135,36 @@ def run_one(case: Case, sessions, capture: Capture, attempt: int) -> None:
         case.statements = [Statement(sql, params) for sql, params, _ in issued]
         return
     case.times.append(elapsed)
+    case.cpu.append((ours, theirs))
     for stmt, (_, _, ms) in zip(case.statements, issued, strict=False):
         stmt.times.append(ms)
+
+
+def _backend_pid(session: Session) -> int:
+    return session.connection().connection.dbapi_connection.get_backend_pid()  # type: ignore[union-attr]
+
+
+_TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU ms a local process (PostgreSQL's backend of the session) has used so far:
+    the work of a call whatever the load of the shared machine, where a wall time is
+    mostly waiting for a core. In 10 ms ticks: read as the mean over the runs."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) * _TICK_MS
+
+
+def cpu_text(case: Case) -> str:
+    """Mean CPU ms per call: ours (this process: Python, the driver) + PostgreSQL's backend."""
+    if not case.cpu:
+        return "-"
+    ours = statistics.fmean(c[0] for c in case.cpu)
+    theirs = statistics.fmean(c[1] for c in case.cpu)
+    return f"{ours + theirs:.1f} ({ours:.1f} + {theirs:.1f})"
 
 
 def run_pairs(pairs: list[tuple[Case, Case]], sessions, capture: Capture, runs: int) -> None:
@@ -334,8 +369,9 @@ def short_sql(sql: str, width: int = 110) -> str:
 
 def report(cases: list[Case], title: str) -> list[str]:
     out = [f"### {title}", "",
-           "| query | call median ms | min | max | statements: median / max ms each | "
-           "pages | scans | each statement < 100 ms |", "|---|---:|---:|---:|---|---:|---|---|"]
+           "| query | call median ms | min | max | CPU ms/call: ours + PostgreSQL | "
+           "statements: median / max ms each | pages | scans | each statement < 100 ms |",
+           "|---|---:|---:|---:|---:|---|---:|---|---|"]
     for case in cases:
         parts, all_scans, worst, typical, touched = [], [], 0.0, 0.0, 0
         for i, stmt in enumerate(case.statements, 1):
@@ -349,7 +385,7 @@ def report(cases: list[Case], title: str) -> list[str]:
         met = ("yes" if worst < TARGET_MS else "median yes, max no" if typical < TARGET_MS
                else "**no**")
         out.append(f"| `{case.name}` | {_median(case.times):.1f} | {min(case.times):.1f} | "
-                   f"{max(case.times):.1f} | "
+                   f"{max(case.times):.1f} | {cpu_text(case)} | "
                    f"{'; '.join(parts)} | {touched:,} | {', '.join(sorted(set(all_scans)))} | {met} |")
     return out + [""]
 
@@ -387,7 +423,8 @@ def measure(cases, sessions, capture, engine, runs) -> None:
         explain(case, engine)
         worst = max((max(s.times) for s in case.statements if s.times), default=0.0)
         print(f"  {case.name:<48} median {_median(case.times):8.1f} ms  "
-              f"max {max(case.times):8.1f} ms  worst statement {worst:8.1f} ms", flush=True)
+              f"max {max(case.times):8.1f} ms  worst statement {worst:8.1f} ms  "
+              f"cpu/call {cpu_text(case)} ms", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
