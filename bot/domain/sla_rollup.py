@@ -359,8 +359,8 @@ def _merge(ranges: list[Range]) -> list[Range]:
 def roll_up(session: Session, *, now: datetime, days_per_call: int = DAYS_PER_CALL) -> int:
     """One bounded pass: roll again the days changed since they were rolled, roll the
     whole days not rolled yet (oldest first, at most `days_per_call`), and recompute the
-    running totals from the earliest of them; returns how many new days were rolled (0:
-    nothing left). Flushes; the caller commits."""
+    running totals from the earliest of them; returns how many new days were rolled,
+    plus 1 while marks are left over (0: nothing left). Flushes; the caller commits."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
     horizon = floor_day(now) - DAY * KEEP_DAYS
@@ -371,7 +371,8 @@ def roll_up(session: Session, *, now: datetime, days_per_call: int = DAYS_PER_CA
     rolled = {as_utc(d) for d in session.scalars(select(SlaRollupDay.day))}
     changed = {floor_day(as_utc(at)) for at in marks if at is not None} & rolled
     new: list[datetime] = []
-    if len(marks) < MARKS_PER_CALL:  # past a backlog of marks, new days wait
+    backlog = len(marks) >= MARKS_PER_CALL
+    if not backlog:  # past a backlog of marks, new days wait until they are read
         day = max(rolled) + DAY if rolled else _first_day(session, horizon)
         while day is not None and day + DAY <= now and len(new) < days_per_call:
             new.append(day)
@@ -383,7 +384,7 @@ def roll_up(session: Session, *, now: datetime, days_per_call: int = DAYS_PER_CA
     for model, column in ((SlaRollup, SlaRollup.day), (SlaRollupDay, SlaRollupDay.day)):
         session.execute(delete(model).where(column < horizon))
     session.flush()
-    return len(new)
+    return len(new) + backlog
 
 
 def _first_day(session: Session, horizon: datetime) -> datetime | None:

@@ -302,6 +302,18 @@ def _counted(values: list[int]) -> dict[int, int]:
     return found
 
 
+def test_a_backlog_of_marks_is_read_over_several_calls(session, monkeypatch):
+    rows = _history(session, random.Random(19), tickets=25, span_days=12)
+    _roll_all(session)
+    _late_changes(session, random.Random(20), rows)
+    monkeypatch.setattr(sla_rollup, "MARKS_PER_CALL", 3)
+    assert sla_rollup.roll_up(session, now=JOB) == 1  # marks left: call again
+    _roll_all(session)
+    assert session.scalar(select(SlaDirty.id).limit(1)) is None
+    for now in READ_AT[:2]:
+        _assert_same(session, now)
+
+
 def test_too_many_changes_waiting_are_counted_live(session, monkeypatch):
     rows = _history(session, random.Random(17), tickets=25, span_days=12)
     _roll_all(session)
