@@ -83,7 +83,7 @@ def within(column, ranges: Sequence[Range]) -> ColumnElement[bool]:
     return or_(*parts) if parts else false()
 
 
-def bucket_of(column, starts: Sequence[datetime] | None) -> ColumnElement:
+def bucket_of(column, starts: Sequence | None) -> ColumnElement:
     """The index of the bucket (by its start, ascending) `column` falls in; 0 without buckets."""
     if not starts:
         return literal(0)
@@ -322,3 +322,22 @@ def outcomes_at(session: Session, ranges: Sequence[Range]) -> list[tuple[datetim
 def _outcomes_statement(shape: Shape):
     outcome, joined = outcome_of(placeholders(shape), bindparam("earliest"))
     return joined(select(ActionHistory.executed_at, outcome))
+
+
+def outcomes_by_bucket(session: Session, ranges: Sequence[Range], starts: Sequence[datetime]
+                       ) -> dict[tuple[int, str], int]:
+    """How many bot actions in `ranges` ended in each outcome, per bucket (index into
+    `starts`, -1 before the first): the trend's live part, counted in SQL."""
+    if not ranges:
+        return {}
+    query = _outcomes_by_bucket_statement(shape_of(ranges), len(starts))
+    return {(int(row[0]), row[1]): int(row[2]) for row in session.execute(query, params_of(ranges, starts))}
+
+
+@functools.lru_cache(maxsize=256)
+def _outcomes_by_bucket_statement(shape: Shape, buckets: int):
+    outcome, joined = outcome_of(placeholders(shape), bindparam("earliest"))
+    starts: list = [bindparam(f"start_{i}") for i in range(buckets)]
+    bucket = bucket_of(ActionHistory.executed_at, starts).label("b")
+    labelled = outcome.label("outcome")
+    return joined(select(bucket, labelled, func.count())).group_by(bucket, labelled)
