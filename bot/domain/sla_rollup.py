@@ -142,10 +142,11 @@ def _breached(at, seconds, target) -> ColumnElement[bool]:
     return or_(at.is_not(None), seconds > target)
 
 
-def _live_parts(ranges: Sequence[Range]) -> list:
+def _live_parts(ranges: Sequence[Range], *, sign: int = 1, name: str = "live") -> list:
     """The SELECTs that count the tickets started in `ranges` from `ticket_sla` (read
     once): the counts (bin COUNTS), and the stopped clocks per bin; (team, priority,
-    bin, n0..n4), int4 like the rollup's columns (a sum of int8 is NUMERIC, slower)."""
+    bin, n0..n4), int4 like the rollup's columns (a sum of int8 is NUMERIC, slower),
+    times `sign` (-1: to take away from a rolled day)."""
     t = TicketSla
     rows = (select(t.team, t.priority, t.response_s, t.resolution_s,
                    _int(t.response_s <= t.response_target_s).label("response_met"),
@@ -154,10 +155,10 @@ def _live_parts(ranges: Sequence[Range]) -> list:
                    _int(t.resolution_s <= t.resolution_target_s).label("resolution_met"),
                    _int(_breached(t.resolution_breached_at, t.resolution_s, t.resolution_target_s))
                    .label("resolution_breached"))
-            .where(within(t.started_at, ranges)).cte("live"))
-    count = cast(func.count(), Integer)
+            .where(within(t.started_at, ranges)).cte(name))
+    count = cast(func.count(), Integer) * sign
     counts = (select(rows.c.team, rows.c.priority, literal(COUNTS).label("bin"), count,
-                     *[cast(func.sum(rows.c[name]), Integer) for name in (
+                     *[cast(func.sum(rows.c[column]), Integer) * sign for column in (
                          "response_met", "response_breached", "resolution_met", "resolution_breached")])
               .group_by(rows.c.team, rows.c.priority))
     parts = [counts]
@@ -250,11 +251,12 @@ def window_groups(session: Session, since: datetime) -> list[Group]:
     one statement: runs of whole, freshly rolled days from the running totals at their
     ends, the rest live; summed, and of each histogram only the bins that hold the
     median (a running sum by bin picks them), so a few rows come back."""
-    live_ranges, runs = _plan(freshness(session, since), since)
+    live_ranges, runs, taken = _plan(freshness(session, since), since)
     ranges = _merge(live_ranges)
     params: dict[str, object] = dict(stats_facts.params_of(ranges))
+    params.update(stats_facts.params_of(taken, prefix="taken_") if taken else {})
     params.update(ends=[end for _, end in runs], days=[d for run in runs for d in run])
-    query = _groups_statement(stats_facts.shape_of(ranges), bool(runs))
+    query = _groups_statement(stats_facts.shape_of(ranges), stats_facts.shape_of(taken), bool(runs))
     found: dict[tuple[str, str], list] = {}
     for team, priority, index, *values in session.execute(query, params):
         entry = found.setdefault((team, priority), [(0,) * len(_VALUES), [], []])
@@ -269,10 +271,12 @@ def window_groups(session: Session, since: datetime) -> list[Group]:
 
 
 @functools.lru_cache(maxsize=64)
-def _groups_statement(shape: stats_facts.Shape, runs: bool):
+def _groups_statement(shape: stats_facts.Shape, taken: stats_facts.Shape, runs: bool):
     """`window_groups`' statement, built once per shape of its live ranges (the times,
     and the days of the runs, are parameters)."""
     parts = _live_parts(stats_facts.placeholders(shape))
+    if taken:
+        parts += _live_parts(stats_facts.placeholders(taken, prefix="taken_"), sign=-1, name="taken")
     if runs:
         t = SlaRollup
         sign = case((t.day.in_(bindparam("ends", expanding=True)), 1), else_=-1)
@@ -302,28 +306,22 @@ def _groups_statement(shape: stats_facts.Shape, runs: bool):
     return select(summed).where(summed.c.bin == COUNTS).union_all(medians)
 
 
-def window_facts(session: Session, since: datetime) -> Facts:
-    """The SLA facts (every bin) of the tickets started since `since`: rollup and live,
-    summed in Python (the job's tests read it; the stats read `window_groups`)."""
-    live_ranges, runs = _plan(freshness(session, since), since)
-    facts = live(session, _merge(live_ranges))
-    if runs:
-        ends = [end for _, end in runs]
-        t = SlaRollup
-        sign = case((t.day.in_(ends), 1), else_=-1)
-        query = (select(t.team, t.priority, t.bin, *[func.sum(sign * getattr(t, v)) for v in _VALUES])
-                 .where(t.kind == TOTALS, t.day.in_([d for run in runs for d in run]))
-                 .group_by(t.team, t.priority, t.bin))
-        for row in session.execute(query):
-            _add(facts, (row[0], row[1], int(row[2])), row[3:])
-    return facts
-
-
-def _plan(fresh: Freshness, since: datetime) -> tuple[list[Range], list[tuple[datetime, datetime]]]:
-    """Which ranges to count live, and which runs of whole days to read from the totals."""
+def _plan(fresh: Freshness, since: datetime
+          ) -> tuple[list[Range], list[tuple[datetime, datetime]], list[Range]]:
+    """Which ranges to count live, which runs of whole days to read from the totals,
+    and which ranges to take away from them: the window's first day, when it is rolled
+    and its hours before `since` are fewer than those after, is read whole and the
+    hours before `since` taken away (fewer rows counted live)."""
     start = floor_day(since)
     first_whole = start if start == since else start + DAY
-    live_ranges: list[Range] = [(since, first_whole)] if since < first_whole else []
+    live_ranges: list[Range] = []
+    taken: list[Range] = []
+    if since < first_whole:
+        if since - start < first_whole - since and fresh.fresh(start) and fresh.total_known(start):
+            taken.append((start, since))
+            first_whole = start
+        else:
+            live_ranges.append((since, first_whole))
     runs: list[tuple[datetime, datetime]] = []
     last = max(fresh.rolled, default=None)
     day = first_whole
@@ -335,12 +333,12 @@ def _plan(fresh: Freshness, since: datetime) -> tuple[list[Range], list[tuple[da
             if run_start is not None:
                 runs.append((run_start, day))
                 run_start = None
-            live_ranges.append((day, day + DAY))
+            live_ranges.append((max(day, since), day + DAY))
         day += DAY
     if run_start is not None:
         runs.append((run_start, day))
-    live_ranges.append((day, None))
-    return live_ranges, runs
+    live_ranges.append((max(day, since), None))
+    return live_ranges, runs, taken
 
 
 def _merge(ranges: list[Range]) -> list[Range]:

@@ -151,19 +151,20 @@ def shape_of(ranges: Sequence[Range]) -> Shape:
     return tuple(hi is None for _, hi in ranges)
 
 
-def placeholders(shape: Shape) -> list:
-    return [(bindparam(f"lo_{i}"), None if open_ended else bindparam(f"hi_{i}"))
+def placeholders(shape: Shape, prefix: str = "") -> list:
+    return [(bindparam(f"{prefix}lo_{i}"), None if open_ended else bindparam(f"{prefix}hi_{i}"))
             for i, open_ended in enumerate(shape)]
 
 
-def params_of(ranges: Sequence[Range], starts: Sequence[datetime] | None = None) -> dict[str, datetime]:
-    params = {"earliest": min(lo for lo, _ in ranges)}
+def params_of(ranges: Sequence[Range], starts: Sequence[datetime] | None = None, prefix: str = ""
+              ) -> dict[str, datetime]:
+    params = {f"{prefix}earliest": min(lo for lo, _ in ranges)}
     for i, (lo, hi) in enumerate(ranges):
-        params[f"lo_{i}"] = lo
+        params[f"{prefix}lo_{i}"] = lo
         if hi is not None:
-            params[f"hi_{i}"] = hi
+            params[f"{prefix}hi_{i}"] = hi
     for i, start in enumerate(starts or ()):
-        params[f"start_{i}"] = start
+        params[f"{prefix}start_{i}"] = start
     return params
 
 
