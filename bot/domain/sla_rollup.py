@@ -65,6 +65,8 @@ PRECISION = 2 ** (1 / BINS_PER_DOUBLING) - 1
 RESOLUTION_BINS = 5000
 COUNTS = -1
 DAY_ROWS, TOTALS = 1, 2
+# Runs of whole days up to this long are read from their days' rows, not the totals.
+SHORT_RUN_DAYS = 3
 # New days rolled per call, so one transaction stays short; the next call goes on.
 DAYS_PER_CALL = 30
 # Marks taken per call; a reader past READ_MARKS counts everything live.
@@ -255,8 +257,14 @@ def window_groups(session: Session, since: datetime) -> list[Group]:
     ranges = _merge(live_ranges)
     params: dict[str, object] = dict(stats_facts.params_of(ranges))
     params.update(stats_facts.params_of(taken, prefix="taken_") if taken else {})
-    params.update(ends=[end for _, end in runs], days=[d for run in runs for d in run])
-    query = _groups_statement(stats_facts.shape_of(ranges), stats_facts.shape_of(taken), bool(runs))
+    # A short run reads its days' own rows (~1,500 a day here), a long one the running
+    # totals at its two ends (~4,400 each, whatever its length).
+    short = [run for run in runs if run[1] - run[0] <= DAY * SHORT_RUN_DAYS]
+    long = [run for run in runs if run not in short]
+    params.update(ends=[end for _, end in long], days=[d for run in long for d in run],
+                  own=[run[0] + DAY * i for run in short for i in range((run[1] - run[0]) // DAY)])
+    query = _groups_statement(stats_facts.shape_of(ranges), stats_facts.shape_of(taken), bool(long),
+                              bool(short))
     found: dict[tuple[str, str], list] = {}
     for team, priority, index, *values in session.execute(query, params):
         entry = found.setdefault((team, priority), [(0,) * len(_VALUES), [], []])
@@ -271,14 +279,17 @@ def window_groups(session: Session, since: datetime) -> list[Group]:
 
 
 @functools.lru_cache(maxsize=64)
-def _groups_statement(shape: stats_facts.Shape, taken: stats_facts.Shape, runs: bool):
+def _groups_statement(shape: stats_facts.Shape, taken: stats_facts.Shape, runs: bool, days: bool):
     """`window_groups`' statement, built once per shape of its live ranges (the times,
     and the days of the runs, are parameters)."""
     parts = _live_parts(stats_facts.placeholders(shape))
     if taken:
         parts += _live_parts(stats_facts.placeholders(taken, prefix="taken_"), sign=-1, name="taken")
+    t = SlaRollup
+    if days:
+        parts.append(select(t.team, t.priority, t.bin, *[getattr(t, v) for v in _VALUES])
+                     .where(t.kind == DAY_ROWS, t.day.in_(bindparam("own", expanding=True))))
     if runs:
-        t = SlaRollup
         sign = case((t.day.in_(bindparam("ends", expanding=True)), 1), else_=-1)
         parts.append(select(t.team, t.priority, t.bin, *[(sign * getattr(t, v)) for v in _VALUES])
                      .where(t.kind == TOTALS, t.day.in_(bindparam("days", expanding=True))))
