@@ -17,9 +17,11 @@ functions, exactly as the bot does, with the SQL they issue captured by a
   a transaction that is rolled back (nothing is claimed for real);
 - `bot.domain.sweep.stale_new_tickets`;
 - `bot.domain.rollback.find_action` by 8-character prefix;
-- `bot.domain.sla.due_tickets` (the `check_sla` job's pick) and `sla_stats` for 30 and 90
-  days, over `ticket_sla` rows filled for every seeded ticket (`fill_sla`: as if the job
-  had measured them all; a third of the open ones due again now).
+- `bot.domain.sla.due_tickets` (the `check_sla` job's pick) and `sla_stats` for 30, 90
+  and 365 days, over `ticket_sla` rows filled for every seeded ticket (`fill_sla`: as if
+  the job had measured them all; a third of the open ones due again now), read from the
+  SLA rollup (bot.domain.sla_rollup) the timed `roll_up_stats` passes keep, with the
+  partial days counted live.
 - `bot.domain.experiment_stats.results` (the THRESHOLD_EXPERIMENT figures per arm and the
   z-test) over an experiment running for the last 30 days, every agent action in it
   given an arm (`fill_experiment`: a third of the seeded history).
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import re
 import statistics
 import sys
@@ -83,6 +86,7 @@ class Case:
     writes: bool = False  # run inside a transaction that is rolled back
     statements: list[Statement] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
+    cpu: list[tuple[float, float]] = field(default_factory=list)
 
 
 class Capture:
@@ -115,9 +119,14 @@ def run_one(case: Case, sessions, capture: Capture, attempt: int) -> None:
     capture.active = []
     session = sessions()
     try:
+        backend = _backend_pid(session)
+        server = _process_cpu(backend)
+        cpu = time.process_time()
         started = time.perf_counter()
         case.call(session)
         elapsed = (time.perf_counter() - started) * 1000
+        ours = (time.process_time() - cpu) * 1000
+        theirs = _process_cpu(backend) - server
     finally:
         session.rollback()  # nothing a claim took is kept
         session.close()
@@ -126,8 +135,36 @@ def run_one(case: Case, sessions, capture: Capture, attempt: int) -> None:
         case.statements = [Statement(sql, params) for sql, params, _ in issued]
         return
     case.times.append(elapsed)
+    case.cpu.append((ours, theirs))
     for stmt, (_, _, ms) in zip(case.statements, issued, strict=False):
         stmt.times.append(ms)
+
+
+def _backend_pid(session: Session) -> int:
+    return session.connection().connection.dbapi_connection.get_backend_pid()  # type: ignore[union-attr]
+
+
+_TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU ms a local process (PostgreSQL's backend of the session) has used so far:
+    the work of a call whatever the load of the shared machine, where a wall time is
+    mostly waiting for a core. In 10 ms ticks: read as the mean over the runs."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) * _TICK_MS
+
+
+def cpu_text(case: Case) -> str:
+    """Mean CPU ms per call: ours (this process: Python, the driver) + PostgreSQL's backend."""
+    if not case.cpu:
+        return "-"
+    ours = statistics.fmean(c[0] for c in case.cpu)
+    theirs = statistics.fmean(c[1] for c in case.cpu)
+    return f"{ours + theirs:.1f} ({ours:.1f} + {theirs:.1f})"
 
 
 def run_pairs(pairs: list[tuple[Case, Case]], sessions, capture: Capture, runs: int) -> None:
@@ -217,14 +254,14 @@ def whole_command(session: Session, *, days: int, now: dt.datetime) -> None:
 
 def roll_up(sessions, now: dt.datetime) -> tuple[float, int]:
     """Run the `roll_up_stats` job's steps until nothing is left; (seconds, calls)."""
-    from bot.domain import rollup
+    from bot.domain import rollup, sla_rollup
     from models import transaction
 
     started, calls = time.perf_counter(), 0
     while True:
         calls += 1
         with transaction(sessions) as session:
-            if not rollup.roll_up(session, now=now):
+            if not rollup.roll_up(session, now=now) + sla_rollup.roll_up(session, now=now):
                 break
     return time.perf_counter() - started, calls
 
@@ -332,8 +369,9 @@ def short_sql(sql: str, width: int = 110) -> str:
 
 def report(cases: list[Case], title: str) -> list[str]:
     out = [f"### {title}", "",
-           "| query | call median ms | min | max | statements: median / max ms each | "
-           "pages | scans | each statement < 100 ms |", "|---|---:|---:|---:|---|---:|---|---|"]
+           "| query | call median ms | min | max | CPU ms/call: ours + PostgreSQL | "
+           "statements: median / max ms each | pages | scans | each statement < 100 ms |",
+           "|---|---:|---:|---:|---:|---|---:|---|---|"]
     for case in cases:
         parts, all_scans, worst, typical, touched = [], [], 0.0, 0.0, 0
         for i, stmt in enumerate(case.statements, 1):
@@ -347,7 +385,7 @@ def report(cases: list[Case], title: str) -> list[str]:
         met = ("yes" if worst < TARGET_MS else "median yes, max no" if typical < TARGET_MS
                else "**no**")
         out.append(f"| `{case.name}` | {_median(case.times):.1f} | {min(case.times):.1f} | "
-                   f"{max(case.times):.1f} | "
+                   f"{max(case.times):.1f} | {cpu_text(case)} | "
                    f"{'; '.join(parts)} | {touched:,} | {', '.join(sorted(set(all_scans)))} | {met} |")
     return out + [""]
 
@@ -385,7 +423,8 @@ def measure(cases, sessions, capture, engine, runs) -> None:
         explain(case, engine)
         worst = max((max(s.times) for s in case.statements if s.times), default=0.0)
         print(f"  {case.name:<48} median {_median(case.times):8.1f} ms  "
-              f"max {max(case.times):8.1f} ms  worst statement {worst:8.1f} ms", flush=True)
+              f"max {max(case.times):8.1f} ms  worst statement {worst:8.1f} ms  "
+              f"cpu/call {cpu_text(case)} ms", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -451,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
                  + ", ".join(f"{k} {v:,}" for k, v in sizes.items()), ""]
 
         with engine.begin() as conn:  # a kept database: roll it from nothing again
-            conn.execute(text("TRUNCATE stats_rollup, stats_rollup_days, stats_dirty"))
+            conn.execute(text("TRUNCATE stats_rollup, stats_rollup_days, stats_dirty, "
+                              "sla_rollup, sla_rollup_days, sla_dirty"))
         seconds, calls = roll_up(sessions, now)
         print(f"roll_up_stats, first pass over the whole history: {seconds:.1f} s, {calls} steps",
               flush=True)

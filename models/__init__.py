@@ -35,6 +35,7 @@ from models.session import (
     rowcount,
     transaction,
 )
+from models.sla_rollup import SlaDirty, SlaRollup, SlaRollupDay
 from models.slack_outbox import OutboxPurpose, OutboxStatus, SlackOutbox
 from models.stats_rollup import StatsDirty, StatsRollup, StatsRollupDay
 from models.threshold_experiment import ExperimentStop, ThresholdExperiment
@@ -71,6 +72,9 @@ __all__ = [
     "ShadowDecision",
     "SlaPriority",
     "StatsDirty",
+    "SlaDirty",
+    "SlaRollup",
+    "SlaRollupDay",
     "StatsRollup",
     "StatsRollupDay",
     "SlackOutbox",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, Uuid, func
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, Uuid, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
@@ -29,6 +29,10 @@ class PersonResolution(Base):
         Index("ix_person_resolution_ticket_id", "ticket_id"),
         # The stats window, as for ticket_resolution.
         Index("ix_person_resolution_created_at", "created_at"),
+        # The latest "What didn't work?" texts of /resolution-stats, newest first.
+        Index("ix_person_resolution_feedback_updated_at", "updated_at", "id",
+              postgresql_where=text("user_feedback_text <> ''"),
+              sqlite_where=text("user_feedback_text <> ''")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, Uuid, func
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, Uuid, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
@@ -25,6 +25,10 @@ class TicketResolution(Base):
         ),
         Index("ix_ticket_resolution_satisfaction_score", "satisfaction_score"),
         Index("ix_ticket_resolution_created_at", "created_at"),
+        # The latest "What didn't work?" texts of /resolution-stats, newest first.
+        Index("ix_ticket_resolution_feedback_updated_at", "updated_at", "id",
+              postgresql_where=text("user_feedback_text <> ''"),
+              sqlite_where=text("user_feedback_text <> ''")),
         # The failure-rate alert windows on when people answered.
         Index("ix_ticket_resolution_response_received_at", "response_received_at"),
     )

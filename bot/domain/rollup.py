@@ -29,12 +29,13 @@ it at once take turns; running it again changes nothing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, insert, select, text, union_all, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, union_all, update
 from sqlalchemy.orm import Session
 
 from bot.domain import stats_facts
@@ -288,25 +289,39 @@ def trend_counts(session: Session, since: datetime, now: datetime, slots: int, f
                 counts[slot(start)][0] += confirmed
                 counts[slot(start)][1] += answered
     if cut_hours:
-        found = session.execute(
-            select(table.bucket_start, table.n0, table.n1)
-            .where(table.bucket_seconds == 60, table.family == TREND.name,
-                   stats_facts.within(table.bucket_start, _merge([(h, h + HOUR) for h in cut_hours]))))
-        cut_minutes = {floor_minute(c) for c in cuts if c != floor_minute(c)}
-        for start, confirmed, answered in found:
-            # A minute an edge cuts, or outside the window, is counted live instead.
-            if start < since or start + MINUTE > now or start in cut_minutes:
-                continue
-            counts[slot(start)][0] += confirmed
-            counts[slot(start)][1] += answered
+        # The minute rows of those hours, summed per slot in SQL; a minute an edge cuts,
+        # or outside the window, is counted live instead.
+        hours = _merge([(h, h + HOUR) for h in cut_hours])
+        cut_minutes = sorted({floor_minute(c) for c in cuts if c != floor_minute(c)})
+        params = {**stats_facts.params_of(hours, starts), "since": since, "upper": floor_minute(now),
+                  "cut": cut_minutes or [since - DAY]}
+        for index, confirmed, answered in session.execute(
+                _minutes_by_slot(stats_facts.shape_of(hours), len(starts)), params):
+            if index >= 0:
+                counts[index][0] += int(confirmed or 0)
+                counts[index][1] += int(answered or 0)
         for c in cuts:
             if floor_hour(c) in cut_hours and c != floor_minute(c):
                 live.append((max(floor_minute(c), since), min(floor_minute(c) + MINUTE, now)))
-    for at, outcome in stats_facts.outcomes_at(session, _merge([r for r in live if r[0] < r[1]])):
-        if since <= at < now:
-            counts[slot(at)][0] += outcome == stats_facts.CONFIRMED
-            counts[slot(at)][1] += outcome in (stats_facts.CONFIRMED, stats_facts.REOPENED)
+    ranges = _merge([r for r in live if r[0] < r[1]])
+    for (index, outcome), n in stats_facts.outcomes_by_bucket(session, ranges, starts).items():
+        if index >= 0:  # the ranges lie in [since, now): the last slot ends at now
+            counts[index][0] += n * (outcome == stats_facts.CONFIRMED)
+            counts[index][1] += n * (outcome in (stats_facts.CONFIRMED, stats_facts.REOPENED))
     return [(c, a) for c, a in counts]
+
+
+@functools.lru_cache(maxsize=64)
+def _minutes_by_slot(shape: stats_facts.Shape, slots: int):
+    table = StatsRollup
+    starts: list = [bindparam(f"start_{i}") for i in range(slots)]
+    index = stats_facts.bucket_of(table.bucket_start, starts).label("slot")
+    return (select(index, func.sum(table.n0), func.sum(table.n1))
+            .where(table.bucket_seconds == 60, table.family == TREND.name,
+                   stats_facts.within(table.bucket_start, stats_facts.placeholders(shape)),
+                   table.bucket_start >= bindparam("since"), table.bucket_start < bindparam("upper"),
+                   table.bucket_start.not_in(bindparam("cut", expanding=True)))
+            .group_by(index))
 
 
 # ----- the job -----------------------------------------------------------------------------

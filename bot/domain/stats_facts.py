@@ -17,11 +17,12 @@ count; the rollup learns of a change through `stats_dirty` (bot.domain.rollup).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, case, exists, false, func, literal, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, case, exists, false, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from models import (
@@ -82,7 +83,7 @@ def within(column, ranges: Sequence[Range]) -> ColumnElement[bool]:
     return or_(*parts) if parts else false()
 
 
-def bucket_of(column, starts: Sequence[datetime] | None) -> ColumnElement:
+def bucket_of(column, starts: Sequence | None) -> ColumnElement:
     """The index of the bucket (by its start, ascending) `column` falls in; 0 without buckets."""
     if not starts:
         return literal(0)
@@ -130,8 +131,9 @@ def compute(session: Session, ranges: Sequence[Range], *,
     out: dict[int, Facts] = {}
     if not ranges:
         return out
-    for family, query in _queries(ranges, starts):
-        for row in session.execute(query):
+    params = params_of(ranges, starts)
+    for family, query in _statements(shape_of(ranges), len(starts or ())):
+        for row in session.execute(query, params):
             bucket, keys, values = row[0], row[1:1 + _keys(family)], row[1 + _keys(family):]
             if bucket < 0:
                 continue
@@ -139,18 +141,51 @@ def compute(session: Session, ranges: Sequence[Range], *,
     return out
 
 
+# The statements are built once per shape of the ranges (how many, which open-ended)
+# and number of buckets, with the times as named parameters: building them costs more
+# CPU than PostgreSQL takes to run them on a window's live edges.
+Shape = tuple[bool, ...]
+
+
+def shape_of(ranges: Sequence[Range]) -> Shape:
+    return tuple(hi is None for _, hi in ranges)
+
+
+def placeholders(shape: Shape, prefix: str = "") -> list:
+    return [(bindparam(f"{prefix}lo_{i}"), None if open_ended else bindparam(f"{prefix}hi_{i}"))
+            for i, open_ended in enumerate(shape)]
+
+
+def params_of(ranges: Sequence[Range], starts: Sequence[datetime] | None = None, prefix: str = ""
+              ) -> dict[str, datetime]:
+    params = {f"{prefix}earliest": min(lo for lo, _ in ranges)}
+    for i, (lo, hi) in enumerate(ranges):
+        params[f"{prefix}lo_{i}"] = lo
+        if hi is not None:
+            params[f"{prefix}hi_{i}"] = hi
+    for i, start in enumerate(starts or ()):
+        params[f"{prefix}start_{i}"] = start
+    return params
+
+
+@functools.lru_cache(maxsize=256)
+def _statements(shape: Shape, buckets: int) -> tuple:
+    starts: list | None = [bindparam(f"start_{i}") for i in range(buckets)] or None
+    return tuple(_queries(placeholders(shape), starts, bindparam("earliest")))
+
+
 def _keys(family: Family) -> int:
     return {"resolution": 1, "people": 1, "action": 1, "tickets": 1, "success": 3}[family.name]
 
 
-def _queries(ranges: Sequence[Range], starts):
+def _queries(ranges: Sequence, starts, earliest):
     team = func.coalesce(Ticket.assigned_team, literal(UNASSIGNED))
     yield RESOLUTION, _resolutions(TicketResolution, team, ranges, starts, join_ticket=True)
     yield PEOPLE, _resolutions(PersonResolution, func.coalesce(PersonResolution.team, literal(UNASSIGNED)),
                                ranges, starts)
     yield ACTION, _actions(ranges, starts)
     yield TICKETS, _tickets(team, ranges, starts)
-    yield SUCCESS, _success(team, ranges, starts)
+    yield SUCCESS, _success(team, ranges, starts, earliest)
 
 
 def _resolutions(model, team, ranges, starts, *, join_ticket: bool = False):
@@ -204,7 +239,7 @@ def _tickets(team, ranges, starts):
             .group_by(*_by(bucket, starts), team))
 
 
-def outcome_of(ranges: Sequence[Range]):
+def outcome_of(ranges: Sequence, earliest=None):
     """The outcome of each bot action as a CASE, and what adds the joins it reads.
 
     An AUTO_RESOLVE is answered on its own resolution; a routing action by the
@@ -213,7 +248,8 @@ def outcome_of(ranges: Sequence[Range]):
     rolled back whatever was answered.
     """
     action, undone = ActionHistory, aliased(ActionHistory, name="undone")
-    earliest = min(lo for lo, _ in ranges)
+    if earliest is None:
+        earliest = min(lo for lo, _ in ranges)
     # People's latest Yes and No per ticket; whatever answers an action in the ranges
     # was made after the earliest of them (an index range, not every row ever).
     people = (
@@ -261,8 +297,8 @@ def confidence_bin() -> ColumnElement:
                  case(*steps, else_=literal("0"))), else_=literal(""))
 
 
-def _success(team, ranges, starts):
-    outcome, joined = outcome_of(ranges)
+def _success(team, ranges, starts, earliest):
+    outcome, joined = outcome_of(ranges, earliest)
     bucket = bucket_of(ActionHistory.executed_at, starts).label("bucket")
     conf_bin = confidence_bin().label("bin")
     answered = outcome.in_((CONFIRMED, REOPENED))
@@ -279,5 +315,30 @@ def outcomes_at(session: Session, ranges: Sequence[Range]) -> list[tuple[datetim
     its minute buckets, which split a day at any time."""
     if not ranges:
         return []
-    outcome, joined = outcome_of(ranges)
-    return [(row[0], row[1]) for row in session.execute(joined(select(ActionHistory.executed_at, outcome)))]
+    found = session.execute(_outcomes_statement(shape_of(ranges)), params_of(ranges))
+    return [(row[0], row[1]) for row in found]
+
+
+@functools.lru_cache(maxsize=256)
+def _outcomes_statement(shape: Shape):
+    outcome, joined = outcome_of(placeholders(shape), bindparam("earliest"))
+    return joined(select(ActionHistory.executed_at, outcome))
+
+
+def outcomes_by_bucket(session: Session, ranges: Sequence[Range], starts: Sequence[datetime]
+                       ) -> dict[tuple[int, str], int]:
+    """How many bot actions in `ranges` ended in each outcome, per bucket (index into
+    `starts`, -1 before the first): the trend's live part, counted in SQL."""
+    if not ranges:
+        return {}
+    query = _outcomes_by_bucket_statement(shape_of(ranges), len(starts))
+    return {(int(row[0]), row[1]): int(row[2]) for row in session.execute(query, params_of(ranges, starts))}
+
+
+@functools.lru_cache(maxsize=256)
+def _outcomes_by_bucket_statement(shape: Shape, buckets: int):
+    outcome, joined = outcome_of(placeholders(shape), bindparam("earliest"))
+    starts: list = [bindparam(f"start_{i}") for i in range(buckets)]
+    bucket = bucket_of(ActionHistory.executed_at, starts).label("b")
+    labelled = outcome.label("outcome")
+    return joined(select(bucket, labelled, func.count())).group_by(bucket, labelled)

@@ -14,7 +14,7 @@ from slack_sdk import WebClient
 from bot.core import clock
 from bot.core.settings import Settings
 from bot.delivery import outbox
-from bot.domain import conversation, retention, rollup, sweep
+from bot.domain import conversation, retention, rollup, sla_rollup, sweep
 from bot.domain.processing import Outcome
 from bot.domain.surveys import Surveys
 from bot.workflows import alerts, announce, approvals, audit_anchor, backup_schedule, sla
@@ -153,15 +153,15 @@ def check_sla(runtime: Runtime, client: WebClient) -> int:
 
 
 def roll_up_stats(runtime: Runtime, client: WebClient) -> int:
-    """Keep the stats rollup by UTC day and hour (bot.domain.rollup): roll the days
-    whose figures changed and the hours ended since; returns how many days were rolled.
-    A few days per transaction, so a first pass over a year of history never holds the
-    lock long; what is left is counted live until the next pass."""
+    """Keep the stats rollups (bot.domain.rollup; bot.domain.sla_rollup for the SLA
+    table): roll the days whose figures changed and the hours ended since; returns how
+    many days were rolled. A few days per transaction, so a first pass over a year of
+    history never holds the lock long; what is left is counted live until the next pass."""
     now = clock.now()
 
     def step() -> int:
         with transaction(runtime.sessions) as session:
-            return rollup.roll_up(session, now=now)
+            return rollup.roll_up(session, now=now) + sla_rollup.roll_up(session, now=now)
 
     return _batches(step)
 
