@@ -16,12 +16,13 @@ use too, so a click racing a rollback waits for it instead of deadlocking.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import and_, select
+from sqlalchemy import BindParameter, Select, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.core import clock
@@ -248,26 +249,10 @@ def _load(
         raise InvalidInput("That is not a resolution of this ticket.")
     if not isinstance(user_id, str) or not user_id.strip():
         raise InvalidInput("Who clicked is unknown; try again from Slack.")
-    model: type[TicketResolution] | type[PersonResolution]
-    if person_resolution_id is None:
-        model, which = TicketResolution, TicketResolution.ticket_id == ticket_id
-    else:
-        # Both ids come from the button: the resolution must be this ticket's.
-        model, which = PersonResolution, and_(PersonResolution.id == person_resolution_id,
-                                              PersonResolution.ticket_id == ticket_id)
-    # One round trip: the ticket and the resolution locked (in that order, the order
-    # rollback and processing take them), the action read with them. A follow-up being
-    # sent holds the resolution: wait for it at most LOCK_WAIT, the ack must leave
-    # within Slack's 3 s. populate_existing: after waiting on a lock, see the winner's
-    # commit.
-    found = session.execute(
-        select(Ticket, model, ActionHistory).select_from(Ticket)
-        .join(model, which)
-        .outerjoin(ActionHistory, ActionHistory.id == model.action_id)
-        .where(Ticket.ticket_id == ticket_id)
-        .with_for_update(of=[Ticket, model])
-        .execution_options(populate_existing=True, **bounded_lock_wait(followups.LOCK_WAIT))
-    ).one_or_none()
+    ids = {"ticket_id": ticket_id}
+    if person_resolution_id is not None:
+        ids["resolution_id"] = person_resolution_id
+    found = session.execute(_locking_read(person_resolution_id is not None), ids).one_or_none()
     ticket: Ticket | None = found[0] if found is not None else None
     resolution = cast(TicketResolution | PersonResolution | None,
                       found[1] if found is not None else None)
@@ -293,6 +278,33 @@ def _load(
     if action is not None and action.rolled_back:
         raise InvalidInput("This answer was withdrawn by an admin; nothing to rate.")
     return ticket, resolution, action
+
+
+@functools.cache
+def _locking_read(person: bool) -> Select:
+    """`_load`'s one round trip, built once: it runs on every click, and building it
+    each time cost CPU on the request path (docs/BENCHMARKS.md, "Ack CPU"). The ticket
+    and the resolution locked (in that order, the order rollback and processing take
+    them), the action read with them. A
+    follow-up being sent holds the resolution: wait for it at most LOCK_WAIT, the ack
+    must leave within Slack's 3 s. populate_existing: after waiting on a lock, see the
+    winner's commit."""
+    ticket_id: BindParameter[int] = bindparam("ticket_id")
+    model: type[TicketResolution] | type[PersonResolution]
+    if person:
+        # Both ids come from the button: the resolution must be this ticket's.
+        model, which = PersonResolution, and_(PersonResolution.id == bindparam("resolution_id"),
+                                              PersonResolution.ticket_id == ticket_id)
+    else:
+        model, which = TicketResolution, TicketResolution.ticket_id == ticket_id
+    return (
+        select(Ticket, model, ActionHistory).select_from(Ticket)
+        .join(model, which)
+        .outerjoin(ActionHistory, ActionHistory.id == model.action_id)
+        .where(Ticket.ticket_id == ticket_id)
+        .with_for_update(of=[Ticket, model])
+        .execution_options(populate_existing=True, **bounded_lock_wait(followups.LOCK_WAIT))
+    )
 
 
 def _heard(session: Session, resolution: TicketResolution | PersonResolution, now: datetime) -> None:
