@@ -37,10 +37,8 @@ class CeleryDecisions:
     def __init__(self, settings: Settings, app: Celery | None = None) -> None:
         if app is None:
             from jobs.celery_app import create_celery
-            from jobs.publisher import TRANSPORT
 
             app = create_celery(settings)
-            app.conf.broker_transport = TRANSPORT
             app.conf.broker_transport_options = {
                 **(app.conf.broker_transport_options or {}),
                 "socket_connect_timeout": 1, "socket_timeout": 2,
