@@ -34,7 +34,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.databases import REDIS_URL, flush_redis, fresh_database
@@ -188,7 +188,7 @@ class _Requests:
     def send(self, kind: str) -> int:
         return self.dispatch(*self.build(kind))
 
-    def build(self, kind: str) -> tuple[bytes, dict[str, str]]:
+    def build(self, kind: str) -> tuple[bytes, dict[str, str | Sequence[str]]]:
         """The raw body and signed headers of the next request of `kind`."""
         self._n += 1
         raw, content_type = self._builders[kind]()
@@ -196,11 +196,11 @@ class _Requests:
         return raw, {"Content-Type": content_type, "X-Slack-Request-Timestamp": str(ts),
                      "X-Slack-Signature": self._signing.signature(self._secret, raw, ts)}
 
-    def dispatch(self, raw: bytes, headers: dict[str, str]) -> int:
+    def dispatch(self, raw: bytes, headers: dict[str, str | Sequence[str]]) -> int:
         """Hand the request to the app as the WSGI adapter does; its HTTP status."""
         from slack_bolt import BoltRequest
 
-        return self._app.dispatch(BoltRequest(body=raw.decode(), headers=headers)).status
+        return self._app.dispatch(BoltRequest(body=raw.decode(), headers=dict(headers))).status
 
     def _click(self, action_id: str, value: str, user: str, ts: str) -> tuple[bytes, str]:
         trigger = f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:20]}"
