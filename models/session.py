@@ -11,9 +11,9 @@ import re
 import select
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Result, create_engine, event
+from sqlalchemy import CursorResult, Engine, Executable, Result, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,6 +23,12 @@ READ_ONLY = "resolvemeq_read_only"
 # Execution option bounding a statement's lock waits on PostgreSQL (`bounded_lock_wait`).
 LOCK_WAIT = "resolvemeq_lock_wait"
 _LOCK_WAIT_FORMAT = re.compile(r"\d{1,5}(ms|s)")
+# Execution option: statements sent ahead of a statement in its round trip (`preceded_by`).
+PRECEDED_BY = "resolvemeq_preceded_by"
+# Statements sent ahead, compiled, by identity (a handful in the app, each built once;
+# the entry keeps its statement, so the id is not reused while it is cached).
+_AHEAD_COMPILED: dict[tuple[int, str], tuple[Any, Any]] = {}
+_AHEAD_CACHE_SIZE = 100
 # How long a SQLite transaction waits for another's write lock before failing.
 SQLITE_BUSY_TIMEOUT = 30
 # Seconds a PostgreSQL connection is kept before the pool replaces it: well inside the
@@ -76,14 +82,55 @@ def bounded_lock_wait(wait: str) -> dict[str, str]:
     return {LOCK_WAIT: wait}
 
 
+def preceded_by(*statements: Executable) -> dict[str, tuple[Executable, ...]]:
+    """Execution options sending `statements` ahead of a statement, in its own query
+    string on PostgreSQL: one round trip for all of them.
+
+    psycopg2 returns only the last statement's rows, so the ones ahead are for their
+    effects (a lock). Their parameters are the statement's own, by name (`bindparam`
+    with no value, given at execution); build them once, they are compiled once. In
+    READ COMMITTED each statement of the string takes its own snapshot, so the
+    statement after them sees what was committed before a lock they waited for was
+    granted, which a single statement does not (its snapshot is taken before it
+    waits). PostgreSQL only: elsewhere the caller does without them.
+    """
+    return {PRECEDED_BY: statements}
+
+
 def _bound_lock_waits(engine: Engine) -> None:
     @event.listens_for(engine, "before_cursor_execute", retval=True)
-    def _with_lock_timeout(_conn, _cursor, statement, parameters, context, _many):
-        wait = context.execution_options.get(LOCK_WAIT) if context is not None else None
+    def _with_lock_timeout(conn, _cursor, statement, parameters, context, many):
+        options = context.execution_options if context is not None else {}
+        ahead = options.get(PRECEDED_BY)
+        if ahead:
+            if many or not isinstance(parameters, dict):
+                raise ValueError("statements ahead of an executemany are not supported")
+            statement = "; ".join((*_rendered(conn.dialect, ahead, parameters), statement))
+        wait = options.get(LOCK_WAIT)
         if wait and _LOCK_WAIT_FORMAT.fullmatch(wait):
             # psycopg2 sends both in one query string and returns the last one's rows.
             statement = f"SET LOCAL lock_timeout = '{wait}'; {statement}"
         return statement, parameters
+
+
+def _rendered(dialect, statements, parameters: dict) -> list[str]:
+    """`statements` compiled for psycopg2 (pyformat), once each (a statement to send
+    ahead is built once and kept); their parameters are the statement's own, by name."""
+    texts = []
+    for ahead in statements:
+        key = (id(ahead), dialect.driver)
+        cached = _AHEAD_COMPILED.get(key)
+        if cached is None or cached[0] is not ahead:
+            if len(_AHEAD_COMPILED) >= _AHEAD_CACHE_SIZE:
+                _AHEAD_COMPILED.clear()
+            cached = _AHEAD_COMPILED[key] = (ahead, ahead.compile(dialect=dialect))
+        compiled = cached[1]
+        missing = sorted(set(compiled.binds) - parameters.keys())
+        if missing:
+            raise ValueError(f"a statement sent ahead takes its parameters from the statement "
+                             f"it precedes, by name; missing: {missing}")
+        texts.append(compiled.string)
+    return texts
 
 
 def _replace_closed_connections(engine: Engine) -> None:

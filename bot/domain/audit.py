@@ -65,23 +65,50 @@ def record(
     action_id: uuid.UUID | None = None,
     detail: dict[str, Any] | None = None,
     now: datetime | None = None,
+    reservation: audit_chain.Reservation | None = None,
 ) -> AuditEvent:
-    """Write an audit event in the session's transaction (inserted now, not committed).
+    """Write an audit event in the session's transaction (not committed).
 
     One round trip: the row is inserted and comes back as the database holds it, which
     is what the audit chain hashes (`audit_chain.note_written`), so the chain need not
-    read it again before the commit.
+    read it again before the commit. With a reservation (`audit_chain.reserving`), no
+    round trip here: the row takes the reserved id and is inserted with its chain entry
+    at the commit, hashed from the values given here, which the database keeps as they
+    are (a detail of strings, booleans and small integers; any other detail is inserted
+    now).
 
     Returns:
-        The new event.
+        The new event (with a reservation, not in the session: it is inserted at the
+        commit).
     """
-    event = session.scalars(insert(AuditEvent).returning(AuditEvent), [{
+    values = {
         "occurred_at": now or clock.now(),
         "event_type": event_type,
         "actor_id": actor_id,
         "ticket_id": ticket_id,
         "action_id": action_id,
         "detail": detail or {},
-    }]).one()
+    }
+    event_id = (audit_chain.use_reservation(session, reservation)
+                if _kept_as_given(values["detail"]) else None)
+    if event_id is not None:
+        audit_chain.note_reserved(session, audit_chain.EVENTS, {"id": event_id, **values})
+        return AuditEvent(id=event_id, **values)
+    event = session.scalars(insert(AuditEvent).returning(AuditEvent), [values]).one()
     audit_chain.note_written(session, audit_chain.EVENTS, event)
     return event
+
+
+def _kept_as_given(value: Any) -> bool:
+    """Whether JSON `value` reads back from the database as it was given: a float may
+    not (JSONB keeps 1e20 as the integer 100000000000000000000), a tuple comes back a
+    list, a key that is not a string comes back a string."""
+    if value is None or isinstance(value, (bool, str)):
+        return True
+    if isinstance(value, int):
+        return abs(value) <= 2**53 - 1
+    if isinstance(value, list):
+        return all(_kept_as_given(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _kept_as_given(item) for key, item in value.items())
+    return False

@@ -21,6 +21,13 @@ scoped advisory lock just before the commit, reads the head and inserts the entr
 the lock goes with the commit. On SQLite the transaction already holds the database's
 write lock (it wrote the rows). `seq` is the primary key either way, so a writer that
 read a stale head fails its commit rather than forking the chain.
+
+A request whose one audited row is known before it is written (a refused click) may
+take the lock and read the head earlier, in the round trip of its first statement,
+right after that statement's row locks (`reserving`), with the row's id from
+its sequence; the row and its entry are then inserted in one statement at the commit
+(`audit.record` with the reservation). Row locks still come before the chain's lock,
+and none are taken after it.
 """
 
 from __future__ import annotations
@@ -35,10 +42,21 @@ from datetime import datetime
 from typing import Any
 
 import rfc8785
-from sqlalchemy import Connection, event, insert, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    case,
+    event,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import GENESIS_HASH, ActionHistory, AuditChainEntry, AuditEvent, as_utc
+from models import GENESIS_HASH, ActionHistory, AuditChainEntry, AuditEvent, as_utc, preceded_by
 
 # Bumped when what is hashed changes; old entries keep verifying under their version.
 CONTENT_VERSION = 1
@@ -63,6 +81,8 @@ COLUMNS = {
     EVENTS: ("id", "occurred_at", "event_type", "actor_id", "ticket_id", "action_id", "detail"),
 }
 _PENDING = "audit_chain_pending"
+_RESERVED = "audit_chain_reserved"
+_CHAINED = "_resolvemeq_audit_chained"
 _UNREAD = object()
 _INSTALLED = "_resolvemeq_audit_chain"
 
@@ -95,6 +115,16 @@ class Head:
     seq: int
     hash: str
     signature: str | None
+
+
+@dataclass
+class Reservation:
+    """The chain's head held by this transaction since its first statement (the lock
+    taken, the head read under it), and an audit_events id for the row it will chain."""
+
+    event_id: int
+    top: Head | None
+    used: bool = False
 
 
 # ----- canonical content ------------------------------------------------------------
@@ -270,7 +300,8 @@ def _dialect(session: Session | Connection) -> str:
 
 
 def append(session: Session | Connection, digests: list[Digests], *,
-           key: bytes | None, top: Head | None | object = _UNREAD) -> list[int]:
+           key: bytes | None, top: Head | None | object = _UNREAD,
+           events: list[dict[str, Any]] | None = None) -> list[int]:
     """Chain rows, in the order given, after the current head (flushed, not committed).
 
     The caller holds the chain's lock (`lock`) from before this call until the commit.
@@ -281,6 +312,9 @@ def append(session: Session | Connection, digests: list[Digests], *,
         key: AUDIT_SIGNING_KEY's bytes, or None to leave the entries unsigned.
         top: the head as read under the lock (`lock_and_read_head`); not given, it is
             read here.
+        events: audit_events rows not written yet (ids reserved, `reserving`),
+            inserted in the entries' statement (PostgreSQL); their digests are in
+            `digests`.
 
     Returns:
         The new entries' sequence numbers.
@@ -302,8 +336,87 @@ def append(session: Session | Connection, digests: list[Digests], *,
             "prev_hash": prev, "hash": link, "signature": sign(key, link), "redacted_at": None,
         })
         prev = link
-    session.execute(insert(AuditChainEntry), values)
+    if events:
+        # One statement, one round trip: the rows and their entries commit together.
+        session.execute(insert(AuditChainEntry).values(values)
+                        .add_cte(insert(AuditEvent).values(events).cte("audited")))
+    else:
+        session.execute(insert(AuditChainEntry), values)
     return [value["seq"] for value in values]
+
+
+def reserving(rows: Select[*tuple[Any, ...]],
+              when: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
+    """`rows`, a statement that locks rows (FOR UPDATE), made to also reserve the
+    chain's head when `when` holds for its row, in the same round trip (PostgreSQL;
+    use it where `may_reserve`, read the answer with `taken`).
+
+    Sent ahead of `rows` in its query string: `rows` itself, locking its rows, then
+    the chain's lock, taken only for a row where `when` holds. `rows` then runs again
+    (its rows locked already, so no wait) with four more columns: an audit_events id
+    from the table's sequence and the head, both only where `when` holds. Its snapshot
+    is taken after the chain's lock was granted, so the head is the newest entry, and
+    nobody appends after it until this transaction ends. Where `when` does not hold,
+    nothing changes but the statement sent twice. The row locks come first, as
+    everywhere else, and the transaction must take no other row lock before its commit.
+
+    Args:
+        rows: the caller's locking statement; its parameters are bound by name
+            (`bindparam`) and given at execution, as the statement sent ahead shares them.
+        when: true for a row whose transaction will write an audit row (`audit.record`
+            with the reservation).
+
+    Returns:
+        A statement to build once and execute many times.
+    """
+    locked = rows.with_only_columns(when.label("reserve")).subquery("locked")
+    lock_after_rows = (select(func.pg_advisory_xact_lock(literal_column(str(CHAIN_LOCK_KEY))))
+                       .select_from(locked).where(locked.c.reserve))
+    # Columns, not a join: the caller's FOR UPDATE (with or without OF) then locks
+    # only its own tables.
+    newest = [case((when, select(column).order_by(AuditChainEntry.seq.desc()).limit(1)
+                    .scalar_subquery()))
+              for column in (AuditChainEntry.seq, AuditChainEntry.hash, AuditChainEntry.signature)]
+    event_id = case((when, func.nextval(literal_column(f"pg_get_serial_sequence('{EVENTS}', 'id')"))))
+    return (rows.add_columns(event_id.label("reserved_event_id"), *newest)
+            .execution_options(**preceded_by(lock_after_rows)))
+
+
+def may_reserve(session: Session) -> bool:
+    """Whether `session` may run a `reserving` statement: PostgreSQL, the chain
+    installed, not in a savepoint (whose rollback would give the lock back)."""
+    return (_dialect(session) == "postgresql" and not session.in_nested_transaction()
+            and getattr(session, _CHAINED, False))
+
+
+def taken(session: Session, row: Any) -> Reservation | None:
+    """The reservation a `reserving` statement took for `row` (one of its rows, or
+    None), or None."""
+    if row is None:
+        return None
+    event_id, seq, link, signature = tuple(row)[-4:]  # the statement's four last columns
+    if event_id is None:
+        return None
+    reservation = Reservation(event_id, None if seq is None else Head(seq, link, signature))
+    session.info[_RESERVED] = reservation
+    return reservation
+
+
+def use_reservation(session: Session, reservation: Reservation | None) -> int | None:
+    """The audit_events id `reservation` holds for this transaction's row, once; None
+    when it is not this transaction's or was used."""
+    held: Reservation | None = session.info.get(_RESERVED)
+    if reservation is None or held is not reservation or reservation.used:
+        return None
+    reservation.used = True
+    return reservation.event_id
+
+
+def note_reserved(session: Session, table: str, values: Mapping[str, Any]) -> None:
+    """Chain, and insert with its entry at the commit, a row not written yet whose id
+    came from `use_reservation` (its `values` are every column in `COLUMNS`, as the
+    database will hold them)."""
+    session.info.setdefault(_PENDING, []).append((table, values["id"], dict(values), True))
 
 
 def note_written(session: Session, table: str, row: Any) -> None:
@@ -321,7 +434,8 @@ def note_written(session: Session, table: str, row: Any) -> None:
     values = None if session.in_nested_transaction() else {
         name: (row[name] if isinstance(row, Mapping) else getattr(row, name))
         for name in COLUMNS[table]}
-    session.info.setdefault(_PENDING, []).append((table, values["id"] if values else row.id, values))
+    session.info.setdefault(_PENDING, []).append(
+        (table, values["id"] if values else row.id, values, False))
 
 
 def install(target: sessionmaker[Session] | Session, *, key: bytes | None) -> None:
@@ -339,10 +453,12 @@ def install(target: sessionmaker[Session] | Session, *, key: bytes | None) -> No
     if getattr(target, _INSTALLED, False):
         return
     setattr(target, _INSTALLED, True)
+    # Every session of a factory is of the factory's own class: marked, they say so.
+    setattr(target.class_ if isinstance(target, sessionmaker) else target, _CHAINED, True)
 
     def noticed(session: Session, _context) -> None:
         pending = session.info.setdefault(_PENDING, [])
-        new = [(ACTIONS if isinstance(obj, ActionHistory) else EVENTS, obj.id, None)
+        new = [(ACTIONS if isinstance(obj, ActionHistory) else EVENTS, obj.id, None, False)
                for obj in session.new if isinstance(obj, (ActionHistory, AuditEvent))]
         # Chained in the order they were written; within one flush, in a fixed order.
         pending.extend(sorted(new, key=lambda ref: (ref[0] == EVENTS, str(ref[1]))))
@@ -354,20 +470,25 @@ def install(target: sessionmaker[Session] | Session, *, key: bytes | None) -> No
             return
         # Rows come back from the database (a row written by `note_written` brought its
         # values with it); a row flushed in a savepoint that was rolled back is gone.
-        read = {table: read_rows(session, table, [row_id for t, row_id, known in pending
+        read = {table: read_rows(session, table, [row_id for t, row_id, known, _ in pending
                                                   if t == table and known is None])
                 for table in (ACTIONS, EVENTS)}
-        for table, row_id, known in pending:
+        for table, row_id, known, _ in pending:
             if known is not None:
                 read[table][row_id] = known
-        digests = [digests_of(table, read[table][row_id]) for table, row_id, _ in pending
+        digests = [digests_of(table, read[table][row_id]) for table, row_id, _, _ in pending
                    if row_id in read[table]]
+        unwritten = [known for table, _, known, write in pending if write and table == EVENTS]
         if digests:
-            append(session, digests, key=key, top=lock_and_read_head(session))
+            # A reservation means the lock is held and its head is still the head.
+            reserved = session.info.get(_RESERVED)
+            top = reserved.top if reserved is not None else lock_and_read_head(session)
+            append(session, digests, key=key, top=top, events=unwritten)
 
     def forget(session: Session, transaction) -> None:
         if transaction.parent is None:
             session.info.pop(_PENDING, None)
+            session.info.pop(_RESERVED, None)
 
     event.listen(target, "after_flush", noticed)
     event.listen(target, "before_commit", chain)

@@ -20,14 +20,14 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import BindParameter, Select, and_, bindparam, select
+from sqlalchemy import Integer, Select, String, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.core import clock
 from bot.core.errors import InvalidInput, NotFound, NotRequester, TicketWithdrawn
-from bot.domain import audit, followups, snapshots
+from bot.domain import audit, audit_chain, followups, snapshots
 from models import (
     ActionHistory,
     ActionType,
@@ -82,7 +82,7 @@ def record_answer(
 
     Args:
         session: the caller's session; flushed, not committed. NotRequester leaves its
-            audit row flushed for the transaction owner to keep.
+            audit row for the transaction owner to keep (flushed, or written at its commit).
         ticket_id: the ticket the resolution is for.
         user_id: the Slack user id who clicked.
         solved: True for Yes, False for No.
@@ -159,7 +159,7 @@ def record_reason(
 
     Args:
         session: the caller's session; flushed, not committed. NotRequester leaves its
-            audit row flushed for the transaction owner to keep.
+            audit row for the transaction owner to keep (flushed, or written at its commit).
         ticket_id: the ticket the resolution is for.
         user_id: the Slack user id who submitted.
         text: their words as typed; blank leaves what was stored.
@@ -207,7 +207,7 @@ def record_rating(
 
     Args:
         session: the caller's session; flushed, not committed. NotRequester leaves its
-            audit row flushed for the transaction owner to keep.
+            audit row for the transaction owner to keep (flushed, or written at its commit).
         ticket_id: the ticket the resolution is for.
         user_id: the Slack user id who clicked.
         score: 1 to 5.
@@ -249,10 +249,15 @@ def _load(
         raise InvalidInput("That is not a resolution of this ticket.")
     if not isinstance(user_id, str) or not user_id.strip():
         raise InvalidInput("Who clicked is unknown; try again from Slack.")
-    ids = {"ticket_id": ticket_id}
-    if person_resolution_id is not None:
-        ids["resolution_id"] = person_resolution_id
-    found = session.execute(_locking_read(person_resolution_id is not None), ids).one_or_none()
+    # One round trip: the ticket and the resolution locked (in that order, the order
+    # rollback and processing take them), the action read with them. For someone
+    # else's click the audit chain's head is reserved in it too (`_locking`), so the
+    # refusal's row and its entry are one more, and the commit.
+    reserve = audit_chain.may_reserve(session)
+    plain, reserving = _locking(person_resolution_id is not None)
+    found = session.execute(reserving if reserve else plain, {
+        "ticket_id": ticket_id, "clicker": user_id, "person_resolution_id": person_resolution_id,
+    }).one_or_none()
     ticket: Ticket | None = found[0] if found is not None else None
     resolution = cast(TicketResolution | PersonResolution | None,
                       found[1] if found is not None else None)
@@ -264,7 +269,8 @@ def _load(
         detail = {**detail, "person_resolution_id": person_resolution_id}
     if user_id != ticket.user_id:
         audit.record(session, audit.FEEDBACK_WRONG_USER, actor_id=user_id,
-                     ticket_id=ticket_id, action_id=resolution.action_id, detail=detail, now=now)
+                     ticket_id=ticket_id, action_id=resolution.action_id, detail=detail, now=now,
+                     reservation=audit_chain.taken(session, found) if reserve else None)
         raise NotRequester(
             f"Only the person who asked for help (<@{ticket.user_id}>) can answer this."
         )
@@ -281,30 +287,33 @@ def _load(
 
 
 @functools.cache
-def _locking_read(person: bool) -> Select:
-    """`_load`'s one round trip, built once: it runs on every click, and building it
-    each time cost CPU on the request path (docs/BENCHMARKS.md, "Ack CPU"). The ticket
-    and the resolution locked (in that order, the order rollback and processing take
-    them), the action read with them. A
-    follow-up being sent holds the resolution: wait for it at most LOCK_WAIT, the ack
-    must leave within Slack's 3 s. populate_existing: after waiting on a lock, see the
-    winner's commit."""
-    ticket_id: BindParameter[int] = bindparam("ticket_id")
+def _locking(person: bool) -> tuple[Select[*tuple[Any, ...]], Select[*tuple[Any, ...]]]:
+    """The statement that locks a click's ticket and resolution and reads them with
+    the action: plain, and reserving the audit chain's head for a clicker who is not
+    the requester. Built once; parameters: ticket_id, person_resolution_id (a
+    helpdesk person's resolution; None for the bot's), clicker.
+
+    A follow-up being sent holds the resolution: wait for it at most LOCK_WAIT, the
+    ack must leave within Slack's 3 s. populate_existing: after waiting on a lock, see
+    the winner's commit.
+    """
+    ticket_id = bindparam("ticket_id", type_=Integer)
     model: type[TicketResolution] | type[PersonResolution]
-    if person:
-        # Both ids come from the button: the resolution must be this ticket's.
-        model, which = PersonResolution, and_(PersonResolution.id == bindparam("resolution_id"),
-                                              PersonResolution.ticket_id == ticket_id)
-    else:
+    if not person:
         model, which = TicketResolution, TicketResolution.ticket_id == ticket_id
-    return (
-        select(Ticket, model, ActionHistory).select_from(Ticket)
-        .join(model, which)
-        .outerjoin(ActionHistory, ActionHistory.id == model.action_id)
-        .where(Ticket.ticket_id == ticket_id)
-        .with_for_update(of=[Ticket, model])
-        .execution_options(populate_existing=True, **bounded_lock_wait(followups.LOCK_WAIT))
-    )
+    else:
+        # Both ids come from the button: the resolution must be this ticket's.
+        model, which = PersonResolution, and_(
+            PersonResolution.id == bindparam("person_resolution_id", type_=Integer),
+            PersonResolution.ticket_id == ticket_id)
+    rows = (select(Ticket, model, ActionHistory).select_from(Ticket)
+            .join(model, which)
+            .outerjoin(ActionHistory, ActionHistory.id == model.action_id)
+            .where(Ticket.ticket_id == ticket_id)
+            .with_for_update(of=[Ticket, model])
+            .execution_options(populate_existing=True, **bounded_lock_wait(followups.LOCK_WAIT)))
+    stranger = Ticket.user_id != bindparam("clicker", type_=String)
+    return rows, audit_chain.reserving(rows, stranger)
 
 
 def _heard(session: Session, resolution: TicketResolution | PersonResolution, now: datetime) -> None:

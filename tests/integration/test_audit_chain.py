@@ -3,16 +3,19 @@ app writes it, and `audit verify` names the first row changed, removed or insert
 
 from __future__ import annotations
 
+import random
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
+from bot.core.errors import NotRequester
 from bot.domain import actions, audit, audit_chain, retention
 from bot.domain.audit_chain import ACTIONS, EVENTS, RowRef
 from bot.domain.audit_verify import Anchor
+from bot.domain.feedback import record_answer, record_rating
 from bot.domain.ratelimit import RollbackThrottle, make_storage
 from bot.domain.rollback import rollback_action
 from models import (
@@ -20,6 +23,7 @@ from models import (
     ActionType,
     AuditChainEntry,
     AuditEvent,
+    PersonResolution,
     Ticket,
     make_engine,
     transaction,
@@ -304,3 +308,164 @@ def test_concurrent_decisions_of_the_real_runtime_never_fork_the_chain(engine, m
     report = verify(engine)
     assert report.ok, report.problems
     assert report.entries == 40 and [e.seq for e in _entries(engine)] == list(range(1, 41))
+
+
+# ----- a refused click: the chain's head reserved in the click's first round trip -----
+
+def _refused(factory, ticket_id: int, *, user_id: str = "USTRANGER", score: int | None = None,
+             now=NOW) -> None:
+    """Someone other than the requester clicks Yes (or stars) on the bot's answer."""
+    with pytest.raises(NotRequester), transaction(factory) as session:
+        if score is None:
+            record_answer(session, ticket_id=ticket_id, user_id=user_id, solved=True,
+                          default_team="IT Support", now=now)
+        else:
+            record_rating(session, ticket_id=ticket_id, user_id=user_id, score=score, now=now)
+
+
+def _refusals(engine) -> list:
+    with engine.connect() as conn:
+        return conn.execute(select(AuditEvent.__table__).where(
+            AuditEvent.event_type == audit.FEEDBACK_WRONG_USER).order_by(AuditEvent.id)).all()
+
+
+def test_a_strangers_refusal_is_chained_with_its_row_signed_and_verifies(engine):
+    factory = chained_factory(engine, key=KEY)
+    resolved, escalated, _ = _history(factory)
+    _refused(factory, resolved.ticket_id, now=NOW + timedelta(minutes=7, microseconds=123_456))
+    _refused(factory, resolved.ticket_id, score=2)
+    with transaction(factory) as session:  # a decision after them chains after them
+        actions.execute(session, make_ticket(session, description="printer jam"),
+                        make_plan(ActionType.ESCALATE), now=NOW, followup_delay=timedelta(hours=24))
+
+    first, second = _refusals(engine)
+    assert (first.actor_id, first.ticket_id, first.action_id, first.detail) == (
+        "USTRANGER", resolved.ticket_id, resolved.id, {"kind": "answer", "solved": True})
+    assert first.occurred_at == NOW + timedelta(minutes=7, microseconds=123_456)
+    assert second.detail == {"kind": "rating", "score": 2}
+    entries = _entries(engine)
+    assert [e.event_id for e in entries[-3:-1]] == [first.id, second.id]
+    assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+    # The entries were hashed from the values the app gave; verify hashes what the
+    # database holds: equal, so the row is as it was written.
+    report = verify(engine, key=KEY)
+    assert report.ok and report.signatures_checked, report.problems
+    sql(engine, "UPDATE audit_events SET actor_id = 'UOTHER' WHERE id = :id", id=first.id)
+    assert [(p.kind, p.row) for p in verify(engine, key=KEY).problems] == [
+        ("changed", RowRef(EVENTS, first.id))]
+
+
+def test_a_refusal_whose_request_then_fails_leaves_neither_row_nor_entry(engine):
+    factory = chained_factory(engine)
+    resolved, _, _ = _history(factory)
+    before = _entries(engine)
+    with pytest.raises(RuntimeError), transaction(factory) as session:
+        with pytest.raises(NotRequester):
+            record_answer(session, ticket_id=resolved.ticket_id, user_id="USTRANGER", solved=False,
+                          default_team="IT Support", now=NOW)
+        raise RuntimeError("the request failed after the refusal")
+    assert _entries(engine) == before and _refusals(engine) == []
+    _refused(factory, resolved.ticket_id)  # the next one takes the place it held
+    assert [e.seq for e in _entries(engine)] == list(range(1, len(before) + 2))
+    assert verify(engine).ok
+
+
+@pytest.mark.parametrize("detail", [{"kind": "answer", "solved": True, "n": 3},
+                                    {"score": 1e20, "ratio": 0.5}])
+def test_a_reserved_audit_row_verifies_whatever_its_detail(engine, detail):
+    # A detail the database would not give back as it was given (JSONB turns 1e20
+    # into an integer) is inserted at once and hashed as read back, under the lock
+    # the reservation holds; a plain one is inserted with its entry at the commit.
+    factory = chained_factory(engine)
+    resolved, _, _ = _history(factory)
+    rows = select(Ticket).where(Ticket.ticket_id == bindparam("ticket_id")).with_for_update()
+    reserving = audit_chain.reserving(rows, Ticket.user_id != bindparam("clicker"))
+    with transaction(factory) as session:
+        reserve = audit_chain.may_reserve(session)
+        assert reserve == (engine.dialect.name == "postgresql")
+        row = session.execute(reserving if reserve else rows,
+                              {"ticket_id": resolved.ticket_id, "clicker": "USTRANGER"}).one()
+        reservation = audit_chain.taken(session, row) if reserve else None
+        audit.record(session, audit.FEEDBACK_WRONG_USER, actor_id="USTRANGER",
+                     ticket_id=resolved.ticket_id, detail=detail, now=NOW, reservation=reservation)
+    [refusal] = _refusals(engine)
+    assert refusal.detail == detail
+    report = verify(engine)
+    assert report.ok, report.problems
+
+
+def test_strangers_clicks_racing_decisions_and_answers_neither_fork_nor_deadlock(engine):
+    # A stranger's click takes the chain's lock in its first round trip, right after
+    # its row locks, and takes no row lock after it; everyone else takes their row
+    # locks first and the chain's lock at the commit. Requesters answer the same
+    # tickets the strangers click (the same row locks); decisions run beside them.
+    factory = chained_factory(engine, key=KEY)
+    with transaction(factory) as session:
+        answered = []
+        for n in range(10):
+            ticket = make_ticket(session, description=f"vpn {n}", user_id="UREQ")
+            actions.execute(session, ticket, make_plan(ActionType.AUTO_RESOLVE), now=NOW,
+                            followup_delay=timedelta(hours=24))
+            answered.append(ticket.ticket_id)
+        fresh = [make_ticket(session, description=f"printer {n}").ticket_id for n in range(10)]
+
+    def stranger(ticket_id: int, score: int | None) -> None:
+        _refused(factory, ticket_id, user_id=f"USTRANGER{score}", score=score)
+
+    def requester(ticket_id: int) -> None:  # a No: the ticket reopens (an action row)
+        with transaction(factory) as session:
+            record_answer(session, ticket_id=ticket_id, user_id="UREQ", solved=False,
+                          default_team="IT Support", now=NOW)
+
+    def decide(ticket_id: int) -> None:
+        with transaction(factory) as session:
+            actions.execute(session, session.get(Ticket, ticket_id), make_plan(ActionType.ESCALATE),
+                            now=NOW, followup_delay=timedelta(hours=24))
+            audit.record(session, audit.AUTONOMY_CAP_REACHED, actor_id=None, ticket_id=ticket_id,
+                         now=NOW)
+
+    jobs = ([(stranger, (t, None)) for t in answered] + [(stranger, (t, 4)) for t in answered]
+            + [(requester, (t,)) for t in answered] + [(decide, (t,)) for t in fresh])
+    random.Random(13).shuffle(jobs)
+    start = threading.Barrier(8)
+    failures: list[BaseException] = []
+
+    def work(mine) -> None:
+        start.wait()
+        for job, args in mine:
+            try:
+                job(*args)
+            except BaseException as error:  # noqa: B036 - reported below
+                failures.append(error)
+
+    threads = [threading.Thread(target=work, args=(jobs[n::8],)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not failures, failures  # no deadlock, no lock timeout, no second entry at a seq
+    assert len(_refusals(engine)) == 20
+    entries = _entries(engine)
+    # 10 resolutions, 10 reopens, 20 refusals, 10 escalations and their 10 events.
+    assert [e.seq for e in entries] == list(range(1, 61))
+    assert len({e.prev_hash for e in entries}) == 60  # no two entries follow the same one
+    report = verify(engine, key=KEY)
+    assert report.ok and report.signatures_checked, report.problems
+
+
+def test_a_strangers_refusal_on_a_helpdesk_persons_resolution_is_chained_and_verifies(engine):
+    factory = chained_factory(engine, key=KEY)
+    resolved, _, _ = _history(factory)
+    with transaction(factory) as session:
+        person = PersonResolution(ticket_id=resolved.ticket_id, resolved_by="UMEMBER", team="Network")
+        session.add(person)
+        session.flush()
+        person_id = person.id
+    with pytest.raises(NotRequester), transaction(factory) as session:
+        record_rating(session, ticket_id=resolved.ticket_id, user_id="USTRANGER", score=3,
+                      person_resolution_id=person_id, now=NOW)
+    [refusal] = _refusals(engine)
+    assert refusal.detail == {"kind": "rating", "score": 3, "person_resolution_id": person_id}
+    assert _entries(engine)[-1].event_id == refusal.id
+    report = verify(engine, key=KEY)
+    assert report.ok and report.signatures_checked, report.problems
