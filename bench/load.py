@@ -40,6 +40,11 @@ class Sample:
     status: int  # 0: no answer (connection error or timeout)
     latency: float  # seconds from the scheduled send to the last byte of the answer
     lag: float  # seconds the generator sent late
+    # A click that changes the answer: its message's ts, and when (time.time(), the fake
+    # Slack's clock) it was sent and answered, to find when the message was redrawn.
+    redraw_ts: str = ""
+    sent_at: float = 0.0
+    answered_at: float = 0.0
 
 
 @dataclass
@@ -55,6 +60,8 @@ class Run:
     others: float = 0.0  # cores used by processes that are not this benchmark's nor the services
     services: float = 0.0  # cores used by PostgreSQL and Redis
     other_names: list[str] = field(default_factory=list)
+    # A closed loop's requests taken from the mix and never sent (`Mix.give_back`).
+    unsent: list[Request] = field(default_factory=list)
 
     def took_load(self, load: Load) -> None:
         load.measure()
@@ -154,11 +161,13 @@ def open_loop(label: str, port: int, requests: Sequence[Request], *, rate: float
                 if item is None:
                     return
                 scheduled, request = item
-                began = time.monotonic()
+                began, sent_at = time.monotonic(), time.time()
                 status = client.send(request)
                 ended = time.monotonic()
                 with lock:
-                    run.samples.append(Sample(request.kind, status, ended - scheduled, began - scheduled))
+                    run.samples.append(Sample(request.kind, status, ended - scheduled, began - scheduled,
+                                              request.redraw_ts, sent_at - (began - scheduled),
+                                              time.time()))
                     finish[0] = max(finish[0], ended)
         finally:
             client.close()
@@ -202,11 +211,12 @@ def closed_loop(label: str, port: int, mix: Mix, *, concurrency: int, seconds: f
                 i = next(index)
                 if i >= len(requests):
                     return
-                began = time.monotonic()
+                began, sent_at = time.monotonic(), time.time()
                 status = client.send(requests[i])
                 ended = time.monotonic()
                 with lock:
-                    run.samples.append(Sample(requests[i].kind, status, ended - began, 0.0))
+                    run.samples.append(Sample(requests[i].kind, status, ended - began, 0.0,
+                                              requests[i].redraw_ts, sent_at, time.time()))
         finally:
             client.close()
 
@@ -217,6 +227,8 @@ def closed_loop(label: str, port: int, mix: Mix, *, concurrency: int, seconds: f
         thread.join(seconds + CLIENT_TIMEOUT + 5)
     run.elapsed = time.monotonic() - start
     run.scheduled = len(run.samples)
+    # Indexes are handed out in order and each taken one is sent: the rest never was.
+    run.unsent = list(requests[len(run.samples):])
     run.took_load(load)
     return run
 

@@ -79,6 +79,10 @@ class Request:
     kind: str
     body: bytes
     content_type: str = signing.FORM_CONTENT_TYPE
+    # A click that changes the answer: the ts of the message it redraws (else "").
+    redraw_ts: str = ""
+    # The requester's click: its ticket (0 for anything else), see `Mix.give_back`.
+    ticket_id: int = 0
 
 
 class Mix:
@@ -88,10 +92,12 @@ class Mix:
         tickets: (ticket_id, message ts) of resolved tickets the clicks answer.
         ticket_share: the share of `/ticket` commands; the rest are clicks.
         stranger_share: the share of clicks made by someone who is not the requester.
+        visits: the requester's clicks so far per ticket, shared by the mixes sent to one
+            server (so each star click still changes the answer it finds stored).
     """
 
     def __init__(self, tickets: Sequence[tuple[int, str]], *, ticket_share: float = 0.5,
-                 stranger_share: float = 0.2) -> None:
+                 stranger_share: float = 0.2, visits: dict[int, int] | None = None) -> None:
         from bot.views import ActionId, feedback_value, rating_action_id
 
         self._tickets = list(tickets)
@@ -99,7 +105,7 @@ class Mix:
         self._stranger_share = stranger_share
         self._n = itertools.count()
         self._clicks = itertools.count()
-        self._visits: dict[int, int] = {}
+        self._visits: dict[int, int] = {} if visits is None else visits
         self._yes, self._value, self._rating = ActionId.FEEDBACK_YES.value, feedback_value, rating_action_id
         self._lock = threading.Lock()
 
@@ -119,21 +125,33 @@ class Mix:
                 return self._click("stranger", self._yes, self._value(ticket_id), STRANGER, ts)
             visit = self._visits[ticket_id] = self._visits.get(ticket_id, -1) + 1
             if visit % 3 == 0:
-                return self._click("click", self._yes, self._value(ticket_id), REQUESTER, ts)
+                # Only the first Yes changes the answer (the seeded ones are unanswered).
+                return self._click("click", self._yes, self._value(ticket_id), REQUESTER, ts,
+                                   redraws=visit == 0, ticket_id=ticket_id)
             score = visit % 5 + 1  # a different score than last time: the answer changes
             return self._click("click", self._rating(score), self._value(ticket_id, score=score),
-                               REQUESTER, ts)
+                               REQUESTER, ts, redraws=True, ticket_id=ticket_id)
 
     def take(self, count: int) -> list[Request]:
         """The next `count` requests."""
         return [self.next() for _ in range(count)]
 
-    def _click(self, kind: str, action_id: str, value: str, user: str, ts: str) -> Request:
+    def give_back(self, unsent: Sequence[Request]) -> None:
+        """Forget the requester's clicks taken but never sent (a closed loop takes more
+        than it sends), so the next click on each ticket still changes its answer."""
+        with self._lock:
+            for request in unsent:
+                if request.ticket_id:
+                    self._visits[request.ticket_id] -= 1
+
+    def _click(self, kind: str, action_id: str, value: str, user: str, ts: str, *,
+               redraws: bool = False, ticket_id: int = 0) -> Request:
         payload = signing.block_actions_payload(
             action_id, value, user_id=user, channel_id=CHANNEL, team_id=TEAM_ID, message_ts=ts,
             trigger_id=f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:20]}",
         )
-        return Request(kind, signing.block_actions_body(payload).encode())
+        return Request(kind, signing.block_actions_body(payload).encode(), redraw_ts=ts if redraws else "",
+                       ticket_id=ticket_id)
 
     def _command(self, n: int) -> Request:
         body = signing.slash_command_body(

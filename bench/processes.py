@@ -69,6 +69,10 @@ def _slow(fake, methods: Sequence[str], seconds: float) -> None:
         fake.delay(method, seconds, times=10**9)
 
 
+def _times(fake, method: str, since: float) -> list[tuple[str, float]]:
+    return [(str(call.args.get("ts", "")), call.at) for call in fake.calls(method) if call.at >= since]
+
+
 def _counts(fake) -> dict[str, int]:
     counts: dict[str, int] = {}
     for call in fake.calls():
@@ -81,6 +85,7 @@ _COMMANDS: dict[str, Callable[..., Any]] = {
     "delay": _delay,
     "slow": _slow,
     "counts": _counts,
+    "times": _times,
     "reset": lambda fake: fake.reset(),
     "query": lambda fake, function, *args: function(fake, *args),
 }
@@ -135,6 +140,11 @@ class FakeSlackProcess:
         """`function(fake, *args)` run in the child: `function` must be importable by
         name (a module-level function) and its answer picklable."""
         return self._ask("query", function, *args)
+
+    def times(self, method: str, since: float = 0.0) -> list[tuple[str, float]]:
+        """(the `ts` argument, when it was answered by the fake's `time.time()`) of each
+        call of `method` answered at or after `since`, oldest first."""
+        return self._ask("times", method, since)
 
     def reset(self) -> None:
         """Forget the calls and delays so far."""
@@ -273,21 +283,24 @@ class Worker:
         database_url, redis_url (the broker), slack: what it talks to.
         concurrency: threads.
         log_dir: where `NAME.log` goes.
+        nice: its CPU priority (`nice -n`; 10: it takes what the serve processes leave).
         **env: more settings (CLAIM_TTL=..., ...).
     """
 
     def __init__(self, name: str, *, database_url: str, redis_url: str, slack: FakeSlackProcess,
-                 concurrency: int, log_dir: Path, **env: str) -> None:
+                 concurrency: int, log_dir: Path, nice: int = 0, **env: str) -> None:
         environ = {k: v for k, v in os.environ.items()
                    if not k.startswith(("SLACK_", "DATABASE_", "REDIS_", "SENTRY_"))}
         environ.update(DATABASE_URL=database_url, REDIS_URL=redis_url, SLACK_API_URL=slack.base_url,
                        SLACK_BOT_TOKEN=slack.token, SLACK_SIGNING_SECRET="unused-here", **env)
-        script = Path(sys.executable).with_name("resolvemeq")
-        command = [str(script)] if script.exists() else [sys.executable, "-m", "bot.platform.cli"]
+        # `python -m` from ROOT, not the installed `resolvemeq` script: the script imports
+        # the installed checkout, and the worker must run the code under test, as serve does.
+        command = [sys.executable, "-m", "bot.platform.cli"]
         self.log = log_dir / f"{name}.log"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [*command, "worker", "--pool=threads", f"--concurrency={concurrency}",
+                [*(["nice", "-n", str(nice)] if nice else []), *command, "worker", "--pool=threads",
+                 f"--concurrency={concurrency}",
                  f"--hostname={name}@%h", "--without-gossip", "--without-mingle",
                  "--without-heartbeat"],
                 cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -297,6 +310,13 @@ class Worker:
         if self.process.poll() is not None:
             raise RuntimeError(f"worker exited: {self.log.read_text()[-2000:]}")
         return b" ready." in self.log.read_bytes()
+
+    def renice(self, nice: int) -> None:
+        """Set the worker's CPU priority now, on every thread (Linux keeps one per
+        thread; threads started later inherit it). Lowering it needs root."""
+        for tid in os.listdir(f"/proc/{self.process.pid}/task"):
+            with contextlib.suppress(ProcessLookupError):
+                os.setpriority(os.PRIO_PROCESS, int(tid), nice)
 
     def stop(self) -> None:
         if self.process.poll() is None:

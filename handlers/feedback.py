@@ -6,7 +6,8 @@ The same buttons answer the bot's resolution ("t=12") and a person's ("t=12;p=3"
 value says which record the answer lands on. Parse the button strictly (a tampered
 value stores nothing), record the answer in the
 request's transaction (only the requester's counts; a stranger's click is refused and
-audited), acknowledge (which commits), then redraw the message off the request path.
+audited), acknowledge (which commits), then hand the redraw of the message off the request path
+(a worker's task, or this process's pool: bot.workflows.redraws).
 Refusals and outages are raised and told to the clicker by `handlers.errors`.
 """
 
@@ -26,7 +27,7 @@ from bot.core.errors import InvalidInput
 from bot.domain import feedback, surveys, tickets
 from bot.domain.feedback import FeedbackResult
 from bot.views import ActionId, BlockId, CallbackId
-from bot.workflows import announce
+from bot.workflows import announce, redraws
 from bot.workflows import teamwork as team_notices
 from handlers.deps import SlackDeps
 from handlers.routing import Routes
@@ -60,8 +61,7 @@ def submit_reason(ack: Ack, body: dict, view: dict, session: Session, deps: Slac
         team_notices.add_requester_said(session, result)
     ack()
     if result.changed:
-        deps.background.try_submit(team_notices.refresh_team_notices, deps.runtime, deps.client,
-                                   ticket_id)
+        redraws.hand_off(deps.runtime, redraws.team_notices_of(ticket_id))
 
 
 def rate(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -> None:
@@ -81,8 +81,7 @@ def nps(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -
     surveys.record_nps(session, outbox_id=outbox_id, user_id=user, score=score, now=clock.now())
     ack()
     if channel and message_ts:
-        deps.background.try_submit(announce.announce_nps, deps.runtime, deps.client,
-                                   channel=channel, message_ts=message_ts)
+        redraws.hand_off(deps.runtime, redraws.nps_answer(channel=channel, message_ts=message_ts))
 
 
 def why(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDeps) -> None:
@@ -113,9 +112,10 @@ def _answer(ack: Ack, body: dict, action: dict, session: Session, deps: SlackDep
 
 def _redraw(deps: SlackDeps, result: FeedbackResult, channel: str | None, message_ts: str | None,
             owed: Sequence[int] = ()) -> None:
+    # On the workers with DECIDE_ON=workers, else this process's pool (bot.workflows.redraws).
     if result.changed and channel and message_ts:
-        deps.background.try_submit(announce.announce_feedback, deps.runtime, deps.client, result,
-                                   channel=channel, message_ts=message_ts, owed=owed)
+        redraws.hand_off(deps.runtime, redraws.answer(result, channel=channel, message_ts=message_ts,
+                                                      owed=owed))
 
 
 def _where(body: dict) -> tuple[str, str | None, str | None]:

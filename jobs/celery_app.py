@@ -8,12 +8,22 @@ timeout, which is how reminders get sent twice. Due times live in the database.
 from __future__ import annotations
 
 from celery import Celery
+from kombu import Queue
 
 from bot.core.settings import Settings, load_settings
 
 TASKS = ("sweep_new_tickets", "deliver_outbox", "evaluate_alerts", "expire_rollback_requests",
          "expire_clarifications", "anchor_audit_chain", "redact_old_text", "backup_on_schedule",
          "check_sla", "roll_up_stats")
+
+# The work after a click has a queue of its own, which every worker reads beside the
+# default one (Redis hands out the two in turn): a person's redraw waits behind at most
+# a few decisions, not behind the whole backlog of tickets.
+REDRAW_QUEUE = "redraws"
+DEFAULT_QUEUE = "celery"
+# Seconds a redraw task may run (soft: raises inside it; hard: ends it; prefork pool).
+REDRAW_SOFT_LIMIT = 60
+REDRAW_LIMIT = 90
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -39,14 +49,19 @@ def create_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         broker_transport_options={"visibility_timeout": 600},
         broker_connection_retry_on_startup=True,
+        task_queues=(Queue(DEFAULT_QUEUE), Queue(REDRAW_QUEUE)),
+        task_default_queue=DEFAULT_QUEUE,
+        task_routes={"resolvemeq.redraw": {"queue": REDRAW_QUEUE}},
         timezone="UTC",
         # A decision may not outlive its claim on the ticket (the sweep takes an
         # expired claim over): the soft limit raises inside it, the hard one ends it
         # (both on the prefork pool; the thread pool has no time limits).
+        # A redraw waits for its message's lock (10 s at most) and makes a few Slack
+        # calls (each bounded by the client's timeout): a minute is far past either.
         task_annotations={"resolvemeq.decide_ticket": {
             "soft_time_limit": settings.claim_ttl.total_seconds() * 0.8,
             "time_limit": settings.claim_ttl.total_seconds(),
-        }},
+        }, "resolvemeq.redraw": {"soft_time_limit": REDRAW_SOFT_LIMIT, "time_limit": REDRAW_LIMIT}},
         beat_schedule={
             name: {"task": f"resolvemeq.{name}", "schedule": interval,
                    "options": {"expires": interval}}

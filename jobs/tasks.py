@@ -13,7 +13,7 @@ from celery.signals import worker_process_init
 
 from bot.core.errors import NotFound
 from bot.core.settings import load_settings
-from bot.workflows import dispatch, periodic
+from bot.workflows import dispatch, periodic, redraws
 from bot.workflows.dispatch import DecisionKind
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,28 @@ def decide_ticket(self, ticket_id: int, kind: str = DecisionKind.NEW, owed: list
         # Recorded by the decision already (bot.workflows.decision); try again soon.
         raise self.retry(exc=error, countdown=10) from error
     return "already decided" if outcome.already_processed else "decided"
+
+
+# The work after a click (bot.workflows.redraws): acknowledged after it ran (a worker
+# killed mid-redraw leaves it to be redelivered), harmless twice (each message drawn
+# from the state at send time under its message lock; owed outbox rows sent once by
+# their claims), time-limited (jobs/celery_app.py), retried twice after a failure
+# (the database or Redis away for a moment); after that the stored answer stands and
+# the message shows it at the next redraw.
+@shared_task(name="resolvemeq.redraw", bind=True, acks_late=True, reject_on_worker_lost=True,
+             max_retries=2)
+def redraw(self, **fields) -> str:
+    try:
+        which = redraws.Redraw.from_fields(fields)
+    except ValueError:
+        log.error("redraw: not a redraw %r; dropped", sorted(fields))
+        return "unknown"
+    try:
+        runtime, client = _runtime()
+        redraws.run_redraw(runtime, client, which)
+    except Exception as error:
+        raise self.retry(exc=error, countdown=2) from error
+    return "redrawn"
 
 
 @shared_task(name="resolvemeq.sweep_new_tickets")

@@ -27,6 +27,7 @@ from bot.delivery.slack_roles import WorkspaceRoles
 from bot.delivery.user_groups import UserGroups
 from bot.workflows.dispatch import InProcessDecisions
 from bot.workflows.home import HomeFigures
+from bot.workflows.redraws import InProcessRedraws
 from bot.workflows.runtime import Runtime
 from handlers import register_all
 from handlers.deps import SlackDeps
@@ -64,13 +65,18 @@ def create_app(
         members=ChannelMembers(client),
         groups=UserGroups(client),
     )
-    # Where new tickets' decisions run: the Celery workers, or this process's pool.
+    # Where new tickets' decisions and the work after a click run: the Celery workers
+    # (a redraw the broker refuses falls back to this process's pool), or this process's.
+    in_process_redraws = InProcessRedraws(runtime, client, deps.background)
     if settings.decisions_on_workers:
-        from jobs.dispatch import CeleryDecisions
+        from jobs.dispatch import CeleryDecisions, CeleryRedraws, publishing_app
 
-        runtime.decisions = CeleryDecisions(settings)
+        publisher = publishing_app(settings)
+        runtime.decisions = CeleryDecisions(settings, publisher)
+        runtime.redraws = CeleryRedraws(publisher, fallback=in_process_redraws)
     else:
         runtime.decisions = InProcessDecisions(runtime, client, deps.background)
+        runtime.redraws = in_process_redraws
     identity = BotIdentity(client, team_id=settings.slack_team_id)
     identity.learn_now()
 

@@ -339,6 +339,12 @@ class SlackStandIn(LoopbackHTTPServer):
         """
         self._add_fault(method, _Fault(seconds=seconds, remaining=times))
 
+    def faults_left(self, method: str) -> int:
+        """How many more calls of ``method`` the faults set for it will meet (0: a call
+        has taken the last one, e.g. it is waiting out its delay now)."""
+        with self._cond:
+            return sum(fault.remaining for fault in self._faults.get(method, ()))
+
     def drop_connection_next(self, method: str, *, times: int = 1) -> None:
         """Close the connection without answering the next ``times`` calls (no effect)."""
         self._add_fault(method, _Fault(drop=True, remaining=times))

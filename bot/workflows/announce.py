@@ -2,7 +2,7 @@
 
 Each function owns its transactions (like a job) and talks to Slack through one
 `WebClient` whose calls never raise for permanent errors (`safe_call`). They run on the
-background executor today and are what the Celery tasks will call.
+background executor or in Celery tasks (bot.workflows.dispatch, bot.workflows.redraws).
 """
 
 from __future__ import annotations
@@ -206,15 +206,18 @@ def open_reason_modal(client: WebClient, *, trigger_id: str, result: FeedbackRes
     return opened is not None
 
 
-def announce_feedback(
-    runtime: Runtime, client: WebClient, result: FeedbackResult, *, channel: str,
-    message_ts: str, owed: Sequence[int] = (),
+def redraw_answer(
+    runtime: Runtime, client: WebClient, *, ticket_id: int, person_resolution_id: int | None,
+    channel: str, message_ts: str, owed: Sequence[int] = (), ticket_moved: bool = False,
 ) -> None:
     """Show the requester's answer on the message they clicked, and send what is owed.
 
-    The message is drawn from the state at send time, one update per message at a
-    time (in this process and, with Redis, across processes): clicks answered out of
-    order still leave the message showing the last answer.
+    Plain values only (a Celery task calls it: bot.workflows.redraws). The message is
+    drawn from the state at send time, one update per message at a time (in this
+    process and, with Redis, across processes): clicks answered out of order still
+    leave the message showing the last answer, and running it twice draws the same.
+    `owed` rows are sent once whoever runs this (their claims); `ticket_moved`: the
+    answer reopened or resolved the ticket again, so its team notices are redrawn.
     """
     with runtime.message_locks.hold((channel, message_ts)):
         with transaction(runtime.sessions) as session:
@@ -222,12 +225,12 @@ def announce_feedback(
             # is redrawn, each as it stands.
             text, blocks = (followup_batches.redraw(session, channel=channel, ts=message_ts,
                                                     now=clock.now())
-                            or _answered(session, result))
+                            or _answered(session, ticket_id, person_resolution_id))
         safe_call(client, "chat.update", channel=channel, ts=message_ts, text=text, blocks=blocks)
     outbox.deliver(runtime.sessions, client, list(owed), ttl=runtime.settings.claim_ttl)
-    if result.ticket_moved:
+    if ticket_moved:
         # Reopened or resolved again: the team's notices show it.
-        team_notices.refresh_team_notices(runtime, client, result.ticket.ticket_id)
+        team_notices.refresh_team_notices(runtime, client, ticket_id)
 
 
 def announce_nps(runtime: Runtime, client: WebClient, *, channel: str, message_ts: str) -> None:
@@ -240,16 +243,16 @@ def announce_nps(runtime: Runtime, client: WebClient, *, channel: str, message_t
             safe_call(client, "chat.update", channel=channel, ts=message_ts, text=drawn[0], blocks=drawn[1])
 
 
-def _answered(session, result: FeedbackResult) -> tuple[str, list]:
+def _answered(session, ticket_id: int, person_resolution_id: int | None) -> tuple[str, list]:
     """The clicked message as it stands now: the bot's answer or a person's resolution."""
-    if result.by_person:
-        ticket = tickets.get_ticket(session, result.ticket.ticket_id)
-        person = session.get(PersonResolution, result.resolution.id)
+    if person_resolution_id is not None:
+        ticket = tickets.get_ticket(session, ticket_id)
+        person = session.get_one(PersonResolution, person_resolution_id)
         action = tickets.action_by_id(session, person.action_id) if person.action_id else None
         withdrawn = action is not None and action.rolled_back
         return views.answered_person_resolution_message(ticket, person, withdrawn=withdrawn)
     # The bot's answer, the busiest redraw (every requester's click): one read, not three.
-    ticket, bots, action = tickets.answered_by_bot(session, result.ticket.ticket_id)
+    ticket, bots, action = tickets.answered_by_bot(session, ticket_id)
     return views.answered_resolution_message(ticket, action, bots)
 
 

@@ -26,6 +26,7 @@ from models import TicketSource, make_engine, make_session_factory, transaction
 
 if TYPE_CHECKING:
     from bot.workflows.dispatch import Decisions
+    from bot.workflows.redraws import Redraws
 
 
 @dataclass
@@ -42,6 +43,9 @@ class Runtime:
     # Where this process hands decisions off (bot.workflows.dispatch); set by the Slack
     # app and the worker, None where nothing is handed off (the CLI's `ask`).
     decisions: Decisions | None = None
+    # Where this process hands the work after a click off (bot.workflows.redraws): the
+    # workers or this process's pool; set by the Slack app, None elsewhere.
+    redraws: Redraws | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, namespace: str = "resolvemeq") -> Runtime:

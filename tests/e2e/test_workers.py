@@ -17,15 +17,18 @@ import pytest
 import redis
 from sqlalchemy import select
 
+from bot import views
 from bot.core.settings import load_settings
 from models import ActionHistory, Ticket, TicketStatus
 from tests.support.databases import clean_e2e
 from tests.support.fake_agent import OK, running_fake_agent, slow
-from tests.support.harness import CHANNEL, Server, wait_until
+from tests.support.harness import CHANNEL, ESCALATIONS, Server, resolved_ticket, shown, wait_until
 from tests.support.jobs_harness import BROKER_URL, Worker
+from tests.support.tcp_proxy import TcpProxy
 
 PASSWORD = "I forgot my password and can't log in"
 DECIDE = "resolvemeq.decide_ticket"
+REDRAW = "resolvemeq.redraw"
 
 
 @pytest.fixture()
@@ -48,17 +51,22 @@ def on_workers(slack, e2e_db_url, e2e_engine, broker):
 
 def _queued(broker) -> list[tuple[str, list]]:
     """The tasks waiting in the broker's default queue: (name, args), oldest first."""
+    return [(name, args) for name, args, _ in _queued_calls(broker)]
+
+
+def _queued_calls(broker, queue: str = "celery") -> list[tuple[str, list, dict]]:
+    """The tasks waiting in one of the broker's queues: (name, args, kwargs), oldest first."""
     found = []
-    for raw in reversed(broker.lrange("celery", 0, -1)):
+    for raw in reversed(broker.lrange(queue, 0, -1)):
         message = json.loads(raw)
-        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-        found.append((message["headers"]["task"], args))
+        args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        found.append((message["headers"]["task"], args, kwargs))
     return found
 
 
 def _idle(broker) -> bool:
     """Nothing waiting and nothing delivered but not yet acknowledged."""
-    return broker.llen("celery") == 0 and broker.hlen("unacked") == 0
+    return broker.llen("celery") == 0 and broker.llen("redraws") == 0 and broker.hlen("unacked") == 0
 
 
 def _publish(task: str, *args) -> None:
@@ -242,3 +250,134 @@ def test_a_reply_in_the_thread_is_re_decided_by_a_worker(on_workers, slack, brok
     answer = slack.calls("chat.postMessage")[1]
     assert (answer.args["channel"], answer.args["thread_ts"]) == (dm, asked_ts)
     assert f"I think I can fix ticket *#{ticket_id}*" in json.dumps(answer.args)
+
+
+# ----- the work after a click, on the workers ---------------------------------------------
+
+
+def _posted_resolution(sessions, slack) -> tuple[int, str]:
+    """A resolved ticket whose answer is posted in CHANNEL: (ticket id, the message's ts)."""
+    from slack_sdk import WebClient
+
+    ticket_id = resolved_ticket(sessions)
+    with sessions() as session:
+        ticket = session.get_one(Ticket, ticket_id)
+        [action] = session.scalars(select(ActionHistory).where(ActionHistory.ticket_id == ticket_id))
+        text, blocks = views.resolution_message(ticket, action, ticket_text=ticket.description)
+        ts = WebClient(token=slack.token, base_url=slack.base_url).chat_postMessage(
+            channel=CHANNEL, text=text, blocks=blocks)["ts"]
+        ticket.slack_message_ts = ts
+        session.commit()
+    return ticket_id, ts
+
+
+def _rate(server, ticket_id: int, ts: str, score: int) -> None:
+    answer = server.click(views.rating_action_id(score), views.feedback_value(ticket_id, score=score),
+                          message_ts=ts)
+    assert answer.status_code == 200, answer.text
+
+
+def _updates(slack, ts: str) -> list:
+    return [c for c in slack.calls("chat.update") if c.args.get("ts") == ts]
+
+
+def _on_screen(slack, ts: str) -> str:
+    [message] = [m for m in slack.messages(CHANNEL) if m["ts"] == ts]
+    return shown(message)
+
+
+def test_a_click_is_answered_by_serve_and_its_message_redrawn_by_a_worker(
+        on_workers, slack, broker, e2e_sessions):
+    ticket_id, ts = _posted_resolution(e2e_sessions, slack)
+    _rate(on_workers, ticket_id, ts, 4)
+    # serve stored the answer and handed the redraw off, in plain values, on the redraws'
+    # own queue (not behind the decisions): nothing drawn there.
+    assert _queued_calls(broker) == []
+    [(name, args, kwargs)] = _queued_calls(broker, "redraws")
+    assert (name, args) == (REDRAW, [])
+    assert (kwargs["kind"], kwargs["ticket_id"], kwargs["channel"], kwargs["message_ts"]) == (
+        "answer", ticket_id, CHANNEL, ts)
+    time.sleep(1.0)
+    assert _updates(slack, ts) == []
+
+    workers = _workers(on_workers.env["DATABASE_URL"], slack, "drawer")
+    try:
+        wait_until(lambda: _updates(slack, ts), timeout=60, what="the worker's redraw")
+        wait_until(lambda: _idle(broker), timeout=10, what="the task acknowledged")
+    finally:
+        _stop(workers)
+    assert len(_updates(slack, ts)) == 1
+    assert "Rated 4/5" in _on_screen(slack, ts)
+
+
+def test_an_earlier_clicks_redraw_landing_late_still_leaves_the_last_answer_shown(
+        on_workers, slack, broker, e2e_sessions):
+    ticket_id, ts = _posted_resolution(e2e_sessions, slack)
+    # The first redraw's chat.update lands 4 s late; the second click's redraw, on the
+    # worker's other thread, would land first and be overwritten by the older answer
+    # but for the message's lock (in Redis: shared by every worker and serve process).
+    slack.delay("chat.update", 4.0)
+    workers = _workers(on_workers.env["DATABASE_URL"], slack, "drawer")
+    try:
+        _rate(on_workers, ticket_id, ts, 2)
+        # The worker has drawn "2/5" and its chat.update is waiting out the delay.
+        wait_until(lambda: slack.faults_left("chat.update") == 0, timeout=60,
+                   what="the first redraw sent by the worker")
+        _rate(on_workers, ticket_id, ts, 5)
+        wait_until(lambda: len(_updates(slack, ts)) == 2, timeout=30, what="both redraws")
+        wait_until(lambda: _idle(broker), timeout=10, what="both tasks acknowledged")
+    finally:
+        _stop(workers)
+    first, second = _updates(slack, ts)
+    assert "Rated 2/5" in shown(first.args) and "Rated 5/5" in shown(second.args)
+    assert "Rated 5/5" in _on_screen(slack, ts)
+
+
+def test_a_no_redrawn_twice_on_the_workers_tells_the_thread_and_the_team_once(
+        on_workers, slack, broker, e2e_sessions):
+    ticket_id, ts = _posted_resolution(e2e_sessions, slack)
+    answer = on_workers.click(views.ActionId.FEEDBACK_NO, views.feedback_value(ticket_id), message_ts=ts)
+    assert answer.status_code == 200, answer.text
+    [(_, _, redraw)] = _queued_calls(broker, "redraws")
+    assert redraw["owed"] and redraw["ticket_moved"]  # the reopen's notices go with the redraw
+    # The same task again, as a redelivery brings it (a worker died before its ack).
+    from jobs.celery_app import create_celery
+
+    app = create_celery(load_settings(database_url="sqlite://", redis_url=BROKER_URL))
+    app.send_task(REDRAW, kwargs=redraw)
+    app.close()
+    workers = _workers(on_workers.env["DATABASE_URL"], slack, "one", "two")
+    try:
+        wait_until(lambda: len(_updates(slack, ts)) >= 2, timeout=60, what="both runs' redraws")
+        wait_until(lambda: _idle(broker), timeout=30, what="both tasks acknowledged")
+        wait_until(lambda: slack.messages(ESCALATIONS), timeout=10, what="the team's notice")
+        time.sleep(0.5)
+    finally:
+        _stop(workers)
+    # Each run drew the message from what is stored: the same answer.
+    first, second = _updates(slack, ts)
+    assert shown(first.args) == shown(second.args)
+    assert "You said it did not" in _on_screen(slack, ts)
+    # The notices it owed went out once, whichever run sent them.
+    assert len(slack.messages(ESCALATIONS)) == 1
+    assert len([m for m in slack.messages(CHANNEL) if m.get("thread_ts") == ts]) == 1
+
+
+def test_a_click_whose_redraw_the_broker_refuses_is_redrawn_by_serve(
+        slack, e2e_db_url, e2e_engine, e2e_sessions, broker):
+    broker_url = redis.Redis.from_url(BROKER_URL).connection_pool.connection_kwargs
+    with TcpProxy(broker_url["host"], broker_url["port"]) as proxy:
+        through = f"redis://127.0.0.1:{proxy.port}/{broker_url['db']}"
+        server = Server(database_url=e2e_db_url, slack=slack, redis_url=through, DECIDE_ON="workers").start()
+        try:
+            ticket_id, ts = _posted_resolution(e2e_sessions, slack)
+            proxy.cut()  # the broker (and Redis) refuse connections: nothing can be published
+            _rate(server, ticket_id, ts, 3)
+            wait_until(lambda: _updates(slack, ts), timeout=30, what="the redraw in serve's pool")
+            assert "Rated 3/5" in _on_screen(slack, ts)
+            assert "drawing it here" in server.output()
+        finally:
+            server.stop()
+            clean_e2e(e2e_engine)
+            slack.reset()
+    assert broker.llen("redraws") == 0
