@@ -11,13 +11,12 @@ know whether there is room asks before its ack (`slot`), what may be dropped use
 May import `bot.workflows` and the layers below it; never `bot.platform` or `jobs`.
 """
 
-import re
-
 from slack_bolt import App
 
 
 def register_all(app: App) -> None:
-    """Bind every listener and the error handler to `app`."""
+    """Bind every listener and the error handler to `app` (`handlers.routing`: one
+    listener per kind of request, routing by the request's own id)."""
     from handlers import (
         admin,
         approvals,
@@ -31,15 +30,11 @@ def register_all(app: App) -> None:
         requester,
         teamwork,
     )
+    from handlers.routing import Routes
 
+    routes = Routes()
     for module in (commands, messages, message_tickets, feedback, admin, approvals, teamwork,
-                   requester, autonomy, home, errors):
-        module.register(app)
-    # Last, so they only catch what nothing above handles: a 404 would show the
-    # person an error, and Slack retries events that are not answered 200.
-    app.action(re.compile(".*"))(_acknowledge)
-    app.event(re.compile(".*"))(_acknowledge)
-
-
-def _acknowledge(ack) -> None:
-    ack()
+                   requester, autonomy, home):
+        module.register(routes)
+    routes.bind(app)
+    errors.register(app)

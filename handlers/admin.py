@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack
 from sqlalchemy.orm import Session
 
 from bot import views
@@ -23,6 +23,7 @@ from bot.views import ActionId
 from bot.workflows import announce
 from handlers import approvals
 from handlers.deps import SlackDeps
+from handlers.routing import Routes
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,6 @@ def _confirmed(action: dict) -> tuple[uuid.UUID, str]:
         raise InvalidInput(INVALID_BUTTON) from None
 
 
-def register(app: App) -> None:
-    app.action(ActionId.ROLLBACK_CONFIRM.value)(confirm)
-    app.action(ActionId.ROLLBACK_CANCEL.value)(cancel)
+def register(routes: Routes) -> None:
+    routes.action(ActionId.ROLLBACK_CONFIRM.value)(confirm)
+    routes.action(ActionId.ROLLBACK_CANCEL.value)(cancel)

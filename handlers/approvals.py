@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack
 from sqlalchemy.orm import Session
 
 from bot import views
@@ -23,6 +23,7 @@ from bot.domain import approvals
 from bot.views import ActionId, BlockId, CallbackId
 from bot.workflows import approvals as approval_notices
 from handlers.deps import SlackDeps
+from handlers.routing import Routes
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def _reason(view: dict) -> str:
     return reason if isinstance(reason, str) else ""
 
 
-def register(app: App) -> None:
-    app.action(ActionId.ROLLBACK_APPROVE.value)(approve)
-    app.action(ActionId.ROLLBACK_REJECT.value)(start_reject)
-    app.view(CallbackId.REJECT_ROLLBACK.value)(submit_rejection)
+def register(routes: Routes) -> None:
+    routes.action(ActionId.ROLLBACK_APPROVE.value)(approve)
+    routes.action(ActionId.ROLLBACK_REJECT.value)(start_reject)
+    routes.view(CallbackId.REJECT_ROLLBACK.value)(submit_rejection)

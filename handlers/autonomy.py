@@ -8,7 +8,7 @@ transaction and committed by the acknowledgement; the announcement is sent after
 
 from __future__ import annotations
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack
 from sqlalchemy.orm import Session
 
 from bot import views
@@ -18,6 +18,7 @@ from bot.views.autonomy import USAGE
 from bot.views.escape import from_slack_text
 from bot.workflows import autonomy
 from handlers.deps import SlackDeps
+from handlers.routing import Routes
 from models import AutonomyMode
 
 MODES = {"pause": AutonomyMode.PAUSED, "resume": AutonomyMode.ON, "shadow": AutonomyMode.SHADOW}
@@ -62,5 +63,5 @@ def _experiment(ack: Ack, session: Session, deps: SlackDeps, user: str, *, stop:
         deps.background.try_submit(autonomy.announce, deps.runtime, deps.client, stopped.owed)
 
 
-def register(app: App) -> None:
-    app.command("/autonomy")(autonomy_command)
+def register(routes: Routes) -> None:
+    routes.command("/autonomy")(autonomy_command)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, Respond
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,7 @@ from bot.workflows import dispatch
 from bot.workflows.runtime import Runtime
 from handlers.deps import SlackDeps
 from handlers.errors import DB_DOWN, said_for
+from handlers.routing import Routes
 from models import TicketSource, read_transaction
 
 log = logging.getLogger(__name__)
@@ -134,8 +135,8 @@ def _respond_later(respond: Respond, text: str, blocks: list) -> None:
         log.exception("could not send the stats to the response URL")
 
 
-def register(app: App) -> None:
-    app.command("/ticket")(open_ticket)
-    app.command("/history")(show_history)
-    app.command("/rollback")(start_rollback)
-    app.command("/resolution-stats")(show_stats)
+def register(routes: Routes) -> None:
+    routes.command("/ticket")(open_ticket)
+    routes.command("/history")(show_history)
+    routes.command("/rollback")(start_rollback)
+    routes.command("/resolution-stats")(show_stats)

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack
 from sqlalchemy.orm import Session
 
 from bot import views
@@ -30,6 +30,7 @@ from bot.views import ActionId, BlockId, CallbackId
 from bot.workflows import announce, redraws
 from bot.workflows import teamwork as team_notices
 from handlers.deps import SlackDeps
+from handlers.routing import Routes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -175,10 +176,10 @@ def _action_ref(action: dict) -> uuid.UUID:
     return views.parse_why_value(action.get("value") or "")
 
 
-def register(app: App) -> None:
-    app.action(ActionId.FEEDBACK_YES.value)(yes)
-    app.action(ActionId.FEEDBACK_NO.value)(no)
-    app.action(views.RATING_ACTION_RE)(rate)
-    app.action(ActionId.WHY.value)(why)
-    app.action(views.NPS_ACTION_RE)(nps)
-    app.view(CallbackId.FEEDBACK_REASON.value)(submit_reason)
+def register(routes: Routes) -> None:
+    routes.action(ActionId.FEEDBACK_YES.value)(yes)
+    routes.action(ActionId.FEEDBACK_NO.value)(no)
+    routes.action(views.RATING_ACTION_RE)(rate)
+    routes.action(ActionId.WHY.value)(why)
+    routes.action(views.NPS_ACTION_RE)(nps)
+    routes.view(CallbackId.FEEDBACK_REASON.value)(submit_reason)

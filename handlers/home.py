@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack
 
 from bot.workflows import home
 from handlers.deps import SlackDeps
+from handlers.routing import Routes
 
 
 def home_opened(ack: Ack, event: dict, deps: SlackDeps) -> None:
@@ -21,5 +22,5 @@ def home_opened(ack: Ack, event: dict, deps: SlackDeps) -> None:
                               figures=deps.home)
 
 
-def register(app: App) -> None:
-    app.event("app_home_opened")(home_opened)
+def register(routes: Routes) -> None:
+    routes.event("app_home_opened")(home_opened)

@@ -11,7 +11,7 @@ Someone asking again for a message that has its ticket is told so, only them.
 
 from __future__ import annotations
 
-from slack_bolt import Ack, App, BoltRequest
+from slack_bolt import Ack, BoltRequest
 from sqlalchemy.orm import Session
 
 from bot import views
@@ -23,6 +23,7 @@ from bot.workflows import announce, deferred, dispatch
 from bot.workflows import requester as flows
 from bot.workflows.dispatch import DecisionKind
 from handlers.deps import SlackDeps
+from handlers.routing import Routes
 from models import TicketSource
 
 REACTION = "ticket"
@@ -79,6 +80,6 @@ def _open(ack: Ack, session: Session, deps: SlackDeps, message: Message, *, repo
             slot.dispatch(ticket_id, DecisionKind.NEW, owed)
 
 
-def register(app: App) -> None:
-    app.event("reaction_added")(reaction)
-    app.message_shortcut(CallbackId.CREATE_TICKET.value)(shortcut)
+def register(routes: Routes) -> None:
+    routes.event("reaction_added")(reaction)
+    routes.message_shortcut(CallbackId.CREATE_TICKET.value)(shortcut)

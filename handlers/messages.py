@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack
 from sqlalchemy.orm import Session
 
 from bot.domain import conversation, intake
@@ -20,6 +20,7 @@ from bot.views.escape import from_slack_text
 from bot.workflows import deferred, dispatch
 from bot.workflows.dispatch import DecisionKind
 from handlers.deps import SlackDeps
+from handlers.routing import Routes
 from models import TicketSource
 
 _LEADING_MENTION = re.compile(r"^\s*<@[A-Z0-9]+>\s*")
@@ -115,6 +116,6 @@ def _open(ack: Ack, session: Session, deps: SlackDeps, body: dict, event: dict, 
             slot.dispatch(result.ticket.ticket_id)
 
 
-def register(app: App) -> None:
-    app.event("message")(message)
-    app.event("app_mention")(mention)
+def register(routes: Routes) -> None:
+    routes.event("message")(message)
+    routes.event("app_mention")(mention)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack
 from sqlalchemy.orm import Session
 
 from bot import views
@@ -23,6 +23,7 @@ from bot.domain import requester
 from bot.views import ActionId, BlockId, CallbackId
 from bot.workflows import requester as flows
 from handlers.deps import SlackDeps
+from handlers.routing import Routes
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def _detail(view: dict) -> str:
     return detail if isinstance(detail, str) else ""
 
 
-def register(app: App) -> None:
-    app.action(ActionId.MY_ADD_DETAIL.value)(start_detail)
-    app.action(ActionId.MY_WITHDRAW.value)(withdraw)
-    app.view(CallbackId.ADD_DETAIL.value)(submit_detail)
+def register(routes: Routes) -> None:
+    routes.action(ActionId.MY_ADD_DETAIL.value)(start_detail)
+    routes.action(ActionId.MY_WITHDRAW.value)(withdraw)
+    routes.view(CallbackId.ADD_DETAIL.value)(submit_detail)

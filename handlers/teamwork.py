@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack
 from sqlalchemy.orm import Session
 
 from bot import views
@@ -21,6 +21,7 @@ from bot.views import ActionId, BlockId, CallbackId
 from bot.workflows import announce
 from bot.workflows import teamwork as team_notices
 from handlers.deps import SlackDeps
+from handlers.routing import Routes
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def _note(view: dict) -> str:
     return note if isinstance(note, str) else ""
 
 
-def register(app: App) -> None:
-    app.action(ActionId.TEAM_TAKE.value)(take)
-    app.action(ActionId.TEAM_RESOLVE.value)(start_resolve)
-    app.view(CallbackId.RESOLVE_TICKET.value)(submit_resolution)
+def register(routes: Routes) -> None:
+    routes.action(ActionId.TEAM_TAKE.value)(take)
+    routes.action(ActionId.TEAM_RESOLVE.value)(start_resolve)
+    routes.view(CallbackId.RESOLVE_TICKET.value)(submit_resolution)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from limits import RateLimitItem
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -121,11 +122,10 @@ def open_ticket(
     # retried it, or a concurrent delivery of the same event won the race), in which
     # case that delivery's ticket is the answer. No savepoint is needed: a conflict is
     # not an error, so the caller's transaction stays usable.
-    ticket = session.scalars(
-        _insert_for(session)(Ticket).values(**values)
-        .on_conflict_do_nothing(index_elements=[Ticket.source_event_id])
-        .returning(Ticket)
-    ).one_or_none()
+    if values.keys() != _COLUMNS:  # a column added here must be added to the INSERT too
+        raise RuntimeError(f"the ticket INSERT does not set {sorted(values.keys() ^ _COLUMNS)}")
+    ticket = session.scalars(_insert(session.get_bind().dialect.name),
+                             {_PARAM + name: value for name, value in values.items()}).one_or_none()
     if ticket is None:
         existing = _by_event(session, event_id) if event_id is not None else None
         if existing is None:
@@ -168,9 +168,23 @@ def _in_about(retry_at: datetime, now: datetime) -> str:
     return "in about an hour" if hours == 1 else f"in about {hours} hours"
 
 
-def _insert_for(session: Session):
-    """The INSERT construct of the session's database, which has ON CONFLICT."""
-    return sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+# The INSERT's parameters are named apart from its columns (SQLAlchemy reserves those).
+_PARAM = "new_"
+_COLUMNS = frozenset({"user_id", "user_name", "issue_type", "description", "status", "tags",
+                      "source", "source_event_id", "slack_team_id", "slack_channel_id",
+                      "slack_thread_ts", "created_at", "updated_at"})
+
+
+@functools.cache
+def _insert(dialect: str):
+    """The ticket's INSERT ... ON CONFLICT DO NOTHING RETURNING for this database (both
+    have ON CONFLICT), built once with bound parameters: it runs on every new ticket,
+    and built each time with its values it cost more CPU than its round trip
+    (docs/BENCHMARKS.md, "Ack CPU")."""
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    return (insert(Ticket).values({name: bindparam(_PARAM + name) for name in sorted(_COLUMNS)})
+            .on_conflict_do_nothing(index_elements=[Ticket.source_event_id])
+            .returning(Ticket))
 
 
 def _by_event(session: Session, event_id: str) -> Ticket | None:

@@ -25,7 +25,7 @@ from bench.report import markdown_table, ms
 MODULES = sorted(info.name for info in pkgutil.iter_modules(bench.__path__))
 # Each script's quick flag, as `--help` lists it (docs/BENCHMARKS.md gives the commands).
 SCRIPTS = ("ack_path", "saturation", "memory", "decision_cpu", "followup_sweep", "queries",
-           "seed", "bare_bolt", "slow_agent", "audit_chain", "production")
+           "seed", "bare_bolt", "slow_agent", "audit_chain", "production", "ack_cpu")
 
 
 @pytest.mark.parametrize("name", MODULES)
