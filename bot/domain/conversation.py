@@ -194,6 +194,14 @@ def has_waiting_reply() -> ColumnElement[bool]:
                           TicketMessage.decided_action_id.is_(None))
 
 
+def anything_waits(session: Session, ticket_id: int) -> bool:
+    """Whether something the requester added to the ticket waits for a decision: one
+    indexed read, where a claim on `redecidable()` is an UPDATE, a read of the ticket and
+    a read of its last action. False means no such claim can succeed."""
+    return bool(session.scalar(select(
+        exists().where(TicketMessage.ticket_id == ticket_id, TicketMessage.decided_action_id.is_(None)))))
+
+
 def not_rolled_back() -> ColumnElement[bool]:
     """SQL: no admin rolled back an action on the ticket. After a rollback a person has
     the ticket (the team was told): the bot neither reads replies on it nor decides again."""
