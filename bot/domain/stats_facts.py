@@ -137,7 +137,8 @@ def compute(session: Session, ranges: Sequence[Range], *,
             bucket, keys, values = row[0], row[1:1 + _keys(family)], row[1 + _keys(family):]
             if bucket < 0:
                 continue
-            _add(out.setdefault(bucket, {}), family, tuple(str(k) for k in keys), values)
+            _add(out.setdefault(bucket, {}), family, tuple(str(k) for k in keys),
+                 _success_values(values) if family is SUCCESS else values)
     return out
 
 
@@ -288,6 +289,57 @@ def outcome_of(ranges: Sequence, earliest=None):
     return outcome, joined
 
 
+def outcome_per_action(earliest):
+    """`outcome_of`'s CASE for a few actions (a window's live edges, an hour being
+    rolled): what answers each action is looked up by its ticket, row by row.
+
+    `outcome_of`'s joins let the planner hash every resolution made since `earliest`
+    (the window's start: 90 days of them for a 90-day window) when it misjudges how
+    many actions the edges hold; a correlated subquery is always an index lookup per
+    action. Evaluate it once per row (group by it): each mention runs its lookups.
+    """
+    action, undone = ActionHistory, aliased(ActionHistory, name="undone")
+    routing = action.action_type != ActionType.AUTO_RESOLVE
+    resolution = TicketResolution
+    # The ticket's resolution that answers the action, unless rolled back: 'y' a Yes,
+    # 'n' a No, '' neither (one resolution per ticket: uq_ticket_resolution_ticket_id).
+    answer = (
+        select(case((resolution.resolution_confirmed.is_(True), literal("y")),
+                    (_said_no(resolution), literal("n")), else_=literal("")))
+        .where(resolution.ticket_id == action.ticket_id, resolution.created_at >= earliest,
+               or_(resolution.action_id == action.id,
+                   and_(routing, resolution.created_at >= action.executed_at)),
+               ~exists().where(undone.id == resolution.action_id, undone.rolled_back.is_(True)))
+        .limit(1)
+        .scalar_subquery()
+    )
+
+    def people_said(said: ColumnElement[bool]) -> ColumnElement[bool]:
+        return and_(routing, exists().where(PersonResolution.ticket_id == action.ticket_id,
+                                            PersonResolution.created_at >= earliest,
+                                            PersonResolution.created_at >= action.executed_at, said))
+
+    people_yes = people_said(PersonResolution.resolution_confirmed.is_(True))
+    people_no = people_said(_said_no(PersonResolution))
+    # A Yes anywhere first, then a No: a CASE on the answer, so that it is looked up once.
+    by_answer = case(
+        {"y": literal(CONFIRMED),
+         "n": case((people_yes, literal(CONFIRMED)), else_=literal(REOPENED))},
+        value=answer,
+        else_=case((people_yes, literal(CONFIRMED)), (people_no, literal(REOPENED)),
+                   else_=literal(UNANSWERED)))
+    return case((action.rolled_back.is_(True), literal(ROLLED_BACK)), else_=by_answer)
+
+
+def _per_action(query, ranges, *, teams: bool = False):
+    """The bot's actions in `ranges`, for `outcome_per_action`."""
+    query = query.select_from(ActionHistory)
+    if teams:
+        query = query.join(Ticket, Ticket.ticket_id == ActionHistory.ticket_id)
+    return query.where(ActionHistory.action_type.in_(AGENT_ACTIONS),
+                       within(ActionHistory.executed_at, ranges))
+
+
 def confidence_bin() -> ColumnElement:
     # Comparisons, not FLOOR or CAST: both backends agree on them (a CAST rounds on
     # PostgreSQL), and 0.7 stated is 0.7 compared. '' : not autonomous, or no confidence.
@@ -298,16 +350,22 @@ def confidence_bin() -> ColumnElement:
 
 
 def _success(team, ranges, starts, earliest):
-    outcome, joined = outcome_of(ranges, earliest)
+    # Grouped by the outcome too, so that it is worked out once per action; `compute`
+    # folds the outcomes into the family's counts.
+    outcome = outcome_per_action(earliest).label("outcome")
     bucket = bucket_of(ActionHistory.executed_at, starts).label("bucket")
     conf_bin = confidence_bin().label("bin")
-    answered = outcome.in_((CONFIRMED, REOPENED))
-    return joined(select(
-        bucket, ActionHistory.action_type, team.label("team"), conf_bin, func.count(),
-        _count_if(outcome == CONFIRMED), _count_if(outcome == REOPENED),
-        _count_if(outcome == ROLLED_BACK), _count_if(outcome == UNANSWERED),
-        func.sum(case((answered, ActionHistory.confidence_score))),
-    ), teams=True).group_by(*_by(bucket, starts), ActionHistory.action_type, team, conf_bin)
+    return _per_action(select(
+        bucket, ActionHistory.action_type, team.label("team"), conf_bin, outcome, func.count(),
+        func.sum(ActionHistory.confidence_score),
+    ), ranges, teams=True).group_by(*_by(bucket, starts), ActionHistory.action_type, team, conf_bin, outcome)
+
+
+def _success_values(values: Sequence) -> list:
+    """(outcome, count, confidence sum) -> the SUCCESS family's values."""
+    outcome, n, stated = values
+    answered = outcome in (CONFIRMED, REOPENED)
+    return [n, *(n if outcome == name else 0 for name in SUCCESS.counts[1:]), stated if answered else 0]
 
 
 def outcomes_at(session: Session, ranges: Sequence[Range]) -> list[tuple[datetime, str]]:
@@ -321,8 +379,8 @@ def outcomes_at(session: Session, ranges: Sequence[Range]) -> list[tuple[datetim
 
 @functools.lru_cache(maxsize=256)
 def _outcomes_statement(shape: Shape):
-    outcome, joined = outcome_of(placeholders(shape), bindparam("earliest"))
-    return joined(select(ActionHistory.executed_at, outcome))
+    outcome = outcome_per_action(bindparam("earliest"))
+    return _per_action(select(ActionHistory.executed_at, outcome), placeholders(shape))
 
 
 def outcomes_by_bucket(session: Session, ranges: Sequence[Range], starts: Sequence[datetime]
@@ -337,8 +395,7 @@ def outcomes_by_bucket(session: Session, ranges: Sequence[Range], starts: Sequen
 
 @functools.lru_cache(maxsize=256)
 def _outcomes_by_bucket_statement(shape: Shape, buckets: int):
-    outcome, joined = outcome_of(placeholders(shape), bindparam("earliest"))
     starts: list = [bindparam(f"start_{i}") for i in range(buckets)]
     bucket = bucket_of(ActionHistory.executed_at, starts).label("b")
-    labelled = outcome.label("outcome")
-    return joined(select(bucket, labelled, func.count())).group_by(bucket, labelled)
+    labelled = outcome_per_action(bindparam("earliest")).label("outcome")
+    return _per_action(select(bucket, labelled, func.count()), placeholders(shape)).group_by(bucket, labelled)
