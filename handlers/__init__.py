@@ -1,4 +1,4 @@
-"""Bolt listeners: one module per Slack surface, each with `register(app)`.
+"""Bolt listeners: one module per Slack surface, each with `register(routes)`.
 
 Listeners are thin: read the payload, check who is asking, call one service, answer
 with a view. A listener that needs the database takes `session` (the request's
@@ -11,18 +11,23 @@ know whether there is room asks before its ack (`slot`), what may be dropped use
 May import `bot.workflows` and the layers below it; never `bot.platform` or `jobs`.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from slack_bolt import App
 
+if TYPE_CHECKING:
+    from handlers.routing import Routes
 
-def register_all(app: App) -> None:
-    """Bind every listener and the error handler to `app` (`handlers.routing`: one
-    listener per kind of request, routing by the request's own id)."""
+
+def all_routes() -> Routes:
+    """Every handler module's buttons, commands and events, in one set of routes."""
     from handlers import (
         admin,
         approvals,
         autonomy,
         commands,
-        errors,
         feedback,
         home,
         message_tickets,
@@ -36,5 +41,13 @@ def register_all(app: App) -> None:
     for module in (commands, messages, message_tickets, feedback, admin, approvals, teamwork,
                    requester, autonomy, home):
         module.register(routes)
-    routes.bind(app)
+    return routes
+
+
+def register_all(app: App) -> None:
+    """Bind every listener and the error handler to `app` (`handlers.routing`: one
+    listener per kind of request, routing by the request's own id)."""
+    from handlers import errors
+
+    all_routes().bind(app)
     errors.register(app)

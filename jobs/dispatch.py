@@ -54,9 +54,12 @@ class CeleryDecisions:
         """Publish the ticket's decision (which kind, and the outbox rows to send first);
         a failure is logged (the sweep decides later)."""
         try:
+            # Its log line given, as for redraws (CeleryRedraws): Celery's saferepr of the
+            # arguments is CPU on the request thread of every /ticket.
             self._app.send_task(DECIDE_TASK, args=[ticket_id],
                                 kwargs={"kind": str(kind), "owed": [int(i) for i in owed]},
-                                retry=True, retry_policy=_PUBLISH_RETRY)
+                                retry=True, retry_policy=_PUBLISH_RETRY, argsrepr=f"({ticket_id},)",
+                                kwargsrepr=f"{{kind: {kind}}}")
         except Exception:
             log.exception("could not hand ticket %s (%s) to the workers; the sweep will decide on it",
                           ticket_id, kind)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from bot.views import ActionId, feedback_value, rating_action_id
 from handlers import (
     admin,
+    all_routes,
     approvals,
     autonomy,
     commands,
@@ -25,9 +26,6 @@ from handlers import (
 from handlers.routing import Routes
 from models import TicketResolution
 from tests.support.harness import REQUESTER, resolved_ticket
-
-MODULES = (commands, messages, message_tickets, feedback, admin, approvals, teamwork, requester,
-           autonomy, home)
 
 # Every button our views draw, and the handler it reached when each had its own listener.
 BUTTONS = {
@@ -54,10 +52,7 @@ EVENTS = {"message": messages.message, "app_mention": messages.mention,
 
 @pytest.fixture(scope="module")
 def routes() -> Routes:
-    routes = Routes()
-    for module in MODULES:
-        module.register(routes)
-    return routes
+    return all_routes()  # what register_all binds to the app
 
 
 def _said(slack) -> list[str]:
