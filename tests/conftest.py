@@ -84,6 +84,14 @@ def sqlite_url(tmp_path) -> str:
     return url
 
 
+@pytest.fixture()
+def sqlite_sessions(sqlite_url):
+    """A session factory on a new SQLite file at the head migration."""
+    engine = make_engine(sqlite_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
 @pytest.fixture(params=["postgresql", "sqlite"])
 def racing_factory(request, tmp_path):
     """Real sessions (real commits, many connections) on each backend in turn, for tests

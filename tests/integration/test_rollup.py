@@ -12,7 +12,6 @@ import random
 import threading
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import time_machine
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -32,8 +31,6 @@ from models import (
     Ticket,
     TicketResolution,
     TicketStatus,
-    make_engine,
-    make_session_factory,
     transaction,
 )
 from tests.support.full_stats import full_resolution_stats
@@ -165,13 +162,6 @@ def test_rollup_plus_live_is_the_full_count_on_postgresql(session, seed, tickets
         _scenario(session, seed, tickets=tickets, span_days=45, partial=partial)
     finally:
         nested.rollback()
-
-
-@pytest.fixture()
-def sqlite_sessions(sqlite_url):
-    engine = make_engine(sqlite_url)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 @hypothesis_settings(max_examples=3, deadline=None,

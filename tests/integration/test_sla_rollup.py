@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.domain import sla, sla_rollup
-from models import SlaDirty, SlaRollup, TicketSla, make_engine, make_session_factory, transaction
+from models import SlaDirty, SlaRollup, TicketSla, transaction
 from tests.support.factories import make_ticket
 
 # The job's clock: not on a whole day, so every window has partial days at both ends.
@@ -169,13 +169,6 @@ def test_rollup_plus_live_is_the_full_count_on_postgresql(session, seed, tickets
         _scenario(session, seed, tickets=tickets, span_days=45, partial=partial)
     finally:
         nested.rollback()
-
-
-@pytest.fixture()
-def sqlite_sessions(sqlite_url):
-    engine = make_engine(sqlite_url)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 @hypothesis_settings(max_examples=3, deadline=None,
